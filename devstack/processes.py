@@ -1,0 +1,85 @@
+"""Start the local stand-ins for AWS (moto) and Vault (OpenBao) as child processes."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(host, port):
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_for_http(url, process=None, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode} before serving {url}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answered at {url} within {timeout}s")
+
+
+def _executable(name):
+    path = BIN / name
+    return str(path) if path.exists() else shutil.which(name) or name
+
+
+def start_moto(port, log=subprocess.DEVNULL):
+    process = subprocess.Popen([_executable("moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/moto-api/", process)
+    return process, url
+
+
+def start_bao(port, token, log=subprocess.DEVNULL):
+    """An OpenBao dev server: in memory, KV v2 at secret/, never touching ~/.vault-token."""
+    env = {**os.environ, "HOME": os.environ.get("HOME", "/tmp")}
+    env.pop("VAULT_TOKEN", None)
+    env.pop("BAO_TOKEN", None)
+    process = subprocess.Popen(
+        [
+            _executable("bao"),
+            "server",
+            "-dev",
+            f"-dev-root-token-id={token}",
+            "-dev-no-store-token",
+            f"-dev-listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=log,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/v1/sys/health", process)
+    return process, url
+
+
+def stop(process, timeout=10):
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

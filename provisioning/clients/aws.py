@@ -1,0 +1,270 @@
+"""Route53 and IAM, through boto3: every call counted, rate limited (Route53) and retried when transient."""
+
+import json
+
+import botocore.config
+import botocore.exceptions
+
+from .errors import ProviderError
+from .retry import CallStats, RetryPolicy, call_with_retry
+
+TRANSIENT_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "PriorRequestNotComplete",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalError",
+    "ServiceFailure",
+}
+CONNECTION_ERRORS = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectTimeoutError,
+)
+# Route53 limits for one ChangeResourceRecordSets request.
+MAX_CHANGE_RECORDS = 1000
+MAX_CHANGE_CHARS = 32000
+
+
+def error_code(exc):
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return exc.response.get("Error", {}).get("Code", "")
+    return ""
+
+
+def is_transient(exc):
+    return isinstance(exc, CONNECTION_ERRORS) or error_code(exc) in TRANSIENT_CODES
+
+
+class AwsService:
+    """One boto3 client of a boto3.Session, with our retries in place of botocore's."""
+
+    service = ""
+    label = ""
+
+    def __init__(
+        self, session, *, endpoint_url=None, region="us-east-1", retry=None, stats=None, limiter=None, credentials=None
+    ):
+        self.retry = retry or RetryPolicy()
+        self.stats = stats if stats is not None else CallStats()
+        config = botocore.config.Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
+        self.client = session.client(
+            self.service, endpoint_url=endpoint_url or None, region_name=region, config=config, **(credentials or {})
+        )
+        events = self.client.meta.events
+        if limiter is not None:
+            events.register(f"before-send.{self.service}", lambda **_: limiter.acquire())
+        events.register(f"before-send.{self.service}", self._count)
+
+    def _count(self, model=None, **_):
+        self.stats.count(self.label, model.name if model else None)
+
+    def call(self, operation, retry_codes=(), **params):
+        method = getattr(self.client, operation)
+
+        def transient(exc):
+            return is_transient(exc) or error_code(exc) in retry_codes
+
+        try:
+            return call_with_retry(lambda: method(**params), policy=self.retry, is_transient=transient)
+        except botocore.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise ProviderError(
+                f"{self.label} {exc.operation_name} failed: {error.get('Code')}: {error.get('Message')}",
+                service=self.label,
+                permanent=not transient(exc),
+            ) from None
+        except CONNECTION_ERRORS as exc:
+            raise ProviderError(
+                f"{self.label} is unreachable ({type(exc).__name__}); will retry", service=self.label, permanent=False
+            ) from None
+
+
+class Route53(AwsService):
+    service = "route53"
+    label = "route53"
+
+    def find_zone(self, name):
+        """The public zone named `name` (None if there is none): its id, CallerReference and tags."""
+        fqdn = name.rstrip(".") + "."
+        found = self.call("list_hosted_zones_by_name", DNSName=fqdn, MaxItems="10")
+        for zone in found["HostedZones"]:
+            if zone["Name"] == fqdn and not zone.get("Config", {}).get("PrivateZone"):
+                zone_id = zone["Id"].split("/")[-1]
+                return {"id": zone_id, "caller_reference": zone["CallerReference"], "tags": self.tags(zone_id)}
+        return None
+
+    def tags(self, zone_id):
+        found = self.call("list_tags_for_resource", ResourceType="hostedzone", ResourceId=zone_id)
+        return {t["Key"]: t["Value"] for t in found["ResourceTagSet"].get("Tags", [])}
+
+    def create_zone(self, name, caller_reference, tags):
+        created = self.call(
+            "create_hosted_zone",
+            Name=name,
+            CallerReference=caller_reference,
+            HostedZoneConfig={"Comment": "managed by orgdns", "PrivateZone": False},
+        )
+        zone_id = created["HostedZone"]["Id"].split("/")[-1]
+        self.tag_zone(zone_id, tags)
+        return zone_id, created["DelegationSet"]["NameServers"]
+
+    def tag_zone(self, zone_id, tags):
+        self.call(
+            "change_tags_for_resource",
+            ResourceType="hostedzone",
+            ResourceId=zone_id,
+            AddTags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )
+
+    def name_servers(self, zone_id):
+        return self.call("get_hosted_zone", Id=zone_id)["DelegationSet"]["NameServers"]
+
+    def delegation(self, parent_zone_id, name):
+        """The NS record set for `name` in the parent zone, or None."""
+        fqdn = name.rstrip(".") + "."
+        page = self.call(
+            "list_resource_record_sets", HostedZoneId=parent_zone_id, StartRecordName=fqdn, StartRecordType="NS", MaxItems="1"
+        )
+        for record in page["ResourceRecordSets"]:
+            if record["Name"] == fqdn and record["Type"] == "NS":
+                return record
+        return None
+
+    def set_delegation(self, parent_zone_id, name, name_servers, ttl=172800):
+        self.change(parent_zone_id, [_change("UPSERT", name, "NS", name_servers, ttl)])
+
+    def remove_delegation(self, parent_zone_id, name):
+        record = self.delegation(parent_zone_id, name)
+        if record is not None:
+            self.change(parent_zone_id, [{"Action": "DELETE", "ResourceRecordSet": record}])
+
+    def record_sets(self, zone_id):
+        """Every record set in the zone, following every page."""
+        params = {"HostedZoneId": zone_id, "MaxItems": "300"}
+        while True:
+            page = self.call("list_resource_record_sets", **params)
+            yield from page["ResourceRecordSets"]
+            if not page.get("IsTruncated"):
+                return
+            params["StartRecordName"] = page["NextRecordName"]
+            params["StartRecordType"] = page["NextRecordType"]
+            if page.get("NextRecordIdentifier"):
+                params["StartRecordIdentifier"] = page["NextRecordIdentifier"]
+            else:
+                params.pop("StartRecordIdentifier", None)
+
+    def delete_record_sets(self, zone_id, record_sets):
+        """Delete these record sets, in as few requests as Route53's limits allow. Returns the request count."""
+        requests = 0
+        for batch in change_batches([{"Action": "DELETE", "ResourceRecordSet": r} for r in record_sets]):
+            self.change(zone_id, batch)
+            requests += 1
+        return requests
+
+    def change(self, zone_id, changes):
+        self.call("change_resource_record_sets", HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+
+    def delete_zone(self, zone_id):
+        try:
+            self.call("delete_hosted_zone", Id=zone_id)
+        except ProviderError as exc:
+            if "NoSuchHostedZone" not in exc.message:
+                raise
+
+
+def _change(action, name, rtype, values, ttl):
+    return {
+        "Action": action,
+        "ResourceRecordSet": {"Name": name, "Type": rtype, "TTL": ttl, "ResourceRecords": [{"Value": v} for v in values]},
+    }
+
+
+def change_batches(changes):
+    """Split changes into batches within Route53's per-request limits (an UPSERT counts twice)."""
+    batch, records, chars = [], 0, 0
+    for change in changes:
+        values = [r["Value"] for r in change["ResourceRecordSet"].get("ResourceRecords", [])] or [""]
+        weight = 2 if change["Action"] == "UPSERT" else 1
+        n_records, n_chars = weight * len(values), weight * sum(len(v) for v in values)
+        if batch and (records + n_records > MAX_CHANGE_RECORDS or chars + n_chars > MAX_CHANGE_CHARS):
+            yield batch
+            batch, records, chars = [], 0, 0
+        batch.append(change)
+        records += n_records
+        chars += n_chars
+    if batch:
+        yield batch
+
+
+class IAM(AwsService):
+    service = "iam"
+    label = "iam"
+
+    def user_exists(self, user_name):
+        try:
+            self.call("get_user", UserName=user_name)
+            return True
+        except ProviderError as exc:
+            if "NoSuchEntity" in exc.message:
+                return False
+            raise
+
+    def create_user(self, user_name, tags):
+        self.call("create_user", UserName=user_name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+    def put_user_policy(self, user_name, policy_name, document):
+        self.call("put_user_policy", UserName=user_name, PolicyName=policy_name, PolicyDocument=json.dumps(document))
+
+    def access_key_ids(self, user_name):
+        return [k["AccessKeyId"] for k in self.call("list_access_keys", UserName=user_name)["AccessKeyMetadata"]]
+
+    def create_access_key(self, user_name):
+        key = self.call("create_access_key", UserName=user_name)["AccessKey"]
+        return key["AccessKeyId"], key["SecretAccessKey"]
+
+    def delete_access_key(self, user_name, access_key_id):
+        self.call("delete_access_key", UserName=user_name, AccessKeyId=access_key_id)
+
+    def delete_user(self, user_name):
+        """Delete a user the way AWS requires: access keys, inline policies, then the user."""
+        if not self.user_exists(user_name):
+            return
+        for key_id in self.access_key_ids(user_name):
+            self.delete_access_key(user_name, key_id)
+        for policy in self.call("list_user_policies", UserName=user_name)["PolicyNames"]:
+            self.call("delete_user_policy", UserName=user_name, PolicyName=policy)
+        self.call("delete_user", UserName=user_name)
+
+
+class STS(AwsService):
+    service = "sts"
+    label = "sts"
+
+    def wait_until_valid(self):
+        """A new access key takes a few seconds to work everywhere: retry until AWS accepts it."""
+        return self.call("get_caller_identity", retry_codes=("InvalidClientTokenId",))["Arn"]
+
+
+def zone_scoped_policy(zone_id):
+    """Only this zone's records; ListHostedZones cannot be scoped to a zone."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ChangeAndReadThisZone",
+                "Effect": "Allow",
+                "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"],
+                "Resource": [f"arn:aws:route53:::hostedzone/{zone_id}"],
+            },
+            {
+                "Sid": "FindZones",
+                "Effect": "Allow",
+                "Action": ["route53:ListHostedZones"],
+                "Resource": ["*"],
+            },
+        ],
+    }

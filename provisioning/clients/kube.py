@@ -1,0 +1,203 @@
+"""A Kubernetes cluster reached with a server URL, its CA and a bearer token."""
+
+import base64
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
+
+import urllib3
+import yaml
+from kubernetes.client import Configuration
+from kubernetes.client.rest import RESTClientObject
+
+from .errors import ProviderError
+from .retry import CallStats, RetryPolicy, call_with_retry
+
+APPLIED_HASH = "orgdns.io/applied-hash"
+
+# kind -> (API path prefix, plural, namespaced)
+KINDS = {
+    "Namespace": ("/api/v1", "namespaces", False),
+    "Secret": ("/api/v1", "secrets", True),
+    "ServiceAccount": ("/api/v1", "serviceaccounts", True),
+    "Deployment": ("/apis/apps/v1", "deployments", True),
+    "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
+    "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+}
+
+
+class InvalidConnection(ValueError):
+    """Cluster connection details that cannot work, with a message that says why."""
+
+
+@dataclass(frozen=True)
+class ClusterConnection:
+    server: str
+    token: str
+    ca_pem: str = ""
+
+    def __post_init__(self):
+        parts = urlsplit(self.server)
+        if parts.scheme != "https" or not parts.hostname:
+            raise InvalidConnection(f"API server URL must look like https://host[:port], got {self.server!r}")
+        if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
+            raise InvalidConnection("API server URL must be just https://host[:port], without path, query or credentials")
+        if not self.token.strip():
+            raise InvalidConnection("a bearer token is required")
+        if self.ca_pem and "-----BEGIN CERTIFICATE-----" not in self.ca_pem:
+            raise InvalidConnection("the CA certificate must be PEM (-----BEGIN CERTIFICATE-----)")
+
+    def as_secret(self):
+        return asdict(self)
+
+
+def connection_from_kubeconfig(text, context=None):
+    """The connection a kubeconfig describes, for its current (or the named, or only) context."""
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise InvalidConnection("the kubeconfig is not valid YAML") from None
+    if not isinstance(config, dict) or not config.get("contexts"):
+        raise InvalidConnection("the kubeconfig has no contexts")
+    by_name = lambda section: {e.get("name"): e.get(section[:-1]) or {} for e in config.get(section) or []}  # noqa: E731
+    contexts = by_name("contexts")
+    name = context or config.get("current-context") or (next(iter(contexts)) if len(contexts) == 1 else None)
+    if name is None:
+        raise InvalidConnection(f"the kubeconfig has {len(contexts)} contexts and no current-context: name one")
+    if name not in contexts:
+        raise InvalidConnection(f"the kubeconfig has no context named {name!r}")
+    ctx = contexts[name]
+    cluster = by_name("clusters").get(ctx.get("cluster"))
+    user = by_name("users").get(ctx.get("user"))
+    if not cluster or not cluster.get("server"):
+        raise InvalidConnection(f"context {name!r} names no cluster with a server URL")
+    if user is None:
+        raise InvalidConnection(f"context {name!r} names no user")
+    if cluster.get("certificate-authority"):
+        raise InvalidConnection("the kubeconfig points at a CA file on another machine: embed certificate-authority-data")
+    if cluster.get("insecure-skip-tls-verify"):
+        raise InvalidConnection("insecure-skip-tls-verify is not allowed: include the cluster's CA")
+    if user.get("exec") or user.get("auth-provider"):
+        raise InvalidConnection("the kubeconfig runs a credential plugin: use a ServiceAccount token instead")
+    if not user.get("token"):
+        raise InvalidConnection(f"user of context {name!r} has no token: only bearer-token users are supported")
+    ca_pem = ""
+    if cluster.get("certificate-authority-data"):
+        try:
+            ca_pem = base64.b64decode(cluster["certificate-authority-data"], validate=True).decode()
+        except ValueError:
+            raise InvalidConnection("certificate-authority-data is not base64 PEM") from None
+    return ClusterConnection(server=cluster["server"], token=user["token"], ca_pem=ca_pem)
+
+
+def applied_hash(obj):
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class KubeCluster:
+    def __init__(self, connection, *, retry=None, stats=None, timeout=15):
+        config = Configuration(host=connection.server.rstrip("/"))
+        config.ca_cert_data = connection.ca_pem or None
+        config.retries = False
+        self.host = config.host
+        self.rest = RESTClientObject(config)
+        self.token = connection.token
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.stats = stats if stats is not None else CallStats()
+
+    def close(self):
+        self.rest.close()
+
+    def request(self, method, path, body=None, content_type="application/json"):
+        """The decoded JSON answer, None for 404; ProviderError for anything else that is not 2xx."""
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json", "Content-Type": content_type}
+
+        def send():
+            self.stats.count("kubernetes", method)
+            response = self.rest.request(method, self.host + path, headers=dict(headers), body=body, _request_timeout=self.timeout)
+            data = response.read()
+            if response.status >= 500 or response.status == 429:
+                raise _Unavailable(response.status)
+            return response.status, data
+
+        try:
+            status, data = call_with_retry(send, policy=self.retry, is_transient=_is_transient)
+        except _Unavailable as exc:
+            raise ProviderError(
+                f"the cluster API at {self.host} answered {exc.status}; will retry", service="kubernetes", permanent=False
+            ) from None
+        except urllib3.exceptions.SSLError:
+            raise ProviderError(
+                f"TLS verification of {self.host} failed: check the cluster CA certificate",
+                service="kubernetes",
+                permanent=True,
+            ) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise ProviderError(
+                f"cannot reach the cluster API at {self.host} ({type(exc).__name__})", service="kubernetes", permanent=False
+            ) from None
+        if status == 404:
+            return None
+        if status == 401:
+            raise ProviderError(
+                f"the cluster at {self.host} refused our token (401 Unauthorized): register it again with a valid token",
+                service="kubernetes",
+                permanent=True,
+            )
+        if status >= 400:
+            message = _status_message(data)
+            raise ProviderError(
+                f"the cluster refused {method} {path}: {status} {message}", service="kubernetes", permanent=True
+            )
+        return json.loads(data) if data else {}
+
+    def version(self):
+        return self.request("GET", "/version")
+
+    def path(self, kind, name=None, namespace=None):
+        prefix, plural, namespaced = KINDS[kind]
+        path = f"{prefix}/namespaces/{namespace}/{plural}" if namespaced else f"{prefix}/{plural}"
+        return f"{path}/{name}" if name else path
+
+    def get(self, kind, name, namespace=None):
+        return self.request("GET", self.path(kind, name, namespace))
+
+    def apply(self, obj):
+        """Create or replace obj unless what we applied last is identical. Returns created/updated/unchanged."""
+        obj = json.loads(json.dumps(obj))
+        meta = obj["metadata"]
+        meta.setdefault("annotations", {})[APPLIED_HASH] = applied_hash(obj)
+        kind, name, namespace = obj["kind"], meta["name"], meta.get("namespace")
+        current = self.get(kind, name, namespace)
+        if current is None:
+            self.request("POST", self.path(kind, namespace=namespace), body=obj)
+            return "created"
+        if (current["metadata"].get("annotations") or {}).get(APPLIED_HASH) == meta["annotations"][APPLIED_HASH]:
+            return "unchanged"
+        meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+        self.request("PUT", self.path(kind, name, namespace), body=obj)
+        return "updated"
+
+    def delete(self, kind, name, namespace=None):
+        """True if it was there."""
+        return self.request("DELETE", self.path(kind, name, namespace)) is not None
+
+
+class _Unavailable(Exception):
+    def __init__(self, status):
+        self.status = status
+
+
+def _is_transient(exc):
+    if isinstance(exc, _Unavailable):
+        return True
+    return isinstance(exc, urllib3.exceptions.HTTPError) and not isinstance(exc, urllib3.exceptions.SSLError)
+
+
+def _status_message(data):
+    try:
+        return json.loads(data).get("message", "")[:300]
+    except (ValueError, AttributeError):
+        return ""

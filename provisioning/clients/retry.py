@@ -1,0 +1,49 @@
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    sleep: callable = time.sleep
+
+    def delays(self):
+        """Exponential backoff with full jitter, one delay before each retry."""
+        for attempt in range(self.attempts - 1):
+            yield random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+@dataclass
+class CallStats:
+    """Remote calls made, by service: what a job reports about itself and what bench/ prints."""
+
+    calls: Counter = field(default_factory=Counter)
+
+    def count(self, service, operation=None):
+        self.calls[service] += 1
+        if operation:
+            self.calls[f"{service}.{operation}"] += 1
+
+    def by_service(self):
+        return {k: v for k, v in self.calls.items() if "." not in k}
+
+
+def call_with_retry(fn, *, policy, is_transient, on_retry=None):
+    """Call fn(); when it raises an exception that is_transient() accepts, back off and try again."""
+    delays = policy.delays()
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            delay = next(delays, None)
+            if delay is None:
+                raise
+            if on_retry:
+                on_retry(exc, delay)
+            policy.sleep(delay)

@@ -1,0 +1,87 @@
+"""Secrets in Vault (KV v2), every path under one prefix, one subtree per organization."""
+
+import hvac
+import hvac.exceptions
+import requests
+
+from .errors import ProviderError
+from .retry import CallStats, RetryPolicy, call_with_retry
+
+TRANSIENT = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    hvac.exceptions.VaultDown,
+    hvac.exceptions.InternalServerError,
+    hvac.exceptions.BadGateway,
+    hvac.exceptions.RateLimitExceeded,
+)
+
+
+class Vault:
+    def __init__(self, addr, token, *, mount="secret", prefix="orgdns", retry=None, stats=None, timeout=10):
+        self.client = hvac.Client(url=addr, token=token, timeout=timeout)
+        self.kv = self.client.secrets.kv.v2
+        self.mount = mount
+        self.prefix = prefix.strip("/")
+        self.retry = retry or RetryPolicy()
+        self.stats = stats if stats is not None else CallStats()
+
+    def org_path(self, org, *parts):
+        return "/".join([self.prefix, "orgs", org, *parts])
+
+    def _call(self, what, fn):
+        def counted():
+            self.stats.count("vault", what)
+            return fn()
+
+        try:
+            return call_with_retry(counted, policy=self.retry, is_transient=lambda e: isinstance(e, TRANSIENT))
+        except TRANSIENT as exc:
+            raise ProviderError(
+                f"Vault is unavailable ({type(exc).__name__}); will retry", service="vault", permanent=False
+            ) from None
+        except hvac.exceptions.Forbidden:
+            raise ProviderError(
+                "Vault refused our token (permission denied): check VAULT_TOKEN and its policy",
+                service="vault",
+                permanent=True,
+            ) from None
+        except hvac.exceptions.VaultError as exc:
+            raise ProviderError(
+                f"Vault {what} failed: {type(exc).__name__}", service="vault", permanent=True
+            ) from None
+
+    def read(self, path):
+        """The secret's data, or None if there is none."""
+
+        def read():
+            try:
+                found = self.kv.read_secret_version(path=path, mount_point=self.mount, raise_on_deleted_version=True)
+            except hvac.exceptions.InvalidPath:
+                return None
+            return found["data"]["data"]
+
+        return self._call("read", read)
+
+    def write(self, path, data):
+        self._call("write", lambda: self.kv.create_or_update_secret(path=path, secret=data, mount_point=self.mount))
+
+    def destroy(self, path):
+        """Delete the secret with every version and its metadata."""
+
+        def destroy():
+            try:
+                self.kv.delete_metadata_and_all_versions(path=path, mount_point=self.mount)
+            except hvac.exceptions.InvalidPath:
+                pass
+
+        self._call("destroy", destroy)
+
+    def list(self, path):
+        def list_keys():
+            try:
+                return self.kv.list_secrets(path=path, mount_point=self.mount)["data"]["keys"]
+            except hvac.exceptions.InvalidPath:
+                return []
+
+        return self._call("list", list_keys)

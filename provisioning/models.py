@@ -1,0 +1,154 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from .validators import validate_cluster_name, validate_org_name
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=63, unique=True, validators=[validate_org_name])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def zone_name(self):
+        return f"{self.name}.{settings.ORGDNS_BASE_DOMAIN}"
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        MEMBER = "member"
+        VIEWER = "viewer"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="one_membership_per_user_and_org")]
+
+    def __str__(self):
+        return f"{self.user} in {self.organization} ({self.role})"
+
+
+class HostedZone(models.Model):
+    """An organization's Route53 zone and the IAM user scoped to it. Rows are kept after deletion."""
+
+    class State(models.TextChoices):
+        CREATING = "creating"
+        ACTIVE = "active"
+        DELETING = "deleting"
+        DELETED = "deleted"
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="zones")
+    name = models.CharField(max_length=253)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CREATING)
+    caller_reference = models.CharField(max_length=128, blank=True)
+    zone_id = models.CharField(max_length=32, blank=True, db_index=True)
+    name_servers = models.JSONField(default=list, blank=True)
+    delegated = models.BooleanField(default=False)
+    aws_created_at = models.DateTimeField(null=True, blank=True, help_text="When Route53 confirmed the zone.")
+    iam_user_name = models.CharField(max_length=64, blank=True)
+    access_key_id = models.CharField(max_length=128, blank=True)
+    access_key_created_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"], condition=~Q(state="deleted"), name="one_live_zone_per_org"
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Cluster(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending"
+        PROVISIONING = "provisioning"
+        READY = "ready"
+        ERROR = "error"
+        DEREGISTERING = "deregistering"
+        DEREGISTERED = "deregistered"
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="clusters")
+    name = models.CharField(max_length=40, validators=[validate_cluster_name])
+    api_server = models.URLField(max_length=255)
+    owner_id = models.CharField(
+        max_length=128, unique=True, help_text="ExternalDNS --txt-owner-id; also names the Vault secret."
+    )
+    state = models.CharField(max_length=14, choices=State.choices, default=State.PENDING)
+    message = models.TextField(blank=True)
+    registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization__name", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"], condition=~Q(state="deregistered"), name="unique_live_cluster_name"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.organization.name}/{self.name}"
+
+    @property
+    def uses_zone(self):
+        return self.state != self.State.DEREGISTERED
+
+
+class Operation(models.Model):
+    """One background job. Its id is the RQ job id; the row, not RQ, is what pages show."""
+
+    class Kind(models.TextChoices):
+        REGISTER = "register", "Register cluster"
+        DEREGISTER = "deregister", "Deregister cluster"
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        RETRYING = "retrying"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    FINISHED = (State.SUCCEEDED, State.FAILED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="operations")
+    cluster = models.ForeignKey(Cluster, null=True, blank=True, on_delete=models.PROTECT, related_name="operations")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    step = models.CharField(max_length=200, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    remote_calls = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.cluster or self.organization} ({self.state})"
+
+    @property
+    def finished(self):
+        return self.state in self.FINISHED

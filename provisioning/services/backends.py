@@ -1,0 +1,70 @@
+"""The remote systems, configured from settings: the one place that turns settings into clients."""
+
+from functools import cache
+
+import boto3
+import django_rq
+from django.conf import settings
+
+from ..clients.aws import IAM, STS, Route53
+from ..clients.kube import KubeCluster
+from ..clients.ratelimit import RedisRateLimiter
+from ..clients.retry import CallStats, RetryPolicy
+from ..clients.vault import Vault
+
+
+@cache
+def aws_session():
+    """One boto3 session per process (credentials from the environment, as boto3 reads them)."""
+    return boto3.Session()
+
+
+def redis():
+    return django_rq.get_connection("default")
+
+
+def retry_policy():
+    return RetryPolicy(attempts=settings.ORGDNS_RETRY_ATTEMPTS, base_delay=settings.ORGDNS_RETRY_BASE_DELAY)
+
+
+class Backends:
+    """The clients one job uses, sharing one tally of remote calls."""
+
+    def __init__(self, stats=None):
+        self.stats = stats or CallStats()
+        self.retry = retry_policy()
+
+    def _aws(self, cls, limiter=None, credentials=None):
+        return cls(
+            aws_session(),
+            endpoint_url=settings.AWS_ENDPOINT_URL,
+            region=settings.AWS_REGION,
+            retry=self.retry,
+            stats=self.stats,
+            limiter=limiter,
+            credentials=credentials,
+        )
+
+    def route53(self):
+        limiter = RedisRateLimiter(redis(), "orgdns:ratelimit:route53", settings.ORGDNS_ROUTE53_RATE)
+        return self._aws(Route53, limiter=limiter)
+
+    def iam(self):
+        return self._aws(IAM)
+
+    def sts_for(self, access_key_id, secret_access_key):
+        credentials = {"aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key}
+        return self._aws(STS, credentials=credentials)
+
+    def vault(self):
+        return Vault(
+            settings.VAULT_ADDR,
+            settings.VAULT_TOKEN,
+            mount=settings.VAULT_KV_MOUNT,
+            prefix=settings.VAULT_PREFIX,
+            retry=self.retry,
+            stats=self.stats,
+        )
+
+    def cluster(self, connection, retry=None):
+        return KubeCluster(connection, retry=retry or self.retry, stats=self.stats, timeout=settings.KUBE_REQUEST_TIMEOUT)

@@ -1,0 +1,69 @@
+"""Registering and deregistering clusters: validate, keep credentials in Vault, queue the job."""
+
+import secrets
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from ..clients.errors import ProviderError
+from ..clients.retry import RetryPolicy
+from ..models import Cluster, Operation
+from .backends import Backends
+from .operations import start_operation
+from .provisioning import cluster_secret_path
+
+
+def register_cluster(organization, name, connection, user=None):
+    """Check that we can reach the cluster, store its credentials in Vault and queue the register job.
+
+    Raises ValidationError with a message fit for the form when anything is wrong; nothing is left behind.
+    """
+    Cluster(organization=organization, name=name).clean_fields(exclude=["api_server", "owner_id"])
+    if Cluster.objects.filter(organization=organization, name=name).exclude(state=Cluster.State.DEREGISTERED).exists():
+        raise ValidationError(f"{organization.name} already has a cluster named {name!r}.")
+    probe_cluster(connection)
+
+    cluster = Cluster(
+        organization=organization,
+        name=name,
+        api_server=connection.server,
+        owner_id=f"{organization.name}-{name}-{secrets.token_hex(4)}",
+        registered_by=user,
+    )
+    vault = Backends().vault()
+    path = cluster_secret_path(vault, cluster)
+    try:
+        vault.write(path, connection.as_secret())
+    except ProviderError as exc:
+        raise ValidationError(f"Could not store the cluster's credentials: {exc.message}") from None
+    try:
+        with transaction.atomic():
+            cluster.save()
+            operation = start_operation(Operation.Kind.REGISTER, organization, cluster, user)
+    except IntegrityError:
+        vault.destroy(path)
+        raise ValidationError(f"{organization.name} already has a cluster named {name!r}.") from None
+    return cluster, operation
+
+
+def probe_cluster(connection):
+    """One quick authenticated request, so a wrong URL, CA or token is refused before anything is saved."""
+    kube = Backends().cluster(connection, retry=RetryPolicy(attempts=1))
+    try:
+        kube.version()
+    except ProviderError as exc:
+        raise ValidationError(f"Cannot use this cluster: {exc.message}") from None
+    finally:
+        kube.close()
+
+
+def deregister_cluster(cluster, user=None):
+    with transaction.atomic():
+        claimed = (
+            Cluster.objects.filter(pk=cluster.pk)
+            .exclude(state__in=[Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED])
+            .update(state=Cluster.State.DEREGISTERING, message="queued for deregistration")
+        )
+        if not claimed:
+            raise ValidationError(f"Cluster {cluster.name} is already being deregistered.")
+        return start_operation(Operation.Kind.DEREGISTER, cluster.organization, cluster, user)

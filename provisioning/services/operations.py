@@ -1,0 +1,92 @@
+"""Background operations: a database row per job, enqueued on commit, progress written while it runs."""
+
+import logging
+
+import django_rq
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Concat
+from django.utils import timezone
+from rq import Retry, get_current_job
+
+from ..clients.errors import ProviderError
+from ..models import Operation
+from .backends import Backends
+
+log = logging.getLogger(__name__)
+
+
+def start_operation(kind, organization, cluster=None, user=None):
+    """Save the operation and queue its job once the surrounding transaction commits."""
+    operation = Operation.objects.create(kind=kind, organization=organization, cluster=cluster, created_by=user)
+    intervals = settings.ORGDNS_JOB_RETRY_INTERVALS
+    retry = Retry(max=len(intervals), interval=intervals) if intervals else None
+    transaction.on_commit(
+        lambda: django_rq.get_queue("default", commit_mode="auto").enqueue_call(
+            "provisioning.jobs.run_operation", args=(str(operation.pk),), job_id=str(operation.pk), retry=retry
+        )
+    )
+    return operation
+
+
+class Progress:
+    """What a running job tells the operation's page, committed at once so polling pages see it live."""
+
+    def __init__(self, operation):
+        self.operation = operation
+
+    def step(self, name, percent):
+        Operation.objects.filter(pk=self.operation.pk).update(step=name, progress=percent)
+        self.log(name)
+
+    def log(self, line):
+        stamped = f"{timezone.now():%H:%M:%S} {line}\n"
+        Operation.objects.filter(pk=self.operation.pk).update(log=Concat(F("log"), Value(stamped)))
+
+
+def run(operation_id, handlers):
+    """Run the handler for this operation's kind and record how it ended.
+
+    A transient ProviderError is re-raised so RQ retries the job while retries are left; a permanent
+    one, or the last transient one, fails the operation with its message.
+    """
+    operation = Operation.objects.select_related("organization", "cluster").get(pk=operation_id)
+    if operation.finished:
+        return operation.state
+    Operation.objects.filter(pk=operation.pk).update(
+        state=Operation.State.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""
+    )
+    handler, on_failure = handlers[operation.kind]
+    progress = Progress(operation)
+    backends = Backends()
+    calls = lambda: dict(backends.stats.calls)  # noqa: E731
+    try:
+        handler(operation, progress, backends)
+    except ProviderError as exc:
+        job = get_current_job()
+        if not exc.permanent and job is not None and job.retries_left:
+            progress.log(f"temporary failure, will retry: {exc.message}")
+            Operation.objects.filter(pk=operation.pk).update(
+                state=Operation.State.RETRYING, error=exc.message, remote_calls=calls()
+            )
+            raise
+        _fail(operation, progress, exc.message, on_failure, calls())
+        return Operation.State.FAILED
+    except Exception:
+        log.exception("operation %s (%s) crashed", operation.pk, operation.kind)
+        _fail(operation, progress, "internal error: the operators have the details in the worker log", on_failure, calls())
+        raise
+    Operation.objects.filter(pk=operation.pk).update(
+        state=Operation.State.SUCCEEDED, progress=100, step="done", finished_at=timezone.now(), remote_calls=calls()
+    )
+    progress.log("done")
+    return Operation.State.SUCCEEDED
+
+
+def _fail(operation, progress, message, on_failure, remote_calls):
+    progress.log(f"failed: {message}")
+    Operation.objects.filter(pk=operation.pk).update(
+        state=Operation.State.FAILED, error=message, finished_at=timezone.now(), remote_calls=remote_calls
+    )
+    on_failure(operation, message)

@@ -1,0 +1,236 @@
+"""The register and deregister jobs (DESIGN.md §2). Every step converges when re-run."""
+
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.utils import timezone
+
+from ..clients import externaldns
+from ..clients.aws import zone_scoped_policy
+from ..clients.errors import ProviderError
+from ..clients.kube import ClusterConnection
+from ..models import Cluster, HostedZone
+from ..validators import iam_user_name
+from .backends import redis
+
+POLICY_NAME = "orgdns-zone-records"
+
+
+def zone_tags(org):
+    return {"orgdns:managed-by": settings.ORGDNS_RESOURCE_PREFIX, "orgdns:organization": org.name}
+
+
+def aws_secret_path(vault, org):
+    return vault.org_path(org.name, "aws")
+
+
+def cluster_secret_path(vault, cluster):
+    return vault.org_path(cluster.organization.name, "clusters", cluster.owner_id)
+
+
+@contextmanager
+def organization_lock(org):
+    """Serialize zone and credential changes of one organization across every worker process."""
+    lock = redis().lock(f"orgdns:lock:org:{org.pk}", timeout=settings.ORGDNS_ORG_LOCK_TIMEOUT)
+    if not lock.acquire(blocking_timeout=settings.ORGDNS_ORG_LOCK_TIMEOUT):
+        raise ProviderError(
+            f"organization {org.name} is busy with another job; will retry", service="orgdns", permanent=False
+        )
+    try:
+        yield
+    finally:
+        if lock.owned():
+            lock.release()
+
+
+def register_cluster(operation, progress, backends):
+    cluster = operation.cluster
+    org = cluster.organization
+    Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.PROVISIONING, message="")
+    vault = backends.vault()
+
+    progress.step("Reading the cluster's credentials from Vault", 5)
+    connection = read_connection(vault, cluster)
+
+    with organization_lock(org):
+        progress.step(f"Ensuring hosted zone {org.zone_name}", 15)
+        zone = ensure_zone(org, backends, progress)
+        progress.step(f"Ensuring IAM user {iam_user_name(org.name)} scoped to zone {zone.zone_id}", 40)
+        credentials = ensure_credentials(zone, vault, backends, progress)
+
+    progress.step("Deploying ExternalDNS into the cluster", 70)
+    deploy_externaldns(cluster, zone, credentials, connection, backends, progress)
+    Cluster.objects.filter(pk=cluster.pk).update(
+        state=Cluster.State.READY, message=f"ExternalDNS publishes *.{zone.name} from this cluster"
+    )
+
+
+def read_connection(vault, cluster):
+    stored = vault.read(cluster_secret_path(vault, cluster))
+    if not stored:
+        raise ProviderError(
+            "the cluster's credentials are missing from Vault: register the cluster again",
+            service="vault",
+            permanent=True,
+        )
+    return ClusterConnection(**stored)
+
+
+def ensure_zone(org, backends, progress):
+    zone = HostedZone.objects.filter(organization=org).exclude(state=HostedZone.State.DELETED).first()
+    if zone and zone.state == HostedZone.State.DELETING:
+        raise ProviderError(
+            f"zone {zone.name} is being deleted; a new one is created once that finishes (will retry)",
+            service="route53",
+            permanent=False,
+        )
+    if zone and zone.state == HostedZone.State.ACTIVE and zone.zone_id:
+        progress.log(f"reusing zone {zone.zone_id}")
+        return zone
+    if zone is None:
+        zone = HostedZone.objects.create(organization=org, name=org.zone_name)
+        zone.caller_reference = f"{settings.ORGDNS_RESOURCE_PREFIX}:{org.name}:{zone.pk}"
+        zone.save(update_fields=["caller_reference"])
+
+    route53 = backends.route53()
+    if not zone.zone_id:
+        found = route53.find_zone(zone.name)
+        tags = zone_tags(org)
+        if found is None:
+            zone.zone_id, zone.name_servers = route53.create_zone(zone.name, zone.caller_reference, tags)
+            zone.aws_created_at = timezone.now()
+            progress.log(f"created zone {zone.zone_id}")
+        elif found["caller_reference"] == zone.caller_reference or _is_ours(found["tags"], tags):
+            zone.zone_id = found["id"]
+            if not _is_ours(found["tags"], tags):
+                route53.tag_zone(zone.zone_id, tags)
+            zone.name_servers = route53.name_servers(zone.zone_id)
+            zone.aws_created_at = zone.aws_created_at or timezone.now()
+            progress.log(f"adopted existing zone {zone.zone_id}")
+        else:
+            raise ProviderError(
+                f"a hosted zone named {zone.name} ({found['id']}) exists in the AWS account but was not created by "
+                "orgdns: delete or tag it before registering clusters for this organization",
+                service="route53",
+                permanent=True,
+            )
+        zone.save(update_fields=["zone_id", "name_servers", "aws_created_at"])
+
+    if settings.ORGDNS_PARENT_ZONE_ID and not zone.delegated:
+        route53.set_delegation(settings.ORGDNS_PARENT_ZONE_ID, zone.name, zone.name_servers)
+        zone.delegated = True
+        progress.log(f"delegated {zone.name} from parent zone {settings.ORGDNS_PARENT_ZONE_ID}")
+    zone.state = HostedZone.State.ACTIVE
+    zone.save(update_fields=["delegated", "state"])
+    return zone
+
+
+def _is_ours(found_tags, our_tags):
+    return all(found_tags.get(k) == v for k, v in our_tags.items())
+
+
+def ensure_credentials(zone, vault, backends, progress):
+    """One IAM user limited to this zone, one access key, its secret in Vault only. Returns the key pair."""
+    path = aws_secret_path(vault, zone.organization)
+    stored = vault.read(path)
+    if stored and stored.get("access_key_id") == zone.access_key_id and stored.get("zone_id") == zone.zone_id:
+        progress.log(f"reusing access key {zone.access_key_id}")
+        return stored
+
+    iam = backends.iam()
+    user = iam_user_name(zone.organization.name)
+    if not iam.user_exists(user):
+        iam.create_user(user, zone_tags(zone.organization))
+        progress.log(f"created IAM user {user}")
+    iam.put_user_policy(user, POLICY_NAME, zone_scoped_policy(zone.zone_id))
+    keys = iam.access_key_ids(user)
+    if stored and stored.get("access_key_id") in keys:
+        key_id, secret = stored["access_key_id"], stored["secret_access_key"]
+    else:
+        key_id = secret = None
+    for stale in keys:
+        if stale != key_id:  # a key whose secret we never stored can never be used: delete it
+            iam.delete_access_key(user, stale)
+            progress.log(f"deleted unusable access key {stale}")
+    if key_id is None:
+        key_id, secret = iam.create_access_key(user)
+        zone.access_key_created_at = timezone.now()
+        progress.log(f"created access key {key_id}")
+    credentials = {"access_key_id": key_id, "secret_access_key": secret, "zone_id": zone.zone_id}
+    vault.write(path, credentials)
+    backends.sts_for(key_id, secret).wait_until_valid()
+    zone.iam_user_name = user
+    zone.access_key_id = key_id
+    zone.access_key_created_at = zone.access_key_created_at or timezone.now()
+    zone.save(update_fields=["iam_user_name", "access_key_id", "access_key_created_at"])
+    return credentials
+
+
+def externaldns_config(cluster, zone):
+    return externaldns.ExternalDNSConfig(
+        namespace=settings.EXTERNALDNS_NAMESPACE,
+        image=settings.EXTERNALDNS_IMAGE,
+        zone_name=zone.name,
+        zone_id=zone.zone_id,
+        owner_id=cluster.owner_id,
+        policy=settings.EXTERNALDNS_POLICY,
+        annotation_prefix=settings.EXTERNALDNS_ANNOTATION_PREFIX,
+        region=settings.AWS_REGION,
+    )
+
+
+def deploy_externaldns(cluster, zone, credentials, connection, backends, progress):
+    kube = backends.cluster(connection)
+    try:
+        objects = externaldns.manifests(
+            externaldns_config(cluster, zone), credentials["access_key_id"], credentials["secret_access_key"]
+        )
+        for obj in objects:
+            outcome = kube.apply(obj)
+            progress.log(f"{obj['kind']} {obj['metadata']['name']}: {outcome}")
+    finally:
+        kube.close()
+
+
+def mark_register_failed(operation, message):
+    Cluster.objects.filter(pk=operation.cluster_id).update(state=Cluster.State.ERROR, message=message)
+
+
+def deregister_cluster(operation, progress, backends):
+    cluster = operation.cluster
+    vault = backends.vault()
+    Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.DEREGISTERING, message="")
+
+    progress.step("Removing ExternalDNS from the cluster", 10)
+    connection = vault.read(cluster_secret_path(vault, cluster))
+    if connection:
+        remove_externaldns(backends.cluster(ClusterConnection(**connection)), progress)
+    else:
+        progress.log("no cluster credentials in Vault: ExternalDNS was already removed")
+
+    zone = HostedZone.objects.filter(organization=cluster.organization, state=HostedZone.State.ACTIVE).first()
+    if zone and zone.zone_id:
+        progress.step(f"Deleting the records this cluster owns in {zone.name}", 50)
+        route53 = backends.route53()
+        owned = externaldns.owned_record_sets(route53.record_sets(zone.zone_id), cluster.owner_id)
+        requests = route53.delete_record_sets(zone.zone_id, owned)
+        progress.log(f"deleted {len(owned)} record sets in {requests} change requests")
+
+    progress.step("Deleting the cluster's credentials from Vault", 90)
+    vault.destroy(cluster_secret_path(vault, cluster))
+    Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.DEREGISTERED, message="deregistered")
+
+
+def remove_externaldns(kube, progress):
+    try:
+        for kind, name, namespace in externaldns.removal_order(settings.EXTERNALDNS_NAMESPACE):
+            if kube.delete(kind, name, namespace):
+                progress.log(f"deleted {kind} {name}")
+    finally:
+        kube.close()
+
+
+def mark_deregister_failed(operation, message):
+    Cluster.objects.filter(pk=operation.cluster_id).update(
+        state=Cluster.State.ERROR, message=f"deregistration failed: {message}"
+    )

@@ -1,0 +1,124 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Prefetch, Q
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from .forms import OrganizationForm, RegisterClusterForm
+from .models import Cluster, HostedZone, Operation
+from .services import clusters, organizations
+
+HTMX_STOP_POLLING = 286
+
+
+@login_required
+def home(request):
+    orgs = (
+        organizations.organizations_for(request.user)
+        .annotate(
+            ready=Count("clusters", filter=Q(clusters__state=Cluster.State.READY)),
+            failing=Count("clusters", filter=Q(clusters__state=Cluster.State.ERROR)),
+            live=Count("clusters", filter=~Q(clusters__state=Cluster.State.DEREGISTERED)),
+        )
+        .prefetch_related(Prefetch("zones", HostedZone.objects.exclude(state=HostedZone.State.DELETED), to_attr="live_zones"))
+    )
+    recent = Operation.objects.filter(organization__in=organizations.organizations_for(request.user)).select_related(
+        "organization", "cluster"
+    )[:10]
+    return render(request, "provisioning/home.html", {"organizations": orgs, "operations": recent})
+
+
+@login_required
+def organization_create(request):
+    if not request.user.is_staff:
+        raise PermissionDenied
+    form = OrganizationForm(request.POST or None)
+    if form.is_valid():
+        try:
+            org = organizations.create_organization(form.cleaned_data["name"], owner=request.user)
+        except ValidationError as exc:
+            form.add_error("name", exc)
+        else:
+            messages.success(request, f"Organization {org.name} created.")
+            return redirect("organization", org.name)
+    return render(request, "provisioning/organization_form.html", {"form": form})
+
+
+@login_required
+def organization_detail(request, org):
+    org = organizations.get_org_for_user(request.user, org)
+    zone = org.zones.exclude(state=HostedZone.State.DELETED).first()
+    context = {
+        "org": org,
+        "zone": zone,
+        "clusters": org.clusters.exclude(state=Cluster.State.DEREGISTERED),
+        "operations": org.operations.select_related("cluster")[:10],
+        "can_write": organizations.can_write(request.user, org),
+    }
+    return render(request, "provisioning/organization_detail.html", context)
+
+
+@login_required
+def cluster_register(request, org):
+    org = organizations.get_org_for_user(request.user, org)
+    if not organizations.can_write(request.user, org):
+        raise PermissionDenied
+    form = RegisterClusterForm(request.POST or None, request.FILES or None)
+    if form.is_valid():
+        try:
+            cluster, _ = clusters.register_cluster(org, form.cleaned_data["name"], form.cleaned_data["connection"], request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect("cluster", org.name, cluster.pk)
+    return render(request, "provisioning/cluster_form.html", {"org": org, "form": form})
+
+
+@login_required
+def cluster_detail(request, org, pk):
+    cluster = organizations.get_cluster_for_user(request.user, org, pk)
+    context = {
+        "org": cluster.organization,
+        "cluster": cluster,
+        "operation": cluster.operations.first(),
+        "operations": cluster.operations.all()[:10],
+        "can_write": organizations.can_write(request.user, cluster.organization),
+    }
+    return render(request, "provisioning/cluster_detail.html", context)
+
+
+@login_required
+@require_POST
+def cluster_deregister(request, org, pk):
+    cluster = organizations.get_cluster_for_user(request.user, org, pk)
+    if not organizations.can_write(request.user, cluster.organization):
+        raise PermissionDenied
+    try:
+        clusters.deregister_cluster(cluster, request.user)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(request, f"Deregistering {cluster.name}: ExternalDNS and its records are being removed.")
+    return redirect("cluster", cluster.organization.name, cluster.pk)
+
+
+@login_required
+def operation_detail(request, pk):
+    operation = organizations.get_operation_for_user(request.user, pk)
+    return render(request, "provisioning/operation_detail.html", {"operation": operation})
+
+
+@login_required
+def operation_status(request, pk):
+    """The live status fragment; answering 286 tells htmx to stop polling."""
+    operation = organizations.get_operation_for_user(request.user, pk)
+    response = render(request, "provisioning/operation_detail.html#status", {"operation": operation})
+    if operation.finished:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+def healthz(request):
+    return HttpResponse("ok", content_type="text/plain")

@@ -1,0 +1,116 @@
+"""Real local servers for the suite: moto (AWS), OpenBao (Vault), our Kubernetes stand-in, Redis, PostgreSQL."""
+
+import secrets
+import urllib.request
+import uuid
+from types import SimpleNamespace
+
+import boto3
+import django_rq
+import hvac
+import pytest
+from django.conf import settings
+from rq import SimpleWorker
+
+from devstack.kubeapi import KubeAPIServer
+from devstack.processes import free_port, start_bao, start_moto, stop
+from provisioning.clients.kube import ClusterConnection
+from provisioning.models import Membership, Organization
+from provisioning.services import backends
+
+VAULT_ROOT_TOKEN = "orgdns-test-root-token"
+
+
+@pytest.fixture(scope="session")
+def servers():
+    moto, moto_url = start_moto(free_port())
+    bao, bao_url = start_bao(free_port(), VAULT_ROOT_TOKEN)
+    yield SimpleNamespace(moto_url=moto_url, vault_url=bao_url)
+    stop(moto)
+    stop(bao)
+
+
+@pytest.fixture(autouse=True)
+def stack(request, servers):
+    """Each test gets an empty AWS account, its own Vault prefix, an empty Redis database and no AWS fault hooks."""
+    urllib.request.urlopen(urllib.request.Request(f"{servers.moto_url}/moto-api/reset", method="POST"))
+    settings.AWS_ENDPOINT_URL = servers.moto_url
+    settings.VAULT_ADDR = servers.vault_url
+    settings.VAULT_TOKEN = VAULT_ROOT_TOKEN
+    settings.VAULT_PREFIX = f"orgdns-test-{uuid.uuid4().hex[:8]}"
+    settings.ORGDNS_PARENT_ZONE_ID = ""
+    backends.aws_session.cache_clear()
+    django_rq.get_connection("default").flushdb()
+    yield SimpleNamespace(moto_url=servers.moto_url, vault_url=servers.vault_url)
+    backends.aws_session.cache_clear()
+
+
+@pytest.fixture
+def aws(stack):
+    """boto3 clients on the same moto account the code under test uses."""
+
+    def client(name):
+        return boto3.client(name, endpoint_url=stack.moto_url, region_name="us-east-1")
+
+    return SimpleNamespace(route53=client("route53"), iam=client("iam"), sts=client("sts"))
+
+
+@pytest.fixture
+def vault(stack):
+    return hvac.Client(url=stack.vault_url, token=VAULT_ROOT_TOKEN)
+
+
+def vault_tree(client, path):
+    """Every secret path under path (recursively)."""
+    try:
+        keys = client.secrets.kv.v2.list_secrets(path=path, mount_point="secret")["data"]["keys"]
+    except hvac.exceptions.InvalidPath:
+        return []
+    found = []
+    for key in keys:
+        if key.endswith("/"):
+            found += vault_tree(client, f"{path}/{key.rstrip('/')}")
+        else:
+            found.append(f"{path}/{key}")
+    return found
+
+
+@pytest.fixture
+def make_cluster_api():
+    started = []
+
+    def make(token=None):
+        server = KubeAPIServer(token=token or secrets.token_urlsafe(24), tls=True).start()
+        started.append(server)
+        server.connection = ClusterConnection(server=server.url, token=server.token, ca_pem=server.ca_pem)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def cluster_api(make_cluster_api):
+    return make_cluster_api()
+
+
+def run_jobs():
+    """Run every queued job to the end in this process, as a worker would."""
+    queue = django_rq.get_queue("default")
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+
+
+@pytest.fixture
+def personas(django_user_model):
+    """alice owns acme, bob is a member of globex, vera views acme, charlie belongs nowhere, sam is staff."""
+    acme = Organization.objects.create(name="acme")
+    globex = Organization.objects.create(name="globex")
+    users = {}
+    for name in ("alice", "bob", "vera", "charlie"):
+        users[name] = django_user_model.objects.create_user(name, password="pw-" + name)
+    users["sam"] = django_user_model.objects.create_user("sam", password="pw-sam", is_staff=True)
+    Membership.objects.create(user=users["alice"], organization=acme, role=Membership.Role.OWNER)
+    Membership.objects.create(user=users["bob"], organization=globex, role=Membership.Role.MEMBER)
+    Membership.objects.create(user=users["vera"], organization=acme, role=Membership.Role.VIEWER)
+    return SimpleNamespace(acme=acme, globex=globex, **users)
