@@ -117,6 +117,11 @@ class Operation(models.Model):
     class Kind(models.TextChoices):
         REGISTER = "register", "Register cluster"
         DEREGISTER = "deregister", "Deregister cluster"
+        DELETE_ZONE = "delete_zone", "Delete hosted zone"
+        ISSUE_CERTIFICATE = "issue_certificate", "Issue certificate"
+        RENEW_CERTIFICATE = "renew_certificate", "Renew certificate"
+        INSTALL_CERTIFICATE = "install_certificate", "Install certificate"
+        DELETE_CERTIFICATE = "delete_certificate", "Delete certificate"
 
     class State(models.TextChoices):
         QUEUED = "queued"
