@@ -1,0 +1,30 @@
+# The two commands of the README: `make demo` and `make test`. Everything else is what they need.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The first Python >= 3.12 found: on PATH, then under pyenv.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null || echo ~/.pyenv)/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
+
+.PHONY: demo test venv services clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python >= 3.12 is needed (Django 6): install python3.12 or newer." >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+demo: venv
+	@./devstack/require-services.sh
+	$(PY) -m devstack.demo
+
+test: venv
+	@./devstack/require-services.sh --postgres
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .sandbox .pytest_cache orgdns.egg-info
