@@ -92,15 +92,27 @@ def cluster_detail(request, org, pk):
 @login_required
 @require_POST
 def cluster_deregister(request, org, pk):
+    return _cluster_action(
+        request, org, pk, clusters.deregister_cluster, "Deregistering {}: ExternalDNS and its records are being removed."
+    )
+
+
+@login_required
+@require_POST
+def cluster_reprovision(request, org, pk):
+    return _cluster_action(request, org, pk, clusters.retry_registration, "Provisioning {} again.")
+
+
+def _cluster_action(request, org, pk, action, success):
     cluster = organizations.get_cluster_for_user(request.user, org, pk)
     if not organizations.can_write(request.user, cluster.organization):
         raise PermissionDenied
     try:
-        clusters.deregister_cluster(cluster, request.user)
+        action(cluster, request.user)
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
     else:
-        messages.success(request, f"Deregistering {cluster.name}: ExternalDNS and its records are being removed.")
+        messages.success(request, success.format(cluster.name))
     return redirect("cluster", cluster.organization.name, cluster.pk)
 
 

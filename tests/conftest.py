@@ -1,6 +1,7 @@
 """Real local servers for the suite: moto (AWS), OpenBao (Vault), our Kubernetes stand-in, Redis, PostgreSQL."""
 
 import secrets
+from collections import Counter
 import urllib.request
 import uuid
 from types import SimpleNamespace
@@ -9,6 +10,7 @@ import boto3
 import django_rq
 import hvac
 import pytest
+from botocore.awsrequest import AWSResponse
 from django.conf import settings
 from rq import SimpleWorker
 
@@ -114,3 +116,56 @@ def personas(django_user_model):
     Membership.objects.create(user=users["bob"], organization=globex, role=Membership.Role.MEMBER)
     Membership.objects.create(user=users["vera"], organization=acme, role=Membership.Role.VIEWER)
     return SimpleNamespace(acme=acme, globex=globex, **users)
+
+
+class _RawBody:
+    def __init__(self, body):
+        self.body = body
+
+    def stream(self, **_):
+        yield self.body
+
+
+class AwsFaults:
+    """Faults injected where botocore sends requests: throttling, errors, a worker dying after a call."""
+
+    def __init__(self):
+        self.events = backends.aws_session().events
+        self.sent = Counter()
+
+    def error(self, service, operation, code, times, status=400):
+        body = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected {code}</Message></Error>"
+            "<RequestId>test</RequestId></ErrorResponse>"
+        ).encode()
+        remaining = [times]
+
+        def reply(request, **_):
+            self.sent[operation] += 1
+            if remaining[0] > 0:
+                remaining[0] -= 1
+                return AWSResponse(request.url, status, {}, _RawBody(body))
+            return None
+
+        self.events.register(f"before-send.{service}.{operation}", reply)
+
+    def die_after(self, service, operation):
+        """The worker dies right after AWS carried out this call (so its result is lost)."""
+
+        def die(**_):
+            raise WorkerDied(f"worker died after {operation}")
+
+        self.events.register(f"after-call.{service}.{operation}", die)
+
+    def heal(self):
+        """Back to a healthy AWS: a fresh session without the injected hooks."""
+        backends.aws_session.cache_clear()
+
+
+class WorkerDied(Exception):
+    pass
+
+
+@pytest.fixture
+def aws_faults(stack):
+    return AwsFaults()

@@ -57,6 +57,17 @@ def probe_cluster(connection):
         kube.close()
 
 
+def retry_registration(cluster, user=None):
+    """Run the register job again: it converges from wherever the last attempt stopped."""
+    with transaction.atomic():
+        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=[Cluster.State.ERROR, Cluster.State.READY]).update(
+            state=Cluster.State.PENDING, message="queued for provisioning"
+        )
+        if not claimed:
+            raise ValidationError(f"Cluster {cluster.name} is {cluster.state}: only a ready or failed cluster can be provisioned again.")
+        return start_operation(Operation.Kind.REGISTER, cluster.organization, cluster, user)
+
+
 def deregister_cluster(cluster, user=None):
     with transaction.atomic():
         claimed = (
