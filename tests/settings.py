@@ -15,3 +15,6 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 from orgdns_site.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# One test database per run, so that concurrent runs (a developer's and CI's) never share one.
+DATABASES["default"]["TEST"] = {"NAME": f"test_orgdns_{os.getpid()}"}  # noqa: F405
