@@ -1,0 +1,153 @@
+"""Bad input gets a clear error and changes nothing."""
+
+import base64
+import socket
+
+import pytest
+import yaml
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from provisioning.clients.kube import ClusterConnection, InvalidConnection, connection_from_kubeconfig
+from provisioning.models import Cluster, Operation, Organization
+from provisioning.services import clusters, organizations
+from provisioning.validators import max_org_name_length
+from tests.conftest import vault_tree
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("Acme", "is not a DNS label"),
+        ("ac_me", "is not a DNS label"),
+        ("-acme", "is not a DNS label"),
+        ("acme-", "is not a DNS label"),
+        ("", "is not a DNS label"),
+        ("a" * 64, "a DNS label has at most 63"),
+    ],
+)
+def test_bad_organization_names_are_refused(name, message):
+    with pytest.raises(ValidationError, match=message):
+        organizations.create_organization(name)
+    assert not Organization.objects.exists()
+
+
+def test_organization_name_too_long_for_the_iam_user_name_is_refused():
+    limit = max_org_name_length()
+    assert limit == 64 - len("orgdns-")
+    organizations.create_organization("a" * limit)
+    with pytest.raises(ValidationError, match=rf"at most {limit} fit in the zone name .* and the IAM user name"):
+        organizations.create_organization("b" * (limit + 1))
+    assert Organization.objects.count() == 1
+
+
+def test_organization_name_too_long_for_the_zone_name_is_refused(settings):
+    settings.ORGDNS_BASE_DOMAIN = ".".join(["x" * 60] * 3) + ".example"  # 191 characters
+    assert max_org_name_length() == 253 - 191 - 1
+    with pytest.raises(ValidationError, match="at most 61 fit"):
+        organizations.create_organization("c" * 62)
+
+
+def test_duplicate_organization_name_is_refused():
+    organizations.create_organization("acme")
+    with pytest.raises(ValidationError, match="already exists"):
+        organizations.create_organization("acme")
+
+
+@pytest.mark.parametrize(
+    "server,message",
+    [
+        ("http://10.0.0.1:6443", "must look like https://host"),
+        ("ftp://cluster", "must look like https://host"),
+        ("https://", "must look like https://host"),
+        ("https://user:pw@cluster:6443", "without path, query or credentials"),
+        ("https://cluster:6443/api?x=1", "without path, query or credentials"),
+    ],
+)
+def test_malformed_endpoints_are_refused(server, message):
+    with pytest.raises(InvalidConnection, match=message):
+        ClusterConnection(server=server, token="t")
+
+
+def test_nothing_is_kept_when_the_cluster_cannot_be_used(personas, cluster_api, vault, transactional_db):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        unreachable = ClusterConnection(server=f"https://127.0.0.1:{closed.getsockname()[1]}", token="t")
+        cases = [
+            (unreachable, "Cannot use this cluster: cannot reach the cluster API"),
+            (ClusterConnection(cluster_api.url, "wrong-token", cluster_api.ca_pem), "refused our token"),
+            (ClusterConnection(cluster_api.url, cluster_api.token), "TLS verification of .* failed: check the cluster CA"),
+        ]
+        for connection, message in cases:
+            with pytest.raises(ValidationError, match=message):
+                clusters.register_cluster(personas.acme, "prod", connection)
+    assert not Cluster.objects.exists() and not Operation.objects.exists()
+    assert vault_tree(vault, settings.VAULT_PREFIX) == []
+
+
+def test_duplicate_cluster_name_is_refused(personas, cluster_api, vault, transactional_db):
+    clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    with pytest.raises(ValidationError, match="already has a cluster named 'prod'"):
+        clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    assert Cluster.objects.count() == 1
+    assert len(vault_tree(vault, settings.VAULT_PREFIX)) == 1
+
+
+@pytest.mark.parametrize("name", ["Prod", "prod_1", "a" * 41])
+def test_bad_cluster_names_are_refused(name, personas, cluster_api, transactional_db):
+    with pytest.raises(ValidationError, match="Cluster name"):
+        clusters.register_cluster(personas.acme, name, cluster_api.connection)
+    assert not Cluster.objects.exists()
+
+
+def kubeconfig(**changes):
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "main",
+        "contexts": [{"name": "main", "context": {"cluster": "c", "user": "u"}}],
+        "clusters": [{"name": "c", "cluster": {"server": "https://k8s.example:6443", "certificate-authority-data": base64.b64encode(b"-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n").decode()}}],
+        "users": [{"name": "u", "user": {"token": "secret-token"}}],
+    }
+    for path, value in changes.items():
+        node = config
+        *parents, last = path.split("__")
+        for key in parents:
+            node = node[int(key)] if key.isdigit() else node[key]
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return yaml.safe_dump(config)
+
+
+def test_a_usable_kubeconfig_gives_its_connection():
+    connection = connection_from_kubeconfig(kubeconfig())
+    assert connection.server == "https://k8s.example:6443"
+    assert connection.token == "secret-token"
+    assert connection.ca_pem.startswith("-----BEGIN CERTIFICATE-----")
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("::: not yaml", "not valid YAML|no contexts"),
+        (kubeconfig(contexts=[]), "no contexts"),
+        (kubeconfig(**{"current-context": "other"}), "no context named 'other'"),
+        (
+            kubeconfig(**{"current-context": None, "contexts": [{"name": "a", "context": {}}, {"name": "b", "context": {}}]}),
+            "2 contexts and no current-context",
+        ),
+        (kubeconfig(users__0__user={"exec": {"command": "aws"}}), "credential plugin"),
+        (kubeconfig(users__0__user={"client-certificate-data": "x"}), "only bearer-token users"),
+        (kubeconfig(clusters__0__cluster={"server": "https://k:6443", "certificate-authority": "/etc/ca.crt"}), "CA file"),
+        (kubeconfig(clusters__0__cluster={"server": "https://k:6443", "insecure-skip-tls-verify": True}), "insecure-skip-tls-verify"),
+        (kubeconfig(clusters__0__cluster={"certificate-authority-data": "eA=="}), "no cluster with a server URL"),
+        (kubeconfig(clusters__0__cluster={"server": "https://k:6443", "certificate-authority-data": "%%%"}), "not base64"),
+    ],
+)
+def test_unusable_kubeconfigs_are_refused_with_the_reason(text, message):
+    with pytest.raises(InvalidConnection, match=message):
+        connection_from_kubeconfig(text)
