@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import urllib3
 import yaml
 from kubernetes.client import Configuration
+from kubernetes.client.exceptions import ApiException
 from kubernetes.client.rest import RESTClientObject
 
 from .errors import ProviderError
@@ -128,7 +129,7 @@ class KubeCluster:
             raise ProviderError(
                 f"the cluster API at {self.host} answered {exc.status}; will retry", service="kubernetes", permanent=False
             ) from None
-        except urllib3.exceptions.SSLError:
+        except ApiException:  # how the kubernetes client reports a failed TLS handshake
             raise ProviderError(
                 f"TLS verification of {self.host} failed: check the cluster CA certificate",
                 service="kubernetes",
@@ -193,7 +194,7 @@ class _Unavailable(Exception):
 def _is_transient(exc):
     if isinstance(exc, _Unavailable):
         return True
-    return isinstance(exc, urllib3.exceptions.HTTPError) and not isinstance(exc, urllib3.exceptions.SSLError)
+    return isinstance(exc, urllib3.exceptions.HTTPError)
 
 
 def _status_message(data):
