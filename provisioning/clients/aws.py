@@ -59,8 +59,8 @@ class AwsService:
             events.register(f"before-send.{self.service}", lambda **_: limiter.acquire())
         events.register(f"before-send.{self.service}", self._count)
 
-    def _count(self, model=None, **_):
-        self.stats.count(self.label, model.name if model else None)
+    def _count(self, event_name, **_):
+        self.stats.count(self.label, event_name.rsplit(".", 1)[-1])
 
     def call(self, operation, retry_codes=(), **params):
         method = getattr(self.client, operation)
@@ -138,9 +138,11 @@ class Route53(AwsService):
         self.change(parent_zone_id, [_change("UPSERT", name, "NS", name_servers, ttl)])
 
     def remove_delegation(self, parent_zone_id, name):
+        """Delete the NS record set for `name` from the parent zone. Returns whether there was one."""
         record = self.delegation(parent_zone_id, name)
         if record is not None:
             self.change(parent_zone_id, [{"Action": "DELETE", "ResourceRecordSet": record}])
+        return record is not None
 
     def record_sets(self, zone_id):
         """Every record set in the zone, following every page."""
