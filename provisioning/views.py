@@ -124,11 +124,13 @@ def operation_detail(request, pk):
 
 @login_required
 def operation_status(request, pk):
-    """The live status fragment; answering 286 tells htmx to stop polling."""
+    """The live status fragment. When the operation has finished: 286 stops htmx polling, and the page
+    reloads so that everything on it (states, actions) shows the outcome."""
     operation = organizations.get_operation_for_user(request.user, pk)
     response = render(request, "provisioning/operation_detail.html#status", {"operation": operation})
     if operation.finished:
         response.status_code = HTMX_STOP_POLLING
+        response["HX-Refresh"] = "true"
     return response
 
 

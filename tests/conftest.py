@@ -1,6 +1,9 @@
 """Real local servers for the suite: moto (AWS), OpenBao (Vault), our Kubernetes stand-in, Redis, PostgreSQL."""
 
+import os
 import secrets
+import subprocess
+import sys
 from collections import Counter
 import urllib.request
 import uuid
@@ -95,6 +98,22 @@ def make_cluster_api():
 @pytest.fixture
 def cluster_api(make_cluster_api):
     return make_cluster_api()
+
+
+def start_worker_process(*options):
+    """`manage.py rqworker` in its own process, on the test database and the test's servers."""
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "AWS_ENDPOINT_URL": settings.AWS_ENDPOINT_URL,
+        "VAULT_ADDR": settings.VAULT_ADDR,
+        "VAULT_TOKEN": settings.VAULT_TOKEN,
+        "VAULT_PREFIX": settings.VAULT_PREFIX,
+    }
+    command = [sys.executable, "manage.py", "rqworker", *options, "default"]
+    return subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def run_jobs():

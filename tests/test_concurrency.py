@@ -1,35 +1,17 @@
 """Two clusters of a new organization, registered at once and run by two worker processes: one zone, one user."""
 
-import os
-import subprocess
-import sys
 import time
 
 import django_rq
 import pytest
-from django.conf import settings
 from rq import Worker
 from rq.job import Job
 
 from provisioning.models import Cluster, HostedZone
 from provisioning.services import clusters
+from tests.conftest import start_worker_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def start_worker(name):
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "AWS_ENDPOINT_URL": settings.AWS_ENDPOINT_URL,
-        "VAULT_ADDR": settings.VAULT_ADDR,
-        "VAULT_TOKEN": settings.VAULT_TOKEN,
-        "VAULT_PREFIX": settings.VAULT_PREFIX,
-    }
-    command = [sys.executable, "manage.py", "rqworker", "--max-jobs", "1", "--max-idle-time", "60", "--name", name, "default"]
-    return subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def wait_until(condition, timeout=60):
@@ -41,14 +23,14 @@ def wait_until(condition, timeout=60):
 
 def test_two_workers_two_clusters_one_zone_one_user(personas, make_cluster_api, aws):
     connection = django_rq.get_connection("default")
-    workers = [start_worker(f"w{i}-{os.getpid()}") for i in (1, 2)]
+    workers = [start_worker_process("--max-jobs", "1", "--max-idle-time", "60") for _ in (1, 2)]
     try:
         wait_until(lambda: len(Worker.all(connection=connection)) == 2)
         registered = [
             clusters.register_cluster(personas.acme, name, make_cluster_api().connection) for name in ("one", "two")
         ]
         for worker in workers:
-            assert worker.wait(timeout=90) == 0, worker.stderr.read().decode()[-2000:]
+            assert worker.wait(timeout=90) == 0
     finally:
         for worker in workers:
             worker.kill() if worker.poll() is None else None

@@ -1,0 +1,45 @@
+"""Playwright driving Debian's Chromium against live_server, with a real RQ worker process."""
+
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import start_worker_process
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM calls from tests are still synchronous.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Browser tests need Debian's chromium (apt-get install chromium); `make test` installs it.")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+    }
+
+
+@pytest.fixture
+def worker(transactional_db):
+    """An RQ worker process on the test database, as in production."""
+    process = start_worker_process()
+    yield process
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def login(live_server, page):
+    def login_as(user, password):
+        page.goto(f"{live_server.url}/login/")
+        page.get_by_label("Username").fill(user.username)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{live_server.url}/")
+
+    return login_as

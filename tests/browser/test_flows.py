@@ -1,0 +1,52 @@
+"""A person in a browser: log in, register a cluster and watch it, see a failure and retry it, be refused."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from provisioning.models import Cluster
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_register_a_cluster_and_watch_it_become_ready(live_server, page, login, personas, cluster_api, worker):
+    login(personas.alice, "pw-alice")
+    page.get_by_role("link", name="acme").click()
+    page.get_by_role("link", name="Register a cluster").first.click()
+    page.get_by_label("Name").fill("edge")
+    page.get_by_label("API server URL").fill(cluster_api.url)
+    page.get_by_label("Cluster CA certificate (PEM)").fill(cluster_api.ca_pem)
+    page.get_by_label("Bearer token").fill(cluster_api.token)
+    page.get_by_role("button", name="Register").click()
+
+    status = page.locator("#operation-status")
+    expect(status.locator(".badge").first).to_have_text("succeeded", timeout=30_000)
+    expect(status).to_contain_text("ready")
+    expect(status.locator(".log")).to_contain_text("Deployment external-dns: created")
+    page.reload()
+    expect(page.locator("dd").first).to_contain_text("ready")
+
+
+def test_see_a_failure_and_retry_it(live_server, page, login, personas, cluster_api, worker):
+    from provisioning.services import clusters
+
+    cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection, personas.alice)
+    real_token, cluster_api.token = cluster_api.token, "rotated"
+    login(personas.alice, "pw-alice")
+    page.goto(f"{live_server.url}/orgs/acme/clusters/{cluster.pk}/")
+    expect(page.get_by_role("alert")).to_contain_text("refused our token", timeout=30_000)
+
+    cluster_api.token = real_token
+    page.get_by_role("button", name="Retry provisioning").click()
+    expect(page.locator("#operation-status .badge").first).to_have_text("succeeded", timeout=30_000)
+    cluster.refresh_from_db()
+    assert cluster.state == Cluster.State.READY
+
+
+def test_another_organizations_page_is_refused(live_server, page, login, personas):
+    login(personas.bob, "pw-bob")
+    expect(page.locator("main")).not_to_contain_text("acme")
+    response = page.goto(f"{live_server.url}/orgs/acme/")
+    assert response.status == 404
+    assert not re.search("Register a cluster", page.content())
