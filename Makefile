@@ -23,7 +23,7 @@ demo: venv
 	$(PY) -m devstack.demo
 
 test: venv
-	@./devstack/require-services.sh --postgres
+	@./devstack/require-services.sh --postgres --chromium
 	$(PY) -m pytest
 
 clean:
