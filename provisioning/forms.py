@@ -2,6 +2,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from .clients.kube import ClusterConnection, InvalidConnection, connection_from_kubeconfig
+from .models import Membership
 from .validators import validate_cluster_name, validate_org_name
 
 MAX_KUBECONFIG_BYTES = 256 * 1024
@@ -9,6 +10,11 @@ MAX_KUBECONFIG_BYTES = 256 * 1024
 
 class OrganizationForm(forms.Form):
     name = forms.CharField(max_length=63, validators=[validate_org_name], help_text="A lowercase DNS label, e.g. acme.")
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
 
 
 class RegisterClusterForm(forms.Form):

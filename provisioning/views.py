@@ -6,7 +6,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from .forms import OrganizationForm, RegisterClusterForm
+from .forms import MemberForm, OrganizationForm, RegisterClusterForm
 from .models import Cluster, HostedZone, Operation
 from .services import clusters, organizations
 
@@ -136,3 +136,43 @@ def operation_status(request, pk):
 
 def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
+
+
+@login_required
+def members(request, org):
+    org = organizations.get_org_for_user(request.user, org)
+    can_manage = organizations.can_manage_members(request.user, org)
+    form = MemberForm(request.POST or None)
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                membership = organizations.set_member(org, form.cleaned_data["username"], form.cleaned_data["role"])
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, f"{membership.user.username} is now {membership.role} of {org.name}.")
+                return redirect("members", org.name)
+    context = {
+        "org": org,
+        "memberships": org.memberships.select_related("user").order_by("user__username"),
+        "form": form,
+        "can_manage": can_manage,
+    }
+    return render(request, "provisioning/members.html", context)
+
+
+@login_required
+@require_POST
+def member_remove(request, org, pk):
+    org = organizations.get_org_for_user(request.user, org)
+    if not organizations.can_manage_members(request.user, org):
+        raise PermissionDenied
+    try:
+        membership = organizations.remove_member(org, pk)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(request, f"{membership.user.username} no longer belongs to {org.name}.")
+    return redirect("members", org.name)

@@ -1,5 +1,7 @@
 """Organizations and who may see or change them."""
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 
@@ -18,6 +20,12 @@ def can_write(user, organization):
     if user.is_staff:
         return True
     return Membership.objects.filter(user=user, organization=organization, role__in=WRITE_ROLES).exists()
+
+
+def can_manage_members(user, organization):
+    if user.is_staff:
+        return True
+    return Membership.objects.filter(user=user, organization=organization, role=Membership.Role.OWNER).exists()
 
 
 def get_org_for_user(user, name):
@@ -45,3 +53,33 @@ def create_organization(name, owner=None):
     if owner is not None:
         Membership.objects.create(user=owner, organization=organization, role=Membership.Role.OWNER)
     return organization
+
+
+@transaction.atomic
+def set_member(organization, username, role):
+    """Add an existing user to the organization with this role, or change their role."""
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise ValidationError(f"There is no user named {username!r}: they must have an account first.")
+    if role not in Membership.Role.values:
+        raise ValidationError(f"{role!r} is not a role: use one of {', '.join(Membership.Role.values)}.")
+    current = Membership.objects.select_for_update().filter(organization=organization, user=user).first()
+    if current and current.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
+        _refuse_losing_last_owner(organization, user)
+    membership, _ = Membership.objects.update_or_create(organization=organization, user=user, defaults={"role": role})
+    return membership
+
+
+@transaction.atomic
+def remove_member(organization, membership_id):
+    membership = get_object_or_404(Membership.objects.select_for_update(), organization=organization, pk=membership_id)
+    if membership.role == Membership.Role.OWNER:
+        _refuse_losing_last_owner(organization, membership.user)
+    membership.delete()
+    return membership
+
+
+def _refuse_losing_last_owner(organization, user):
+    owners = Membership.objects.select_for_update().filter(organization=organization, role=Membership.Role.OWNER)
+    if not owners.exclude(user=user).exists():
+        raise ValidationError(f"{user.username} is the last owner of {organization.name}: make someone else owner first.")
