@@ -120,34 +120,48 @@ def removal_order(namespace):
     ]
 
 
-def owned_record_sets(record_sets, owner_id):
-    """The record sets that the ExternalDNS with this owner id created, with their TXT ownership records.
+def record_owners(record_sets):
+    """{(name, type): owner id} for every record set an ExternalDNS marked as its own, TXT markers included.
 
     ExternalDNS marks what it owns with a TXT record whose value holds `external-dns/owner=<id>`, named
     either like the record itself or `<type>-<name>` (the format of current releases).
     """
     record_sets = list(record_sets)
-    marker = f"external-dns/owner={owner_id}"
-    owned_keys = set()
-    ownership = []
+    owners, claims = {}, {}
     for rs in record_sets:
-        if rs["Type"] != "TXT" or not any(_owner_values(r["Value"], marker) for r in rs.get("ResourceRecords", [])):
+        owner = _txt_owner(rs)
+        if owner is None:
             continue
-        ownership.append(rs)
+        owners[(rs["Name"], "TXT")] = owner
         label, _, rest = rs["Name"].partition(".")
         type_prefix, sep, base = label.partition("-")
-        if sep and type_prefix.upper() in {"A", "AAAA", "CNAME", "MX", "NS", "SRV", "TXT", "CAA", "PTR", "NAPTR", "DNAME"}:
-            owned_keys.add((f"{base}.{rest}", type_prefix.upper()))
+        if sep and type_prefix.upper() in RECORD_TYPES:
+            claims[(f"{base}.{rest}", type_prefix.upper())] = owner
         else:
-            owned_keys.add((rs["Name"], None))
-    owned = [
-        rs
-        for rs in record_sets
-        if rs["Type"] != "TXT" and ((rs["Name"], rs["Type"]) in owned_keys or (rs["Name"], None) in owned_keys)
-    ]
-    return owned + ownership
+            claims[(rs["Name"], None)] = owner
+    for rs in record_sets:
+        if rs["Type"] != "TXT":
+            owner = claims.get((rs["Name"], rs["Type"])) or claims.get((rs["Name"], None))
+            if owner:
+                owners[(rs["Name"], rs["Type"])] = owner
+    return owners
 
 
-def _owner_values(value, marker):
-    fields = value.strip('"').split(",")
-    return marker in fields
+def owned_record_sets(record_sets, owner_id):
+    """The record sets that the ExternalDNS with this owner id created, with their TXT ownership records."""
+    record_sets = list(record_sets)
+    owners = record_owners(record_sets)
+    return [rs for rs in record_sets if owners.get((rs["Name"], rs["Type"])) == owner_id]
+
+
+RECORD_TYPES = {"A", "AAAA", "CNAME", "MX", "NS", "SRV", "TXT", "CAA", "PTR", "NAPTR", "DNAME"}
+
+
+def _txt_owner(record_set):
+    if record_set["Type"] != "TXT":
+        return None
+    for record in record_set.get("ResourceRecords", []):
+        fields = dict(f.split("=", 1) for f in record["Value"].strip('"').split(",") if "=" in f)
+        if fields.get("heritage") == "external-dns" and fields.get("external-dns/owner"):
+            return fields["external-dns/owner"]
+    return None
