@@ -148,10 +148,12 @@ def record_owners(record_sets):
 
 
 def owned_record_sets(record_sets, owner_id):
-    """The record sets that the ExternalDNS with this owner id created, with their TXT ownership records."""
+    """The record sets that the ExternalDNS with this owner id created, with their TXT ownership records last
+    (so that a deletion cut short leaves the markers that let a re-run find what is left)."""
     record_sets = list(record_sets)
     owners = record_owners(record_sets)
-    return [rs for rs in record_sets if owners.get((rs["Name"], rs["Type"])) == owner_id]
+    owned = [rs for rs in record_sets if owners.get((rs["Name"], rs["Type"])) == owner_id]
+    return sorted(owned, key=lambda rs: rs["Type"] == "TXT")
 
 
 RECORD_TYPES = {"A", "AAAA", "CNAME", "MX", "NS", "SRV", "TXT", "CAA", "PTR", "NAPTR", "DNAME"}
