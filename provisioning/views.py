@@ -1,16 +1,19 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from .forms import MemberForm, OrganizationForm, RegisterClusterForm
 from .models import Cluster, HostedZone, Operation
-from .services import clusters, organizations
+from .clients.errors import ProviderError
+from .services import clusters, organizations, zones
 
 HTMX_STOP_POLLING = 286
+RECORDS_PER_PAGE = 100
 
 
 @login_required
@@ -176,3 +179,23 @@ def member_remove(request, org, pk):
     else:
         messages.success(request, f"{membership.user.username} no longer belongs to {org.name}.")
     return redirect("members", org.name)
+
+
+@login_required
+def zone_detail(request, org):
+    org = organizations.get_org_for_user(request.user, org)
+    zone = org.zones.exclude(state=HostedZone.State.DELETED).first()
+    return render(request, "provisioning/zone_detail.html", {"org": org, "zone": zone})
+
+
+@login_required
+def zone_records(request, org):
+    """The zone's records read from Route53, a page at a time (loaded into the zone page by htmx)."""
+    org = organizations.get_org_for_user(request.user, org)
+    zone = get_object_or_404(org.zones, state=HostedZone.State.ACTIVE)
+    try:
+        records = zones.zone_records(zone)
+    except ProviderError as exc:
+        return render(request, "provisioning/zone_detail.html#records", {"org": org, "error": exc.message})
+    page = Paginator(records, RECORDS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "provisioning/zone_detail.html#records", {"org": org, "page": page})

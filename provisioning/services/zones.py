@@ -1,0 +1,51 @@
+"""What is in an organization's zone right now, as Route53 has it."""
+
+from dataclasses import dataclass
+
+from django.core.cache import cache
+
+from ..clients import externaldns
+from .backends import Backends
+
+RECORDS_CACHE_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class ZoneRecord:
+    name: str
+    type: str
+    ttl: int | None
+    values: list
+    owner_id: str | None
+    cluster: object  # the Cluster whose ExternalDNS owns the record, if it is one of ours
+
+    @property
+    def managed(self):
+        return self.owner_id is not None
+
+
+def zone_records(zone):
+    """Every record set of the zone with its owner; read from Route53 at most every RECORDS_CACHE_SECONDS."""
+    key = f"orgdns:zone-records:{zone.zone_id}"
+    record_sets = cache.get(key)
+    if record_sets is None:
+        record_sets = list(Backends().route53().record_sets(zone.zone_id))
+        cache.set(key, record_sets, RECORDS_CACHE_SECONDS)
+    owners = externaldns.record_owners(record_sets)
+    clusters = {c.owner_id: c for c in zone.organization.clusters.all()}
+    return [
+        ZoneRecord(
+            name=rs["Name"],
+            type=rs["Type"],
+            ttl=rs.get("TTL"),
+            values=[r["Value"] for r in rs.get("ResourceRecords", [])] or [_alias(rs)],
+            owner_id=owners.get((rs["Name"], rs["Type"])),
+            cluster=clusters.get(owners.get((rs["Name"], rs["Type"]))),
+        )
+        for rs in record_sets
+    ]
+
+
+def _alias(record_set):
+    target = record_set.get("AliasTarget", {})
+    return f"ALIAS {target.get('DNSName', '?')}"
