@@ -7,7 +7,8 @@ from django.db import IntegrityError, transaction
 
 from ..clients.errors import ProviderError
 from ..clients.retry import RetryPolicy
-from ..models import Cluster, Operation
+from ..models import AuditEvent, Cluster, Operation
+from . import audit
 from .backends import Backends
 from .operations import start_operation
 from .provisioning import cluster_secret_path
@@ -16,8 +17,20 @@ from .provisioning import cluster_secret_path
 def register_cluster(organization, name, connection, user=None):
     """Check that we can reach the cluster, store its credentials in Vault and queue the register job.
 
-    Raises ValidationError with a message fit for the form when anything is wrong; nothing is left behind.
+    Raises ValidationError with a message fit for the form when anything is wrong; nothing is left behind
+    but the audit record of the refusal.
     """
+    try:
+        return _register_cluster(organization, name, connection, user)
+    except ValidationError as exc:
+        audit.record(
+            "register.refused", organization, actor=user, outcome=AuditEvent.Outcome.REFUSED,
+            detail=f"cluster {name!r} at {connection.server}: {' '.join(exc.messages)}",
+        )
+        raise
+
+
+def _register_cluster(organization, name, connection, user):
     Cluster(organization=organization, name=name).clean_fields(exclude=["api_server", "owner_id"])
     if Cluster.objects.filter(organization=organization, name=name).exclude(state=Cluster.State.DEREGISTERED).exists():
         raise ValidationError(f"{organization.name} already has a cluster named {name!r}.")

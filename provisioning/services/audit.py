@@ -1,0 +1,67 @@
+"""The audit trail: every state-changing action from pages, the admin, jobs and cron commands.
+
+Whoever acts sets the context once (the middleware for requests, the job runner, a command); the
+places that change state call record(), which takes the actor, source and request id from it.
+"""
+
+import contextvars
+import re
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from ..models import AuditEvent, Organization
+
+_context = contextvars.ContextVar("orgdns_audit", default=None)
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Context:
+    source: str
+    request_id: str
+    actor: object = None  # a user (possibly lazy), or None for the system
+
+
+def new_request_id(proposed=None):
+    """The caller's request id if it is a sane token, else a fresh one."""
+    return proposed if proposed and REQUEST_ID.match(proposed) else uuid.uuid4().hex
+
+
+@contextmanager
+def acting(source, actor=None, request_id=None):
+    token = _context.set(Context(source, request_id or new_request_id(), actor))
+    try:
+        yield _context.get()
+    finally:
+        _context.reset(token)
+
+
+def current():
+    return _context.get() or Context(AuditEvent.Source.JOB, "")
+
+
+def record(action, obj=None, *, organization=None, outcome=AuditEvent.Outcome.OK, detail="", actor=None):
+    context = current()
+    actor = actor if actor is not None else context.actor
+    if actor is not None and not actor.is_authenticated:
+        actor = None
+    return AuditEvent.objects.create(
+        actor=actor,
+        actor_name=actor.get_username() if actor else f"system ({context.source})",
+        source=context.source,
+        action=action,
+        organization=organization or _organization_of(obj),
+        object_type=obj._meta.model_name if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        object_repr=str(obj)[:200] if obj is not None else "",
+        request_id=context.request_id,
+        outcome=outcome,
+        detail=detail[:2000],
+    )
+
+
+def _organization_of(obj):
+    if isinstance(obj, Organization):
+        return obj
+    return getattr(obj, "organization", None)
