@@ -122,7 +122,13 @@ def _cluster_action(request, org, pk, action, success):
 @login_required
 def operation_detail(request, pk):
     operation = organizations.get_operation_for_user(request.user, pk)
-    return render(request, "provisioning/operation_detail.html", {"operation": operation})
+    context = {
+        "operation": operation,
+        "can_retry": operation.state == Operation.State.FAILED
+        and operation.kind in clusters.RETRIES
+        and organizations.can_write(request.user, operation.organization),
+    }
+    return render(request, "provisioning/operation_detail.html", context)
 
 
 @login_required
@@ -199,3 +205,17 @@ def zone_records(request, org):
         return render(request, "provisioning/zone_detail.html#records", {"org": org, "error": exc.message})
     page = Paginator(records, RECORDS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "provisioning/zone_detail.html#records", {"org": org, "page": page})
+
+
+@login_required
+@require_POST
+def operation_retry(request, pk):
+    operation = organizations.get_operation_for_user(request.user, pk)
+    if not organizations.can_write(request.user, operation.organization):
+        raise PermissionDenied
+    try:
+        retried = clusters.retry_operation(operation, request.user)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+        return redirect("operation", operation.pk)
+    return redirect("operation", retried.pk)

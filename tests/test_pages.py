@@ -174,3 +174,26 @@ def test_pages_send_security_headers(client, personas):
     assert "default-src 'self'" in csp and "unsafe-inline" not in csp
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_failed_operation_is_retried_from_its_page(client, personas, cluster_api, aws_faults):
+    aws_faults.error("iam", "CreateUser", "LimitExceeded", times=1, status=409)
+    cluster, failed = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    run_jobs()
+    client.force_login(personas.vera)
+    assert "Retry</button>" not in client.get(reverse("operation", args=[failed.pk])).content.decode()
+    assert client.post(reverse("operation-retry", args=[failed.pk])).status_code == 403
+    client.force_login(personas.bob)
+    assert client.post(reverse("operation-retry", args=[failed.pk])).status_code == 404
+
+    client.force_login(personas.alice)
+    assert "Retry</button>" in client.get(reverse("operation", args=[failed.pk])).content.decode()
+    response = client.post(reverse("operation-retry", args=[failed.pk]))
+    retried = Operation.objects.exclude(pk=failed.pk).get()
+    assert response["Location"] == reverse("operation", args=[retried.pk])
+    run_jobs()
+    retried.refresh_from_db()
+    assert retried.state == Operation.State.SUCCEEDED
+    # The old failure cannot be retried a second time.
+    client.post(reverse("operation-retry", args=[failed.pk]))
+    assert Operation.objects.count() == 2

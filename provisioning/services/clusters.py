@@ -91,3 +91,16 @@ def deregister_cluster(cluster, user=None):
         if not claimed:
             raise ValidationError(f"Cluster {cluster.name} is already being deregistered.")
         return start_operation(Operation.Kind.DEREGISTER, cluster.organization, cluster, user)
+
+
+def retry_operation(operation, user=None):
+    """Start a failed operation again, through the action that started it (and its state checks)."""
+    retry = RETRIES.get(operation.kind)
+    if operation.state != Operation.State.FAILED or retry is None:
+        raise ValidationError("Only a failed cluster operation can be retried.")
+    if operation.cluster.operations.filter(created_at__gt=operation.created_at).exists():
+        raise ValidationError("This operation was already followed by another one: see the cluster's latest operation.")
+    return retry(operation.cluster, user)
+
+
+RETRIES = {Operation.Kind.REGISTER: retry_registration, Operation.Kind.DEREGISTER: deregister_cluster}
