@@ -126,21 +126,24 @@ def write_env(env):
 
 
 def seed(servers):
-    """An admin, organization demo and its two clusters, registered the way a user would."""
+    """An admin, organization demo, its two clusters and a certificate, made the way a user would."""
     import django
 
     django.setup()
     from django.contrib.auth import get_user_model
 
     from provisioning.clients.kube import connection_from_kubeconfig
-    from provisioning.services import clusters, organizations
+    from provisioning.services import certificates, clusters, organizations
 
     password = secrets.token_urlsafe(12)
     admin = get_user_model().objects.create_superuser("admin", "admin@example.com", password)
     org = organizations.create_organization(ORG, owner=admin)
     kubeconfig = (SANDBOX / "kubeconfig").read_text()
-    for name in CLUSTERS:
-        clusters.register_cluster(org, name, connection_from_kubeconfig(kubeconfig, context=name), admin)
+    registered = [
+        clusters.register_cluster(org, name, connection_from_kubeconfig(kubeconfig, context=name), admin)[0]
+        for name in CLUSTERS
+    ]
+    certificates.issue_certificate(org, [f"www.{org.zone_name}"], [(registered[0], "default", "demo-www-tls")], admin)
     return password
 
 

@@ -111,6 +111,7 @@ def start_worker_process(*options):
         "VAULT_ADDR": settings.VAULT_ADDR,
         "VAULT_TOKEN": settings.VAULT_TOKEN,
         "VAULT_PREFIX": settings.VAULT_PREFIX,
+        "REDIS_URL": settings.REDIS_URL,
     }
     command = [sys.executable, "manage.py", "rqworker", *options, "default"]
     return subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,9 +1,25 @@
-"""Settings for the test suite: the real settings, pointed at a throwaway Redis database."""
+"""Settings for the test suite: the real settings, with a database and a Redis database of this run's own."""
 
+import atexit
 import os
 
+import redis
+
+
+def claim_redis_database(host="127.0.0.1", port=6379, candidates=range(2, 13)):
+    """A Redis database no other test run is using (runs flush theirs), released when this run ends."""
+    registry = redis.Redis(host=host, port=port, db=0)
+    for db in candidates:
+        key = f"orgdns:test-run:redis-db:{db}"
+        if registry.set(key, os.getpid(), nx=True, ex=6 * 3600):
+            atexit.register(lambda: registry.delete(key) if registry.get(key) == str(os.getpid()).encode() else None)
+            return f"redis://{host}:{port}/{db}"
+    raise RuntimeError("every Redis test database is claimed by another run: wait, or clear orgdns:test-run:* keys")
+
+
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orgdns")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
+if "REDIS_URL" not in os.environ:  # worker processes of a run get the run's REDIS_URL
+    os.environ["REDIS_URL"] = claim_redis_database()
 os.environ.setdefault("ORGDNS_BASE_DOMAIN", "orgdns.test")
 os.environ.setdefault("ORGDNS_RETRY_BASE_DELAY", "0.01")
 os.environ.setdefault("ORGDNS_JOB_RETRY_INTERVALS", "")
