@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null || echo ~/.pyenv)/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: demo test venv services clean
+.PHONY: demo test screenshots venv clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: venv
 test: venv
 	@./devstack/require-services.sh --postgres --chromium
 	$(PY) -m pytest
+
+screenshots: venv
+	@./devstack/require-services.sh --chromium
+	$(PY) -m devstack.screenshots
 
 clean:
 	rm -rf $(VENV) .sandbox .pytest_cache orgdns.egg-info

@@ -11,12 +11,14 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
+import redis
 import yaml
 
 from devstack.kubeapi import KubeAPIServer
-from devstack.processes import port_open, start_bao, start_moto, stop
+from devstack.processes import port_open, start_bao, start_moto, stop, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX = ROOT / ".sandbox"
@@ -27,6 +29,19 @@ CLUSTERS = ("demo-1", "demo-2")
 
 
 def main():
+    with running_stack() as (env, password):
+        print_summary(env, password, SANDBOX / "logs")
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("\nStopping the demo stack…")
+
+
+@contextmanager
+def running_stack():
+    """Start the stack, seed it through the normal paths and yield (env, admin password); stop it all after."""
     busy = [f"{name} ({port})" for name, port in PORTS.items() if port_open("127.0.0.1", port)]
     if busy:
         sys.exit(f"make demo: ports already in use: {', '.join(busy)}. Is another demo running? Stop it with Ctrl-C first.")
@@ -67,6 +82,7 @@ def main():
         write_kubeconfig(env["KUBECONFIG"], kube_servers)
         write_env(env)
         os.environ.update(env)
+        redis.Redis.from_url(redis_url).flushdb()  # jobs left by an earlier demo point at rows that are gone
 
         manage = [sys.executable, str(ROOT / "manage.py")]
         subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], check=True, cwd=ROOT)
@@ -74,14 +90,9 @@ def main():
         children.append(spawn([*manage, "rqworker", "--with-scheduler", "default"], logs / "worker.log"))
         children.append(spawn([*manage, "runserver", f"127.0.0.1:{PORTS['web']}", "--noreload", "--insecure"], logs / "web.log"))
         wait_for_seeded_operations()
-        print_summary(env, password, logs)
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        wait_for_http(env["ORGDNS_URL"] + "/healthz")
+        yield env, password
     finally:
-        print("\nStopping the demo stack…")
         for child in reversed(children):
             stop(child)
         for server in kube_servers:

@@ -1,0 +1,83 @@
+"""`make screenshots`: start the demo, open its main pages in Chromium and save a PNG of each in docs/screenshots/."""
+
+import shutil
+
+from playwright.sync_api import sync_playwright
+
+from devstack.demo import ROOT, running_stack
+
+OUT = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+
+def pages():
+    """(file name, path) of each main page, with the demo's own ids."""
+    from provisioning.models import Certificate, Cluster, Operation
+
+    cluster = Cluster.objects.get(name="demo-1")
+    operation = Operation.objects.filter(cluster=cluster).latest("created_at")
+    certificate = Certificate.objects.first()
+    found = [
+        ("home", "/"),
+        ("organization", "/orgs/demo/"),
+        ("cluster", f"/orgs/demo/clusters/{cluster.pk}/"),
+        ("operation", f"/operations/{operation.pk}/"),
+        ("zone", "/orgs/demo/zone/"),
+        ("members", "/orgs/demo/members/"),
+        ("register-cluster", "/orgs/demo/clusters/new"),
+        ("certificates", "/orgs/demo/certificates/"),
+        ("admin-clusters", "/admin/provisioning/cluster/"),
+    ]
+    if certificate:
+        found.append(("certificate", f"/orgs/demo/certificates/{certificate.pk}/"))
+    return found + [(name, path) for name, path in OPTIONAL_PAGES if _resolves(path)]
+
+
+OPTIONAL_PAGES = [
+    ("billing", "/billing/"),
+    ("list-clusters", "/clusters/"),
+    ("list-operations", "/operations/"),
+    ("list-zones", "/zones/"),
+    ("audit", "/audit/"),
+]
+
+
+def _resolves(path):
+    from django.urls import Resolver404, resolve
+
+    try:
+        resolve(path)
+        return True
+    except Resolver404:
+        return False
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    with running_stack() as (env, password):
+        targets = pages()  # the ORM is not usable inside Playwright's sync context
+        with sync_playwright() as playwright:
+            shoot(playwright, env["ORGDNS_URL"], password, targets)
+
+
+def shoot(playwright, base, password, targets):
+    browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{base}/login/")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base}/")
+    phone = [("phone-organization", "/orgs/demo/"), ("phone-cluster", dict(targets)["cluster"])]
+    for width, shots in ((1280, targets), (390, phone)):
+        page.set_viewport_size({"width": width, "height": 900})
+        for name, path in shots:
+            page.goto(base + path)
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=OUT / f"{name}.png", full_page=True)
+            print(f"wrote {(OUT / f'{name}.png').relative_to(ROOT)}")
+    browser.close()
+
+
+if __name__ == "__main__":
+    main()
