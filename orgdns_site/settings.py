@@ -1,6 +1,8 @@
 """Settings, all from the environment (see README "Configuration")."""
 
 import os
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -72,6 +74,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "provisioning.middleware.AuditContextMiddleware",
 ]
 
 ROOT_URLCONF = "orgdns_site.urls"
@@ -153,6 +156,14 @@ ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5)  # seconds, d
 ORGDNS_JOB_RETRY_INTERVALS = [int(s) for s in env("ORGDNS_JOB_RETRY_INTERVALS", "30,120,600").split(",") if s]
 ORGDNS_ORG_LOCK_TIMEOUT = envint("ORGDNS_ORG_LOCK_TIMEOUT", 600)  # seconds
 
+# Garbage collection of unused hosted zones (DESIGN.md §3); durations in seconds.
+ORGDNS_GC_YOUNG_MARGIN = timedelta(seconds=envint("ORGDNS_GC_YOUNG_MARGIN", 15 * 60))  # delete young zones by 12 h minus this
+ORGDNS_GC_FINAL_WINDOW = timedelta(seconds=envint("ORGDNS_GC_FINAL_WINDOW", 60 * 60))  # delete paid zones this long before the month ends
+ORGDNS_GC_RETRY_AFTER = timedelta(seconds=envint("ORGDNS_GC_RETRY_AFTER", 10 * 60))  # the GC resumes a failed teardown after this
+ORGDNS_ZONE_PRICE_FIRST = Decimal(env("ORGDNS_ZONE_PRICE_FIRST", "0.50"))  # USD per zone-month, first zones of the account
+ORGDNS_ZONE_PRICE_AFTER = Decimal(env("ORGDNS_ZONE_PRICE_AFTER", "0.10"))  # USD per zone-month beyond the tier
+ORGDNS_ZONE_PRICE_TIER = envint("ORGDNS_ZONE_PRICE_TIER", 25)  # zones charged at the first price each month
+
 AWS_ENDPOINT_URL = env("AWS_ENDPOINT_URL", "")  # empty: real AWS
 AWS_REGION = env("AWS_DEFAULT_REGION", "us-east-1")
 
@@ -166,3 +177,9 @@ EXTERNALDNS_NAMESPACE = env("EXTERNALDNS_NAMESPACE", "external-dns")
 EXTERNALDNS_POLICY = env("EXTERNALDNS_POLICY", "sync")  # sync | upsert-only | create-only
 EXTERNALDNS_ANNOTATION_PREFIX = env("EXTERNALDNS_ANNOTATION_PREFIX", "external-dns.alpha.kubernetes.io/")
 KUBE_REQUEST_TIMEOUT = envint("KUBE_REQUEST_TIMEOUT", 15)
+
+# TLS certificates (per-organization CA in Vault)
+ORGDNS_TLS_CA_DAYS = envint("ORGDNS_TLS_CA_DAYS", 3650)  # validity of a new organization CA
+ORGDNS_TLS_CERT_DAYS = envint("ORGDNS_TLS_CERT_DAYS", 90)  # validity of issued and renewed certificates
+ORGDNS_TLS_RENEW_AT = envfloat("ORGDNS_TLS_RENEW_AT", 2 / 3)  # renew once this fraction of the lifetime has passed
+ORGDNS_TLS_MAX_NAMES = envint("ORGDNS_TLS_MAX_NAMES", 20)  # DNS names per certificate

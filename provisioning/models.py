@@ -61,6 +61,10 @@ class HostedZone(models.Model):
     access_key_created_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    teardown_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the teardown began deleting: from then on no cluster can reclaim the zone."
+    )
+    route53_deleted_at = models.DateTimeField(null=True, blank=True, help_text="When Route53 deleted the zone: its billing ends.")
 
     class Meta:
         ordering = ["name", "-created_at"]
@@ -72,6 +76,27 @@ class HostedZone(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class ZoneCharge(models.Model):
+    """The cost ledger: one row per zone and month, charged by Route53 or saved by deleting the zone in time."""
+
+    class Kind(models.TextChoices):
+        CHARGED = "charged"
+        AVOIDED_YOUNG = "avoided_young", "Avoided: deleted within 12 h of creation"
+        AVOIDED_RENEWAL = "avoided_renewal", "Avoided: deleted before the month began"
+
+    zone = models.ForeignKey(HostedZone, on_delete=models.PROTECT, related_name="charges")
+    month = models.DateField(help_text="The first day (UTC) of the billed month.")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-month", "recorded_at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["zone", "month"], name="one_charge_per_zone_and_month")]
+
+    def __str__(self):
+        return f"{self.zone} {self.month:%Y-%m}: {self.get_kind_display()}"
 
 
 class Cluster(models.Model):
@@ -136,6 +161,9 @@ class Operation(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="operations")
     cluster = models.ForeignKey(Cluster, null=True, blank=True, on_delete=models.PROTECT, related_name="operations")
+    certificate = models.ForeignKey(
+        "Certificate", null=True, blank=True, on_delete=models.PROTECT, related_name="operations"
+    )
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     step = models.CharField(max_length=200, blank=True)
     progress = models.PositiveSmallIntegerField(default=0)
@@ -144,6 +172,7 @@ class Operation(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     remote_calls = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    request_id = models.CharField(max_length=64, blank=True, help_text="The request (or cron run) that started it.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -157,3 +186,107 @@ class Operation(models.Model):
     @property
     def finished(self):
         return self.state in self.FINISHED
+
+
+class Certificate(models.Model):
+    """A server certificate signed by its organization's CA. Its key and PEMs live in Vault only; rows are kept after deletion."""
+
+    class State(models.TextChoices):
+        ISSUING = "issuing"
+        ACTIVE = "active"
+        RENEWING = "renewing"
+        INSTALLING = "installing"
+        DELETING = "deleting"
+        DELETED = "deleted"
+        ERROR = "error"
+
+    BUSY = (State.ISSUING, State.RENEWING, State.INSTALLING, State.DELETING)
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="certificates")
+    dns_names = models.JSONField(default=list)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.ISSUING)
+    message = models.TextField(blank=True)
+    serial = models.CharField(max_length=40, blank=True, help_text="Hexadecimal.")
+    fingerprint_sha256 = models.CharField("SHA-256 fingerprint", max_length=95, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    not_after = models.DateTimeField(null=True, blank=True)
+    issued_at = models.DateTimeField(null=True, blank=True, help_text="When the current key and certificate were made.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        more = f" (+{len(self.dns_names) - 1})" if len(self.dns_names) > 1 else ""
+        return f"{self.dns_names[0] if self.dns_names else '?'}{more}"
+
+    @property
+    def busy(self):
+        return self.state in self.BUSY
+
+
+class CertificateInstallation(models.Model):
+    """A kubernetes.io/tls Secret holding a certificate in one cluster. The row goes when the Secret is removed."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        INSTALLED = "installed"
+        FAILED = "failed"
+        REMOVING = "removing"
+
+    certificate = models.ForeignKey(Certificate, on_delete=models.CASCADE, related_name="installations")
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="certificate_installations")
+    namespace = models.CharField(max_length=63)
+    secret_name = models.CharField(max_length=253)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    message = models.TextField(blank=True)
+    installed_serial = models.CharField(max_length=40, blank=True)
+    installed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["cluster__name", "namespace", "secret_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "namespace", "secret_name"], name="one_certificate_per_secret")
+        ]
+
+    def __str__(self):
+        return f"{self.cluster.name}/{self.namespace}/{self.secret_name}"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, when, from which request, and how it ended. Never holds a secret."""
+
+    class Source(models.TextChoices):
+        UI = "ui"
+        ADMIN = "admin"
+        JOB = "job"
+        CRON = "cron"
+
+    class Outcome(models.TextChoices):
+        OK = "ok"
+        FAILED = "failed"
+        REFUSED = "refused"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_name = models.CharField(max_length=150, help_text="The user's name then, or the system part that acted.")
+    source = models.CharField(max_length=5, choices=Source.choices)
+    action = models.CharField(max_length=60, db_index=True)
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
+    object_type = models.CharField(max_length=40, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    request_id = models.CharField(max_length=64, blank=True, db_index=True)
+    outcome = models.CharField(max_length=7, choices=Outcome.choices, default=Outcome.OK)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object")]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.object_repr} ({self.outcome})"

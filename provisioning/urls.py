@@ -1,16 +1,37 @@
 from django.urls import path
 
-from . import views
+from . import billing_views, certificate_views, list_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("billing/", billing_views.billing, name="billing"),
+    path("orgs/", list_views.organization_list, name="organization-list"),
+    path("clusters/", list_views.cluster_list, name="cluster-list"),
+    path("zones/", list_views.zone_list, name="zone-list"),
+    path("operations/", list_views.operation_list, name="operation-list"),
+    path("certificates/", list_views.certificate_list, name="certificate-list"),
+    path("audit/", list_views.audit_list, name="audit-list"),
     path("orgs/new", views.organization_create, name="organization-create"),
     path("orgs/<str:org>/", views.organization_detail, name="organization"),
+    path("orgs/<str:org>/zone/", views.zone_detail, name="zone"),
+    path("orgs/<str:org>/zone/records", views.zone_records, name="zone-records"),
+    path("orgs/<str:org>/members/", views.members, name="members"),
+    path("orgs/<str:org>/members/<int:pk>/remove", views.member_remove, name="member-remove"),
     path("orgs/<str:org>/clusters/new", views.cluster_register, name="cluster-register"),
     path("orgs/<str:org>/clusters/<int:pk>/", views.cluster_detail, name="cluster"),
     path("orgs/<str:org>/clusters/<int:pk>/deregister", views.cluster_deregister, name="cluster-deregister"),
     path("orgs/<str:org>/clusters/<int:pk>/reprovision", views.cluster_reprovision, name="cluster-reprovision"),
+    path("orgs/<str:org>/certificates/", certificate_views.certificate_list, name="certificates"),
+    path("orgs/<str:org>/certificates/new", certificate_views.certificate_issue, name="certificate-issue"),
+    path("orgs/<str:org>/certificates/ca.crt", certificate_views.ca_download, name="certificate-ca"),
+    path("orgs/<str:org>/certificates/<int:pk>/", certificate_views.certificate_detail, name="certificate"),
+    path("orgs/<str:org>/certificates/<int:pk>/summary", certificate_views.certificate_summary, name="certificate-summary"),
+    path("orgs/<str:org>/certificates/<int:pk>/install", certificate_views.certificate_install, name="certificate-install"),
+    path("orgs/<str:org>/certificates/<int:pk>/renew", certificate_views.certificate_renew, name="certificate-renew"),
+    path("orgs/<str:org>/certificates/<int:pk>/delete", certificate_views.certificate_delete, name="certificate-delete"),
+    path("orgs/<str:org>/certificates/<int:pk>/certificate.crt", certificate_views.certificate_download, name="certificate-pem"),
     path("operations/<uuid:pk>/", views.operation_detail, name="operation"),
     path("operations/<uuid:pk>/status", views.operation_status, name="operation-status"),
+    path("operations/<uuid:pk>/retry", views.operation_retry, name="operation-retry"),
 ]

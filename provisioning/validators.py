@@ -44,3 +44,49 @@ def validate_cluster_name(value):
     _validate_label(value, "Cluster name")
     if len(value) > 40:
         raise ValidationError(f"Cluster name is {len(value)} characters; at most 40 are allowed.", code="too_long")
+
+
+def validate_namespace_name(value):
+    _validate_label(value, "Namespace")
+
+
+def validate_secret_name(value):
+    if len(value) > DNS_NAME_MAX or not all(DNS_LABEL.match(label) for label in value.split(".")):
+        raise ValidationError(
+            f"Secret name {value[:80]!r} is not a DNS subdomain: use lowercase letters, digits, inner hyphens and dots, "
+            f"at most {DNS_NAME_MAX} characters.",
+            code="invalid",
+        )
+
+
+def certificate_dns_names(names, zone, limit):
+    """The names, lowercased and without duplicates, if a certificate of zone's CA may hold them; else ValidationError."""
+    cleaned = list(dict.fromkeys(name.strip().lower().removesuffix(".") for name in names if name.strip()))
+    if not cleaned:
+        raise ValidationError("Give at least one DNS name.", code="required")
+    if len(cleaned) > limit:
+        raise ValidationError(f"{len(cleaned)} names given; a certificate holds at most {limit}.", code="too_many")
+    errors = [error for error in (_certificate_name_error(name, zone) for name in cleaned) if error]
+    if errors:
+        raise ValidationError(errors, code="invalid")
+    return cleaned
+
+
+def _certificate_name_error(name, zone):
+    if len(name) > DNS_NAME_MAX:
+        return f"{name[:60]}… is {len(name)} characters; a DNS name has at most {DNS_NAME_MAX}."
+    if name != zone and not name.endswith(f".{zone}"):
+        return f"{name} is outside your zone: names must be {zone} or end in .{zone}."
+    labels = name.removesuffix(zone).removesuffix(".").split(".") if name != zone else []
+    for position, label in enumerate(labels):
+        if "*" in label:
+            if label != "*" or position != 0 or len(labels) != 1:
+                return f"{name}: a wildcard is allowed only as the whole first label, one level below the zone: *.{zone}."
+        elif len(label) > 63:
+            return f"{name}: the label {label[:20]}… is {len(label)} characters; a DNS label has at most 63."
+        elif not DNS_LABEL.match(label):
+            return (
+                f"{name}: {label!r} is not a DNS label: use lowercase letters, digits and inner hyphens only "
+                "(internationalized names in their xn-- form)."
+            )
+    return None

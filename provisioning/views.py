@@ -2,35 +2,31 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from . import list_views
 from .forms import MemberForm, OrganizationForm, RegisterClusterForm
 from .models import Cluster, HostedZone, Operation
 from .clients.errors import ProviderError
-from .services import clusters, organizations, zones
+from .services import clusters, organizations, zone_gc, zones
 
 HTMX_STOP_POLLING = 286
+HOME_ORGANIZATIONS = 25
 RECORDS_PER_PAGE = 100
 
 
 @login_required
 def home(request):
-    orgs = (
-        organizations.organizations_for(request.user)
-        .annotate(
-            ready=Count("clusters", filter=Q(clusters__state=Cluster.State.READY)),
-            failing=Count("clusters", filter=Q(clusters__state=Cluster.State.ERROR)),
-            live=Count("clusters", filter=~Q(clusters__state=Cluster.State.DEREGISTERED)),
-        )
-        .prefetch_related(Prefetch("zones", HostedZone.objects.exclude(state=HostedZone.State.DELETED), to_attr="live_zones"))
-    )
+    """The first organizations (the list page has them all, for staff that is every organization) and recent operations."""
+    orgs = list_views.organization_rows(request.user)
     recent = Operation.objects.filter(organization__in=organizations.organizations_for(request.user)).select_related(
         "organization", "cluster"
     )[:10]
-    return render(request, "provisioning/home.html", {"organizations": orgs, "operations": recent})
+    context = {"organizations": orgs[:HOME_ORGANIZATIONS], "organization_count": orgs.count(), "operations": recent}
+    return render(request, "provisioning/home.html", context)
 
 
 @login_required
@@ -56,6 +52,7 @@ def organization_detail(request, org):
     context = {
         "org": org,
         "zone": zone,
+        "gc": zone_gc.zone_status(org, timezone.now()) if zone else None,
         "clusters": org.clusters.exclude(state=Cluster.State.DEREGISTERED),
         "operations": org.operations.select_related("cluster")[:10],
         "can_write": organizations.can_write(request.user, org),
@@ -86,7 +83,7 @@ def cluster_detail(request, org, pk):
         "org": cluster.organization,
         "cluster": cluster,
         "operation": cluster.operations.first(),
-        "operations": cluster.operations.all()[:10],
+        "operations": cluster.operations.select_related("organization")[:10],
         "can_write": organizations.can_write(request.user, cluster.organization),
     }
     return render(request, "provisioning/cluster_detail.html", context)

@@ -102,6 +102,11 @@ def cluster_api(make_cluster_api):
 
 def start_worker_process(*options):
     """`manage.py rqworker` in its own process, on the test database and the test's servers."""
+    return start_manage_process("rqworker", *options, "default", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_manage_process(*args, **popen):
+    """`manage.py <args>` in its own process, on the test database and the test's servers."""
     db = settings.DATABASES["default"]
     env = {
         **os.environ,
@@ -113,8 +118,7 @@ def start_worker_process(*options):
         "VAULT_PREFIX": settings.VAULT_PREFIX,
         "REDIS_URL": settings.REDIS_URL,
     }
-    command = [sys.executable, "manage.py", "rqworker", *options, "default"]
-    return subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env, **popen)
 
 
 def run_jobs():

@@ -11,15 +11,25 @@ from django.utils import timezone
 from rq import Retry, get_current_job
 
 from ..clients.errors import ProviderError
-from ..models import Operation
+from ..models import AuditEvent, Operation
+from . import audit
 from .backends import Backends
 
 log = logging.getLogger(__name__)
 
 
-def start_operation(kind, organization, cluster=None, user=None):
+def start_operation(kind, organization, cluster=None, user=None, certificate=None):
     """Save the operation and queue its job once the surrounding transaction commits."""
-    operation = Operation.objects.create(kind=kind, organization=organization, cluster=cluster, created_by=user)
+    operation = Operation.objects.create(
+        kind=kind,
+        organization=organization,
+        cluster=cluster,
+        certificate=certificate,
+        created_by=user,
+        request_id=audit.current().request_id,
+    )
+    target = cluster or certificate or organization
+    audit.record(f"{kind}.queued", target, organization=organization, actor=user, detail=f"operation {operation.pk}")
     intervals = settings.ORGDNS_JOB_RETRY_INTERVALS
     retry = Retry(max=len(intervals), interval=intervals) if intervals else None
     transaction.on_commit(
@@ -51,9 +61,14 @@ def run(operation_id, handlers):
     A transient ProviderError is re-raised so RQ retries the job while retries are left; a permanent
     one, or the last transient one, fails the operation with its message.
     """
-    operation = Operation.objects.select_related("organization", "cluster").get(pk=operation_id)
+    operation = Operation.objects.select_related("organization", "cluster", "certificate", "created_by").get(pk=operation_id)
     if operation.finished:
         return operation.state
+    with audit.acting(AuditEvent.Source.JOB, actor=operation.created_by, request_id=operation.request_id):
+        return _run(operation, handlers)
+
+
+def _run(operation, handlers):
     Operation.objects.filter(pk=operation.pk).update(
         state=Operation.State.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""
     )
@@ -81,6 +96,7 @@ def run(operation_id, handlers):
         state=Operation.State.SUCCEEDED, progress=100, step="done", finished_at=timezone.now(), remote_calls=calls()
     )
     progress.log("done")
+    _audit_outcome(operation, AuditEvent.Outcome.OK)
     return Operation.State.SUCCEEDED
 
 
@@ -90,3 +106,10 @@ def _fail(operation, progress, message, on_failure, remote_calls):
         state=Operation.State.FAILED, error=message, finished_at=timezone.now(), remote_calls=remote_calls
     )
     on_failure(operation, message)
+    _audit_outcome(operation, AuditEvent.Outcome.FAILED, message)
+
+
+def _audit_outcome(operation, outcome, detail=""):
+    target = operation.cluster or operation.certificate or operation.organization
+    verb = "succeeded" if outcome == AuditEvent.Outcome.OK else "failed"
+    audit.record(f"{operation.kind}.{verb}", target, organization=operation.organization, outcome=outcome, detail=detail)

@@ -5,7 +5,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 
-from ..models import Cluster, Membership, Operation, Organization
+from ..models import AuditEvent, Cluster, Membership, Operation, Organization
+from . import audit
 
 WRITE_ROLES = (Membership.Role.OWNER, Membership.Role.MEMBER)
 
@@ -52,6 +53,7 @@ def create_organization(name, owner=None):
     organization.save()
     if owner is not None:
         Membership.objects.create(user=owner, organization=organization, role=Membership.Role.OWNER)
+    audit.record("organization.create", organization, detail=f"owner {owner.get_username()}" if owner else "")
     return organization
 
 
@@ -67,6 +69,8 @@ def set_member(organization, username, role):
     if current and current.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
         _refuse_losing_last_owner(organization, user)
     membership, _ = Membership.objects.update_or_create(organization=organization, user=user, defaults={"role": role})
+    was = f"{current.role} → " if current else "added as "
+    audit.record("member.set", membership, organization=organization, detail=f"{username}: {was}{role}")
     return membership
 
 
@@ -75,6 +79,7 @@ def remove_member(organization, membership_id):
     membership = get_object_or_404(Membership.objects.select_for_update(), organization=organization, pk=membership_id)
     if membership.role == Membership.Role.OWNER:
         _refuse_losing_last_owner(organization, membership.user)
+    audit.record("member.remove", membership, organization=organization, detail=membership.user.get_username())
     membership.delete()
     return membership
 

@@ -12,6 +12,7 @@ from ..clients.kube import ClusterConnection
 from ..models import Cluster, HostedZone
 from ..validators import iam_user_name
 from .backends import redis
+from .zone_claims import release_unstarted
 
 POLICY_NAME = "orgdns-zone-records"
 
@@ -79,11 +80,14 @@ def read_connection(vault, cluster):
 def ensure_zone(org, backends, progress):
     zone = HostedZone.objects.filter(organization=org).exclude(state=HostedZone.State.DELETED).first()
     if zone and zone.state == HostedZone.State.DELETING:
-        raise ProviderError(
-            f"zone {zone.name} is being deleted; a new one is created once that finishes (will retry)",
-            service="route53",
-            permanent=False,
-        )
+        if not release_unstarted(zone):
+            raise ProviderError(
+                f"zone {zone.name} is being deleted; a new one is created once that finishes (will retry)",
+                service="route53",
+                permanent=False,
+            )
+        zone.state = HostedZone.State.ACTIVE
+        progress.log(f"zone {zone.name} was queued for deletion as unused: kept for this cluster instead")
     if zone and zone.state == HostedZone.State.ACTIVE and zone.zone_id:
         progress.log(f"reusing zone {zone.zone_id}")
         return zone

@@ -1,0 +1,162 @@
+"""Certificate pages: every view starts from a tenant-scoped lookup; writers only for actions."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from .certificate_forms import InstallCertificateForm, IssueCertificateForm
+from .clients.errors import ProviderError
+from .services import certificates, organizations
+from .views import HTMX_STOP_POLLING
+
+
+def _writable_org(request, org_name):
+    org = organizations.get_org_for_user(request.user, org_name)
+    if not organizations.can_write(request.user, org):
+        raise PermissionDenied
+    return org
+
+
+def _writable_certificate(request, org_name, pk):
+    certificate = certificates.get_certificate_for_user(request.user, org_name, pk)
+    if not organizations.can_write(request.user, certificate.organization):
+        raise PermissionDenied
+    return certificate
+
+
+def _with_expiry(certificate, now):
+    certificate.expiry = certificates.expiry(certificate, now)
+    certificate.renewal_at = certificates.renewal_at(certificate)
+    return certificate
+
+
+@login_required
+def certificate_list(request, org):
+    org = organizations.get_org_for_user(request.user, org)
+    now = timezone.now()
+    context = {
+        "org": org,
+        "certificates": [_with_expiry(c, now) for c in certificates.live_certificates(org)],
+        "can_write": organizations.can_write(request.user, org),
+    }
+    return render(request, "provisioning/certificate_list.html", context)
+
+
+@login_required
+def certificate_issue(request, org):
+    org = _writable_org(request, org)
+    form = IssueCertificateForm(request.POST or None, organization=org)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            certificate, _ = certificates.issue_certificate(org, data["names"], data["targets"], request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect("certificate", org.name, certificate.pk)
+    return render(request, "provisioning/certificate_form.html", {"org": org, "form": form})
+
+
+def _detail_context(request, certificate):
+    return {
+        "org": certificate.organization,
+        "certificate": _with_expiry(certificate, timezone.now()),
+        "installations": certificate.installations.select_related("cluster"),
+        "can_write": organizations.can_write(request.user, certificate.organization),
+    }
+
+
+@login_required
+def certificate_detail(request, org, pk):
+    certificate = certificates.get_certificate_for_user(request.user, org, pk)
+    context = _detail_context(request, certificate)
+    context["operation"] = certificate.operations.select_related("cluster").first()
+    context["operations"] = certificate.operations.select_related("organization", "cluster")[:10]
+    return render(request, "provisioning/certificate_detail.html", context)
+
+
+@login_required
+def certificate_summary(request, org, pk):
+    """The live part of the certificate page; answering 286 tells htmx to stop polling once no job works on it."""
+    certificate = certificates.get_certificate_for_user(request.user, org, pk)
+    response = render(request, "provisioning/certificate_detail.html#summary", _detail_context(request, certificate))
+    if not certificate.busy:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+def certificate_install(request, org, pk):
+    certificate = _writable_certificate(request, org, pk)
+    form = InstallCertificateForm(request.POST or None, organization=certificate.organization, initial=request.GET)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            certificates.install_certificate(certificate, data["cluster"], data["namespace"], data["secret_name"], request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Installing {certificate} into {data['cluster'].name}.")
+            return redirect("certificate", org, certificate.pk)
+    context = {"org": certificate.organization, "certificate": certificate, "form": form}
+    return render(request, "provisioning/certificate_install.html", context)
+
+
+def _certificate_action(request, org, pk, action, success):
+    certificate = _writable_certificate(request, org, pk)
+    try:
+        action(certificate, request.user)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(request, success.format(certificate))
+    return redirect("certificate", org, certificate.pk)
+
+
+@login_required
+@require_POST
+def certificate_renew(request, org, pk):
+    success = "Renewing {}: a new key and certificate, installed everywhere."
+    return _certificate_action(request, org, pk, certificates.renew_certificate, success)
+
+
+@login_required
+@require_POST
+def certificate_delete(request, org, pk):
+    success = "Deleting {}: its Secrets and its key are being removed."
+    return _certificate_action(request, org, pk, certificates.delete_certificate, success)
+
+
+def _pem_response(read, filename, missing):
+    """Public PEM from Vault as a download; 404 with `missing` if there is none, 503 if Vault does not answer."""
+    try:
+        pem = read()
+    except ProviderError as exc:
+        return HttpResponse(f"Cannot read it from Vault now: {exc.message}", status=503, content_type="text/plain")
+    if pem is None:
+        raise Http404(missing)
+    response = HttpResponse(pem, content_type="application/x-pem-file")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+def ca_download(request, org):
+    org = organizations.get_org_for_user(request.user, org)
+    return _pem_response(
+        lambda: certificates.ca_certificate_pem(org), f"{org.name}-ca.crt", "No CA yet: it is made with the first certificate."
+    )
+
+
+@login_required
+def certificate_download(request, org, pk):
+    certificate = certificates.get_certificate_for_user(request.user, org, pk)
+    return _pem_response(
+        lambda: certificates.certificate_pem(certificate),
+        f"{certificate.organization.name}-certificate-{certificate.pk}.crt",
+        "This certificate is not issued, or was deleted.",
+    )

@@ -1,0 +1,154 @@
+"""An organization's certificate authority and the server certificates it signs, and the Secret that carries them."""
+
+import datetime
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# Clocks of the machines that check a certificate may run a little behind ours.
+BACKDATE = datetime.timedelta(minutes=5)
+CERTIFICATE_LABEL = "orgdns.io/certificate"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "orgdns"}
+X509_COMMON_NAME_MAX = 64
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A PEM certificate and its PEM (PKCS#8, unencrypted) private key."""
+
+    certificate: str
+    private_key: str
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    serial: str
+    fingerprint_sha256: str
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+    dns_names: list
+
+
+def _now():
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _key_usage(**enabled):
+    flags = [
+        "digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
+        "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
+    ]
+    return x509.KeyUsage(**{flag: enabled.get(flag, False) for flag in flags})
+
+
+def _pem(certificate, key):
+    return KeyPair(
+        certificate=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        private_key=key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+    )
+
+
+def make_ca(zone_name, organization, days, now=None):
+    """A self-signed EC P-256 CA that can sign server certificates for names in zone_name only."""
+    now = now or _now()
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{organization} orgdns CA"[:X509_COMMON_NAME_MAX]),
+        ]
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(digital_signature=True, key_cert_sign=True, crl_sign=True), critical=True)
+        .add_extension(x509.NameConstraints(permitted_subtrees=[x509.DNSName(zone_name)], excluded_subtrees=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return _pem(certificate, key)
+
+
+def issue_server_certificate(ca, dns_names, organization, days, now=None):
+    """A server certificate for dns_names with a new EC P-256 key, signed by ca (a KeyPair); never outlives the CA."""
+    now = now or _now()
+    ca_certificate = x509.load_pem_x509_certificate(ca.certificate.encode())
+    ca_key = serialization.load_pem_private_key(ca.private_key.encode(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)]
+    if len(dns_names[0]) <= X509_COMMON_NAME_MAX:
+        subject.append(x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0]))
+    ca_key_id = ca_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(subject))
+        .issuer_name(ca_certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(min(now + datetime.timedelta(days=days), ca_certificate.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(digital_signature=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_key_id), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return _pem(certificate, key)
+
+
+def describe(certificate_pem):
+    """What a page may show about a certificate: its public facts."""
+    certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns_names = names.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        dns_names = []
+    return CertificateInfo(
+        serial=format(certificate.serial_number, "X"),
+        fingerprint_sha256=certificate.fingerprint(hashes.SHA256()).hex(":").upper(),
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        dns_names=dns_names,
+    )
+
+
+def renewal_time(not_before, not_after, fraction):
+    """When a certificate valid from not_before to not_after should be renewed: after fraction of its lifetime."""
+    return not_before + (not_after - not_before) * fraction
+
+
+def secret_manifest(name, namespace, certificate_id, labels, certificate_pem, private_key_pem, ca_pem):
+    """A kubernetes.io/tls Secret labelled with the certificate it holds, so we never touch a Secret that is not ours."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**MANAGED_BY, **labels, CERTIFICATE_LABEL: certificate_id},
+        },
+        "stringData": {"tls.crt": certificate_pem, "tls.key": private_key_pem, "ca.crt": ca_pem},
+    }
+
+
+def holds_certificate(secret, certificate_id):
+    return (secret["metadata"].get("labels") or {}).get(CERTIFICATE_LABEL) == certificate_id
+
+
+def namespace_manifest(name):
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": dict(MANAGED_BY)}}

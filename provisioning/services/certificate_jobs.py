@@ -1,0 +1,203 @@
+"""The certificate jobs (DESIGN.md §4): issue or renew, install, delete. Every step converges when re-run."""
+
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.utils import timezone
+
+from ..clients import tls
+from ..clients.errors import ProviderError
+from ..models import Certificate, CertificateInstallation, Cluster
+from .provisioning import organization_lock, read_connection
+
+
+def ca_path(vault, org):
+    return vault.org_path(org.name, "tls", "ca")
+
+
+def material_path(vault, certificate):
+    return vault.org_path(certificate.organization.name, "tls", "certs", str(certificate.pk))
+
+
+def issue_and_install(operation, progress, backends):
+    """ISSUE and RENEW: a new key and certificate (once per operation, so a retried job reuses them), then install."""
+    certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
+    vault = backends.vault()
+    if certificate.issued_at and certificate.issued_at >= operation.created_at:
+        progress.log(f"serial {certificate.serial} was already issued by this operation")
+    else:
+        progress.step(f"Ensuring the {certificate.organization.name} CA", 10)
+        ca = ensure_ca(certificate.organization, vault, progress)
+        progress.step(f"Issuing a certificate for {', '.join(certificate.dns_names)}", 30)
+        issue(certificate, ca, vault, progress)
+    install_everywhere(certificate, vault, backends, progress)
+
+
+def install(operation, progress, backends):
+    certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
+    install_everywhere(certificate, backends.vault(), backends, progress)
+
+
+def ensure_ca(org, vault, progress):
+    """The organization's CA as a tls.KeyPair, made on first need (under the organization lock, so only once)."""
+    path = ca_path(vault, org)
+    stored = vault.read(path)
+    if stored is None:
+        with organization_lock(org):
+            stored = vault.read(path)
+            if stored is None:
+                ca = tls.make_ca(org.zone_name, org.name, settings.ORGDNS_TLS_CA_DAYS)
+                stored = {"certificate": ca.certificate, "private_key": ca.private_key}
+                vault.write(path, stored)
+                progress.log(f"created the {org.name} CA, SHA-256 {tls.describe(ca.certificate).fingerprint_sha256}")
+    return tls.KeyPair(**stored)
+
+
+def issue(certificate, ca, vault, progress):
+    pair = tls.issue_server_certificate(
+        ca, certificate.dns_names, certificate.organization.name, settings.ORGDNS_TLS_CERT_DAYS
+    )
+    vault.write(
+        material_path(vault, certificate),
+        {"certificate": pair.certificate, "private_key": pair.private_key, "ca_certificate": ca.certificate},
+    )
+    info = tls.describe(pair.certificate)
+    Certificate.objects.filter(pk=certificate.pk).update(
+        serial=info.serial,
+        fingerprint_sha256=info.fingerprint_sha256,
+        not_before=info.not_before,
+        not_after=info.not_after,
+        issued_at=timezone.now(),
+    )
+    progress.log(f"issued serial {info.serial}, valid until {info.not_after:%Y-%m-%d %H:%M} UTC")
+
+
+def read_material(vault, certificate):
+    stored = vault.read(material_path(vault, certificate))
+    if stored is None:
+        raise ProviderError(
+            f"the key and certificate of {certificate} are missing from Vault: renew the certificate to make new ones",
+            service="vault",
+            permanent=True,
+        )
+    return stored
+
+
+def install_everywhere(certificate, vault, backends, progress):
+    progress.step("Installing the certificate into its clusters", 60)
+    material = read_material(vault, certificate)
+    serial = tls.describe(material["certificate"]).serial
+
+    def install_one(installation):
+        secret = tls.secret_manifest(
+            installation.secret_name,
+            installation.namespace,
+            certificate_id=str(certificate.pk),
+            labels={"orgdns.io/organization": certificate.organization.name},
+            certificate_pem=material["certificate"],
+            private_key_pem=material["private_key"],
+            ca_pem=material["ca_certificate"],
+        )
+        with cluster_api(installation.cluster, vault, backends) as kube:
+            outcome = put_secret(kube, installation, secret, str(certificate.pk), progress)
+        CertificateInstallation.objects.filter(pk=installation.pk).update(
+            state=CertificateInstallation.State.INSTALLED, installed_serial=serial, installed_at=timezone.now(), message=""
+        )
+        progress.log(f"{installation}: Secret {outcome}, serial {serial}")
+
+    for_each_installation(certificate, install_one, progress)
+    Certificate.objects.filter(pk=certificate.pk).update(state=Certificate.State.ACTIVE, message="")
+
+
+def put_secret(kube, installation, secret, certificate_id, progress):
+    """Create or update the Secret, creating its namespace if needed; never overwrite a Secret that is not ours."""
+    namespace, name = installation.namespace, installation.secret_name
+    current = kube.get("Secret", name, namespace)
+    if current is not None and not tls.holds_certificate(current, certificate_id):
+        raise ProviderError(
+            f"Secret {namespace}/{name} in cluster {installation.cluster.name} already exists and does not hold this "
+            "certificate: delete it, or install under another Secret name",
+            service="kubernetes",
+            permanent=True,
+        )
+    if current is None and kube.get("Namespace", namespace) is None:
+        kube.apply(tls.namespace_manifest(namespace))
+        progress.log(f"{installation}: created namespace {namespace}")
+    return kube.apply(secret)
+
+
+def delete(operation, progress, backends):
+    certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
+    vault = backends.vault()
+    progress.step("Removing the certificate's Secrets from the clusters", 10)
+
+    def remove_one(installation):
+        CertificateInstallation.objects.filter(pk=installation.pk).update(state=CertificateInstallation.State.REMOVING)
+        with cluster_api(installation.cluster, vault, backends) as kube:
+            current = kube.get("Secret", installation.secret_name, installation.namespace)
+            if current is None:
+                progress.log(f"{installation}: Secret already gone")
+            elif tls.holds_certificate(current, str(certificate.pk)):
+                kube.delete("Secret", installation.secret_name, installation.namespace)
+                progress.log(f"{installation}: Secret deleted")
+            else:
+                progress.log(f"{installation}: the Secret there now is not this certificate's: left alone")
+        installation.delete()
+
+    for_each_installation(certificate, remove_one, progress)
+    certificate.installations.all().delete()  # what is left is in deregistered clusters, which we cannot reach
+    progress.step("Deleting the key and certificate from Vault", 80)
+    vault.destroy(material_path(vault, certificate))
+    Certificate.objects.filter(pk=certificate.pk).update(
+        state=Certificate.State.DELETED, deleted_at=timezone.now(), message=""
+    )
+
+
+def for_each_installation(certificate, action, progress):
+    """Run action on every installation in a live cluster. One that fails is marked failed, the others still run,
+    and then the job fails naming it (transient only if every failure was)."""
+    installations = list(certificate.installations.select_related("cluster"))
+    failures = []
+    for installation in installations:
+        if installation.cluster.state == Cluster.State.DEREGISTERED:
+            progress.log(f"{installation}: the cluster is deregistered: skipped")
+            continue
+        try:
+            action(installation)
+        except ProviderError as exc:
+            CertificateInstallation.objects.filter(pk=installation.pk).update(
+                state=CertificateInstallation.State.FAILED, message=exc.message
+            )
+            progress.log(f"{installation}: failed: {exc.message}")
+            failures.append((installation, exc))
+    if failures:
+        first, exc = failures[0]
+        raise ProviderError(
+            f"{len(failures)} of {len(installations)} installations failed; {first}: {exc.message}",
+            service=exc.service,
+            permanent=any(e.permanent for _, e in failures),
+        )
+
+
+@contextmanager
+def cluster_api(cluster, vault, backends):
+    kube = backends.cluster(read_connection(vault, cluster))
+    try:
+        yield kube
+    finally:
+        kube.close()
+
+
+def mark_failed(operation, message):
+    """After a failed issue, renewal or installation: still usable if it was issued once."""
+    issued = Certificate.objects.filter(pk=operation.certificate_id).exclude(serial="").exists()
+    Certificate.objects.filter(pk=operation.certificate_id).update(
+        state=Certificate.State.ACTIVE if issued else Certificate.State.ERROR,
+        message=f"{operation.get_kind_display()} failed: {message}",
+    )
+
+
+def mark_delete_failed(operation, message):
+    Certificate.objects.filter(pk=operation.certificate_id).update(
+        state=Certificate.State.ERROR, message=f"deletion failed: {message}"
+    )

@@ -1,0 +1,156 @@
+"""TLS certificates: validate a request, claim the certificate, queue its job; who may see them; when to renew."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.shortcuts import get_object_or_404
+
+from ..clients import tls
+from ..models import Certificate, CertificateInstallation, Cluster, Operation
+from ..validators import certificate_dns_names, validate_namespace_name, validate_secret_name
+from .backends import Backends
+from .certificate_jobs import ca_path, material_path
+from .operations import start_operation
+from .organizations import organizations_for
+
+UNREACHABLE_CLUSTER_STATES = (Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED)
+
+
+def get_certificate_for_user(user, org_name, pk):
+    return get_object_or_404(
+        Certificate.objects.select_related("organization"),
+        organization__in=organizations_for(user),
+        organization__name=org_name,
+        pk=pk,
+    )
+
+
+def live_certificates(organization):
+    return organization.certificates.exclude(state=Certificate.State.DELETED).prefetch_related("installations__cluster")
+
+
+def installable_clusters(organization):
+    return organization.clusters.exclude(state__in=UNREACHABLE_CLUSTER_STATES)
+
+
+def issue_certificate(organization, names, targets=(), user=None):
+    """Save a certificate for names and queue the job that issues it and installs it into targets.
+
+    targets: (cluster, namespace, secret name) triples. Raises ValidationError naming what is wrong; then nothing
+    is saved or queued. Returns (certificate, operation).
+    """
+    names = certificate_dns_names(names, organization.zone_name, settings.ORGDNS_TLS_MAX_NAMES)
+    targets = [clean_target(organization, *target) for target in dict.fromkeys(targets)]
+    with transaction.atomic():
+        certificate = Certificate.objects.create(organization=organization, dns_names=names, created_by=user)
+        for target in targets:
+            add_installation(certificate, *target)
+        operation = start_operation(Operation.Kind.ISSUE_CERTIFICATE, organization, user=user, certificate=certificate)
+    return certificate, operation
+
+
+def install_certificate(certificate, cluster, namespace, secret_name, user=None):
+    """Queue installing the certificate as Secret namespace/secret_name in cluster (again, if it is there already)."""
+    target = clean_target(certificate.organization, cluster, namespace, secret_name)
+    with transaction.atomic():
+        claim(certificate, [Certificate.State.ACTIVE], Certificate.State.INSTALLING)
+        add_installation(certificate, *target)
+        return start_operation(
+            Operation.Kind.INSTALL_CERTIFICATE, certificate.organization, cluster=cluster, user=user, certificate=certificate
+        )
+
+
+def renew_certificate(certificate, user=None):
+    """Queue a new key and certificate, installed everywhere the old one is. Also retries a failed issue."""
+    with transaction.atomic():
+        claim(certificate, [Certificate.State.ACTIVE, Certificate.State.ERROR], Certificate.State.RENEWING)
+        return start_operation(Operation.Kind.RENEW_CERTIFICATE, certificate.organization, user=user, certificate=certificate)
+
+
+def delete_certificate(certificate, user=None):
+    """Queue removing the certificate's Secrets from the clusters and its key and certificate from Vault."""
+    with transaction.atomic():
+        claim(certificate, [Certificate.State.ACTIVE, Certificate.State.ERROR], Certificate.State.DELETING)
+        return start_operation(Operation.Kind.DELETE_CERTIFICATE, certificate.organization, user=user, certificate=certificate)
+
+
+def clean_target(organization, cluster, namespace, secret_name):
+    if cluster.organization_id != organization.pk:
+        raise ValidationError(f"Cluster {cluster.name} does not belong to {organization.name}.")
+    if cluster.state in UNREACHABLE_CLUSTER_STATES:
+        raise ValidationError(f"Cluster {cluster.name} is {cluster.state}: choose a registered cluster.")
+    validate_namespace_name(namespace)
+    validate_secret_name(secret_name)
+    return cluster, namespace, secret_name
+
+
+def add_installation(certificate, cluster, namespace, secret_name):
+    """A pending installation; refused if another certificate already goes into that Secret."""
+    where = {"cluster": cluster, "namespace": namespace, "secret_name": secret_name}
+    try:
+        with transaction.atomic():
+            installation, _ = CertificateInstallation.objects.update_or_create(
+                certificate=certificate, **where, defaults={"state": CertificateInstallation.State.PENDING, "message": ""}
+            )
+    except IntegrityError:
+        holder = CertificateInstallation.objects.filter(**where).select_related("certificate").first()
+        raise ValidationError(
+            f"Secret {namespace}/{secret_name} in cluster {cluster.name} already holds certificate "
+            f"{holder.certificate if holder else 'another certificate'}: choose another Secret name."
+        ) from None
+    return installation
+
+
+def claim(certificate, from_states, to_state):
+    """Move the certificate to to_state if it is in one of from_states, so one job at a time works on it."""
+    if not Certificate.objects.filter(pk=certificate.pk, state__in=from_states).update(state=to_state, message=""):
+        current = Certificate.objects.values_list("state", flat=True).get(pk=certificate.pk)
+        raise ValidationError(
+            f"Certificate {certificate} is {current}; this needs it to be {' or '.join(from_states)}."
+        )
+
+
+def renewal_at(certificate):
+    """When the cron command renews it: after ORGDNS_TLS_RENEW_AT of its lifetime. None before it is issued."""
+    if certificate.not_after is None:
+        return None
+    return tls.renewal_time(certificate.not_before, certificate.not_after, settings.ORGDNS_TLS_RENEW_AT)
+
+
+def renewal_due(certificate, now):
+    renew_at = renewal_at(certificate)
+    return renew_at is not None and now >= renew_at
+
+
+def expiry(certificate, now):
+    """expired, expiring (past its renewal time) or valid; empty before it is issued."""
+    if certificate.not_after is None:
+        return ""
+    if now >= certificate.not_after:
+        return "expired"
+    return "expiring" if renewal_due(certificate, now) else "valid"
+
+
+def certificates_due_for_renewal(now):
+    """Issued certificates past ORGDNS_TLS_RENEW_AT of their lifetime that are neither failed nor being deleted."""
+    candidates = (
+        Certificate.objects.exclude(state__in=[Certificate.State.ERROR, Certificate.State.DELETING, Certificate.State.DELETED])
+        .exclude(not_after=None)
+        .select_related("organization")
+        .order_by("not_after")
+    )
+    return [certificate for certificate in candidates if renewal_due(certificate, now)]
+
+
+def ca_certificate_pem(organization):
+    """The organization CA's certificate (never its key), or None before the first certificate is issued."""
+    vault = Backends().vault()
+    stored = vault.read(ca_path(vault, organization))
+    return stored["certificate"] if stored else None
+
+
+def certificate_pem(certificate):
+    """The certificate (never its key), or None if it is not issued or was deleted."""
+    vault = Backends().vault()
+    stored = vault.read(material_path(vault, certificate))
+    return stored["certificate"] if stored else None

@@ -1,0 +1,703 @@
+"""Garbage collection of unused zones against the real servers: teardown, crashes, races, the command."""
+
+import io
+import json
+import subprocess
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from provisioning import billing
+from provisioning.jobs import run_operation
+from provisioning.models import AuditEvent, Cluster, HostedZone, Operation, Organization, ZoneCharge
+from provisioning.services import clusters, zone_gc
+from provisioning.services.provisioning import organization_lock
+from tests.conftest import WorkerDied, run_jobs, start_manage_process, start_worker_process, vault_tree
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RECORD_SETS = 450  # more than one ListResourceRecordSets page (300)
+VALUES_PER_SET = 3  # 1,350 resource records: more than one change batch (1,000)
+
+
+def register(org, name, server):
+    cluster, operation = clusters.register_cluster(org, name, server.connection)
+    run_jobs()
+    cluster.refresh_from_db()
+    operation.refresh_from_db()
+    return cluster, operation
+
+
+def deregister(cluster):
+    clusters.deregister_cluster(cluster)
+    run_jobs()
+
+
+def unused_zone(org, server):
+    """A young zone whose only cluster was deregistered."""
+    cluster, _ = register(org, "first", server)
+    deregister(cluster)
+    return HostedZone.objects.get(organization=org, state=HostedZone.State.ACTIVE)
+
+
+def gc(now=None):
+    now = now or timezone.now()
+    planned = zone_gc.plan(now)
+    zone_gc.apply(planned, now)
+    return {entry.zone.organization.name: entry for entry in planned}
+
+
+def live_zone(org, created, cluster=False):
+    """An active zone row only (nothing in AWS), optionally used by a cluster."""
+    zone = HostedZone.objects.create(
+        organization=org, name=org.zone_name, state=HostedZone.State.ACTIVE, zone_id=f"Z{org.name.upper()}", aws_created_at=created
+    )
+    if cluster:
+        Cluster.objects.create(organization=org, name="prod", api_server="https://k.example", owner_id=f"{org.name}-prod")
+    return zone
+
+
+def teardowns(org):
+    return Operation.objects.filter(organization=org, kind=Operation.Kind.DELETE_ZONE)
+
+
+def with_parent_zone(aws):
+    parent = aws.route53.create_hosted_zone(Name=settings.ORGDNS_BASE_DOMAIN, CallerReference="parent")
+    settings.ORGDNS_PARENT_ZONE_ID = parent["HostedZone"]["Id"].split("/")[-1]
+    return settings.ORGDNS_PARENT_ZONE_ID
+
+
+def fill(aws, zone):
+    changes = [
+        {
+            "Action": "CREATE",
+            "ResourceRecordSet": {
+                "Name": f"app{i}.{zone.name}",
+                "Type": "TXT",
+                "TTL": 300,
+                "ResourceRecords": [{"Value": f'"value {i}-{v}"'} for v in range(VALUES_PER_SET)],
+            },
+        }
+        for i in range(RECORD_SETS)
+    ]
+    for start in range(0, len(changes), 100):
+        aws.route53.change_resource_record_sets(HostedZoneId=zone.zone_id, ChangeBatch={"Changes": changes[start : start + 100]})
+
+
+def record_names(aws, zone_id):
+    names, params = [], {"HostedZoneId": zone_id}
+    while True:
+        page = aws.route53.list_resource_record_sets(**params)
+        names += [r["Name"] for r in page["ResourceRecordSets"]]
+        if not page["IsTruncated"]:
+            return names
+        params.update(StartRecordName=page["NextRecordName"], StartRecordType=page["NextRecordType"])
+
+
+def assert_nothing_left(org, aws, vault, parent_id=None):
+    zones = [z["Name"] for z in aws.route53.list_hosted_zones()["HostedZones"]]
+    assert f"{org.zone_name}." not in zones
+    if parent_id:
+        assert f"{org.zone_name}." not in record_names(aws, parent_id)
+    assert f"orgdns-{org.name}" not in [u["UserName"] for u in aws.iam.list_users()["Users"]]
+    assert vault_tree(vault, f"{settings.VAULT_PREFIX}/orgs/{org.name}") == []
+    zone = HostedZone.objects.get(organization=org)
+    assert zone.state == HostedZone.State.DELETED and zone.deleted_at and zone.route53_deleted_at
+
+
+@pytest.fixture
+def acme_full_zone(personas, make_cluster_api, aws):
+    """acme's unused zone, delegated from a parent zone and holding 450 record sets; globex keeps a live cluster."""
+    parent_id = with_parent_zone(aws)
+    zone = unused_zone(personas.acme, make_cluster_api())
+    fill(aws, zone)
+    register(personas.globex, "prod", make_cluster_api())
+    return zone, parent_id
+
+
+# --- teardown -------------------------------------------------------------------------------------
+
+
+def test_an_unused_young_zone_is_torn_down_completely(personas, acme_full_zone, aws, vault):
+    zone, parent_id = acme_full_zone
+    assert len(record_names(aws, zone.zone_id)) == RECORD_SETS + 2
+
+    planned = gc()
+    assert planned["acme"].action == billing.DELETE and planned["acme"].outcome == "queued"
+    assert planned["globex"].action == billing.KEEP and planned["globex"].outcome == ""
+    run_jobs()
+
+    (operation,) = teardowns(personas.acme)
+    assert operation.state == Operation.State.SUCCEEDED, operation.error
+    # 450 record sets: two pages to list; 1,350 values: two change batches (+1 change for the delegation).
+    assert operation.remote_calls["route53.ListResourceRecordSets"] == 1 + 2
+    assert operation.remote_calls["route53.ChangeResourceRecordSets"] == 1 + 2
+    assert "deleted 450 record sets in 2 change requests" in operation.log
+    assert_nothing_left(personas.acme, aws, vault, parent_id)
+    # globex is untouched: its zone, delegation, user and secrets
+    globex = HostedZone.objects.get(organization=personas.globex)
+    assert globex.state == HostedZone.State.ACTIVE
+    assert aws.route53.get_hosted_zone(Id=globex.zone_id)["HostedZone"]["Name"] == "globex.orgdns.test."
+    assert "globex.orgdns.test." in record_names(aws, parent_id)
+    assert aws.iam.get_user(UserName="orgdns-globex")
+    assert len(vault_tree(vault, f"{settings.VAULT_PREFIX}/orgs/globex")) == 2
+    # the row stays, with the charge the young deletion avoided
+    (charge,) = ZoneCharge.objects.filter(zone=zone)
+    assert charge.kind == ZoneCharge.Kind.AVOIDED_YOUNG and charge.month == billing.month_start(zone.aws_created_at).date()
+
+
+def test_zones_in_use_and_paid_zones_are_kept_until_the_final_window(personas, make_cluster_api, aws):
+    register(personas.acme, "prod", make_cluster_api())
+    paid = unused_zone(personas.globex, make_cluster_api())
+    created = timezone.now() - timedelta(days=3)
+    HostedZone.objects.filter(pk=paid.pk).update(aws_created_at=created)
+    month_end = billing.next_month_start(timezone.now() + timedelta(days=1))
+
+    mid_month = gc(month_end - timedelta(hours=2))
+    assert mid_month["acme"].action == billing.KEEP and mid_month["acme"].not_before is None
+    assert mid_month["globex"].action == billing.KEEP and mid_month["globex"].not_before == month_end - timedelta(hours=1)
+    assert not Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).exists()
+
+    at_window = gc(month_end - timedelta(minutes=30))
+    assert at_window["acme"].action == billing.KEEP
+    assert at_window["globex"].action == billing.DELETE and at_window["globex"].outcome == "queued"
+    run_jobs()
+    paid.refresh_from_db()
+    assert paid.state == HostedZone.State.DELETED
+    assert HostedZone.objects.get(organization=personas.acme).state == HostedZone.State.ACTIVE
+    renewal = ZoneCharge.objects.get(zone=paid, kind=ZoneCharge.Kind.AVOIDED_RENEWAL)
+    assert renewal.month == billing.next_month_start(paid.route53_deleted_at).date()
+    charged = ZoneCharge.objects.filter(zone=paid, kind=ZoneCharge.Kind.CHARGED).values_list("month", flat=True)
+    assert list(charged) == billing.charged_months(created, paid.route53_deleted_at)
+
+
+def test_a_later_cluster_of_the_organization_gets_a_fresh_zone(personas, make_cluster_api, aws, vault):
+    old = unused_zone(personas.acme, make_cluster_api())
+    gc()
+    run_jobs()
+    api = make_cluster_api()
+    cluster, operation = register(personas.acme, "second", api)
+
+    assert cluster.state == Cluster.State.READY, operation.error
+    fresh = HostedZone.objects.get(organization=personas.acme, state=HostedZone.State.ACTIVE)
+    assert fresh.pk != old.pk and fresh.zone_id != old.zone_id
+    assert [z["Id"].split("/")[-1] for z in aws.route53.list_hosted_zones()["HostedZones"]] == [fresh.zone_id]
+    (deployment,) = api.objects("deployments", "external-dns")
+    assert f"--zone-id-filter={fresh.zone_id}" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [k["AccessKeyId"] for k in aws.iam.list_access_keys(UserName="orgdns-acme")["AccessKeyMetadata"]] == [
+        fresh.access_key_id
+    ]
+
+
+# --- races with registration ----------------------------------------------------------------------
+
+
+def test_a_claim_is_refused_while_a_cluster_uses_the_zone(personas, cluster_api):
+    register(personas.acme, "prod", cluster_api)
+    zone = HostedZone.objects.get()
+    outcome, operation = zone_gc.delete_now(zone, personas.sam)
+    assert (outcome, operation) == ("in-use", None)
+    zone.refresh_from_db()
+    assert zone.state == HostedZone.State.ACTIVE
+    assert not teardowns(personas.acme).exists()
+
+
+def test_a_zone_claimed_twice_is_torn_down_once(personas, cluster_api):
+    zone = unused_zone(personas.acme, cluster_api)
+    assert zone_gc.delete_now(zone, None)[0] == "queued"
+    assert gc()["acme"].outcome == ""  # the next run sees it being deleted
+    assert zone_gc.delete_now(zone, None)[0] == "taken"  # a teardown is already queued
+    assert teardowns(personas.acme).count() == 1
+
+
+def test_a_cluster_whose_job_runs_before_the_teardown_reclaims_the_zone(personas, make_cluster_api, aws):
+    zone = unused_zone(personas.acme, make_cluster_api())
+    gc()
+    cluster, register_op = clusters.register_cluster(personas.acme, "second", make_cluster_api().connection)
+    assert run_operation(str(register_op.pk)) == Operation.State.SUCCEEDED  # before the queued teardown
+    run_jobs()
+
+    cluster.refresh_from_db()
+    register_op.refresh_from_db()
+    assert cluster.state == Cluster.State.READY
+    assert "kept for this cluster instead" in register_op.log
+    kept = HostedZone.objects.get()
+    assert (kept.pk, kept.state, kept.teardown_started_at) == (zone.pk, HostedZone.State.ACTIVE, None)
+    assert aws.route53.get_hosted_zone(Id=zone.zone_id)
+    (teardown,) = teardowns(personas.acme)
+    assert teardown.state == Operation.State.SUCCEEDED and "no zone being deleted" in teardown.log
+
+
+def test_a_cluster_registered_before_the_teardown_starts_keeps_the_zone(personas, make_cluster_api, aws):
+    zone = unused_zone(personas.acme, make_cluster_api())
+    gc()
+    cluster, _ = register(personas.acme, "second", make_cluster_api())  # the queued teardown runs first
+
+    assert cluster.state == Cluster.State.READY
+    (teardown,) = teardowns(personas.acme)
+    assert teardown.state == Operation.State.SUCCEEDED and "the zone is kept" in teardown.log
+    assert HostedZone.objects.get().pk == zone.pk
+    assert HostedZone.objects.get().state == HostedZone.State.ACTIVE
+    assert aws.route53.get_hosted_zone(Id=zone.zone_id)
+
+
+def test_a_cluster_registered_during_a_stopped_teardown_waits_for_a_fresh_zone(personas, make_cluster_api, aws, aws_faults):
+    old = unused_zone(personas.acme, make_cluster_api())
+    gc()
+    aws_faults.error("route53", "DeleteHostedZone", "AccessDenied", times=1000, status=403)
+    run_jobs()
+    old.refresh_from_db()
+    assert old.state == HostedZone.State.DELETING and old.teardown_started_at is not None
+
+    cluster, register_op = register(personas.acme, "second", make_cluster_api())
+    assert register_op.state == Operation.State.FAILED  # it would be retried by RQ; the test suite has no retries
+    assert "is being deleted; a new one is created once that finishes" in register_op.error
+    assert cluster.state == Cluster.State.ERROR
+    assert aws.route53.get_hosted_zone(Id=old.zone_id)  # never handed to the cluster, and still there
+
+    aws_faults.heal()
+    gc(timezone.now() + settings.ORGDNS_GC_RETRY_AFTER)
+    run_jobs()
+    clusters.retry_registration(cluster)
+    run_jobs()
+    cluster.refresh_from_db()
+    assert cluster.state == Cluster.State.READY
+    fresh = HostedZone.objects.get(organization=personas.acme, state=HostedZone.State.ACTIVE)
+    assert fresh.zone_id != old.zone_id
+    assert [z["Id"].split("/")[-1] for z in aws.route53.list_hosted_zones()["HostedZones"]] == [fresh.zone_id]
+
+
+# --- failures and crashes -------------------------------------------------------------------------
+
+
+def die_after_call(aws_faults, service, operation, nth):
+    """The worker dies right after AWS carried out the nth call of this operation."""
+    calls = [0]
+
+    def die(**_):
+        calls[0] += 1
+        if calls[0] == nth:
+            raise WorkerDied(f"worker died after {operation} #{nth}")
+
+    aws_faults.events.register(f"after-call.{service}.{operation}", die)
+
+
+@pytest.mark.parametrize(
+    "service,operation,nth",
+    [
+        ("route53", "ListResourceRecordSets", 1),  # after looking up the delegation
+        ("route53", "ChangeResourceRecordSets", 1),  # after removing the delegation
+        ("route53", "ListResourceRecordSets", 2),  # after the first page of records
+        ("route53", "ChangeResourceRecordSets", 2),  # after the first batch of record deletions
+        ("route53", "ChangeResourceRecordSets", 3),  # after the last batch
+        ("route53", "DeleteHostedZone", 1),
+        ("iam", "ListAccessKeys", 1),
+        ("iam", "DeleteAccessKey", 1),
+        ("iam", "DeleteUserPolicy", 1),
+        ("iam", "DeleteUser", 1),
+    ],
+)
+def test_a_crash_between_teardown_steps_is_recovered_by_a_rerun(
+    service, operation, nth, personas, acme_full_zone, aws, vault, aws_faults
+):
+    zone, parent_id = acme_full_zone
+    gc()
+    die_after_call(aws_faults, service, operation, nth)
+    run_jobs()
+    (crashed,) = teardowns(personas.acme)
+    assert crashed.state == Operation.State.FAILED
+    assert crashed.error == "internal error: the operators have the details in the worker log"
+    zone.refresh_from_db()
+    assert zone.state == HostedZone.State.DELETING  # visible, and no cluster can take it any more
+
+    aws_faults.heal()
+    waiting = gc()["acme"]
+    assert waiting.action == zone_gc.DELETING and waiting.not_before == crashed.finished_at + settings.ORGDNS_GC_RETRY_AFTER
+    assert waiting.outcome == ""
+    resumed = gc(timezone.now() + settings.ORGDNS_GC_RETRY_AFTER)["acme"]
+    assert resumed.action == zone_gc.RESUME and resumed.outcome == "queued"
+    run_jobs()
+    resumed.operation.refresh_from_db()
+    assert resumed.operation.state == Operation.State.SUCCEEDED, resumed.operation.error
+    assert_nothing_left(personas.acme, aws, vault, parent_id)
+    assert HostedZone.objects.get(organization=personas.globex).state == HostedZone.State.ACTIVE
+
+
+def test_a_vault_failure_at_the_last_step_is_recovered_by_a_rerun(personas, acme_full_zone, aws, vault):
+    zone, parent_id = acme_full_zone
+    gc()
+    settings.VAULT_TOKEN = "not-the-token"
+    run_jobs()
+    (failed,) = teardowns(personas.acme)
+    assert failed.state == Operation.State.FAILED
+    assert failed.error == "Vault refused our token (permission denied): check VAULT_TOKEN and its policy"
+    assert "not-the-token" not in failed.log + failed.error
+
+    settings.VAULT_TOKEN = vault.token
+    gc(timezone.now() + settings.ORGDNS_GC_RETRY_AFTER)
+    run_jobs()
+    assert_nothing_left(personas.acme, aws, vault, parent_id)
+    assert teardowns(personas.acme).first().remote_calls.get("route53", 0) == 0  # Route53 was done already
+
+
+def test_a_teardown_that_fails_before_deleting_anything_gives_the_zone_back(personas, cluster_api, aws, settings):
+    zone = unused_zone(personas.acme, cluster_api)
+    gc()
+    settings.ORGDNS_ORG_LOCK_TIMEOUT = 5
+    with organization_lock(personas.acme):  # another job holds the organization for longer than we wait
+        settings.ORGDNS_ORG_LOCK_TIMEOUT = 1
+        run_jobs()
+    (failed,) = teardowns(personas.acme)
+    assert failed.state == Operation.State.FAILED and "is busy with another job" in failed.error
+    zone.refresh_from_db()
+    assert (zone.state, zone.teardown_started_at) == (HostedZone.State.ACTIVE, None)
+    assert aws.route53.get_hosted_zone(Id=zone.zone_id)
+    assert gc()["acme"].outcome == "queued"  # planned afresh by the next run
+
+
+def test_a_delegated_zone_is_not_deleted_without_its_parent_zone_setting(personas, cluster_api, aws):
+    with_parent_zone(aws)
+    zone = unused_zone(personas.acme, cluster_api)
+    settings.ORGDNS_PARENT_ZONE_ID = ""
+    gc()
+    run_jobs()
+    (failed,) = teardowns(personas.acme)
+    assert failed.state == Operation.State.FAILED
+    assert "delegated from a parent zone but ORGDNS_PARENT_ZONE_ID is not set" in failed.error
+    assert aws.route53.get_hosted_zone(Id=zone.zone_id)
+    assert HostedZone.objects.get().state == HostedZone.State.DELETING
+
+
+# --- concurrency with real worker processes ---------------------------------------------------------
+
+
+def gc_process():
+    return start_manage_process("gc_hosted_zones", "--json", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(*processes):
+    outputs = [p.communicate(timeout=240) for p in processes]
+    for process, (_, err) in zip(processes, outputs):
+        assert process.returncode == 0, err
+    return [out for out, _ in outputs]
+
+
+def test_two_gc_runs_at_once_claim_each_zone_once():
+    zones = 200
+    orgs = Organization.objects.bulk_create([Organization(name=f"org{i:03d}") for i in range(zones)])
+    HostedZone.objects.bulk_create(
+        HostedZone(organization=org, name=org.zone_name, state=HostedZone.State.ACTIVE, zone_id=f"Z{org.pk}", aws_created_at=timezone.now())
+        for org in orgs
+    )
+    first, second = finish(gc_process(), gc_process())
+
+    runs = [json.loads(first), json.loads(second)]
+    assert sum(run["summary"]["queued"] for run in runs) == zones
+    queued = [z["zone"] for run in runs for z in run["zones"] if z["outcome"] == "queued"]
+    assert len(queued) == len(set(queued)) == zones
+    assert Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).count() == zones
+    assert set(HostedZone.objects.values_list("state", flat=True)) == {HostedZone.State.DELETING}
+
+
+def wait_for(condition, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the workers did not get there in time"
+        time.sleep(0.05)
+
+
+def test_concurrent_gc_and_registration_never_leave_a_cluster_without_a_zone(personas, make_cluster_api, aws):
+    orgs = [personas.acme, personas.globex] + [Organization.objects.create(name=f"team{i}") for i in range(2)]
+    for org in orgs:
+        fill(aws, unused_zone(org, make_cluster_api()))  # many records: a teardown takes a while
+    new_clusters = []
+
+    def register_second(org):
+        new_clusters.append(clusters.register_cluster(org, "second", make_cluster_api().connection)[0])
+
+    now = timezone.now()
+    planned = zone_gc.plan(now)
+    assert {entry.action for entry in planned} == {billing.DELETE}
+    # acme and globex: a cluster is registered between the GC's plan and its claims.
+    for org in orgs[:2]:
+        register_second(org)
+    zone_gc.apply(planned, now)
+    outcomes = {entry.zone.organization.name: entry.outcome for entry in planned}
+    assert outcomes == {org.name: "in-use" if org in orgs[:2] else "queued" for org in orgs}
+    # team0: right after the claim, before its teardown starts.
+    register_second(orgs[2])
+    workers = start_worker_process("--max-idle-time", "5"), start_worker_process("--max-idle-time", "5")
+    # team1: once its teardown has started, so that its register job waits for the teardown to finish.
+    wait_for(lambda: HostedZone.objects.filter(organization=orgs[3]).exclude(teardown_started_at=None).exists())
+    register_second(orgs[3])
+    finish(*workers)
+
+    live_zone_ids = {z["Id"].split("/")[-1] for z in aws.route53.list_hosted_zones()["HostedZones"]}
+    for cluster in new_clusters:
+        cluster.refresh_from_db()
+        assert cluster.state == Cluster.State.READY, (cluster.organization.name, cluster.message)
+        zone = HostedZone.objects.get(organization=cluster.organization, state=HostedZone.State.ACTIVE)
+        assert zone.zone_id in live_zone_ids
+        assert aws.iam.list_access_keys(UserName=f"orgdns-{cluster.organization.name}")["AccessKeyMetadata"]
+    assert len(new_clusters) == len(orgs)
+    assert not HostedZone.objects.filter(state=HostedZone.State.DELETING).exists()
+    # team1, whose teardown had started, got a fresh zone
+    assert HostedZone.objects.get(organization=orgs[3], state=HostedZone.State.DELETED).route53_deleted_at
+
+
+# --- the plan and the command -----------------------------------------------------------------------
+
+
+def make_zones(count, now, prefix):
+    for i in range(count):
+        live_zone(Organization.objects.create(name=f"{prefix}{i}"), now - timedelta(hours=i), cluster=i % 2)
+
+
+def test_planning_takes_one_query_however_many_zones():
+    now = timezone.now()
+    make_zones(3, now, "few")
+    with CaptureQueriesContext(connection) as few:
+        assert len(zone_gc.plan(now)) == 3
+    make_zones(40, now, "many")
+    with CaptureQueriesContext(connection) as many:
+        assert len(zone_gc.plan(now)) == 43
+    assert len(few) == len(many) == 1
+
+
+@pytest.fixture
+def planned_zones(personas, cluster_api):
+    """acme: in use; globex: unused for 5 days (paid); initech: unused, 2 hours old."""
+    register(personas.acme, "prod", cluster_api)
+    now = timezone.now()
+    live_zone(personas.globex, now - timedelta(days=5))
+    live_zone(Organization.objects.create(name="initech"), now - timedelta(hours=2))
+    return now
+
+
+def run_command(*args):
+    out = io.StringIO()
+    call_command("gc_hosted_zones", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(planned_zones):
+    out = run_command("--dry-run")
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("keep      acme.orgdns.test  org acme  age ") and "in use" in lines[0]
+    assert lines[1].startswith("keep      globex.orgdns.test  org globex  age 5 d 0 h  unused, but this month is paid")
+    assert "[not before " in lines[1]
+    assert lines[2].startswith("delete    initech.orgdns.test  org initech  age 2 h 0")
+    assert "deleting it now is free" in lines[2]
+    assert lines[-1] == (
+        "3 zones: 1 in use, 1 unused but paid for (kept until their deletion time), 1 to delete, 0 teardowns to "
+        "resume, 0 being deleted; dry run: nothing changed."
+    )
+    assert set(HostedZone.objects.values_list("state", flat=True)) == {HostedZone.State.ACTIVE}
+    assert not Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).exists()
+
+
+def test_now_shows_what_happens_at_month_end(planned_zones):
+    month_end = billing.next_month_start(planned_zones + timedelta(days=1)) - timedelta(minutes=30)
+    document = json.loads(run_command("--dry-run", "--json", "--now", month_end.isoformat()))
+    actions = {z["organization"]: z["action"] for z in document["zones"]}
+    assert actions == {"acme": "keep", "globex": "delete", "initech": "delete"}  # every unused zone goes
+    assert document["now"] == month_end.isoformat()
+    assert document["summary"] == {
+        "zones": 3, "in_use": 1, "kept_unused": 0, "to_delete": 2, "to_resume": 0, "deleting": 0, "queued": 0
+    }
+    assert not Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).exists()
+
+
+def test_json_describes_every_zone(planned_zones):
+    document = json.loads(run_command("--dry-run", "--json"))
+    globex = next(z for z in document["zones"] if z["organization"] == "globex")
+    assert globex["zone"] == "globex.orgdns.test" and globex["zone_id"] == "ZGLOBEX" and globex["state"] == "active"
+    assert 5 * 86400 - 5 <= globex["age_seconds"] <= 5 * 86400 + 60
+    assert globex["action"] == "keep" and globex["not_before"].endswith("23:00:00+00:00")
+    assert globex["outcome"] is None and globex["operation"] is None
+
+
+def test_a_real_run_queues_the_teardowns_as_jobs(planned_zones):
+    document = json.loads(run_command("--json"))
+    initech = next(z for z in document["zones"] if z["organization"] == "initech")
+    assert initech["outcome"] == "queued"
+    operation = Operation.objects.get(kind=Operation.Kind.DELETE_ZONE)
+    assert str(operation.pk) == initech["operation"] and operation.organization.name == "initech"
+    assert HostedZone.objects.get(name="initech.orgdns.test").state == HostedZone.State.DELETING
+    assert document["summary"]["queued"] == 1
+    queued = AuditEvent.objects.get(action="delete_zone.queued")
+    assert (queued.source, queued.actor_name, queued.request_id) == ("cron", "system (cron)", operation.request_id)
+    out = run_command()
+    assert "deleting  initech.orgdns.test" in out and "its teardown is queued" in out
+    assert out.strip().endswith("queued 0 teardowns, 0 skipped (in use again or taken by another run).")
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--now", "2026-11-30T23:30:00Z"], "--now needs --dry-run"),
+        (["--dry-run", "--now", "end of month"], "--now 'end of month' is not an ISO 8601 date and time"),
+    ],
+)
+def test_bad_arguments_are_refused(planned_zones, args, message):
+    with pytest.raises(CommandError, match=message):
+        run_command(*args)
+    assert not Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).exists()
+
+
+def test_settings_out_of_range_are_named(planned_zones, settings):
+    settings.ORGDNS_GC_FINAL_WINDOW = timedelta(0)
+    with pytest.raises(CommandError, match="final window before a month starts must be more than 0.*ORGDNS_GC_FINAL_WINDOW"):
+        run_command("--dry-run")
+
+
+def test_a_naive_now_is_read_as_utc(planned_zones):
+    document = json.loads(run_command("--dry-run", "--json", "--now", "2026-11-30T23:30:00"))
+    assert document["now"] == "2026-11-30T23:30:00+00:00"
+
+
+# --- the cost ledger and the pages ------------------------------------------------------------------
+
+
+def test_the_ledger_records_each_charged_month_once():
+    now = timezone.now()
+    old = live_zone(Organization.objects.create(name="old"), now - timedelta(days=40))
+    young = live_zone(Organization.objects.create(name="young"), now - timedelta(hours=3))
+    gone = live_zone(Organization.objects.create(name="gone"), now - timedelta(days=40))
+    HostedZone.objects.filter(pk=gone.pk).update(state=HostedZone.State.DELETED)
+
+    zone_gc.record_charges(now)
+    zone_gc.record_charges(now)
+
+    expected = billing.charged_months(old.aws_created_at, now)
+    assert len(expected) >= 2
+    assert list(ZoneCharge.objects.filter(zone=old).order_by("month").values_list("month", "kind")) == [
+        (month, ZoneCharge.Kind.CHARGED) for month in expected
+    ]
+    assert not ZoneCharge.objects.filter(zone__in=[young, gone]).exists()
+    zone_gc.record_charges(now + timedelta(hours=10))  # 13 hours old: charged
+    assert list(ZoneCharge.objects.filter(zone=young).values_list("month", flat=True)) == billing.charged_months(
+        young.aws_created_at, now + timedelta(hours=10)
+    )
+
+
+def test_prices_are_ranked_account_wide_and_savings_valued_at_the_margin(personas, settings):
+    settings.ORGDNS_ZONE_PRICE_TIER = 2
+    now = timezone.now()
+    zones = [live_zone(org, now - timedelta(days=2)) for org in (personas.acme, personas.globex)]
+    zones.append(live_zone(Organization.objects.create(name="initech"), now - timedelta(days=2)))
+    zone_gc.record_charges(now)
+    ZoneCharge.objects.create(
+        zone=HostedZone.objects.create(
+            organization=Organization.objects.create(name="gone"), name="gone.orgdns.test", state=HostedZone.State.DELETED
+        ),
+        month=billing.month_start(now).date(),
+        kind=ZoneCharge.Kind.AVOIDED_YOUNG,
+    )
+
+    everything = zone_gc.billing_overview(Organization.objects.all(), now)
+    assert [c.price for c in everything.charged] == [Decimal("0.50"), Decimal("0.50"), Decimal("0.10")]
+    assert everything.charged_total == Decimal("1.10")
+    assert [(c.charge.zone.name, c.price) for c in everything.avoided_young] == [("gone.orgdns.test", Decimal("0.10"))]
+    assert everything.avoided_total == Decimal("0.10")
+    acme_only = zone_gc.billing_overview(Organization.objects.filter(pk=personas.acme.pk), now)
+    assert [c.charge.zone for c in acme_only.charged] == [zones[0]] and acme_only.avoided == []
+
+
+@pytest.fixture
+def ledger(personas):
+    """acme: a paid zone nobody uses and a young deletion avoided; globex: a paid zone in use."""
+    now = timezone.now()
+    live_zone(personas.acme, now - timedelta(days=2))
+    live_zone(personas.globex, now - timedelta(days=2), cluster=True)
+    zone_gc.record_charges(now)
+    gone = HostedZone.objects.create(organization=personas.acme, name="acme.orgdns.test", state=HostedZone.State.DELETED)
+    ZoneCharge.objects.create(zone=gone, month=billing.month_start(now).date(), kind=ZoneCharge.Kind.AVOIDED_YOUNG)
+    return now
+
+
+def test_the_billing_page_shows_the_users_organizations_only(client, personas, ledger):
+    client.force_login(personas.alice)
+    page = client.get(reverse("billing")).content.decode()
+    assert "acme.orgdns.test" in page and "globex" not in page
+    assert "<strong>$0.50</strong> for 1 zone" in page
+    assert "1 young deletion" in page and "Avoided: deleted within 12 h of creation" in page
+    assert "unused, but this month is paid: kept for reuse until" in page  # scheduled for deletion
+
+    client.force_login(personas.bob)
+    page = client.get(reverse("billing")).content.decode()
+    assert "globex.orgdns.test" in page and "acme" not in page
+    assert "No zone is scheduled for deletion" in page  # globex's zone is in use
+
+    client.force_login(personas.sam)
+    page = client.get(reverse("billing")).content.decode()
+    assert "acme.orgdns.test" in page and "globex.orgdns.test" in page and "<strong>$1.00</strong> for 2 zones" in page
+
+    client.force_login(personas.charlie)
+    page = client.get(reverse("billing")).content.decode()
+    assert "acme" not in page and "globex" not in page and "No zone has been charged this month" in page
+
+
+def test_the_billing_page_needs_a_login(client, ledger):
+    response = client.get(reverse("billing"))
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_the_organization_page_shows_its_zones_gc_state(client, personas, ledger):
+    client.force_login(personas.vera)  # a viewer sees it too
+    page = client.get(reverse("organization", args=["acme"])).content.decode()
+    assert "Garbage collection" in page and "unused, but this month is paid" in page and "UTC)" in page
+    client.force_login(personas.bob)
+    assert client.get(reverse("organization", args=["acme"])).status_code == 404
+    page = client.get(reverse("organization", args=["globex"])).content.decode()
+    assert "in use by this organization's clusters" in page
+
+    zone = HostedZone.objects.get(organization=personas.acme, state=HostedZone.State.ACTIVE)
+    zone_gc.delete_now(zone, personas.sam)
+    client.force_login(personas.alice)
+    page = client.get(reverse("organization", args=["acme"])).content.decode()
+    teardown = teardowns(personas.acme).get()
+    assert "its teardown is queued" in page and reverse("operation", args=[teardown.pk]) in page
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser("root", password="pw-root")
+
+
+def test_support_staff_delete_an_unused_zone_from_the_admin(client, personas, ledger, admin_user):
+    acme = HostedZone.objects.get(organization=personas.acme, state=HostedZone.State.ACTIVE)
+    globex = HostedZone.objects.get(organization=personas.globex)
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("admin:provisioning_hostedzone_changelist"),
+        {"action": "delete_if_unused", "_selected_action": [acme.pk, globex.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Zone acme.orgdns.test: teardown queued." in page
+    assert "Zone globex.orgdns.test is in use by a cluster of globex: kept." in page
+    teardown = teardowns(personas.acme).get()
+    assert teardown.created_by == admin_user
+    assert not teardowns(personas.globex).exists()
+    acme.refresh_from_db()
+    assert acme.state == HostedZone.State.DELETING
+    assert client.get(reverse("admin:provisioning_zonecharge_changelist")).status_code == 200
+
+
+def test_members_cannot_use_the_admin_action(client, personas, ledger):
+    acme = HostedZone.objects.get(organization=personas.acme, state=HostedZone.State.ACTIVE)
+    client.force_login(personas.alice)
+    response = client.post(
+        reverse("admin:provisioning_hostedzone_changelist"), {"action": "delete_if_unused", "_selected_action": [acme.pk]}
+    )
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert not teardowns(personas.acme).exists()
