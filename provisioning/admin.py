@@ -1,11 +1,41 @@
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+from django_rq.admin import QueueAdmin
+from django_rq.models import Dashboard
 
 from .models import (
     AuditEvent, Certificate, CertificateInstallation, Cluster, HostedZone, Membership, Operation, Organization, ZoneCharge,
 )
-from .services import certificates, zone_gc
+from .services import audit, certificates, clusters, zone_gc
 from .services.zone_claims import Outcome
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Every change made in the admin also goes to the audit trail (actions through services audit themselves)."""
+
+    def log_addition(self, request, obj, message):
+        audit.record("admin.add", obj, detail=str(message))
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request, obj, message):
+        audit.record("admin.change", obj, detail=str(message))
+        return super().log_change(request, obj, message)
+
+    def log_deletions(self, request, queryset):
+        for obj in queryset:
+            audit.record("admin.delete", obj)
+        return super().log_deletions(request, queryset)
+
+    def run_action(self, request, queryset, action, done):
+        """Call a service action on each selected object; report each outcome."""
+        for obj in queryset:
+            try:
+                action(obj, request.user)
+            except ValidationError as exc:
+                self.message_user(request, f"{obj}: {exc.messages[0]}", messages.WARNING)
+            else:
+                self.message_user(request, f"{obj}: {done}")
 
 
 class MembershipInline(admin.TabularInline):
@@ -15,14 +45,17 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(AuditedAdmin):
     list_display = ["name", "created_at"]
     search_fields = ["name"]
     inlines = [MembershipInline]
 
+    def get_readonly_fields(self, request, obj=None):
+        return ["name", "created_at"] if obj else ["created_at"]  # the zone and IAM user are named after it
+
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedAdmin):
     list_display = ["user", "organization", "role"]
     list_filter = ["role"]
     search_fields = ["user__username", "organization__name"]
@@ -30,7 +63,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(HostedZone)
-class HostedZoneAdmin(admin.ModelAdmin):
+class HostedZoneAdmin(AuditedAdmin):
     list_display = ["name", "organization", "state", "zone_id", "delegated", "iam_user_name", "access_key_id", "aws_created_at"]
     list_filter = ["state", "delegated"]
     search_fields = ["name", "zone_id", "organization__name", "iam_user_name", "access_key_id"]
@@ -39,7 +72,16 @@ class HostedZoneAdmin(admin.ModelAdmin):
         "caller_reference", "zone_id", "name_servers", "aws_created_at", "iam_user_name", "access_key_id",
         "access_key_created_at", "created_at", "deleted_at", "teardown_started_at", "route53_deleted_at",
     ]
-    actions = ["delete_if_unused"]
+    actions = ["gc_dry_run", "delete_if_unused"]
+
+    @admin.action(description="GC dry-run: what the garbage collector would do now")
+    def gc_dry_run(self, request, queryset):
+        selected = set(queryset.values_list("pk", flat=True))
+        organizations = queryset.values("organization")
+        for entry in zone_gc.plan(timezone.now(), organizations=organizations):
+            if entry.zone.pk in selected:
+                when = f" (from {entry.not_before:%Y-%m-%d %H:%M} UTC)" if entry.not_before else ""
+                self.message_user(request, f"{entry.zone}: {entry.action}{when}: {entry.reason}")
 
     @admin.action(description="Delete now if unused (or resume a stopped teardown)")
     def delete_if_unused(self, request, queryset):
@@ -56,7 +98,7 @@ class HostedZoneAdmin(admin.ModelAdmin):
 
 
 @admin.register(ZoneCharge)
-class ZoneChargeAdmin(admin.ModelAdmin):
+class ZoneChargeAdmin(AuditedAdmin):
     """The cost ledger, written by the GC and the teardown job."""
 
     list_display = ["zone", "organization", "month", "kind", "recorded_at"]
@@ -75,21 +117,41 @@ class ZoneChargeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Cluster)
-class ClusterAdmin(admin.ModelAdmin):
+class ClusterAdmin(AuditedAdmin):
     list_display = ["name", "organization", "state", "api_server", "owner_id", "updated_at"]
     list_filter = ["state"]
     search_fields = ["name", "organization__name", "api_server", "owner_id"]
     list_select_related = ["organization"]
-    readonly_fields = ["owner_id", "created_at", "updated_at", "registered_by"]
+    readonly_fields = ["organization", "name", "api_server", "owner_id", "state", "message", "created_at", "updated_at", "registered_by"]
+    actions = ["reprovision", "deregister"]
+
+    def has_add_permission(self, request):
+        return False  # clusters are registered from the organization page, which checks and stores the credentials
+
+    @admin.action(description="Re-run provisioning (zone, credentials, ExternalDNS)")
+    def reprovision(self, request, queryset):
+        self.run_action(request, queryset.select_related("organization"), clusters.retry_registration, "provisioning queued")
+
+    @admin.action(description="Deregister (remove ExternalDNS and the cluster's records)")
+    def deregister(self, request, queryset):
+        self.run_action(request, queryset.select_related("organization"), clusters.deregister_cluster, "deregistration queued")
 
 
 @admin.register(Operation)
-class OperationAdmin(admin.ModelAdmin):
+class OperationAdmin(AuditedAdmin):
     list_display = ["id", "kind", "organization", "cluster", "state", "step", "progress", "created_at", "finished_at"]
     list_filter = ["kind", "state"]
     search_fields = ["id", "organization__name", "cluster__name", "error"]
     list_select_related = ["organization", "cluster__organization"]
     readonly_fields = [f.name for f in Operation._meta.fields]
+    actions = ["retry"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Retry (failed cluster operations)")
+    def retry(self, request, queryset):
+        self.run_action(request, queryset.select_related("organization", "cluster"), clusters.retry_operation, "retry queued")
 
 
 class CertificateInstallationInline(admin.TabularInline):
@@ -104,7 +166,7 @@ class CertificateInstallationInline(admin.TabularInline):
 
 
 @admin.register(Certificate)
-class CertificateAdmin(admin.ModelAdmin):
+class CertificateAdmin(AuditedAdmin):
     """Metadata only: the key and the PEMs are in Vault. Changes go through jobs (the renew action)."""
 
     list_display = ["__str__", "organization", "state", "serial", "not_after", "updated_at"]
@@ -120,17 +182,11 @@ class CertificateAdmin(admin.ModelAdmin):
 
     @admin.action(description="Renew now (new key and certificate, re-installed everywhere)")
     def renew(self, request, queryset):
-        for certificate in queryset:
-            try:
-                certificates.renew_certificate(certificate, request.user)
-            except ValidationError as exc:
-                self.message_user(request, exc.messages[0], messages.WARNING)
-            else:
-                self.message_user(request, f"Renewing {certificate}.")
+        self.run_action(request, queryset.select_related("organization"), certificates.renew_certificate, "renewal queued")
 
 
 @admin.register(CertificateInstallation)
-class CertificateInstallationAdmin(admin.ModelAdmin):
+class CertificateInstallationAdmin(AuditedAdmin):
     list_display = ["__str__", "certificate", "state", "installed_serial", "installed_at"]
     list_filter = ["state"]
     search_fields = ["cluster__name", "namespace", "secret_name", "certificate__serial"]
@@ -157,3 +213,28 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class SuperuserQueueAdmin(QueueAdmin):
+    """The django-rq dashboard (queues, jobs, workers): superusers only, as job records are not tenant-scoped."""
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def get_urls(self):
+        urls = super().get_urls()
+        for url in urls:
+            url.callback = superuser_only(url.callback)
+        return urls
+
+
+def superuser_only(view):
+    def gated(request, *args, **kwargs):
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return gated
+
+
+admin.site.register(Dashboard, SuperuserQueueAdmin)

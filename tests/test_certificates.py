@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from provisioning.clients import tls
 from provisioning.clients.kube import KubeCluster
-from provisioning.models import Certificate, CertificateInstallation, Cluster, Operation
+from provisioning.models import AuditEvent, Certificate, CertificateInstallation, Cluster, Operation
 from provisioning.services import certificates, clusters
 from provisioning.validators import certificate_dns_names
 from tests.conftest import run_jobs, vault_tree
@@ -402,6 +402,9 @@ def test_the_command_renews_what_is_past_two_thirds_of_its_lifetime(personas, ac
     assert (done["renewing"], done["skipped"]) == (2, 1)
     assert "is installing" in next(c["reason"] for c in done["certificates"] if c["id"] == busy.pk)
     assert fresh.pk not in actions
+    queued = AuditEvent.objects.filter(action="renew_certificate.queued")
+    assert sorted(queued.values_list("object_id", flat=True)) == sorted([str(expired.pk), str(due.pk)])
+    assert set(queued.values_list("source", flat=True)) == {"cron"}
 
     run_jobs()
     due.refresh_from_db()

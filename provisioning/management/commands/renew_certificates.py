@@ -4,7 +4,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from provisioning.services import certificates
+from provisioning.models import AuditEvent
+from provisioning.services import audit, certificates
 
 
 class Command(BaseCommand):
@@ -21,7 +22,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, dry_run, as_json, **options):
         now = timezone.now()
-        results = [self.renew(certificate, dry_run) for certificate in certificates.certificates_due_for_renewal(now)]
+        with audit.acting(AuditEvent.Source.CRON):
+            results = [self.renew(certificate, dry_run) for certificate in certificates.certificates_due_for_renewal(now)]
         summary = {
             "dry_run": dry_run,
             "due": len(results),
