@@ -50,3 +50,34 @@ def test_another_organizations_page_is_refused(live_server, page, login, persona
     response = page.goto(f"{live_server.url}/orgs/acme/")
     assert response.status == 404
     assert not re.search("Register a cluster", page.content())
+
+
+def test_filter_and_sort_a_list_in_place(live_server, page, login, personas):
+    for i, state in enumerate(["ready", "error", "ready"]):
+        Cluster.objects.create(organization=personas.acme, name=f"edge-{i}", api_server="https://k", owner_id=f"o{i}", state=state)
+    Cluster.objects.create(organization=personas.globex, name="edge-globex", api_server="https://k", owner_id="og", state="ready")
+    login(personas.alice, "pw-alice")
+    page.goto(f"{live_server.url}/clusters/")
+    rows = page.locator("#results tbody tr")
+    expect(rows).to_have_count(3)  # globex's cluster is not alice's to see
+    page.evaluate("window.notReloaded = true")
+
+    page.get_by_label("State").select_option("error")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("edge-1")
+    expect(page).to_have_url(re.compile(r"state=error"))
+
+    page.get_by_label("State").select_option("")
+    page.get_by_label("Search").fill("edge-2")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("edge-2")
+    page.get_by_label("Search").fill("")
+    expect(rows).to_have_count(3)
+    by_name = page.locator("#results th a.sort", has_text="Cluster")
+    by_name.click()
+    expect(page.locator("#results th[aria-sort]")).to_have_attribute("aria-sort", "ascending")
+    expect(rows.first).to_contain_text("edge-0")
+    by_name.click()
+    expect(page.locator("#results th[aria-sort]")).to_have_attribute("aria-sort", "descending")
+    expect(rows.first).to_contain_text("edge-2")
+    assert page.evaluate("window.notReloaded") is True  # every change happened in place
