@@ -1,5 +1,7 @@
 """RQ entry points: plain functions taking primary keys."""
 
+from rq.exceptions import AbandonedJobError
+
 from .models import Operation
 from .services import certificate_jobs, operations, provisioning, zone_gc
 
@@ -16,3 +18,10 @@ HANDLERS = {
 
 def run_operation(operation_id):
     return operations.run(operation_id, HANDLERS)
+
+
+def job_abandoned(job, connection, exc_type, exc_value, traceback):
+    """RQ's failure callback. Failures raised by run_operation are recorded by it already; this handles the job
+    whose worker died, which RQ finds abandoned later."""
+    if issubclass(exc_type, AbandonedJobError):
+        operations.abandoned(job.id, will_retry=bool(job.retries_left), handlers=HANDLERS)

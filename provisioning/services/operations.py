@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
-from rq import Retry, get_current_job
+from rq import Callback, Retry, get_current_job
 
 from ..clients.errors import ProviderError
 from ..models import AuditEvent, Operation
@@ -34,7 +34,11 @@ def start_operation(kind, organization, cluster=None, user=None, certificate=Non
     retry = Retry(max=len(intervals), interval=intervals) if intervals else None
     transaction.on_commit(
         lambda: django_rq.get_queue("default", commit_mode="auto").enqueue_call(
-            "provisioning.jobs.run_operation", args=(str(operation.pk),), job_id=str(operation.pk), retry=retry
+            "provisioning.jobs.run_operation",
+            args=(str(operation.pk),),
+            job_id=str(operation.pk),
+            retry=retry,
+            on_failure=Callback("provisioning.jobs.job_abandoned"),
         )
     )
     return operation
@@ -98,6 +102,21 @@ def _run(operation, handlers):
     progress.log("done")
     _audit_outcome(operation, AuditEvent.Outcome.OK)
     return Operation.State.SUCCEEDED
+
+
+def abandoned(operation_id, will_retry, handlers):
+    """The worker running the job died (RQ found it abandoned): the operation must not stay "running" forever."""
+    operation = Operation.objects.select_related("organization", "cluster", "certificate", "created_by").get(pk=operation_id)
+    if operation.finished:
+        return
+    if will_retry:
+        message = "the worker running this job stopped before it finished; it runs again shortly"
+        Operation.objects.filter(pk=operation.pk).update(state=Operation.State.RETRYING, error=message)
+        Progress(operation).log(message)
+        return
+    with audit.acting(AuditEvent.Source.JOB, actor=operation.created_by, request_id=operation.request_id):
+        message = "the worker running this job stopped before it finished: retry it (every step is safe to re-run)"
+        _fail(operation, Progress(operation), message, handlers[operation.kind][1], operation.remote_calls)
 
 
 def _fail(operation, progress, message, on_failure, remote_calls):
