@@ -26,9 +26,9 @@ def visible(model, user):
     return model.objects.filter(organization__in=organizations.organizations_for(user))
 
 
-def cluster_count(condition=Q()):
-    """Per organization row: how many of its clusters meet condition (a subquery, so only the shown page pays)."""
-    matching = Cluster.objects.filter(condition, organization=OuterRef("pk")).order_by().values("organization")
+def count_per_organization(model, condition=Q()):
+    """Per organization row: how many of its `model` rows meet condition (a subquery, so only the shown page pays)."""
+    matching = model.objects.filter(condition, organization=OuterRef("pk")).order_by().values("organization")
     return Coalesce(Subquery(matching.annotate(n=Count("pk")).values("n")), 0)
 
 
@@ -37,9 +37,9 @@ def organization_rows(user):
     return (
         organizations.organizations_for(user)
         .annotate(
-            live=cluster_count(~Q(state=Cluster.State.DEREGISTERED)),
-            ready=cluster_count(Q(state=Cluster.State.READY)),
-            failing=cluster_count(Q(state=Cluster.State.ERROR)),
+            live=count_per_organization(Cluster, ~Q(state=Cluster.State.DEREGISTERED)),
+            ready=count_per_organization(Cluster, Q(state=Cluster.State.READY)),
+            failing=count_per_organization(Cluster, Q(state=Cluster.State.ERROR)),
         )
         .prefetch_related(Prefetch("zones", HostedZone.objects.exclude(state=HostedZone.State.DELETED), to_attr="live_zones"))
     )

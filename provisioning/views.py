@@ -1,7 +1,10 @@
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -9,23 +12,47 @@ from django.views.decorators.http import require_POST
 
 from . import list_views
 from .forms import MemberForm, OrganizationForm, RegisterClusterForm
-from .models import Cluster, HostedZone, Operation
 from .clients.errors import ProviderError
+from .models import Certificate, Cluster, HostedZone, Operation
 from .services import clusters, organizations, zone_gc, zones
 
 HTMX_STOP_POLLING = 286
 HOME_ORGANIZATIONS = 25
+EXPIRING_SOON = timedelta(days=30)
 RECORDS_PER_PAGE = 100
 
 
 @login_required
 def home(request):
-    """The first organizations (the list page has them all, for staff that is every organization) and recent operations."""
-    orgs = list_views.organization_rows(request.user)
-    recent = Operation.objects.filter(organization__in=organizations.organizations_for(request.user)).select_related(
-        "organization", "cluster"
-    )[:10]
-    context = {"organizations": orgs[:HOME_ORGANIZATIONS], "organization_count": orgs.count(), "operations": recent}
+    """Health at a glance of the first organizations (the list page has them all), what needs attention, and
+    recent operations."""
+    now = timezone.now()
+    visible = organizations.organizations_for(request.user)
+    expiring = Q(not_after__lte=now + EXPIRING_SOON) & ~Q(state__in=[Certificate.State.DELETED, Certificate.State.DELETING])
+    rows = list_views.organization_rows(request.user).annotate(
+        expiring=list_views.count_per_organization(Certificate, expiring)
+    )
+    shown = list(rows[:HOME_ORGANIZATIONS])
+    gc = {entry.zone.organization_id: entry for entry in zone_gc.plan(now, organizations=shown)}
+    for org in shown:
+        org.zone = org.live_zones[0] if org.live_zones else None
+        org.gc = gc.get(org.pk)
+    attention = {
+        "clusters": Cluster.objects.filter(organization__in=visible, state=Cluster.State.ERROR).select_related("organization")[:10],
+        "operations": Operation.objects.filter(
+            organization__in=visible, state=Operation.State.FAILED, finished_at__gte=now - timedelta(days=1)
+        ).select_related("organization", "cluster", "certificate")[:10],
+        "certificates": Certificate.objects.filter(expiring | Q(state=Certificate.State.ERROR), organization__in=visible)
+        .select_related("organization")
+        .order_by("not_after")[:10],
+    }
+    context = {
+        "organizations": shown,
+        "organization_count": rows.count(),
+        "attention": attention,
+        "needs_attention": any(attention.values()),
+        "operations": Operation.objects.filter(organization__in=visible).select_related("organization", "cluster")[:10],
+    }
     return render(request, "provisioning/home.html", context)
 
 

@@ -197,3 +197,30 @@ def test_a_failed_operation_is_retried_from_its_page(client, personas, cluster_a
     # The old failure cannot be retried a second time.
     client.post(reverse("operation-retry", args=[failed.pk]))
     assert Operation.objects.count() == 2
+
+
+def test_home_shows_health_and_what_needs_attention(client, personas, acme_cluster, make_cluster_api):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from provisioning.models import Certificate
+
+    broken = make_cluster_api()
+    cluster, _ = clusters.register_cluster(personas.acme, "edge", broken.connection)
+    broken.token = "rotated"
+    run_jobs()
+    Certificate.objects.create(organization=personas.acme, dns_names=["soon.acme.orgdns.test"], state="active", not_after=timezone.now() + timedelta(days=3))
+    Certificate.objects.create(organization=personas.globex, dns_names=["theirs.globex.orgdns.test"], state="error")
+
+    client.force_login(personas.alice)
+    body = client.get(reverse("home")).content.decode()
+    assert "Needs attention" in body
+    assert f'href="/orgs/acme/clusters/{cluster.pk}/">acme/edge</a>' in body and "refused our token" in body
+    assert "soon.acme.orgdns.test" in body and "1 expiring within 30 days" in body
+    assert "theirs.globex" not in body
+    assert "delegated" in body and "1 ready of 2" in body and "1 in error" in body
+    assert "kept</span> in use" in body  # the zone's garbage collection state
+
+    client.force_login(personas.charlie)
+    assert "Needs attention" not in client.get(reverse("home")).content.decode()
