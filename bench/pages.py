@@ -12,7 +12,6 @@ at the end.
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from datetime import timedelta
@@ -49,7 +48,15 @@ def seed(orgs, clusters_per_org):
     from django.db import connection
     from django.utils import timezone
 
-    from provisioning.models import Certificate, CertificateInstallation, Cluster, HostedZone, Membership, Operation, Organization
+    from provisioning.models import (
+        Certificate,
+        CertificateInstallation,
+        Cluster,
+        HostedZone,
+        Membership,
+        Operation,
+        Organization,
+    )
 
     User = get_user_model()
     now = timezone.now()

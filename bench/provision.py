@@ -9,7 +9,6 @@ organization and for the later ones. Uses a throwaway SQLite database and Redis 
 import argparse
 import os
 import secrets
-import statistics
 import sys
 import tempfile
 import time
@@ -67,14 +66,13 @@ def main():
 
         django.setup()
         import django_rq
+        from django.conf import settings
         from django.core.management import call_command
         from rq import SimpleWorker
 
         from provisioning.clients.kube import ClusterConnection
         from provisioning.models import Operation
         from provisioning.services import clusters, organizations
-
-        from django.conf import settings
 
         parent = boto3.client("route53", endpoint_url=moto_url).create_hosted_zone(Name="bench.example.com", CallerReference="bench")
         settings.ORGDNS_PARENT_ZONE_ID = parent["HostedZone"]["Id"].split("/")[-1]

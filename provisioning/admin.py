@@ -5,7 +5,15 @@ from django_rq.admin import QueueAdmin
 from django_rq.models import Dashboard
 
 from .models import (
-    AuditEvent, Certificate, CertificateInstallation, Cluster, HostedZone, Membership, Operation, Organization, ZoneCharge,
+    AuditEvent,
+    Certificate,
+    CertificateInstallation,
+    Cluster,
+    HostedZone,
+    Membership,
+    Operation,
+    Organization,
+    ZoneCharge,
 )
 from .services import audit, certificates, clusters, zone_gc
 from .services.zone_claims import Outcome

@@ -4,9 +4,9 @@ import os
 import secrets
 import subprocess
 import sys
-from collections import Counter
 import urllib.request
 import uuid
+from collections import Counter
 from types import SimpleNamespace
 
 import boto3

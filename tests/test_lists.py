@@ -7,9 +7,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from provisioning.listing import PAGE_SIZE
 from provisioning.models import Certificate, Cluster, HostedZone, Operation, Organization
-from provisioning.views import HOME_ORGANIZATIONS
+from provisioning.views.listing import PAGE_SIZE
+from provisioning.views.organizations import HOME_ORGANIZATIONS
 
 pytestmark = pytest.mark.django_db
 

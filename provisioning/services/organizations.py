@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 
-from ..models import AuditEvent, Cluster, Membership, Operation, Organization
+from ..models import Cluster, Membership, Operation, Organization
 from . import audit
 
 WRITE_ROLES = (Membership.Role.OWNER, Membership.Role.MEMBER)

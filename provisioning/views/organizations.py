@@ -1,3 +1,5 @@
+"""Organization pages: home, an organization, its members and its zone."""
+
 from datetime import timedelta
 
 from django.contrib import messages
@@ -10,13 +12,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from . import list_views
-from .forms import MemberForm, OrganizationForm, RegisterClusterForm
-from .clients.errors import ProviderError
-from .models import Certificate, Cluster, HostedZone, Operation
-from .services import clusters, organizations, zone_gc, zones
+from ..clients.errors import ProviderError
+from ..forms import MemberForm, OrganizationForm
+from ..models import Certificate, Cluster, HostedZone, Operation
+from ..services import organizations, zone_gc, zones
+from . import lists
 
-HTMX_STOP_POLLING = 286
 HOME_ORGANIZATIONS = 25
 EXPIRING_SOON = timedelta(days=30)
 RECORDS_PER_PAGE = 100
@@ -29,8 +30,8 @@ def home(request):
     now = timezone.now()
     visible = organizations.organizations_for(request.user)
     expiring = Q(not_after__lte=now + EXPIRING_SOON) & ~Q(state__in=[Certificate.State.DELETED, Certificate.State.DELETING])
-    rows = list_views.organization_rows(request.user).annotate(
-        expiring=list_views.count_per_organization(Certificate, expiring)
+    rows = lists.organization_rows(request.user).annotate(
+        expiring=lists.count_per_organization(Certificate, expiring)
     )
     shown = list(rows[:HOME_ORGANIZATIONS])
     gc = {entry.zone.organization_id: entry for entry in zone_gc.plan(now, organizations=shown)}
@@ -85,90 +86,6 @@ def organization_detail(request, org):
         "can_write": organizations.can_write(request.user, org),
     }
     return render(request, "provisioning/organization_detail.html", context)
-
-
-@login_required
-def cluster_register(request, org):
-    org = organizations.get_org_for_user(request.user, org)
-    if not organizations.can_write(request.user, org):
-        raise PermissionDenied
-    form = RegisterClusterForm(request.POST or None, request.FILES or None)
-    if form.is_valid():
-        try:
-            cluster, _ = clusters.register_cluster(org, form.cleaned_data["name"], form.cleaned_data["connection"], request.user)
-        except ValidationError as exc:
-            form.add_error(None, exc)
-        else:
-            return redirect("cluster", org.name, cluster.pk)
-    return render(request, "provisioning/cluster_form.html", {"org": org, "form": form})
-
-
-@login_required
-def cluster_detail(request, org, pk):
-    cluster = organizations.get_cluster_for_user(request.user, org, pk)
-    context = {
-        "org": cluster.organization,
-        "cluster": cluster,
-        "operation": cluster.operations.first(),
-        "operations": cluster.operations.select_related("organization")[:10],
-        "can_write": organizations.can_write(request.user, cluster.organization),
-    }
-    return render(request, "provisioning/cluster_detail.html", context)
-
-
-@login_required
-@require_POST
-def cluster_deregister(request, org, pk):
-    return _cluster_action(
-        request, org, pk, clusters.deregister_cluster, "Deregistering {}: ExternalDNS and its records are being removed."
-    )
-
-
-@login_required
-@require_POST
-def cluster_reprovision(request, org, pk):
-    return _cluster_action(request, org, pk, clusters.retry_registration, "Provisioning {} again.")
-
-
-def _cluster_action(request, org, pk, action, success):
-    cluster = organizations.get_cluster_for_user(request.user, org, pk)
-    if not organizations.can_write(request.user, cluster.organization):
-        raise PermissionDenied
-    try:
-        action(cluster, request.user)
-    except ValidationError as exc:
-        messages.error(request, exc.messages[0])
-    else:
-        messages.success(request, success.format(cluster.name))
-    return redirect("cluster", cluster.organization.name, cluster.pk)
-
-
-@login_required
-def operation_detail(request, pk):
-    operation = organizations.get_operation_for_user(request.user, pk)
-    context = {
-        "operation": operation,
-        "can_retry": operation.state == Operation.State.FAILED
-        and operation.kind in clusters.RETRIES
-        and organizations.can_write(request.user, operation.organization),
-    }
-    return render(request, "provisioning/operation_detail.html", context)
-
-
-@login_required
-def operation_status(request, pk):
-    """The live status fragment. When the operation has finished: 286 stops htmx polling, and the page
-    reloads so that everything on it (states, actions) shows the outcome."""
-    operation = organizations.get_operation_for_user(request.user, pk)
-    response = render(request, "provisioning/operation_detail.html#status", {"operation": operation})
-    if operation.finished:
-        response.status_code = HTMX_STOP_POLLING
-        response["HX-Refresh"] = "true"
-    return response
-
-
-def healthz(request):
-    return HttpResponse("ok", content_type="text/plain")
 
 
 @login_required
@@ -231,15 +148,5 @@ def zone_records(request, org):
     return render(request, "provisioning/zone_detail.html#records", {"org": org, "page": page})
 
 
-@login_required
-@require_POST
-def operation_retry(request, pk):
-    operation = organizations.get_operation_for_user(request.user, pk)
-    if not organizations.can_write(request.user, operation.organization):
-        raise PermissionDenied
-    try:
-        retried = clusters.retry_operation(operation, request.user)
-    except ValidationError as exc:
-        messages.error(request, exc.messages[0])
-        return redirect("operation", operation.pk)
-    return redirect("operation", retried.pk)
+def healthz(request):
+    return HttpResponse("ok", content_type="text/plain")

@@ -8,10 +8,10 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from .certificate_forms import InstallCertificateForm, IssueCertificateForm
-from .clients.errors import ProviderError
-from .services import certificates, organizations
-from .views import HTMX_STOP_POLLING
+from ..clients.errors import ProviderError
+from ..forms import InstallCertificateForm, IssueCertificateForm
+from ..services import certificates, organizations
+from .operations import HTMX_STOP_POLLING
 
 
 def _writable_org(request, org_name):

@@ -7,9 +7,9 @@ from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from ..models import AuditEvent, Certificate, Cluster, HostedZone, Operation
+from ..services import certificates, organizations
 from .listing import Column, Filter, ListSpec, render_list
-from .models import AuditEvent, Certificate, Cluster, HostedZone, Operation
-from .services import certificates, organizations
 
 
 def organization_filter():

@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.utils import timezone
 
-from .services import organizations, zone_gc
+from ..services import organizations, zone_gc
 
 
 @login_required

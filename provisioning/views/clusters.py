@@ -1,0 +1,66 @@
+"""Cluster pages: register, watch, re-provision, deregister."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from ..forms import RegisterClusterForm
+from ..services import clusters, organizations
+
+
+@login_required
+def cluster_register(request, org):
+    org = organizations.get_org_for_user(request.user, org)
+    if not organizations.can_write(request.user, org):
+        raise PermissionDenied
+    form = RegisterClusterForm(request.POST or None, request.FILES or None)
+    if form.is_valid():
+        try:
+            cluster, _ = clusters.register_cluster(org, form.cleaned_data["name"], form.cleaned_data["connection"], request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect("cluster", org.name, cluster.pk)
+    return render(request, "provisioning/cluster_form.html", {"org": org, "form": form})
+
+
+@login_required
+def cluster_detail(request, org, pk):
+    cluster = organizations.get_cluster_for_user(request.user, org, pk)
+    context = {
+        "org": cluster.organization,
+        "cluster": cluster,
+        "operation": cluster.operations.first(),
+        "operations": cluster.operations.select_related("organization")[:10],
+        "can_write": organizations.can_write(request.user, cluster.organization),
+    }
+    return render(request, "provisioning/cluster_detail.html", context)
+
+
+@login_required
+@require_POST
+def cluster_deregister(request, org, pk):
+    return _cluster_action(
+        request, org, pk, clusters.deregister_cluster, "Deregistering {}: ExternalDNS and its records are being removed."
+    )
+
+
+@login_required
+@require_POST
+def cluster_reprovision(request, org, pk):
+    return _cluster_action(request, org, pk, clusters.retry_registration, "Provisioning {} again.")
+
+
+def _cluster_action(request, org, pk, action, success):
+    cluster = organizations.get_cluster_for_user(request.user, org, pk)
+    if not organizations.can_write(request.user, cluster.organization):
+        raise PermissionDenied
+    try:
+        action(cluster, request.user)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(request, success.format(cluster.name))
+    return redirect("cluster", cluster.organization.name, cluster.pk)
