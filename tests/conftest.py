@@ -4,6 +4,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections import Counter
@@ -119,6 +120,14 @@ def start_manage_process(*args, **popen):
         "REDIS_URL": settings.REDIS_URL,
     }
     return subprocess.Popen([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env, **popen)
+
+
+def wait_until(condition, timeout=60):
+    """For what other processes (workers) do: poll until condition() holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the workers"
+        time.sleep(0.05)
 
 
 def run_jobs():

@@ -1,7 +1,5 @@
 """Two clusters of a new organization, registered at once and run by two worker processes: one zone, one user."""
 
-import time
-
 import django_rq
 import pytest
 from rq import Worker
@@ -9,16 +7,9 @@ from rq.job import Job
 
 from provisioning.models import Cluster, HostedZone
 from provisioning.services import clusters
-from tests.conftest import start_worker_process
+from tests.conftest import start_worker_process, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_until(condition, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_two_workers_two_clusters_one_zone_one_user(personas, make_cluster_api, aws):

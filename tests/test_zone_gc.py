@@ -3,7 +3,6 @@
 import io
 import json
 import subprocess
-import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -20,7 +19,7 @@ from provisioning.jobs import run_operation
 from provisioning.models import AuditEvent, Cluster, HostedZone, Operation, Organization, ZoneCharge
 from provisioning.services import clusters, zone_gc
 from provisioning.services.provisioning import organization_lock
-from tests.conftest import WorkerDied, run_jobs, start_manage_process, start_worker_process, vault_tree
+from tests.conftest import WorkerDied, run_jobs, start_manage_process, start_worker_process, vault_tree, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -407,13 +406,6 @@ def test_two_gc_runs_at_once_claim_each_zone_once():
     assert set(HostedZone.objects.values_list("state", flat=True)) == {HostedZone.State.DELETING}
 
 
-def wait_for(condition, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the workers did not get there in time"
-        time.sleep(0.05)
-
-
 def test_concurrent_gc_and_registration_never_leave_a_cluster_without_a_zone(personas, make_cluster_api, aws):
     orgs = [personas.acme, personas.globex] + [Organization.objects.create(name=f"team{i}") for i in range(2)]
     for org in orgs:
@@ -436,7 +428,7 @@ def test_concurrent_gc_and_registration_never_leave_a_cluster_without_a_zone(per
     register_second(orgs[2])
     workers = start_worker_process("--max-idle-time", "5"), start_worker_process("--max-idle-time", "5")
     # team1: once its teardown has started, so that its register job waits for the teardown to finish.
-    wait_for(lambda: HostedZone.objects.filter(organization=orgs[3]).exclude(teardown_started_at=None).exists())
+    wait_until(lambda: HostedZone.objects.filter(organization=orgs[3]).exclude(teardown_started_at=None).exists())
     register_second(orgs[3])
     finish(*workers)
 
