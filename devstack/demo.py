@@ -90,6 +90,7 @@ def running_stack():
         children.append(spawn([*manage, "rqworker", "--with-scheduler", "default"], logs / "worker.log"))
         children.append(spawn([*manage, "runserver", f"127.0.0.1:{PORTS['web']}", "--noreload", "--insecure"], logs / "web.log"))
         wait_for_seeded_operations()
+        publish_sample_records(moto_url)
         wait_for_http(env["ORGDNS_URL"] + "/healthz")
         yield env, password
     finally:
@@ -144,18 +145,42 @@ def seed(servers):
     from django.contrib.auth import get_user_model
 
     from provisioning.clients.kube import connection_from_kubeconfig
-    from provisioning.services import certificates, clusters, organizations
+    from provisioning.models import AuditEvent
+    from provisioning.services import audit, certificates, clusters, organizations
 
     password = secrets.token_urlsafe(12)
     admin = get_user_model().objects.create_superuser("admin", "admin@example.com", password)
-    org = organizations.create_organization(ORG, owner=admin)
-    kubeconfig = (SANDBOX / "kubeconfig").read_text()
-    registered = [
-        clusters.register_cluster(org, name, connection_from_kubeconfig(kubeconfig, context=name), admin)[0]
-        for name in CLUSTERS
-    ]
-    certificates.issue_certificate(org, [f"www.{org.zone_name}"], [(registered[0], "default", "demo-www-tls")], admin)
+    with audit.acting(AuditEvent.Source.CRON, actor=admin):  # a script acting for the admin, audited as such
+        org = organizations.create_organization(ORG, owner=admin)
+        kubeconfig = (SANDBOX / "kubeconfig").read_text()
+        registered = [
+            clusters.register_cluster(org, name, connection_from_kubeconfig(kubeconfig, context=name), admin)[0]
+            for name in CLUSTERS
+        ]
+        certificates.issue_certificate(org, [f"www.{org.zone_name}"], [(registered[0], "default", "demo-www-tls")], admin)
     return password
+
+
+def publish_sample_records(moto_url):
+    """What ExternalDNS in demo-1 would publish for two annotated Services (no real ExternalDNS runs against the
+    stand-in clusters), plus one record made by hand, so that the zone page shows owners."""
+    import boto3
+
+    from provisioning.models import Cluster
+
+    cluster = Cluster.objects.select_related("organization").get(name=CLUSTERS[0])
+    zone = cluster.organization.zones.get()
+    owner = f'"heritage=external-dns,external-dns/owner={cluster.owner_id},external-dns/resource=service/default/web"'
+    records = [("www", "A", "203.0.113.10"), ("api", "A", "203.0.113.11")]
+    changes = [_upsert(f"{name}.{zone.name}", rtype, value) for name, rtype, value in records]
+    changes += [_upsert(f"a-{name}.{zone.name}", "TXT", owner) for name, _, _ in records]
+    changes.append(_upsert(f"legacy.{zone.name}", "CNAME", "old-lb.example.net"))
+    route53 = boto3.client("route53", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="demo", aws_secret_access_key="demo")
+    route53.change_resource_record_sets(HostedZoneId=zone.zone_id, ChangeBatch={"Changes": changes})
+
+
+def _upsert(name, rtype, value):
+    return {"Action": "UPSERT", "ResourceRecordSet": {"Name": name, "Type": rtype, "TTL": 300, "ResourceRecords": [{"Value": value}]}}
 
 
 def wait_for_seeded_operations(timeout=120):
