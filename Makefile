@@ -24,6 +24,7 @@ demo: venv
 
 test: venv
 	@./devstack/require-services.sh --postgres --chromium
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 screenshots: venv

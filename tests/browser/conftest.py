@@ -33,6 +33,15 @@ def worker(transactional_db):
     process.wait(10)
 
 
+@pytest.fixture(autouse=True)
+def no_csp_violations(page):
+    """Every page works under the Content-Security-Policy: no inline script or style was refused."""
+    refused = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
+    yield
+    assert refused == []
+
+
 @pytest.fixture
 def login(live_server, page):
     def login_as(user, password):
