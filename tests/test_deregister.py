@@ -97,3 +97,22 @@ def test_deregistering_twice_is_refused(personas, cluster_api):
     with pytest.raises(Exception, match="already being deregistered"):
         clusters.deregister_cluster(cluster)
     assert Operation.objects.filter(kind=Operation.Kind.DEREGISTER).count() == 1
+
+
+def test_deregistering_while_provisioning_is_refused_and_a_stale_register_job_does_nothing(personas, cluster_api):
+    cluster, register_op = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    with pytest.raises(Exception, match="still being provisioned"):
+        clusters.deregister_cluster(cluster)
+    run_jobs()
+    clusters.deregister_cluster(cluster)
+    run_jobs()
+    # A register job that comes late (an RQ retry, a re-queued job) must not bring ExternalDNS back.
+    from provisioning.jobs import run_operation
+
+    stale = Operation.objects.create(kind=Operation.Kind.REGISTER, organization=personas.acme, cluster=cluster)
+    assert run_operation(str(stale.pk)) == Operation.State.FAILED
+    stale.refresh_from_db()
+    cluster.refresh_from_db()
+    assert "is deregistered: nothing to provision" in stale.error
+    assert cluster.state == Cluster.State.DEREGISTERED
+    assert cluster_api.objects("deployments", "external-dns") == []

@@ -171,3 +171,29 @@ def test_nothing_of_the_flow_lands_outside_the_org_vault_path(personas, cluster_
     cluster, _ = register(personas.acme, "prod", cluster_api)
     paths = vault_tree(vault, _prefix())
     assert sorted(paths) == sorted([f"{_prefix()}/orgs/acme/aws", f"{_prefix()}/orgs/acme/clusters/{cluster.owner_id}"])
+
+
+def test_a_failed_delegation_leaves_a_zone_the_gc_can_see_and_a_rerun_delegates(personas, cluster_api, aws, settings):
+    parent = aws.route53.create_hosted_zone(Name="orgdns.test", CallerReference="parent")["HostedZone"]["Id"].split("/")[-1]
+    settings.ORGDNS_PARENT_ZONE_ID = "ZNOSUCHPARENT"
+    cluster, operation = register(personas.acme, "prod", cluster_api)
+    assert operation.state == Operation.State.FAILED and "NoSuchHostedZone" in operation.error
+    zone = HostedZone.objects.get()
+    assert zone.state == HostedZone.State.ACTIVE and zone.zone_id and not zone.delegated
+
+    settings.ORGDNS_PARENT_ZONE_ID = parent
+    clusters.retry_registration(cluster)
+    run_jobs()
+    zone.refresh_from_db()
+    assert zone.delegated
+    assert len(aws.route53.list_hosted_zones()["HostedZones"]) == 2
+
+
+def test_an_adopted_zone_keeps_the_creation_time_we_tagged(personas, cluster_api, aws):
+    created = aws.route53.create_hosted_zone(Name="acme.orgdns.test", CallerReference="earlier-run")["HostedZone"]
+    tags = {"orgdns:managed-by": "orgdns", "orgdns:organization": "acme", "orgdns:created-at": "2026-01-31T22:00:00+00:00"}
+    aws.route53.change_tags_for_resource(
+        ResourceType="hostedzone", ResourceId=created["Id"].split("/")[-1], AddTags=[{"Key": k, "Value": v} for k, v in tags.items()]
+    )
+    register(personas.acme, "prod", cluster_api)
+    assert HostedZone.objects.get().aws_created_at.isoformat() == "2026-01-31T22:00:00+00:00"

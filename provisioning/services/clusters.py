@@ -82,14 +82,19 @@ def retry_registration(cluster, user=None):
 
 
 def deregister_cluster(cluster, user=None):
+    """Queue the deregister job; refused while the cluster is still being provisioned (that job could deploy
+    ExternalDNS again after the deregistration removed it)."""
+    if cluster.operations.filter(kind=Operation.Kind.REGISTER).exclude(state__in=Operation.FINISHED).exists():
+        raise ValidationError(f"Cluster {cluster.name} is still being provisioned: deregister it once that has finished.")
     with transaction.atomic():
-        claimed = (
-            Cluster.objects.filter(pk=cluster.pk)
-            .exclude(state__in=[Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED])
-            .update(state=Cluster.State.DEREGISTERING, message="queued for deregistration")
+        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=[Cluster.State.READY, Cluster.State.ERROR]).update(
+            state=Cluster.State.DEREGISTERING, message="queued for deregistration"
         )
         if not claimed:
-            raise ValidationError(f"Cluster {cluster.name} is already being deregistered.")
+            state = Cluster.objects.get(pk=cluster.pk).state
+            if state in (Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED):
+                raise ValidationError(f"Cluster {cluster.name} is already being deregistered.")
+            raise ValidationError(f"Cluster {cluster.name} is {state}: deregister it once provisioning has finished.")
         return start_operation(Operation.Kind.DEREGISTER, cluster.organization, cluster, user)
 
 

@@ -1,6 +1,7 @@
 """The register and deregister jobs (DESIGN.md §2). Every step converges when re-run."""
 
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -15,6 +16,8 @@ from .backends import redis
 from .zone_claims import release_unstarted
 
 POLICY_NAME = "orgdns-zone-records"
+CREATED_AT_TAG = "orgdns:created-at"
+PROVISIONABLE = (Cluster.State.PENDING, Cluster.State.PROVISIONING, Cluster.State.ERROR, Cluster.State.READY)
 
 
 def zone_tags(org):
@@ -47,7 +50,12 @@ def organization_lock(org):
 def register_cluster(operation, progress, backends):
     cluster = operation.cluster
     org = cluster.organization
-    Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.PROVISIONING, message="")
+    if not Cluster.objects.filter(pk=cluster.pk, state__in=PROVISIONABLE).update(state=Cluster.State.PROVISIONING, message=""):
+        raise ProviderError(
+            f"cluster {cluster.name} is {Cluster.objects.get(pk=cluster.pk).state}: nothing to provision",
+            service="orgdns",
+            permanent=True,
+        )
     vault = backends.vault()
 
     progress.step("Reading the cluster's credentials from Vault", 5)
@@ -61,7 +69,7 @@ def register_cluster(operation, progress, backends):
 
     progress.step("Deploying ExternalDNS into the cluster", 70)
     deploy_externaldns(cluster, zone, credentials, connection, backends, progress)
-    Cluster.objects.filter(pk=cluster.pk).update(
+    Cluster.objects.filter(pk=cluster.pk, state=Cluster.State.PROVISIONING).update(
         state=Cluster.State.READY, message=f"ExternalDNS publishes *.{zone.name} from this cluster"
     )
 
@@ -88,7 +96,8 @@ def ensure_zone(org, backends, progress):
             )
         zone.state = HostedZone.State.ACTIVE
         progress.log(f"zone {zone.name} was queued for deletion as unused: kept for this cluster instead")
-    if zone and zone.state == HostedZone.State.ACTIVE and zone.zone_id:
+    delegate = bool(settings.ORGDNS_PARENT_ZONE_ID) and not (zone and zone.delegated)
+    if zone and zone.state == HostedZone.State.ACTIVE and zone.zone_id and not delegate:
         progress.log(f"reusing zone {zone.zone_id}")
         return zone
     if zone is None:
@@ -101,15 +110,18 @@ def ensure_zone(org, backends, progress):
         found = route53.find_zone(zone.name)
         tags = zone_tags(org)
         if found is None:
-            zone.zone_id, zone.name_servers = route53.create_zone(zone.name, zone.caller_reference, tags)
-            zone.aws_created_at = timezone.now()
+            now = timezone.now()
+            zone.zone_id, zone.name_servers = route53.create_zone(
+                zone.name, zone.caller_reference, {**tags, CREATED_AT_TAG: now.isoformat()}
+            )
+            zone.aws_created_at = now
             progress.log(f"created zone {zone.zone_id}")
         elif found["caller_reference"] == zone.caller_reference or _is_ours(found["tags"], tags):
             zone.zone_id = found["id"]
             if not _is_ours(found["tags"], tags):
                 route53.tag_zone(zone.zone_id, tags)
             zone.name_servers = route53.name_servers(zone.zone_id)
-            zone.aws_created_at = zone.aws_created_at or timezone.now()
+            zone.aws_created_at = _created_at(found["tags"], progress)
             progress.log(f"adopted existing zone {zone.zone_id}")
         else:
             raise ProviderError(
@@ -118,15 +130,25 @@ def ensure_zone(org, backends, progress):
                 service="route53",
                 permanent=True,
             )
-        zone.save(update_fields=["zone_id", "name_servers", "aws_created_at"])
+        # Active from here on, whatever happens next: the GC sees (and can collect) every zone that exists in Route53.
+        zone.state = HostedZone.State.ACTIVE
+        zone.save(update_fields=["zone_id", "name_servers", "aws_created_at", "state"])
 
-    if settings.ORGDNS_PARENT_ZONE_ID and not zone.delegated:
+    if delegate:
         route53.set_delegation(settings.ORGDNS_PARENT_ZONE_ID, zone.name, zone.name_servers)
         zone.delegated = True
+        zone.save(update_fields=["delegated"])
         progress.log(f"delegated {zone.name} from parent zone {settings.ORGDNS_PARENT_ZONE_ID}")
-    zone.state = HostedZone.State.ACTIVE
-    zone.save(update_fields=["delegated", "state"])
     return zone
+
+
+def _created_at(tags, progress):
+    """A zone's creation time from our tag (Route53 does not report it). Unknown: taken as already charged."""
+    try:
+        return datetime.fromisoformat(tags[CREATED_AT_TAG])
+    except (KeyError, ValueError):
+        progress.log("the zone's creation time is unknown: it is treated as older than 12 hours (already charged)")
+        return timezone.now() - timedelta(hours=12, minutes=1)
 
 
 def _is_ours(found_tags, our_tags):
@@ -197,7 +219,7 @@ def deploy_externaldns(cluster, zone, credentials, connection, backends, progres
 
 
 def mark_register_failed(operation, message):
-    Cluster.objects.filter(pk=operation.cluster_id).update(state=Cluster.State.ERROR, message=message)
+    Cluster.objects.filter(pk=operation.cluster_id, state__in=PROVISIONABLE).update(state=Cluster.State.ERROR, message=message)
 
 
 def deregister_cluster(operation, progress, backends):
