@@ -53,6 +53,7 @@ def running_stack():
     (SANDBOX / "demo.sqlite3").unlink(missing_ok=True)
     logs = SANDBOX / "logs"
     logs.mkdir(exist_ok=True)
+    logs.chmod(0o700)  # the OpenBao dev server prints its root token
     children, kube_servers = [], []
     try:
         moto, moto_url = start_moto(PORTS["moto"], log=open(logs / "moto.log", "w"))

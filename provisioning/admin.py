@@ -35,6 +35,10 @@ class AuditedAdmin(admin.ModelAdmin):
             audit.record("admin.delete", obj)
         return super().log_deletions(request, queryset)
 
+    def has_delete_permission(self, request, obj=None):
+        """Rows stand for things in AWS, Vault and clusters: they go through jobs (deregister, GC), never a delete."""
+        return False
+
     def run_action(self, request, queryset, action, done):
         """Call a service action on each selected object; report each outcome."""
         for obj in queryset:
@@ -69,6 +73,9 @@ class MembershipAdmin(AuditedAdmin):
     search_fields = ["user__username", "organization__name"]
     list_select_related = ["user", "organization"]
 
+    def has_delete_permission(self, request, obj=None):
+        return True  # memberships are only rows
+
 
 @admin.register(HostedZone)
 class HostedZoneAdmin(AuditedAdmin):
@@ -77,6 +84,7 @@ class HostedZoneAdmin(AuditedAdmin):
     search_fields = ["name", "zone_id", "organization__name", "iam_user_name", "access_key_id"]
     list_select_related = ["organization"]
     readonly_fields = [
+        "organization", "name", "state", "delegated",
         "caller_reference", "zone_id", "name_servers", "aws_created_at", "iam_user_name", "access_key_id",
         "access_key_created_at", "created_at", "deleted_at", "teardown_started_at", "route53_deleted_at",
     ]

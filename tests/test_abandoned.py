@@ -37,3 +37,30 @@ def test_an_abandoned_job_fails_its_operation_with_what_to_do(personas, cluster_
     assert "worker running this job stopped" in operation.error and "retry it" in operation.error
     assert cluster.state == Cluster.State.ERROR
     assert clusters.retry_operation(operation).kind == Operation.Kind.REGISTER  # and it can be retried
+
+
+def test_lost_jobs_are_queued_again_or_failed_by_the_sweep(personas, cluster_api):
+    from datetime import timedelta
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from tests.conftest import run_jobs
+
+    cluster, never_queued = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    other, was_running = clusters.register_cluster(personas.acme, "edge", cluster_api.connection)
+    django_rq.get_connection("default").flushdb()  # Redis restarted without its data
+    Operation.objects.filter(pk=was_running.pk).update(state=Operation.State.RUNNING)
+    recent = Operation.objects.create(kind=Operation.Kind.REGISTER, organization=personas.acme, cluster=cluster)
+    Operation.objects.exclude(pk=recent.pk).update(created_at=timezone.now() - timedelta(minutes=30))
+
+    out = StringIO()
+    call_command("sweep_operations", stdout=out)
+    assert "1 queued again, 1 failed" in out.getvalue()
+    run_jobs()
+    for operation in (never_queued, was_running, recent):
+        operation.refresh_from_db()
+    assert never_queued.state == Operation.State.SUCCEEDED
+    assert was_running.state == Operation.State.FAILED and "retry it" in was_running.error
+    assert recent.state == Operation.State.QUEUED  # too young to call lost

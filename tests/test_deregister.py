@@ -116,3 +116,21 @@ def test_deregistering_while_provisioning_is_refused_and_a_stale_register_job_do
     assert "is deregistered: nothing to provision" in stale.error
     assert cluster.state == Cluster.State.DEREGISTERED
     assert cluster_api.objects("deployments", "external-dns") == []
+
+
+def test_objects_that_are_not_ours_are_never_replaced_or_deleted(personas, cluster_api):
+    from provisioning.clients.kube import KubeCluster
+
+    theirs = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "external-dns", "labels": {"team": "platform"}}}
+    KubeCluster(cluster_api.connection).request("POST", "/api/v1/namespaces", body=theirs)
+    cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    run_jobs()
+    operation.refresh_from_db()
+    assert operation.state == Operation.State.FAILED
+    assert "Namespace external-dns already exists in the cluster and is not managed by orgdns" in operation.error
+    (namespace,) = cluster_api.objects("namespaces")
+    assert namespace["metadata"]["labels"]["team"] == "platform"
+
+    clusters.deregister_cluster(Cluster.objects.get(pk=cluster.pk))
+    run_jobs()
+    assert [ns["metadata"]["name"] for ns in cluster_api.objects("namespaces")] == ["external-dns"]

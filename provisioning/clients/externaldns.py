@@ -3,7 +3,8 @@
 import hashlib
 from dataclasses import dataclass
 
-MANAGED_BY = {"app.kubernetes.io/managed-by": "orgdns", "app.kubernetes.io/name": "external-dns"}
+OWNER = "orgdns"  # the managed-by label of everything we create in a cluster
+LABELS = {"app.kubernetes.io/managed-by": OWNER, "app.kubernetes.io/name": "external-dns"}
 CLUSTER_OBJECT_NAME = "orgdns-external-dns"
 SECRET_NAME = "external-dns-aws"
 
@@ -37,7 +38,7 @@ class ExternalDNSConfig:
 
 def manifests(config, access_key_id, secret_access_key):
     ns = config.namespace
-    labels = dict(MANAGED_BY)
+    labels = dict(LABELS)
     # Pods are rolled when the credentials change: the checksum is part of the pod template.
     checksum = hashlib.sha256(f"{access_key_id}:{secret_access_key}".encode()).hexdigest()[:16]
     return [

@@ -3,7 +3,7 @@
 import base64
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 import urllib3
@@ -16,6 +16,7 @@ from .errors import ProviderError
 from .retry import CallStats, RetryPolicy, call_with_retry
 
 APPLIED_HASH = "orgdns.io/applied-hash"
+MANAGED_BY = "app.kubernetes.io/managed-by"
 
 # kind -> (API path prefix, plural, namespaced)
 KINDS = {
@@ -35,7 +36,7 @@ class InvalidConnection(ValueError):
 @dataclass(frozen=True)
 class ClusterConnection:
     server: str
-    token: str
+    token: str = field(repr=False)
     ca_pem: str = ""
 
     def __post_init__(self):
@@ -166,7 +167,10 @@ class KubeCluster:
         return self.request("GET", self.path(kind, name, namespace))
 
     def apply(self, obj):
-        """Create or replace obj unless what we applied last is identical. Returns created/updated/unchanged."""
+        """Create or replace obj unless what we applied last is identical. Returns created/updated/unchanged.
+
+        An existing object that is not labelled managed-by like obj is someone else's: refused, never replaced.
+        """
         obj = json.loads(json.dumps(obj))
         meta = obj["metadata"]
         meta.setdefault("annotations", {})[APPLIED_HASH] = applied_hash(obj)
@@ -175,15 +179,32 @@ class KubeCluster:
         if current is None:
             self.request("POST", self.path(kind, namespace=namespace), body=obj)
             return "created"
+        owner = (meta.get("labels") or {}).get(MANAGED_BY)
+        if _labels(current).get(MANAGED_BY) != owner:
+            where = f"{namespace}/{name}" if namespace else name
+            raise ProviderError(
+                f"{kind} {where} already exists in the cluster and is not managed by {owner}: it is left alone; "
+                "remove or rename it, then retry",
+                service="kubernetes",
+                permanent=True,
+            )
         if (current["metadata"].get("annotations") or {}).get(APPLIED_HASH) == meta["annotations"][APPLIED_HASH]:
             return "unchanged"
         meta["resourceVersion"] = current["metadata"]["resourceVersion"]
         self.request("PUT", self.path(kind, name, namespace), body=obj)
         return "updated"
 
-    def delete(self, kind, name, namespace=None):
-        """True if it was there."""
+    def delete(self, kind, name, namespace=None, managed_by=None):
+        """Delete the object if it is there (and, given managed_by, labelled so). True if it was deleted."""
+        if managed_by is not None:
+            current = self.get(kind, name, namespace)
+            if current is None or _labels(current).get(MANAGED_BY) != managed_by:
+                return False
         return self.request("DELETE", self.path(kind, name, namespace)) is not None
+
+
+def _labels(obj):
+    return obj["metadata"].get("labels") or {}
 
 
 class _Unavailable(Exception):

@@ -28,9 +28,6 @@ class CallStats:
         if operation:
             self.calls[f"{service}.{operation}"] += 1
 
-    def by_service(self):
-        return {k: v for k, v in self.calls.items() if "." not in k}
-
 
 def call_with_retry(fn, *, policy, is_transient, on_retry=None):
     """Call fn(); when it raises an exception that is_transient() accepts, back off and try again."""

@@ -76,12 +76,3 @@ class Vault:
                 pass
 
         self._call("destroy", destroy)
-
-    def list(self, path):
-        def list_keys():
-            try:
-                return self.kv.list_secrets(path=path, mount_point=self.mount)["data"]["keys"]
-            except hvac.exceptions.InvalidPath:
-                return []
-
-        return self._call("list", list_keys)

@@ -9,6 +9,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 from rq import Callback, Retry, get_current_job
+from rq.job import Job
 
 from ..clients.errors import ProviderError
 from ..models import AuditEvent, Operation
@@ -30,18 +31,36 @@ def start_operation(kind, organization, cluster=None, user=None, certificate=Non
     )
     target = cluster or certificate or organization
     audit.record(f"{kind}.queued", target, organization=organization, actor=user, detail=f"operation {operation.pk}")
-    intervals = settings.ORGDNS_JOB_RETRY_INTERVALS
-    retry = Retry(max=len(intervals), interval=intervals) if intervals else None
-    transaction.on_commit(
-        lambda: django_rq.get_queue("default", commit_mode="auto").enqueue_call(
-            "provisioning.jobs.run_operation",
-            args=(str(operation.pk),),
-            job_id=str(operation.pk),
-            retry=retry,
-            on_failure=Callback("provisioning.jobs.job_abandoned"),
-        )
-    )
+    transaction.on_commit(lambda: enqueue(operation))
     return operation
+
+
+def enqueue(operation):
+    intervals = settings.ORGDNS_JOB_RETRY_INTERVALS
+    django_rq.get_queue("default", commit_mode="auto").enqueue_call(
+        "provisioning.jobs.run_operation",
+        args=(str(operation.pk),),
+        job_id=str(operation.pk),
+        retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+        on_failure=Callback("provisioning.jobs.job_abandoned"),
+    )
+
+
+def sweep_lost(now, older_than, handlers):
+    """Operations whose RQ job is gone (Redis lost it, or queueing failed after the commit): queue again the ones
+    that never started, fail the others so that they can be retried. Returns (requeued, failed)."""
+    connection = django_rq.get_connection("default")
+    requeued, failed = [], []
+    for operation in Operation.objects.exclude(state__in=Operation.FINISHED).filter(created_at__lt=now - older_than):
+        if Job.exists(str(operation.pk), connection=connection):
+            continue
+        if operation.state == Operation.State.QUEUED:
+            enqueue(operation)
+            requeued.append(operation)
+        else:
+            abandoned(operation.pk, will_retry=False, handlers=handlers)
+            failed.append(operation)
+    return requeued, failed
 
 
 class Progress:

@@ -232,7 +232,7 @@ def deregister_cluster(operation, progress, backends):
     if connection:
         remove_externaldns(backends.cluster(ClusterConnection(**connection)), progress)
     else:
-        progress.log("no cluster credentials in Vault: ExternalDNS was already removed")
+        progress.log("no cluster credentials in Vault (an earlier attempt deleted them): ExternalDNS was removed then")
 
     zone = HostedZone.objects.filter(organization=cluster.organization, state=HostedZone.State.ACTIVE).first()
     if zone and zone.zone_id:
@@ -250,7 +250,7 @@ def deregister_cluster(operation, progress, backends):
 def remove_externaldns(kube, progress):
     try:
         for kind, name, namespace in externaldns.removal_order(settings.EXTERNALDNS_NAMESPACE):
-            if kube.delete(kind, name, namespace):
+            if kube.delete(kind, name, namespace, managed_by=externaldns.OWNER):
                 progress.log(f"deleted {kind} {name}")
     finally:
         kube.close()

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from ..forms import RegisterClusterForm
@@ -11,6 +12,7 @@ from ..services import clusters, organizations
 
 
 @login_required
+@sensitive_post_parameters("token", "kubeconfig")
 def cluster_register(request, org):
     org = organizations.get_org_for_user(request.user, org)
     if not organizations.can_write(request.user, org):
