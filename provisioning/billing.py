@@ -81,7 +81,7 @@ def months_spanned(start, end):
 def charged_months(created_at, until):
     """The months a zone living from `created_at` to `until` (its deletion, or now) is charged for.
 
-    None while it is younger than 12 hours, or if it was deleted that young.
+    None ([]) while it is younger than 12 hours, or if it was deleted that young.
     """
     if as_utc(until) - as_utc(created_at) < FREE_PERIOD:
         return []

@@ -34,9 +34,9 @@ def teardowns_of(organization):
 def claim_for_deletion(zone, user=None):
     """Claim an unused active zone and queue its teardown, atomically. Returns (Outcome, operation or None).
 
-    The claim's row lock is held until commit, so the usage re-check cannot miss a register job: one
-    that reads the zone before the commit sees ACTIVE and its cluster is caught by the teardown's own
-    check; one that reads it after sees an unstarted claim and reclaims it.
+    A cluster registered meanwhile cannot lose the zone: its row is committed before its job runs, so
+    either this re-check sees it, or the teardown's own re-check does (under the organization lock,
+    before its point of no return), or its register job finds the unstarted claim and takes the zone back.
     """
     with transaction.atomic():
         if not HostedZone.objects.filter(pk=zone.pk, state=HostedZone.State.ACTIVE).update(state=HostedZone.State.DELETING):
