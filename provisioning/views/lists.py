@@ -200,31 +200,20 @@ AUDIT = ListSpec(
 )
 
 
-@login_required
-def audit_list(request):
-    return render_list(request, AUDIT)
+def list_page(spec):
+    """The view of one list."""
+
+    @login_required
+    def view(request):
+        return render_list(request, spec)
+
+    view.__name__ = f"{spec.name}_list"
+    return view
 
 
-@login_required
-def organization_list(request):
-    return render_list(request, ORGANIZATIONS)
-
-
-@login_required
-def cluster_list(request):
-    return render_list(request, CLUSTERS)
-
-
-@login_required
-def zone_list(request):
-    return render_list(request, ZONES)
-
-
-@login_required
-def operation_list(request):
-    return render_list(request, OPERATIONS)
-
-
-@login_required
-def certificate_list(request):
-    return render_list(request, CERTIFICATES)
+organization_list = list_page(ORGANIZATIONS)
+cluster_list = list_page(CLUSTERS)
+zone_list = list_page(ZONES)
+operation_list = list_page(OPERATIONS)
+certificate_list = list_page(CERTIFICATES)
+audit_list = list_page(AUDIT)
