@@ -139,7 +139,7 @@ class ClusterAdmin(AuditedAdmin):
     search_fields = ["name", "organization__name", "api_server", "owner_id"]
     list_select_related = ["organization"]
     readonly_fields = ["organization", "name", "api_server", "owner_id", "state", "message", "created_at", "updated_at", "registered_by"]
-    actions = ["reprovision", "deregister"]
+    actions = ["reprovision", "deregister", "forget"]
 
     def has_add_permission(self, request):
         return False  # clusters are registered from the organization page, which checks and stores the credentials
@@ -151,6 +151,10 @@ class ClusterAdmin(AuditedAdmin):
     @admin.action(description="Deregister (remove ExternalDNS and the cluster's records)")
     def deregister(self, request, queryset):
         self.run_action(request, queryset.select_related("organization"), clusters.deregister_cluster, "deregistration queued")
+
+    @admin.action(description="Forget (the cluster is gone for good: deregister without reaching it)")
+    def forget(self, request, queryset):
+        self.run_action(request, queryset.select_related("organization"), clusters.forget_cluster, "forgotten; deregistration queued")
 
 
 @admin.register(Operation)

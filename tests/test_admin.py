@@ -92,3 +92,30 @@ def test_the_admin_and_its_job_dashboard_are_refused_to_others(client, personas)
     personas.sam.save()
     client.force_login(personas.sam)
     assert client.get("/admin/django_rq/dashboard/").status_code == 200
+
+
+def test_a_cluster_gone_for_good_can_be_forgotten(support, personas, ready_cluster, cluster_api, aws, vault):
+    from django.conf import settings
+
+    from tests.conftest import vault_tree
+    from tests.test_deregister import owned_records, write
+
+    zone = ready_cluster.organization.zones.get()
+    write(aws, zone.zone_id, owned_records(ready_cluster.owner_id, zone.name, 3, "app"))
+    refused = act(support, "cluster", "forget", [ready_cluster.pk])
+    assert "only a cluster in error can be forgotten" in refused.content.decode()
+    cluster_api.token = "revoked"
+    act(support, "cluster", "deregister", [ready_cluster.pk])
+    run_jobs()
+    ready_cluster.refresh_from_db()
+    assert ready_cluster.state == Cluster.State.ERROR and "refused our token" in ready_cluster.message
+
+    response = act(support, "cluster", "forget", [ready_cluster.pk])
+    assert "forgotten; deregistration queued" in response.content.decode()
+    run_jobs()
+    ready_cluster.refresh_from_db()
+    assert ready_cluster.state == Cluster.State.DEREGISTERED
+    names = [r["Name"] for r in aws.route53.list_resource_record_sets(HostedZoneId=zone.zone_id)["ResourceRecordSets"]]
+    assert not any(n.startswith(("app", "a-app")) for n in names)
+    assert not any(ready_cluster.owner_id in p for p in vault_tree(vault, settings.VAULT_PREFIX))
+    assert AuditEvent.objects.filter(action="cluster.forget", actor=personas.sam, source="admin").exists()

@@ -98,6 +98,19 @@ def deregister_cluster(cluster, user=None):
         return start_operation(Operation.Kind.DEREGISTER, cluster.organization, cluster, user)
 
 
+def forget_cluster(cluster, user=None):
+    """For a cluster that is gone for good (unreachable, or our token revoked), so that deregistering it failed:
+    drop its credentials and deregister without reaching it. Its records are still deleted from the zone; the
+    organization's access key is not rotated, so an ExternalDNS left running there keeps working until the zone
+    and its IAM user are deleted."""
+    if cluster.state != Cluster.State.ERROR:
+        raise ValidationError(f"Cluster {cluster.name} is {cluster.state}: only a cluster in error can be forgotten.")
+    vault = Backends().vault()
+    vault.destroy(cluster_secret_path(vault, cluster))
+    audit.record("cluster.forget", cluster, actor=user, detail="credentials dropped; ExternalDNS is not removed from it")
+    return deregister_cluster(cluster, user)
+
+
 def retry_operation(operation, user=None):
     """Start a failed operation again, through the action that started it (and its state checks)."""
     retry = RETRIES.get(operation.kind)

@@ -232,7 +232,8 @@ def deregister_cluster(operation, progress, backends):
     if connection:
         remove_externaldns(backends.cluster(ClusterConnection(**connection)), progress)
     else:
-        progress.log("no cluster credentials in Vault (an earlier attempt deleted them): ExternalDNS was removed then")
+        progress.log("no cluster credentials in Vault (the cluster was forgotten, or an earlier attempt got this far): "
+                     "ExternalDNS is not removed from the cluster")
 
     zone = HostedZone.objects.filter(organization=cluster.organization, state=HostedZone.State.ACTIVE).first()
     if zone and zone.zone_id:
