@@ -99,6 +99,16 @@ class ZoneCharge(models.Model):
         return f"{self.zone} {self.month:%Y-%m}: {self.get_kind_display()}"
 
 
+# A cluster counts (holds its name, keeps its organization's zone in use) until it is deregistered; one in error
+# may still run ExternalDNS.
+LIVE_CLUSTER = ~Q(state="deregistered")
+
+
+class ClusterQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(LIVE_CLUSTER)
+
+
 class Cluster(models.Model):
     class State(models.TextChoices):
         PENDING = "pending"
@@ -120,12 +130,12 @@ class Cluster(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ClusterQuerySet.as_manager()
+
     class Meta:
         ordering = ["organization__name", "name"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "name"], condition=~Q(state="deregistered"), name="unique_live_cluster_name"
-            )
+            models.UniqueConstraint(fields=["organization", "name"], condition=LIVE_CLUSTER, name="unique_live_cluster_name")
         ]
 
     def __str__(self):

@@ -32,7 +32,7 @@ def register_cluster(organization, name, connection, user=None):
 
 def _register_cluster(organization, name, connection, user):
     Cluster(organization=organization, name=name).clean_fields(exclude=["api_server", "owner_id"])
-    if Cluster.objects.filter(organization=organization, name=name).exclude(state=Cluster.State.DEREGISTERED).exists():
+    if Cluster.objects.live().filter(organization=organization, name=name).exists():
         raise ValidationError(f"{organization.name} already has a cluster named {name!r}.")
     probe_cluster(connection)
 

@@ -24,7 +24,7 @@ class Outcome(StrEnum):
 
 def clusters_using(organization):
     """The clusters that keep their organization's zone in use (a cluster in error may still run ExternalDNS)."""
-    return Cluster.objects.filter(organization=organization).exclude(state=Cluster.State.DEREGISTERED)
+    return Cluster.objects.live().filter(organization=organization)
 
 
 def teardowns_of(organization):

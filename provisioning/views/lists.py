@@ -7,7 +7,7 @@ from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from ..models import AuditEvent, Certificate, Cluster, HostedZone, Operation
+from ..models import LIVE_CLUSTER, AuditEvent, Certificate, Cluster, HostedZone, Operation
 from ..services import certificates, organizations
 from .listing import Column, Filter, ListSpec, render_list
 
@@ -37,7 +37,7 @@ def organization_rows(user):
     return (
         organizations.organizations_for(user)
         .annotate(
-            live=count_per_organization(Cluster, ~Q(state=Cluster.State.DEREGISTERED)),
+            live=count_per_organization(Cluster, LIVE_CLUSTER),
             ready=count_per_organization(Cluster, Q(state=Cluster.State.READY)),
             failing=count_per_organization(Cluster, Q(state=Cluster.State.ERROR)),
         )

@@ -81,7 +81,7 @@ def organization_detail(request, org):
         "org": org,
         "zone": zone,
         "gc": zone_gc.zone_status(org, timezone.now()) if zone else None,
-        "clusters": org.clusters.exclude(state=Cluster.State.DEREGISTERED),
+        "clusters": org.clusters.live(),
         "operations": org.operations.select_related("cluster")[:10],
         "can_write": organizations.can_write(request.user, org),
     }
