@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.pages import recreate_database  # noqa: E402
-from devstack.processes import free_port, start_bao, start_moto, stop  # noqa: E402
+from devstack.processes import free_port, stack_env, start_bao, start_moto, stop  # noqa: E402
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orgdns_bench_gc")
 BATCH = 5000
@@ -179,12 +179,7 @@ def main():
         DJANGO_SETTINGS_MODULE="orgdns_site.settings",
         DATABASE_URL=DATABASE_URL,
         REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
-        AWS_ENDPOINT_URL=moto_url,
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION="us-east-1",
-        VAULT_ADDR=vault_url,
-        VAULT_TOKEN=vault_token,
+        **stack_env(moto_url, vault_url, vault_token, access_key="bench"),
         VAULT_PREFIX=f"orgdns-bench-{secrets.token_hex(4)}",
         ORGDNS_BASE_DOMAIN="bench.example.com",
         ORGDNS_JOB_RETRY_INTERVALS="",

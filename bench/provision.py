@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devstack.kubeapi import KubeAPIServer  # noqa: E402
-from devstack.processes import free_port, start_bao, start_moto, stop  # noqa: E402
+from devstack.processes import free_port, stack_env, start_bao, start_moto, stop  # noqa: E402
 
 CREATES = [
     "route53.CreateHostedZone",
@@ -50,12 +50,7 @@ def main():
         DJANGO_SETTINGS_MODULE="orgdns_site.settings",
         DATABASE_URL=f"sqlite:///{workdir}/bench.sqlite3",
         REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
-        AWS_ENDPOINT_URL=moto_url,
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION="us-east-1",
-        VAULT_ADDR=vault_url,
-        VAULT_TOKEN=vault_token,
+        **stack_env(moto_url, vault_url, vault_token, access_key="bench"),
         ORGDNS_BASE_DOMAIN="bench.example.com",
         LOG_LEVEL="WARNING",
     )

@@ -18,7 +18,7 @@ import redis
 import yaml
 
 from devstack.kubeapi import KubeAPIServer
-from devstack.processes import port_open, start_bao, start_moto, stop, wait_for_http
+from devstack.processes import port_open, stack_env, start_bao, start_moto, stop, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX = ROOT / ".sandbox"
@@ -67,12 +67,7 @@ def running_stack():
         env = {
             "ORGDNS_URL": f"http://127.0.0.1:{PORTS['web']}",
             "ORGDNS_BASE_DOMAIN": BASE_DOMAIN,
-            "AWS_ENDPOINT_URL": moto_url,
-            "AWS_ACCESS_KEY_ID": "demo",
-            "AWS_SECRET_ACCESS_KEY": "demo",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "VAULT_ADDR": vault_url,
-            "VAULT_TOKEN": vault_token,
+            **stack_env(moto_url, vault_url, vault_token, access_key="demo"),
             "REDIS_URL": redis_url,
             "DATABASE_URL": f"sqlite:///{SANDBOX / 'demo.sqlite3'}",
             "KUBECONFIG": str(SANDBOX / "kubeconfig"),
@@ -105,13 +100,16 @@ def spawn(command, log_path):
     return subprocess.Popen(command, cwd=ROOT, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
 
 
-def create_parent_zone(moto_url):
+def local_route53(moto_url):
     import boto3
 
-    route53 = boto3.client(
+    return boto3.client(
         "route53", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="demo", aws_secret_access_key="demo"
     )
-    return route53.create_hosted_zone(Name=BASE_DOMAIN, CallerReference="orgdns-demo-parent")["HostedZone"]["Id"].split("/")[-1]
+
+
+def create_parent_zone(moto_url):
+    return local_route53(moto_url).create_hosted_zone(Name=BASE_DOMAIN, CallerReference="orgdns-demo-parent")["HostedZone"]["Id"].split("/")[-1]
 
 
 def write_kubeconfig(path, servers):
@@ -165,8 +163,6 @@ def seed(servers):
 def publish_sample_records(moto_url):
     """What ExternalDNS in demo-1 would publish for two annotated Services (no real ExternalDNS runs against the
     stand-in clusters), plus one record made by hand, so that the zone page shows owners."""
-    import boto3
-
     from provisioning.models import Cluster
 
     cluster = Cluster.objects.select_related("organization").get(name=CLUSTERS[0])
@@ -176,8 +172,7 @@ def publish_sample_records(moto_url):
     changes = [_upsert(f"{name}.{zone.name}", rtype, value) for name, rtype, value in records]
     changes += [_upsert(f"a-{name}.{zone.name}", "TXT", owner) for name, _, _ in records]
     changes.append(_upsert(f"legacy.{zone.name}", "CNAME", "old-lb.example.net"))
-    route53 = boto3.client("route53", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="demo", aws_secret_access_key="demo")
-    route53.change_resource_record_sets(HostedZoneId=zone.zone_id, ChangeBatch={"Changes": changes})
+    local_route53(moto_url).change_resource_record_sets(HostedZoneId=zone.zone_id, ChangeBatch={"Changes": changes})
 
 
 def _upsert(name, rtype, value):

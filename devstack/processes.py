@@ -75,6 +75,24 @@ def start_bao(port, token, log=subprocess.DEVNULL):
     return process, url
 
 
+def stack_env(moto_url, vault_url, vault_token, access_key):
+    """The settings that point orgdns (and the aws and bao CLIs) at a local moto and OpenBao."""
+    return {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": access_key,  # moto takes any key
+        "AWS_SECRET_ACCESS_KEY": access_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "VAULT_ADDR": vault_url,
+        "VAULT_TOKEN": vault_token,
+    }
+
+
+def chromium():
+    """Debian's Chromium, with the flags it needs here (root, no GPU, no network of its own)."""
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    return path, ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+
 def stop(process, timeout=10):
     if process.poll() is None:
         process.terminate()

@@ -1,13 +1,11 @@
 """`make screenshots`: start the demo, open its main pages in Chromium and save a PNG of each in docs/screenshots/."""
 
-import shutil
-
 from playwright.sync_api import sync_playwright
 
 from devstack.demo import ROOT, running_stack
+from devstack.processes import chromium
 
 OUT = ROOT / "docs" / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 
 
 def pages():
@@ -45,7 +43,8 @@ def main():
 
 
 def shoot(playwright, base, password, targets):
-    browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM_ARGS)
+    path, args = chromium()
+    browser = playwright.chromium.launch(executable_path=path, args=args)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(f"{base}/login/")
     page.get_by_label("Username").fill("admin")

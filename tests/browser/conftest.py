@@ -1,27 +1,22 @@
 """Playwright driving Debian's Chromium against live_server, with a real RQ worker process."""
 
 import os
-import shutil
 
 import pytest
 
+from devstack.processes import chromium
 from tests.conftest import start_worker_process
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls from tests are still synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    if not os.path.exists(CHROMIUM):
+    path, args = chromium()
+    if not os.path.exists(path):
         pytest.fail("Browser tests need Debian's chromium (apt-get install chromium); `make test` installs it.")
-    return {
-        **browser_type_launch_args,
-        "executable_path": CHROMIUM,
-        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-    }
+    return {**browser_type_launch_args, "executable_path": path, "args": args}
 
 
 @pytest.fixture
