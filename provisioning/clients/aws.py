@@ -76,6 +76,7 @@ class AwsService:
                 f"{self.label} {exc.operation_name} failed: {error.get('Code')}: {error.get('Message')}",
                 service=self.label,
                 permanent=not transient(exc),
+                code=error.get("Code", ""),
             ) from None
         except CONNECTION_ERRORS as exc:
             raise ProviderError(
@@ -174,7 +175,7 @@ class Route53(AwsService):
         try:
             self.call("delete_hosted_zone", Id=zone_id)
         except ProviderError as exc:
-            if "NoSuchHostedZone" not in exc.message:
+            if exc.code != "NoSuchHostedZone":
                 raise
 
 
@@ -211,7 +212,7 @@ class IAM(AwsService):
             self.call("get_user", UserName=user_name)
             return True
         except ProviderError as exc:
-            if "NoSuchEntity" in exc.message:
+            if exc.code == "NoSuchEntity":
                 return False
             raise
 

@@ -188,7 +188,7 @@ def _records_to_delete(zone, route53):
     try:
         return [r for r in route53.record_sets(zone.zone_id) if not (r["Name"] == apex and r["Type"] in ("SOA", "NS"))]
     except ProviderError as exc:
-        if "NoSuchHostedZone" in exc.message:
+        if exc.code == "NoSuchHostedZone":
             return None
         raise
 
