@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Build the real cluster side of the local stack from Go modules, once per version:
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and external-dns.
+# Binaries are cached outside the repository in $ORGDNS_BIN_CACHE (default ~/.cache/orgdns/bin) as NAME-VERSION.
+# Usage: devstack/build-cluster.sh [NAME...]   (no NAME: all of them); prints the cache directory.
+set -euo pipefail
+
+KUBERNETES_VERSION=v1.37.2
+ETCD_VERSION=v3.6.16
+KWOK_VERSION=v0.8.0
+EXTERNALDNS_VERSION=v0.23.0
+# ExternalDNS v0.23 needs Go 1.27; the go command fetches this toolchain through the module proxy.
+EXTERNALDNS_TOOLCHAIN=go1.27.3
+
+here="$(cd "$(dirname "$0")" && pwd)/gobuild"
+cache="${ORGDNS_BIN_CACHE:-$HOME/.cache/orgdns/bin}"
+mkdir -p "$cache"
+
+command -v go >/dev/null || {
+  echo "Go is needed to build the local Kubernetes control plane and ExternalDNS: install Go >= 1.26 (https://go.dev/doc/install) and put it on PATH." >&2
+  exit 1
+}
+
+build() {  # build NAME VERSION MINUTES COMMAND...
+  local name=$1 version=$2 minutes=$3; shift 3
+  local out="$cache/$name-$version"
+  [[ -x $out ]] && return 0
+  echo "Building $name $version from its Go module (first time only, about $minutes min; cached in $cache)" >&2
+  local start=$SECONDS
+  "$@" "$out.tmp"
+  mv "$out.tmp" "$out"
+  echo "Built $name $version in $((SECONDS - start)) s" >&2
+}
+
+kube() { (cd "$here/kubernetes" && go build -trimpath -ldflags "-s -w $(kube_version_flags)" -o "$2" "k8s.io/kubernetes/cmd/$1"); }
+kube_version_flags() {
+  local v=${KUBERNETES_VERSION#v}
+  echo "-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=${v%%.*} -X k8s.io/component-base/version.gitMinor=$(cut -d. -f2 <<<"$v")"
+}
+kube_apiserver() { kube kube-apiserver "$1"; }
+kube_controller_manager() { kube kube-controller-manager "$1"; }
+kube_scheduler() { kube kube-scheduler "$1"; }
+etcd() { (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$1" .); }
+kwok() {
+  local gobin; gobin=$(mktemp -d)
+  GOBIN=$gobin go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  mv "$gobin/kwok" "$1"; rmdir "$gobin"
+}
+external_dns() {
+  (cd "$here/externaldns" && GOTOOLCHAIN=$EXTERNALDNS_TOOLCHAIN go build -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/external-dns/pkg/apis/externaldns.Version=$EXTERNALDNS_VERSION" -o "$1" sigs.k8s.io/external-dns)
+}
+
+want=("$@")
+[[ ${#want[@]} -gt 0 ]] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok external-dns)
+for name in "${want[@]}"; do
+  case $name in
+    etcd) build etcd "$ETCD_VERSION" 1 etcd ;;
+    kube-apiserver) build kube-apiserver "$KUBERNETES_VERSION" 8 kube_apiserver ;;
+    kube-controller-manager) build kube-controller-manager "$KUBERNETES_VERSION" 3 kube_controller_manager ;;
+    kube-scheduler) build kube-scheduler "$KUBERNETES_VERSION" 1 kube_scheduler ;;
+    kwok) build kwok "$KWOK_VERSION" 3 kwok ;;
+    external-dns) build external-dns "$EXTERNALDNS_VERSION" 5 external_dns ;;
+    *) echo "unknown binary $name" >&2; exit 2 ;;
+  esac
+done
+echo "$cache"
