@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from bench.pages import recreate_database  # noqa: E402
 from devstack.processes import free_port, stack_env, start_bao, start_moto, stop  # noqa: E402
 
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orgdns_bench_gc")
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', '54329')}/orgdns_bench_gc")
 BATCH = 5000
 
 

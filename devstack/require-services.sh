@@ -1,39 +1,60 @@
 #!/usr/bin/env bash
-# Make sure Redis (and, with --postgres, PostgreSQL) listen on 127.0.0.1; start them if installed, else explain.
-# With --chromium, make sure Debian's Chromium is there for the browser tests (installed with apt-get when we may).
+# Make sure what `make demo` and `make test` need is there and running, on a fresh machine too:
+#   Redis on 127.0.0.1:6379 (installed with apt-get when we may, then started);
+#   with --postgres, PostgreSQL: $DATABASE_URL when it is set, else a throwaway cluster of our own
+#     (trust auth on 127.0.0.1:$ORGDNS_PG_PORT, data in $ORGDNS_PG_DATA), initialised and started here;
+#   with --chromium, Debian's Chromium for the browser tests;
+#   with --cluster, the Go-built etcd, Kubernetes control plane, kwok and ExternalDNS (devstack/build-cluster.sh).
+# Whatever cannot be set up is explained, with what to do.
 set -euo pipefail
 
+PG_PORT=${ORGDNS_PG_PORT:-54329}
+PG_DATA=${ORGDNS_PG_DATA:-/var/tmp/orgdns-postgres-$(id -u)}
+
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_listening() { for _ in $(seq 100); do listening "$1" && return 0; sleep 0.1; done; return 1; }
+have() { command -v "$1" >/dev/null; }
+apt_install() {  # apt_install PACKAGE...: only as root on a Debian-like machine; false otherwise
+  [[ $(id -u) == 0 ]] && have apt-get || return 1
+  echo "Installing $* (apt-get)"
+  if [[ ! -e /var/tmp/orgdns-apt-updated ]]; then apt-get update -qq && touch /var/tmp/orgdns-apt-updated; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+fail() { printf '%s\n' "$@" >&2; exit 1; }
 
 if ! listening 6379; then
-  if command -v redis-server >/dev/null; then
-    echo "Starting redis-server on 127.0.0.1:6379"
-    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
-    for _ in $(seq 50); do listening 6379 && break; sleep 0.1; done
-  fi
-  listening 6379 || { echo "Redis is needed on 127.0.0.1:6379: install it (apt-get install redis-server) or start it." >&2; exit 1; }
+  have redis-server || apt_install redis-server || true
+  have redis-server || fail "Redis is needed on 127.0.0.1:6379: install it (apt-get install redis-server) or start one there."
+  echo "Starting redis-server on 127.0.0.1:6379"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+  wait_listening 6379 || fail "redis-server did not start on 127.0.0.1:6379."
 fi
 
-if [[ " $* " == *" --postgres "* ]] && [[ -z ${DATABASE_URL:-} || ${DATABASE_URL} == postgres* ]] && ! listening 5432; then
-  if command -v pg_ctlcluster >/dev/null && ls /etc/postgresql/*/main >/dev/null 2>&1; then
-    echo "Starting PostgreSQL"
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
-    for _ in $(seq 50); do listening 5432 && break; sleep 0.2; done
+if [[ " $* " == *" --postgres "* && -z ${DATABASE_URL:-} ]] && ! listening "$PG_PORT"; then
+  pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+  [[ -n $(pg_bin) ]] || apt_install postgresql || true
+  bin=$(pg_bin)
+  [[ -n $bin ]] || fail "The tests need PostgreSQL: install it (apt-get install postgresql), or set DATABASE_URL to a server" \
+    "you have (e.g. DATABASE_URL=postgres://user:pw@host:5432/postgres; each run creates its own test database)."
+  as_owner=()  # PostgreSQL refuses to run as root: root runs it as the postgres user
+  if [[ $(id -u) == 0 ]]; then as_owner=(runuser -u postgres --); fi
+  if [[ ! -s $PG_DATA/PG_VERSION ]]; then
+    echo "Creating a throwaway PostgreSQL cluster in $PG_DATA (trust auth, 127.0.0.1:$PG_PORT)"
+    mkdir -p "$PG_DATA"
+    [[ $(id -u) == 0 ]] && chown postgres: "$PG_DATA"
+    "${as_owner[@]}" "$bin/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 >/dev/null
   fi
-  listening 5432 || {
-    echo "The tests run on PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth): install it (apt-get install postgresql)" >&2
-    echo "and start it, or point DATABASE_URL at another server (e.g. DATABASE_URL=postgres://user:pw@host:5432/orgdns)." >&2
-    exit 1
-  }
+  echo "Starting PostgreSQL on 127.0.0.1:$PG_PORT"
+  "${as_owner[@]}" "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -s start \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_DATA -c fsync=off -c max_connections=200" \
+    || fail "PostgreSQL did not start: see $PG_DATA/server.log."
 fi
 
-if [[ " $* " == *" --chromium "* ]] && ! command -v chromium >/dev/null; then
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    echo "Installing Chromium for the browser tests (apt-get install chromium)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  fi
-  command -v chromium >/dev/null || {
-    echo "The browser tests need Chromium at /usr/bin/chromium: install it (sudo apt-get install chromium)." >&2
-    exit 1
-  }
+if [[ " $* " == *" --chromium "* ]] && ! have chromium; then
+  apt_install chromium || true
+  have chromium || fail "The browser tests need Chromium at /usr/bin/chromium: install it (apt-get install chromium)."
+fi
+
+if [[ " $* " == *" --cluster "* ]]; then
+  "$(dirname "$0")/build-cluster.sh" >/dev/null
 fi

@@ -17,7 +17,8 @@ def claim_redis_database(host="127.0.0.1", port=6379, candidates=range(2, 13)):
     raise RuntimeError("every Redis test database is claimed by another run: wait, or clear orgdns:test-run:* keys")
 
 
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orgdns")
+# The throwaway PostgreSQL cluster devstack/require-services.sh starts, unless DATABASE_URL names another server.
+os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', '54329')}/postgres")
 if "REDIS_URL" not in os.environ:  # worker processes of a run get the run's REDIS_URL
     os.environ["REDIS_URL"] = claim_redis_database()
 os.environ.setdefault("ORGDNS_BASE_DOMAIN", "orgdns.test")
