@@ -3,12 +3,9 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .clients.kube import ClusterConnection, InvalidConnection, connection_from_kubeconfig
 from .models import Cluster, Membership
-from .services import certificates
+from .services import certificates, clusters
 from .validators import validate_cluster_name, validate_namespace_name, validate_org_name, validate_secret_name
-
-MAX_KUBECONFIG_BYTES = 256 * 1024
 
 
 class OrganizationForm(forms.Form):
@@ -31,19 +28,15 @@ class RegisterClusterForm(forms.Form):
     def clean(self):
         data = super().clean()
         upload = data.get("kubeconfig")
-        try:
-            if upload:
-                if upload.size > MAX_KUBECONFIG_BYTES:
-                    raise ValidationError("The kubeconfig is larger than 256 KiB.")
-                data["connection"] = connection_from_kubeconfig(upload.read().decode("utf-8", "replace"), data.get("context") or None)
-            elif data.get("api_server") or data.get("token"):
-                data["connection"] = ClusterConnection(
-                    server=data.get("api_server", "").strip(), token=data.get("token", "").strip(), ca_pem=data.get("ca_pem", "").strip()
-                )
-            else:
-                raise ValidationError("Give the API server URL and a token, or upload a kubeconfig.")
-        except InvalidConnection as exc:
-            raise ValidationError(f"Cluster connection: {exc}") from None
+        if upload and upload.size > clusters.MAX_KUBECONFIG_BYTES:
+            raise ValidationError("The kubeconfig is larger than 256 KiB.")
+        data["connection"] = clusters.cluster_connection(
+            api_server=data.get("api_server", ""),
+            token=data.get("token", ""),
+            ca_pem=data.get("ca_pem", ""),
+            kubeconfig=upload.read().decode("utf-8", "replace") if upload else None,
+            context=data.get("context", ""),
+        )
         return data
 
 

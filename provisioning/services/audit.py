@@ -8,7 +8,7 @@ import contextvars
 import re
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..models import AuditEvent, Organization
 
@@ -35,6 +35,11 @@ def acting(source, actor=None, request_id=None):
         yield _context.get()
     finally:
         _context.reset(token)
+
+
+def act_as(actor):
+    """The request was authenticated by other means than the session (an API token): later records name actor."""
+    _context.set(replace(current(), actor=actor))
 
 
 def current():

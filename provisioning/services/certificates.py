@@ -11,7 +11,7 @@ from ..validators import certificate_dns_names, validate_namespace_name, validat
 from .backends import Backends
 from .certificate_jobs import ca_path, material_path
 from .operations import start_operation
-from .organizations import organizations_for
+from .organizations import organizations_for, require_write
 
 UNREACHABLE_CLUSTER_STATES = (Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED)
 
@@ -23,6 +23,12 @@ def get_certificate_for_user(user, org_name, pk):
         organization__name=org_name,
         pk=pk,
     )
+
+
+def get_writable_certificate_for_user(user, org_name, pk):
+    certificate = get_certificate_for_user(user, org_name, pk)
+    require_write(user, certificate.organization)
+    return certificate
 
 
 def live_certificates(organization):

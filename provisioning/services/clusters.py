@@ -6,12 +6,30 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from ..clients.errors import ProviderError
+from ..clients.kube import ClusterConnection, InvalidConnection, connection_from_kubeconfig
 from ..clients.retry import RetryPolicy
 from ..models import AuditEvent, Cluster, Operation
 from . import audit
 from .backends import Backends
 from .operations import start_operation
 from .provisioning import cluster_secret_path
+
+MAX_KUBECONFIG_BYTES = 256 * 1024
+
+
+def cluster_connection(api_server="", token="", ca_pem="", kubeconfig=None, context=""):
+    """The connection given either as a kubeconfig (text) or as server URL, CA and token; ValidationError saying
+    what is wrong otherwise. The message never contains the token."""
+    try:
+        if kubeconfig:
+            if len(kubeconfig.encode()) > MAX_KUBECONFIG_BYTES:
+                raise ValidationError("The kubeconfig is larger than 256 KiB.")
+            return connection_from_kubeconfig(kubeconfig, context or None)
+        if api_server or token:
+            return ClusterConnection(server=api_server.strip(), token=token.strip(), ca_pem=ca_pem.strip())
+        raise ValidationError("Give the API server URL and a token, or a kubeconfig.")
+    except InvalidConnection as exc:
+        raise ValidationError(f"Cluster connection: {exc}") from None
 
 
 def register_cluster(organization, name, connection, user=None):

@@ -1,11 +1,11 @@
 """Organizations and who may see or change them."""
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 
-from ..models import Cluster, Membership, Operation, Organization
+from ..models import AuditEvent, Cluster, Membership, Operation, Organization
 from . import audit
 
 WRITE_ROLES = (Membership.Role.OWNER, Membership.Role.MEMBER)
@@ -15,6 +15,18 @@ def organizations_for(user):
     if user.is_staff:
         return Organization.objects.all()
     return Organization.objects.filter(memberships__user=user)
+
+
+def visible(model, user):
+    """The rows of model (which has an `organization`) that belong to the user's organizations."""
+    return model.objects.filter(organization__in=organizations_for(user))
+
+
+def audit_events_for(user):
+    """The events of the user's organizations; staff also see those of no organization (system, deleted ones)."""
+    if user.is_staff:
+        return AuditEvent.objects.all()
+    return visible(AuditEvent, user)
 
 
 def can_write(user, organization):
@@ -34,16 +46,54 @@ def get_org_for_user(user, name):
     return get_object_or_404(organizations_for(user), name=name)
 
 
+def get_writable_org_for_user(user, name):
+    """The organization if the user may act in it; 404 if they may not see it, 403 if they may only look."""
+    organization = get_org_for_user(user, name)
+    require_write(user, organization)
+    return organization
+
+
+def require_write(user, organization):
+    if not can_write(user, organization):
+        raise PermissionDenied(f"Your role in {organization.name} does not allow changes: viewers only look.")
+
+
+def require_member_management(user, organization):
+    if not can_manage_members(user, organization):
+        raise PermissionDenied(f"Only owners of {organization.name} manage its members.")
+
+
 def get_cluster_for_user(user, org_name, pk):
     return get_object_or_404(
         Cluster.objects.select_related("organization"), organization__in=organizations_for(user), organization__name=org_name, pk=pk
     )
 
 
+def get_writable_cluster_for_user(user, org_name, pk):
+    cluster = get_cluster_for_user(user, org_name, pk)
+    require_write(user, cluster.organization)
+    return cluster
+
+
+def memberships_of(organization):
+    return organization.memberships.select_related("user").order_by("user__username")
+
+
+def get_membership(organization, username):
+    return get_object_or_404(organization.memberships.select_related("user"), user__username=username)
+
+
 def get_operation_for_user(user, pk):
     return get_object_or_404(
-        Operation.objects.select_related("organization", "cluster"), organization__in=organizations_for(user), pk=pk
+        Operation.objects.select_related("organization", "cluster", "certificate", "created_by"),
+        organization__in=organizations_for(user),
+        pk=pk,
     )
+
+
+def require_staff(user, action):
+    if not user.is_staff:
+        raise PermissionDenied(f"Only support staff {action}.")
 
 
 @transaction.atomic

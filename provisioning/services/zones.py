@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from django.core.cache import cache
 
 from ..clients import externaldns
+from ..models import HostedZone
 from .backends import Backends
 
 RECORDS_CACHE_SECONDS = 30
@@ -22,6 +23,11 @@ class ZoneRecord:
     @property
     def managed(self):
         return self.owner_id is not None
+
+
+def live_zone(organization):
+    """The organization's zone that is not deleted (one at most), or None."""
+    return organization.zones.exclude(state=HostedZone.State.DELETED).first()
 
 
 def zone_records(zone):

@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -12,20 +12,6 @@ from ..clients.errors import ProviderError
 from ..forms import InstallCertificateForm, IssueCertificateForm
 from ..services import certificates, organizations
 from .operations import HTMX_STOP_POLLING
-
-
-def _writable_org(request, org_name):
-    org = organizations.get_org_for_user(request.user, org_name)
-    if not organizations.can_write(request.user, org):
-        raise PermissionDenied
-    return org
-
-
-def _writable_certificate(request, org_name, pk):
-    certificate = certificates.get_certificate_for_user(request.user, org_name, pk)
-    if not organizations.can_write(request.user, certificate.organization):
-        raise PermissionDenied
-    return certificate
 
 
 def _with_expiry(certificate, now):
@@ -48,7 +34,7 @@ def certificate_list(request, org):
 
 @login_required
 def certificate_issue(request, org):
-    org = _writable_org(request, org)
+    org = organizations.get_writable_org_for_user(request.user, org)
     form = IssueCertificateForm(request.POST or None, organization=org)
     if form.is_valid():
         data = form.cleaned_data
@@ -91,7 +77,7 @@ def certificate_summary(request, org, pk):
 
 @login_required
 def certificate_install(request, org, pk):
-    certificate = _writable_certificate(request, org, pk)
+    certificate = certificates.get_writable_certificate_for_user(request.user, org, pk)
     form = InstallCertificateForm(request.POST or None, organization=certificate.organization, initial=request.GET)
     if form.is_valid():
         data = form.cleaned_data
@@ -107,7 +93,7 @@ def certificate_install(request, org, pk):
 
 
 def _certificate_action(request, org, pk, action, success):
-    certificate = _writable_certificate(request, org, pk)
+    certificate = certificates.get_writable_certificate_for_user(request.user, org, pk)
     try:
         action(certificate, request.user)
     except ValidationError as exc:

@@ -21,11 +21,6 @@ def live_state_filter(choices, ended):
     return Filter.exact("state", "State", "state", choices, blank=f"Any but {ended}", otherwise=~Q(state=ended))
 
 
-def visible(model, user):
-    """The rows of model that belong to the user's organizations."""
-    return model.objects.filter(organization__in=organizations.organizations_for(user))
-
-
 def count_per_organization(model, condition=Q()):
     """Per organization row: how many of its `model` rows meet condition (a subquery, so only the shown page pays)."""
     matching = model.objects.filter(condition, organization=OuterRef("pk")).order_by().values("organization")
@@ -67,7 +62,7 @@ ORGANIZATIONS = ListSpec(
 CLUSTERS = ListSpec(
     name="cluster",
     title="Clusters",
-    queryset=lambda user: visible(Cluster, user).select_related("organization"),
+    queryset=lambda user: organizations.visible(Cluster, user).select_related("organization"),
     columns=(
         Column("Cluster", "name"),
         Column("Organization", "organization", "organization__name"),
@@ -83,7 +78,7 @@ CLUSTERS = ListSpec(
 ZONES = ListSpec(
     name="zone",
     title="Hosted zones",
-    queryset=lambda user: visible(HostedZone, user).select_related("organization"),
+    queryset=lambda user: organizations.visible(HostedZone, user).select_related("organization"),
     columns=(
         Column("Zone", "name"),
         Column("Organization", "organization", "organization__name"),
@@ -107,7 +102,7 @@ ZONES = ListSpec(
 OPERATIONS = ListSpec(
     name="operation",
     title="Operations",
-    queryset=lambda user: visible(Operation, user).select_related("organization", "cluster", "certificate"),
+    queryset=lambda user: organizations.visible(Operation, user).select_related("organization", "cluster", "certificate"),
     columns=(
         Column("Operation", "kind"),
         Column("Organization", "organization", "organization__name"),
@@ -143,7 +138,7 @@ def with_expiry(rows):
 CERTIFICATES = ListSpec(
     name="certificate",
     title="Certificates",
-    queryset=lambda user: visible(Certificate, user).select_related("organization").prefetch_related("installations__cluster"),
+    queryset=lambda user: organizations.visible(Certificate, user).select_related("organization").prefetch_related("installations__cluster"),
     columns=(
         Column("Names"),
         Column("Organization", "organization", "organization__name"),
@@ -164,12 +159,6 @@ CERTIFICATES = ListSpec(
 )
 
 
-def audit_rows(user):
-    if user.is_staff:
-        return AuditEvent.objects.select_related("organization")
-    return visible(AuditEvent, user).select_related("organization")
-
-
 def object_condition(value):
     """`cluster:12` → the events of that object."""
     object_type, _, object_id = value.partition(":")
@@ -179,7 +168,7 @@ def object_condition(value):
 AUDIT = ListSpec(
     name="audit",
     title="Audit log",
-    queryset=audit_rows,
+    queryset=lambda user: organizations.audit_events_for(user).select_related("organization"),
     columns=(
         Column("When", "when", "created_at"),
         Column("Who", "actor", "actor_name"),

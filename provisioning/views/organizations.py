@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpResponse
@@ -59,8 +59,7 @@ def home(request):
 
 @login_required
 def organization_create(request):
-    if not request.user.is_staff:
-        raise PermissionDenied
+    organizations.require_staff(request.user, "create organizations")
     form = OrganizationForm(request.POST or None)
     if form.is_valid():
         try:
@@ -76,7 +75,7 @@ def organization_create(request):
 @login_required
 def organization_detail(request, org):
     org = organizations.get_org_for_user(request.user, org)
-    zone = org.zones.exclude(state=HostedZone.State.DELETED).first()
+    zone = zones.live_zone(org)
     context = {
         "org": org,
         "zone": zone,
@@ -94,8 +93,7 @@ def members(request, org):
     can_manage = organizations.can_manage_members(request.user, org)
     form = MemberForm(request.POST or None)
     if request.method == "POST":
-        if not can_manage:
-            raise PermissionDenied
+        organizations.require_member_management(request.user, org)
         if form.is_valid():
             try:
                 membership = organizations.set_member(org, form.cleaned_data["username"], form.cleaned_data["role"])
@@ -106,7 +104,7 @@ def members(request, org):
                 return redirect("members", org.name)
     context = {
         "org": org,
-        "memberships": org.memberships.select_related("user").order_by("user__username"),
+        "memberships": organizations.memberships_of(org),
         "form": form,
         "can_manage": can_manage,
     }
@@ -117,8 +115,7 @@ def members(request, org):
 @require_POST
 def member_remove(request, org, pk):
     org = organizations.get_org_for_user(request.user, org)
-    if not organizations.can_manage_members(request.user, org):
-        raise PermissionDenied
+    organizations.require_member_management(request.user, org)
     try:
         membership = organizations.remove_member(org, pk)
     except ValidationError as exc:
@@ -131,7 +128,7 @@ def member_remove(request, org, pk):
 @login_required
 def zone_detail(request, org):
     org = organizations.get_org_for_user(request.user, org)
-    zone = org.zones.exclude(state=HostedZone.State.DELETED).first()
+    zone = zones.live_zone(org)
     return render(request, "provisioning/zone_detail.html", {"org": org, "zone": zone})
 
 
