@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_rq",
+    "ninja",
     "provisioning",
 ]
 
@@ -183,3 +184,13 @@ ORGDNS_TLS_CA_DAYS = envint("ORGDNS_TLS_CA_DAYS", 3650)  # validity of a new org
 ORGDNS_TLS_CERT_DAYS = envint("ORGDNS_TLS_CERT_DAYS", 90)  # validity of issued and renewed certificates
 ORGDNS_TLS_RENEW_AT = envfloat("ORGDNS_TLS_RENEW_AT", 2 / 3)  # renew once this fraction of the lifetime has passed
 ORGDNS_TLS_MAX_NAMES = envint("ORGDNS_TLS_MAX_NAMES", 20)  # DNS names per certificate
+
+# The REST API (/api/v1/) and its personal tokens
+ORGDNS_API_TOKEN_MAX_DAYS = envint("ORGDNS_API_TOKEN_MAX_DAYS", 365)  # longest validity of a personal API token
+ORGDNS_API_RATE = envfloat("ORGDNS_API_RATE", 10.0)  # requests/second per token (or session user), across web processes
+ORGDNS_API_BURST = envint("ORGDNS_API_BURST", 30)  # requests a token may make at once before the rate applies
+
+# /metrics (Prometheus): allowed with `Authorization: Bearer <ORGDNS_METRICS_TOKEN>` or from ORGDNS_METRICS_NETWORKS
+# (comma-separated CIDRs, matched against REMOTE_ADDR); with neither set, every scrape is refused.
+ORGDNS_METRICS_TOKEN = env("ORGDNS_METRICS_TOKEN", "")
+ORGDNS_METRICS_NETWORKS = [n.strip() for n in env("ORGDNS_METRICS_NETWORKS", "").split(",") if n.strip()]

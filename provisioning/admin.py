@@ -5,6 +5,7 @@ from django_rq.admin import QueueAdmin
 from django_rq.models import Dashboard
 
 from .models import (
+    ApiToken,
     AuditEvent,
     Certificate,
     CertificateInstallation,
@@ -15,7 +16,7 @@ from .models import (
     Organization,
     ZoneCharge,
 )
-from .services import audit, certificates, clusters, zone_gc
+from .services import api_tokens, audit, certificates, clusters, zone_gc
 from .services.zone_claims import Outcome
 
 
@@ -215,6 +216,26 @@ class CertificateInstallationAdmin(AuditedAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(AuditedAdmin):
+    """Users make their tokens on their API tokens page (the token is shown to them only); support can revoke one."""
+
+    list_display = ["__str__", "user", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix", "user__username"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    exclude = ["token_hash"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke (the token stops working at once)")
+    def revoke(self, request, queryset):
+        self.run_action(request, queryset.select_related("user"), api_tokens.revoke_by_staff, "revoked")
 
 
 @admin.register(AuditEvent)

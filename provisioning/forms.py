@@ -1,10 +1,11 @@
 import re
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from .models import Cluster, Membership
-from .services import certificates, clusters
+from .services import api_tokens, certificates, clusters
 from .validators import validate_cluster_name, validate_namespace_name, validate_org_name, validate_secret_name
 
 
@@ -85,3 +86,18 @@ class InstallCertificateForm(TargetFields):
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["cluster"].queryset = certificates.installable_clusters(organization)
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What uses it, e.g. ci-deploy-prod.")
+    days = forms.TypedChoiceField(
+        label="Expires in",
+        coerce=int,
+        choices=[],
+        initial=90,
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        allowed = [days for days in api_tokens.LIFETIMES if days <= settings.ORGDNS_API_TOKEN_MAX_DAYS]
+        self.fields["days"].choices = [(days, f"{days} days") for days in allowed]

@@ -9,7 +9,11 @@ class AuditContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        source = AuditEvent.Source.ADMIN if request.path.startswith("/admin/") else AuditEvent.Source.UI
+        source = AuditEvent.Source.UI
+        if request.path.startswith("/admin/"):
+            source = AuditEvent.Source.ADMIN
+        elif request.path.startswith("/api/"):
+            source = AuditEvent.Source.API
         with audit.acting(source, actor=request.user, request_id=audit.new_request_id(request.headers.get("X-Request-ID"))) as context:
             request.request_id = context.request_id
             response = self.get_response(request)

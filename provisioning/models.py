@@ -272,6 +272,7 @@ class AuditEvent(models.Model):
 
     class Source(models.TextChoices):
         UI = "ui"
+        API = "api"
         ADMIN = "admin"
         JOB = "job"
         CRON = "cron"
@@ -300,3 +301,23 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.object_repr} ({self.outcome})"
+
+
+class ApiToken(models.Model):
+    """A personal API token. It acts as its user, with the user's organizations and roles as they are at each
+    request. Only a SHA-256 hash of the token is kept: the token itself is shown once, when it is made."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What it is for, e.g. the CI job that uses it.")
+    prefix = models.CharField(max_length=12, help_text="The token's first characters, to recognize it (not enough to use it).")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"

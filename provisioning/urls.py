@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import billing, certificates, clusters, lists, operations, organizations
+from .views import billing, certificates, clusters, lists, operations, organizations, tokens
 
 urlpatterns = [
     path("", organizations.home, name="home"),
@@ -12,6 +12,8 @@ urlpatterns = [
     path("operations/", lists.operation_list, name="operation-list"),
     path("certificates/", lists.certificate_list, name="certificate-list"),
     path("audit/", lists.audit_list, name="audit-list"),
+    path("account/api-tokens/", tokens.token_list, name="api-tokens"),
+    path("account/api-tokens/<int:pk>/revoke", tokens.token_revoke, name="api-token-revoke"),
     path("orgs/new", organizations.organization_create, name="organization-create"),
     path("orgs/<str:org>/", organizations.organization_detail, name="organization"),
     path("orgs/<str:org>/zone/", organizations.zone_detail, name="zone"),

@@ -31,9 +31,10 @@ class RedisRateLimiter:
         self.sleep = sleep
         self._take = redis.register_script(_TAKE)
 
+    def take(self):
+        """Take one token if there is one: 0.0; otherwise the seconds until there is one (nothing is taken)."""
+        return float(self._take(keys=[self.key], args=[self.rate, self.capacity]))
+
     def acquire(self):
-        while True:
-            wait = float(self._take(keys=[self.key], args=[self.rate, self.capacity]))
-            if wait == 0:
-                return
+        while (wait := self.take()) != 0:
             self.sleep(wait)

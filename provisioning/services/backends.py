@@ -27,6 +27,13 @@ def retry_policy():
     return RetryPolicy(attempts=settings.ORGDNS_RETRY_ATTEMPTS, base_delay=settings.ORGDNS_RETRY_BASE_DELAY)
 
 
+def api_rate_limiter(identity):
+    """The request budget of one API token (or session user), shared by every web process."""
+    return RedisRateLimiter(
+        redis(), f"orgdns:ratelimit:api:{identity}", settings.ORGDNS_API_RATE, burst=settings.ORGDNS_API_BURST
+    )
+
+
 class Backends:
     """The clients one job uses, sharing one tally of remote calls."""
 

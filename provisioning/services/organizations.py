@@ -3,9 +3,11 @@
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
-from ..models import AuditEvent, Cluster, Membership, Operation, Organization
+from ..models import LIVE_CLUSTER, AuditEvent, Cluster, HostedZone, Membership, Operation, Organization
 from . import audit
 
 WRITE_ROLES = (Membership.Role.OWNER, Membership.Role.MEMBER)
@@ -27,6 +29,26 @@ def audit_events_for(user):
     if user.is_staff:
         return AuditEvent.objects.all()
     return visible(AuditEvent, user)
+
+
+def count_per_organization(model, condition=Q()):
+    """Per organization row: how many of its `model` rows meet condition (a subquery, so only the shown page pays)."""
+    matching = model.objects.filter(condition, organization=OuterRef("pk")).order_by().values("organization")
+    return Coalesce(Subquery(matching.annotate(n=Count("pk")).values("n")), 0)
+
+
+def organization_rows(user):
+    """The user's organizations with their role in each, their live zone and cluster counts (live, ready, failing)."""
+    return (
+        organizations_for(user)
+        .annotate(
+            role=Subquery(Membership.objects.filter(organization=OuterRef("pk"), user=user.pk).values("role")[:1]),
+            live=count_per_organization(Cluster, LIVE_CLUSTER),
+            ready=count_per_organization(Cluster, Q(state=Cluster.State.READY)),
+            failing=count_per_organization(Cluster, Q(state=Cluster.State.ERROR)),
+        )
+        .prefetch_related(Prefetch("zones", HostedZone.objects.exclude(state=HostedZone.State.DELETED), to_attr="live_zones"))
+    )
 
 
 def can_write(user, organization):

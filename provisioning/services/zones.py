@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.shortcuts import get_object_or_404
 
 from ..clients import externaldns
 from ..models import HostedZone
@@ -28,6 +29,11 @@ class ZoneRecord:
 def live_zone(organization):
     """The organization's zone that is not deleted (one at most), or None."""
     return organization.zones.exclude(state=HostedZone.State.DELETED).first()
+
+
+def get_active_zone(organization):
+    """The organization's zone if Route53 has it (404 otherwise): the one whose records can be read."""
+    return get_object_or_404(organization.zones, state=HostedZone.State.ACTIVE)
 
 
 def zone_records(zone):

@@ -3,11 +3,10 @@
 from datetime import timedelta
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
-from ..models import LIVE_CLUSTER, AuditEvent, Certificate, Cluster, HostedZone, Operation
+from ..models import AuditEvent, Certificate, Cluster, HostedZone, Operation
 from ..services import certificates, organizations
 from .listing import Column, Filter, ListSpec, render_list
 
@@ -21,31 +20,12 @@ def live_state_filter(choices, ended):
     return Filter.exact("state", "State", "state", choices, blank=f"Any but {ended}", otherwise=~Q(state=ended))
 
 
-def count_per_organization(model, condition=Q()):
-    """Per organization row: how many of its `model` rows meet condition (a subquery, so only the shown page pays)."""
-    matching = model.objects.filter(condition, organization=OuterRef("pk")).order_by().values("organization")
-    return Coalesce(Subquery(matching.annotate(n=Count("pk")).values("n")), 0)
-
-
-def organization_rows(user):
-    """The user's organizations with their live zone and cluster counts (live, ready, failing)."""
-    return (
-        organizations.organizations_for(user)
-        .annotate(
-            live=count_per_organization(Cluster, LIVE_CLUSTER),
-            ready=count_per_organization(Cluster, Q(state=Cluster.State.READY)),
-            failing=count_per_organization(Cluster, Q(state=Cluster.State.ERROR)),
-        )
-        .prefetch_related(Prefetch("zones", HostedZone.objects.exclude(state=HostedZone.State.DELETED), to_attr="live_zones"))
-    )
-
-
 ORGANIZATION_HEALTH = {"error": Q(failing__gt=0), "none": Q(live=0)}  # on organization_rows' counts
 
 ORGANIZATIONS = ListSpec(
     name="organization",
     title="Organizations",
-    queryset=organization_rows,
+    queryset=organizations.organization_rows,
     columns=(
         Column("Organization", "name"),
         Column("Hosted zone"),

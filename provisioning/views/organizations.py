@@ -8,15 +8,14 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from ..clients.errors import ProviderError
 from ..forms import MemberForm, OrganizationForm
-from ..models import Certificate, Cluster, HostedZone, Operation
+from ..models import Certificate, Cluster, Operation
 from ..services import organizations, zone_gc, zones
-from . import lists
 
 HOME_ORGANIZATIONS = 25
 EXPIRING_SOON = timedelta(days=30)
@@ -30,8 +29,8 @@ def home(request):
     now = timezone.now()
     visible = organizations.organizations_for(request.user)
     expiring = Q(not_after__lte=now + EXPIRING_SOON) & ~Q(state__in=[Certificate.State.DELETED, Certificate.State.DELETING])
-    rows = lists.organization_rows(request.user).annotate(
-        expiring=lists.count_per_organization(Certificate, expiring)
+    rows = organizations.organization_rows(request.user).annotate(
+        expiring=organizations.count_per_organization(Certificate, expiring)
     )
     shown = list(rows[:HOME_ORGANIZATIONS])
     gc = {entry.zone.organization_id: entry for entry in zone_gc.plan(now, organizations=shown)}
@@ -136,7 +135,7 @@ def zone_detail(request, org):
 def zone_records(request, org):
     """The zone's records read from Route53, a page at a time (loaded into the zone page by htmx)."""
     org = organizations.get_org_for_user(request.user, org)
-    zone = get_object_or_404(org.zones, state=HostedZone.State.ACTIVE)
+    zone = zones.get_active_zone(org)
     try:
         records = zones.zone_records(zone)
     except ProviderError as exc:

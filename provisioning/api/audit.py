@@ -1,0 +1,39 @@
+"""The audit trail of your organizations."""
+
+from ninja import Query, Router
+
+from ..models import AuditEvent
+from ..services import organizations
+from . import schemas
+from .pagination import PageParams, page_of, paginate
+from .params import text_query
+
+router = Router(tags=["audit"])
+
+
+@router.get("/audit-events", response=page_of(schemas.AuditEvent))
+def list_audit_events(
+    request,
+    params: Query[PageParams],
+    organization: str = text_query("An organization's name."),
+    action: str = text_query("A prefix of the action, e.g. register. or certificate."),
+    outcome: schemas.Literal[tuple(AuditEvent.Outcome.values)] | None = None,
+    source: schemas.Literal[tuple(AuditEvent.Source.values)] | None = None,
+    object_type: str = text_query("cluster, certificate, organization, hostedzone, membership, apitoken…"),
+    object_id: str = text_query("The object's id (with object_type)."),
+    request_id: str = text_query("The X-Request-ID of the request that acted."),
+):
+    """Events of your organizations (staff: all), newest first. `action` matches a prefix (e.g. `register.`)."""
+    rows = organizations.audit_events_for(request.user).select_related("organization")
+    exact = {
+        "organization__name": organization,
+        "outcome": outcome,
+        "source": source,
+        "object_type": object_type,
+        "object_id": object_id,
+        "request_id": request_id,
+    }
+    rows = rows.filter(**{field: value for field, value in exact.items() if value})
+    if action:
+        rows = rows.filter(action__startswith=action)
+    return paginate(request, rows.order_by("-created_at", "-pk"), params)

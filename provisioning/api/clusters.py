@@ -1,0 +1,81 @@
+"""Clusters: register (kubeconfig, or URL/CA/token), state, re-provision, deregister."""
+
+from django.http import HttpResponse
+from django.urls import reverse
+from ninja import Query, Router, Status
+
+from ..models import Cluster
+from ..services import clusters, organizations
+from . import schemas
+from .pagination import PageParams, page_of, paginate
+from .params import Id, OrgName
+from .problems import Problem, refused
+
+router = Router(tags=["clusters"])
+
+ClusterState = schemas.Literal[tuple(Cluster.State.values)]
+
+
+def with_latest_operation(cluster):
+    cluster.latest_operation = cluster.operations.first()
+    return cluster
+
+
+def accepted(response, operation, **more):
+    response["Location"] = reverse("api-v1:get_operation", args=[operation.pk])
+    return Status(202, {"operation": operation, **more})
+
+
+@router.get("/organizations/{org}/clusters", response={200: page_of(schemas.Cluster), 404: Problem})
+def list_clusters(request, org: OrgName, params: Query[PageParams], state: ClusterState | None = None):
+    """The organization's clusters by name; deregistered ones only when state=deregistered asks for them."""
+    organization = organizations.get_org_for_user(request.user, org)
+    rows = organization.clusters.filter(state=state) if state else organization.clusters.live()
+    rows = rows.select_related("organization", "registered_by").order_by("name", "pk")
+    return paginate(request, rows, params)
+
+
+@router.post(
+    "/organizations/{org}/clusters",
+    response={202: schemas.ClusterAccepted, 403: Problem, 404: Problem, 422: Problem},
+)
+def register_cluster(request, response: HttpResponse, org: OrgName, body: schemas.NewCluster):
+    """Check that orgdns can reach the cluster with these credentials, keep them in Vault and queue the job that
+    provisions the zone, the credentials and ExternalDNS. Follow the operation until it has finished."""
+    organization = organizations.get_writable_org_for_user(request.user, org)
+    with refused(422):
+        connection = clusters.cluster_connection(
+            api_server=body.api_server, token=body.token, ca_pem=body.ca_pem, kubeconfig=body.kubeconfig, context=body.context
+        )
+        cluster, operation = clusters.register_cluster(organization, body.name, connection, request.user)
+    return accepted(response, operation, cluster=with_latest_operation(cluster))
+
+
+@router.get("/organizations/{org}/clusters/{cluster_id}", response={200: schemas.ClusterDetail, 404: Problem})
+def get_cluster(request, org: OrgName, cluster_id: Id):
+    return with_latest_operation(organizations.get_cluster_for_user(request.user, org, cluster_id))
+
+
+@router.post(
+    "/organizations/{org}/clusters/{cluster_id}/reprovision",
+    response={202: schemas.Accepted, 403: Problem, 404: Problem, 409: Problem},
+)
+def reprovision_cluster(request, response: HttpResponse, org: OrgName, cluster_id: Id):
+    """Run provisioning again (a ready cluster, or one in error): every step converges from where it stands."""
+    cluster = organizations.get_writable_cluster_for_user(request.user, org, cluster_id)
+    with refused(409):
+        operation = clusters.retry_registration(cluster, request.user)
+    return accepted(response, operation)
+
+
+@router.delete(
+    "/organizations/{org}/clusters/{cluster_id}",
+    response={202: schemas.Accepted, 403: Problem, 404: Problem, 409: Problem},
+)
+def deregister_cluster(request, response: HttpResponse, org: OrgName, cluster_id: Id):
+    """Queue the deregistration: ExternalDNS leaves the cluster, its records leave the zone, its credentials leave
+    Vault. The cluster stays listed as deregistered."""
+    cluster = organizations.get_writable_cluster_for_user(request.user, org, cluster_id)
+    with refused(409):
+        operation = clusters.deregister_cluster(cluster, request.user)
+    return accepted(response, operation)

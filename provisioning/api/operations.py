@@ -1,0 +1,56 @@
+"""Operations (background jobs): state, progress and log; retry a failed one."""
+
+from uuid import UUID
+
+from django.http import HttpResponse
+from ninja import Path, Query, Router
+
+from ..models import Operation
+from ..services import clusters, organizations
+from . import schemas
+from .clusters import accepted
+from .pagination import PageParams, page_of, paginate
+from .params import text_query
+from .problems import Problem, refused
+
+router = Router(tags=["operations"])
+
+OperationState = schemas.Literal[tuple(Operation.State.values)]
+OperationKind = schemas.Literal[tuple(Operation.Kind.values)]
+
+
+@router.get("/operations", response=page_of(schemas.Operation))
+def list_operations(
+    request,
+    params: Query[PageParams],
+    organization: str = text_query("An organization's name."),
+    state: OperationState | None = None,
+    kind: OperationKind | None = None,
+):
+    """Operations of your organizations (staff: all), newest first."""
+    rows = organizations.visible(Operation, request.user).select_related("organization", "cluster", "created_by")
+    if organization:
+        rows = rows.filter(organization__name=organization)
+    if state:
+        rows = rows.filter(state=state)
+    if kind:
+        rows = rows.filter(kind=kind)
+    return paginate(request, rows.order_by("-created_at", "-pk"), params)
+
+
+@router.get("/operations/{operation_id}", response={200: schemas.OperationDetail, 404: Problem})
+def get_operation(request, operation_id: Path[UUID]):
+    """Poll this until `finished`: then `state` is succeeded or failed (with `error`)."""
+    return organizations.get_operation_for_user(request.user, operation_id)
+
+
+@router.post(
+    "/operations/{operation_id}/retry", response={202: schemas.Accepted, 403: Problem, 404: Problem, 409: Problem}
+)
+def retry_operation(request, response: HttpResponse, operation_id: Path[UUID]):
+    """Start a failed cluster operation again; answers the new operation."""
+    operation = organizations.get_operation_for_user(request.user, operation_id)
+    organizations.require_write(request.user, operation.organization)
+    with refused(409):
+        retried = clusters.retry_operation(operation, request.user)
+    return accepted(response, retried)

@@ -1,0 +1,79 @@
+"""Organizations and their members."""
+
+from django.http import Http404
+from ninja import Query, Router, Status
+
+from ..services import organizations
+from . import schemas
+from .pagination import PageParams, page_of, paginate
+from .params import OrgName, Username, text_query
+from .problems import Problem, refused
+
+router = Router(tags=["organizations"])
+
+
+def organization_row(user, name):
+    """The organization as the lists show it (role, zone, cluster counts), if the user may see it."""
+    organization = organizations.get_org_for_user(user, name)
+    row = organizations.organization_rows(user).filter(pk=organization.pk).first()
+    if row is None:
+        raise Http404
+    return row
+
+
+def detail(user, name):
+    row = organization_row(user, name)
+    row.can_write = organizations.can_write(user, row)
+    row.can_manage_members = organizations.can_manage_members(user, row)
+    return row
+
+
+@router.get("/organizations", response=page_of(schemas.Organization))
+def list_organizations(request, params: Query[PageParams], name_contains: str = text_query("Only organizations whose name contains this.")):
+    """Your organizations (staff: every organization), by name."""
+    rows = organizations.organization_rows(request.user).filter(name__icontains=name_contains).order_by("name", "pk")
+    return paginate(request, rows, params)
+
+
+@router.post("/organizations", response={201: schemas.OrganizationDetail, 403: Problem, 422: Problem})
+def create_organization(request, body: schemas.NewOrganization):
+    """Support staff only: a new organization, owned by you."""
+    organizations.require_staff(request.user, "create organizations")
+    with refused(422):
+        organization = organizations.create_organization(body.name, owner=request.user)
+    return Status(201, detail(request.user, organization.name))
+
+
+@router.get("/organizations/{org}", response={200: schemas.OrganizationDetail, 404: Problem})
+def get_organization(request, org: OrgName):
+    return detail(request.user, org)
+
+
+@router.get("/organizations/{org}/members", response={200: page_of(schemas.Member), 404: Problem})
+def list_members(request, org: OrgName, params: Query[PageParams]):
+    organization = organizations.get_org_for_user(request.user, org)
+    return paginate(request, organizations.memberships_of(organization), params)
+
+
+@router.put(
+    "/organizations/{org}/members/{username}", response={200: schemas.Member, 403: Problem, 404: Problem, 422: Problem}
+)
+def set_member(request, org: OrgName, username: Username, body: schemas.MemberRole):
+    """Owners only: add an existing user to the organization with this role, or change their role."""
+    organization = organizations.get_org_for_user(request.user, org)
+    organizations.require_member_management(request.user, organization)
+    with refused(422):
+        return organizations.set_member(organization, username, body.role)
+
+
+@router.delete(
+    "/organizations/{org}/members/{username}", response={204: None, 403: Problem, 404: Problem, 409: Problem}
+)
+def remove_member(request, org: OrgName, username: Username):
+    """Owners only. The last owner cannot be removed."""
+    organization = organizations.get_org_for_user(request.user, org)
+    organizations.require_member_management(request.user, organization)
+    membership = organizations.get_membership(organization, username)
+    with refused(409):
+        organizations.remove_member(organization, membership.pk)
+    return Status(204, None)

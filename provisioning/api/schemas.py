@@ -1,0 +1,293 @@
+"""What the API takes and gives. Outputs hold public facts only: no secret is a field of any of them."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from django.utils import timezone
+from ninja import Field, Schema
+from pydantic import StringConstraints
+
+from .. import models
+from ..services import certificates
+
+# Text that PostgreSQL can store (no NUL) and that fits the columns it is compared with.
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=253)]
+Name = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=150)]
+LongText = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=256 * 1024)]
+Role = Literal[tuple(models.Membership.Role.values)]
+
+
+class Link(Schema):
+    id: int
+    name: str
+
+
+class Me(Schema):
+    username: str
+    is_staff: bool
+    authenticated_by: Literal["token", "session"]
+    token_name: str | None = None
+    token_expires_at: datetime | None = None
+
+
+class ZoneSummary(Schema):
+    name: str
+    state: Literal[tuple(models.HostedZone.State.values)]
+    zone_id: str
+
+
+class Organization(Schema):
+    name: str
+    created_at: datetime
+    role: Role | None = Field(None, description="Your role in it (none: you see it as staff).")
+    zone: ZoneSummary | None = Field(None, description="Its hosted zone, unless it has none or it was deleted.")
+    live_clusters: int = Field(description="Clusters that are not deregistered.")
+    ready_clusters: int
+    failing_clusters: int = Field(description="Clusters in error.")
+
+    @staticmethod
+    def resolve_zone(organization):
+        return organization.live_zones[0] if organization.live_zones else None
+
+    @staticmethod
+    def resolve_live_clusters(organization):
+        return organization.live
+
+    @staticmethod
+    def resolve_ready_clusters(organization):
+        return organization.ready
+
+    @staticmethod
+    def resolve_failing_clusters(organization):
+        return organization.failing
+
+
+class OrganizationDetail(Organization):
+    can_write: bool = Field(description="Whether you may register clusters and issue certificates in it.")
+    can_manage_members: bool
+
+
+class NewOrganization(Schema):
+    name: Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=63)]
+
+
+class Member(Schema):
+    username: str
+    role: Role
+
+    @staticmethod
+    def resolve_username(membership):
+        return membership.user.get_username()
+
+
+class MemberRole(Schema):
+    role: Role
+
+
+class GarbageCollection(Schema):
+    action: str = Field(description="What the zone GC does with the zone: keep, delete, resume or deleting.")
+    reason: str
+    not_before: datetime | None = Field(None, description="When it deletes the zone if it is still unused then.")
+
+
+class Zone(Schema):
+    name: str
+    state: Literal[tuple(models.HostedZone.State.values)]
+    zone_id: str
+    name_servers: list[str]
+    delegated: bool
+    created_at: datetime | None = Field(description="When Route53 created it (billing starts then).")
+    iam_user_name: str
+    access_key_id: str = Field(description="The id of the zone-scoped access key; its secret is in Vault only.")
+    access_key_created_at: datetime | None
+    garbage_collection: GarbageCollection | None = None
+
+    @staticmethod
+    def resolve_created_at(zone):
+        return zone.aws_created_at
+
+
+class ZoneRecord(Schema):
+    name: str
+    type: str
+    ttl: int | None
+    values: list[str]
+    owner_id: str | None = Field(description="The ExternalDNS owner (--txt-owner-id) that manages it, if any.")
+    cluster: Link | None = Field(description="Our cluster that owner is.")
+
+
+class OperationSummary(Schema):
+    id: UUID
+    kind: Literal[tuple(models.Operation.Kind.values)]
+    state: Literal[tuple(models.Operation.State.values)]
+
+
+class Cluster(Schema):
+    id: int
+    name: str
+    organization: str
+    api_server: str
+    owner_id: str = Field(description="ExternalDNS --txt-owner-id of this cluster.")
+    state: Literal[tuple(models.Cluster.State.values)]
+    message: str
+    registered_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @staticmethod
+    def resolve_organization(cluster):
+        return cluster.organization.name
+
+    @staticmethod
+    def resolve_registered_by(cluster):
+        return cluster.registered_by.get_username() if cluster.registered_by else None
+
+
+class ClusterDetail(Cluster):
+    latest_operation: OperationSummary | None
+
+
+class NewCluster(Schema):
+    """Either `kubeconfig` (its current or named `context`, with an embedded CA and a token) or `api_server`, `token`
+    and `ca_pem`."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=40)]
+    api_server: Text = ""
+    token: LongText = Field("", description="A ServiceAccount bearer token; kept in Vault only.")
+    ca_pem: LongText = ""
+    kubeconfig: LongText = Field("", description="Kubeconfig YAML, instead of api_server/token/ca_pem.")
+    context: Text = ""
+
+
+class Operation(Schema):
+    id: UUID
+    kind: Literal[tuple(models.Operation.Kind.values)]
+    organization: str
+    cluster: Link | None
+    certificate_id: int | None
+    state: Literal[tuple(models.Operation.State.values)]
+    finished: bool
+    step: str
+    progress: int = Field(description="Percent done.")
+    error: str
+    attempts: int
+    created_by: str | None
+    request_id: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @staticmethod
+    def resolve_organization(operation):
+        return operation.organization.name
+
+    @staticmethod
+    def resolve_cluster(operation):
+        return operation.cluster and {"id": operation.cluster.pk, "name": operation.cluster.name}
+
+    @staticmethod
+    def resolve_created_by(operation):
+        return operation.created_by.get_username() if operation.created_by else None
+
+
+class OperationDetail(Operation):
+    log: str = Field(description="What the job did, a line per step, as it runs.")
+    remote_calls: dict[str, int] = Field(description="Calls the job made, by service and by service.operation.")
+
+
+class Accepted(Schema):
+    """A job was queued: follow it at /operations/{operation.id}."""
+
+    operation: Operation
+
+
+class ClusterAccepted(Accepted):
+    cluster: ClusterDetail
+
+
+class Installation(Schema):
+    cluster: Link
+    namespace: str
+    secret_name: str
+    state: str
+    message: str
+    installed_serial: str
+    installed_at: datetime | None
+
+    @staticmethod
+    def resolve_cluster(installation):
+        return {"id": installation.cluster.pk, "name": installation.cluster.name}
+
+
+class Certificate(Schema):
+    id: int
+    organization: str
+    dns_names: list[str]
+    state: Literal[tuple(models.Certificate.State.values)]
+    message: str
+    expiry: Literal["", "valid", "expiring", "expired"] = Field(
+        description="expiring: past its renewal time; empty before it is issued."
+    )
+    serial: str
+    fingerprint_sha256: str
+    not_before: datetime | None
+    not_after: datetime | None
+    renewal_at: datetime | None
+    issued_at: datetime | None
+    created_at: datetime
+    installations: list[Installation]
+
+    @staticmethod
+    def resolve_organization(certificate):
+        return certificate.organization.name
+
+    @staticmethod
+    def resolve_expiry(certificate):
+        return certificates.expiry(certificate, timezone.now())
+
+    @staticmethod
+    def resolve_renewal_at(certificate):
+        return certificates.renewal_at(certificate)
+
+    @staticmethod
+    def resolve_installations(certificate):
+        return list(certificate.installations.all())
+
+
+class Target(Schema):
+    cluster: int = Field(ge=1, le=2**63 - 1, description="The id of a registered cluster of the organization.")
+    namespace: Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=63)]
+    secret_name: Text
+
+
+class NewCertificate(Schema):
+    dns_names: list[Text] = Field(min_length=1, max_length=100, description="Names in the organization's zone.")
+    install: list[Target] = Field([], max_length=100, description="Where to install it once issued.")
+
+
+class CertificateAccepted(Accepted):
+    certificate: Certificate
+
+
+class AuditEvent(Schema):
+    id: int
+    created_at: datetime
+    actor: str
+    source: Literal[tuple(models.AuditEvent.Source.values)]
+    action: str
+    organization: str | None
+    object_type: str
+    object_id: str
+    object_repr: str
+    request_id: str
+    outcome: Literal[tuple(models.AuditEvent.Outcome.values)]
+    detail: str
+
+    @staticmethod
+    def resolve_actor(event):
+        return event.actor_name
+
+    @staticmethod
+    def resolve_organization(event):
+        return event.organization.name if event.organization else None

@@ -1,0 +1,43 @@
+"""An organization's hosted zone and what is in it."""
+
+from django.http import Http404
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema
+
+from ..services import organizations, zone_gc, zones
+from . import schemas
+from .pagination import page_of, paginate
+from .params import OrgName
+from .problems import Problem
+
+router = Router(tags=["zones"])
+
+
+class RecordPageParams(Schema):
+    page: int = Field(1, ge=1, le=1_000_000)
+    page_size: int = Field(100, ge=1, le=300)
+
+
+@router.get("/organizations/{org}/zone", response={200: schemas.Zone, 404: Problem})
+def get_zone(request, org: OrgName):
+    """The organization's zone (404 if it has none, or only deleted ones) and what the zone GC will do with it."""
+    organization = organizations.get_org_for_user(request.user, org)
+    zone = zones.live_zone(organization)
+    if zone is None:
+        raise Http404(f"{organization.name} has no hosted zone: it is made when its first cluster is registered.")
+    status = zone_gc.zone_status(organization, timezone.now())
+    zone.garbage_collection = status and {"action": status.action, "reason": status.reason, "not_before": status.not_before}
+    return zone
+
+
+@router.get("/organizations/{org}/zone/records", response={200: page_of(schemas.ZoneRecord), 404: Problem, 503: Problem})
+def list_zone_records(request, org: OrgName, params: Query[RecordPageParams]):
+    """The zone's record sets as Route53 has them (read at most every 30 s), with the cluster that owns each."""
+    organization = organizations.get_org_for_user(request.user, org)
+    records = zones.zone_records(zones.get_active_zone(organization))
+    return paginate(request, records, params, prepare=lambda page: [_record(r) for r in page])
+
+
+def _record(record):
+    cluster = record.cluster and {"id": record.cluster.pk, "name": record.cluster.name}
+    return {**vars(record), "cluster": cluster}

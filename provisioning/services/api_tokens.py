@@ -1,0 +1,110 @@
+"""Personal API tokens: made and revoked by their user, shown once, kept only as a hash, refused once expired or revoked.
+
+A token acts as its user: what it may see and do is decided at each request by the user's organizations and roles
+(services.organizations), so removing someone from an organization also takes that organization from their tokens.
+"""
+
+import hashlib
+import logging
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from ..models import ApiToken
+from . import audit
+from .backends import api_rate_limiter
+
+log = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "odt_"
+SHOWN_PREFIX = 12  # characters of the token kept to recognize it in lists: the scheme and 8 of its 43 random ones
+LIFETIMES = (7, 30, 90, 365)  # days offered on the tokens page
+LAST_USED_RESOLUTION = timedelta(minutes=5)  # last_used_at is written at most this often, not on every request
+
+
+class InvalidToken(Exception):
+    """A bearer token that cannot be used, with the reason to tell its presenter."""
+
+
+def token_hash(raw):
+    """Tokens carry 256 random bits, so a plain SHA-256 (no salt, no slow hash) cannot be reversed, and it can be
+    looked up by equality."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def tokens_of(user):
+    return user.api_tokens.all()
+
+
+def create_token(user, name, days):
+    """Make a token for user, valid for `days`. Returns (row, token): the token is not kept anywhere, only its hash."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError("Give the token a name that says what uses it.")
+    if not 1 <= days <= settings.ORGDNS_API_TOKEN_MAX_DAYS:
+        raise ValidationError(f"A token is valid for 1 to {settings.ORGDNS_API_TOKEN_MAX_DAYS} days.")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user,
+            name=name[:100],
+            prefix=raw[:SHOWN_PREFIX],
+            token_hash=token_hash(raw),
+            expires_at=timezone.now() + timedelta(days=days),
+        )
+        audit.record("api_token.create", token, actor=user, detail=f"expires {token.expires_at:%Y-%m-%d %H:%M} UTC")
+    return token, raw
+
+
+def revoke_token(user, pk):
+    """Revoke one of the user's own tokens (another user's is not found)."""
+    with transaction.atomic():
+        token = get_object_or_404(ApiToken.objects.select_for_update(), user=user, pk=pk)
+        if token.revoked_at is not None:
+            raise ValidationError(f"Token {token} is already revoked.")
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit.record("api_token.revoke", token, actor=user)
+    return token
+
+
+def revoke_by_staff(token, user):
+    """Support's revocation of anyone's token (a leaked one, say)."""
+    if token.revoked_at is None:
+        ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=timezone.now())
+        audit.record("api_token.revoke", token, actor=user, detail=f"token of {token.user.get_username()}")
+
+
+def authenticate(raw, now=None):
+    """The token that raw is, if it may be used now; InvalidToken saying why not otherwise."""
+    now = now or timezone.now()
+    if not raw.startswith(TOKEN_PREFIX):
+        raise InvalidToken("This is not an orgdns API token.")
+    token = ApiToken.objects.select_related("user").filter(token_hash=token_hash(raw)).first()
+    if token is None:
+        raise InvalidToken("Unknown API token.")
+    if token.revoked_at is not None:
+        raise InvalidToken(f"The API token {token.prefix}… was revoked.")
+    if token.expires_at <= now:
+        raise InvalidToken(f"The API token {token.prefix}… expired on {token.expires_at:%Y-%m-%d %H:%M} UTC.")
+    if not token.user.is_active:
+        raise InvalidToken("The API token's user is deactivated.")
+    if token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+def rate_limit_wait(identity):
+    """0 if the token (or session user) named by identity may make a request now, else the seconds to wait.
+    Without Redis the API still answers: the limit is there to protect it, not to stop it."""
+    try:
+        return api_rate_limiter(identity).take()
+    except RedisError as exc:
+        log.warning("API rate limit not applied (%s: %s)", type(exc).__name__, exc)
+        return 0.0

@@ -1,0 +1,41 @@
+"""The user's personal API tokens: make one (shown once, on this response only), see them, revoke them."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from ..forms import ApiTokenForm
+from ..services import api_tokens
+
+
+@login_required
+@never_cache
+def token_list(request):
+    form = ApiTokenForm(request.POST or None)
+    created = None
+    if form.is_valid():
+        try:
+            token, raw = api_tokens.create_token(request.user, form.cleaned_data["name"], form.cleaned_data["days"])
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            created = {"token": token, "raw": raw}
+            form = ApiTokenForm()
+    context = {"form": form, "created": created, "tokens": api_tokens.tokens_of(request.user), "now": timezone.now()}
+    return render(request, "provisioning/tokens.html", context)
+
+
+@login_required
+@require_POST
+def token_revoke(request, pk):
+    try:
+        token = api_tokens.revoke_token(request.user, pk)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(request, f"Token {token} is revoked: it no longer works.")
+    return redirect("api-tokens")
