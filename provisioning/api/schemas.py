@@ -8,7 +8,7 @@ from django.utils import timezone
 from ninja import Field, Schema
 from pydantic import StringConstraints
 
-from .. import models
+from .. import models, validators
 from ..services import certificates
 
 # Text that PostgreSQL can store (no NUL) and that fits the columns it is compared with.
@@ -68,8 +68,13 @@ class OrganizationDetail(Organization):
     can_manage_members: bool
 
 
+DNS_LABEL = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+
+
 class NewOrganization(Schema):
-    name: Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=63)]
+    name: Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=validators.max_org_name_length())] = Field(
+        description="A DNS label: it names the zone <name>.<base domain> and the IAM user."
+    )
 
 
 class Member(Schema):
@@ -152,7 +157,7 @@ class NewCluster(Schema):
     """Either `kubeconfig` (its current or named `context`, with an embedded CA and a token) or `api_server`, `token`
     and `ca_pem`."""
 
-    name: Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=40)]
+    name: Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=40)]
     api_server: Text = ""
     token: LongText = Field("", description="A ServiceAccount bearer token; kept in Vault only.")
     ca_pem: LongText = ""
