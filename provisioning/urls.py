@@ -1,10 +1,11 @@
 from django.urls import path
 
-from .views import billing, certificates, clusters, lists, operations, organizations, tokens
+from .views import billing, certificates, clusters, lists, metrics, operations, organizations, tokens
 
 urlpatterns = [
     path("", organizations.home, name="home"),
     path("healthz", organizations.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("billing/", billing.billing, name="billing"),
     path("orgs/", lists.organization_list, name="organization-list"),
     path("clusters/", lists.cluster_list, name="cluster-list"),

@@ -2,6 +2,8 @@
 
 import atexit
 import os
+import shutil
+import tempfile
 
 import redis
 
@@ -22,6 +24,10 @@ os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:{os.enviro
 if "REDIS_URL" not in os.environ:  # worker processes of a run get the run's REDIS_URL
     os.environ["REDIS_URL"] = claim_redis_database()
 os.environ.setdefault("ORGDNS_BASE_DOMAIN", "orgdns.test")
+# prometheus_client's multiprocess mode, as in production: this run and its worker processes count into one directory.
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # worker processes of a run get the run's directory
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="orgdns-test-metrics-")
+    atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 os.environ.setdefault("ORGDNS_RETRY_BASE_DELAY", "0.01")
 os.environ.setdefault("ORGDNS_JOB_RETRY_INTERVALS", "")
 # boto3 reads these for our own (moto) account.

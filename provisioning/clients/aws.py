@@ -8,6 +8,7 @@ import botocore.exceptions
 from .errors import ProviderError
 from .retry import CallStats, RetryPolicy, call_with_retry
 
+THROTTLE_CODES = {"Throttling", "ThrottlingException", "PriorRequestNotComplete", "RequestLimitExceeded", "TooManyRequestsException"}
 TRANSIENT_CODES = {
     "Throttling",
     "ThrottlingException",
@@ -68,8 +69,16 @@ class AwsService:
         def transient(exc):
             return is_transient(exc) or error_code(exc) in retry_codes
 
+        def attempt():
+            try:
+                return method(**params)
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) in THROTTLE_CODES:
+                    self.stats.throttled(self.label, exc.operation_name)
+                raise
+
         try:
-            return call_with_retry(lambda: method(**params), policy=self.retry, is_transient=transient)
+            return call_with_retry(attempt, policy=self.retry, is_transient=transient)
         except botocore.exceptions.ClientError as exc:
             error = exc.response.get("Error", {})
             raise ProviderError(

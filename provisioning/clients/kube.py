@@ -120,6 +120,8 @@ class KubeCluster:
             self.stats.count("kubernetes", method)
             response = self.rest.request(method, self.host + path, headers=dict(headers), body=body, _request_timeout=self.timeout)
             data = response.read()
+            if response.status == 429:
+                self.stats.throttled("kubernetes", method)
             if response.status >= 500 or response.status == 429:
                 raise _Unavailable(response.status)
             return response.status, data

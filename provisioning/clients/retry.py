@@ -19,14 +19,19 @@ class RetryPolicy:
 
 @dataclass
 class CallStats:
-    """Remote calls made, by service: what a job reports about itself and what bench/ prints."""
+    """Remote calls made, by service, and throttled answers: what a job reports about itself and what bench/ prints."""
 
     calls: Counter = field(default_factory=Counter)
+    throttles: Counter = field(default_factory=Counter)
 
     def count(self, service, operation=None):
         self.calls[service] += 1
         if operation:
             self.calls[f"{service}.{operation}"] += 1
+
+    def throttled(self, service, operation):
+        """The remote side answered "slow down" (the call is retried, or fails as transient)."""
+        self.throttles[f"{service}.{operation}"] += 1
 
 
 def call_with_retry(fn, *, policy, is_transient, on_retry=None):

@@ -32,7 +32,11 @@ class Vault:
     def _call(self, what, fn):
         def counted():
             self.stats.count("vault", what)
-            return fn()
+            try:
+                return fn()
+            except hvac.exceptions.RateLimitExceeded:
+                self.stats.throttled("vault", what)
+                raise
 
         try:
             return call_with_retry(counted, policy=self.retry, is_transient=lambda e: isinstance(e, TRANSIENT))

@@ -9,8 +9,9 @@ from django.conf import settings
 from ..clients.aws import IAM, STS, Route53
 from ..clients.kube import KubeCluster
 from ..clients.ratelimit import RedisRateLimiter
-from ..clients.retry import CallStats, RetryPolicy
+from ..clients.retry import RetryPolicy
 from ..clients.vault import Vault
+from .metrics import MeteredCallStats
 
 
 @cache
@@ -38,7 +39,7 @@ class Backends:
     """The clients one job uses, sharing one tally of remote calls."""
 
     def __init__(self, stats=None):
-        self.stats = stats or CallStats()
+        self.stats = stats or MeteredCallStats()
         self.retry = retry_policy()
 
     def _aws(self, cls, limiter=None, credentials=None):

@@ -13,7 +13,7 @@ from rq.job import Job
 
 from ..clients.errors import ProviderError
 from ..models import AuditEvent, Operation
-from . import audit
+from . import audit, metrics
 from .backends import Backends
 
 log = logging.getLogger(__name__)
@@ -92,35 +92,39 @@ def run(operation_id, handlers):
 
 
 def _run(operation, handlers):
-    Operation.objects.filter(pk=operation.pk).update(
-        state=Operation.State.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""
-    )
-    handler, on_failure = handlers[operation.kind]
-    progress = Progress(operation)
-    backends = Backends()
-    calls = lambda: dict(backends.stats.calls)  # noqa: E731
-    try:
-        handler(operation, progress, backends)
-    except ProviderError as exc:
-        job = get_current_job()
-        if not exc.permanent and job is not None and job.retries_left:
-            progress.log(f"temporary failure, will retry: {exc.message}")
-            Operation.objects.filter(pk=operation.pk).update(
-                state=Operation.State.RETRYING, error=exc.message, remote_calls=calls()
-            )
+    with metrics.timed_job(operation.kind) as timing:
+        Operation.objects.filter(pk=operation.pk).update(
+            state=Operation.State.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""
+        )
+        handler, on_failure = handlers[operation.kind]
+        progress = Progress(operation)
+        backends = Backends()
+        calls = lambda: dict(backends.stats.calls)  # noqa: E731
+        try:
+            handler(operation, progress, backends)
+        except ProviderError as exc:
+            job = get_current_job()
+            if not exc.permanent and job is not None and job.retries_left:
+                progress.log(f"temporary failure, will retry: {exc.message}")
+                Operation.objects.filter(pk=operation.pk).update(
+                    state=Operation.State.RETRYING, error=exc.message, remote_calls=calls()
+                )
+                timing.outcome = Operation.State.RETRYING
+                raise
+            _fail(operation, progress, exc.message, on_failure, calls())
+            timing.outcome = Operation.State.FAILED
+            return Operation.State.FAILED
+        except Exception:
+            log.exception("operation %s (%s) crashed", operation.pk, operation.kind)
+            _fail(operation, progress, "internal error: the operators have the details in the worker log", on_failure, calls())
             raise
-        _fail(operation, progress, exc.message, on_failure, calls())
-        return Operation.State.FAILED
-    except Exception:
-        log.exception("operation %s (%s) crashed", operation.pk, operation.kind)
-        _fail(operation, progress, "internal error: the operators have the details in the worker log", on_failure, calls())
-        raise
-    Operation.objects.filter(pk=operation.pk).update(
-        state=Operation.State.SUCCEEDED, progress=100, step="done", finished_at=timezone.now(), remote_calls=calls()
-    )
-    progress.log("done")
-    _audit_outcome(operation, AuditEvent.Outcome.OK)
-    return Operation.State.SUCCEEDED
+        Operation.objects.filter(pk=operation.pk).update(
+            state=Operation.State.SUCCEEDED, progress=100, step="done", finished_at=timezone.now(), remote_calls=calls()
+        )
+        progress.log("done")
+        _audit_outcome(operation, AuditEvent.Outcome.OK)
+        timing.outcome = Operation.State.SUCCEEDED
+        return Operation.State.SUCCEEDED
 
 
 def abandoned(operation_id, will_retry, handlers):
