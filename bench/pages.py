@@ -1,13 +1,14 @@
-"""Server time and SQL queries per page with 10,000 organizations and 50,000 clusters, next to the Django admin.
+"""Server time and SQL queries per page and API endpoint with 10,000 organizations and 50,000 clusters, next to the
+Django admin.
 
     .venv/bin/python bench/pages.py [--orgs 10000] [--clusters 5] [--requests 40]
 
 Creates the PostgreSQL database orgdns_bench_pages (BENCH_DATABASE_URL names another), seeds it with bulk inserts
 (per organization: an owner, a zone, its clusters each with a register operation, a certificate installed in its
-first cluster), then requests every list and detail page with Django's test Client (the whole server stack, no
-network) as a staff superuser and as the owner of one organization. Prints p50/p95 server time and the number of
-SQL queries per page; each list is followed by the Django admin change list of the same model. Drops the database
-at the end.
+first cluster), then requests every list and detail page, and every list and detail endpoint of the REST API (with
+a personal API token), with Django's test Client (the whole server stack, no network) as a staff superuser and as
+the owner of one organization. Prints p50/p95 server time and the number of SQL queries per page; each list is
+followed by the Django admin change list of the same model. Drops the database at the end.
 """
 
 import argparse
@@ -163,20 +164,43 @@ def pages(org):
     ]
 
 
-def measure(client, url, requests):
+def api_endpoints(org):
+    """(label, url) for every list and detail endpoint of the API (not the zone's records: those are Route53's)."""
+    cluster = org.clusters.first()
+    base = f"/api/v1/organizations/{org.name}"
+    return [
+        ("api organizations", "/api/v1/organizations"),
+        ("api organizations ?name_contains=org0", "/api/v1/organizations?name_contains=org0"),
+        ("api organization", base),
+        ("api members", f"{base}/members"),
+        ("api clusters", f"{base}/clusters"),
+        ("api cluster", f"{base}/clusters/{cluster.pk}"),
+        ("api zone", f"{base}/zone"),
+        ("api certificates", f"{base}/certificates"),
+        ("api certificate", f"{base}/certificates/{org.certificates.first().pk}"),
+        ("api operations", "/api/v1/operations"),
+        ("api operations, last page", "/api/v1/operations?page=600&page_size=100"),
+        ("api operations ?organization=", f"/api/v1/operations?organization={org.name}"),
+        ("api operation", f"/api/v1/operations/{cluster.operations.first().pk}"),
+        ("api audit events", "/api/v1/audit-events"),
+    ]
+
+
+def measure(client, url, requests, headers=None):
     """(p50 ms, p95 ms, queries) of GET url."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    headers = headers or {}
     with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
+        response = client.get(url, headers=headers)
     if response.status_code not in (200, 286):
         raise SystemExit(f"{url}: HTTP {response.status_code}")
     count = len(queries)  # before the next requests reset the connection's query log
     times = []
     for _ in range(requests):
         started = time.perf_counter()
-        client.get(url)
+        client.get(url, headers=headers)
         times.append((time.perf_counter() - started) * 1000)
     return percentile(times, 50), percentile(times, 95), count
 
@@ -189,7 +213,8 @@ def main():
     args = parser.parse_args()
 
     os.environ.update(
-        DJANGO_SETTINGS_MODULE="orgdns_site.settings", DATABASE_URL=DATABASE_URL, LOG_LEVEL="WARNING", DEBUG="false"
+        DJANGO_SETTINGS_MODULE="orgdns_site.settings", DATABASE_URL=DATABASE_URL, LOG_LEVEL="WARNING", DEBUG="false",
+        ORGDNS_API_RATE="1000000", ORGDNS_API_BURST="1000000",  # measure the API, not its rate limit
     )
     recreate_database(DATABASE_URL)
     try:
@@ -201,14 +226,17 @@ def main():
         from django.db import connections
         from django.test import Client
 
+        from provisioning.services import api_tokens
+
         call_command("migrate", verbosity=0)
         org = seed(args.orgs, args.clusters)
         staff = get_user_model().objects.create_superuser("sam", password="!")
         owner = org.memberships.get().user
-        clients = {}
+        clients, tokens = {}, {}
         for name, user in (("staff", staff), ("owner", owner)):
             clients[name] = Client()
             clients[name].force_login(user)
+            tokens[name] = {"Authorization": f"Bearer {api_tokens.create_token(user, 'bench', 1)[1]}"}
 
         print(f"\n{args.requests} requests per page; server time in ms; 'owner' owns {org.name} (sees 1 organization)\n")
         print(f"{'page':30} {'staff p50':>9} {'p95':>7} {'queries':>7}   {'owner p50':>9} {'p95':>7} {'queries':>7}")
@@ -216,6 +244,10 @@ def main():
             staff_row = "{:9.1f} {:7.1f} {:7d}".format(*measure(clients["staff"], url, args.requests))
             owner_row = "" if staff_only else "{:9.1f} {:7.1f} {:7d}".format(*measure(clients["owner"], url, args.requests))
             print(f"{label:30} {staff_row}   {owner_row}")
+        print(f"\nREST API, with a personal API token\n\n{'endpoint':38} {'staff p50':>9} {'p95':>7} {'queries':>7}   {'owner p50':>9} {'p95':>7} {'queries':>7}")
+        for label, url in api_endpoints(org):
+            rows = ["{:9.1f} {:7.1f} {:7d}".format(*measure(clients[who], url, args.requests, tokens[who])) for who in ("staff", "owner")]
+            print(f"{label:38} {rows[0]}   {rows[1]}")
         connections.close_all()
     finally:
         recreate_database(DATABASE_URL, drop_only=True)

@@ -22,6 +22,7 @@ from provisioning.models import (
     Operation,
     Organization,
 )
+from provisioning.services import api_tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -110,11 +111,34 @@ def pages(org):
     }
 
 
-def query_counts(client, urls):
+def api_endpoints(org):
+    """Every list and detail endpoint of the API about org and its objects (not the zone's records: Route53's)."""
+    cluster = org.clusters.first()
+    certificate = org.certificates.first()
+    operation = cluster.operations.first()
+    base = f"/api/v1/organizations/{org.name}"
+    return {
+        "api me": "/api/v1/me",
+        "api organizations": "/api/v1/organizations",
+        "api organization": base,
+        "api members": f"{base}/members",
+        "api clusters": f"{base}/clusters",
+        "api cluster": f"{base}/clusters/{cluster.pk}",
+        "api zone": f"{base}/zone",
+        "api certificates": f"{base}/certificates",
+        "api certificate": f"{base}/certificates/{certificate.pk}",
+        "api operations": "/api/v1/operations",
+        "api operations filtered": f"/api/v1/operations?organization={org.name}&state=succeeded",
+        "api operation": f"/api/v1/operations/{operation.pk}",
+        "api audit events": "/api/v1/audit-events",
+    }
+
+
+def query_counts(client, urls, headers=None):
     counts = {}
     for name, url in urls.items():
         with CaptureQueriesContext(connection) as queries:
-            response = client.get(url)
+            response = client.get(url, headers=headers or {})
         assert response.status_code in (200, 286), (name, response.status_code)
         counts[name] = len(queries)
     return counts
@@ -125,8 +149,10 @@ def test_queries_do_not_grow_with_the_data(client, personas, django_user_model, 
     user = personas.sam if persona == "sam" else django_user_model.objects.create_user("member")
     client.force_login(user)
 
-    small = query_counts(client, pages(seed("small", organizations=3, clusters=1, operations=1, member=user)))
-    large = query_counts(client, pages(seed("large", organizations=30, clusters=5, operations=12, member=user)))
+    small_org = seed("small", organizations=3, clusters=1, operations=1, member=user)
+    small = query_counts(client, {**pages(small_org), **api_endpoints(small_org)})
+    large_org = seed("large", organizations=30, clusters=5, operations=12, member=user)
+    large = query_counts(client, {**pages(large_org), **api_endpoints(large_org)})
 
     assert Cluster.objects.count() == 153 and Operation.objects.count() == 1836
     assert large == small
@@ -143,6 +169,20 @@ def test_admin_change_lists_do_not_grow_with_the_data(client, django_user_model)
     small = query_counts(client, urls)
     seed("large", organizations=30, clusters=5, operations=12, member=user)
     large = query_counts(client, urls)
+
+    assert large == small
+    assert max(large.values()) <= MOST_QUERIES, large
+
+
+@pytest.mark.parametrize("persona", ["sam", "member"])
+def test_api_queries_with_a_token_do_not_grow_with_the_data(client, personas, django_user_model, persona):
+    user = personas.sam if persona == "sam" else django_user_model.objects.create_user("member")
+    _, raw = api_tokens.create_token(user, "bench", 1)
+    headers = {"Authorization": f"Bearer {raw}"}
+    client.get("/api/v1/me", headers=headers)  # the first use records last_used_at
+
+    small = query_counts(client, api_endpoints(seed("small", organizations=3, clusters=1, operations=1, member=user)), headers)
+    large = query_counts(client, api_endpoints(seed("large", organizations=30, clusters=5, operations=12, member=user)), headers)
 
     assert large == small
     assert max(large.values()) <= MOST_QUERIES, large
