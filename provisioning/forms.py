@@ -1,4 +1,5 @@
 import re
+import secrets
 
 from django import forms
 from django.conf import settings
@@ -90,6 +91,7 @@ class InstallCertificateForm(TargetFields):
 
 class ApiTokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What uses it, e.g. ci-deploy-prod.")
+    form_key = forms.CharField(max_length=32, widget=forms.HiddenInput)
     days = forms.TypedChoiceField(
         label="Expires in",
         coerce=int,
@@ -99,5 +101,6 @@ class ApiTokenForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["form_key"].initial = secrets.token_hex(16)
         allowed = [days for days in api_tokens.LIFETIMES if days <= settings.ORGDNS_API_TOKEN_MAX_DAYS]
         self.fields["days"].choices = [(days, f"{days} days") for days in allowed]

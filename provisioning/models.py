@@ -315,9 +315,15 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    form_key = models.CharField(
+        max_length=32, blank=True, help_text="The key of the form that made it, so that sending that form again makes no second token."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "form_key"], condition=~Q(form_key=""), name="one_token_per_form")
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"

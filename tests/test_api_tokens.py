@@ -21,7 +21,8 @@ def bearer(raw):
 
 def make_token_on_the_page(client, user, name="ci", days=30):
     client.force_login(user)
-    response = client.post(reverse("api-tokens"), {"name": name, "days": days})
+    form_key = re.search(r'name="form_key" value="(\w+)"', client.get(reverse("api-tokens")).content.decode()).group(1)
+    response = client.post(reverse("api-tokens"), {"name": name, "days": days, "form_key": form_key})
     assert response.status_code == 200
     (raw,) = re.findall(r'value="(odt_[A-Za-z0-9_-]+)"', response.content.decode())
     return raw, response
@@ -48,6 +49,16 @@ def test_a_token_is_shown_once_and_stored_only_as_its_hash(client, personas):
     again = client.get(reverse("api-tokens")).content.decode()
     assert raw not in again and f"{token.prefix}…" in again
     assert client.get("/api/v1/me", headers=bearer(raw)).json()["username"] == "alice"
+
+
+def test_sending_the_form_again_makes_no_second_token_and_shows_none(client, personas):
+    client.force_login(personas.alice)
+    form = {"name": "ci", "days": 30, "form_key": "a" * 32}
+    first = client.post(reverse("api-tokens"), form).content.decode()
+    again = client.post(reverse("api-tokens"), form).content.decode()
+    assert "odt_" in first and 'value="odt_' not in again
+    assert "already made token ci" in again
+    assert ApiToken.objects.count() == 1
 
 
 def test_making_and_revoking_tokens_is_audited_without_the_token(client, personas):

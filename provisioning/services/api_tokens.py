@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -42,23 +42,31 @@ def tokens_of(user):
     return user.api_tokens.all()
 
 
-def create_token(user, name, days):
-    """Make a token for user, valid for `days`. Returns (row, token): the token is not kept anywhere, only its hash."""
+def create_token(user, name, days, form_key=""):
+    """Make a token for user, valid for `days`. Returns (row, token): the token is not kept anywhere, only its hash.
+
+    form_key: the key of the form it comes from; sending that form again (a page reload) makes no second token.
+    """
     name = (name or "").strip()
     if not name:
         raise ValidationError("Give the token a name that says what uses it.")
     if not 1 <= days <= settings.ORGDNS_API_TOKEN_MAX_DAYS:
         raise ValidationError(f"A token is valid for 1 to {settings.ORGDNS_API_TOKEN_MAX_DAYS} days.")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with transaction.atomic():
-        token = ApiToken.objects.create(
-            user=user,
-            name=name[:100],
-            prefix=raw[:SHOWN_PREFIX],
-            token_hash=token_hash(raw),
-            expires_at=timezone.now() + timedelta(days=days),
-        )
-        audit.record("api_token.create", token, actor=user, detail=f"expires {token.expires_at:%Y-%m-%d %H:%M} UTC")
+    try:
+        with transaction.atomic():
+            token = ApiToken.objects.create(
+                user=user,
+                name=name[:100],
+                prefix=raw[:SHOWN_PREFIX],
+                token_hash=token_hash(raw),
+                expires_at=timezone.now() + timedelta(days=days),
+                form_key=form_key,
+            )
+            audit.record("api_token.create", token, actor=user, detail=f"expires {token.expires_at:%Y-%m-%d %H:%M} UTC")
+    except IntegrityError:
+        made = ApiToken.objects.filter(user=user, form_key=form_key).first()
+        raise ValidationError(f"This form already made token {made}: a token is shown once only.") from None
     return token, raw
 
 

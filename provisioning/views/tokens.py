@@ -19,12 +19,13 @@ def token_list(request):
     created = None
     if form.is_valid():
         try:
-            token, raw = api_tokens.create_token(request.user, form.cleaned_data["name"], form.cleaned_data["days"])
+            data = form.cleaned_data
+            token, raw = api_tokens.create_token(request.user, data["name"], data["days"], data["form_key"])
         except ValidationError as exc:
-            form.add_error(None, exc)
+            messages.error(request, exc.messages[0])
         else:
             created = {"token": token, "raw": raw}
-            form = ApiTokenForm()
+        form = ApiTokenForm()  # a new form key: this one has been used
     context = {"form": form, "created": created, "tokens": api_tokens.tokens_of(request.user), "now": timezone.now()}
     return render(request, "provisioning/tokens.html", context)
 
