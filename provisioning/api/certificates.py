@@ -9,7 +9,7 @@ from . import schemas
 from .clusters import accepted
 from .pagination import PageParams, page_of, paginate
 from .params import Id, OrgName
-from .problems import ApiProblem, Problem, refused
+from .problems import Problem, refused
 
 router = Router(tags=["certificates"])
 
@@ -17,29 +17,11 @@ CertificateState = schemas.Literal[tuple(Certificate.State.values)]
 PEM = {"content": {"application/x-pem-file": {"schema": {"type": "string"}}}, "description": "PEM"}
 
 
-def certificate_rows(organization):
-    return organization.certificates.select_related("organization").prefetch_related("installations__cluster")
-
-
-def installable_cluster(organization, cluster_id):
-    cluster = certificates.installable_clusters(organization).filter(pk=cluster_id).first()
-    if cluster is None:
-        raise ApiProblem(422, f"{organization.name} has no registered cluster with id {cluster_id}.")
-    return cluster
-
-
-def refetched(certificate):
-    """The certificate with its installations as they are after the change."""
-    return certificate_rows(certificate.organization).get(pk=certificate.pk)
-
-
 @router.get("/organizations/{org}/certificates", response={200: page_of(schemas.Certificate), 404: Problem})
 def list_certificates(request, org: OrgName, params: Query[PageParams], state: CertificateState | None = None):
     """The organization's certificates, newest first; deleted ones only when state=deleted asks for them."""
     organization = organizations.get_org_for_user(request.user, org)
-    rows = certificate_rows(organization)
-    rows = rows.filter(state=state) if state else rows.exclude(state=Certificate.State.DELETED)
-    return paginate(request, rows.order_by("-created_at", "-pk"), params)
+    return paginate(request, certificates.certificates_of(organization, state), params)
 
 
 @router.post(
@@ -50,10 +32,10 @@ def issue_certificate(request, response: HttpResponse, org: OrgName, body: schem
     """Queue issuing a certificate for names in the organization's zone (wildcards allowed), and installing it as a
     kubernetes.io/tls Secret in each `install` target."""
     organization = organizations.get_writable_org_for_user(request.user, org)
-    targets = [(installable_cluster(organization, t.cluster), t.namespace, t.secret_name) for t in body.install]
     with refused(422):
+        targets = [(certificates.get_installable_cluster(organization, t.cluster), t.namespace, t.secret_name) for t in body.install]
         certificate, operation = certificates.issue_certificate(organization, body.dns_names, targets, request.user)
-    return accepted(response, operation, certificate=refetched(certificate))
+    return accepted(response, operation, certificate=certificates.current(certificate))
 
 
 @router.get("/organizations/{org}/certificates/ca.crt", response={200: None, 404: Problem, 503: Problem}, openapi_extra={"responses": {200: PEM}})
@@ -68,7 +50,7 @@ def download_ca_certificate(request, org: OrgName):
 
 @router.get("/organizations/{org}/certificates/{certificate_id}", response={200: schemas.Certificate, 404: Problem})
 def get_certificate(request, org: OrgName, certificate_id: Id):
-    return refetched(certificates.get_certificate_for_user(request.user, org, certificate_id))
+    return certificates.current(certificates.get_certificate_for_user(request.user, org, certificate_id))
 
 
 @router.get(
@@ -98,7 +80,8 @@ def pem_response(pem, filename):
 def install_certificate(request, response: HttpResponse, org: OrgName, certificate_id: Id, body: schemas.Target):
     """Queue installing the certificate as a Secret in one more cluster (or again where it is)."""
     certificate = certificates.get_writable_certificate_for_user(request.user, org, certificate_id)
-    cluster = installable_cluster(certificate.organization, body.cluster)
+    with refused(422):
+        cluster = certificates.get_installable_cluster(certificate.organization, body.cluster)
     with refused(409):
         operation = certificates.install_certificate(certificate, cluster, body.namespace, body.secret_name, request.user)
     return accepted(response, operation)

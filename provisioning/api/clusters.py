@@ -17,7 +17,7 @@ ClusterState = schemas.Literal[tuple(Cluster.State.values)]
 
 
 def with_latest_operation(cluster):
-    cluster.latest_operation = cluster.operations.first()
+    cluster.latest_operation = clusters.latest_operation(cluster)
     return cluster
 
 
@@ -30,9 +30,7 @@ def accepted(response, operation, **more):
 def list_clusters(request, org: OrgName, params: Query[PageParams], state: ClusterState | None = None):
     """The organization's clusters by name; deregistered ones only when state=deregistered asks for them."""
     organization = organizations.get_org_for_user(request.user, org)
-    rows = organization.clusters.filter(state=state) if state else organization.clusters.live()
-    rows = rows.select_related("organization", "registered_by").order_by("name", "pk")
-    return paginate(request, rows, params)
+    return paginate(request, clusters.clusters_of(organization, state), params)
 
 
 @router.post(

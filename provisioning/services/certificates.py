@@ -31,6 +31,30 @@ def get_writable_certificate_for_user(user, org_name, pk):
     return certificate
 
 
+def with_installations(certificates):
+    return certificates.select_related("organization").prefetch_related("installations__cluster")
+
+
+def current(certificate):
+    """The certificate as it is now, with where it is installed."""
+    return with_installations(Certificate.objects).get(pk=certificate.pk)
+
+
+def certificates_of(organization, state=None):
+    """The organization's certificates in state, or (no state) those not deleted, newest first, with where they are."""
+    rows = with_installations(organization.certificates.all())
+    rows = rows.filter(state=state) if state else rows.exclude(state=Certificate.State.DELETED)
+    return rows.order_by("-created_at", "-pk")
+
+
+def get_installable_cluster(organization, pk):
+    """The organization's registered cluster with this id; ValidationError otherwise."""
+    cluster = installable_clusters(organization).filter(pk=pk).first()
+    if cluster is None:
+        raise ValidationError(f"{organization.name} has no registered cluster with id {pk}.")
+    return cluster
+
+
 def live_certificates(organization):
     return organization.certificates.exclude(state=Certificate.State.DELETED).prefetch_related("installations__cluster")
 

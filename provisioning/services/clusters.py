@@ -32,6 +32,16 @@ def cluster_connection(api_server="", token="", ca_pem="", kubeconfig=None, cont
         raise ValidationError(f"Cluster connection: {exc}") from None
 
 
+def clusters_of(organization, state=None):
+    """The organization's clusters in state, or (no state) those that are not deregistered, by name."""
+    rows = organization.clusters.filter(state=state) if state else organization.clusters.live()
+    return rows.select_related("organization", "registered_by").order_by("name", "pk")
+
+
+def latest_operation(cluster):
+    return cluster.operations.first()
+
+
 def register_cluster(organization, name, connection, user=None):
     """Check that we can reach the cluster, store its credentials in Vault and queue the register job.
 
