@@ -7,6 +7,7 @@ Vault and Kubernetes keep their state in memory only.
 import base64
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,6 +75,8 @@ def running_stack():
             "ORGDNS_PARENT_ZONE_ID": create_parent_zone(moto_url),
             "DJANGO_SETTINGS_MODULE": "orgdns_site.settings",
             "SECRET_KEY": secrets.token_urlsafe(32),
+            "PROMETHEUS_MULTIPROC_DIR": str(fresh_directory(SANDBOX / "metrics")),  # web and worker count together
+            "ORGDNS_METRICS_NETWORKS": "127.0.0.1/32",
         }
         write_kubeconfig(env["KUBECONFIG"], kube_servers)
         write_env(env)
@@ -94,6 +97,12 @@ def running_stack():
             stop(child)
         for server in kube_servers:
             server.stop()
+
+
+def fresh_directory(path):
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+    return path
 
 
 def spawn(command, log_path):
@@ -200,6 +209,7 @@ orgdns demo is running.
 
   Dashboard   {env['ORGDNS_URL']}/      user admin, password {password}
   Admin       {env['ORGDNS_URL']}/admin/
+  API         {env['ORGDNS_URL']}/api/v1/docs  (tokens: API tokens in the top bar)   Metrics {env['ORGDNS_URL']}/metrics
   Clusters    {states}
   AWS (moto)  {env['AWS_ENDPOINT_URL']}   Vault (OpenBao) {env['VAULT_ADDR']}
   Kubernetes  {env['KUBECONFIG']} (contexts {', '.join(CLUSTERS)})
