@@ -40,11 +40,10 @@ class Problem(Schema):
 class ApiProblem(Exception):
     """An error response raised from an endpoint: status and what is wrong."""
 
-    def __init__(self, status, detail, headers=None):
+    def __init__(self, status, detail):
         super().__init__(detail)
         self.status = status
         self.detail = detail
-        self.headers = headers or {}
 
 
 def problem_response(request, status, detail, errors=(), headers=None):
@@ -80,7 +79,7 @@ def install(api):
 
     @api.exception_handler(ApiProblem)
     def api_problem(request, exc):
-        return problem_response(request, exc.status, exc.detail, headers=exc.headers)
+        return problem_response(request, exc.status, exc.detail)
 
     @api.exception_handler(AuthenticationError)
     def unauthenticated(request, exc):
