@@ -28,7 +28,7 @@ build() {  # build NAME VERSION MINUTES COMMAND...
   echo "Building $name $version from its Go module (first time only, about $minutes min; cached in $cache)" >&2
   local start=$SECONDS
   "$@" "$out.tmp"
-  mv "$out.tmp" "$out"
+  chmod +x "$out.tmp"; mv "$out.tmp" "$out"
   echo "Built $name $version in $((SECONDS - start)) s" >&2
 }
 
@@ -46,13 +46,21 @@ kwok() {
   GOBIN=$gobin go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   mv "$gobin/kwok" "$1"; rmdir "$gobin"
 }
+kwok_stages() {  # kwok runs no stage unless configured: upstream's default node and pod stages, from its module
+  local dir; dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  local stage
+  for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+    pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    echo "---"; cat "$dir/kustomize/stage/$stage.yaml"
+  done > "$1"
+}
 external_dns() {
   (cd "$here/externaldns" && GOTOOLCHAIN=$EXTERNALDNS_TOOLCHAIN go build -trimpath \
     -ldflags "-s -w -X sigs.k8s.io/external-dns/pkg/apis/externaldns.Version=$EXTERNALDNS_VERSION" -o "$1" sigs.k8s.io/external-dns)
 }
 
 want=("$@")
-[[ ${#want[@]} -gt 0 ]] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok external-dns)
+[[ ${#want[@]} -gt 0 ]] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kwok-stages external-dns)
 for name in "${want[@]}"; do
   case $name in
     etcd) build etcd "$ETCD_VERSION" 1 etcd ;;
@@ -60,6 +68,7 @@ for name in "${want[@]}"; do
     kube-controller-manager) build kube-controller-manager "$KUBERNETES_VERSION" 3 kube_controller_manager ;;
     kube-scheduler) build kube-scheduler "$KUBERNETES_VERSION" 1 kube_scheduler ;;
     kwok) build kwok "$KWOK_VERSION" 3 kwok ;;
+    kwok-stages) build kwok-stages "$KWOK_VERSION.yaml" 0 kwok_stages ;;
     external-dns) build external-dns "$EXTERNALDNS_VERSION" 5 external_dns ;;
     *) echo "unknown binary $name" >&2; exit 2 ;;
   esac

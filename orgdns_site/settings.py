@@ -172,10 +172,12 @@ VAULT_TOKEN = env("VAULT_TOKEN", "")
 VAULT_KV_MOUNT = env("VAULT_KV_MOUNT", "secret")
 VAULT_PREFIX = env("VAULT_PREFIX", "orgdns")
 
-EXTERNALDNS_IMAGE = env("EXTERNALDNS_IMAGE", "registry.k8s.io/external-dns/external-dns:v0.22.0")
+EXTERNALDNS_IMAGE = env("EXTERNALDNS_IMAGE", "registry.k8s.io/external-dns/external-dns:v0.23.0")
 EXTERNALDNS_NAMESPACE = env("EXTERNALDNS_NAMESPACE", "external-dns")
 EXTERNALDNS_POLICY = env("EXTERNALDNS_POLICY", "sync")  # sync | upsert-only | create-only
-EXTERNALDNS_ANNOTATION_PREFIX = env("EXTERNALDNS_ANNOTATION_PREFIX", "external-dns.alpha.kubernetes.io/")
+EXTERNALDNS_MEMORY_LIMIT = env("EXTERNALDNS_MEMORY_LIMIT", "")  # e.g. 512Mi; empty: no limit
+EXTERNALDNS_ROLLOUT_TIMEOUT = envint("EXTERNALDNS_ROLLOUT_TIMEOUT", 180)  # seconds for ExternalDNS to become available
+EXTERNALDNS_STOP_TIMEOUT = envint("EXTERNALDNS_STOP_TIMEOUT", 120)  # seconds for its pods and namespace to go
 KUBE_REQUEST_TIMEOUT = envint("KUBE_REQUEST_TIMEOUT", 15)
 
 # TLS certificates (per-organization CA in Vault)

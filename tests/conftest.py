@@ -1,7 +1,7 @@
-"""Real local servers for the suite: moto (AWS), OpenBao (Vault), our Kubernetes stand-in, Redis, PostgreSQL."""
+"""Real local servers for the suite: moto (AWS), OpenBao (Vault), Kubernetes control planes running the real
+ExternalDNS (devstack/cluster.py), Redis, PostgreSQL."""
 
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -18,9 +18,8 @@ from botocore.awsrequest import AWSResponse
 from django.conf import settings
 from rq import SimpleWorker
 
-from devstack.kubeapi import KubeAPIServer
+from devstack.cluster import ClusterFarm
 from devstack.processes import free_port, start_bao, start_moto, stop
-from provisioning.clients.kube import ClusterConnection
 from provisioning.models import Membership, Organization
 from provisioning.services import backends
 
@@ -81,19 +80,26 @@ def vault_tree(client, path):
     return found
 
 
-@pytest.fixture
-def make_cluster_api():
-    started = []
+@pytest.fixture(scope="session")
+def cluster_farm(servers, tmp_path_factory):
+    """Real Kubernetes clusters, started when first needed and reused by later tests (reset in between)."""
+    farm = ClusterFarm(logs=tmp_path_factory.mktemp("clusters"), aws_endpoint_url=servers.moto_url)
+    yield farm
+    farm.stop()
 
-    def make(token=None):
-        server = KubeAPIServer(token=token or secrets.token_urlsafe(24), tls=True).start()
-        started.append(server)
-        server.connection = ClusterConnection(server=server.url, token=server.token, ca_pem=server.ca_pem)
-        return server
+
+@pytest.fixture
+def make_cluster_api(cluster_farm):
+    """make() -> a real cluster of its own for this test, as orgdns reaches it (through a fault proxy)."""
+    taken = []
+
+    def make():
+        taken.append(cluster_farm.acquire())
+        return taken[-1]
 
     yield make
-    for server in started:
-        server.stop()
+    for cluster in taken:
+        cluster_farm.release(cluster)
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ if "REDIS_URL" not in os.environ:  # worker processes of a run get the run's RED
 os.environ.setdefault("ORGDNS_BASE_DOMAIN", "orgdns.test")
 os.environ.setdefault("ORGDNS_RETRY_BASE_DELAY", "0.01")
 os.environ.setdefault("ORGDNS_JOB_RETRY_INTERVALS", "")
+os.environ.setdefault("EXTERNALDNS_ROLLOUT_TIMEOUT", "60")
+os.environ.setdefault("EXTERNALDNS_STOP_TIMEOUT", "60")
 # boto3 reads these for our own (moto) account.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

@@ -1,4 +1,4 @@
-"""Registering clusters end to end: form/service → RQ job → moto, OpenBao and the Kubernetes stand-in."""
+"""Registering clusters end to end: form/service → RQ job → moto, OpenBao and a real cluster running ExternalDNS."""
 
 import base64
 import json
@@ -60,13 +60,17 @@ def test_first_cluster_gets_zone_scoped_user_key_and_externaldns(personas, clust
     assert "--domain-filter=acme.orgdns.test" in args
     assert f"--txt-owner-id={cluster.owner_id}" in args
     assert "--policy=sync" in args
-    assert "--annotation-prefix=external-dns.alpha.kubernetes.io/" in args
+    assert "--enable-legacy-annotation-prefix" in args and not any(a.startswith("--annotation-prefix") for a in args)
+    assert "--txt-prefix=_extdns-%{record_type}." in args
     assert "--provider=aws" in args and "--registry=txt" in args and "--aws-zone-type=public" in args
     image = deployment(cluster_api)["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert image.endswith(":v0.22.0")
-    kinds = {r for r, _ in [("clusterroles", 0), ("clusterrolebindings", 0)] if cluster_api.objects(r)}
-    assert kinds == {"clusterroles", "clusterrolebindings"}
-    rules = cluster_api.objects("clusterroles")[0]["rules"]
+    assert image.endswith(":v0.23.0")
+    (pod,) = cluster_api.objects("pods", "external-dns")
+    assert [c["status"] for c in pod["status"]["conditions"] if c["type"] == "Ready"] == ["True"]
+    ours = "app.kubernetes.io/managed-by=orgdns"
+    assert len(cluster_api.objects("clusterrolebindings", selector=ours)) == 1
+    (role,) = cluster_api.objects("clusterroles", selector=ours)
+    rules = role["rules"]
     assert {res for rule in rules for res in rule["resources"]} >= {"services", "ingresses", "pods", "nodes", "endpointslices"}
 
 

@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from .retry import CallStats, RetryPolicy, call_with_retry
 
 APPLIED_HASH = "orgdns.io/applied-hash"
 MANAGED_BY = "app.kubernetes.io/managed-by"
+FIELD_MANAGER = "orgdns"
 
 # kind -> (API path prefix, plural, namespaced)
 KINDS = {
@@ -26,6 +28,8 @@ KINDS = {
     "Deployment": ("/apis/apps/v1", "deployments", True),
     "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
     "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+    "Pod": ("/api/v1", "pods", True),
+    "ReplicaSet": ("/apis/apps/v1", "replicasets", True),
 }
 
 
@@ -120,15 +124,16 @@ class KubeCluster:
             self.stats.count("kubernetes", method)
             response = self.rest.request(method, self.host + path, headers=dict(headers), body=body, _request_timeout=self.timeout)
             data = response.read()
-            if response.status >= 500 or response.status == 429:
-                raise _Unavailable(response.status)
+            if response.status >= 500 or response.status in (409, 429) or _terminating(response.status, data):
+                raise _Unavailable(response.status, _status_message(data))
             return response.status, data
 
         try:
             status, data = call_with_retry(send, policy=self.retry, is_transient=_is_transient)
         except _Unavailable as exc:
+            detail = f" ({exc.message})" if exc.message else ""
             raise ProviderError(
-                f"the cluster API at {self.host} answered {exc.status}; will retry", service="kubernetes", permanent=False
+                f"the cluster API at {self.host} answered {exc.status}{detail}; will retry", service="kubernetes", permanent=False
             ) from None
         except ApiException:  # how the kubernetes client reports a failed TLS handshake
             raise ProviderError(
@@ -166,21 +171,24 @@ class KubeCluster:
     def get(self, kind, name, namespace=None):
         return self.request("GET", self.path(kind, name, namespace))
 
-    def apply(self, obj):
-        """Create or replace obj unless what we applied last is identical. Returns created/updated/unchanged.
+    def list(self, kind, namespace, selector):
+        return self.request("GET", f"{self.path(kind, namespace=namespace)}?labelSelector={selector}")["items"]
 
-        An existing object that is not labelled managed-by like obj is someone else's: refused, never replaced.
+    def apply(self, obj):
+        """Server-side apply obj as our field manager, forcing our fields back where someone changed them by hand.
+
+        Returns created, updated (we changed what we want), repaired (someone else had changed fields we own) or
+        unchanged. An existing object that is not labelled managed-by like obj is someone else's: refused, never
+        replaced.
         """
         obj = json.loads(json.dumps(obj))
         meta = obj["metadata"]
-        meta.setdefault("annotations", {})[APPLIED_HASH] = applied_hash(obj)
+        wanted = applied_hash(obj)
+        meta.setdefault("annotations", {})[APPLIED_HASH] = wanted
         kind, name, namespace = obj["kind"], meta["name"], meta.get("namespace")
         current = self.get(kind, name, namespace)
-        if current is None:
-            self.request("POST", self.path(kind, namespace=namespace), body=obj)
-            return "created"
         owner = (meta.get("labels") or {}).get(MANAGED_BY)
-        if _labels(current).get(MANAGED_BY) != owner:
+        if current is not None and _labels(current).get(MANAGED_BY) != owner:
             where = f"{namespace}/{name}" if namespace else name
             raise ProviderError(
                 f"{kind} {where} already exists in the cluster and is not managed by {owner}: it is left alone; "
@@ -188,11 +196,85 @@ class KubeCluster:
                 service="kubernetes",
                 permanent=True,
             )
-        if (current["metadata"].get("annotations") or {}).get(APPLIED_HASH) == meta["annotations"][APPLIED_HASH]:
+        applied = self.request(
+            "PATCH",
+            f"{self.path(kind, name, namespace)}?fieldManager={FIELD_MANAGER}&force=true",
+            body=json.dumps(obj),
+            content_type="application/apply-patch+yaml",
+        )
+        if current is None:
+            return "created"
+        if applied["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]:
             return "unchanged"
-        meta["resourceVersion"] = current["metadata"]["resourceVersion"]
-        self.request("PUT", self.path(kind, name, namespace), body=obj)
+        if (current["metadata"].get("annotations") or {}).get(APPLIED_HASH) == wanted:
+            return "repaired"
         return "updated"
+
+    def wait_for_rollout(self, name, namespace, timeout, poll=1.0):
+        """Until the Deployment's latest version is available; ProviderError saying what stops it otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            deployment = self.get("Deployment", name, namespace)
+            if deployment is not None and _rolled_out(deployment):
+                return
+            if time.monotonic() > deadline:
+                raise ProviderError(
+                    f"{name} in namespace {namespace} did not become available within {timeout}s: "
+                    f"{self.rollout_problem(deployment, namespace)}",
+                    service="kubernetes",
+                    permanent=True,
+                )
+            time.sleep(poll)
+
+    def rollout_problem(self, deployment, namespace):
+        """What a person can act on: the ReplicaSet's failure, the pod's waiting reason and last log line."""
+        if deployment is None:
+            return "the Deployment is gone"
+        selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+        for replica_set in self.list("ReplicaSet", namespace, selector):
+            for condition in replica_set.get("status", {}).get("conditions", []):
+                if condition["type"] == "ReplicaFailure" and condition["status"] == "True":
+                    return f"{condition.get('reason', 'ReplicaFailure')}: {condition.get('message', '')}"[:500]
+        pods = self.list("Pod", namespace, selector)
+        for pod in pods:
+            for status in pod.get("status", {}).get("containerStatuses", []):
+                waiting = status.get("state", {}).get("waiting")
+                last = status.get("lastState", {}).get("terminated") or {}
+                if waiting or last:
+                    parts = [f"pod {pod['metadata']['name']}"]
+                    if waiting:
+                        parts.append(f"{waiting.get('reason')}: {waiting.get('message', '')}".strip(": "))
+                    if status.get("restartCount"):
+                        parts.append(f"restarted {status['restartCount']} times")
+                    if last.get("message"):
+                        parts.append(f"last log line: {last['message'].strip().splitlines()[-1]}")
+                    return "; ".join(parts)[:500]
+        if not pods:
+            return "no pod was created"
+        return "its pods are not ready"
+
+    def wait_until_gone(self, kind, name=None, namespace=None, selector=None, timeout=120, poll=1.0):
+        """Until the object (or every object of the kind matching selector in namespace) no longer exists."""
+        deadline = time.monotonic() + timeout
+        while (self.list(kind, namespace, selector) if selector else self.get(kind, name, namespace)) not in (None, []):
+            if time.monotonic() > deadline:
+                what = f"{kind}s {selector} in {namespace}" if selector else f"{kind} {name}"
+                raise ProviderError(f"{what} still terminating after {timeout}s; will retry", service="kubernetes", permanent=False)
+            time.sleep(poll)
+
+    def missing_permissions(self, permissions):
+        """Of (verb, group, resource) triples, those this token is not allowed cluster-wide (SelfSubjectAccessReview)."""
+        missing = []
+        for verb, group, resource in permissions:
+            review = {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource}},
+            }
+            answer = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
+            if not answer.get("status", {}).get("allowed"):
+                missing.append((verb, group, resource))
+        return missing
 
     def delete(self, kind, name, namespace=None, managed_by=None):
         """Delete the object if it is there (and, given managed_by, labelled so). True if it was deleted."""
@@ -207,9 +289,27 @@ def _labels(obj):
     return obj["metadata"].get("labels") or {}
 
 
+def _rolled_out(deployment):
+    """kubectl rollout status's rule: the latest generation observed, every replica updated and available."""
+    spec, status = deployment["spec"], deployment.get("status", {})
+    wanted = spec.get("replicas", 1)
+    return (
+        status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 1)
+        and status.get("updatedReplicas", 0) == wanted
+        and status.get("replicas", 0) == wanted
+        and status.get("availableReplicas", 0) == wanted
+    )
+
+
 class _Unavailable(Exception):
-    def __init__(self, status):
+    def __init__(self, status, message=""):
         self.status = status
+        self.message = message
+
+
+def _terminating(status, data):
+    """403 for content created in a namespace that is being deleted: it will be gone (and creatable) shortly."""
+    return status == 403 and "being terminated" in _status_message(data)
 
 
 def _is_transient(exc):

@@ -68,10 +68,11 @@ def register_cluster(operation, progress, backends):
         credentials = ensure_credentials(zone, vault, backends, progress)
 
     progress.step("Deploying ExternalDNS into the cluster", 70)
-    deploy_externaldns(cluster, zone, credentials, connection, backends, progress)
-    Cluster.objects.filter(pk=cluster.pk, state=Cluster.State.PROVISIONING).update(
-        state=Cluster.State.READY, message=f"ExternalDNS publishes *.{zone.name} from this cluster"
-    )
+    repaired = deploy_externaldns(cluster, zone, credentials, connection, backends, progress)
+    message = f"ExternalDNS publishes *.{zone.name} from this cluster"
+    if repaired:
+        message += f"; repaired what had been changed by hand: {', '.join(repaired)}"
+    Cluster.objects.filter(pk=cluster.pk, state=Cluster.State.PROVISIONING).update(state=Cluster.State.READY, message=message)
 
 
 def read_connection(vault, cluster):
@@ -200,13 +201,15 @@ def externaldns_config(cluster, zone):
         zone_id=zone.zone_id,
         owner_id=cluster.owner_id,
         policy=settings.EXTERNALDNS_POLICY,
-        annotation_prefix=settings.EXTERNALDNS_ANNOTATION_PREFIX,
         region=settings.AWS_REGION,
+        memory_limit=settings.EXTERNALDNS_MEMORY_LIMIT,
     )
 
 
 def deploy_externaldns(cluster, zone, credentials, connection, backends, progress):
+    """Apply the ExternalDNS objects and wait until it runs. Returns the objects found changed by hand (repaired)."""
     kube = backends.cluster(connection)
+    repaired = []
     try:
         objects = externaldns.manifests(
             externaldns_config(cluster, zone), credentials["access_key_id"], credentials["secret_access_key"]
@@ -214,8 +217,13 @@ def deploy_externaldns(cluster, zone, credentials, connection, backends, progres
         for obj in objects:
             outcome = kube.apply(obj)
             progress.log(f"{obj['kind']} {obj['metadata']['name']}: {outcome}")
+            if outcome == "repaired":
+                repaired.append(f"{obj['kind']} {obj['metadata']['name']}")
+        progress.step("Waiting for ExternalDNS to be available in the cluster", 85)
+        kube.wait_for_rollout("external-dns", settings.EXTERNALDNS_NAMESPACE, settings.EXTERNALDNS_ROLLOUT_TIMEOUT)
     finally:
         kube.close()
+    return repaired
 
 
 def mark_register_failed(operation, message):
@@ -249,10 +257,20 @@ def deregister_cluster(operation, progress, backends):
 
 
 def remove_externaldns(kube, progress):
+    """Stop ExternalDNS and wait until its pods are gone (a pod still running would publish the records again),
+    then remove the rest and wait until its namespace is gone (so that a new registration can create it)."""
+    namespace = settings.EXTERNALDNS_NAMESPACE
+    timeout = settings.EXTERNALDNS_STOP_TIMEOUT
     try:
-        for kind, name, namespace in externaldns.removal_order(settings.EXTERNALDNS_NAMESPACE):
-            if kube.delete(kind, name, namespace, managed_by=externaldns.OWNER):
+        for kind, name, ns in externaldns.removal_order(namespace):
+            deleted = kube.delete(kind, name, ns, managed_by=externaldns.OWNER)
+            if deleted:
                 progress.log(f"deleted {kind} {name}")
+            if kind == "Deployment":
+                kube.wait_until_gone("Pod", namespace=namespace, selector=externaldns.POD_SELECTOR, timeout=timeout)
+                progress.log("ExternalDNS has stopped")
+            if kind == "Namespace" and deleted:
+                kube.wait_until_gone("Namespace", namespace, timeout=timeout)
     finally:
         kube.close()
 
