@@ -239,8 +239,17 @@ class LocalCluster:
             return base64.b64decode(data["token"]).decode() if "token" in data else None
 
         _wait(token, None, "the token controller to fill the orgdns token")
-        self.orgdns_token = token()
+        old, self.orgdns_token = self.orgdns_token, token()
+        if old:  # the API server caches authenticated tokens for a few seconds
+            _wait(lambda: self._refused(old), None, "the revoked token to be refused", timeout=30)
         return self.orgdns_token
+
+    def _refused(self, token):
+        try:
+            self.api("GET", "/api", token=token)
+        except RuntimeError as exc:
+            return ": 401 " in str(exc)
+        return False
 
     def set_orgdns_rules(self, rules):
         """Replace the permissions the orgdns ServiceAccount holds (tests take one away)."""
@@ -364,8 +373,16 @@ class ClusterAccess:
     def objects(self, plural, namespace=None, selector=None):
         return self.cluster.objects(plural, namespace, selector)
 
+    def namespaces(self):
+        """Names of the namespaces that are not the cluster's own (nor the one orgdns's ServiceAccount lives in)."""
+        return sorted(ns["metadata"]["name"] for ns in self.cluster._tenant_namespaces())
+
     def fail_next(self, times, status=503, message="injected fault", method=None, path=""):
         self.proxy.fail_next(times, status, message, method, path)
+
+    def set_permissions(self, rules):
+        """The cluster's admin changes what orgdns's ServiceAccount may do (undone by reset)."""
+        self.cluster.set_orgdns_rules(rules)
 
     def revoke_token(self):
         """The cluster's admin revokes the token orgdns holds (a new one is made, for a later registration)."""

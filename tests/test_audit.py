@@ -35,7 +35,7 @@ def test_a_failed_job_and_a_refused_request_are_recorded(client, personas, clust
     assert "refused our token" in refused.detail and "wrong" not in refused.detail
 
     client.post(reverse("cluster-register", args=["acme"]), {"name": "edge", "api_server": cluster_api.url, "token": cluster_api.token, "ca_pem": cluster_api.ca_pem})
-    cluster_api.token = "rotated"
+    cluster_api.revoke_token()
     run_jobs()
     failed = AuditEvent.objects.get(action="register.failed")
     assert failed.outcome == "failed" and "refused our token" in failed.detail

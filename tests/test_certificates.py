@@ -103,7 +103,7 @@ def test_installed_certificate_verifies_against_the_org_ca_with_the_names_asked(
     assert certificate.not_after - certificate.not_before == datetime.timedelta(days=90) + tls.BACKDATE
     installation = certificate.installations.get()
     assert (installation.state, installation.installed_serial) == (CertificateInstallation.State.INSTALLED, certificate.serial)
-    assert [ns["metadata"]["name"] for ns in cluster_api.objects("namespaces")] == ["external-dns", "web"]
+    assert cluster_api.namespaces() == ["external-dns", "web"]
 
 
 def test_the_org_ca_is_a_name_constrained_ca_made_once(personas, vault, tmp_path):

@@ -69,7 +69,8 @@ def test_deregister_removes_externaldns_and_only_this_clusters_records(personas,
 
     for plural in ("deployments", "secrets", "serviceaccounts"):
         assert api_one.objects(plural, "external-dns") == []
-    assert api_one.objects("clusterroles") == [] and api_one.objects("namespaces") == []
+    assert api_one.objects("clusterroles", selector="app.kubernetes.io/managed-by=orgdns") == []
+    assert api_one.namespaces() == []
     assert len(api_two.objects("deployments", "external-dns")) == 1
     paths = vault_tree(vault, settings.VAULT_PREFIX)
     assert not any(one.owner_id in p for p in paths)
@@ -128,9 +129,10 @@ def test_objects_that_are_not_ours_are_never_replaced_or_deleted(personas, clust
     operation.refresh_from_db()
     assert operation.state == Operation.State.FAILED
     assert "Namespace external-dns already exists in the cluster and is not managed by orgdns" in operation.error
-    (namespace,) = cluster_api.objects("namespaces")
+    assert cluster_api.namespaces() == ["external-dns"]
+    (namespace,) = [ns for ns in cluster_api.objects("namespaces") if ns["metadata"]["name"] == "external-dns"]
     assert namespace["metadata"]["labels"]["team"] == "platform"
 
     clusters.deregister_cluster(Cluster.objects.get(pk=cluster.pk))
     run_jobs()
-    assert [ns["metadata"]["name"] for ns in cluster_api.objects("namespaces")] == ["external-dns"]
+    assert cluster_api.namespaces() == ["external-dns"]

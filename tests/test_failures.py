@@ -68,7 +68,7 @@ def test_cluster_api_briefly_unavailable_is_retried(personas, cluster_api):
 
 def test_cluster_refusing_our_token_fails_at_once(personas, cluster_api):
     cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
-    cluster_api.token = "rotated-by-the-cluster-admin"
+    cluster_api.revoke_token()
     before = cluster_api.request_count
     run_jobs()
     cluster.refresh_from_db()

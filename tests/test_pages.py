@@ -208,7 +208,7 @@ def test_home_shows_health_and_what_needs_attention(client, personas, acme_clust
 
     broken = make_cluster_api()
     cluster, _ = clusters.register_cluster(personas.acme, "edge", broken.connection)
-    broken.token = "rotated"
+    broken.revoke_token()
     run_jobs()
     Certificate.objects.create(organization=personas.acme, dns_names=["soon.acme.orgdns.test"], state="active", not_after=timezone.now() + timedelta(days=3))
     Certificate.objects.create(organization=personas.globex, dns_names=["theirs.globex.orgdns.test"], state="error")

@@ -38,7 +38,7 @@ def test_secrets_appear_nowhere_but_vault_and_the_cluster(client, personas, make
     api, refusing = make_cluster_api(), make_cluster_api()
     cluster, _ = clusters.register_cluster(personas.acme, "prod", api.connection, personas.alice)
     failing, _ = clusters.register_cluster(personas.acme, "flaky", refusing.connection, personas.alice)
-    refusing.token = "rotated"  # the second cluster now refuses us: a failure path with an error message
+    refusing.revoke_token()  # the second cluster now refuses us: a failure path with an error message
     run_jobs()
     clusters.deregister_cluster(cluster)
     run_jobs()

@@ -5,6 +5,7 @@ import secrets
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from ..clients import externaldns
 from ..clients.errors import ProviderError
 from ..clients.retry import RetryPolicy
 from ..models import AuditEvent, Cluster, Operation
@@ -60,14 +61,22 @@ def _register_cluster(organization, name, connection, user):
 
 
 def probe_cluster(connection):
-    """One quick authenticated request, so a wrong URL, CA or token is refused before anything is saved."""
+    """Reach the cluster with the token and check it holds every permission orgdns needs there, so that a wrong
+    URL, CA or token, or a token that could not deploy ExternalDNS, is refused before anything is saved."""
     kube = Backends().cluster(connection, retry=RetryPolicy(attempts=1))
     try:
         kube.version()
+        missing = kube.missing_permissions(externaldns.required_permissions())
     except ProviderError as exc:
         raise ValidationError(f"Cannot use this cluster: {exc.message}") from None
     finally:
         kube.close()
+    if missing:
+        listed = ", ".join(f"{verb} {resource}" + (f".{group}" if group else "") for verb, group, resource in missing)
+        raise ValidationError(
+            f"The token lacks permissions orgdns needs in this cluster: {listed}. "
+            "Bind it to the ClusterRole shown in the README."
+        )
 
 
 def retry_registration(cluster, user=None):
