@@ -1,0 +1,135 @@
+"""The real ExternalDNS, deployed by orgdns into a real cluster, publishing into the organization's zone in moto."""
+
+import time
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from provisioning.clients import externaldns
+from provisioning.models import Cluster, HostedZone, Operation
+from provisioning.services import clusters
+from tests.conftest import run_jobs, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OURS = "app.kubernetes.io/managed-by=orgdns"
+
+
+def annotated_service(cluster_api, name, hostname, ip, prefix="external-dns.kubernetes.io/"):
+    """A LoadBalancer Service whose load balancer has an address (what a cloud controller would set)."""
+    admin = cluster_api.cluster
+    admin.api("POST", "/api/v1/namespaces/default/services", {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "annotations": {f"{prefix}hostname": hostname}},
+        "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}]},
+    })
+    admin.api("PATCH", f"/api/v1/namespaces/default/services/{name}/status",
+              {"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}, content_type="application/merge-patch+json")
+
+
+def ingress(cluster_api, name, host, ip):
+    admin = cluster_api.cluster
+    admin.api("POST", "/apis/networking.k8s.io/v1/namespaces/default/ingresses", {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
+        "spec": {"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+            "service": {"name": "web", "port": {"number": 80}}}}]}}]},
+    })
+    admin.api("PATCH", f"/apis/networking.k8s.io/v1/namespaces/default/ingresses/{name}/status",
+              {"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}, content_type="application/merge-patch+json")
+
+
+def record_sets(aws, zone_id):
+    pages = aws.route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id)
+    return [rs for page in pages for rs in page["ResourceRecordSets"]]
+
+
+def a_records(aws, zone_id):
+    return {rs["Name"]: rs["ResourceRecords"][0]["Value"] for rs in record_sets(aws, zone_id) if rs["Type"] == "A"}
+
+
+def register(org, name, cluster_api):
+    cluster, operation = clusters.register_cluster(org, name, cluster_api.connection)
+    run_jobs()
+    cluster.refresh_from_db()
+    operation.refresh_from_db()
+    assert operation.state == Operation.State.SUCCEEDED, operation.error
+    return cluster, HostedZone.objects.get(organization=org)
+
+
+def test_services_ingresses_and_the_apex_are_published_and_removed_with_the_cluster(personas, cluster_api, aws):
+    annotated_service(cluster_api, "web", "web.acme.orgdns.test", "203.0.113.10")
+    annotated_service(cluster_api, "apex", "acme.orgdns.test", "203.0.113.11", prefix="external-dns.alpha.kubernetes.io/")
+    annotated_service(cluster_api, "stranger", "app.globex.orgdns.test", "203.0.113.12")
+    ingress(cluster_api, "shop", "shop.acme.orgdns.test", "203.0.113.13")
+    cluster, zone = register(personas.acme, "prod", cluster_api)
+
+    expected = {"web.acme.orgdns.test.": "203.0.113.10", "acme.orgdns.test.": "203.0.113.11", "shop.acme.orgdns.test.": "203.0.113.13"}
+    wait_until(lambda: a_records(aws, zone.zone_id) == expected, timeout=60)  # its first sync, at start
+    markers = {rs["Name"] for rs in record_sets(aws, zone.zone_id) if rs["Type"] == "TXT"}
+    assert markers == {"_extdns-a.web.acme.orgdns.test.", "_extdns-a.acme.orgdns.test.", "_extdns-a.shop.acme.orgdns.test."}
+    owned = externaldns.owned_record_sets(record_sets(aws, zone.zone_id), cluster.owner_id)
+    assert {(rs["Name"], rs["Type"]) for rs in owned} == {(n, "A") for n in expected} | {(n, "TXT") for n in markers}
+    assert not any("globex" in rs["Name"] for rs in record_sets(aws, zone.zone_id))
+
+    clusters.deregister_cluster(cluster)
+    run_jobs()
+    cluster.refresh_from_db()
+    assert cluster.state == Cluster.State.DEREGISTERED, cluster.message
+    assert cluster_api.namespaces() == [] and cluster_api.objects("clusterroles", selector=OURS) == []
+    assert cluster_api.runner.pods == {}  # no ExternalDNS process left
+    time.sleep(3)
+    assert {rs["Type"] for rs in record_sets(aws, zone.zone_id)} == {"SOA", "NS"}  # and nothing came back
+
+
+def test_a_token_without_every_permission_is_refused_naming_what_is_missing(personas, cluster_api):
+    rules = [dict(rule) for rule in externaldns.ORGDNS_CLUSTER_RULES]
+    rules[0] = {**rules[0], "verbs": ["get", "create", "patch"]}  # no delete of namespaces, secrets, serviceaccounts
+    cluster_api.set_permissions(rules)
+    with pytest.raises(ValidationError) as refused:
+        clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    assert "lacks permissions orgdns needs in this cluster: delete namespaces, delete secrets, delete serviceaccounts." in refused.value.messages[0]
+    assert not Cluster.objects.exists()
+
+    cluster_api.set_permissions(externaldns.ORGDNS_CLUSTER_RULES)
+    cluster, _ = register(personas.acme, "prod", cluster_api)  # the documented permissions are enough
+    assert cluster.state == Cluster.State.READY
+
+
+def test_a_deployment_edited_by_hand_is_repaired_by_reprovisioning(personas, cluster_api):
+    cluster, _ = register(personas.acme, "prod", cluster_api)
+    path = "/apis/apps/v1/namespaces/external-dns/deployments/external-dns"
+    cluster_api.cluster.api("PATCH", path, {"spec": {"replicas": 0, "template": {"spec": {"containers": [
+        {"name": "external-dns", "args": ["--provider=aws", "--policy=sync"]}]}}}}, content_type="application/strategic-merge-patch+json")
+
+    clusters.retry_registration(cluster)
+    run_jobs()
+    cluster.refresh_from_db()
+    assert cluster.state == Cluster.State.READY
+    assert "repaired what had been changed by hand: Deployment external-dns" in cluster.message
+    (deployment,) = cluster_api.objects("deployments", "external-dns")
+    assert deployment["spec"]["replicas"] == 1
+    assert f"--txt-owner-id={cluster.owner_id}" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert deployment["status"]["availableReplicas"] == 1
+
+
+def test_externaldns_runs_under_pod_security_restricted(personas, cluster_api):
+    register(personas.acme, "prod", cluster_api)
+    (namespace,) = [ns for ns in cluster_api.objects("namespaces") if ns["metadata"]["name"] == "external-dns"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    (pod,) = cluster_api.objects("pods", "external-dns")  # admitted by the PodSecurity admission
+    assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_a_rollout_that_never_becomes_available_fails_with_the_reason(personas, cluster_api, settings):
+    settings.EXTERNALDNS_ROLLOUT_TIMEOUT = 5
+    admin = cluster_api.cluster  # the cluster's admin allows no pod in orgdns's namespace
+    admin.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "external-dns", "labels": {"app.kubernetes.io/managed-by": "orgdns"}}})
+    admin.api("POST", "/api/v1/namespaces/external-dns/resourcequotas", {
+        "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}})
+    cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    run_jobs()
+    operation.refresh_from_db()
+    cluster.refresh_from_db()
+    assert operation.state == Operation.State.FAILED
+    assert "did not become available within 5s: FailedCreate" in operation.error and "exceeded quota" in operation.error
+    assert cluster.state == Cluster.State.ERROR and "exceeded quota" in cluster.message
