@@ -22,6 +22,7 @@ from devstack.cluster import ClusterFarm
 from devstack.processes import free_port, start_bao, start_moto, stop
 from provisioning.models import Membership, Organization
 from provisioning.services import backends
+from tests.instants import INSTANTS
 
 VAULT_ROOT_TOKEN = "orgdns-test-root-token"
 
@@ -48,6 +49,13 @@ def stack(request, servers):
     django_rq.get_connection("default").flushdb()
     yield SimpleNamespace(moto_url=servers.moto_url, vault_url=servers.vault_url)
     backends.aws_session.cache_clear()
+
+
+@pytest.fixture(params=INSTANTS, ids=str)
+def instant(request, settings):
+    """Runs the test once at each of tests/instants.py's fixed instants, in the instant's TIME_ZONE."""
+    settings.TIME_ZONE = request.param.time_zone
+    return request.param
 
 
 @pytest.fixture

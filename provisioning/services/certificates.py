@@ -137,7 +137,7 @@ def certificates_due_for_renewal(now):
         Certificate.objects.exclude(state__in=[Certificate.State.ERROR, Certificate.State.DELETING, Certificate.State.DELETED])
         .exclude(not_after=None)
         .select_related("organization")
-        .order_by("not_after")
+        .order_by("not_after", "pk")
     )
     return [certificate for certificate in candidates if renewal_due(certificate, now)]
 

@@ -213,12 +213,13 @@ def mark_teardown_failed(operation, message):
 
 
 def record_charges(now):
-    """Add the months Route53 has charged the zones that still exist for, each once."""
+    """Add the months Route53 has charged the zones that still exist for, each once, oldest zone first."""
     due = (
         HostedZone.objects.exclude(state=HostedZone.State.DELETED)
         .filter(route53_deleted_at=None, aws_created_at__lte=now - billing.FREE_PERIOD)
         .exclude(charges__month=billing.month_start(now).date())
         .only("pk", "aws_created_at")
+        .order_by("aws_created_at", "pk")
     )
     rows = [
         ZoneCharge(zone=zone, month=month, kind=ZoneCharge.Kind.CHARGED)

@@ -45,7 +45,7 @@ def home(request):
         ).select_related("organization", "cluster", "certificate")[:10],
         "certificates": Certificate.objects.filter(expiring | Q(state=Certificate.State.ERROR), organization__in=visible)
         .select_related("organization")
-        .order_by("not_after")[:10],
+        .order_by("not_after", "pk")[:10],
     }
     context = {
         "organizations": shown,
