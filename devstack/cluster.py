@@ -310,12 +310,13 @@ class LocalCluster:
 
     def _write_pki(self):
         ca_key = ec.generate_private_key(ec.SECP256R1())
+        # Wide validity: a cluster may be started while a test has moved the clock (time-machine) by a few years.
         now = datetime.datetime.now(datetime.UTC)
+        years = datetime.timedelta(days=5 * 365)
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{self.name} local cluster CA")])
         ca = (
             x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
+            .serial_number(x509.random_serial_number()).not_valid_before(now - years).not_valid_after(now + years)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
             .sign(ca_key, hashes.SHA256())
@@ -326,7 +327,7 @@ class LocalCluster:
         cert = (
             x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
             .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .not_valid_before(now - years).not_valid_after(now + years)
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256())
