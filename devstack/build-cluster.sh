@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the real cluster side of the local stack from Go modules, once per version:
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and external-dns.
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (and its stages) and external-dns.
 # Binaries are cached outside the repository in $ORGDNS_BIN_CACHE (default ~/.cache/orgdns/bin) as NAME-VERSION.
 # Usage: devstack/build-cluster.sh [NAME...]   (no NAME: all of them); prints the cache directory.
 set -euo pipefail
@@ -40,6 +40,7 @@ kube_version_flags() {
 kube_apiserver() { kube kube-apiserver "$1"; }
 kube_controller_manager() { kube kube-controller-manager "$1"; }
 kube_scheduler() { kube kube-scheduler "$1"; }
+kubectl() { kube kubectl "$1"; }
 etcd() { (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$1" .); }
 kwok() {
   local gobin; gobin=$(mktemp -d)
@@ -60,13 +61,14 @@ external_dns() {
 }
 
 want=("$@")
-[[ ${#want[@]} -gt 0 ]] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kwok-stages external-dns)
+[[ ${#want[@]} -gt 0 ]] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwok-stages external-dns)
 for name in "${want[@]}"; do
   case $name in
     etcd) build etcd "$ETCD_VERSION" 1 etcd ;;
     kube-apiserver) build kube-apiserver "$KUBERNETES_VERSION" 8 kube_apiserver ;;
     kube-controller-manager) build kube-controller-manager "$KUBERNETES_VERSION" 3 kube_controller_manager ;;
     kube-scheduler) build kube-scheduler "$KUBERNETES_VERSION" 1 kube_scheduler ;;
+    kubectl) build kubectl "$KUBERNETES_VERSION" 1 kubectl ;;
     kwok) build kwok "$KWOK_VERSION" 3 kwok ;;
     kwok-stages) build kwok-stages "$KWOK_VERSION.yaml" 0 kwok_stages ;;
     external-dns) build external-dns "$EXTERNALDNS_VERSION" 5 external_dns ;;

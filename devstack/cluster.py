@@ -48,6 +48,7 @@ def binaries():
         "kube-apiserver": f"kube-apiserver-{VERSIONS['kubernetes']}",
         "kube-controller-manager": f"kube-controller-manager-{VERSIONS['kubernetes']}",
         "kube-scheduler": f"kube-scheduler-{VERSIONS['kubernetes']}",
+        "kubectl": f"kubectl-{VERSIONS['kubernetes']}",
         "kwok": f"kwok-{VERSIONS['kwok']}",
         "kwok-stages": f"kwok-stages-{VERSIONS['kwok']}.yaml",
         "external-dns": f"external-dns-{VERSIONS['external-dns']}",
@@ -224,6 +225,29 @@ class LocalCluster:
     def _tenant_namespaces(self):
         return [ns for ns in self.objects("namespaces") if ns["metadata"]["name"] not in SYSTEM_NAMESPACES]
 
+    def create_load_balancer_service(self, name, hostname, ip, namespace="default", annotation_prefix="external-dns.kubernetes.io/"):
+        """A Service annotated for ExternalDNS whose load balancer has an address (what a cloud controller sets)."""
+        self.api("POST", f"/api/v1/namespaces/{namespace}/services", {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "annotations": {f"{annotation_prefix}hostname": hostname}},
+            "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}]},
+        })
+        self._set_load_balancer(f"/api/v1/namespaces/{namespace}/services/{name}", ip)
+
+    def create_ingress(self, name, host, ip, namespace="default", service="web"):
+        """An Ingress for host whose controller has published an address."""
+        path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses"
+        backend = {"service": {"name": service, "port": {"number": 80}}}
+        self.api("POST", path, {
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
+            "spec": {"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}]},
+        })
+        self._set_load_balancer(f"{path}/{name}", ip)
+
+    def _set_load_balancer(self, path, ip):
+        self.api("PATCH", f"{path}/status", {"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}},
+                 content_type="application/merge-patch+json")
+
     def new_orgdns_token(self):
         """A fresh long-lived token of the orgdns ServiceAccount; the previous one stops working (it is deleted)."""
         secret = "orgdns-token"
@@ -256,17 +280,21 @@ class LocalCluster:
         role = externaldns.orgdns_cluster_role(rules)
         self.api("PUT", f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{role['metadata']['name']}", role)
 
-    def write_kubeconfig(self, path, token, server=None, name=None):
-        name = name or self.name
-        config = {
+    def kubeconfig(self, token, user=None):
+        """A kubeconfig (as a dict) reaching this cluster with token."""
+        ca = base64.b64encode(self.ca_pem.encode()).decode()
+        user = user or self.name
+        return {
             "apiVersion": "v1",
             "kind": "Config",
-            "current-context": name,
-            "clusters": [{"name": name, "cluster": {"server": server or self.url, "certificate-authority-data": base64.b64encode(self.ca_pem.encode()).decode()}}],
-            "users": [{"name": name, "user": {"token": token}}],
-            "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+            "current-context": self.name,
+            "clusters": [{"name": self.name, "cluster": {"server": self.url, "certificate-authority-data": ca}}],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [{"name": self.name, "context": {"cluster": self.name, "user": user}}],
         }
-        Path(path).write_text(yaml.safe_dump(config))
+
+    def write_kubeconfig(self, path, token):
+        Path(path).write_text(yaml.safe_dump(self.kubeconfig(token)))
         os.chmod(path, 0o600)
         return path
 

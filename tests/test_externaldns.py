@@ -15,29 +15,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 OURS = "app.kubernetes.io/managed-by=orgdns"
 
 
-def annotated_service(cluster_api, name, hostname, ip, prefix="external-dns.kubernetes.io/"):
-    """A LoadBalancer Service whose load balancer has an address (what a cloud controller would set)."""
-    admin = cluster_api.cluster
-    admin.api("POST", "/api/v1/namespaces/default/services", {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "annotations": {f"{prefix}hostname": hostname}},
-        "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}]},
-    })
-    admin.api("PATCH", f"/api/v1/namespaces/default/services/{name}/status",
-              {"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}, content_type="application/merge-patch+json")
-
-
-def ingress(cluster_api, name, host, ip):
-    admin = cluster_api.cluster
-    admin.api("POST", "/apis/networking.k8s.io/v1/namespaces/default/ingresses", {
-        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
-        "spec": {"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
-            "service": {"name": "web", "port": {"number": 80}}}}]}}]},
-    })
-    admin.api("PATCH", f"/apis/networking.k8s.io/v1/namespaces/default/ingresses/{name}/status",
-              {"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}, content_type="application/merge-patch+json")
-
-
 def record_sets(aws, zone_id):
     pages = aws.route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id)
     return [rs for page in pages for rs in page["ResourceRecordSets"]]
@@ -57,10 +34,11 @@ def register(org, name, cluster_api):
 
 
 def test_services_ingresses_and_the_apex_are_published_and_removed_with_the_cluster(personas, cluster_api, aws):
-    annotated_service(cluster_api, "web", "web.acme.orgdns.test", "203.0.113.10")
-    annotated_service(cluster_api, "apex", "acme.orgdns.test", "203.0.113.11", prefix="external-dns.alpha.kubernetes.io/")
-    annotated_service(cluster_api, "stranger", "app.globex.orgdns.test", "203.0.113.12")
-    ingress(cluster_api, "shop", "shop.acme.orgdns.test", "203.0.113.13")
+    admin = cluster_api.cluster
+    admin.create_load_balancer_service("web", "web.acme.orgdns.test", "203.0.113.10")
+    admin.create_load_balancer_service("apex", "acme.orgdns.test", "203.0.113.11", annotation_prefix="external-dns.alpha.kubernetes.io/")
+    admin.create_load_balancer_service("stranger", "app.globex.orgdns.test", "203.0.113.12")
+    admin.create_ingress("shop", "shop.acme.orgdns.test", "203.0.113.13")
     cluster, zone = register(personas.acme, "prod", cluster_api)
 
     expected = {"web.acme.orgdns.test.": "203.0.113.10", "acme.orgdns.test.": "203.0.113.11", "shop.acme.orgdns.test.": "203.0.113.13"}
@@ -133,3 +111,25 @@ def test_a_rollout_that_never_becomes_available_fails_with_the_reason(personas, 
     assert operation.state == Operation.State.FAILED
     assert "did not become available within 5s: FailedCreate" in operation.error and "exceeded quota" in operation.error
     assert cluster.state == Cluster.State.ERROR and "exceeded quota" in cluster.message
+
+
+def test_the_readme_shows_the_cluster_role_registration_checks():
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("```yaml\n")[1].split("```")[0]
+    assert yaml.safe_load(block) == externaldns.orgdns_cluster_role()
+
+
+def test_externaldns_crash_looping_fails_the_registration_with_its_last_log_line(personas, cluster_api, settings):
+    settings.EXTERNALDNS_ROLLOUT_TIMEOUT = 15
+    settings.EXTERNALDNS_POLICY = "everything"  # not a policy ExternalDNS knows: it exits at start
+    cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    run_jobs()
+    operation.refresh_from_db()
+    cluster.refresh_from_db()
+    assert operation.state == Operation.State.FAILED
+    assert "CrashLoopBackOff" in cluster.message and "last log line:" in cluster.message
+    assert "everything" in cluster.message.split("last log line:")[1]  # ExternalDNS's own words about the flag
