@@ -73,7 +73,6 @@ def running_stack():
             "KUBECONFIG": str(SANDBOX / "kubeconfig"),
             "ORGDNS_PARENT_ZONE_ID": create_parent_zone(moto_url),
             "DJANGO_SETTINGS_MODULE": "orgdns_site.settings",
-            "SECRET_KEY": secrets.token_urlsafe(32),
         }
         write_kubeconfig(env["KUBECONFIG"], kube_servers)
         write_env(env)

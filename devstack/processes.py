@@ -1,6 +1,7 @@
 """Start the local stand-ins for AWS (moto) and Vault (OpenBao) as child processes."""
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -78,6 +79,7 @@ def start_bao(port, token, log=subprocess.DEVNULL):
 def stack_env(moto_url, vault_url, vault_token, access_key):
     """The settings that point orgdns (and the aws and bao CLIs) at a local moto and OpenBao."""
     return {
+        "SECRET_KEY": secrets.token_urlsafe(32),  # orgdns refuses to start without one unless DEBUG is on
         "AWS_ENDPOINT_URL": moto_url,
         "AWS_ACCESS_KEY_ID": access_key,  # moto takes any key
         "AWS_SECRET_ACCESS_KEY": access_key,
