@@ -15,7 +15,7 @@ from .models import (
     Organization,
     ZoneCharge,
 )
-from .services import audit, certificates, clusters, zone_gc
+from .services import audit, certificates, clusters, organizations, zone_gc
 from .services.zone_claims import Outcome
 
 
@@ -38,6 +38,10 @@ class AuditedAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         """Rows stand for things in AWS, Vault and clusters: they go through jobs (deregister, GC), never a delete."""
         return False
+
+    def has_act_permission(self, request):
+        """Actions that change remote things (the job path): support staff only, whatever their model permissions."""
+        return organizations.acts_in_any_organization(request.user)
 
     def run_action(self, request, queryset, action, done):
         """Call a service action on each selected object; report each outcome."""
@@ -90,7 +94,7 @@ class HostedZoneAdmin(AuditedAdmin):
     ]
     actions = ["gc_dry_run", "delete_if_unused"]
 
-    @admin.action(description="GC dry-run: what the garbage collector would do now")
+    @admin.action(description="GC dry-run: what the garbage collector would do now", permissions=["view"])
     def gc_dry_run(self, request, queryset):
         selected = set(queryset.values_list("pk", flat=True))
         organizations = queryset.values("organization")
@@ -99,7 +103,7 @@ class HostedZoneAdmin(AuditedAdmin):
                 when = f" (from {entry.not_before:%Y-%m-%d %H:%M} UTC)" if entry.not_before else ""
                 self.message_user(request, f"{entry.zone}: {entry.action}{when}: {entry.reason}")
 
-    @admin.action(description="Delete now if unused (or resume a stopped teardown)")
+    @admin.action(description="Delete now if unused (or resume a stopped teardown)", permissions=["act"])
     def delete_if_unused(self, request, queryset):
         for zone in queryset.select_related("organization"):
             outcome, _ = zone_gc.delete_now(zone, request.user)
@@ -144,15 +148,15 @@ class ClusterAdmin(AuditedAdmin):
     def has_add_permission(self, request):
         return False  # clusters are registered from the organization page, which checks and stores the credentials
 
-    @admin.action(description="Re-run provisioning (zone, credentials, ExternalDNS)")
+    @admin.action(description="Re-run provisioning (zone, credentials, ExternalDNS)", permissions=["act"])
     def reprovision(self, request, queryset):
         self.run_action(request, queryset.select_related("organization"), clusters.retry_registration, "provisioning queued")
 
-    @admin.action(description="Deregister (remove ExternalDNS and the cluster's records)")
+    @admin.action(description="Deregister (remove ExternalDNS and the cluster's records)", permissions=["act"])
     def deregister(self, request, queryset):
         self.run_action(request, queryset.select_related("organization"), clusters.deregister_cluster, "deregistration queued")
 
-    @admin.action(description="Forget (the cluster is gone for good: deregister without reaching it)")
+    @admin.action(description="Forget (the cluster is gone for good: deregister without reaching it)", permissions=["act"])
     def forget(self, request, queryset):
         self.run_action(request, queryset.select_related("organization"), clusters.forget_cluster, "forgotten; deregistration queued")
 
@@ -169,7 +173,7 @@ class OperationAdmin(AuditedAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Retry (failed cluster operations)")
+    @admin.action(description="Retry (failed cluster operations)", permissions=["act"])
     def retry(self, request, queryset):
         self.run_action(request, queryset.select_related("organization", "cluster"), clusters.retry_operation, "retry queued")
 
@@ -200,7 +204,7 @@ class CertificateAdmin(AuditedAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Renew now (new key and certificate, re-installed everywhere)")
+    @admin.action(description="Renew now (new key and certificate, re-installed everywhere)", permissions=["act"])
     def renew(self, request, queryset):
         self.run_action(request, queryset.select_related("organization"), certificates.renew_certificate, "renewal queued")
 

@@ -13,6 +13,7 @@ class Organization(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("act_in_any_organization", "Can act in every organization (support; other staff only look)")]
 
     def __str__(self):
         return self.name

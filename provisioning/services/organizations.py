@@ -9,22 +9,34 @@ from ..models import Cluster, Membership, Operation, Organization
 from . import audit
 
 WRITE_ROLES = (Membership.Role.OWNER, Membership.Role.MEMBER)
+ACT_IN_ANY_ORGANIZATION = "provisioning.act_in_any_organization"
 
 
 def organizations_for(user):
+    """Staff see every organization; everyone else the organizations they belong to."""
     if user.is_staff:
         return Organization.objects.all()
     return Organization.objects.filter(memberships__user=user)
 
 
+def acts_in_any_organization(user):
+    """Support staff who may change what they see: staff with the permission (superusers have every permission).
+    Other staff only look."""
+    return user.is_staff and user.has_perm(ACT_IN_ANY_ORGANIZATION)
+
+
+def can_create_organizations(user):
+    return user.is_staff and user.has_perm("provisioning.add_organization")
+
+
 def can_write(user, organization):
-    if user.is_staff:
+    if acts_in_any_organization(user):
         return True
     return Membership.objects.filter(user=user, organization=organization, role__in=WRITE_ROLES).exists()
 
 
 def can_manage_members(user, organization):
-    if user.is_staff:
+    if acts_in_any_organization(user):
         return True
     return Membership.objects.filter(user=user, organization=organization, role=Membership.Role.OWNER).exists()
 

@@ -53,13 +53,14 @@ def home(request):
         "attention": attention,
         "needs_attention": any(attention.values()),
         "operations": Operation.objects.filter(organization__in=visible).select_related("organization", "cluster")[:10],
+        "can_create_organizations": organizations.can_create_organizations(request.user),
     }
     return render(request, "provisioning/home.html", context)
 
 
 @login_required
 def organization_create(request):
-    if not request.user.is_staff:
+    if not organizations.can_create_organizations(request.user):
         raise PermissionDenied
     form = OrganizationForm(request.POST or None)
     if form.is_valid():
