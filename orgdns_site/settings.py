@@ -193,6 +193,18 @@ LOGGING = {
 ORGDNS_BASE_DOMAIN = env("ORGDNS_BASE_DOMAIN", "orgdns.example.com").rstrip(".")
 ORGDNS_PARENT_ZONE_ID = env("ORGDNS_PARENT_ZONE_ID", "")
 ORGDNS_RESOURCE_PREFIX = env("ORGDNS_RESOURCE_PREFIX", "orgdns")  # IAM user names, tags, Vault prefix
+# Organization names never given out (shell-style patterns): <name>.<base domain> would pass for the platform's own.
+ORGDNS_RESERVED_NAMES = [
+    pattern.strip()
+    for pattern in env(
+        "ORGDNS_RESERVED_NAMES",
+        "www,api,app,apps,admin,administrator,root,mail,email,smtp,imap,pop,pop3,mx,webmail,autodiscover,autoconfig,"
+        "ftp,sftp,ns*,dns,_*,hostmaster,postmaster,webmaster,abuse,security,support,help,status,login,auth,sso,oauth,"
+        "id,account,accounts,billing,dashboard,console,portal,static,assets,cdn,media,vpn,git,registry,docs,blog,"
+        "internal,localhost,wpad,isatap,orgdns",
+    ).split(",")
+    if pattern.strip()
+]
 ORGDNS_ROUTE53_RATE = envfloat("ORGDNS_ROUTE53_RATE", 5.0)  # requests/second, shared by all workers
 ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6)  # per remote call, for transient errors
 ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5)  # seconds, doubles each attempt

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
@@ -60,11 +61,24 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class OrganizationAdminForm(forms.ModelForm):
+    class Meta:
+        model = Organization
+        fields = ["name"]
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk is None and data.get("name") and not self.errors:
+            organizations.check_zone_name_is_free(Organization(name=data["name"]))
+        return data
+
+
 @admin.register(Organization)
 class OrganizationAdmin(AuditedAdmin):
     list_display = ["name", "created_at"]
     search_fields = ["name"]
     inlines = [MembershipInline]
+    form = OrganizationAdminForm
 
     def get_readonly_fields(self, request, obj=None):
         return ["name", "created_at"] if obj else ["created_at"]  # the zone and IAM user are named after it

@@ -1,4 +1,5 @@
 import re
+from fnmatch import fnmatchcase
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -29,7 +30,17 @@ def iam_user_name(org_name):
     return f"{settings.ORGDNS_RESOURCE_PREFIX}-{org_name}"
 
 
+def is_reserved_org_name(name):
+    return any(fnmatchcase(name, pattern) for pattern in settings.ORGDNS_RESERVED_NAMES)
+
+
 def validate_org_name(value):
+    if is_reserved_org_name(value or ""):
+        raise ValidationError(
+            f"Organization name {value!r} is reserved: <name>.{settings.ORGDNS_BASE_DOMAIN} would look like a service of "
+            "the platform (see ORGDNS_RESERVED_NAMES). Choose another name.",
+            code="reserved",
+        )
     _validate_label(value, "Organization name")
     limit = max_org_name_length()
     if len(value) > limit:

@@ -1,12 +1,16 @@
 """Organizations and who may see or change them."""
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 
+from ..clients.errors import ProviderError
 from ..models import Cluster, Membership, Operation, Organization
 from . import audit
+from .backends import Backends
+from .provisioning import describe_record_sets, foreign_records, parent_records
 
 WRITE_ROLES = (Membership.Role.OWNER, Membership.Role.MEMBER)
 ACT_IN_ANY_ORGANIZATION = "provisioning.act_in_any_organization"
@@ -58,15 +62,40 @@ def get_operation_for_user(user, pk):
     )
 
 
-@transaction.atomic
 def create_organization(name, owner=None):
+    """A new organization (with its owner). ValidationError, with nothing saved, if the name is not valid, is taken,
+    or its zone name is already in use in the parent zone."""
     organization = Organization(name=name)
-    organization.full_clean()
-    organization.save()
-    if owner is not None:
-        Membership.objects.create(user=owner, organization=organization, role=Membership.Role.OWNER)
-    audit.record("organization.create", organization, detail=f"owner {owner.get_username()}" if owner else "")
+    try:
+        organization.full_clean()
+    except ValidationError as exc:
+        raise ValidationError(exc.messages) from None
+    check_zone_name_is_free(organization)
+    try:
+        with transaction.atomic():
+            organization.save()
+            if owner is not None:
+                Membership.objects.create(user=owner, organization=organization, role=Membership.Role.OWNER)
+            audit.record("organization.create", organization, detail=f"owner {owner.get_username()}" if owner else "")
+    except IntegrityError:
+        raise ValidationError(f"An organization named {name!r} already exists.") from None
     return organization
+
+
+def check_zone_name_is_free(organization):
+    """ValidationError if the parent zone (when there is one) already has records named like the organization's zone:
+    they are someone else's, and delegating the zone would take their name over."""
+    if not settings.ORGDNS_PARENT_ZONE_ID:
+        return
+    try:
+        foreign = foreign_records(organization, parent_records(organization, Backends().route53()))
+    except ProviderError as exc:
+        raise ValidationError(f"Could not check the parent zone for {organization.zone_name}: {exc.message}") from None
+    if foreign:
+        raise ValidationError(
+            f"{organization.zone_name} is already in use: the parent zone {settings.ORGDNS_PARENT_ZONE_ID} has "
+            f"{describe_record_sets(foreign)} of that name that orgdns did not write. Choose another name."
+        )
 
 
 @transaction.atomic
