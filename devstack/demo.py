@@ -5,6 +5,7 @@ Vault and Kubernetes keep their state in memory only.
 """
 
 import base64
+import json
 import os
 import secrets
 import signal
@@ -18,6 +19,7 @@ import redis
 import yaml
 
 from devstack.kubeapi import KubeAPIServer
+from devstack.policies import boundary_policy, scoped_vault_token
 from devstack.processes import port_open, stack_env, start_bao, start_moto, stop, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,9 +60,10 @@ def running_stack():
     try:
         moto, moto_url = start_moto(PORTS["moto"], log=open(logs / "moto.log", "w"))
         children.append(moto)
-        vault_token = secrets.token_urlsafe(24)
-        bao, vault_url = start_bao(PORTS["vault"], vault_token, log=open(logs / "openbao.log", "w"))
+        root_token = secrets.token_urlsafe(24)
+        bao, vault_url = start_bao(PORTS["vault"], root_token, log=open(logs / "openbao.log", "w"))
         children.append(bao)
+        vault_token = scoped_vault_token(vault_url, root_token, "secret", "orgdns")  # the README's policy, not root
         for name in CLUSTERS:
             kube_servers.append(KubeAPIServer(port=PORTS[name], token=secrets.token_urlsafe(24), tls=True).start())
 
@@ -72,6 +75,7 @@ def running_stack():
             "DATABASE_URL": f"sqlite:///{SANDBOX / 'demo.sqlite3'}",
             "KUBECONFIG": str(SANDBOX / "kubeconfig"),
             "ORGDNS_PARENT_ZONE_ID": create_parent_zone(moto_url),
+            "ORGDNS_IAM_PERMISSIONS_BOUNDARY": create_boundary_policy(moto_url),
             "DJANGO_SETTINGS_MODULE": "orgdns_site.settings",
         }
         write_kubeconfig(env["KUBECONFIG"], kube_servers)
@@ -99,12 +103,22 @@ def spawn(command, log_path):
     return subprocess.Popen(command, cwd=ROOT, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
 
 
-def local_route53(moto_url):
+def local_aws(service, moto_url):
     import boto3
 
     return boto3.client(
-        "route53", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="demo", aws_secret_access_key="demo"
+        service, endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="demo", aws_secret_access_key="demo"
     )
+
+
+def local_route53(moto_url):
+    return local_aws("route53", moto_url)
+
+
+def create_boundary_policy(moto_url):
+    """The README's permissions boundary for the users orgdns creates (moto records it; it does not enforce it)."""
+    document = json.dumps(boundary_policy(BASE_DOMAIN))
+    return local_aws("iam", moto_url).create_policy(PolicyName="orgdns-tenant-boundary", PolicyDocument=document)["Policy"]["Arn"]
 
 
 def create_parent_zone(moto_url):

@@ -205,6 +205,8 @@ ORGDNS_RESERVED_NAMES = [
     ).split(",")
     if pattern.strip()
 ]
+# The ARN of a managed policy that caps every IAM user orgdns creates (README "Least privilege"); empty: none.
+ORGDNS_IAM_PERMISSIONS_BOUNDARY = env("ORGDNS_IAM_PERMISSIONS_BOUNDARY", "")
 ORGDNS_ROUTE53_RATE = envfloat("ORGDNS_ROUTE53_RATE", 5.0)  # requests/second, shared by all workers
 ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6)  # per remote call, for transient errors
 ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5)  # seconds, doubles each attempt

@@ -227,8 +227,10 @@ class IAM(AwsService):
             raise
         return {t["Key"]: t["Value"] for t in found["Tags"]}
 
-    def create_user(self, user_name, tags):
-        self.call("create_user", UserName=user_name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    def create_user(self, user_name, tags, permissions_boundary=""):
+        """Create the user with these tags and, given its ARN, a permissions boundary (the most it can ever be allowed)."""
+        boundary = {"PermissionsBoundary": permissions_boundary} if permissions_boundary else {}
+        self.call("create_user", UserName=user_name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()], **boundary)
 
     def put_user_policy(self, user_name, policy_name, document):
         self.call("put_user_policy", UserName=user_name, PolicyName=policy_name, PolicyDocument=json.dumps(document))
