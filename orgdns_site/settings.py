@@ -1,5 +1,6 @@
 """Settings, all from the environment (see README "Configuration")."""
 
+import ipaddress
 import os
 from datetime import timedelta
 from decimal import Decimal
@@ -30,6 +31,14 @@ def envint(name, default):
 
 def envfloat(name, default):
     return float(env(name, str(default)))
+
+
+def networks(value):
+    """`10.0.0.0/8,::1/128` → [IPv4Network('10.0.0.0/8'), IPv6Network('::1/128')]."""
+    try:
+        return [ipaddress.ip_network(item.strip()) for item in value.split(",") if item.strip()]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"ORGDNS_CLUSTER_PERMITTED_NETWORKS: {exc}") from None
 
 
 def database_from_url(url):
@@ -234,6 +243,12 @@ EXTERNALDNS_NAMESPACE = env("EXTERNALDNS_NAMESPACE", "external-dns")
 EXTERNALDNS_POLICY = env("EXTERNALDNS_POLICY", "sync")  # sync | upsert-only | create-only
 EXTERNALDNS_ANNOTATION_PREFIX = env("EXTERNALDNS_ANNOTATION_PREFIX", "external-dns.alpha.kubernetes.io/")
 KUBE_REQUEST_TIMEOUT = envint("KUBE_REQUEST_TIMEOUT", 15)
+# Registration checks a cluster with one quick request, a few times a minute per user at most.
+ORGDNS_PROBE_TIMEOUT = envfloat("ORGDNS_PROBE_TIMEOUT", 5)  # seconds
+ORGDNS_PROBES_PER_MINUTE = envfloat("ORGDNS_PROBES_PER_MINUTE", 6)
+ORGDNS_PROBE_BURST = envint("ORGDNS_PROBE_BURST", 5)
+# Networks where a cluster API may be even though orgdns refuses them otherwise (loopback, link-local, metadata).
+ORGDNS_CLUSTER_PERMITTED_NETWORKS = networks(env("ORGDNS_CLUSTER_PERMITTED_NETWORKS", ""))
 
 # TLS certificates (per-organization CA in Vault)
 ORGDNS_TLS_CA_DAYS = envint("ORGDNS_TLS_CA_DAYS", 3650)  # validity of a new organization CA

@@ -23,6 +23,8 @@ if "REDIS_URL" not in os.environ:  # worker processes of a run get the run's RED
     os.environ["REDIS_URL"] = claim_redis_database()
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
 os.environ.setdefault("ORGDNS_BASE_DOMAIN", "orgdns.test")
+# The suite's clusters listen on loopback, which orgdns refuses unless allowed (tests of the refusal clear this).
+os.environ.setdefault("ORGDNS_CLUSTER_PERMITTED_NETWORKS", "127.0.0.0/8,::1/128")
 os.environ.setdefault("ORGDNS_RETRY_BASE_DELAY", "0.01")
 os.environ.setdefault("ORGDNS_JOB_RETRY_INTERVALS", "")
 # boto3 reads these for our own (moto) account.

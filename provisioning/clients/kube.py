@@ -2,7 +2,9 @@
 
 import base64
 import hashlib
+import ipaddress
 import json
+import socket
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
@@ -29,8 +31,56 @@ KINDS = {
 }
 
 
+# Addresses a cluster API is never reached at unless a permitted network covers them: the machine orgdns runs on, its
+# link (where clouds serve instance metadata and credentials) and the metadata endpoints outside link-local.
+METADATA_ADDRESSES = {ipaddress.ip_address(a): "cloud metadata" for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")}
+# ProviderError codes of a cluster connection, for callers that tell the cases apart.
+REFUSED_ADDRESS = "refused-address"
+UNREACHABLE = "unreachable"
+UNAUTHORIZED = "unauthorized"
+NOT_KUBERNETES = "not-kubernetes"
+
+
 class InvalidConnection(ValueError):
     """Cluster connection details that cannot work, with a message that says why."""
+
+
+def refused_kind(address):
+    """Why orgdns does not connect to this address on its own ("loopback", …), or "" if it may."""
+    address = getattr(address, "ipv4_mapped", None) or address
+    if address in METADATA_ADDRESSES:
+        return METADATA_ADDRESSES[address]
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if address.is_unspecified or address in ipaddress.ip_network("0.0.0.0/8"):
+        return "unspecified"
+    if address.is_multicast:
+        return "multicast"
+    return ""
+
+
+def resolve(host, port, permitted_networks=()):
+    """The address to connect to for host (the first it resolves to). ProviderError if it does not resolve, or if any
+    of its addresses is one orgdns does not connect to and no permitted network covers it."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise ProviderError(f"cannot resolve {host}", service="kubernetes", permanent=False, code=UNREACHABLE) from None
+    addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in found))
+    for address in addresses:
+        kind = refused_kind(address)
+        if kind and not any(address in network for network in permitted_networks):
+            shown = host if host == str(address) else f"{host} ({address})"
+            raise ProviderError(
+                f"the API server address {shown} is {kind}: orgdns does not connect to loopback, link-local or cloud "
+                "metadata addresses unless ORGDNS_CLUSTER_PERMITTED_NETWORKS allows them",
+                service="kubernetes",
+                permanent=True,
+                code=REFUSED_ADDRESS,
+            )
+    return addresses[0]
 
 
 @dataclass(frozen=True)
@@ -98,11 +148,20 @@ def applied_hash(obj):
 
 
 class KubeCluster:
-    def __init__(self, connection, *, retry=None, stats=None, timeout=15):
-        config = Configuration(host=connection.server.rstrip("/"))
+    """The cluster API at connection.server, reached at the address it resolved to when this was made (so a name that
+    resolves differently later cannot lead requests elsewhere), and only if that address is allowed (see resolve)."""
+
+    def __init__(self, connection, *, retry=None, stats=None, timeout=15, permitted_networks=()):
+        parts = urlsplit(connection.server)
+        address = resolve(parts.hostname, parts.port or 443, permitted_networks)
+        literal = f"[{address}]" if address.version == 6 else str(address)
+        config = Configuration(host=f"https://{literal}:{parts.port or 443}")
+        if parts.hostname.strip("[]") != str(address):
+            config.tls_server_name = parts.hostname  # SNI and certificate check against the name, not the address
         config.ca_cert_data = connection.ca_pem or None
         config.retries = False
-        self.host = config.host
+        self.host = connection.server.rstrip("/")
+        self.base_url = config.host
         self.rest = RESTClientObject(config)
         self.token = connection.token
         self.timeout = timeout
@@ -118,7 +177,7 @@ class KubeCluster:
 
         def send():
             self.stats.count("kubernetes", method)
-            response = self.rest.request(method, self.host + path, headers=dict(headers), body=body, _request_timeout=self.timeout)
+            response = self.rest.request(method, self.base_url + path, headers=dict(headers), body=body, _request_timeout=self.timeout)
             data = response.read()
             if response.status >= 500 or response.status == 429:
                 raise _Unavailable(response.status)
@@ -135,10 +194,14 @@ class KubeCluster:
                 f"TLS verification of {self.host} failed: check the cluster CA certificate",
                 service="kubernetes",
                 permanent=True,
+                code=UNREACHABLE,
             ) from None
         except urllib3.exceptions.HTTPError as exc:
             raise ProviderError(
-                f"cannot reach the cluster API at {self.host} ({type(exc).__name__})", service="kubernetes", permanent=False
+                f"cannot reach the cluster API at {self.host} ({type(exc).__name__})",
+                service="kubernetes",
+                permanent=False,
+                code=UNREACHABLE,
             ) from None
         if status == 404:
             return None
@@ -147,16 +210,34 @@ class KubeCluster:
                 f"the cluster at {self.host} refused our token (401 Unauthorized): register it again with a valid token",
                 service="kubernetes",
                 permanent=True,
+                code=UNAUTHORIZED,
             )
         if status >= 400:
             message = _status_message(data)
             raise ProviderError(
                 f"the cluster refused {method} {path}: {status} {message}", service="kubernetes", permanent=True
             )
-        return json.loads(data) if data else {}
+        try:
+            return json.loads(data) if data else {}
+        except ValueError:
+            raise ProviderError(
+                f"{self.host} did not answer {method} {path} with JSON: it is not a Kubernetes API server",
+                service="kubernetes",
+                permanent=True,
+                code=NOT_KUBERNETES,
+            ) from None
 
     def version(self):
-        return self.request("GET", "/version")
+        """The server's version (e.g. v1.32.0); ProviderError if it does not answer like a Kubernetes API server."""
+        found = self.request("GET", "/version")
+        if not isinstance(found, dict) or not isinstance(found.get("gitVersion"), str):
+            raise ProviderError(
+                f"{self.host} does not answer GET /version like a Kubernetes API server",
+                service="kubernetes",
+                permanent=True,
+                code=NOT_KUBERNETES,
+            )
+        return found["gitVersion"]
 
     def path(self, kind, name=None, namespace=None):
         prefix, plural, namespaced = KINDS[kind]

@@ -1,15 +1,18 @@
 """Registering and deregistering clusters: validate, keep credentials in Vault, queue the job."""
 
+import math
 import secrets
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from ..clients import kube
 from ..clients.errors import ProviderError
 from ..clients.retry import RetryPolicy
 from ..models import AuditEvent, Cluster, Operation
 from . import audit
-from .backends import Backends
+from .backends import Backends, probe_rate_limiter
 from .operations import start_operation
 from .provisioning import cluster_secret_path
 
@@ -34,6 +37,10 @@ def _register_cluster(organization, name, connection, user):
     Cluster(organization=organization, name=name).clean_fields(exclude=["api_server", "owner_id"])
     if Cluster.objects.live().filter(organization=organization, name=name).exists():
         raise ValidationError(f"{organization.name} already has a cluster named {name!r}.")
+    if user is not None:
+        wait = probe_rate_limiter(user).try_acquire()
+        if wait:
+            raise ValidationError(f"Too many cluster registrations in a short time: try again in {math.ceil(wait)} s.")
     probe_cluster(connection)
 
     cluster = Cluster(
@@ -59,15 +66,25 @@ def _register_cluster(organization, name, connection, user):
     return cluster, operation
 
 
+# What the probe tells about a cluster that does not answer, whatever the reason, so that registering clusters
+# cannot be used to map what orgdns's network reaches.
+PROBE_FAILED = (
+    "no Kubernetes API server answered at {server} with this CA (unreachable from orgdns, too slow, or its certificate "
+    "does not match the CA)"
+)
+
+
 def probe_cluster(connection):
     """One quick authenticated request, so a wrong URL, CA or token is refused before anything is saved."""
-    kube = Backends().cluster(connection, retry=RetryPolicy(attempts=1))
     try:
-        kube.version()
+        cluster = Backends().cluster(connection, retry=RetryPolicy(attempts=1), timeout=settings.ORGDNS_PROBE_TIMEOUT)
+        try:
+            cluster.version()
+        finally:
+            cluster.close()
     except ProviderError as exc:
-        raise ValidationError(f"Cannot use this cluster: {exc.message}") from None
-    finally:
-        kube.close()
+        told = exc.code in (kube.REFUSED_ADDRESS, kube.UNAUTHORIZED, kube.NOT_KUBERNETES)
+        raise ValidationError(f"Cannot use this cluster: {exc.message if told else PROBE_FAILED.format(server=connection.server)}") from None
 
 
 def retry_registration(cluster, user=None):
