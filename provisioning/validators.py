@@ -61,6 +61,21 @@ def validate_namespace_name(value):
     _validate_label(value, "Namespace")
 
 
+def system_namespaces():
+    """Namespaces of the cluster's own machinery and of the ExternalDNS we deploy: no certificate goes there."""
+    return {"kube-system", "kube-public", "kube-node-lease", settings.EXTERNALDNS_NAMESPACE}
+
+
+def validate_certificate_namespace(value):
+    validate_namespace_name(value)
+    if value in system_namespaces():
+        raise ValidationError(
+            f"Namespace {value} belongs to the cluster's system (or to ExternalDNS): install certificates into an "
+            "application namespace.",
+            code="system_namespace",
+        )
+
+
 def validate_secret_name(value):
     if len(value) > DNS_NAME_MAX or not all(DNS_LABEL.match(label) for label in value.split(".")):
         raise ValidationError(

@@ -4,12 +4,14 @@ import base64
 import hashlib
 import ipaddress
 import json
+import re
 import socket
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 import urllib3
 import yaml
+from cryptography import x509
 from kubernetes.client import Configuration
 from kubernetes.client.exceptions import ApiException
 from kubernetes.client.rest import RESTClientObject
@@ -83,6 +85,10 @@ def resolve(host, port, permitted_networks=()):
     return addresses[0]
 
 
+BEARER_TOKEN = re.compile(r"^[!-~]+$")  # printable ASCII, no spaces: what an HTTP header can carry as it is
+MAX_TOKEN_LENGTH = 16384
+
+
 @dataclass(frozen=True)
 class ClusterConnection:
     server: str
@@ -90,15 +96,28 @@ class ClusterConnection:
     ca_pem: str = ""
 
     def __post_init__(self):
-        parts = urlsplit(self.server)
+        if not all(isinstance(value, str) for value in (self.server, self.token, self.ca_pem)):
+            raise InvalidConnection("the API server URL, the token and the CA certificate must be text")
+        try:
+            parts = urlsplit(self.server)
+            parts.port  # noqa: B018 (raises ValueError for a port out of range)
+        except ValueError:
+            raise InvalidConnection(f"API server URL must look like https://host[:port], got {self.server[:200]!r}") from None
         if parts.scheme != "https" or not parts.hostname:
-            raise InvalidConnection(f"API server URL must look like https://host[:port], got {self.server!r}")
+            raise InvalidConnection(f"API server URL must look like https://host[:port], got {self.server[:200]!r}")
         if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
             raise InvalidConnection("API server URL must be just https://host[:port], without path, query or credentials")
         if not self.token.strip():
             raise InvalidConnection("a bearer token is required")
-        if self.ca_pem and "-----BEGIN CERTIFICATE-----" not in self.ca_pem:
-            raise InvalidConnection("the CA certificate must be PEM (-----BEGIN CERTIFICATE-----)")
+        if len(self.token) > MAX_TOKEN_LENGTH or not BEARER_TOKEN.match(self.token):
+            raise InvalidConnection(
+                f"the bearer token must be printable ASCII without spaces, at most {MAX_TOKEN_LENGTH} characters"
+            )
+        if self.ca_pem:
+            try:
+                x509.load_pem_x509_certificates(self.ca_pem.encode())
+            except ValueError:
+                raise InvalidConnection("the CA certificate must be PEM (-----BEGIN CERTIFICATE-----)") from None
 
     def as_secret(self):
         return asdict(self)
@@ -108,21 +127,24 @@ def connection_from_kubeconfig(text, context=None):
     """The connection a kubeconfig describes, for its current (or the named, or only) context."""
     try:
         config = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         raise InvalidConnection("the kubeconfig is not valid YAML") from None
-    if not isinstance(config, dict) or not config.get("contexts"):
+    if not isinstance(config, dict):
+        raise InvalidConnection("the kubeconfig is not a mapping of clusters, users and contexts")
+    clusters, users, contexts = (_named(config, section) for section in ("clusters", "users", "contexts"))
+    if not contexts:
         raise InvalidConnection("the kubeconfig has no contexts")
-    by_name = lambda section: {e.get("name"): e.get(section[:-1]) or {} for e in config.get(section) or []}  # noqa: E731
-    contexts = by_name("contexts")
     name = context or config.get("current-context") or (next(iter(contexts)) if len(contexts) == 1 else None)
     if name is None:
         raise InvalidConnection(f"the kubeconfig has {len(contexts)} contexts and no current-context: name one")
+    if not isinstance(name, str):
+        raise InvalidConnection("current-context must be the name of a context")
     if name not in contexts:
-        raise InvalidConnection(f"the kubeconfig has no context named {name!r}")
+        raise InvalidConnection(f"the kubeconfig has no context named {name[:100]!r}")
     ctx = contexts[name]
-    cluster = by_name("clusters").get(ctx.get("cluster"))
-    user = by_name("users").get(ctx.get("user"))
-    if not cluster or not cluster.get("server"):
+    cluster = clusters.get(ctx.get("cluster")) if isinstance(ctx.get("cluster"), str) else None
+    user = users.get(ctx.get("user")) if isinstance(ctx.get("user"), str) else None
+    if not cluster or not isinstance(cluster.get("server"), str) or not cluster["server"]:
         raise InvalidConnection(f"context {name!r} names no cluster with a server URL")
     if user is None:
         raise InvalidConnection(f"context {name!r} names no user")
@@ -134,13 +156,34 @@ def connection_from_kubeconfig(text, context=None):
         raise InvalidConnection("the kubeconfig runs a credential plugin: use a ServiceAccount token instead")
     if not user.get("token"):
         raise InvalidConnection(f"user of context {name!r} has no token: only bearer-token users are supported")
+    if not isinstance(user["token"], str):
+        raise InvalidConnection(f"the token of the user of context {name!r} is not text")
     ca_pem = ""
     if cluster.get("certificate-authority-data"):
         try:
             ca_pem = base64.b64decode(cluster["certificate-authority-data"], validate=True).decode()
-        except ValueError:
+        except (ValueError, TypeError):
             raise InvalidConnection("certificate-authority-data is not base64 PEM") from None
     return ClusterConnection(server=cluster["server"], token=user["token"], ca_pem=ca_pem)
+
+
+def _named(config, section):
+    """A kubeconfig section (clusters, users or contexts): a list of {name, <singular>: {...}} → {name: {...}}."""
+    entries = config.get(section)
+    if entries is None:
+        return {}
+    if not isinstance(entries, list):
+        raise InvalidConnection(f"{section} in the kubeconfig must be a list")
+    singular = section[:-1]
+    found = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise InvalidConnection(f"every entry of {section} in the kubeconfig must be a mapping with a name")
+        body = entry.get(singular) or {}
+        if not isinstance(body, dict):
+            raise InvalidConnection(f"{section}: the {singular} of {entry['name'][:100]!r} must be a mapping")
+        found[entry["name"]] = body
+    return found
 
 
 def applied_hash(obj):

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404
 
 from ..clients import tls
 from ..models import Certificate, CertificateInstallation, Cluster, Operation
-from ..validators import certificate_dns_names, validate_namespace_name, validate_secret_name
+from ..validators import certificate_dns_names, validate_certificate_namespace, validate_secret_name
 from . import audit
 from .backends import Backends
 from .certificate_jobs import ca_path, make_ca, material_path
@@ -81,7 +81,7 @@ def clean_target(organization, cluster, namespace, secret_name):
         raise ValidationError(f"Cluster {cluster.name} does not belong to {organization.name}.")
     if cluster.state in UNREACHABLE_CLUSTER_STATES:
         raise ValidationError(f"Cluster {cluster.name} is {cluster.state}: choose a registered cluster.")
-    validate_namespace_name(namespace)
+    validate_certificate_namespace(namespace)
     validate_secret_name(secret_name)
     return cluster, namespace, secret_name
 

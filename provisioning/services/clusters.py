@@ -35,6 +35,9 @@ def register_cluster(organization, name, connection, user=None):
 
 def _register_cluster(organization, name, connection, user):
     Cluster(organization=organization, name=name).clean_fields(exclude=["api_server", "owner_id"])
+    longest = Cluster._meta.get_field("api_server").max_length
+    if len(connection.server) > longest:
+        raise ValidationError(f"The API server URL is {len(connection.server)} characters; at most {longest} are allowed.")
     if Cluster.objects.live().filter(organization=organization, name=name).exists():
         raise ValidationError(f"{organization.name} already has a cluster named {name!r}.")
     if user is not None:
