@@ -239,7 +239,7 @@ class CertificateInstallationAdmin(AuditedAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "actor_name", "source", "action", "object_type", "object_repr", "organization", "outcome", "request_id"]
     list_filter = ["source", "outcome", "object_type"]
-    search_fields = ["actor_name", "action", "object_repr", "request_id", "organization__name", "detail"]
+    search_fields = ["actor_name", "action", "object_repr", "request_id", "client_request_id", "organization__name", "detail"]
     list_select_related = ["organization"]
     date_hierarchy = "created_at"
 

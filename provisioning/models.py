@@ -292,6 +292,9 @@ class AuditEvent(models.Model):
     object_id = models.CharField(max_length=64, blank=True)
     object_repr = models.CharField(max_length=200, blank=True)
     request_id = models.CharField(max_length=64, blank=True, db_index=True)
+    client_request_id = models.CharField(
+        max_length=64, blank=True, help_text="The X-Request-ID the client sent, if any (the request id is always ours)."
+    )
     outcome = models.CharField(max_length=7, choices=Outcome.choices, default=Outcome.OK)
     detail = models.TextField(blank=True)
 

@@ -3,27 +3,22 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.shortcuts import get_object_or_404
 
 from ..clients import tls
 from ..models import Certificate, CertificateInstallation, Cluster, Operation
 from ..validators import certificate_dns_names, validate_certificate_namespace, validate_secret_name
-from . import audit
+from . import audit, organizations
 from .backends import Backends
 from .certificate_jobs import ca_path, make_ca, material_path
 from .operations import start_operation
-from .organizations import organizations_for
 from .provisioning import organization_lock
 
 UNREACHABLE_CLUSTER_STATES = (Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED)
 
 
 def get_certificate_for_user(user, org_name, pk):
-    return get_object_or_404(
-        Certificate.objects.select_related("organization"),
-        organization__in=organizations_for(user),
-        organization__name=org_name,
-        pk=pk,
+    return organizations.visible_or_404(
+        user, Certificate.objects.select_related("organization"), f"certificate {pk} of {org_name}", organization__name=org_name, pk=pk
     )
 
 

@@ -2,12 +2,13 @@
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from ..clients.errors import ProviderError
-from ..models import Cluster, Membership, Operation, Organization
+from ..models import AuditEvent, Cluster, Membership, Operation, Organization
 from . import audit
 from .backends import Backends
 from .provisioning import describe_record_sets, foreign_records, parent_records
@@ -47,19 +48,55 @@ def can_manage_members(user, organization):
 
 def get_org_for_user(user, name):
     """The organization if the user may see it, else 404 (so others' names are not revealed)."""
-    return get_object_or_404(organizations_for(user), name=name)
+    return visible_or_404(user, Organization.objects.all(), f"organization {name}", name=name)
 
 
 def get_cluster_for_user(user, org_name, pk):
-    return get_object_or_404(
-        Cluster.objects.select_related("organization"), organization__in=organizations_for(user), organization__name=org_name, pk=pk
+    return visible_or_404(
+        user, Cluster.objects.select_related("organization"), f"cluster {pk} of {org_name}", organization__name=org_name, pk=pk
     )
 
 
 def get_operation_for_user(user, pk):
-    return get_object_or_404(
-        Operation.objects.select_related("organization", "cluster"), organization__in=organizations_for(user), pk=pk
-    )
+    return visible_or_404(user, Operation.objects.select_related("organization", "cluster"), f"operation {pk}", pk=pk)
+
+
+def visible_or_404(user, objects, what, **lookup):
+    """The object if it is in one of the user's organizations; else 404, and if it is another organization's, an
+    audit record of the refusal (so that tenants and support see who reached for what is not theirs)."""
+    scope = "pk__in" if objects.model is Organization else "organization__in"
+    found = objects.filter(**{scope: organizations_for(user)}, **lookup).first()
+    if found is None:
+        target = objects.filter(**{k: v for k, v in lookup.items() if k != "organization__name"}).first()
+        owner = target if isinstance(target, Organization) else getattr(target, "organization", None)
+        if owner is not None and not organizations_for(user).filter(pk=owner.pk).exists():
+            refused(user, target, f"{what}: not visible to {user.get_username()}")
+        raise Http404(f"No {objects.model._meta.verbose_name} matches the given query.")
+    return found
+
+
+def refused(user, obj, detail):
+    """Record that the user was refused access to obj (an object of an organization, or None for the whole site)."""
+    audit.record("access.refused", obj, actor=user, outcome=AuditEvent.Outcome.REFUSED, detail=detail)
+
+
+def require_write(user, organization, what):
+    """PermissionDenied, audited, unless the user may change the organization's clusters and certificates."""
+    if not can_write(user, organization):
+        refused(user, organization, f"{what}: {user.get_username()} may look at {organization.name} but not change it")
+        raise PermissionDenied
+
+
+def require_member_management(user, organization):
+    if not can_manage_members(user, organization):
+        refused(user, organization, f"manage members: {user.get_username()} is not an owner of {organization.name}")
+        raise PermissionDenied
+
+
+def require_organization_creation(user):
+    if not can_create_organizations(user):
+        refused(user, None, f"create an organization: {user.get_username()} may not")
+        raise PermissionDenied
 
 
 def create_organization(name, owner=None):
