@@ -194,8 +194,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    # Library debug logs can include request bodies: keep them quiet whatever LOG_LEVEL says.
-    "loggers": {name: {"level": "WARNING"} for name in ("botocore", "boto3", "urllib3", "kubernetes", "hvac")},
+    # Library debug logs can include request bodies: keep them quiet whatever LOG_LEVEL says (axes: every login).
+    "loggers": {name: {"level": "WARNING"} for name in ("botocore", "boto3", "urllib3", "kubernetes", "hvac", "axes")},
 }
 
 # --- orgdns ---------------------------------------------------------------------------------
