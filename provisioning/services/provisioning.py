@@ -9,7 +9,7 @@ from django.utils import timezone
 from ..clients import externaldns
 from ..clients.aws import zone_scoped_policy
 from ..clients.errors import ProviderError
-from ..clients.kube import ClusterConnection
+from ..clients.kube import ClusterConnection, InvalidConnection
 from ..models import Cluster, HostedZone
 from ..validators import iam_user_name
 from .backends import redis
@@ -77,14 +77,25 @@ def register_cluster(operation, progress, backends):
 
 
 def read_connection(vault, cluster):
-    stored = vault.read(cluster_secret_path(vault, cluster))
+    return usable_connection(vault.read(cluster_secret_path(vault, cluster)))
+
+
+def usable_connection(stored):
+    """The ClusterConnection kept in Vault; ProviderError if it is missing or no longer passes our checks."""
     if not stored:
         raise ProviderError(
             "the cluster's credentials are missing from Vault: register the cluster again",
             service="vault",
             permanent=True,
         )
-    return ClusterConnection(**stored)
+    try:
+        return ClusterConnection(**stored)
+    except (InvalidConnection, TypeError) as exc:
+        raise ProviderError(
+            f"the cluster's stored credentials are not usable ({exc}): register the cluster again",
+            service="vault",
+            permanent=True,
+        ) from None
 
 
 def ensure_zone(org, backends, progress):
@@ -328,7 +339,7 @@ def deregister_cluster(operation, progress, backends):
     progress.step("Removing ExternalDNS from the cluster", 10)
     connection = vault.read(cluster_secret_path(vault, cluster))
     if connection:
-        remove_externaldns(backends.cluster(ClusterConnection(**connection)), progress)
+        remove_externaldns(backends.cluster(usable_connection(connection)), progress)
     else:
         progress.log("no cluster credentials in Vault (the cluster was forgotten, or an earlier attempt got this far): "
                      "ExternalDNS is not removed from the cluster")
