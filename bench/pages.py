@@ -12,6 +12,7 @@ at the end.
 
 import argparse
 import os
+import secrets
 import sys
 import time
 from datetime import timedelta
@@ -189,7 +190,8 @@ def main():
     args = parser.parse_args()
 
     os.environ.update(
-        DJANGO_SETTINGS_MODULE="orgdns_site.settings", DATABASE_URL=DATABASE_URL, LOG_LEVEL="WARNING", DEBUG="false"
+        DJANGO_SETTINGS_MODULE="orgdns_site.settings", DATABASE_URL=DATABASE_URL, LOG_LEVEL="WARNING", DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(32),
     )
     recreate_database(DATABASE_URL)
     try:

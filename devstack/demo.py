@@ -5,6 +5,7 @@ memory, and the local Kubernetes clusters (devstack/cluster.py, real control pla
 are made anew in .sandbox/clusters/.
 """
 
+import json
 import os
 import secrets
 import shutil
@@ -19,6 +20,7 @@ import redis
 import yaml
 
 from devstack.cluster import ClusterFarm, binaries
+from devstack.policies import boundary_policy, scoped_vault_token
 from devstack.processes import port_open, stack_env, start_bao, start_moto, stop, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,9 +61,10 @@ def running_stack():
     try:
         moto, moto_url = start_moto(PORTS["moto"], log=open(logs / "moto.log", "w"))
         children.append(moto)
-        vault_token = secrets.token_urlsafe(24)
-        bao, vault_url = start_bao(PORTS["vault"], vault_token, log=open(logs / "openbao.log", "w"))
+        root_token = secrets.token_urlsafe(24)
+        bao, vault_url = start_bao(PORTS["vault"], root_token, log=open(logs / "openbao.log", "w"))
         children.append(bao)
+        vault_token = scoped_vault_token(vault_url, root_token, "secret", "orgdns")  # the README's policy, not root
         shutil.rmtree(SANDBOX / "clusters", ignore_errors=True)
         print("Starting three local Kubernetes clusters (etcd, kube-apiserver, controllers, kwok, ExternalDNS runner)…", flush=True)
         farm = ClusterFarm(moto_url, workdir=SANDBOX / "clusters", logs=logs)
@@ -78,8 +81,8 @@ def running_stack():
             "DATABASE_URL": f"sqlite:///{SANDBOX / 'demo.sqlite3'}",
             "KUBECONFIG": str(SANDBOX / "kubeconfig"),
             "ORGDNS_PARENT_ZONE_ID": create_parent_zone(moto_url),
+            "ORGDNS_IAM_PERMISSIONS_BOUNDARY": create_boundary_policy(moto_url),
             "DJANGO_SETTINGS_MODULE": "orgdns_site.settings",
-            "SECRET_KEY": secrets.token_urlsafe(32),
         }
         write_kubeconfig(env["KUBECONFIG"], kube)
         kube["demo-3"].cluster.write_kubeconfig(SANDBOX / "demo-3-orgdns.kubeconfig", kube["demo-3"].token)
@@ -108,12 +111,22 @@ def spawn(command, log_path):
     return subprocess.Popen(command, cwd=ROOT, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
 
 
-def local_route53(moto_url):
+def local_aws(service, moto_url):
     import boto3
 
     return boto3.client(
-        "route53", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="demo", aws_secret_access_key="demo"
+        service, endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="demo", aws_secret_access_key="demo"
     )
+
+
+def local_route53(moto_url):
+    return local_aws("route53", moto_url)
+
+
+def create_boundary_policy(moto_url):
+    """The README's permissions boundary for the users orgdns creates (moto records it; it does not enforce it)."""
+    document = json.dumps(boundary_policy(BASE_DOMAIN))
+    return local_aws("iam", moto_url).create_policy(PolicyName="orgdns-tenant-boundary", PolicyDocument=document)["Policy"]["Arn"]
 
 
 def create_parent_zone(moto_url):

@@ -3,14 +3,16 @@ from .services import audit
 
 
 class AuditContextMiddleware:
-    """Every request gets a request id (the caller's X-Request-ID if sane) under which its actions are audited."""
+    """Every request gets a fresh request id, under which its actions are audited and which the response carries
+    (X-Request-ID); an X-Request-ID the caller sent is recorded beside it."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         source = AuditEvent.Source.ADMIN if request.path.startswith("/admin/") else AuditEvent.Source.UI
-        with audit.acting(source, actor=request.user, request_id=audit.new_request_id(request.headers.get("X-Request-ID"))) as context:
+        client_id = audit.client_request_id(request.headers.get("X-Request-ID"))
+        with audit.acting(source, actor=request.user, client_request_id=client_id) as context:
             request.request_id = context.request_id
             response = self.get_response(request)
         response["X-Request-ID"] = request.request_id

@@ -13,6 +13,7 @@ class Organization(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("act_in_any_organization", "Can act in every organization (support; other staff only look)")]
 
     def __str__(self):
         return self.name
@@ -291,6 +292,9 @@ class AuditEvent(models.Model):
     object_id = models.CharField(max_length=64, blank=True)
     object_repr = models.CharField(max_length=200, blank=True)
     request_id = models.CharField(max_length=64, blank=True, db_index=True)
+    client_request_id = models.CharField(
+        max_length=64, blank=True, help_text="The X-Request-ID the client sent, if any (the request id is always ours)."
+    )
     outcome = models.CharField(max_length=7, choices=Outcome.choices, default=Outcome.OK)
     detail = models.TextField(blank=True)
 

@@ -16,9 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from provisioning.clients import tls
-from provisioning.clients.kube import KubeCluster
 from provisioning.models import AuditEvent, Certificate, CertificateInstallation, Cluster, Operation
 from provisioning.services import certificates, clusters
+from provisioning.services.backends import Backends
 from provisioning.validators import certificate_dns_names
 from tests.conftest import run_jobs, vault_tree
 
@@ -224,7 +224,7 @@ def test_a_cluster_registered_later_receives_an_existing_certificate(personas, a
 
 
 def test_a_secret_that_is_not_ours_is_never_overwritten(personas, acme_cluster, cluster_api):
-    kube = KubeCluster(cluster_api.connection)
+    kube = Backends().cluster(cluster_api.connection)
     kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}})
     theirs = {"name": "www-tls", "namespace": "web"}
     kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": theirs, "stringData": {"tls.crt": "theirs"}})

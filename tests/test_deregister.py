@@ -120,10 +120,10 @@ def test_deregistering_while_provisioning_is_refused_and_a_stale_register_job_do
 
 
 def test_objects_that_are_not_ours_are_never_replaced_or_deleted(personas, cluster_api):
-    from provisioning.clients.kube import KubeCluster
+    from provisioning.services.backends import Backends
 
     theirs = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "external-dns", "labels": {"team": "platform"}}}
-    KubeCluster(cluster_api.connection).request("POST", "/api/v1/namespaces", body=theirs)
+    Backends().cluster(cluster_api.connection).request("POST", "/api/v1/namespaces", body=theirs)
     cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
     run_jobs()
     operation.refresh_from_db()

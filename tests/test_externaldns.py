@@ -119,7 +119,7 @@ def test_the_readme_shows_the_cluster_role_registration_checks():
     import yaml
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    block = readme.split("```yaml\n")[1].split("```")[0]
+    (block,) = [b.split("```")[0] for b in readme.split("```yaml\n")[1:] if "kind: ClusterRole" in b.split("```")[0]]
     assert yaml.safe_load(block) == externaldns.orgdns_cluster_role()
 
 

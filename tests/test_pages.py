@@ -75,9 +75,11 @@ def test_viewers_cannot_act(client, personas, acme_cluster):
 
 
 def test_only_staff_create_organizations(client, personas):
+    from tests.test_staff import grant
+
     client.force_login(personas.alice)
     assert client.post(reverse("organization-create"), {"name": "initech"}).status_code == 403
-    client.force_login(personas.sam)
+    client.force_login(grant(personas.sam, "add_organization"))
     response = client.post(reverse("organization-create"), {"name": "initech"})
     assert response.status_code == 302
     response = client.post(reverse("organization-create"), {"name": "Bad_Name"})

@@ -177,15 +177,15 @@ def test_nothing_of_the_flow_lands_outside_the_org_vault_path(personas, cluster_
     assert sorted(paths) == sorted([f"{_prefix()}/orgs/acme/aws", f"{_prefix()}/orgs/acme/clusters/{cluster.owner_id}"])
 
 
-def test_a_failed_delegation_leaves_a_zone_the_gc_can_see_and_a_rerun_delegates(personas, cluster_api, aws, settings):
+def test_a_failed_delegation_leaves_a_zone_the_gc_can_see_and_a_rerun_delegates(personas, cluster_api, aws, settings, aws_faults):
     parent = aws.route53.create_hosted_zone(Name="orgdns.test", CallerReference="parent")["HostedZone"]["Id"].split("/")[-1]
-    settings.ORGDNS_PARENT_ZONE_ID = "ZNOSUCHPARENT"
+    settings.ORGDNS_PARENT_ZONE_ID = parent
+    aws_faults.error("route53", "ChangeResourceRecordSets", "InvalidChangeBatch", times=1)
     cluster, operation = register(personas.acme, "prod", cluster_api)
-    assert operation.state == Operation.State.FAILED and "NoSuchHostedZone" in operation.error
+    assert operation.state == Operation.State.FAILED and "InvalidChangeBatch" in operation.error
     zone = HostedZone.objects.get()
     assert zone.state == HostedZone.State.ACTIVE and zone.zone_id and not zone.delegated
 
-    settings.ORGDNS_PARENT_ZONE_ID = parent
     clusters.retry_registration(cluster)
     run_jobs()
     zone.refresh_from_db()

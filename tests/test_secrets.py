@@ -46,7 +46,7 @@ def test_secrets_appear_nowhere_but_vault_and_the_cluster(client, personas, make
     aws_secret = vault.secrets.kv.v2.read_secret_version(
         path=f"{settings.VAULT_PREFIX}/orgs/acme/aws", mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]["secret_access_key"]
-    secrets = {"aws secret key": aws_secret, "vault token": VAULT_ROOT_TOKEN, "cluster token": api.token, "other cluster token": refusing.connection.token}
+    secrets = {"aws secret key": aws_secret, "vault token": VAULT_ROOT_TOKEN, "orgdns's vault token": settings.VAULT_TOKEN, "cluster token": api.token, "other cluster token": refusing.connection.token}
 
     database = io.StringIO()
     call_command("dumpdata", "provisioning", "auth", "admin", "sessions", stdout=database)

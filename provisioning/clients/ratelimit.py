@@ -33,7 +33,11 @@ class RedisRateLimiter:
 
     def acquire(self):
         while True:
-            wait = float(self._take(keys=[self.key], args=[self.rate, self.capacity]))
+            wait = self.try_acquire()
             if wait == 0:
                 return
             self.sleep(wait)
+
+    def try_acquire(self):
+        """Take one token if there is one: 0. Otherwise take none and return the seconds until there is one."""
+        return float(self._take(keys=[self.key], args=[self.rate, self.capacity]))

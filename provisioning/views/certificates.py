@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -16,15 +16,13 @@ from .operations import HTMX_STOP_POLLING
 
 def _writable_org(request, org_name):
     org = organizations.get_org_for_user(request.user, org_name)
-    if not organizations.can_write(request.user, org):
-        raise PermissionDenied
+    organizations.require_write(request.user, org, f"{request.method} {request.path}")
     return org
 
 
 def _writable_certificate(request, org_name, pk):
     certificate = certificates.get_certificate_for_user(request.user, org_name, pk)
-    if not organizations.can_write(request.user, certificate.organization):
-        raise PermissionDenied
+    organizations.require_write(request.user, certificate.organization, f"{request.method} {request.path}")
     return certificate
 
 

@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
@@ -15,8 +15,7 @@ from ..services import clusters, organizations
 @sensitive_post_parameters("token", "kubeconfig")
 def cluster_register(request, org):
     org = organizations.get_org_for_user(request.user, org)
-    if not organizations.can_write(request.user, org):
-        raise PermissionDenied
+    organizations.require_write(request.user, org, f"{request.method} {request.path}")
     form = RegisterClusterForm(request.POST or None, request.FILES or None)
     if form.is_valid():
         try:
@@ -57,8 +56,7 @@ def cluster_reprovision(request, org, pk):
 
 def _cluster_action(request, org, pk, action, success):
     cluster = organizations.get_cluster_for_user(request.user, org, pk)
-    if not organizations.can_write(request.user, cluster.organization):
-        raise PermissionDenied
+    organizations.require_write(request.user, cluster.organization, f"{request.method} {request.path}")
     try:
         action(cluster, request.user)
     except ValidationError as exc:

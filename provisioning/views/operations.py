@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -40,8 +40,7 @@ def operation_status(request, pk):
 @require_POST
 def operation_retry(request, pk):
     operation = organizations.get_operation_for_user(request.user, pk)
-    if not organizations.can_write(request.user, operation.organization):
-        raise PermissionDenied
+    organizations.require_write(request.user, operation.organization, f"{request.method} {request.path}")
     try:
         retried = clusters.retry_operation(operation, request.user)
     except ValidationError as exc:

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpResponse
@@ -53,14 +53,14 @@ def home(request):
         "attention": attention,
         "needs_attention": any(attention.values()),
         "operations": Operation.objects.filter(organization__in=visible).select_related("organization", "cluster")[:10],
+        "can_create_organizations": organizations.can_create_organizations(request.user),
     }
     return render(request, "provisioning/home.html", context)
 
 
 @login_required
 def organization_create(request):
-    if not request.user.is_staff:
-        raise PermissionDenied
+    organizations.require_organization_creation(request.user)
     form = OrganizationForm(request.POST or None)
     if form.is_valid():
         try:
@@ -94,8 +94,7 @@ def members(request, org):
     can_manage = organizations.can_manage_members(request.user, org)
     form = MemberForm(request.POST or None)
     if request.method == "POST":
-        if not can_manage:
-            raise PermissionDenied
+        organizations.require_member_management(request.user, org)
         if form.is_valid():
             try:
                 membership = organizations.set_member(org, form.cleaned_data["username"], form.cleaned_data["role"])
@@ -117,8 +116,7 @@ def members(request, org):
 @require_POST
 def member_remove(request, org, pk):
     org = organizations.get_org_for_user(request.user, org)
-    if not organizations.can_manage_members(request.user, org):
-        raise PermissionDenied
+    organizations.require_member_management(request.user, org)
     try:
         membership = organizations.remove_member(org, pk)
     except ValidationError as exc:
