@@ -18,7 +18,8 @@ from django.utils import timezone
 from provisioning import billing
 from provisioning.jobs import run_operation
 from provisioning.models import AuditEvent, Cluster, HostedZone, Operation, Organization, ZoneCharge
-from provisioning.services import clusters, zone_gc
+from provisioning.services import clusters, provisioning, zone_gc
+from provisioning.services.backends import Backends
 from provisioning.services.provisioning import organization_lock
 from tests.conftest import WorkerDied, run_jobs, start_manage_process, start_worker_process, vault_tree, wait_until
 
@@ -41,11 +42,23 @@ def deregister(cluster):
     run_jobs()
 
 
-def unused_zone(org, server):
-    """A young zone whose only cluster was deregistered."""
-    cluster, _ = register(org, "first", server)
-    deregister(cluster)
-    return HostedZone.objects.get(organization=org, state=HostedZone.State.ACTIVE)
+class Unobserved:
+    """Progress of job steps run outside a job."""
+
+    def step(self, name, percent):
+        pass
+
+    def log(self, line):
+        pass
+
+
+def unused_zone(org):
+    """A young zone with its IAM user, access key and Vault secret, made by the register job's own steps, in an
+    organization without clusters (as after its last one was deregistered)."""
+    backends = Backends()
+    zone = provisioning.ensure_zone(org, backends, Unobserved())
+    provisioning.ensure_credentials(zone, backends.vault(), backends, Unobserved())
+    return HostedZone.objects.get(pk=zone.pk)
 
 
 def gc(now=None):
@@ -130,7 +143,7 @@ def assert_nothing_left(org, aws, vault, parent_id=None):
 def acme_full_zone(personas, make_cluster_api, aws):
     """acme's unused zone, delegated from a parent zone and holding 450 record sets; globex keeps a live cluster."""
     parent_id = with_parent_zone(aws)
-    zone = unused_zone(personas.acme, make_cluster_api())
+    zone = unused_zone(personas.acme)
     fill(aws, zone)
     register(personas.globex, "prod", make_cluster_api())
     return zone, parent_id
@@ -169,7 +182,7 @@ def test_an_unused_young_zone_is_torn_down_completely(personas, acme_full_zone, 
 
 def test_zones_in_use_and_paid_zones_are_kept_until_the_final_window(instant, personas, make_cluster_api, aws):
     register(personas.acme, "prod", make_cluster_api())
-    paid = unused_zone(personas.globex, make_cluster_api())
+    paid = unused_zone(personas.globex)
     created = instant.at - timedelta(days=3)
     HostedZone.objects.filter(pk=paid.pk).update(aws_created_at=created)
     deadline = deadline_of(instant)
@@ -197,7 +210,7 @@ def test_zones_in_use_and_paid_zones_are_kept_until_the_final_window(instant, pe
 
 
 def test_a_later_cluster_of_the_organization_gets_a_fresh_zone(personas, make_cluster_api, aws, vault):
-    old = unused_zone(personas.acme, make_cluster_api())
+    old = unused_zone(personas.acme)
     gc()
     run_jobs()
     api = make_cluster_api()
@@ -228,7 +241,7 @@ def test_a_claim_is_refused_while_a_cluster_uses_the_zone(personas, cluster_api)
 
 
 def test_a_zone_claimed_twice_is_torn_down_once(personas, cluster_api):
-    zone = unused_zone(personas.acme, cluster_api)
+    zone = unused_zone(personas.acme)
     assert zone_gc.delete_now(zone, None)[0] == "queued"
     assert gc()["acme"].outcome == ""  # the next run sees it being deleted
     assert zone_gc.delete_now(zone, None)[0] == "taken"  # a teardown is already queued
@@ -236,7 +249,7 @@ def test_a_zone_claimed_twice_is_torn_down_once(personas, cluster_api):
 
 
 def test_a_cluster_whose_job_runs_before_the_teardown_reclaims_the_zone(personas, make_cluster_api, aws):
-    zone = unused_zone(personas.acme, make_cluster_api())
+    zone = unused_zone(personas.acme)
     gc()
     cluster, register_op = clusters.register_cluster(personas.acme, "second", make_cluster_api().connection)
     assert run_operation(str(register_op.pk)) == Operation.State.SUCCEEDED  # before the queued teardown
@@ -254,7 +267,7 @@ def test_a_cluster_whose_job_runs_before_the_teardown_reclaims_the_zone(personas
 
 
 def test_a_cluster_registered_before_the_teardown_starts_keeps_the_zone(personas, make_cluster_api, aws):
-    zone = unused_zone(personas.acme, make_cluster_api())
+    zone = unused_zone(personas.acme)
     gc()
     cluster, _ = register(personas.acme, "second", make_cluster_api())  # the queued teardown runs first
 
@@ -267,7 +280,7 @@ def test_a_cluster_registered_before_the_teardown_starts_keeps_the_zone(personas
 
 
 def test_a_cluster_registered_during_a_stopped_teardown_waits_for_a_fresh_zone(personas, make_cluster_api, aws, aws_faults):
-    old = unused_zone(personas.acme, make_cluster_api())
+    old = unused_zone(personas.acme)
     gc()
     aws_faults.error("route53", "DeleteHostedZone", "AccessDenied", times=1000, status=403)
     run_jobs()
@@ -366,7 +379,7 @@ def test_a_vault_failure_at_the_last_step_is_recovered_by_a_rerun(personas, acme
 
 
 def test_a_teardown_that_fails_before_deleting_anything_gives_the_zone_back(personas, cluster_api, aws, settings):
-    zone = unused_zone(personas.acme, cluster_api)
+    zone = unused_zone(personas.acme)
     gc()
     settings.ORGDNS_ORG_LOCK_TIMEOUT = 5
     with organization_lock(personas.acme):  # another job holds the organization for longer than we wait
@@ -382,7 +395,7 @@ def test_a_teardown_that_fails_before_deleting_anything_gives_the_zone_back(pers
 
 def test_a_delegated_zone_is_not_deleted_without_its_parent_zone_setting(personas, cluster_api, aws):
     with_parent_zone(aws)
-    zone = unused_zone(personas.acme, cluster_api)
+    zone = unused_zone(personas.acme)
     settings.ORGDNS_PARENT_ZONE_ID = ""
     gc()
     run_jobs()
@@ -427,7 +440,7 @@ def test_two_gc_runs_at_once_claim_each_zone_once():
 def test_concurrent_gc_and_registration_never_leave_a_cluster_without_a_zone(personas, make_cluster_api, aws):
     orgs = [personas.acme, personas.globex] + [Organization.objects.create(name=f"team{i}") for i in range(2)]
     for org in orgs:
-        fill(aws, unused_zone(org, make_cluster_api()))  # many records: a teardown takes a while
+        fill(aws, unused_zone(org))  # many records: a teardown takes a while
     new_clusters = []
 
     def register_second(org):
