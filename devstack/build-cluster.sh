@@ -25,7 +25,7 @@ build() {  # build NAME VERSION MINUTES COMMAND...
   local name=$1 version=$2 minutes=$3; shift 3
   local out="$cache/$name-$version"
   [[ -x $out ]] && return 0
-  echo "Building $name $version from its Go module (first time only, about $minutes min; cached in $cache)" >&2
+  echo "Building $name $version from its Go module (first time only${minutes:+, about $minutes min}; cached in $cache)" >&2
   local start=$SECONDS
   "$@" "$out.tmp"
   chmod +x "$out.tmp"; mv "$out.tmp" "$out"
@@ -70,7 +70,7 @@ for name in "${want[@]}"; do
     kube-scheduler) build kube-scheduler "$KUBERNETES_VERSION" 1 kube_scheduler ;;
     kubectl) build kubectl "$KUBERNETES_VERSION" 1 kubectl ;;
     kwok) build kwok "$KWOK_VERSION" 3 kwok ;;
-    kwok-stages) build kwok-stages "$KWOK_VERSION.yaml" 0 kwok_stages ;;
+    kwok-stages) build kwok-stages "$KWOK_VERSION.yaml" "" kwok_stages ;;
     external-dns) build external-dns "$EXTERNALDNS_VERSION" 5 external_dns ;;
     *) echo "unknown binary $name" >&2; exit 2 ;;
   esac

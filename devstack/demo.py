@@ -225,9 +225,9 @@ orgdns demo is running.
 ExternalDNS runs in demo-1 and demo-2 and publishes into {ORG}.{BASE_DOMAIN} (demo-1's web, api and shop are on
 the zone page). Publish a name yourself — it appears within a minute (ExternalDNS's sync interval):
 
-  kubectl --context demo-2 create service loadbalancer hello --tcp=80:80
-  kubectl --context demo-2 annotate service hello external-dns.kubernetes.io/hostname=hello.{ORG}.{BASE_DOMAIN}
-  kubectl --context demo-2 patch service hello --subresource=status --type=merge \\
+  .venv/bin/kubectl --context demo-2 create service loadbalancer hello --tcp=80:80
+  .venv/bin/kubectl --context demo-2 annotate service hello external-dns.kubernetes.io/hostname=hello.{ORG}.{BASE_DOMAIN}
+  .venv/bin/kubectl --context demo-2 patch service hello --subresource=status --type=merge \\
     -p '{{"status":{{"loadBalancer":{{"ingress":[{{"ip":"203.0.113.20"}}]}}}}}}'
 
 Register demo-3 yourself: on the organization page, upload {SANDBOX / 'demo-3-orgdns.kubeconfig'}

@@ -51,12 +51,29 @@ class FaultProxy:
                     status, message = fault
                     self._reply(status, json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": status}).encode())
                     return
-                upstream = http.client.HTTPSConnection(*proxy.target, context=proxy.upstream_context, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                upstream.request(self.command, self.path, body=body or None, headers=headers)
-                response = upstream.getresponse()
+                response = self._upstream_request(body, headers)
                 self._reply(response.status, response.read(), response.getheader("Content-Type", "application/json"))
-                upstream.close()
+
+            def finish(self):
+                super().finish()
+                if getattr(self, "upstream", None) is not None:
+                    self.upstream.close()
+
+            def _upstream_request(self, body, headers):
+                """Over this client connection's own upstream connection, kept alive (a TLS handshake per request
+                would cost more than the request)."""
+                for attempt in (1, 2):
+                    if getattr(self, "upstream", None) is None:
+                        self.upstream = http.client.HTTPSConnection(*proxy.target, context=proxy.upstream_context, timeout=60)
+                    try:
+                        self.upstream.request(self.command, self.path, body=body or None, headers=headers)
+                        return self.upstream.getresponse()
+                    except (ConnectionError, http.client.HTTPException):
+                        self.upstream.close()
+                        self.upstream = None
+                        if attempt == 2:
+                            raise
 
             def _reply(self, status, data, content_type="application/json"):
                 self.send_response(status)
