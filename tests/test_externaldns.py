@@ -133,3 +133,19 @@ def test_externaldns_crash_looping_fails_the_registration_with_its_last_log_line
     assert operation.state == Operation.State.FAILED
     assert "CrashLoopBackOff" in cluster.message and "last log line:" in cluster.message
     assert "everything" in cluster.message.split("last log line:")[1]  # ExternalDNS's own words about the flag
+
+
+@pytest.mark.parametrize(
+    "rule, allowed",
+    [
+        ({"verbs": ["get", "delete"], "apiGroups": ["apps"], "resources": ["deployments"]}, True),
+        ({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}, True),
+        ({"verbs": ["get"], "apiGroups": ["apps"], "resources": ["deployments"]}, False),
+        ({"verbs": ["delete"], "apiGroups": [""], "resources": ["deployments"]}, False),
+        ({"verbs": ["delete"], "apiGroups": ["apps"], "resources": ["replicasets"]}, False),
+    ],
+)
+def test_a_listed_rule_grants_a_permission_exactly_when_each_of_its_parts_matches(rule, allowed):
+    from provisioning.clients.kube import _grants
+
+    assert _grants(rule, "delete", "apps", "deployments") is allowed

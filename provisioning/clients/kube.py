@@ -387,18 +387,30 @@ class KubeCluster:
             time.sleep(poll)
 
     def missing_permissions(self, permissions):
-        """Of (verb, group, resource) triples, those this token is not allowed cluster-wide (SelfSubjectAccessReview)."""
-        missing = []
-        for verb, group, resource in permissions:
-            review = {
-                "apiVersion": "authorization.k8s.io/v1",
-                "kind": "SelfSubjectAccessReview",
-                "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource}},
-            }
-            answer = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
-            if not answer.get("status", {}).get("allowed"):
-                missing.append((verb, group, resource))
-        return missing
+        """Of (verb, group, resource) triples, those this token is not allowed cluster-wide.
+
+        One SelfSubjectRulesReview in a namespace that does not exist (so only cluster-wide grants count); a
+        SelfSubjectAccessReview per permission when the authorizer cannot list its rules.
+        """
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": f"orgdns-no-such-namespace-{hashlib.sha256(self.host.encode()).hexdigest()[:8]}"},
+        }
+        status = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", body=review).get("status", {})
+        if status.get("incomplete"):
+            return [p for p in permissions if not self._allowed(*p)]
+        rules = [r for r in status.get("resourceRules", []) if not r.get("resourceNames")]
+        return [p for p in permissions if not any(_grants(rule, *p) for rule in rules)]
+
+    def _allowed(self, verb, group, resource):
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource}},
+        }
+        answer = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
+        return bool(answer.get("status", {}).get("allowed"))
 
     def delete(self, kind, name, namespace=None, managed_by=None):
         """Delete the object if it is there (and, given managed_by, labelled so). True if it was deleted."""
@@ -411,6 +423,13 @@ class KubeCluster:
 
 def _labels(obj):
     return obj["metadata"].get("labels") or {}
+
+
+def _grants(rule, verb, group, resource):
+    return all(
+        wanted in (rule.get(field) or []) or "*" in (rule.get(field) or [])
+        for field, wanted in (("verbs", verb), ("apiGroups", group), ("resources", resource))
+    )
 
 
 def _rolled_out(deployment):
