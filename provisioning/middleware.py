@@ -17,3 +17,9 @@ class AuditContextMiddleware:
             response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
+
+
+def login_attempt_username(request, credentials):
+    """The name a login attempt is counted under: what was typed, cut to the longest user name (axes stores it)."""
+    username = (credentials or {}).get("username") or request.POST.get("username") or ""
+    return username[:150]

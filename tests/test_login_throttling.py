@@ -52,3 +52,11 @@ def test_a_forwarded_address_is_ignored_unless_proxies_are_trusted(personas):
     for n in range(settings.AXES_FAILURE_LIMIT):
         client.post("/login/", {"username": "sam", "password": "guess"}, HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
     assert attempt(client, "/login/", "sam", "pw-sam").status_code == 429
+
+
+@pytest.mark.parametrize("where", LOGINS)
+def test_a_name_longer_than_any_user_name_is_a_failed_login_counted_like_others(where):
+    client = Client(REMOTE_ADDR="198.51.100.8")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        answer = attempt(client, LOGINS[where], "a" * 1000, "guess")
+    assert answer.status_code == 429  # counted (under its first 150 characters), never a server error

@@ -52,7 +52,8 @@ def self_signed(tmp_path):
 
 @pytest.fixture
 def https_server(tmp_path):
-    """An HTTPS server on loopback answering every GET with the body (and status) it is given."""
+    """An HTTPS server on loopback answering every GET with the body (and status) it is given, and every POST (the
+    permission review) with rules that allow everything."""
     ca_pem = self_signed(tmp_path)
     answer = {"status": 200, "body": b"<html>hello</html>"}
 
@@ -61,6 +62,12 @@ def https_server(tmp_path):
             self.send_response(answer["status"])
             self.end_headers()
             self.wfile.write(answer["body"])
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(201)
+            self.end_headers()
+            self.wfile.write(b'{"status": {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]}}')
 
         def log_message(self, *args):
             pass
