@@ -125,6 +125,9 @@ class Cluster(models.Model):
     owner_id = models.CharField(
         max_length=128, unique=True, help_text="ExternalDNS --txt-owner-id; also names the Vault secret."
     )
+    kube_system_uid = models.CharField(
+        max_length=64, blank=True, help_text="UID of the cluster's kube-system namespace: which cluster this is."
+    )
     state = models.CharField(max_length=14, choices=State.choices, default=State.PENDING)
     message = models.TextField(blank=True)
     registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -136,7 +139,10 @@ class Cluster(models.Model):
     class Meta:
         ordering = ["organization__name", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "name"], condition=LIVE_CLUSTER, name="unique_live_cluster_name")
+            models.UniqueConstraint(fields=["organization", "name"], condition=LIVE_CLUSTER, name="unique_live_cluster_name"),
+            models.UniqueConstraint(
+                fields=["kube_system_uid"], condition=LIVE_CLUSTER & ~models.Q(kube_system_uid=""), name="one_live_registration_per_cluster"
+            ),
         ]
 
     def __str__(self):

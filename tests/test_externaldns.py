@@ -149,3 +149,20 @@ def test_a_listed_rule_grants_a_permission_exactly_when_each_of_its_parts_matche
     from provisioning.clients.kube import _grants
 
     assert _grants(rule, "delete", "apps", "deployments") is allowed
+
+
+def test_a_cluster_belongs_to_one_organization_whatever_url_it_is_registered_with(personas, cluster_api):
+    cluster, _ = register(personas.acme, "prod", cluster_api)
+    assert cluster.kube_system_uid == cluster_api.cluster.api("GET", "/api/v1/namespaces/kube-system")["metadata"]["uid"]
+    direct = cluster_api.connection.__class__(cluster_api.cluster.url, cluster_api.token, cluster_api.ca_pem)
+    for org, connection in ((personas.globex, cluster_api.connection), (personas.globex, direct), (personas.acme, direct)):
+        with pytest.raises(ValidationError) as refused:
+            clusters.register_cluster(org, "again", connection)
+        assert "already registered with orgdns, by this or another organization" in refused.value.messages[0]
+        assert "acme" not in refused.value.messages[0] and "prod" not in refused.value.messages[0]
+    assert Cluster.objects.count() == 1
+
+    clusters.deregister_cluster(cluster)
+    run_jobs()
+    again, _ = register(personas.globex, "edge", cluster_api)  # once deregistered, it can go elsewhere
+    assert again.state == Cluster.State.READY

@@ -52,13 +52,18 @@ def self_signed(tmp_path):
 
 @pytest.fixture
 def https_server(tmp_path):
-    """An HTTPS server on loopback answering every GET with the body (and status) it is given, and every POST (the
-    permission review) with rules that allow everything."""
+    """An HTTPS server on loopback answering every GET with the body (and status) it is given — but for a kube-system
+    namespace — and every POST (the permission review) with rules that allow everything."""
     ca_pem = self_signed(tmp_path)
     answer = {"status": 200, "body": b"<html>hello</html>"}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            if self.path == "/api/v1/namespaces/kube-system":
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b'{"metadata": {"uid": "6f1c0d6e-0000-4000-8000-000000000001"}}')
+                return
             self.send_response(answer["status"])
             self.end_headers()
             self.wfile.write(answer["body"])

@@ -44,13 +44,16 @@ def _register_cluster(organization, name, connection, user):
         wait = probe_rate_limiter(user).try_acquire()
         if wait:
             raise ValidationError(f"Too many cluster registrations in a short time: try again in {math.ceil(wait)} s.")
-    probe_cluster(connection)
+    kube_system_uid = probe_cluster(connection)
+    if Cluster.objects.live().filter(kube_system_uid=kube_system_uid).exists():
+        raise ValidationError(ALREADY_REGISTERED)
 
     cluster = Cluster(
         organization=organization,
         name=name,
         api_server=connection.server,
         owner_id=f"{organization.name}-{name}-{secrets.token_hex(4)}",
+        kube_system_uid=kube_system_uid,
         registered_by=user,
     )
     vault = Backends().vault()
@@ -65,8 +68,17 @@ def _register_cluster(organization, name, connection, user):
             operation = start_operation(Operation.Kind.REGISTER, organization, cluster, user)
     except IntegrityError:
         vault.destroy(path)
+        if Cluster.objects.live().filter(kube_system_uid=kube_system_uid).exists():
+            raise ValidationError(ALREADY_REGISTERED) from None
         raise ValidationError(f"{organization.name} already has a cluster named {name!r}.") from None
     return cluster, operation
+
+
+# Whose it is stays unsaid: the organization that registered it may not be the user's.
+ALREADY_REGISTERED = (
+    "This cluster (the same kube-system namespace) is already registered with orgdns, by this or another organization: "
+    "a cluster belongs to one organization. Deregister it there first."
+)
 
 
 # What the probe tells about a cluster that does not answer, whatever the reason, so that registering clusters
@@ -79,12 +91,14 @@ PROBE_FAILED = (
 
 def probe_cluster(connection):
     """Reach the cluster with the token and check it holds every permission orgdns needs there, so that a wrong
-    URL, CA or token, or a token that could not deploy ExternalDNS, is refused before anything is saved."""
+    URL, CA or token, or a token that could not deploy ExternalDNS, is refused before anything is saved.
+    Returns the UID of its kube-system namespace, which tells one cluster from another whatever its URL."""
     try:
         cluster = Backends().cluster(connection, retry=RetryPolicy(attempts=1), timeout=settings.ORGDNS_PROBE_TIMEOUT)
         try:
             cluster.version()
             missing = cluster.missing_permissions(externaldns.required_permissions())
+            kube_system = cluster.get("Namespace", "kube-system") if not missing else None
         finally:
             cluster.close()
     except ProviderError as exc:
@@ -96,6 +110,10 @@ def probe_cluster(connection):
             f"The token lacks permissions orgdns needs in this cluster: {listed}. "
             "Bind it to the ClusterRole shown in the README."
         )
+    uid = ((kube_system or {}).get("metadata") or {}).get("uid")
+    if not uid:
+        raise ValidationError("Cannot use this cluster: it has no kube-system namespace.")
+    return uid
 
 
 def retry_registration(cluster, user=None):
