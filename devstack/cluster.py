@@ -9,6 +9,7 @@ ExternalDNSRunner (devstack/podrunner.py) plays the kubelet's part for those and
 import base64
 import datetime
 import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -16,6 +17,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -166,8 +168,6 @@ class LocalCluster:
 
     def api(self, method, path, body=None, token=None, content_type="application/json"):
         """The decoded answer of the API server (admin unless a token is given); None for 404."""
-        import json
-
         request = urllib.request.Request(
             self.url + path,
             data=None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode()),
@@ -199,7 +199,7 @@ class LocalCluster:
         for plural in ("clusterrolebindings", "clusterroles"):
             for obj in self.objects(plural, selector=label):
                 self.api("DELETE", f"/apis/rbac.authorization.k8s.io/v1/{plural}/{obj['metadata']['name']}")
-        for ns in self._tenant_namespaces():
+        for ns in self.tenant_namespaces():
             name = ns["metadata"]["name"]
             if not ns["metadata"].get("deletionTimestamp"):
                 self.api("DELETE", f"/api/v1/namespaces/{name}")
@@ -217,12 +217,12 @@ class LocalCluster:
             self.wait_clean(timeout)
 
     def is_clean(self):
-        return not self._tenant_namespaces()
+        return not self.tenant_namespaces()
 
     def wait_clean(self, timeout=90):
         _wait(self.is_clean, None, f"namespaces of {self.name} to be deleted", timeout=timeout)
 
-    def _tenant_namespaces(self):
+    def tenant_namespaces(self):
         return [ns for ns in self.objects("namespaces") if ns["metadata"]["name"] not in SYSTEM_NAMESPACES]
 
     def create_load_balancer_service(self, name, hostname, ip, namespace="default", annotation_prefix="external-dns.kubernetes.io/"):
@@ -404,7 +404,7 @@ class ClusterAccess:
 
     def namespaces(self):
         """Names of the namespaces that are not the cluster's own (nor the one orgdns's ServiceAccount lives in)."""
-        return sorted(ns["metadata"]["name"] for ns in self.cluster._tenant_namespaces())
+        return sorted(ns["metadata"]["name"] for ns in self.cluster.tenant_namespaces())
 
     def fail_next(self, times, status=503, message="injected fault", method=None, path=""):
         self.proxy.fail_next(times, status, message, method, path)
