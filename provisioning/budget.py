@@ -154,7 +154,9 @@ class Budget:
     changes_per_hour: float = 6.0  # changes per cluster to plan for
     min_interval: float = 60  # the resync interval is never shorter (today's)
     max_interval: float = 3600  # nor longer: how long a record changed by hand in Route53 may stay wrong
-    zones_refresh: float = 3600  # the zones cache is read again at most this often (the zone ids do not change)
+    # The zones cache is read again about this often: ExternalDNS only looks for its own zone there, whose id does
+    # not change while a cluster uses it (the GC deletes unused zones only).
+    zones_refresh: float = 6 * 3600
     min_event_sync: float = 45  # a change reaches Route53 within about this plus a sync
     jitter: float = 0.1  # each cluster's interval is up to this fraction longer, from its owner id
 

@@ -16,10 +16,15 @@ MEASURED_TODAY = {  # orgdns's flags before issue #9 (no caches, no events)
     (1, 10, True): {"ListHostedZones": 3, "ListResourceRecordSets": 1, "ChangeResourceRecordSets": 1},
     (1, 1000, False): {"ListHostedZones": 2, "ListResourceRecordSets": 4},
     (1, 1000, True): {"ListHostedZones": 3, "ListResourceRecordSets": 4, "ChangeResourceRecordSets": 1},
+    (150, 10, False): {"ListHostedZones": 4, "ListResourceRecordSets": 1},  # --zones 150: two pages of zones
+    (150, 10, True): {"ListHostedZones": 6, "ListResourceRecordSets": 1, "ChangeResourceRecordSets": 1},
 }
 MEASURED_TODAY_PER_HOUR_IDLE_10 = 180  # the bench's "10 records, idle ... 180 calls/hour" at --interval=1m
 # The same with --aws-zones-cache-duration=1h --txt-cache-interval=1h --events --min-event-sync-interval=5s.
-MEASURED_CACHED = {}
+MEASURED_CACHED = {
+    (1, 10, False): {},  # "10 records, idle 0.00 calls/sync"
+    (1, 10, True): {"ChangeResourceRecordSets": 1},
+}
 CACHED = Flags(interval=15, zones_cache=3600, txt_cache=3600, events=True, min_event_sync=5)
 
 
