@@ -27,9 +27,10 @@ EVENT_DELAY = 5  # seconds from a change to the sync it schedules (ExternalDNS c
 SYNC_TIME = 1  # seconds a sync of a small zone takes, reading nothing (measured: the change is in Route53 < 6 s)
 
 # orgdns's own Route53 calls (provisioning/clients/aws.py, provisioning/services/*):
-# the first registration of an organization: ListHostedZonesByName, ListResourceRecordSets of the parent when the
-# organization is created and again in the job, CreateHostedZone, ChangeTagsForResource, ChangeResourceRecordSets
-# (the delegation). Later clusters of the organization make none.
+# the first registration of an organization (its job, with a parent zone): ListHostedZonesByName, CreateHostedZone,
+# ChangeTagsForResource, ListResourceRecordSets of the parent twice (the check for foreign records, the delegation's),
+# ChangeResourceRecordSets (the delegation); tests/test_register_flow.py counts them. Creating the organization reads
+# the parent once more. Later clusters of the organization make none.
 FIRST_REGISTRATION_CALLS = 6
 MAX_CHANGE_RECORDS = 1000  # values per ChangeResourceRecordSets
 
