@@ -155,3 +155,19 @@ def test_orgdns_own_calls():
     # Month end: 500 paid unused zones of 300 record sets within the default final window of an hour.
     assert budget.gc_final_window_rate(500, 3600, 300) == pytest.approx(500 * 5 / 3600)
     assert budget.orgdns_rate(Budget(account_rate=10, fleet_share=0.6)) == pytest.approx(3)
+
+
+# Five real ExternalDNS v0.23.0 at once behind the counting proxy (`bench/route53_budget.py --measure 5 --seconds 180
+# --change-every 30`, 2 Dec 2026): 10 zones in the account, 10 records per zone, a new Service per instance every 30 s,
+# calls counted over 180 s after their start, with today's flags (interval scaled to 15 s) and the budget's (scaled:
+# budget._flags(20, Budget(zones_refresh=60, min_event_sync=5))).
+MEASURED_FLEET = {"today": 238, "budget": 83}
+
+
+@pytest.mark.parametrize("which", ["today", "budget"])
+def test_the_model_is_within_15_percent_of_five_real_externaldns(which):
+    flags = Flags(interval=15) if which == "today" else budget._flags(20, Budget(zones_refresh=60, min_event_sync=5))
+    assert flags.args()[:3] == (["--interval=15s"] if which == "today" else
+                                ["--interval=20s", "--aws-zones-cache-duration=58s", "--txt-cache-interval=18s"])
+    per_hour = budget.calls_per_hour(flags, zones=10, records=10 + 2 + 6, changes_per_hour=6 * 3600 / 180)
+    assert 5 * per_hour * 180 / 3600 == pytest.approx(MEASURED_FLEET[which], rel=0.15)
