@@ -2,9 +2,12 @@
 proxy in front of moto: idle, and with one Service change per sync, for zones of 10 and 1,000 records.
 
     .venv/bin/python bench/externaldns_calls.py [--records 10 1000] [--zones 1] [--syncs 3] [--interval 15]
+        [--flag=--aws-zones-cache-duration=1h --flag=--txt-cache-interval=1h --flag=--events ...]
 
 ExternalDNS runs with orgdns's flags except --interval, shortened to --interval seconds so that a few syncs take
-minutes, not hours; a sync's calls do not depend on the interval, so calls per hour are given for orgdns's 1m.
+minutes, not hours; a sync's calls do not depend on the interval, so calls per hour are given for a 1m interval.
+--flag adds an ExternalDNS flag or replaces orgdns's flag of that name (e.g. the caches, to measure the cached
+configuration).
 """
 
 import argparse
@@ -37,7 +40,14 @@ def fill_zone(route53, zone_id, zone_name, records):
         route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
 
 
-def measure(farm, moto_url, proxy, records, zones, syncs, interval):
+def with_flags(args, interval, flags=()):
+    """orgdns's args with --interval=<interval>s and each of `flags` added or replacing the flag of its name."""
+    flags = [f"--interval={interval}s", *flags]
+    names = {flag.split("=", 1)[0] for flag in flags}
+    return [arg for arg in args if arg.split("=", 1)[0] not in names] + flags
+
+
+def measure(farm, moto_url, proxy, records, zones, syncs, interval, flags=()):
     route53 = boto3.client("route53", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     for zone in route53.list_hosted_zones()["HostedZones"]:
         _empty_and_delete(route53, zone)
@@ -56,7 +66,7 @@ def measure(farm, moto_url, proxy, records, zones, syncs, interval):
     for obj in externaldns.manifests(config, "AKIABENCH", "bench-secret"):
         if obj["kind"] == "Deployment":
             args = obj["spec"]["template"]["spec"]["containers"][0]["args"]
-            args[args.index("--interval=1m")] = f"--interval={interval}s"
+            args[:] = with_flags(args, interval, flags)
         kube.apply(obj)
     kube.wait_for_rollout("external-dns", "external-dns", timeout=120)
     time.sleep(interval / 2)  # its first sync, at start
@@ -90,16 +100,17 @@ def main():
     parser.add_argument("--zones", type=int, default=1, help="hosted zones in the account (ListHostedZones pages 100)")
     parser.add_argument("--syncs", type=int, default=3)
     parser.add_argument("--interval", type=int, default=15)
+    parser.add_argument("--flag", action="append", default=[], help="an ExternalDNS flag to add or replace")
     args = parser.parse_args()
 
     moto, moto_url = start_moto(free_port())
     proxy = CountingProxy(moto_url)
     farm = ClusterFarm(proxy.url)
     try:
-        print(f"Route53 calls of one ExternalDNS v0.23.0 with orgdns's flags, {args.zones} zone(s) in the account, "
-              f"per sync (averaged over {args.syncs}) and per hour at orgdns's --interval=1m:")
+        print(f"Route53 calls of one ExternalDNS v0.23.0 with orgdns's flags{''.join(' ' + f for f in args.flag)}, "
+              f"{args.zones} zone(s) in the account, per sync (averaged over {args.syncs}) and per hour at --interval=1m:")
         for records in args.records:
-            for label, per_sync in measure(farm, moto_url, proxy, records, args.zones, args.syncs, args.interval).items():
+            for label, per_sync in measure(farm, moto_url, proxy, records, args.zones, args.syncs, args.interval, args.flag).items():
                 total = sum(per_sync.values())
                 detail = ", ".join(f"{op} {n:g}" for op, n in sorted(per_sync.items()))
                 hourly = total * 3600 / ORGDNS_INTERVAL_SECONDS

@@ -217,7 +217,14 @@ ORGDNS_RESERVED_NAMES = [
 ]
 # The ARN of a managed policy that caps every IAM user orgdns creates (README "Least privilege"); empty: none.
 ORGDNS_IAM_PERMISSIONS_BOUNDARY = env("ORGDNS_IAM_PERMISSIONS_BOUNDARY", "")
-ORGDNS_ROUTE53_RATE = envfloat("ORGDNS_ROUTE53_RATE", 5.0)  # requests/second, shared by all workers
+# Route53 throttles per account (a bucket refilled at 10 requests/s, burst 50), for every caller together.
+ORGDNS_ROUTE53_ACCOUNT_RATE = envfloat("ORGDNS_ROUTE53_ACCOUNT_RATE", 10.0)  # requests/second of the account
+ORGDNS_ROUTE53_FLEET_SHARE = envfloat("ORGDNS_ROUTE53_FLEET_SHARE", 0.6)  # of it, for every tenant's ExternalDNS
+ORGDNS_ROUTE53_SHARE = envfloat("ORGDNS_ROUTE53_SHARE", 0.3)  # of it, for orgdns's workers (the rest: console, scripts)
+ORGDNS_ROUTE53_RATE = envfloat("ORGDNS_ROUTE53_RATE", ORGDNS_ROUTE53_ACCOUNT_RATE * ORGDNS_ROUTE53_SHARE)  # requests/s, all workers
+ORGDNS_ROUTE53_BURST = envint("ORGDNS_ROUTE53_BURST", max(1, int(50 * ORGDNS_ROUTE53_SHARE)))  # requests at once, all workers
+if ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE > 1:
+    raise ImproperlyConfigured("ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE must not exceed 1")
 ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6)  # per remote call, for transient errors
 ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5)  # seconds, doubles each attempt
 ORGDNS_JOB_RETRY_INTERVALS = [int(s) for s in env("ORGDNS_JOB_RETRY_INTERVALS", "30,120,600").split(",") if s]
@@ -245,6 +252,13 @@ EXTERNALDNS_POLICY = env("EXTERNALDNS_POLICY", "sync")  # sync | upsert-only | c
 EXTERNALDNS_MEMORY_LIMIT = env("EXTERNALDNS_MEMORY_LIMIT", "")  # e.g. 512Mi; empty: no limit
 EXTERNALDNS_ROLLOUT_TIMEOUT = envint("EXTERNALDNS_ROLLOUT_TIMEOUT", 180)  # seconds for ExternalDNS to become available
 EXTERNALDNS_STOP_TIMEOUT = envint("EXTERNALDNS_STOP_TIMEOUT", 120)  # seconds for its pods and namespace to go
+# ExternalDNS's resync interval is chosen between these so that the fleet stays within ORGDNS_ROUTE53_FLEET_SHARE,
+# planning for this many record sets per zone and changes per cluster and hour (provisioning/budget.py).
+EXTERNALDNS_MIN_INTERVAL = envint("EXTERNALDNS_MIN_INTERVAL", 60)  # seconds
+EXTERNALDNS_MAX_INTERVAL = envint("EXTERNALDNS_MAX_INTERVAL", 3600)  # seconds; a record changed by hand is put back by then
+EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = envint("EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL", 45)  # a change reaches Route53 within this + a sync
+EXTERNALDNS_PLAN_RECORDS = envint("EXTERNALDNS_PLAN_RECORDS", 300)
+EXTERNALDNS_PLAN_CHANGES_PER_HOUR = envfloat("EXTERNALDNS_PLAN_CHANGES_PER_HOUR", 6.0)
 KUBE_REQUEST_TIMEOUT = envint("KUBE_REQUEST_TIMEOUT", 15)
 # Registration checks a cluster with one quick request, a few times a minute per user at most.
 ORGDNS_PROBE_TIMEOUT = envfloat("ORGDNS_PROBE_TIMEOUT", 5)  # seconds

@@ -5,9 +5,10 @@ import time
 import pytest
 from django.core.exceptions import ValidationError
 
+from provisioning import budget
 from provisioning.clients import externaldns
 from provisioning.models import Cluster, HostedZone, Operation
-from provisioning.services import clusters
+from provisioning.services import clusters, provisioning
 from tests.conftest import run_jobs, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,6 +58,46 @@ def test_services_ingresses_and_the_apex_are_published_and_removed_with_the_clus
     assert cluster_api.runner.pods == {}  # no ExternalDNS process left
     time.sleep(3)
     assert {rs["Type"] for rs in record_sets(aws, zone.zone_id)} == {"SOA", "NS"}  # and nothing came back
+
+
+def deployed_args(cluster_api):
+    (deployment,) = cluster_api.objects("deployments", "external-dns")
+    return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_externaldns_runs_with_the_budgets_flags_and_publishes_a_change_by_event_not_by_resync(personas, cluster_api, aws, settings):
+    # A resync interval of an hour (the budget's longest): a Service made after the start reaches Route53 only if
+    # --events works, and without reading Route53 again (the caches are fresh).
+    settings.EXTERNALDNS_MIN_INTERVAL = settings.EXTERNALDNS_MAX_INTERVAL = 3600
+    settings.EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = 5
+    cluster, zone = register(personas.acme, "prod", cluster_api)
+    args = deployed_args(cluster_api)
+    flags = [a for a in args if a.split("=")[0] in (
+        "--interval", "--aws-zones-cache-duration", "--txt-cache-interval", "--events", "--min-event-sync-interval")]
+    assert flags == budget.externaldns_flags(1, 1, cluster.owner_id, provisioning.route53_budget()).args()
+    assert "--events" in args and "--min-event-sync-interval=5s" in args
+    assert any(a.startswith("--interval=1h") for a in args)
+    assert cluster_api.runner.pods  # the real ExternalDNS accepted them: it runs (rollout available)
+
+    time.sleep(8)  # after its start sync
+    cluster_api.cluster.create_load_balancer_service("late", "late.acme.orgdns.test", "203.0.113.20")
+    started = time.monotonic()
+    wait_until(lambda: a_records(aws, zone.zone_id) == {"late.acme.orgdns.test.": "203.0.113.20"}, timeout=60)
+    assert time.monotonic() - started < 30  # far sooner than the hour's resync
+
+
+def test_the_flags_follow_the_fleet_in_the_account(personas):
+    org = personas.acme
+    zone = HostedZone.objects.create(organization=org, name="acme.orgdns.test", zone_id="Z1", state=HostedZone.State.ACTIVE)
+    made = [Cluster.objects.create(organization=org, name=f"c{i}", api_server=f"https://c{i}.example:6443",
+                            owner_id=f"acme-c{i}") for i in range(3)]
+    small = provisioning.externaldns_config(made[0], zone).args()
+    assert "--interval=1m" in " ".join(small) and "--events" in small and "--txt-cache-interval" in " ".join(small)
+    b = provisioning.route53_budget()
+    assert provisioning.externaldns_flags(made[0]) == budget.externaldns_flags(3, 1, made[0].owner_id, b)
+    Cluster.objects.filter(pk=made[1].pk).update(state=Cluster.State.DEREGISTERED)
+    assert provisioning.externaldns_flags(made[0]) == budget.externaldns_flags(2, 1, made[0].owner_id, b)
+    assert provisioning.externaldns_flags(made[0]) != provisioning.externaldns_flags(made[2])  # jittered per owner
 
 
 def test_a_token_without_every_permission_is_refused_naming_what_is_missing(personas, cluster_api):

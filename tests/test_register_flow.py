@@ -6,6 +6,7 @@ import json
 import pytest
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
+from provisioning import budget
 from provisioning.models import Cluster, HostedZone, Operation
 from provisioning.services import clusters
 from tests.conftest import run_jobs, vault_tree
@@ -139,7 +140,8 @@ def _aws_secret_version(vault):
 def test_parent_zone_gets_ns_delegation(personas, cluster_api, aws, settings):
     parent = aws.route53.create_hosted_zone(Name="orgdns.test", CallerReference="parent")["HostedZone"]["Id"]
     settings.ORGDNS_PARENT_ZONE_ID = parent.split("/")[-1]
-    register(personas.acme, "prod", cluster_api)
+    _, operation = register(personas.acme, "prod", cluster_api)
+    assert operation.remote_calls["route53"] == budget.FIRST_REGISTRATION_CALLS  # what the budget counts for it
     zone = HostedZone.objects.get()
     records = aws.route53.list_resource_record_sets(HostedZoneId=parent)["ResourceRecordSets"]
     (ns,) = [r for r in records if r["Name"] == "acme.orgdns.test." and r["Type"] == "NS"]

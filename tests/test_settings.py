@@ -63,3 +63,12 @@ def test_the_development_defaults_fail_check_deploy():
 def test_a_malformed_proxy_header_setting_is_refused():
     result = run_django({"DEBUG": "1", "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto"}, "manage.py", "check")
     assert result.returncode != 0 and "SECURE_PROXY_SSL_HEADER must look like X-Forwarded-Proto=https" in result.stderr
+
+
+def test_route53_shares_that_exceed_the_account_are_refused_and_orgdns_rate_is_its_share():
+    result = run_django({"DEBUG": "1", "ORGDNS_ROUTE53_FLEET_SHARE": "0.8", "ORGDNS_ROUTE53_SHARE": "0.3"}, "manage.py", "check")
+    assert result.returncode != 0 and "must not exceed 1" in result.stderr
+    shown = run_django({"DEBUG": "1", "ORGDNS_ROUTE53_ACCOUNT_RATE": "20", "ORGDNS_ROUTE53_SHARE": "0.25"}, "-c",
+                       "import django; django.setup(); from django.conf import settings as s; "
+                       "print(s.ORGDNS_ROUTE53_RATE, s.ORGDNS_ROUTE53_BURST)")
+    assert shown.stdout.split() == ["5.0", "12"], shown.stderr

@@ -4,6 +4,8 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
+from .. import budget
+
 OWNER = "orgdns"  # the managed-by label of everything we create in a cluster
 LABELS = {"app.kubernetes.io/managed-by": OWNER, "app.kubernetes.io/name": "external-dns"}
 POD_SELECTOR = "app.kubernetes.io/name=external-dns"
@@ -61,6 +63,9 @@ class ExternalDNSConfig:
     policy: str
     region: str
     memory_limit: str = ""
+    # Resync interval, caches and events (provisioning/budget.py chooses them for the account's fleet); None: a
+    # plain one-minute resync without caches.
+    flags: budget.Flags | None = None
 
     def args(self):
         return [
@@ -76,7 +81,7 @@ class ExternalDNSConfig:
             f"--txt-prefix={TXT_PREFIX}",
             f"--txt-wildcard-replacement={TXT_WILDCARD}",
             "--enable-legacy-annotation-prefix",
-            "--interval=1m",
+            *(self.flags or budget.TODAY).args(),
         ]
 
 

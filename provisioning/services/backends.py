@@ -53,7 +53,10 @@ class Backends:
         )
 
     def route53(self):
-        limiter = RedisRateLimiter(redis(), "orgdns:ratelimit:route53", settings.ORGDNS_ROUTE53_RATE)
+        # orgdns's share of the account's Route53 rate only: the rest is the ExternalDNS fleet's and the console's.
+        limiter = RedisRateLimiter(
+            redis(), "orgdns:ratelimit:route53", settings.ORGDNS_ROUTE53_RATE, burst=settings.ORGDNS_ROUTE53_BURST
+        )
         return self._aws(Route53, limiter=limiter)
 
     def iam(self):

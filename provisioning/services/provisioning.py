@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from .. import budget
 from ..clients import externaldns
 from ..clients.aws import zone_scoped_policy
 from ..clients.errors import ProviderError
@@ -302,6 +303,25 @@ def ensure_credentials(zone, vault, backends, progress):
     return credentials
 
 
+def route53_budget():
+    return budget.Budget(
+        account_rate=settings.ORGDNS_ROUTE53_ACCOUNT_RATE,
+        fleet_share=settings.ORGDNS_ROUTE53_FLEET_SHARE,
+        records=settings.EXTERNALDNS_PLAN_RECORDS,
+        changes_per_hour=settings.EXTERNALDNS_PLAN_CHANGES_PER_HOUR,
+        min_interval=settings.EXTERNALDNS_MIN_INTERVAL,
+        max_interval=settings.EXTERNALDNS_MAX_INTERVAL,
+        min_event_sync=settings.EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL,
+    )
+
+
+def externaldns_flags(cluster):
+    """The flags of this cluster's ExternalDNS, for the fleet in the account as it is now (this cluster included)."""
+    clusters = Cluster.objects.exclude(state=Cluster.State.DEREGISTERED).count()
+    zones = HostedZone.objects.exclude(state=HostedZone.State.DELETED).count() + bool(settings.ORGDNS_PARENT_ZONE_ID)
+    return budget.externaldns_flags(max(1, clusters), max(1, zones), cluster.owner_id, route53_budget())
+
+
 def externaldns_config(cluster, zone):
     return externaldns.ExternalDNSConfig(
         namespace=settings.EXTERNALDNS_NAMESPACE,
@@ -312,6 +332,7 @@ def externaldns_config(cluster, zone):
         policy=settings.EXTERNALDNS_POLICY,
         region=settings.AWS_REGION,
         memory_limit=settings.EXTERNALDNS_MEMORY_LIMIT,
+        flags=externaldns_flags(cluster),
     )
 
 
