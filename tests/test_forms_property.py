@@ -44,8 +44,10 @@ ROWS = (Organization, Membership, Cluster, Operation, Certificate, CertificateIn
 
 
 @pytest.fixture
-def world(personas, cluster_api, settings, aws, vault):
-    """acme with a ready cluster and an issued certificate; alice (owner) and sam (support staff) logged in at will."""
+def world(personas, make_cluster_api, settings, aws, vault):
+    """acme with a ready cluster and an issued certificate, and a cluster nobody registered yet (`unregistered`);
+    alice (owner) and sam (support staff) logged in at will."""
+    cluster_api = make_cluster_api()
     settings.ORGDNS_PROBE_TIMEOUT = 1
     settings.ORGDNS_PROBE_BURST = 10**6  # the per-user budget has its own test
     cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
@@ -53,7 +55,8 @@ def world(personas, cluster_api, settings, aws, vault):
     run_jobs()
     certificate.refresh_from_db()
     personas.sam.user_permissions.add(*Permission.objects.filter(codename__in=["add_organization", "act_in_any_organization"]))
-    personas.cluster, personas.certificate, personas.api, personas.aws, personas.vault = cluster, certificate, cluster_api, aws, vault
+    personas.cluster, personas.certificate, personas.aws, personas.vault = cluster, certificate, aws, vault
+    personas.unregistered = make_cluster_api()
     personas.settings_prefix = settings.VAULT_PREFIX
     return personas
 
@@ -121,7 +124,7 @@ def test_set_member(world, check, username, role):
 
 
 def kubeconfigs(world):
-    api = world.api
+    api = world.unregistered
     good = {
         "current-context": "x",
         "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
@@ -153,7 +156,7 @@ def fill(fields, valid):
 @example(name=VALID, api_server=VALID, token=VALID, ca_pem=VALID, context=VALID, kubeconfig=None)
 @PROPERTY
 def test_register_cluster(world, check, name, api_server, token, ca_pem, context, kubeconfig):
-    api = world.api
+    api = world.unregistered
     valid = {"name": "edge", "api_server": api.url, "token": api.token, "ca_pem": api.ca_pem, "context": ""}
     fields = fill({"name": name, "api_server": api_server, "token": token, "ca_pem": ca_pem, "context": context}, valid)
     if kubeconfig is not None:
