@@ -19,16 +19,16 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: venv
-	@./devstack/require-services.sh
+	@./devstack/require-services.sh --cluster
 	$(PY) -m devstack.demo
 
 test: venv
-	@./devstack/require-services.sh --postgres --chromium
+	@./devstack/require-services.sh --postgres --chromium --cluster
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 screenshots: venv
-	@./devstack/require-services.sh --chromium
+	@./devstack/require-services.sh --chromium --cluster
 	$(PY) -m devstack.screenshots
 
 clean:

@@ -13,6 +13,7 @@ followed by the Django admin change list of the same model. Drops the database a
 
 import argparse
 import os
+import secrets
 import sys
 import time
 from datetime import timedelta
@@ -215,6 +216,7 @@ def main():
     os.environ.update(
         DJANGO_SETTINGS_MODULE="orgdns_site.settings", DATABASE_URL=DATABASE_URL, LOG_LEVEL="WARNING", DEBUG="false",
         ORGDNS_API_RATE="1000000", ORGDNS_API_BURST="1000000",  # measure the API, not its rate limit
+        SECRET_KEY=secrets.token_urlsafe(32),
     )
     recreate_database(DATABASE_URL)
     try:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the real cluster side of the local stack from Go modules, once per version:
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and external-dns.
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (and its stages) and external-dns.
 # Binaries are cached outside the repository in $ORGDNS_BIN_CACHE (default ~/.cache/orgdns/bin) as NAME-VERSION.
 # Usage: devstack/build-cluster.sh [NAME...]   (no NAME: all of them); prints the cache directory.
 set -euo pipefail
@@ -25,10 +25,10 @@ build() {  # build NAME VERSION MINUTES COMMAND...
   local name=$1 version=$2 minutes=$3; shift 3
   local out="$cache/$name-$version"
   [[ -x $out ]] && return 0
-  echo "Building $name $version from its Go module (first time only, about $minutes min; cached in $cache)" >&2
+  echo "Building $name $version from its Go module (first time only${minutes:+, about $minutes min}; cached in $cache)" >&2
   local start=$SECONDS
   "$@" "$out.tmp"
-  mv "$out.tmp" "$out"
+  chmod +x "$out.tmp"; mv "$out.tmp" "$out"
   echo "Built $name $version in $((SECONDS - start)) s" >&2
 }
 
@@ -40,11 +40,20 @@ kube_version_flags() {
 kube_apiserver() { kube kube-apiserver "$1"; }
 kube_controller_manager() { kube kube-controller-manager "$1"; }
 kube_scheduler() { kube kube-scheduler "$1"; }
+kubectl() { kube kubectl "$1"; }
 etcd() { (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$1" .); }
 kwok() {
   local gobin; gobin=$(mktemp -d)
   GOBIN=$gobin go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   mv "$gobin/kwok" "$1"; rmdir "$gobin"
+}
+kwok_stages() {  # kwok runs no stage unless configured: upstream's default node and pod stages, from its module
+  local dir; dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  local stage
+  for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+    pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    echo "---"; cat "$dir/kustomize/stage/$stage.yaml"
+  done > "$1"
 }
 external_dns() {
   (cd "$here/externaldns" && GOTOOLCHAIN=$EXTERNALDNS_TOOLCHAIN go build -trimpath \
@@ -52,14 +61,16 @@ external_dns() {
 }
 
 want=("$@")
-[[ ${#want[@]} -gt 0 ]] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok external-dns)
+[[ ${#want[@]} -gt 0 ]] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwok-stages external-dns)
 for name in "${want[@]}"; do
   case $name in
     etcd) build etcd "$ETCD_VERSION" 1 etcd ;;
     kube-apiserver) build kube-apiserver "$KUBERNETES_VERSION" 8 kube_apiserver ;;
     kube-controller-manager) build kube-controller-manager "$KUBERNETES_VERSION" 3 kube_controller_manager ;;
     kube-scheduler) build kube-scheduler "$KUBERNETES_VERSION" 1 kube_scheduler ;;
+    kubectl) build kubectl "$KUBERNETES_VERSION" 1 kubectl ;;
     kwok) build kwok "$KWOK_VERSION" 3 kwok ;;
+    kwok-stages) build kwok-stages "$KWOK_VERSION.yaml" "" kwok_stages ;;
     external-dns) build external-dns "$EXTERNALDNS_VERSION" 5 external_dns ;;
     *) echo "unknown binary $name" >&2; exit 2 ;;
   esac

@@ -1,10 +1,11 @@
 """`make demo`: the local stack, a seeded organization and the dashboard, until Ctrl-C.
 
-Everything the demo keeps lives in .sandbox/ and starts fresh each run, because the stand-ins for AWS,
-Vault and Kubernetes keep their state in memory only.
+Everything the demo keeps lives in .sandbox/ and starts fresh each run: moto and OpenBao keep their state in
+memory, and the local Kubernetes clusters (devstack/cluster.py, real control planes running the real ExternalDNS)
+are made anew in .sandbox/clusters/.
 """
 
-import base64
+import json
 import os
 import secrets
 import shutil
@@ -18,15 +19,16 @@ from pathlib import Path
 import redis
 import yaml
 
-from devstack.kubeapi import KubeAPIServer
+from devstack.cluster import ClusterFarm, binaries
+from devstack.policies import boundary_policy, scoped_vault_token
 from devstack.processes import port_open, stack_env, start_bao, start_moto, stop, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX = ROOT / ".sandbox"
-PORTS = {"web": 8000, "moto": 5055, "vault": 8250, "demo-1": 6551, "demo-2": 6552}
+PORTS = {"web": 8000, "moto": 5055, "vault": 8250, "demo-1": 6551, "demo-2": 6552, "demo-3": 6553}
 BASE_DOMAIN = "platform.example.com"
 ORG = "demo"
-CLUSTERS = ("demo-1", "demo-2")
+CLUSTERS = ("demo-1", "demo-2")  # registered by the seed; demo-3 is left for the user to register
 
 
 def main():
@@ -55,15 +57,21 @@ def running_stack():
     logs = SANDBOX / "logs"
     logs.mkdir(exist_ok=True)
     logs.chmod(0o700)  # the OpenBao dev server prints its root token
-    children, kube_servers = [], []
+    children, farm = [], None
     try:
         moto, moto_url = start_moto(PORTS["moto"], log=open(logs / "moto.log", "w"))
         children.append(moto)
-        vault_token = secrets.token_urlsafe(24)
-        bao, vault_url = start_bao(PORTS["vault"], vault_token, log=open(logs / "openbao.log", "w"))
+        root_token = secrets.token_urlsafe(24)
+        bao, vault_url = start_bao(PORTS["vault"], root_token, log=open(logs / "openbao.log", "w"))
         children.append(bao)
-        for name in CLUSTERS:
-            kube_servers.append(KubeAPIServer(port=PORTS[name], token=secrets.token_urlsafe(24), tls=True).start())
+        vault_token = scoped_vault_token(vault_url, root_token, "secret", "orgdns")  # the README's policy, not root
+        shutil.rmtree(SANDBOX / "clusters", ignore_errors=True)
+        print("Starting three local Kubernetes clusters (etcd, kube-apiserver, controllers, kwok, ExternalDNS runner)…", flush=True)
+        farm = ClusterFarm(moto_url, workdir=SANDBOX / "clusters", logs=logs)
+        kube = {name: farm.start_cluster(name, PORTS[name]) for name in ("demo-1", "demo-2", "demo-3")}
+        kubectl = Path(sys.executable).parent / "kubectl"
+        kubectl.unlink(missing_ok=True)
+        kubectl.symlink_to(binaries()["kubectl"])
 
         env = {
             "ORGDNS_URL": f"http://127.0.0.1:{PORTS['web']}",
@@ -73,30 +81,32 @@ def running_stack():
             "DATABASE_URL": f"sqlite:///{SANDBOX / 'demo.sqlite3'}",
             "KUBECONFIG": str(SANDBOX / "kubeconfig"),
             "ORGDNS_PARENT_ZONE_ID": create_parent_zone(moto_url),
+            "ORGDNS_IAM_PERMISSIONS_BOUNDARY": create_boundary_policy(moto_url),
             "DJANGO_SETTINGS_MODULE": "orgdns_site.settings",
-            "SECRET_KEY": secrets.token_urlsafe(32),
             "PROMETHEUS_MULTIPROC_DIR": str(fresh_directory(SANDBOX / "metrics")),  # web and worker count together
             "ORGDNS_METRICS_NETWORKS": "127.0.0.1/32",
         }
-        write_kubeconfig(env["KUBECONFIG"], kube_servers)
+        write_kubeconfig(env["KUBECONFIG"], kube)
+        kube["demo-3"].cluster.write_kubeconfig(SANDBOX / "demo-3-orgdns.kubeconfig", kube["demo-3"].token)
+        add_sample_workloads(kube["demo-1"].cluster)
         write_env(env)
         os.environ.update(env)
         redis.Redis.from_url(redis_url).flushdb()  # jobs left by an earlier demo point at rows that are gone
 
         manage = [sys.executable, str(ROOT / "manage.py")]
         subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], check=True, cwd=ROOT)
-        password = seed(kube_servers)
+        password = seed(kube)
         children.append(spawn([*manage, "rqworker", "--with-scheduler", "default"], logs / "worker.log"))
         children.append(spawn([*manage, "runserver", f"127.0.0.1:{PORTS['web']}", "--noreload", "--insecure"], logs / "web.log"))
         wait_for_seeded_operations()
-        publish_sample_records(moto_url)
+        add_hand_made_record(moto_url)
         wait_for_http(env["ORGDNS_URL"] + "/healthz")
         yield env, password
     finally:
         for child in reversed(children):
             stop(child)
-        for server in kube_servers:
-            server.stop()
+        if farm is not None:
+            farm.stop()
 
 
 def fresh_directory(path):
@@ -109,32 +119,35 @@ def spawn(command, log_path):
     return subprocess.Popen(command, cwd=ROOT, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
 
 
-def local_route53(moto_url):
+def local_aws(service, moto_url):
     import boto3
 
     return boto3.client(
-        "route53", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="demo", aws_secret_access_key="demo"
+        service, endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="demo", aws_secret_access_key="demo"
     )
+
+
+def local_route53(moto_url):
+    return local_aws("route53", moto_url)
+
+
+def create_boundary_policy(moto_url):
+    """The README's permissions boundary for the users orgdns creates (moto records it; it does not enforce it)."""
+    document = json.dumps(boundary_policy(BASE_DOMAIN))
+    return local_aws("iam", moto_url).create_policy(PolicyName="orgdns-tenant-boundary", PolicyDocument=document)["Policy"]["Arn"]
 
 
 def create_parent_zone(moto_url):
     return local_route53(moto_url).create_hosted_zone(Name=BASE_DOMAIN, CallerReference="orgdns-demo-parent")["HostedZone"]["Id"].split("/")[-1]
 
 
-def write_kubeconfig(path, servers):
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": CLUSTERS[0],
-        "clusters": [],
-        "users": [],
-        "contexts": [],
-    }
-    for name, server in zip(CLUSTERS, servers):
-        ca = base64.b64encode(server.ca_pem.encode()).decode()
-        config["clusters"].append({"name": name, "cluster": {"server": server.url, "certificate-authority-data": ca}})
-        config["users"].append({"name": f"{name}-admin", "user": {"token": server.token}})
-        config["contexts"].append({"name": name, "context": {"cluster": name, "user": f"{name}-admin"}})
+def write_kubeconfig(path, clusters):
+    """One context per cluster for the user, as its admin (orgdns itself holds only its documented permissions)."""
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": CLUSTERS[0], "clusters": [], "users": [], "contexts": []}
+    for access in clusters.values():
+        one = access.cluster.kubeconfig(access.cluster.admin_token, user=f"{access.cluster.name}-admin")
+        for section in ("clusters", "users", "contexts"):
+            config[section] += one[section]
     Path(path).write_text(yaml.safe_dump(config, sort_keys=False))
     os.chmod(path, 0o600)
 
@@ -145,14 +158,14 @@ def write_env(env):
     os.chmod(path, 0o600)
 
 
-def seed(servers):
+def seed(clusters_by_name):
     """An admin, organization demo, its two clusters and a certificate, made the way a user would."""
     import django
 
     django.setup()
     from django.contrib.auth import get_user_model
 
-    from provisioning.clients.kube import connection_from_kubeconfig
+    from provisioning.clients.kube import ClusterConnection
     from provisioning.models import AuditEvent
     from provisioning.services import audit, certificates, clusters, organizations
 
@@ -160,28 +173,30 @@ def seed(servers):
     admin = get_user_model().objects.create_superuser("admin", "admin@example.com", password)
     with audit.acting(AuditEvent.Source.CRON, actor=admin):  # a script acting for the admin, audited as such
         org = organizations.create_organization(ORG, owner=admin)
-        kubeconfig = (SANDBOX / "kubeconfig").read_text()
-        registered = [
-            clusters.register_cluster(org, name, connection_from_kubeconfig(kubeconfig, context=name), admin)[0]
-            for name in CLUSTERS
-        ]
+        registered = []
+        for name in CLUSTERS:
+            access = clusters_by_name[name]
+            connection = ClusterConnection(server=access.cluster.url, token=access.token, ca_pem=access.ca_pem)
+            registered.append(clusters.register_cluster(org, name, connection, admin)[0])
         certificates.issue_certificate(org, [f"www.{org.zone_name}"], [(registered[0], "default", "demo-www-tls")], admin)
     return password
 
 
-def publish_sample_records(moto_url):
-    """What ExternalDNS in demo-1 would publish for two annotated Services (no real ExternalDNS runs against the
-    stand-in clusters), plus one record made by hand, so that the zone page shows owners."""
-    from provisioning.models import Cluster
+def add_sample_workloads(cluster):
+    """Annotated Services and an Ingress in demo-1, which its ExternalDNS publishes once it runs."""
+    zone = f"{ORG}.{BASE_DOMAIN}"
+    cluster.create_load_balancer_service("web", f"web.{zone}", "203.0.113.10")
+    cluster.create_load_balancer_service("api", f"api.{zone}", "203.0.113.11", annotation_prefix="external-dns.alpha.kubernetes.io/")
+    cluster.create_ingress("shop", f"shop.{zone}", "203.0.113.12")
 
-    cluster = Cluster.objects.select_related("organization").get(name=CLUSTERS[0])
-    zone = cluster.organization.zones.get()
-    owner = f'"heritage=external-dns,external-dns/owner={cluster.owner_id},external-dns/resource=service/default/web"'
-    records = [("www", "A", "203.0.113.10"), ("api", "A", "203.0.113.11")]
-    changes = [_upsert(f"{name}.{zone.name}", rtype, value) for name, rtype, value in records]
-    changes += [_upsert(f"a-{name}.{zone.name}", "TXT", owner) for name, _, _ in records]
-    changes.append(_upsert(f"legacy.{zone.name}", "CNAME", "old-lb.example.net"))
-    local_route53(moto_url).change_resource_record_sets(HostedZoneId=zone.zone_id, ChangeBatch={"Changes": changes})
+
+def add_hand_made_record(moto_url):
+    """A record nobody's ExternalDNS owns, so that the zone page shows owners and the lack of one."""
+    from provisioning.models import HostedZone
+
+    zone = HostedZone.objects.get(organization__name=ORG)
+    change = _upsert(f"legacy.{zone.name}", "CNAME", "old-lb.example.net")
+    local_route53(moto_url).change_resource_record_sets(HostedZoneId=zone.zone_id, ChangeBatch={"Changes": [change]})
 
 
 def _upsert(name, rtype, value):
@@ -212,9 +227,20 @@ orgdns demo is running.
   API         {env['ORGDNS_URL']}/api/v1/docs  (tokens: API tokens in the top bar)   Metrics {env['ORGDNS_URL']}/metrics
   Clusters    {states}
   AWS (moto)  {env['AWS_ENDPOINT_URL']}   Vault (OpenBao) {env['VAULT_ADDR']}
-  Kubernetes  {env['KUBECONFIG']} (contexts {', '.join(CLUSTERS)})
+  Kubernetes  {env['KUBECONFIG']} (contexts demo-1, demo-2, demo-3; you are their admin)
   Settings    {SANDBOX / 'env'}   (set -a; . .sandbox/env; set +a  — then aws, bao, kubectl work)
   Logs        {logs}/
+
+ExternalDNS runs in demo-1 and demo-2 and publishes into {ORG}.{BASE_DOMAIN} (demo-1's web, api and shop are on
+the zone page). Publish a name yourself — it appears within a minute (ExternalDNS's sync interval):
+
+  .venv/bin/kubectl --context demo-2 create service loadbalancer hello --tcp=80:80
+  .venv/bin/kubectl --context demo-2 annotate service hello external-dns.kubernetes.io/hostname=hello.{ORG}.{BASE_DOMAIN}
+  .venv/bin/kubectl --context demo-2 patch service hello --subresource=status --type=merge \\
+    -p '{{"status":{{"loadBalancer":{{"ingress":[{{"ip":"203.0.113.20"}}]}}}}}}'
+
+Register demo-3 yourself: on the organization page, upload {SANDBOX / 'demo-3-orgdns.kubeconfig'}
+(a token holding only the permissions orgdns needs, as the README's ClusterRole).
 
 Ctrl-C stops everything the demo started.""",
         flush=True,

@@ -1,6 +1,7 @@
 """Start the local stand-ins for AWS (moto) and Vault (OpenBao) as child processes."""
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -76,8 +77,11 @@ def start_bao(port, token, log=subprocess.DEVNULL):
 
 
 def stack_env(moto_url, vault_url, vault_token, access_key):
-    """The settings that point orgdns (and the aws and bao CLIs) at a local moto and OpenBao."""
+    """The settings that point orgdns (and the aws and bao CLIs) at a local moto and OpenBao, and let it reach the
+    local clusters."""
     return {
+        "SECRET_KEY": secrets.token_urlsafe(32),  # orgdns refuses to start without one unless DEBUG is on
+        "ORGDNS_CLUSTER_PERMITTED_NETWORKS": "127.0.0.0/8,::1/128",  # the local clusters listen on loopback
         "AWS_ENDPOINT_URL": moto_url,
         "AWS_ACCESS_KEY_ID": access_key,  # moto takes any key
         "AWS_SECRET_ACCESS_KEY": access_key,

@@ -1,11 +1,13 @@
 """Settings, all from the environment (see README "Configuration")."""
 
+import ipaddress
 import os
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,6 +33,14 @@ def envfloat(name, default):
     return float(env(name, str(default)))
 
 
+def networks(value):
+    """`10.0.0.0/8,::1/128` → [IPv4Network('10.0.0.0/8'), IPv6Network('::1/128')]."""
+    try:
+        return [ipaddress.ip_network(item.strip()) for item in value.split(",") if item.strip()]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"ORGDNS_CLUSTER_PERMITTED_NETWORKS: {exc}") from None
+
+
 def database_from_url(url):
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
@@ -47,8 +57,25 @@ def database_from_url(url):
     raise ValueError(f"DATABASE_URL: unsupported scheme {parts.scheme!r} (use sqlite:/// or postgres://)")
 
 
-SECRET_KEY = env("SECRET_KEY", "dev-only-insecure-key-change-me")
+def proxy_ssl_header(value):
+    """`X-Forwarded-Proto=https` → ("HTTP_X_FORWARDED_PROTO", "https"), as SECURE_PROXY_SSL_HEADER wants it."""
+    if not value:
+        return None
+    header, separator, expected = value.partition("=")
+    if not (separator and header.strip() and expected.strip()):
+        raise ImproperlyConfigured(f"SECURE_PROXY_SSL_HEADER must look like X-Forwarded-Proto=https, got {value!r}")
+    return "HTTP_" + header.strip().upper().replace("-", "_"), expected.strip()
+
+
 DEBUG = envbool("DEBUG", False)
+SECRET_KEY = env("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set: set SECRET_KEY (or SECRET_KEY_FILE) to a long random string, or DEBUG=1 on a "
+            "development machine"
+        )
+    SECRET_KEY = "dev-only-insecure-key"
 ALLOWED_HOSTS = env("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -62,6 +89,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_rq",
     "ninja",
+    "axes",
     "provisioning",
 ]
 
@@ -76,6 +104,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "provisioning.middleware.AuditContextMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "orgdns_site.urls"
@@ -104,6 +133,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Login throttling (django-axes), for the dashboard's and the admin's login alike: after LOGIN_FAILURE_LIMIT wrong
+# passwords for one username from one client address, that pair is refused (HTTP 429) for LOGIN_LOCKOUT_MINUTES.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "provisioning.middleware.login_attempt_username"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client address is REMOTE_ADDR, unless TRUSTED_PROXY_COUNT proxies in front of orgdns append to X-Forwarded-For.
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -132,6 +177,14 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 12 * 3600)  # seconds
+# Production behind TLS (see README "Production"): redirect to https, HSTS, and how the proxy says a request was https.
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env("SECURE_PROXY_SSL_HEADER", ""))
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the load balancer's health check may speak plain http
 
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900}}
@@ -143,15 +196,36 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    # Library debug logs can include request bodies: keep them quiet whatever LOG_LEVEL says.
-    "loggers": {name: {"level": "WARNING"} for name in ("botocore", "boto3", "urllib3", "kubernetes", "hvac")},
+    # Library debug logs can include request bodies: keep them quiet whatever LOG_LEVEL says (axes: every login).
+    "loggers": {name: {"level": "WARNING"} for name in ("botocore", "boto3", "urllib3", "kubernetes", "hvac", "axes")},
 }
 
 # --- orgdns ---------------------------------------------------------------------------------
 ORGDNS_BASE_DOMAIN = env("ORGDNS_BASE_DOMAIN", "orgdns.example.com").rstrip(".")
 ORGDNS_PARENT_ZONE_ID = env("ORGDNS_PARENT_ZONE_ID", "")
 ORGDNS_RESOURCE_PREFIX = env("ORGDNS_RESOURCE_PREFIX", "orgdns")  # IAM user names, tags, Vault prefix
-ORGDNS_ROUTE53_RATE = envfloat("ORGDNS_ROUTE53_RATE", 5.0)  # requests/second, shared by all workers
+# Organization names never given out (shell-style patterns): <name>.<base domain> would pass for the platform's own.
+ORGDNS_RESERVED_NAMES = [
+    pattern.strip()
+    for pattern in env(
+        "ORGDNS_RESERVED_NAMES",
+        "www,api,app,apps,admin,administrator,root,mail,email,smtp,imap,pop,pop3,mx,webmail,autodiscover,autoconfig,"
+        "ftp,sftp,ns*,dns,_*,hostmaster,postmaster,webmaster,abuse,security,support,help,status,login,auth,sso,oauth,"
+        "id,account,accounts,billing,dashboard,console,portal,static,assets,cdn,media,vpn,git,registry,docs,blog,"
+        "internal,localhost,wpad,isatap,orgdns",
+    ).split(",")
+    if pattern.strip()
+]
+# The ARN of a managed policy that caps every IAM user orgdns creates (README "Least privilege"); empty: none.
+ORGDNS_IAM_PERMISSIONS_BOUNDARY = env("ORGDNS_IAM_PERMISSIONS_BOUNDARY", "")
+# Route53 throttles per account (a bucket refilled at 10 requests/s, burst 50), for every caller together.
+ORGDNS_ROUTE53_ACCOUNT_RATE = envfloat("ORGDNS_ROUTE53_ACCOUNT_RATE", 10.0)  # requests/second of the account
+ORGDNS_ROUTE53_FLEET_SHARE = envfloat("ORGDNS_ROUTE53_FLEET_SHARE", 0.6)  # of it, for every tenant's ExternalDNS
+ORGDNS_ROUTE53_SHARE = envfloat("ORGDNS_ROUTE53_SHARE", 0.3)  # of it, for orgdns's workers (the rest: console, scripts)
+ORGDNS_ROUTE53_RATE = envfloat("ORGDNS_ROUTE53_RATE", ORGDNS_ROUTE53_ACCOUNT_RATE * ORGDNS_ROUTE53_SHARE)  # requests/s, all workers
+ORGDNS_ROUTE53_BURST = envint("ORGDNS_ROUTE53_BURST", max(1, int(50 * ORGDNS_ROUTE53_SHARE)))  # requests at once, all workers
+if ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE > 1:
+    raise ImproperlyConfigured("ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE must not exceed 1")
 ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6)  # per remote call, for transient errors
 ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5)  # seconds, doubles each attempt
 ORGDNS_JOB_RETRY_INTERVALS = [int(s) for s in env("ORGDNS_JOB_RETRY_INTERVALS", "30,120,600").split(",") if s]
@@ -173,11 +247,26 @@ VAULT_TOKEN = env("VAULT_TOKEN", "")
 VAULT_KV_MOUNT = env("VAULT_KV_MOUNT", "secret")
 VAULT_PREFIX = env("VAULT_PREFIX", "orgdns")
 
-EXTERNALDNS_IMAGE = env("EXTERNALDNS_IMAGE", "registry.k8s.io/external-dns/external-dns:v0.22.0")
+EXTERNALDNS_IMAGE = env("EXTERNALDNS_IMAGE", "registry.k8s.io/external-dns/external-dns:v0.23.0")
 EXTERNALDNS_NAMESPACE = env("EXTERNALDNS_NAMESPACE", "external-dns")
 EXTERNALDNS_POLICY = env("EXTERNALDNS_POLICY", "sync")  # sync | upsert-only | create-only
-EXTERNALDNS_ANNOTATION_PREFIX = env("EXTERNALDNS_ANNOTATION_PREFIX", "external-dns.alpha.kubernetes.io/")
+EXTERNALDNS_MEMORY_LIMIT = env("EXTERNALDNS_MEMORY_LIMIT", "")  # e.g. 512Mi; empty: no limit
+EXTERNALDNS_ROLLOUT_TIMEOUT = envint("EXTERNALDNS_ROLLOUT_TIMEOUT", 180)  # seconds for ExternalDNS to become available
+EXTERNALDNS_STOP_TIMEOUT = envint("EXTERNALDNS_STOP_TIMEOUT", 120)  # seconds for its pods and namespace to go
+# ExternalDNS's resync interval is chosen between these so that the fleet stays within ORGDNS_ROUTE53_FLEET_SHARE,
+# planning for this many record sets per zone and changes per cluster and hour (provisioning/budget.py).
+EXTERNALDNS_MIN_INTERVAL = envint("EXTERNALDNS_MIN_INTERVAL", 60)  # seconds
+EXTERNALDNS_MAX_INTERVAL = envint("EXTERNALDNS_MAX_INTERVAL", 3600)  # seconds; a record changed by hand is put back by then
+EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = envint("EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL", 45)  # a change reaches Route53 within this + a sync
+EXTERNALDNS_PLAN_RECORDS = envint("EXTERNALDNS_PLAN_RECORDS", 300)
+EXTERNALDNS_PLAN_CHANGES_PER_HOUR = envfloat("EXTERNALDNS_PLAN_CHANGES_PER_HOUR", 6.0)
 KUBE_REQUEST_TIMEOUT = envint("KUBE_REQUEST_TIMEOUT", 15)
+# Registration checks a cluster with one quick request, a few times a minute per user at most.
+ORGDNS_PROBE_TIMEOUT = envfloat("ORGDNS_PROBE_TIMEOUT", 5)  # seconds
+ORGDNS_PROBES_PER_MINUTE = envfloat("ORGDNS_PROBES_PER_MINUTE", 6)
+ORGDNS_PROBE_BURST = envint("ORGDNS_PROBE_BURST", 5)
+# Networks where a cluster API may be even though orgdns refuses them otherwise (loopback, link-local, metadata).
+ORGDNS_CLUSTER_PERMITTED_NETWORKS = networks(env("ORGDNS_CLUSTER_PERMITTED_NETWORKS", ""))
 
 # TLS certificates (per-organization CA in Vault)
 ORGDNS_TLS_CA_DAYS = envint("ORGDNS_TLS_CA_DAYS", 3650)  # validity of a new organization CA

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
@@ -16,7 +17,7 @@ from .models import (
     Organization,
     ZoneCharge,
 )
-from .services import api_tokens, audit, certificates, clusters, zone_gc
+from .services import api_tokens, audit, certificates, clusters, organizations, zone_gc
 from .services.zone_claims import Outcome
 
 
@@ -40,6 +41,10 @@ class AuditedAdmin(admin.ModelAdmin):
         """Rows stand for things in AWS, Vault and clusters: they go through jobs (deregister, GC), never a delete."""
         return False
 
+    def has_act_permission(self, request):
+        """Actions that change remote things (the job path): support staff only, whatever their model permissions."""
+        return organizations.acts_in_any_organization(request.user)
+
     def run_action(self, request, queryset, action, done):
         """Call a service action on each selected object; report each outcome."""
         for obj in queryset:
@@ -57,11 +62,24 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class OrganizationAdminForm(forms.ModelForm):
+    class Meta:
+        model = Organization
+        fields = ["name"]
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk is None and data.get("name") and not self.errors:
+            organizations.check_zone_name_is_free(Organization(name=data["name"]))
+        return data
+
+
 @admin.register(Organization)
 class OrganizationAdmin(AuditedAdmin):
     list_display = ["name", "created_at"]
     search_fields = ["name"]
     inlines = [MembershipInline]
+    form = OrganizationAdminForm
 
     def get_readonly_fields(self, request, obj=None):
         return ["name", "created_at"] if obj else ["created_at"]  # the zone and IAM user are named after it
@@ -91,7 +109,7 @@ class HostedZoneAdmin(AuditedAdmin):
     ]
     actions = ["gc_dry_run", "delete_if_unused"]
 
-    @admin.action(description="GC dry-run: what the garbage collector would do now")
+    @admin.action(description="GC dry-run: what the garbage collector would do now", permissions=["view"])
     def gc_dry_run(self, request, queryset):
         selected = set(queryset.values_list("pk", flat=True))
         organizations = queryset.values("organization")
@@ -100,7 +118,7 @@ class HostedZoneAdmin(AuditedAdmin):
                 when = f" (from {entry.not_before:%Y-%m-%d %H:%M} UTC)" if entry.not_before else ""
                 self.message_user(request, f"{entry.zone}: {entry.action}{when}: {entry.reason}")
 
-    @admin.action(description="Delete now if unused (or resume a stopped teardown)")
+    @admin.action(description="Delete now if unused (or resume a stopped teardown)", permissions=["act"])
     def delete_if_unused(self, request, queryset):
         for zone in queryset.select_related("organization"):
             outcome, _ = zone_gc.delete_now(zone, request.user)
@@ -145,15 +163,15 @@ class ClusterAdmin(AuditedAdmin):
     def has_add_permission(self, request):
         return False  # clusters are registered from the organization page, which checks and stores the credentials
 
-    @admin.action(description="Re-run provisioning (zone, credentials, ExternalDNS)")
+    @admin.action(description="Re-run provisioning (zone, credentials, ExternalDNS)", permissions=["act"])
     def reprovision(self, request, queryset):
         self.run_action(request, queryset.select_related("organization"), clusters.retry_registration, "provisioning queued")
 
-    @admin.action(description="Deregister (remove ExternalDNS and the cluster's records)")
+    @admin.action(description="Deregister (remove ExternalDNS and the cluster's records)", permissions=["act"])
     def deregister(self, request, queryset):
         self.run_action(request, queryset.select_related("organization"), clusters.deregister_cluster, "deregistration queued")
 
-    @admin.action(description="Forget (the cluster is gone for good: deregister without reaching it)")
+    @admin.action(description="Forget (the cluster is gone for good: deregister without reaching it)", permissions=["act"])
     def forget(self, request, queryset):
         self.run_action(request, queryset.select_related("organization"), clusters.forget_cluster, "forgotten; deregistration queued")
 
@@ -170,7 +188,7 @@ class OperationAdmin(AuditedAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Retry (failed cluster operations)")
+    @admin.action(description="Retry (failed cluster operations)", permissions=["act"])
     def retry(self, request, queryset):
         self.run_action(request, queryset.select_related("organization", "cluster"), clusters.retry_operation, "retry queued")
 
@@ -201,7 +219,7 @@ class CertificateAdmin(AuditedAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Renew now (new key and certificate, re-installed everywhere)")
+    @admin.action(description="Renew now (new key and certificate, re-installed everywhere)", permissions=["act"])
     def renew(self, request, queryset):
         self.run_action(request, queryset.select_related("organization"), certificates.renew_certificate, "renewal queued")
 
@@ -233,7 +251,7 @@ class ApiTokenAdmin(AuditedAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Revoke (the token stops working at once)")
+    @admin.action(description="Revoke (the token stops working at once)", permissions=["act"])
     def revoke(self, request, queryset):
         self.run_action(request, queryset.select_related("user"), api_tokens.revoke_by_staff, "revoked")
 
@@ -242,7 +260,7 @@ class ApiTokenAdmin(AuditedAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "actor_name", "source", "action", "object_type", "object_repr", "organization", "outcome", "request_id"]
     list_filter = ["source", "outcome", "object_type"]
-    search_fields = ["actor_name", "action", "object_repr", "request_id", "organization__name", "detail"]
+    search_fields = ["actor_name", "action", "object_repr", "request_id", "client_request_id", "organization__name", "detail"]
     list_select_related = ["organization"]
     date_hierarchy = "created_at"
 

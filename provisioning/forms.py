@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 
 from .models import Cluster, Membership
 from .services import api_tokens, certificates, clusters
-from .validators import validate_cluster_name, validate_namespace_name, validate_org_name, validate_secret_name
+from .validators import validate_certificate_namespace, validate_cluster_name, validate_org_name, validate_secret_name
 
 
 class OrganizationForm(forms.Form):
@@ -43,7 +43,7 @@ class RegisterClusterForm(forms.Form):
 
 
 class TargetFields(forms.Form):
-    namespace = forms.CharField(max_length=63, initial="default", validators=[validate_namespace_name])
+    namespace = forms.CharField(max_length=63, initial="default", validators=[validate_certificate_namespace])
     secret_name = forms.CharField(
         max_length=253,
         validators=[validate_secret_name],

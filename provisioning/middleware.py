@@ -3,7 +3,8 @@ from .services import audit
 
 
 class AuditContextMiddleware:
-    """Every request gets a request id (the caller's X-Request-ID if sane) under which its actions are audited."""
+    """Every request gets a fresh request id, under which its actions are audited and which the response carries
+    (X-Request-ID); an X-Request-ID the caller sent is recorded beside it."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -14,8 +15,15 @@ class AuditContextMiddleware:
             source = AuditEvent.Source.ADMIN
         elif request.path.startswith("/api/"):
             source = AuditEvent.Source.API
-        with audit.acting(source, actor=request.user, request_id=audit.new_request_id(request.headers.get("X-Request-ID"))) as context:
+        client_id = audit.client_request_id(request.headers.get("X-Request-ID"))
+        with audit.acting(source, actor=request.user, client_request_id=client_id) as context:
             request.request_id = context.request_id
             response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
+
+
+def login_attempt_username(request, credentials):
+    """The name a login attempt is counted under: what was typed, cut to the longest user name (axes stores it)."""
+    username = (credentials or {}).get("username") or request.POST.get("username") or ""
+    return username[:150]

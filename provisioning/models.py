@@ -13,6 +13,7 @@ class Organization(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("act_in_any_organization", "Can act in every organization (support; other staff only look)")]
 
     def __str__(self):
         return self.name
@@ -124,6 +125,9 @@ class Cluster(models.Model):
     owner_id = models.CharField(
         max_length=128, unique=True, help_text="ExternalDNS --txt-owner-id; also names the Vault secret."
     )
+    kube_system_uid = models.CharField(
+        max_length=64, blank=True, help_text="UID of the cluster's kube-system namespace: which cluster this is."
+    )
     state = models.CharField(max_length=14, choices=State.choices, default=State.PENDING)
     message = models.TextField(blank=True)
     registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -135,7 +139,10 @@ class Cluster(models.Model):
     class Meta:
         ordering = ["organization__name", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "name"], condition=LIVE_CLUSTER, name="unique_live_cluster_name")
+            models.UniqueConstraint(fields=["organization", "name"], condition=LIVE_CLUSTER, name="unique_live_cluster_name"),
+            models.UniqueConstraint(
+                fields=["kube_system_uid"], condition=LIVE_CLUSTER & ~models.Q(kube_system_uid=""), name="one_live_registration_per_cluster"
+            ),
         ]
 
     def __str__(self):
@@ -292,6 +299,9 @@ class AuditEvent(models.Model):
     object_id = models.CharField(max_length=64, blank=True)
     object_repr = models.CharField(max_length=200, blank=True)
     request_id = models.CharField(max_length=64, blank=True, db_index=True)
+    client_request_id = models.CharField(
+        max_length=64, blank=True, help_text="The X-Request-ID the client sent, if any (the request id is always ours)."
+    )
     outcome = models.CharField(max_length=7, choices=Outcome.choices, default=Outcome.OK)
     detail = models.TextField(blank=True)
 

@@ -1,4 +1,5 @@
 import re
+from fnmatch import fnmatchcase
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -29,7 +30,17 @@ def iam_user_name(org_name):
     return f"{settings.ORGDNS_RESOURCE_PREFIX}-{org_name}"
 
 
+def is_reserved_org_name(name):
+    return any(fnmatchcase(name, pattern) for pattern in settings.ORGDNS_RESERVED_NAMES)
+
+
 def validate_org_name(value):
+    if is_reserved_org_name(value or ""):
+        raise ValidationError(
+            f"Organization name {value!r} is reserved: <name>.{settings.ORGDNS_BASE_DOMAIN} would look like a service of "
+            "the platform (see ORGDNS_RESERVED_NAMES). Choose another name.",
+            code="reserved",
+        )
     _validate_label(value, "Organization name")
     limit = max_org_name_length()
     if len(value) > limit:
@@ -48,6 +59,21 @@ def validate_cluster_name(value):
 
 def validate_namespace_name(value):
     _validate_label(value, "Namespace")
+
+
+def system_namespaces():
+    """Namespaces of the cluster's own machinery and of the ExternalDNS we deploy: no certificate goes there."""
+    return {"kube-system", "kube-public", "kube-node-lease", settings.EXTERNALDNS_NAMESPACE}
+
+
+def validate_certificate_namespace(value):
+    validate_namespace_name(value)
+    if value in system_namespaces():
+        raise ValidationError(
+            f"Namespace {value} belongs to the cluster's system (or to ExternalDNS): install certificates into an "
+            "application namespace.",
+            code="system_namespace",
+        )
 
 
 def validate_secret_name(value):

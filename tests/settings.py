@@ -23,13 +23,18 @@ def claim_redis_database(host="127.0.0.1", port=6379, candidates=range(2, 13)):
 os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', '54329')}/postgres")
 if "REDIS_URL" not in os.environ:  # worker processes of a run get the run's REDIS_URL
     os.environ["REDIS_URL"] = claim_redis_database()
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
 os.environ.setdefault("ORGDNS_BASE_DOMAIN", "orgdns.test")
+# The suite's clusters listen on loopback, which orgdns refuses unless allowed (tests of the refusal clear this).
+os.environ.setdefault("ORGDNS_CLUSTER_PERMITTED_NETWORKS", "127.0.0.0/8,::1/128")
 # prometheus_client's multiprocess mode, as in production: this run and its worker processes count into one directory.
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # worker processes of a run get the run's directory
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="orgdns-test-metrics-")
     atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 os.environ.setdefault("ORGDNS_RETRY_BASE_DELAY", "0.01")
 os.environ.setdefault("ORGDNS_JOB_RETRY_INTERVALS", "")
+os.environ.setdefault("EXTERNALDNS_ROLLOUT_TIMEOUT", "60")
+os.environ.setdefault("EXTERNALDNS_STOP_TIMEOUT", "60")
 # boto3 reads these for our own (moto) account.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

@@ -39,7 +39,7 @@ def test_an_abandoned_job_fails_its_operation_with_what_to_do(personas, cluster_
     assert clusters.retry_operation(operation).kind == Operation.Kind.REGISTER  # and it can be retried
 
 
-def test_lost_jobs_are_queued_again_or_failed_by_the_sweep(personas, cluster_api):
+def test_lost_jobs_are_queued_again_or_failed_by_the_sweep(personas, make_cluster_api):
     from datetime import timedelta
     from io import StringIO
 
@@ -48,8 +48,8 @@ def test_lost_jobs_are_queued_again_or_failed_by_the_sweep(personas, cluster_api
 
     from tests.conftest import run_jobs
 
-    cluster, never_queued = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
-    other, was_running = clusters.register_cluster(personas.acme, "edge", cluster_api.connection)
+    cluster, never_queued = clusters.register_cluster(personas.acme, "prod", make_cluster_api().connection)
+    other, was_running = clusters.register_cluster(personas.acme, "edge", make_cluster_api().connection)
     django_rq.get_connection("default").flushdb()  # Redis restarted without its data
     Operation.objects.filter(pk=was_running.pk).update(state=Operation.State.RUNNING)
     recent = Operation.objects.create(kind=Operation.Kind.REGISTER, organization=personas.acme, cluster=cluster)

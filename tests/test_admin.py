@@ -104,7 +104,7 @@ def test_a_cluster_gone_for_good_can_be_forgotten(support, personas, ready_clust
     write(aws, zone.zone_id, owned_records(ready_cluster.owner_id, zone.name, 3, "app"))
     refused = act(support, "cluster", "forget", [ready_cluster.pk])
     assert "only a cluster in error can be forgotten" in refused.content.decode()
-    cluster_api.token = "revoked"
+    cluster_api.revoke_token()
     act(support, "cluster", "deregister", [ready_cluster.pk])
     run_jobs()
     ready_cluster.refresh_from_db()

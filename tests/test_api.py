@@ -140,12 +140,13 @@ def test_deregister_then_refuse_a_second_time(alice, ready_cluster):
 
 def test_retry_a_failed_operation(alice, personas, cluster_api):
     cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection, personas.alice)
-    real_token, cluster_api.token = cluster_api.token, "rotated"
+    # The cluster refuses applying ExternalDNS's Deployment once (a permanent error: the job fails at once).
+    cluster_api.fail_next(1, 403, 'deployments.apps "external-dns" is forbidden: denied by an admission policy', "PATCH", "/deployments/")
     run_jobs()
     failed = alice.get(f"/operations/{operation.pk}").json()
-    assert failed["state"] == "failed" and "refused our token" in failed["error"] and failed["log"]
+    assert failed["state"] == "failed" and "403" in failed["error"] and "denied by an admission policy" in failed["error"]
+    assert failed["log"]
 
-    cluster_api.token = real_token
     retried = alice.post(f"/operations/{operation.pk}/retry")
     assert retried.status_code == 202
     assert alice.post(f"/operations/{operation.pk}/retry").status_code == 409
@@ -157,18 +158,21 @@ def test_retry_a_failed_operation(alice, personas, cluster_api):
 
 def test_audit_events_are_filtered_and_carry_the_request_id(alice, personas, ready_cluster):
     response = alice.post(f"/organizations/acme/clusters/{ready_cluster.pk}/reprovision", **{"X-Request-ID": "deploy-42"})
-    assert response.status_code == 202 and response["X-Request-ID"] == "deploy-42"
+    request_id = response["X-Request-ID"]
+    assert response.status_code == 202 and len(request_id) == 32 and request_id != "deploy-42"  # ours, not the client's
     run_jobs()
-    events = alice.get("/audit-events?request_id=deploy-42").json()["items"]
-    assert [(e["action"], e["source"], e["actor"]) for e in events] == [
-        ("register.succeeded", "job", "alice"),
-        ("register.queued", "api", "alice"),
+    events = alice.get(f"/audit-events?request_id={request_id}").json()["items"]
+    assert [(e["action"], e["source"], e["actor"], e["client_request_id"]) for e in events] == [
+        ("register.succeeded", "job", "alice", ""),
+        ("register.queued", "api", "alice", "deploy-42"),
     ]
+    (by_client_id,) = alice.get("/audit-events?client_request_id=deploy-42").json()["items"]
+    assert (by_client_id["action"], by_client_id["request_id"]) == ("register.queued", request_id)
     assert alice.get("/audit-events?action=register.&outcome=ok&organization=acme").json()["count"] == 4
     assert alice.get("/audit-events?organization=globex").json()["count"] == 0
 
 
-def test_no_secret_in_any_answer(alice, personas, ready_cluster, cluster_api, vault):
+def test_no_secret_in_any_answer(alice, personas, ready_cluster, cluster_api, make_cluster_api, vault):
     aws_secret = vault.secrets.kv.v2.read_secret_version(
         path=f"{settings.VAULT_PREFIX}/orgs/acme/aws", mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]["secret_access_key"]
@@ -185,10 +189,16 @@ def test_no_secret_in_any_answer(alice, personas, ready_cluster, cluster_api, va
             "/audit-events",
         )
     ]
-    registered = alice.post("/organizations/acme/clusters", {"name": "second", "api_server": cluster_api.url, "ca_pem": cluster_api.ca_pem, "token": cluster_api.token})
+    other = make_cluster_api()  # a cluster is registered once: the second is another one
+    registered = alice.post("/organizations/acme/clusters", {"name": "second", "api_server": other.url, "ca_pem": other.ca_pem, "token": other.token})
+    assert registered.status_code == 202, registered.content
     answers.append(registered.content.decode())
-    refused = alice.post("/organizations/acme/clusters", {"name": "third", "api_server": cluster_api.url, "token": "not-the-token-x"})
+    refused = alice.post("/organizations/acme/clusters", {"name": "third", "api_server": other.url, "token": "not-the-token-x"})
+    assert refused.status_code == 422
     answers.append(refused.content.decode())
-    for secret in (aws_secret, cluster_api.token, VAULT_ROOT_TOKEN, "not-the-token-x"):
+    again = alice.post("/organizations/acme/clusters", {"name": "fourth", "api_server": cluster_api.url, "ca_pem": cluster_api.ca_pem, "token": cluster_api.token})
+    assert again.status_code == 422 and "already registered" in again.json()["detail"]
+    answers.append(again.content.decode())
+    for secret in (aws_secret, cluster_api.token, other.token, VAULT_ROOT_TOKEN, "not-the-token-x"):
         assert all(secret not in answer for answer in answers)
     assert Operation.objects.count() == 2

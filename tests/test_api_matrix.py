@@ -1,14 +1,17 @@
 """The tenant matrix of the API: every endpoint × anonymous, no organization, owner of another organization, viewer,
-member, owner, staff, superuser, and revoked and expired tokens.
+member, owner, staff, staff who may act, support staff, superuser, and revoked and expired tokens.
 
 Other organizations' objects are 404 (their names are not revealed), viewers cannot act, members act but do not
-manage members, creating organizations is for staff only, and a token that is revoked or expired is refused.
+manage members; staff see everything and change nothing unless they have the permission to act in any organization;
+creating organizations takes the permission to add one; a token that is revoked or expired is refused. Every refusal
+of an authenticated caller is audited (access.refused), as on the pages.
 """
 
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from provisioning.models import (
@@ -36,7 +39,9 @@ PERSONAS = {
     "viewer": READ,
     "member": WRITE,
     "owner": MEMBERS,
-    "staff": STAFF,
+    "staff": READ,  # sees every organization, changes nothing
+    "staff who may act": MEMBERS,  # act_in_any_organization: acts and manages members, creates no organization
+    "support staff": STAFF,  # act_in_any_organization and add_organization
     "superuser": STAFF,
     "revoked token": None,
     "expired token": None,
@@ -128,7 +133,12 @@ def token_of(persona, personas, acme, django_user_model):
     }
     if persona == "anonymous":
         return None
-    user = users.get(persona) or django_user_model.objects.create_superuser("root", password="!")
+    if persona in ("staff who may act", "support staff"):
+        user = django_user_model.objects.create_user("sue", is_staff=True)
+        codenames = ["act_in_any_organization"] + (["add_organization"] if persona == "support staff" else [])
+        user.user_permissions.add(*Permission.objects.filter(content_type__app_label="provisioning", codename__in=codenames))
+    else:
+        user = users.get(persona) or django_user_model.objects.create_superuser("root", password="!")
     token, raw = api_tokens.create_token(user, persona, 30)
     if persona == "revoked token":
         ApiToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
@@ -164,10 +174,16 @@ def test_the_matrix(client, personas, acme, django_user_model, persona, index):
 
     expected = expected_status(persona, level, success)
     assert response.status_code == expected, (persona, method, path, response.content[:500])
+    refusals = AuditEvent.objects.filter(action="access.refused", source="api", outcome="refused")
     if expected >= 400:
         assert response["Content-Type"] == "application/problem+json"
         assert Operation.objects.count() == operations_before
         assert not AuditEvent.objects.filter(source="api", outcome="ok").exists()
+    if expected in (403, 404):  # a caller reaching for what is not theirs, or acting without the right: recorded
+        (refusal,) = refusals
+        assert refusal.actor_name == ApiToken.objects.get(name=persona).user.get_username()
+    else:
+        assert not refusals.exists(), [e.detail for e in refusals]
     if expected == 202:
         operation = Operation.objects.get(pk=response.json()["operation"]["id"])
         assert response["Location"] == f"/api/v1/operations/{operation.pk}"

@@ -87,7 +87,7 @@ def test_the_api_and_the_form_register_alike(client, personas, make_cluster_api,
     assert [s for _, s, *_ in by_form["events"]] == ["ui", "job"]
     assert [s for _, s, *_ in by_api["events"]] == ["api", "job"]
     queued = AuditEvent.objects.get(organization__name="globex", action="register.queued")
-    assert queued.actor_name == "bob" and queued.request_id == "ci-prod"
+    assert queued.actor_name == "bob" and queued.client_request_id == "ci-prod" and len(queued.request_id) == 32
     assert through_api.registered_by == personas.bob
 
 

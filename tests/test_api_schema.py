@@ -2,8 +2,9 @@
 is what the schema says, for a token of each role.
 
 Bounded: a few examples per endpoint and role, each sent twice, as generated (mostly unknown names and ids) and aimed
-at acme's real objects. Nothing reaches a remote system but the local stand-ins: registration can only probe the
-test's cluster API, and jobs are never run (nothing commits, so nothing is even queued).
+at acme's real objects. Nothing reaches a remote system but the test's own local servers: registration can only probe
+the test's real cluster (through its fault proxy; any other URL is refused before a connection is made), and jobs are
+never run (nothing commits, so nothing is even queued, and nothing is deployed into the cluster).
 """
 
 from datetime import timedelta
@@ -41,7 +42,7 @@ def in_process_requests(personas, cluster_api, monkeypatch, settings):
 
     def probe_only_the_test_cluster(connection):
         if connection.server != cluster_api.url:
-            raise ValidationError("Cannot use this cluster: the test reaches no cluster but its own stand-in.")
+            raise ValidationError("Cannot use this cluster: the test reaches no cluster but its own.")
         real_probe(connection)
 
     monkeypatch.setattr(cluster_service, "probe_cluster", probe_only_the_test_cluster)
@@ -51,6 +52,7 @@ def in_process_requests(personas, cluster_api, monkeypatch, settings):
     yield
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)
+    assert cluster_api.namespaces() == [], "a request of the test reached into the cluster"
 
 
 @pytest.fixture

@@ -170,3 +170,43 @@ def test_support_revokes_a_token_in_the_admin_and_never_sees_its_hash(client, pe
     assert client.get("/api/v1/me", headers=bearer(raw)).status_code == 401
     event = AuditEvent.objects.get(action="api_token.revoke")
     assert (event.actor_name, event.source, event.detail) == ("support", "admin", "token of alice")
+
+
+def test_staff_who_only_look_cannot_revoke_a_token_in_the_admin(client, personas):
+    from django.contrib.auth.models import Permission
+
+    token, raw = api_tokens.create_token(personas.alice, "ci", 30)
+    personas.sam.user_permissions.add(Permission.objects.get(codename="view_apitoken"))
+    client.force_login(personas.sam)
+    changelist = reverse("admin:provisioning_apitoken_changelist")
+    page = client.get(changelist).content.decode()
+    assert token.prefix in page and 'value="revoke"' not in page
+    client.post(changelist, {"action": "revoke", "_selected_action": [str(token.pk)]})
+    assert client.get("/api/v1/me", headers=bearer(raw)).status_code == 200
+    assert not AuditEvent.objects.filter(action="api_token.revoke").exists()
+
+
+def test_tokens_and_sessions_work_beside_login_throttling(personas, settings):
+    """django-axes checks every password login (it needs the request); API tokens are no password login, and a
+    session made by the login page works on the API. A username locked out of the login keeps its tokens; wrong
+    tokens are refused without counting as wrong passwords."""
+    from django.test import Client
+
+    assert settings.AUTHENTICATION_BACKENDS[0] == "axes.backends.AxesStandaloneBackend"
+    _, raw = api_tokens.create_token(personas.alice, "ci", 30)
+    guesser = Client(REMOTE_ADDR="198.51.100.20")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        guesser.post("/login/", {"username": "alice", "password": "guess"})
+    assert guesser.post("/login/", {"username": "alice", "password": "pw-alice"}).status_code == 429
+
+    api = Client(REMOTE_ADDR="198.51.100.21")
+    me = api.get("/api/v1/me", headers=bearer(raw))
+    assert me.status_code == 200 and me.json()["authenticated_by"] == "token"
+    for wrong in ["not-a-token", raw + "x"] + [f"odt_{n}" + "x" * 42 for n in range(settings.AXES_FAILURE_LIMIT)]:
+        assert api.get("/api/v1/me", headers=bearer(wrong)).status_code == 401
+    assert api.get("/api/v1/me").status_code == 401
+
+    browser = Client(REMOTE_ADDR="198.51.100.21")
+    assert browser.post("/login/", {"username": "alice", "password": "pw-alice"}).status_code == 302
+    me = browser.get("/api/v1/me")
+    assert me.status_code == 200 and me.json()["authenticated_by"] == "session" and me.json()["username"] == "alice"

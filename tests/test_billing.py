@@ -15,6 +15,7 @@ from provisioning.billing import (
     avoided_month,
     charged_months,
     decide_zone,
+    month_start,
     next_month_start,
     zone_prices,
 )
@@ -70,6 +71,25 @@ def test_decision_table(created, now, in_use, action, not_before):
     assert decision.reason
     if not_before is not None:
         assert decision.not_before.tzinfo == UTC
+
+
+def test_the_rule_at_each_fixed_instant(instant):
+    """The month and its final window are UTC's, whatever the instant's or the server's zone; ages are real hours."""
+    local = instant.at.astimezone(ZoneInfo(instant.time_zone))
+    for now in (instant.at, local):
+        assert (month_start(now), next_month_start(now)) == (instant.month, instant.next_month)
+    deadline = instant.next_month - WINDOW
+    paid = (DELETE, None) if instant.at >= deadline else (KEEP, deadline)
+    for created, expected in [
+        (instant.at - timedelta(days=3), paid),
+        (instant.at - timedelta(hours=11, minutes=50), paid),  # past the margin: charged, even if the wall says less
+        (instant.at - timedelta(hours=11), (DELETE, None)),  # free, even if the wall says more
+    ]:
+        for now in (instant.at, local):
+            decision = decide_zone(created, now, False, young_margin=MARGIN, final_window=WINDOW)
+            assert (decision.action, decision.not_before) == expected, (created, now)
+    three_days = charged_months(instant.at - timedelta(days=3), local)
+    assert three_days[-1] == instant.month.date() and three_days == sorted(three_days)
 
 
 def test_the_reasons_say_why():

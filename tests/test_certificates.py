@@ -16,9 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from provisioning.clients import tls
-from provisioning.clients.kube import KubeCluster
 from provisioning.models import AuditEvent, Certificate, CertificateInstallation, Cluster, Operation
 from provisioning.services import certificates, clusters
+from provisioning.services.backends import Backends
 from provisioning.validators import certificate_dns_names
 from tests.conftest import run_jobs, vault_tree
 
@@ -103,7 +103,7 @@ def test_installed_certificate_verifies_against_the_org_ca_with_the_names_asked(
     assert certificate.not_after - certificate.not_before == datetime.timedelta(days=90) + tls.BACKDATE
     installation = certificate.installations.get()
     assert (installation.state, installation.installed_serial) == (CertificateInstallation.State.INSTALLED, certificate.serial)
-    assert [ns["metadata"]["name"] for ns in cluster_api.objects("namespaces")] == ["external-dns", "web"]
+    assert cluster_api.namespaces() == ["external-dns", "web"]
 
 
 def test_the_org_ca_is_a_name_constrained_ca_made_once(personas, vault, tmp_path):
@@ -224,7 +224,7 @@ def test_a_cluster_registered_later_receives_an_existing_certificate(personas, a
 
 
 def test_a_secret_that_is_not_ours_is_never_overwritten(personas, acme_cluster, cluster_api):
-    kube = KubeCluster(cluster_api.connection)
+    kube = Backends().cluster(cluster_api.connection)
     kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}})
     theirs = {"name": "www-tls", "namespace": "web"}
     kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": theirs, "stringData": {"tls.crt": "theirs"}})
@@ -366,12 +366,10 @@ def test_no_private_key_in_the_database_pages_or_job_records(personas, acme_clus
         assert "PRIVATE KEY" not in text and key_body[:40] not in text
 
 
-def test_the_command_renews_what_is_past_two_thirds_of_its_lifetime(personas, acme_cluster, cluster_api):
-    now = timezone.now()
-    due, _ = issue(personas.acme, ["due.acme.orgdns.test"], [(acme_cluster, "web", "due-tls")])
-    Certificate.objects.filter(pk=due.pk).update(
-        not_before=now - datetime.timedelta(days=61), not_after=now + datetime.timedelta(days=29)
-    )
+def test_the_command_renews_what_is_past_two_thirds_of_its_lifetime(instant, personas, acme_cluster, cluster_api):
+    now = instant.at
+    with instant.travel(now - datetime.timedelta(days=61)):  # 90 days: renewed after 60
+        due, _ = issue(personas.acme, ["due.acme.orgdns.test"], [(acme_cluster, "web", "due-tls")])
 
     def row(name, state, age_days, lifetime_days=90):
         return Certificate.objects.create(
@@ -386,31 +384,37 @@ def test_the_command_renews_what_is_past_two_thirds_of_its_lifetime(personas, ac
     fresh = row("fresh", Certificate.State.ACTIVE, 59)
     busy = row("busy", Certificate.State.INSTALLING, 80)
     expired = row("expired", Certificate.State.ACTIVE, 100)
+    twin = row("twin", Certificate.State.ACTIVE, 100)  # expires in the same second as `expired`
     for state in (Certificate.State.DELETED, Certificate.State.DELETING, Certificate.State.ERROR):
         row(state, state, 80)
     old_serial = Certificate.objects.get(pk=due.pk).serial
 
-    planned = json.loads(call(["--dry-run", "--json"]))
-    assert [c["id"] for c in planned["certificates"]] == [expired.pk, busy.pk, due.pk]  # soonest expiry first
+    with instant.travel():
+        planned = json.loads(call(["--dry-run", "--json"]))
+        dry_run = call(["--dry-run"])
+    assert [c["id"] for c in planned["certificates"]] == [expired.pk, twin.pk, busy.pk, due.pk]  # soonest expiry first
     assert {c["action"] for c in planned["certificates"]} == {"would renew"} and planned["dry_run"]
     assert not Operation.objects.filter(kind=Operation.Kind.RENEW_CERTIFICATE).exists()
-    assert "3 certificates due for renewal (dry run" in call(["--dry-run"])
+    assert "4 certificates due for renewal (dry run" in dry_run
 
-    done = json.loads(call(["--json"]))
-    actions = {c["id"]: c["action"] for c in done["certificates"]}
-    assert actions == {expired.pk: "renewing", due.pk: "renewing", busy.pk: "skipped"}
-    assert (done["renewing"], done["skipped"]) == (2, 1)
-    assert "is installing" in next(c["reason"] for c in done["certificates"] if c["id"] == busy.pk)
-    assert fresh.pk not in actions
+    with instant.travel():
+        done = json.loads(call(["--json"]))
+    actions = [(c["id"], c["action"]) for c in done["certificates"]]
+    assert actions == [(expired.pk, "renewing"), (twin.pk, "renewing"), (busy.pk, "skipped"), (due.pk, "renewing")]
+    assert (done["renewing"], done["skipped"]) == (3, 1)
+    assert "is installing" in done["certificates"][2]["reason"]
+    assert fresh.pk not in dict(actions)
     queued = AuditEvent.objects.filter(action="renew_certificate.queued")
-    assert sorted(queued.values_list("object_id", flat=True)) == sorted([str(expired.pk), str(due.pk)])
+    assert sorted(queued.values_list("object_id", flat=True)) == sorted([str(expired.pk), str(twin.pk), str(due.pk)])
     assert set(queued.values_list("source", flat=True)) == {"cron"}
 
-    run_jobs()
+    with instant.travel():
+        run_jobs()
+        again = json.loads(call(["--dry-run", "--json"]))
     due.refresh_from_db()
     assert due.serial != old_serial and due.not_after > now + datetime.timedelta(days=89)
     assert format(served_certificate(cluster_api, "web", "due-tls").serial_number, "X") == due.serial
-    assert json.loads(call(["--dry-run", "--json"]))["due"] == 1  # the busy one, still waiting for its job
+    assert again["due"] == 1  # the busy one, still waiting for its job
 
 
 def call(args):
@@ -423,8 +427,8 @@ def command_output(*args):
     return out.getvalue()
 
 
-def test_the_renewal_point_follows_the_setting(settings):
-    now = timezone.now()
+def test_the_renewal_point_follows_the_setting(instant, settings):
+    now = instant.at
     certificate = Certificate(not_before=now - datetime.timedelta(days=40), not_after=now + datetime.timedelta(days=50))
     settings.ORGDNS_TLS_RENEW_AT = 2 / 3
     assert not certificates.renewal_due(certificate, now) and certificates.expiry(certificate, now) == "valid"

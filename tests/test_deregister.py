@@ -69,7 +69,8 @@ def test_deregister_removes_externaldns_and_only_this_clusters_records(personas,
 
     for plural in ("deployments", "secrets", "serviceaccounts"):
         assert api_one.objects(plural, "external-dns") == []
-    assert api_one.objects("clusterroles") == [] and api_one.objects("namespaces") == []
+    assert api_one.objects("clusterroles", selector="app.kubernetes.io/managed-by=orgdns") == []
+    assert api_one.namespaces() == []
     assert len(api_two.objects("deployments", "external-dns")) == 1
     paths = vault_tree(vault, settings.VAULT_PREFIX)
     assert not any(one.owner_id in p for p in paths)
@@ -119,18 +120,19 @@ def test_deregistering_while_provisioning_is_refused_and_a_stale_register_job_do
 
 
 def test_objects_that_are_not_ours_are_never_replaced_or_deleted(personas, cluster_api):
-    from provisioning.clients.kube import KubeCluster
+    from provisioning.services.backends import Backends
 
     theirs = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "external-dns", "labels": {"team": "platform"}}}
-    KubeCluster(cluster_api.connection).request("POST", "/api/v1/namespaces", body=theirs)
+    Backends().cluster(cluster_api.connection).request("POST", "/api/v1/namespaces", body=theirs)
     cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
     run_jobs()
     operation.refresh_from_db()
     assert operation.state == Operation.State.FAILED
     assert "Namespace external-dns already exists in the cluster and is not managed by orgdns" in operation.error
-    (namespace,) = cluster_api.objects("namespaces")
+    assert cluster_api.namespaces() == ["external-dns"]
+    (namespace,) = [ns for ns in cluster_api.objects("namespaces") if ns["metadata"]["name"] == "external-dns"]
     assert namespace["metadata"]["labels"]["team"] == "platform"
 
     clusters.deregister_cluster(Cluster.objects.get(pk=cluster.pk))
     run_jobs()
-    assert [ns["metadata"]["name"] for ns in cluster_api.objects("namespaces")] == ["external-dns"]
+    assert cluster_api.namespaces() == ["external-dns"]

@@ -66,9 +66,35 @@ def test_cluster_api_briefly_unavailable_is_retried(personas, cluster_api):
     assert len(cluster_api.objects("deployments", "external-dns")) == 1
 
 
+@pytest.mark.parametrize(
+    "status, message, method, path",
+    [
+        (409, "Operation cannot be fulfilled: the object has been modified", "PATCH", "/deployments/"),
+        (403, 'secrets "external-dns-aws" is forbidden: unable to create new content in namespace external-dns because it is being terminated', "PATCH", "/secrets/"),
+    ],
+    ids=["conflict", "namespace-terminating"],
+)
+def test_conflicts_and_a_terminating_namespace_are_retried(personas, cluster_api, status, message, method, path):
+    cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    cluster_api.fail_next(2, status, message, method, path)
+    run_jobs()
+    cluster.refresh_from_db()
+    assert cluster.state == Cluster.State.READY, cluster.message
+    assert cluster_api.proxy._take_fault(method, path) is None  # both injected answers were consumed
+
+
+def test_a_cluster_that_is_down_fails_the_job_as_transient(personas, cluster_api):
+    cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    cluster_api.proxy.down = True
+    run_jobs()
+    op = cluster.operations.get()
+    assert op.state == Operation.State.FAILED
+    assert f"cannot reach the cluster API at {cluster_api.url}" in op.error
+
+
 def test_cluster_refusing_our_token_fails_at_once(personas, cluster_api):
     cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
-    cluster_api.token = "rotated-by-the-cluster-admin"
+    cluster_api.revoke_token()
     before = cluster_api.request_count
     run_jobs()
     cluster.refresh_from_db()

@@ -65,7 +65,13 @@ def test_other_organizations_members_are_not_found(client, personas):
     assert Membership.objects.filter(pk=bobs.pk).exists()
 
 
-def test_staff_manage_any_organization(client, personas):
+def test_support_staff_manage_any_organization_other_staff_only_look(client, personas):
+    from tests.test_staff import grant
+
     client.force_login(personas.sam)
+    assert client.get(reverse("members", args=["globex"])).status_code == 200
+    assert client.post(reverse("members", args=["globex"]), {"username": "charlie", "role": "owner"}).status_code == 403
+    assert not Membership.objects.filter(organization=personas.globex, user=personas.charlie).exists()
+    client.force_login(grant(personas.sam, "act_in_any_organization"))
     client.post(reverse("members", args=["globex"]), {"username": "charlie", "role": "owner"})
     assert Membership.objects.get(organization=personas.globex, user=personas.charlie).role == "owner"

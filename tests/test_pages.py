@@ -75,9 +75,11 @@ def test_viewers_cannot_act(client, personas, acme_cluster):
 
 
 def test_only_staff_create_organizations(client, personas):
+    from tests.test_staff import grant
+
     client.force_login(personas.alice)
     assert client.post(reverse("organization-create"), {"name": "initech"}).status_code == 403
-    client.force_login(personas.sam)
+    client.force_login(grant(personas.sam, "add_organization"))
     response = client.post(reverse("organization-create"), {"name": "initech"})
     assert response.status_code == 302
     response = client.post(reverse("organization-create"), {"name": "Bad_Name"})
@@ -208,7 +210,7 @@ def test_home_shows_health_and_what_needs_attention(client, personas, acme_clust
 
     broken = make_cluster_api()
     cluster, _ = clusters.register_cluster(personas.acme, "edge", broken.connection)
-    broken.token = "rotated"
+    broken.revoke_token()
     run_jobs()
     Certificate.objects.create(organization=personas.acme, dns_names=["soon.acme.orgdns.test"], state="active", not_after=timezone.now() + timedelta(days=3))
     Certificate.objects.create(organization=personas.globex, dns_names=["theirs.globex.orgdns.test"], state="error")

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import django_rq
 import pytest
@@ -41,3 +42,18 @@ def test_two_processes_share_one_budget():
 def test_rate_must_be_positive():
     with pytest.raises(ValueError, match="rate must be positive"):
         RedisRateLimiter(django_rq.get_connection("default"), "k", rate=0)
+
+
+def test_orgdns_route53_calls_take_only_its_share_a_burst_then_the_rate(settings):
+    from provisioning.services.backends import Backends
+
+    settings.ORGDNS_ROUTE53_RATE, settings.ORGDNS_ROUTE53_BURST = 2.0, 4
+    route53 = Backends().route53()
+    started = time.monotonic()
+    for _ in range(4):
+        route53.call("list_hosted_zones")
+    burst = time.monotonic() - started
+    for _ in range(3):
+        route53.call("list_hosted_zones")
+    assert burst < 0.4  # the burst is granted at once
+    assert time.monotonic() - started >= 3 / 2.0 - 0.1  # then one call per 1/rate seconds

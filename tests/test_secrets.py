@@ -38,7 +38,7 @@ def test_secrets_appear_nowhere_but_vault_and_the_cluster(client, personas, make
     api, refusing = make_cluster_api(), make_cluster_api()
     cluster, _ = clusters.register_cluster(personas.acme, "prod", api.connection, personas.alice)
     failing, _ = clusters.register_cluster(personas.acme, "flaky", refusing.connection, personas.alice)
-    refusing.token = "rotated"  # the second cluster now refuses us: a failure path with an error message
+    refusing.revoke_token()  # the second cluster now refuses us: a failure path with an error message
     run_jobs()
     clusters.deregister_cluster(cluster)
     run_jobs()
@@ -46,7 +46,7 @@ def test_secrets_appear_nowhere_but_vault_and_the_cluster(client, personas, make
     aws_secret = vault.secrets.kv.v2.read_secret_version(
         path=f"{settings.VAULT_PREFIX}/orgs/acme/aws", mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]["secret_access_key"]
-    secrets = {"aws secret key": aws_secret, "vault token": VAULT_ROOT_TOKEN, "cluster token": api.token, "other cluster token": refusing.connection.token}
+    secrets = {"aws secret key": aws_secret, "vault token": VAULT_ROOT_TOKEN, "orgdns's vault token": settings.VAULT_TOKEN, "cluster token": api.token, "other cluster token": refusing.connection.token}
 
     database = io.StringIO()
     call_command("dumpdata", "provisioning", "auth", "admin", "sessions", stdout=database)

@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import subprocess
 from datetime import timedelta
 from decimal import Decimal
@@ -17,7 +18,8 @@ from django.utils import timezone
 from provisioning import billing
 from provisioning.jobs import run_operation
 from provisioning.models import AuditEvent, Cluster, HostedZone, Operation, Organization, ZoneCharge
-from provisioning.services import clusters, zone_gc
+from provisioning.services import clusters, provisioning, zone_gc
+from provisioning.services.backends import Backends
 from provisioning.services.provisioning import organization_lock
 from tests.conftest import WorkerDied, run_jobs, start_manage_process, start_worker_process, vault_tree, wait_until
 
@@ -40,11 +42,23 @@ def deregister(cluster):
     run_jobs()
 
 
-def unused_zone(org, server):
-    """A young zone whose only cluster was deregistered."""
-    cluster, _ = register(org, "first", server)
-    deregister(cluster)
-    return HostedZone.objects.get(organization=org, state=HostedZone.State.ACTIVE)
+class Unobserved:
+    """Progress of job steps run outside a job."""
+
+    def step(self, name, percent):
+        pass
+
+    def log(self, line):
+        pass
+
+
+def unused_zone(org):
+    """A young zone with its IAM user, access key and Vault secret, made by the register job's own steps, in an
+    organization without clusters (as after its last one was deregistered)."""
+    backends = Backends()
+    zone = provisioning.ensure_zone(org, backends, Unobserved())
+    provisioning.ensure_credentials(zone, backends.vault(), backends, Unobserved())
+    return HostedZone.objects.get(pk=zone.pk)
 
 
 def gc(now=None):
@@ -52,6 +66,19 @@ def gc(now=None):
     planned = zone_gc.plan(now)
     zone_gc.apply(planned, now)
     return {entry.zone.organization.name: entry for entry in planned}
+
+
+def deadline_of(instant):
+    """When the GC deletes the paid unused zones of the instant's month."""
+    return instant.next_month - settings.ORGDNS_GC_FINAL_WINDOW
+
+
+def gc_at(instant, moment):
+    """A GC run, and the jobs it queues, with the clock at `moment`."""
+    with instant.travel(moment):
+        planned = gc(moment)
+        run_jobs()
+    return planned
 
 
 def live_zone(org, created, cluster=False):
@@ -116,7 +143,7 @@ def assert_nothing_left(org, aws, vault, parent_id=None):
 def acme_full_zone(personas, make_cluster_api, aws):
     """acme's unused zone, delegated from a parent zone and holding 450 record sets; globex keeps a live cluster."""
     parent_id = with_parent_zone(aws)
-    zone = unused_zone(personas.acme, make_cluster_api())
+    zone = unused_zone(personas.acme)
     fill(aws, zone)
     register(personas.globex, "prod", make_cluster_api())
     return zone, parent_id
@@ -153,33 +180,37 @@ def test_an_unused_young_zone_is_torn_down_completely(personas, acme_full_zone, 
     assert charge.kind == ZoneCharge.Kind.AVOIDED_YOUNG and charge.month == billing.month_start(zone.aws_created_at).date()
 
 
-def test_zones_in_use_and_paid_zones_are_kept_until_the_final_window(personas, make_cluster_api, aws):
+def test_zones_in_use_and_paid_zones_are_kept_until_the_final_window(instant, personas, make_cluster_api, aws):
     register(personas.acme, "prod", make_cluster_api())
-    paid = unused_zone(personas.globex, make_cluster_api())
-    created = timezone.now() - timedelta(days=3)
+    paid = unused_zone(personas.globex)
+    created = instant.at - timedelta(days=3)
     HostedZone.objects.filter(pk=paid.pk).update(aws_created_at=created)
-    month_end = billing.next_month_start(timezone.now() + timedelta(days=1))
+    deadline = deadline_of(instant)
 
-    mid_month = gc(month_end - timedelta(hours=2))
-    assert mid_month["acme"].action == billing.KEEP and mid_month["acme"].not_before is None
-    assert mid_month["globex"].action == billing.KEEP and mid_month["globex"].not_before == month_end - timedelta(hours=1)
-    assert not Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).exists()
+    planned = gc_at(instant, instant.at)
+    assert planned["acme"].action == billing.KEEP and planned["acme"].not_before is None
+    if instant.at < deadline:
+        assert (planned["globex"].action, planned["globex"].not_before) == (billing.KEEP, deadline)
+        assert not Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).exists()
+        planned = gc_at(instant, deadline + timedelta(minutes=30))
+        assert planned["acme"].action == billing.KEEP
+    assert (planned["globex"].action, planned["globex"].outcome) == (billing.DELETE, "queued")
 
-    at_window = gc(month_end - timedelta(minutes=30))
-    assert at_window["acme"].action == billing.KEEP
-    assert at_window["globex"].action == billing.DELETE and at_window["globex"].outcome == "queued"
-    run_jobs()
     paid.refresh_from_db()
     assert paid.state == HostedZone.State.DELETED
+    assert deadline <= paid.route53_deleted_at < instant.next_month
     assert HostedZone.objects.get(organization=personas.acme).state == HostedZone.State.ACTIVE
-    renewal = ZoneCharge.objects.get(zone=paid, kind=ZoneCharge.Kind.AVOIDED_RENEWAL)
-    assert renewal.month == billing.next_month_start(paid.route53_deleted_at).date()
-    charged = ZoneCharge.objects.filter(zone=paid, kind=ZoneCharge.Kind.CHARGED).values_list("month", flat=True)
-    assert sorted(charged) == billing.charged_months(created, paid.route53_deleted_at)
+    charged = billing.charged_months(created, paid.route53_deleted_at)
+    assert charged[-1] == instant.month.date()
+    # The ledger's order: newest month first.
+    assert list(ZoneCharge.objects.filter(zone=paid).values_list("month", "kind")) == [
+        (instant.next_month.date(), ZoneCharge.Kind.AVOIDED_RENEWAL),
+        *[(month, ZoneCharge.Kind.CHARGED) for month in reversed(charged)],
+    ]
 
 
 def test_a_later_cluster_of_the_organization_gets_a_fresh_zone(personas, make_cluster_api, aws, vault):
-    old = unused_zone(personas.acme, make_cluster_api())
+    old = unused_zone(personas.acme)
     gc()
     run_jobs()
     api = make_cluster_api()
@@ -210,7 +241,7 @@ def test_a_claim_is_refused_while_a_cluster_uses_the_zone(personas, cluster_api)
 
 
 def test_a_zone_claimed_twice_is_torn_down_once(personas, cluster_api):
-    zone = unused_zone(personas.acme, cluster_api)
+    zone = unused_zone(personas.acme)
     assert zone_gc.delete_now(zone, None)[0] == "queued"
     assert gc()["acme"].outcome == ""  # the next run sees it being deleted
     assert zone_gc.delete_now(zone, None)[0] == "taken"  # a teardown is already queued
@@ -218,7 +249,7 @@ def test_a_zone_claimed_twice_is_torn_down_once(personas, cluster_api):
 
 
 def test_a_cluster_whose_job_runs_before_the_teardown_reclaims_the_zone(personas, make_cluster_api, aws):
-    zone = unused_zone(personas.acme, make_cluster_api())
+    zone = unused_zone(personas.acme)
     gc()
     cluster, register_op = clusters.register_cluster(personas.acme, "second", make_cluster_api().connection)
     assert run_operation(str(register_op.pk)) == Operation.State.SUCCEEDED  # before the queued teardown
@@ -236,7 +267,7 @@ def test_a_cluster_whose_job_runs_before_the_teardown_reclaims_the_zone(personas
 
 
 def test_a_cluster_registered_before_the_teardown_starts_keeps_the_zone(personas, make_cluster_api, aws):
-    zone = unused_zone(personas.acme, make_cluster_api())
+    zone = unused_zone(personas.acme)
     gc()
     cluster, _ = register(personas.acme, "second", make_cluster_api())  # the queued teardown runs first
 
@@ -249,7 +280,7 @@ def test_a_cluster_registered_before_the_teardown_starts_keeps_the_zone(personas
 
 
 def test_a_cluster_registered_during_a_stopped_teardown_waits_for_a_fresh_zone(personas, make_cluster_api, aws, aws_faults):
-    old = unused_zone(personas.acme, make_cluster_api())
+    old = unused_zone(personas.acme)
     gc()
     aws_faults.error("route53", "DeleteHostedZone", "AccessDenied", times=1000, status=403)
     run_jobs()
@@ -333,14 +364,14 @@ def test_a_crash_between_teardown_steps_is_recovered_by_a_rerun(
 def test_a_vault_failure_at_the_last_step_is_recovered_by_a_rerun(personas, acme_full_zone, aws, vault):
     zone, parent_id = acme_full_zone
     gc()
-    settings.VAULT_TOKEN = "not-the-token"
+    token, settings.VAULT_TOKEN = settings.VAULT_TOKEN, "not-the-token"
     run_jobs()
     (failed,) = teardowns(personas.acme)
     assert failed.state == Operation.State.FAILED
     assert failed.error == "Vault refused our token (permission denied): check VAULT_TOKEN and its policy"
     assert "not-the-token" not in failed.log + failed.error
 
-    settings.VAULT_TOKEN = vault.token
+    settings.VAULT_TOKEN = token
     gc(timezone.now() + settings.ORGDNS_GC_RETRY_AFTER)
     run_jobs()
     assert_nothing_left(personas.acme, aws, vault, parent_id)
@@ -348,7 +379,7 @@ def test_a_vault_failure_at_the_last_step_is_recovered_by_a_rerun(personas, acme
 
 
 def test_a_teardown_that_fails_before_deleting_anything_gives_the_zone_back(personas, cluster_api, aws, settings):
-    zone = unused_zone(personas.acme, cluster_api)
+    zone = unused_zone(personas.acme)
     gc()
     settings.ORGDNS_ORG_LOCK_TIMEOUT = 5
     with organization_lock(personas.acme):  # another job holds the organization for longer than we wait
@@ -364,7 +395,7 @@ def test_a_teardown_that_fails_before_deleting_anything_gives_the_zone_back(pers
 
 def test_a_delegated_zone_is_not_deleted_without_its_parent_zone_setting(personas, cluster_api, aws):
     with_parent_zone(aws)
-    zone = unused_zone(personas.acme, cluster_api)
+    zone = unused_zone(personas.acme)
     settings.ORGDNS_PARENT_ZONE_ID = ""
     gc()
     run_jobs()
@@ -409,7 +440,7 @@ def test_two_gc_runs_at_once_claim_each_zone_once():
 def test_concurrent_gc_and_registration_never_leave_a_cluster_without_a_zone(personas, make_cluster_api, aws):
     orgs = [personas.acme, personas.globex] + [Organization.objects.create(name=f"team{i}") for i in range(2)]
     for org in orgs:
-        fill(aws, unused_zone(org, make_cluster_api()))  # many records: a teardown takes a while
+        fill(aws, unused_zone(org))  # many records: a teardown takes a while
     new_clusters = []
 
     def register_second(org):
@@ -465,13 +496,12 @@ def test_planning_takes_one_query_however_many_zones():
 
 
 @pytest.fixture
-def planned_zones(personas, cluster_api):
-    """acme: in use; globex: unused for 5 days (paid); initech: unused, 2 hours old."""
-    register(personas.acme, "prod", cluster_api)
-    now = timezone.now()
-    live_zone(personas.globex, now - timedelta(days=5))
-    live_zone(Organization.objects.create(name="initech"), now - timedelta(hours=2))
-    return now
+def planned_zones(instant, personas):
+    """At the instant, acme: in use; globex: unused for 5 days (paid); initech: unused, 11 hours old (free)."""
+    live_zone(personas.acme, instant.at - timedelta(days=20), cluster=True)
+    live_zone(personas.globex, instant.at - timedelta(days=5))
+    live_zone(Organization.objects.create(name="initech"), instant.at - timedelta(hours=11))
+    return instant
 
 
 def run_command(*args):
@@ -481,26 +511,41 @@ def run_command(*args):
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(planned_zones):
-    out = run_command("--dry-run")
+    instant = planned_zones
+    with instant.travel():
+        out = run_command("--dry-run")
     lines = out.strip().splitlines()
-    assert lines[0].startswith("keep      acme.orgdns.test  org acme  age ") and "in use" in lines[0]
-    assert lines[1].startswith("keep      globex.orgdns.test  org globex  age 5 d 0 h  unused, but this month is paid")
-    assert "[not before " in lines[1]
-    assert lines[2].startswith("delete    initech.orgdns.test  org initech  age 2 h 0")
-    assert "deleting it now is free" in lines[2]
-    assert lines[-1] == (
-        "3 zones: 1 in use, 1 unused but paid for (kept until their deletion time), 1 to delete, 0 teardowns to "
-        "resume, 0 being deleted; dry run: nothing changed."
+    assert lines[0].startswith("keep      acme.orgdns.test  org acme  age 20 d 0 h  in use")
+    if instant.at < deadline_of(instant):
+        deadline = f"{deadline_of(instant):%Y-%m-%d %H:%M} UTC"
+        assert lines[1] == (
+            "keep      globex.orgdns.test  org globex  age 5 d 0 h  unused, but this month is paid: kept for reuse "
+            f"until {deadline}, then deleted  [not before {deadline}]"
+        )
+        paid, to_delete = 1, 1
+    else:
+        assert lines[1] == (
+            "delete    globex.orgdns.test  org globex  age 5 d 0 h  unused, and next month's charge starts at "
+            f"{instant.next_month:%Y-%m-%d %H:%M} UTC: deleting it now"
+        )
+        paid, to_delete = 0, 2
+    assert lines[2] == (
+        "delete    initech.orgdns.test  org initech  age 11 h 00 min  unused and created 11 h 00 min ago: deleting it "
+        "now is free"
     )
+    assert lines[3:] == [
+        f"3 zones: 1 in use, {paid} unused but paid for (kept until their deletion time), {to_delete} to delete, 0 "
+        "teardowns to resume, 0 being deleted; dry run: nothing changed."
+    ]
     assert set(HostedZone.objects.values_list("state", flat=True)) == {HostedZone.State.ACTIVE}
     assert not Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).exists()
 
 
 def test_now_shows_what_happens_at_month_end(planned_zones):
-    month_end = billing.next_month_start(planned_zones + timedelta(days=1)) - timedelta(minutes=30)
+    month_end = planned_zones.next_month - timedelta(minutes=30)
     document = json.loads(run_command("--dry-run", "--json", "--now", month_end.isoformat()))
-    actions = {z["organization"]: z["action"] for z in document["zones"]}
-    assert actions == {"acme": "keep", "globex": "delete", "initech": "delete"}  # every unused zone goes
+    actions = [(z["organization"], z["action"]) for z in document["zones"]]
+    assert actions == [("acme", "keep"), ("globex", "delete"), ("initech", "delete")]  # every unused zone goes
     assert document["now"] == month_end.isoformat()
     assert document["summary"] == {
         "zones": 3, "in_use": 1, "kept_unused": 0, "to_delete": 2, "to_resume": 0, "deleting": 0, "queued": 0
@@ -509,25 +554,40 @@ def test_now_shows_what_happens_at_month_end(planned_zones):
 
 
 def test_json_describes_every_zone(planned_zones):
-    document = json.loads(run_command("--dry-run", "--json"))
-    globex = next(z for z in document["zones"] if z["organization"] == "globex")
+    instant = planned_zones
+    with instant.travel():
+        document = json.loads(run_command("--dry-run", "--json"))
+    assert document["now"].startswith(instant.at.isoformat()[:16]) and document["now"].endswith("+00:00")
+    assert [z["organization"] for z in document["zones"]] == ["acme", "globex", "initech"]
+    globex = document["zones"][1]
     assert globex["zone"] == "globex.orgdns.test" and globex["zone_id"] == "ZGLOBEX" and globex["state"] == "active"
-    assert 5 * 86400 - 5 <= globex["age_seconds"] <= 5 * 86400 + 60
-    assert globex["action"] == "keep" and globex["not_before"].endswith("23:00:00+00:00")
+    assert 5 * 86400 <= globex["age_seconds"] <= 5 * 86400 + 60
+    if instant.at < deadline_of(instant):
+        assert (globex["action"], globex["not_before"]) == ("keep", deadline_of(instant).isoformat())
+    else:
+        assert (globex["action"], globex["not_before"]) == ("delete", None)
     assert globex["outcome"] is None and globex["operation"] is None
 
 
 def test_a_real_run_queues_the_teardowns_as_jobs(planned_zones):
-    document = json.loads(run_command("--json"))
-    initech = next(z for z in document["zones"] if z["organization"] == "initech")
-    assert initech["outcome"] == "queued"
-    operation = Operation.objects.get(kind=Operation.Kind.DELETE_ZONE)
-    assert str(operation.pk) == initech["operation"] and operation.organization.name == "initech"
+    instant = planned_zones
+    with instant.travel():
+        document = json.loads(run_command("--json"))
+    queued = ["initech"] if instant.at < deadline_of(instant) else ["globex", "initech"]
+    assert [z["organization"] for z in document["zones"] if z["outcome"] == "queued"] == queued
+    assert document["summary"]["queued"] == len(queued)
+    initech = document["zones"][2]
+    operation = Operation.objects.get(kind=Operation.Kind.DELETE_ZONE, organization__name="initech")
+    assert str(operation.pk) == initech["operation"]
     assert HostedZone.objects.get(name="initech.orgdns.test").state == HostedZone.State.DELETING
-    assert document["summary"]["queued"] == 1
-    queued = AuditEvent.objects.get(action="delete_zone.queued")
-    assert (queued.source, queued.actor_name, queued.request_id) == ("cron", "system (cron)", operation.request_id)
-    out = run_command()
+    assert Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).count() == len(queued)
+    audited = AuditEvent.objects.filter(action="delete_zone.queued").order_by("organization__name")
+    assert [(e.organization.name, e.source, e.actor_name) for e in audited] == [
+        (org, "cron", "system (cron)") for org in queued
+    ]
+    assert audited.get(organization__name="initech").request_id == operation.request_id
+    with instant.travel():
+        out = run_command()
     assert "deleting  initech.orgdns.test" in out and "its teardown is queued" in out
     assert out.strip().endswith("queued 0 teardowns, 0 skipped (in use again or taken by another run).")
 
@@ -547,7 +607,9 @@ def test_bad_arguments_are_refused(planned_zones, args, message):
 
 def test_settings_out_of_range_are_named(planned_zones, settings):
     settings.ORGDNS_GC_FINAL_WINDOW = timedelta(0)
-    with pytest.raises(CommandError, match="final window before a month starts must be more than 0.*ORGDNS_GC_FINAL_WINDOW"):
+    with planned_zones.travel(), pytest.raises(
+        CommandError, match="final window before a month starts must be more than 0.*ORGDNS_GC_FINAL_WINDOW"
+    ):
         run_command("--dry-run")
 
 
@@ -559,8 +621,8 @@ def test_a_naive_now_is_read_as_utc(planned_zones):
 # --- the cost ledger and the pages ------------------------------------------------------------------
 
 
-def test_the_ledger_records_each_charged_month_once():
-    now = timezone.now()
+def test_the_ledger_records_each_charged_month_once(instant):
+    now = instant.at
     old = live_zone(Organization.objects.create(name="old"), now - timedelta(days=40))
     young = live_zone(Organization.objects.create(name="young"), now - timedelta(hours=3))
     gone = live_zone(Organization.objects.create(name="gone"), now - timedelta(days=40))
@@ -570,71 +632,91 @@ def test_the_ledger_records_each_charged_month_once():
     zone_gc.record_charges(now)
 
     expected = billing.charged_months(old.aws_created_at, now)
-    assert len(expected) >= 2
-    assert list(ZoneCharge.objects.filter(zone=old).order_by("month").values_list("month", "kind")) == [
-        (month, ZoneCharge.Kind.CHARGED) for month in expected
+    assert len(expected) >= 2 and expected[-1] == instant.month.date()
+    # The ledger's order: newest month first.
+    assert list(ZoneCharge.objects.filter(zone=old).values_list("month", "kind")) == [
+        (month, ZoneCharge.Kind.CHARGED) for month in reversed(expected)
     ]
     assert not ZoneCharge.objects.filter(zone__in=[young, gone]).exists()
-    zone_gc.record_charges(now + timedelta(hours=10))  # 13 hours old: charged
-    assert list(ZoneCharge.objects.filter(zone=young).values_list("month", flat=True)) == billing.charged_months(
-        young.aws_created_at, now + timedelta(hours=10)
-    )
+    later = now + timedelta(hours=10)  # 13 hours old: charged, for the next month too if it has begun
+    zone_gc.record_charges(later)
+    young_months = list(ZoneCharge.objects.filter(zone=young).values_list("month", flat=True))
+    assert young_months == billing.charged_months(young.aws_created_at, later)[::-1]
+    assert young_months[0] == (instant.next_month if later >= instant.next_month else instant.month).date()
 
 
-def test_prices_are_ranked_account_wide_and_savings_valued_at_the_margin(personas, settings):
+def test_prices_are_ranked_account_wide_and_savings_valued_at_the_margin(instant, personas, settings):
     settings.ORGDNS_ZONE_PRICE_TIER = 2
-    now = timezone.now()
-    zones = [live_zone(org, now - timedelta(days=2)) for org in (personas.acme, personas.globex)]
-    zones.append(live_zone(Organization.objects.create(name="initech"), now - timedelta(days=2)))
+    now = instant.at
+    acme = live_zone(personas.acme, now - timedelta(days=2))
+    globex = live_zone(personas.globex, now - timedelta(days=3))
+    initech = live_zone(Organization.objects.create(name="initech"), now - timedelta(days=1))
     zone_gc.record_charges(now)
     ZoneCharge.objects.create(
         zone=HostedZone.objects.create(
             organization=Organization.objects.create(name="gone"), name="gone.orgdns.test", state=HostedZone.State.DELETED
         ),
-        month=billing.month_start(now).date(),
+        month=instant.month.date(),
         kind=ZoneCharge.Kind.AVOIDED_YOUNG,
     )
 
     everything = zone_gc.billing_overview(Organization.objects.all(), now)
-    assert [c.price for c in everything.charged] == [Decimal("0.50"), Decimal("0.50"), Decimal("0.10")]
+    assert everything.month == instant.month.date()
+    assert [(c.charge.zone, c.price) for c in everything.charged] == [
+        (globex, Decimal("0.50")), (acme, Decimal("0.50")), (initech, Decimal("0.10"))
+    ]  # ranked in the order they were charged: the oldest zone first
     assert everything.charged_total == Decimal("1.10")
     assert [(c.charge.zone.name, c.price) for c in everything.avoided_young] == [("gone.orgdns.test", Decimal("0.10"))]
     assert everything.avoided_total == Decimal("0.10")
     acme_only = zone_gc.billing_overview(Organization.objects.filter(pk=personas.acme.pk), now)
-    assert [c.charge.zone for c in acme_only.charged] == [zones[0]] and acme_only.avoided == []
+    assert [(c.charge.zone, c.price) for c in acme_only.charged] == [(acme, Decimal("0.50"))]
+    assert acme_only.avoided == []
 
 
 @pytest.fixture
-def ledger(personas):
-    """acme: a paid zone nobody uses and a young deletion avoided; globex: a paid zone in use."""
-    now = timezone.now()
-    live_zone(personas.acme, now - timedelta(days=2))
-    live_zone(personas.globex, now - timedelta(days=2), cluster=True)
-    zone_gc.record_charges(now)
+def ledger(instant, personas):
+    """At the instant, acme: a paid zone nobody uses and a young deletion avoided; globex: a paid zone in use."""
+    live_zone(personas.acme, instant.at - timedelta(days=2))
+    live_zone(personas.globex, instant.at - timedelta(days=2), cluster=True)
+    zone_gc.record_charges(instant.at)
     gone = HostedZone.objects.create(organization=personas.acme, name="acme.orgdns.test", state=HostedZone.State.DELETED)
-    ZoneCharge.objects.create(zone=gone, month=billing.month_start(now).date(), kind=ZoneCharge.Kind.AVOIDED_YOUNG)
-    return now
+    ZoneCharge.objects.create(zone=gone, month=instant.month.date(), kind=ZoneCharge.Kind.AVOIDED_YOUNG)
+    return instant
+
+
+def scheduled_acme(instant):
+    """How the pages say when acme's unused zone goes, and why."""
+    deadline = deadline_of(instant)
+    if instant.at < deadline:
+        stamp = f"{deadline:%Y-%m-%d %H:%M} UTC"
+        return stamp, f"unused, but this month is paid: kept for reuse until {stamp}"
+    renewal = f"{instant.next_month:%Y-%m-%d %H:%M} UTC"
+    return "at the next GC run", f"unused, and next month&#x27;s charge starts at {renewal}"
 
 
 def test_the_billing_page_shows_the_users_organizations_only(client, personas, ledger):
-    client.force_login(personas.alice)
-    page = client.get(reverse("billing")).content.decode()
+    def billing_page(user):
+        with ledger.travel():  # sessions expire by the clock too
+            client.force_login(user)
+            return client.get(reverse("billing")).content.decode()
+
+    page = billing_page(personas.alice)
+    assert f"Hosted zone billing · {ledger.month:%B %Y}" in page
     assert "acme.orgdns.test" in page and "globex" not in page
     assert "<strong>$0.50</strong> for 1 zone" in page
     assert "1 young deletion" in page and "Avoided: deleted within 12 h of creation" in page
-    assert "unused, but this month is paid: kept for reuse until" in page  # scheduled for deletion
+    when, why = scheduled_acme(ledger)
+    assert re.search(rf"<td>{re.escape(when)}</td>\s*<td>{re.escape(why)}", page)  # scheduled: when, and why
 
-    client.force_login(personas.bob)
-    page = client.get(reverse("billing")).content.decode()
+    page = billing_page(personas.bob)
     assert "globex.orgdns.test" in page and "acme" not in page
     assert "No zone is scheduled for deletion" in page  # globex's zone is in use
 
-    client.force_login(personas.sam)
-    page = client.get(reverse("billing")).content.decode()
+    page = billing_page(personas.sam)
     assert "acme.orgdns.test" in page and "globex.orgdns.test" in page and "<strong>$1.00</strong> for 2 zones" in page
+    assert page.index("acme.orgdns.test") < page.index("globex.orgdns.test")
 
-    client.force_login(personas.charlie)
-    page = client.get(reverse("billing")).content.decode()
+    page = billing_page(personas.charlie)
     assert "acme" not in page and "globex" not in page and "No zone has been charged this month" in page
 
 
@@ -644,18 +726,23 @@ def test_the_billing_page_needs_a_login(client, ledger):
 
 
 def test_the_organization_page_shows_its_zones_gc_state(client, personas, ledger):
-    client.force_login(personas.vera)  # a viewer sees it too
-    page = client.get(reverse("organization", args=["acme"])).content.decode()
-    assert "Garbage collection" in page and "unused, but this month is paid" in page and "UTC)" in page
-    client.force_login(personas.bob)
-    assert client.get(reverse("organization", args=["acme"])).status_code == 404
-    page = client.get(reverse("organization", args=["globex"])).content.decode()
-    assert "in use by this organization's clusters" in page
+    def organization_page(user, org):
+        with ledger.travel():  # sessions expire by the clock too
+            client.force_login(user)
+            return client.get(reverse("organization", args=[org]))
+
+    page = organization_page(personas.vera, "acme").content.decode()  # a viewer sees it too
+    when, why = scheduled_acme(ledger)
+    assert "Garbage collection" in page and why in page
+    if ledger.at < deadline_of(ledger):
+        assert f"(from {when})" in page
+    assert organization_page(personas.bob, "acme").status_code == 404
+    assert "in use by this organization's clusters" in organization_page(personas.bob, "globex").content.decode()
 
     zone = HostedZone.objects.get(organization=personas.acme, state=HostedZone.State.ACTIVE)
-    zone_gc.delete_now(zone, personas.sam)
-    client.force_login(personas.alice)
-    page = client.get(reverse("organization", args=["acme"])).content.decode()
+    with ledger.travel():
+        zone_gc.delete_now(zone, personas.sam)
+    page = organization_page(personas.alice, "acme").content.decode()
     teardown = teardowns(personas.acme).get()
     assert "its teardown is queued" in page and reverse("operation", args=[teardown.pk]) in page
 
@@ -682,7 +769,27 @@ def test_support_staff_delete_an_unused_zone_from_the_admin(client, personas, le
     assert not teardowns(personas.globex).exists()
     acme.refresh_from_db()
     assert acme.state == HostedZone.State.DELETING
-    assert client.get(reverse("admin:provisioning_zonecharge_changelist")).status_code == 200
+
+
+def test_the_admin_lists_the_ledger_newest_month_first(client, personas, ledger, admin_user):
+    client.force_login(admin_user)
+    response = client.get(reverse("admin:provisioning_zonecharge_changelist"))
+    assert response.status_code == 200
+    rows = [(c.zone.name, c.zone.state, c.month, c.kind) for c in response.context["cl"].result_list]
+    this_month = [
+        ("acme.orgdns.test", "active", ledger.month.date(), "charged"),
+        ("globex.orgdns.test", "active", ledger.month.date(), "charged"),
+        ("acme.orgdns.test", "deleted", ledger.month.date(), "avoided_young"),
+    ]
+    created = ledger.at - timedelta(days=2)
+    if created < ledger.month:  # the zones were charged for the month before too
+        last_month = billing.month_start(created).date()
+        assert rows == this_month + [
+            ("acme.orgdns.test", "active", last_month, "charged"),
+            ("globex.orgdns.test", "active", last_month, "charged"),
+        ]
+    else:
+        assert rows == this_month
 
 
 def test_members_cannot_use_the_admin_action(client, personas, ledger):

@@ -21,7 +21,8 @@ def list_audit_events(
     source: schemas.Literal[tuple(AuditEvent.Source.values)] | None = None,
     object_type: str = text_query("cluster, certificate, organization, hostedzone, membership, apitoken…"),
     object_id: str = text_query("The object's id (with object_type)."),
-    request_id: str = text_query("The X-Request-ID of the request that acted."),
+    request_id: str = text_query("orgdns's id of the request that acted (the X-Request-ID of its answer)."),
+    client_request_id: str = text_query("The X-Request-ID the acting request was sent with."),
 ):
     """Events of your organizations (staff: all), newest first. `action` matches a prefix (e.g. `register.`)."""
     rows = organizations.audit_events_for(request.user).select_related("organization")
@@ -32,6 +33,7 @@ def list_audit_events(
         "object_type": object_type,
         "object_id": object_id,
         "request_id": request_id,
+        "client_request_id": client_request_id,
     }
     rows = rows.filter(**{field: value for field, value in exact.items() if value})
     if action:

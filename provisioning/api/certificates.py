@@ -31,7 +31,7 @@ def list_certificates(request, org: OrgName, params: Query[PageParams], state: C
 def issue_certificate(request, response: HttpResponse, org: OrgName, body: schemas.NewCertificate):
     """Queue issuing a certificate for names in the organization's zone (wildcards allowed), and installing it as a
     kubernetes.io/tls Secret in each `install` target."""
-    organization = organizations.get_writable_org_for_user(request.user, org)
+    organization = organizations.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
     with refused(422):
         targets = [(certificates.get_installable_cluster(organization, t.cluster), t.namespace, t.secret_name) for t in body.install]
         certificate, operation = certificates.issue_certificate(organization, body.dns_names, targets, request.user)
@@ -79,7 +79,7 @@ def pem_response(pem, filename):
 )
 def install_certificate(request, response: HttpResponse, org: OrgName, certificate_id: Id, body: schemas.Target):
     """Queue installing the certificate as a Secret in one more cluster (or again where it is)."""
-    certificate = certificates.get_writable_certificate_for_user(request.user, org, certificate_id)
+    certificate = certificates.get_writable_certificate_for_user(request.user, org, certificate_id, f"{request.method} {request.path}")
     with refused(422):
         cluster = certificates.get_installable_cluster(certificate.organization, body.cluster)
     with refused(409):
@@ -93,7 +93,7 @@ def install_certificate(request, response: HttpResponse, org: OrgName, certifica
 )
 def renew_certificate(request, response: HttpResponse, org: OrgName, certificate_id: Id):
     """Queue a new key and certificate, installed everywhere the old one is (also retries a failed issue)."""
-    certificate = certificates.get_writable_certificate_for_user(request.user, org, certificate_id)
+    certificate = certificates.get_writable_certificate_for_user(request.user, org, certificate_id, f"{request.method} {request.path}")
     with refused(409):
         operation = certificates.renew_certificate(certificate, request.user)
     return accepted(response, operation)
@@ -105,7 +105,7 @@ def renew_certificate(request, response: HttpResponse, org: OrgName, certificate
 )
 def delete_certificate(request, response: HttpResponse, org: OrgName, certificate_id: Id):
     """Queue removing the certificate's Secrets from the clusters and its material from Vault."""
-    certificate = certificates.get_writable_certificate_for_user(request.user, org, certificate_id)
+    certificate = certificates.get_writable_certificate_for_user(request.user, org, certificate_id, f"{request.method} {request.path}")
     with refused(409):
         operation = certificates.delete_certificate(certificate, request.user)
     return accepted(response, operation)

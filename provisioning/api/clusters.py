@@ -40,7 +40,7 @@ def list_clusters(request, org: OrgName, params: Query[PageParams], state: Clust
 def register_cluster(request, response: HttpResponse, org: OrgName, body: schemas.NewCluster):
     """Check that orgdns can reach the cluster with these credentials, keep them in Vault and queue the job that
     provisions the zone, the credentials and ExternalDNS. Follow the operation until it has finished."""
-    organization = organizations.get_writable_org_for_user(request.user, org)
+    organization = organizations.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
     with refused(422):
         connection = clusters.cluster_connection(
             api_server=body.api_server, token=body.token, ca_pem=body.ca_pem, kubeconfig=body.kubeconfig, context=body.context
@@ -60,7 +60,7 @@ def get_cluster(request, org: OrgName, cluster_id: Id):
 )
 def reprovision_cluster(request, response: HttpResponse, org: OrgName, cluster_id: Id):
     """Run provisioning again (a ready cluster, or one in error): every step converges from where it stands."""
-    cluster = organizations.get_writable_cluster_for_user(request.user, org, cluster_id)
+    cluster = organizations.get_writable_cluster_for_user(request.user, org, cluster_id, f"{request.method} {request.path}")
     with refused(409):
         operation = clusters.retry_registration(cluster, request.user)
     return accepted(response, operation)
@@ -73,7 +73,7 @@ def reprovision_cluster(request, response: HttpResponse, org: OrgName, cluster_i
 def deregister_cluster(request, response: HttpResponse, org: OrgName, cluster_id: Id):
     """Queue the deregistration: ExternalDNS leaves the cluster, its records leave the zone, its credentials leave
     Vault. The cluster stays listed as deregistered."""
-    cluster = organizations.get_writable_cluster_for_user(request.user, org, cluster_id)
+    cluster = organizations.get_writable_cluster_for_user(request.user, org, cluster_id, f"{request.method} {request.path}")
     with refused(409):
         operation = clusters.deregister_cluster(cluster, request.user)
     return accepted(response, operation)

@@ -50,7 +50,7 @@ def get_operation(request, operation_id: Path[UUID]):
 def retry_operation(request, response: HttpResponse, operation_id: Path[UUID]):
     """Start a failed cluster operation again; answers the new operation."""
     operation = organizations.get_operation_for_user(request.user, operation_id)
-    organizations.require_write(request.user, operation.organization)
+    organizations.require_write(request.user, operation.organization, f"{request.method} {request.path}")
     with refused(409):
         retried = clusters.retry_operation(operation, request.user)
     return accepted(response, retried)

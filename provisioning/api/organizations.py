@@ -38,7 +38,7 @@ def list_organizations(request, params: Query[PageParams], name_contains: str = 
 @router.post("/organizations", response={201: schemas.OrganizationDetail, 403: Problem, 422: Problem})
 def create_organization(request, body: schemas.NewOrganization):
     """Support staff only: a new organization, owned by you."""
-    organizations.require_staff(request.user, "create organizations")
+    organizations.require_organization_creation(request.user)
     with refused(422):
         organization = organizations.create_organization(body.name, owner=request.user)
     return Status(201, detail(request.user, organization.name))

@@ -285,7 +285,8 @@ class AuditEvent(Schema):
     object_type: str
     object_id: str
     object_repr: str
-    request_id: str
+    request_id: str = Field(description="orgdns's id of the request that acted (the X-Request-ID of its answer).")
+    client_request_id: str = Field(description="The X-Request-ID that request came with, if it was a sane token.")
     outcome: Literal[tuple(models.AuditEvent.Outcome.values)]
     detail: str
 

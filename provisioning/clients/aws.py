@@ -133,26 +133,27 @@ class Route53(AwsService):
     def name_servers(self, zone_id):
         return self.call("get_hosted_zone", Id=zone_id)["DelegationSet"]["NameServers"]
 
+    def record_sets_named(self, zone_id, name):
+        """Every record set (of any type) named exactly `name` in the zone."""
+        fqdn = name.rstrip(".") + "."
+        page = self.call("list_resource_record_sets", HostedZoneId=zone_id, StartRecordName=fqdn, MaxItems="100")
+        return [record for record in page["ResourceRecordSets"] if record["Name"] == fqdn]
+
     def delegation(self, parent_zone_id, name):
         """The NS record set for `name` in the parent zone, or None."""
-        fqdn = name.rstrip(".") + "."
-        page = self.call(
-            "list_resource_record_sets", HostedZoneId=parent_zone_id, StartRecordName=fqdn, StartRecordType="NS", MaxItems="1"
-        )
-        for record in page["ResourceRecordSets"]:
-            if record["Name"] == fqdn and record["Type"] == "NS":
-                return record
-        return None
+        return next((r for r in self.record_sets_named(parent_zone_id, name) if r["Type"] == "NS"), None)
 
-    def set_delegation(self, parent_zone_id, name, name_servers, ttl=172800):
-        self.change(parent_zone_id, [_change("UPSERT", name, "NS", name_servers, ttl)])
+    def create_delegation(self, parent_zone_id, name, name_servers, replacing=None, ttl=172800):
+        """Create the NS record set for `name`, in one change with deleting `replacing` (an NS record set as listed).
 
-    def remove_delegation(self, parent_zone_id, name):
-        """Delete the NS record set for `name` from the parent zone. Returns whether there was one."""
-        record = self.delegation(parent_zone_id, name)
-        if record is not None:
-            self.change(parent_zone_id, [{"Action": "DELETE", "ResourceRecordSet": record}])
-        return record is not None
+        CREATE and DELETE fail if the parent zone changed since it was read, so nobody else's record is overwritten.
+        """
+        changes = [{"Action": "DELETE", "ResourceRecordSet": replacing}] if replacing else []
+        self.change(parent_zone_id, [*changes, _change("CREATE", name, "NS", name_servers, ttl)])
+
+    def delete_record_set(self, zone_id, record_set):
+        """Delete exactly this record set (as listed): fails if it changed meanwhile."""
+        self.change(zone_id, [{"Action": "DELETE", "ResourceRecordSet": record_set}])
 
     def record_sets(self, zone_id):
         """Every record set in the zone, following every page."""
@@ -225,8 +226,20 @@ class IAM(AwsService):
                 return False
             raise
 
-    def create_user(self, user_name, tags):
-        self.call("create_user", UserName=user_name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    def user_tags(self, user_name):
+        """The user's tags, or None if there is no such user."""
+        try:
+            found = self.call("list_user_tags", UserName=user_name)
+        except ProviderError as exc:
+            if exc.code == "NoSuchEntity":
+                return None
+            raise
+        return {t["Key"]: t["Value"] for t in found["Tags"]}
+
+    def create_user(self, user_name, tags, permissions_boundary=""):
+        """Create the user with these tags and, given its ARN, a permissions boundary (the most it can ever be allowed)."""
+        boundary = {"PermissionsBoundary": permissions_boundary} if permissions_boundary else {}
+        self.call("create_user", UserName=user_name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()], **boundary)
 
     def put_user_policy(self, user_name, policy_name, document):
         self.call("put_user_policy", UserName=user_name, PolicyName=policy_name, PolicyDocument=json.dumps(document))

@@ -1,12 +1,56 @@
-"""The ExternalDNS objects we deploy into a cluster, in the order they are applied."""
+"""The ExternalDNS objects we deploy into a cluster, in the order they are applied, and how to read its records."""
 
+import base64
 import hashlib
 from dataclasses import dataclass
 
+from .. import budget
+
 OWNER = "orgdns"  # the managed-by label of everything we create in a cluster
 LABELS = {"app.kubernetes.io/managed-by": OWNER, "app.kubernetes.io/name": "external-dns"}
+POD_SELECTOR = "app.kubernetes.io/name=external-dns"
 CLUSTER_OBJECT_NAME = "orgdns-external-dns"
 SECRET_NAME = "external-dns-aws"
+ANNOTATION = "external-dns.kubernetes.io/hostname"  # the GA prefix; the legacy external-dns.alpha.kubernetes.io/ is read too
+# Ownership markers are named `_extdns-<type>.<name>`: inside the zone even for the apex (the default `<type>-<name>`
+# puts the apex's marker beside the zone, where ExternalDNS drops it). A wildcard's marker replaces `*` by this.
+TXT_PREFIX = "_extdns-%{record_type}."
+TXT_WILDCARD = "wildcard"
+HEALTH_PORT = 7979
+ORGDNS_CLUSTER_ROLE = "orgdns"
+
+# What ExternalDNS reads in a cluster (its ClusterRole). Granting it requires holding it (RBAC escalation prevention).
+EXTERNALDNS_RULES = [
+    {"apiGroups": [""], "resources": ["services", "pods", "nodes"], "verbs": ["get", "watch", "list"]},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "watch", "list"]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "watch", "list"]},
+]
+_MANAGE = ["get", "create", "patch", "delete"]
+# Everything orgdns's own token must be allowed in a registered cluster: deploy ExternalDNS, follow its rollout,
+# remove it, and install certificates. Checked at registration; the README shows it as a ClusterRole.
+ORGDNS_CLUSTER_RULES = [
+    {"apiGroups": [""], "resources": ["namespaces", "secrets", "serviceaccounts"], "verbs": _MANAGE},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": _MANAGE},
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles", "clusterrolebindings"], "verbs": _MANAGE},
+    *EXTERNALDNS_RULES,
+]
+
+
+def orgdns_cluster_role(rules=None):
+    """The ClusterRole to bind to the ServiceAccount whose token orgdns is given."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": ORGDNS_CLUSTER_ROLE},
+        "rules": ORGDNS_CLUSTER_RULES if rules is None else rules,
+    }
+
+
+def required_permissions(rules=ORGDNS_CLUSTER_RULES):
+    """(verb, group, resource) triples, one per permission the rules grant."""
+    return [(verb, group, resource) for rule in rules for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]]
 
 
 @dataclass(frozen=True)
@@ -17,8 +61,11 @@ class ExternalDNSConfig:
     zone_id: str
     owner_id: str
     policy: str
-    annotation_prefix: str
     region: str
+    memory_limit: str = ""
+    # Resync interval, caches and events (provisioning/budget.py chooses them for the account's fleet); None: a
+    # plain one-minute resync without caches.
+    flags: budget.Flags | None = None
 
     def args(self):
         return [
@@ -31,8 +78,10 @@ class ExternalDNSConfig:
             f"--zone-id-filter={self.zone_id}",
             "--aws-zone-type=public",
             f"--policy={self.policy}",
-            f"--annotation-prefix={self.annotation_prefix}",
-            "--interval=1m",
+            f"--txt-prefix={TXT_PREFIX}",
+            f"--txt-wildcard-replacement={TXT_WILDCARD}",
+            "--enable-legacy-annotation-prefix",
+            *(self.flags or budget.TODAY).args(),
         ]
 
 
@@ -41,29 +90,27 @@ def manifests(config, access_key_id, secret_access_key):
     labels = dict(LABELS)
     # Pods are rolled when the credentials change: the checksum is part of the pod template.
     checksum = hashlib.sha256(f"{access_key_id}:{secret_access_key}".encode()).hexdigest()[:16]
+    credentials = {"AWS_ACCESS_KEY_ID": access_key_id, "AWS_SECRET_ACCESS_KEY": secret_access_key, "AWS_DEFAULT_REGION": config.region}
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "failureThreshold": 3}
+    resources = {"requests": {"cpu": "10m", "memory": "64Mi"}}
+    if config.memory_limit:
+        resources["limits"] = {"memory": config.memory_limit}
+    restricted = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {**labels, **restricted}}},
         {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "Opaque",
             "metadata": {"name": SECRET_NAME, "namespace": ns, "labels": labels},
-            "stringData": {
-                "AWS_ACCESS_KEY_ID": access_key_id,
-                "AWS_SECRET_ACCESS_KEY": secret_access_key,
-                "AWS_DEFAULT_REGION": config.region,
-            },
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in credentials.items()},
         },
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "external-dns", "namespace": ns, "labels": labels}},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
             "metadata": {"name": CLUSTER_OBJECT_NAME, "labels": labels},
-            "rules": [
-                {"apiGroups": [""], "resources": ["services", "pods", "nodes"], "verbs": ["get", "watch", "list"]},
-                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "watch", "list"]},
-                {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "watch", "list"]},
-            ],
+            "rules": EXTERNALDNS_RULES,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -87,19 +134,29 @@ def manifests(config, access_key_id, secret_access_key):
                     },
                     "spec": {
                         "serviceAccountName": "external-dns",
-                        "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "fsGroup": 65534},
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 65534,
+                            "runAsGroup": 65534,
+                            "fsGroup": 65534,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         "containers": [
                             {
                                 "name": "external-dns",
                                 "image": config.image,
                                 "args": config.args(),
                                 "envFrom": [{"secretRef": {"name": SECRET_NAME}}],
+                                "ports": [{"name": "http", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
+                                "livenessProbe": probe,
+                                "readinessProbe": probe,
+                                "terminationMessagePolicy": "FallbackToLogsOnError",
                                 "securityContext": {
                                     "allowPrivilegeEscalation": False,
                                     "readOnlyRootFilesystem": True,
                                     "capabilities": {"drop": ["ALL"]},
                                 },
-                                "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+                                "resources": resources,
                             }
                         ],
                     },
@@ -125,7 +182,8 @@ def record_owners(record_sets):
     """{(name, type): owner id} for every record set an ExternalDNS marked as its own, TXT markers included.
 
     ExternalDNS marks what it owns with a TXT record whose value holds `external-dns/owner=<id>`, named
-    either like the record itself or `<type>-<name>` (the format of current releases).
+    `_extdns-<type>.<name>` (ours, TXT_PREFIX), `<type>-<name>` (the default of current releases) or like the
+    record itself (older releases).
     """
     record_sets = list(record_sets)
     owners, claims = {}, {}
@@ -134,18 +192,26 @@ def record_owners(record_sets):
         if owner is None:
             continue
         owners[(rs["Name"], "TXT")] = owner
-        label, _, rest = rs["Name"].partition(".")
-        type_prefix, sep, base = label.partition("-")
-        if sep and type_prefix.upper() in RECORD_TYPES:
-            claims[(f"{base}.{rest}", type_prefix.upper())] = owner
-        else:
-            claims[(rs["Name"], None)] = owner
+        claims[_claimed(rs["Name"])] = owner
     for rs in record_sets:
         if rs["Type"] != "TXT":
             owner = claims.get((rs["Name"], rs["Type"])) or claims.get((rs["Name"], None))
             if owner:
                 owners[(rs["Name"], rs["Type"])] = owner
     return owners
+
+
+def _claimed(marker_name):
+    """(name, type) the ownership marker of this name stands for; type None when the marker names no type."""
+    label, _, rest = marker_name.partition(".")
+    ours = TXT_PREFIX.split("%")[0]
+    if label.startswith(ours) and label[len(ours):].upper() in RECORD_TYPES and rest:
+        first, dot, remainder = rest.partition(".")
+        return (f"\\052.{remainder}" if first == TXT_WILDCARD and dot else rest), label[len(ours):].upper()
+    type_prefix, sep, base = label.partition("-")
+    if sep and type_prefix.upper() in RECORD_TYPES:
+        return f"{base}.{rest}", type_prefix.upper()
+    return marker_name, None
 
 
 def owned_record_sets(record_sets, owner_id):

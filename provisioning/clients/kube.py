@@ -2,12 +2,17 @@
 
 import base64
 import hashlib
+import ipaddress
 import json
+import re
+import socket
+import time
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 import urllib3
 import yaml
+from cryptography import x509
 from kubernetes.client import Configuration
 from kubernetes.client.exceptions import ApiException
 from kubernetes.client.rest import RESTClientObject
@@ -17,6 +22,7 @@ from .retry import CallStats, RetryPolicy, call_with_retry
 
 APPLIED_HASH = "orgdns.io/applied-hash"
 MANAGED_BY = "app.kubernetes.io/managed-by"
+FIELD_MANAGER = "orgdns"
 
 # kind -> (API path prefix, plural, namespaced)
 KINDS = {
@@ -26,11 +32,65 @@ KINDS = {
     "Deployment": ("/apis/apps/v1", "deployments", True),
     "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
     "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+    "Pod": ("/api/v1", "pods", True),
+    "ReplicaSet": ("/apis/apps/v1", "replicasets", True),
 }
+
+
+# Addresses a cluster API is never reached at unless a permitted network covers them: the machine orgdns runs on, its
+# link (where clouds serve instance metadata and credentials) and the metadata endpoints outside link-local.
+METADATA_ADDRESSES = {ipaddress.ip_address(a): "cloud metadata" for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")}
+# ProviderError codes of a cluster connection, for callers that tell the cases apart.
+REFUSED_ADDRESS = "refused-address"
+UNREACHABLE = "unreachable"
+UNAUTHORIZED = "unauthorized"
+NOT_KUBERNETES = "not-kubernetes"
 
 
 class InvalidConnection(ValueError):
     """Cluster connection details that cannot work, with a message that says why."""
+
+
+def refused_kind(address):
+    """Why orgdns does not connect to this address on its own ("loopback", …), or "" if it may."""
+    address = getattr(address, "ipv4_mapped", None) or address
+    if address in METADATA_ADDRESSES:
+        return METADATA_ADDRESSES[address]
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if address.is_unspecified or address in ipaddress.ip_network("0.0.0.0/8"):
+        return "unspecified"
+    if address.is_multicast:
+        return "multicast"
+    return ""
+
+
+def resolve(host, port, permitted_networks=()):
+    """The address to connect to for host (the first it resolves to). ProviderError if it does not resolve, or if any
+    of its addresses is one orgdns does not connect to and no permitted network covers it."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise ProviderError(f"cannot resolve {host}", service="kubernetes", permanent=False, code=UNREACHABLE) from None
+    addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in found))
+    for address in addresses:
+        kind = refused_kind(address)
+        if kind and not any(address in network for network in permitted_networks):
+            shown = host if host == str(address) else f"{host} ({address})"
+            raise ProviderError(
+                f"the API server address {shown} is {kind}: orgdns does not connect to loopback, link-local or cloud "
+                "metadata addresses unless ORGDNS_CLUSTER_PERMITTED_NETWORKS allows them",
+                service="kubernetes",
+                permanent=True,
+                code=REFUSED_ADDRESS,
+            )
+    return addresses[0]
+
+
+BEARER_TOKEN = re.compile(r"^[!-~]+$")  # printable ASCII, no spaces: what an HTTP header can carry as it is
+MAX_TOKEN_LENGTH = 16384
 
 
 @dataclass(frozen=True)
@@ -40,15 +100,28 @@ class ClusterConnection:
     ca_pem: str = ""
 
     def __post_init__(self):
-        parts = urlsplit(self.server)
+        if not all(isinstance(value, str) for value in (self.server, self.token, self.ca_pem)):
+            raise InvalidConnection("the API server URL, the token and the CA certificate must be text")
+        try:
+            parts = urlsplit(self.server)
+            parts.port  # noqa: B018 (raises ValueError for a port out of range)
+        except ValueError:
+            raise InvalidConnection(f"API server URL must look like https://host[:port], got {self.server[:200]!r}") from None
         if parts.scheme != "https" or not parts.hostname:
-            raise InvalidConnection(f"API server URL must look like https://host[:port], got {self.server!r}")
+            raise InvalidConnection(f"API server URL must look like https://host[:port], got {self.server[:200]!r}")
         if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
             raise InvalidConnection("API server URL must be just https://host[:port], without path, query or credentials")
         if not self.token.strip():
             raise InvalidConnection("a bearer token is required")
-        if self.ca_pem and "-----BEGIN CERTIFICATE-----" not in self.ca_pem:
-            raise InvalidConnection("the CA certificate must be PEM (-----BEGIN CERTIFICATE-----)")
+        if len(self.token) > MAX_TOKEN_LENGTH or not BEARER_TOKEN.match(self.token):
+            raise InvalidConnection(
+                f"the bearer token must be printable ASCII without spaces, at most {MAX_TOKEN_LENGTH} characters"
+            )
+        if self.ca_pem:
+            try:
+                x509.load_pem_x509_certificates(self.ca_pem.encode())
+            except ValueError:
+                raise InvalidConnection("the CA certificate must be PEM (-----BEGIN CERTIFICATE-----)") from None
 
     def as_secret(self):
         return asdict(self)
@@ -58,21 +131,24 @@ def connection_from_kubeconfig(text, context=None):
     """The connection a kubeconfig describes, for its current (or the named, or only) context."""
     try:
         config = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         raise InvalidConnection("the kubeconfig is not valid YAML") from None
-    if not isinstance(config, dict) or not config.get("contexts"):
+    if not isinstance(config, dict):
+        raise InvalidConnection("the kubeconfig is not a mapping of clusters, users and contexts")
+    clusters, users, contexts = (_named(config, section) for section in ("clusters", "users", "contexts"))
+    if not contexts:
         raise InvalidConnection("the kubeconfig has no contexts")
-    by_name = lambda section: {e.get("name"): e.get(section[:-1]) or {} for e in config.get(section) or []}  # noqa: E731
-    contexts = by_name("contexts")
     name = context or config.get("current-context") or (next(iter(contexts)) if len(contexts) == 1 else None)
     if name is None:
         raise InvalidConnection(f"the kubeconfig has {len(contexts)} contexts and no current-context: name one")
+    if not isinstance(name, str):
+        raise InvalidConnection("current-context must be the name of a context")
     if name not in contexts:
-        raise InvalidConnection(f"the kubeconfig has no context named {name!r}")
+        raise InvalidConnection(f"the kubeconfig has no context named {name[:100]!r}")
     ctx = contexts[name]
-    cluster = by_name("clusters").get(ctx.get("cluster"))
-    user = by_name("users").get(ctx.get("user"))
-    if not cluster or not cluster.get("server"):
+    cluster = clusters.get(ctx.get("cluster")) if isinstance(ctx.get("cluster"), str) else None
+    user = users.get(ctx.get("user")) if isinstance(ctx.get("user"), str) else None
+    if not cluster or not isinstance(cluster.get("server"), str) or not cluster["server"]:
         raise InvalidConnection(f"context {name!r} names no cluster with a server URL")
     if user is None:
         raise InvalidConnection(f"context {name!r} names no user")
@@ -84,13 +160,34 @@ def connection_from_kubeconfig(text, context=None):
         raise InvalidConnection("the kubeconfig runs a credential plugin: use a ServiceAccount token instead")
     if not user.get("token"):
         raise InvalidConnection(f"user of context {name!r} has no token: only bearer-token users are supported")
+    if not isinstance(user["token"], str):
+        raise InvalidConnection(f"the token of the user of context {name!r} is not text")
     ca_pem = ""
     if cluster.get("certificate-authority-data"):
         try:
             ca_pem = base64.b64decode(cluster["certificate-authority-data"], validate=True).decode()
-        except ValueError:
+        except (ValueError, TypeError):
             raise InvalidConnection("certificate-authority-data is not base64 PEM") from None
     return ClusterConnection(server=cluster["server"], token=user["token"], ca_pem=ca_pem)
+
+
+def _named(config, section):
+    """A kubeconfig section (clusters, users or contexts): a list of {name, <singular>: {...}} → {name: {...}}."""
+    entries = config.get(section)
+    if entries is None:
+        return {}
+    if not isinstance(entries, list):
+        raise InvalidConnection(f"{section} in the kubeconfig must be a list")
+    singular = section[:-1]
+    found = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise InvalidConnection(f"every entry of {section} in the kubeconfig must be a mapping with a name")
+        body = entry.get(singular) or {}
+        if not isinstance(body, dict):
+            raise InvalidConnection(f"{section}: the {singular} of {entry['name'][:100]!r} must be a mapping")
+        found[entry["name"]] = body
+    return found
 
 
 def applied_hash(obj):
@@ -98,11 +195,20 @@ def applied_hash(obj):
 
 
 class KubeCluster:
-    def __init__(self, connection, *, retry=None, stats=None, timeout=15):
-        config = Configuration(host=connection.server.rstrip("/"))
+    """The cluster API at connection.server, reached at the address it resolved to when this was made (so a name that
+    resolves differently later cannot lead requests elsewhere), and only if that address is allowed (see resolve)."""
+
+    def __init__(self, connection, *, retry=None, stats=None, timeout=15, permitted_networks=()):
+        parts = urlsplit(connection.server)
+        address = resolve(parts.hostname, parts.port or 443, permitted_networks)
+        literal = f"[{address}]" if address.version == 6 else str(address)
+        config = Configuration(host=f"https://{literal}:{parts.port or 443}")
+        if parts.hostname.strip("[]") != str(address):
+            config.tls_server_name = parts.hostname  # SNI and certificate check against the name, not the address
         config.ca_cert_data = connection.ca_pem or None
         config.retries = False
-        self.host = config.host
+        self.host = connection.server.rstrip("/")
+        self.base_url = config.host
         self.rest = RESTClientObject(config)
         self.token = connection.token
         self.timeout = timeout
@@ -118,29 +224,34 @@ class KubeCluster:
 
         def send():
             self.stats.count("kubernetes", method)
-            response = self.rest.request(method, self.host + path, headers=dict(headers), body=body, _request_timeout=self.timeout)
+            response = self.rest.request(method, self.base_url + path, headers=dict(headers), body=body, _request_timeout=self.timeout)
             data = response.read()
             if response.status == 429:
                 self.stats.throttled("kubernetes", method)
-            if response.status >= 500 or response.status == 429:
-                raise _Unavailable(response.status)
+            if response.status >= 500 or response.status in (409, 429) or _terminating(response.status, data):
+                raise _Unavailable(response.status, _status_message(data))
             return response.status, data
 
         try:
             status, data = call_with_retry(send, policy=self.retry, is_transient=_is_transient)
         except _Unavailable as exc:
+            detail = f" ({exc.message})" if exc.message else ""
             raise ProviderError(
-                f"the cluster API at {self.host} answered {exc.status}; will retry", service="kubernetes", permanent=False
+                f"the cluster API at {self.host} answered {exc.status}{detail}; will retry", service="kubernetes", permanent=False
             ) from None
         except ApiException:  # how the kubernetes client reports a failed TLS handshake
             raise ProviderError(
                 f"TLS verification of {self.host} failed: check the cluster CA certificate",
                 service="kubernetes",
                 permanent=True,
+                code=UNREACHABLE,
             ) from None
         except urllib3.exceptions.HTTPError as exc:
             raise ProviderError(
-                f"cannot reach the cluster API at {self.host} ({type(exc).__name__})", service="kubernetes", permanent=False
+                f"cannot reach the cluster API at {self.host} ({type(exc).__name__})",
+                service="kubernetes",
+                permanent=False,
+                code=UNREACHABLE,
             ) from None
         if status == 404:
             return None
@@ -149,16 +260,34 @@ class KubeCluster:
                 f"the cluster at {self.host} refused our token (401 Unauthorized): register it again with a valid token",
                 service="kubernetes",
                 permanent=True,
+                code=UNAUTHORIZED,
             )
         if status >= 400:
             message = _status_message(data)
             raise ProviderError(
                 f"the cluster refused {method} {path}: {status} {message}", service="kubernetes", permanent=True
             )
-        return json.loads(data) if data else {}
+        try:
+            return json.loads(data) if data else {}
+        except ValueError:
+            raise ProviderError(
+                f"{self.host} did not answer {method} {path} with JSON: it is not a Kubernetes API server",
+                service="kubernetes",
+                permanent=True,
+                code=NOT_KUBERNETES,
+            ) from None
 
     def version(self):
-        return self.request("GET", "/version")
+        """The server's version (e.g. v1.32.0); ProviderError if it does not answer like a Kubernetes API server."""
+        found = self.request("GET", "/version")
+        if not isinstance(found, dict) or not isinstance(found.get("gitVersion"), str):
+            raise ProviderError(
+                f"{self.host} does not answer GET /version like a Kubernetes API server",
+                service="kubernetes",
+                permanent=True,
+                code=NOT_KUBERNETES,
+            )
+        return found["gitVersion"]
 
     def path(self, kind, name=None, namespace=None):
         prefix, plural, namespaced = KINDS[kind]
@@ -168,21 +297,24 @@ class KubeCluster:
     def get(self, kind, name, namespace=None):
         return self.request("GET", self.path(kind, name, namespace))
 
-    def apply(self, obj):
-        """Create or replace obj unless what we applied last is identical. Returns created/updated/unchanged.
+    def list(self, kind, namespace, selector):
+        return self.request("GET", f"{self.path(kind, namespace=namespace)}?labelSelector={selector}")["items"]
 
-        An existing object that is not labelled managed-by like obj is someone else's: refused, never replaced.
+    def apply(self, obj):
+        """Server-side apply obj as our field manager, forcing our fields back where someone changed them by hand.
+
+        Returns created, updated (we changed what we want), repaired (someone else had changed fields we own) or
+        unchanged. An existing object that is not labelled managed-by like obj is someone else's: refused, never
+        replaced.
         """
         obj = json.loads(json.dumps(obj))
         meta = obj["metadata"]
-        meta.setdefault("annotations", {})[APPLIED_HASH] = applied_hash(obj)
+        wanted = applied_hash(obj)
+        meta.setdefault("annotations", {})[APPLIED_HASH] = wanted
         kind, name, namespace = obj["kind"], meta["name"], meta.get("namespace")
         current = self.get(kind, name, namespace)
-        if current is None:
-            self.request("POST", self.path(kind, namespace=namespace), body=obj)
-            return "created"
         owner = (meta.get("labels") or {}).get(MANAGED_BY)
-        if _labels(current).get(MANAGED_BY) != owner:
+        if current is not None and _labels(current).get(MANAGED_BY) != owner:
             where = f"{namespace}/{name}" if namespace else name
             raise ProviderError(
                 f"{kind} {where} already exists in the cluster and is not managed by {owner}: it is left alone; "
@@ -190,11 +322,97 @@ class KubeCluster:
                 service="kubernetes",
                 permanent=True,
             )
-        if (current["metadata"].get("annotations") or {}).get(APPLIED_HASH) == meta["annotations"][APPLIED_HASH]:
+        applied = self.request(
+            "PATCH",
+            f"{self.path(kind, name, namespace)}?fieldManager={FIELD_MANAGER}&force=true",
+            body=json.dumps(obj),
+            content_type="application/apply-patch+yaml",
+        )
+        if current is None:
+            return "created"
+        if applied["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]:
             return "unchanged"
-        meta["resourceVersion"] = current["metadata"]["resourceVersion"]
-        self.request("PUT", self.path(kind, name, namespace), body=obj)
+        if (current["metadata"].get("annotations") or {}).get(APPLIED_HASH) == wanted:
+            return "repaired"
         return "updated"
+
+    def wait_for_rollout(self, name, namespace, timeout, poll=1.0):
+        """Until the Deployment's latest version is available; ProviderError saying what stops it otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            deployment = self.get("Deployment", name, namespace)
+            if deployment is not None and _rolled_out(deployment):
+                return
+            if time.monotonic() > deadline:
+                raise ProviderError(
+                    f"{name} in namespace {namespace} did not become available within {timeout}s: "
+                    f"{self.rollout_problem(deployment, namespace)}",
+                    service="kubernetes",
+                    permanent=True,
+                )
+            time.sleep(poll)
+
+    def rollout_problem(self, deployment, namespace):
+        """What a person can act on: the ReplicaSet's failure, the pod's waiting reason and last log line."""
+        if deployment is None:
+            return "the Deployment is gone"
+        selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+        for replica_set in self.list("ReplicaSet", namespace, selector):
+            for condition in replica_set.get("status", {}).get("conditions", []):
+                if condition["type"] == "ReplicaFailure" and condition["status"] == "True":
+                    return f"{condition.get('reason', 'ReplicaFailure')}: {condition.get('message', '')}"[:500]
+        pods = self.list("Pod", namespace, selector)
+        for pod in pods:
+            for status in pod.get("status", {}).get("containerStatuses", []):
+                waiting = status.get("state", {}).get("waiting")
+                last = status.get("lastState", {}).get("terminated") or {}
+                if waiting or last:
+                    parts = [f"pod {pod['metadata']['name']}"]
+                    if waiting:
+                        parts.append(f"{waiting.get('reason')}: {waiting.get('message', '')}".strip(": "))
+                    if status.get("restartCount"):
+                        parts.append(f"restarted {status['restartCount']} times")
+                    if last.get("message"):
+                        parts.append(f"last log line: {last['message'].strip().splitlines()[-1]}")
+                    return "; ".join(parts)[:500]
+        if not pods:
+            return "no pod was created"
+        return "its pods are not ready"
+
+    def wait_until_gone(self, kind, name=None, namespace=None, selector=None, timeout=120, poll=1.0):
+        """Until the object (or every object of the kind matching selector in namespace) no longer exists."""
+        deadline = time.monotonic() + timeout
+        while (self.list(kind, namespace, selector) if selector else self.get(kind, name, namespace)) not in (None, []):
+            if time.monotonic() > deadline:
+                what = f"{kind}s {selector} in {namespace}" if selector else f"{kind} {name}"
+                raise ProviderError(f"{what} still terminating after {timeout}s; will retry", service="kubernetes", permanent=False)
+            time.sleep(poll)
+
+    def missing_permissions(self, permissions):
+        """Of (verb, group, resource) triples, those this token is not allowed cluster-wide.
+
+        One SelfSubjectRulesReview in a namespace that does not exist (so only cluster-wide grants count); a
+        SelfSubjectAccessReview per permission when the authorizer cannot list its rules.
+        """
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": f"orgdns-no-such-namespace-{hashlib.sha256(self.host.encode()).hexdigest()[:8]}"},
+        }
+        status = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", body=review).get("status", {})
+        if status.get("incomplete"):
+            return [p for p in permissions if not self._allowed(*p)]
+        rules = [r for r in status.get("resourceRules", []) if not r.get("resourceNames")]
+        return [p for p in permissions if not any(_grants(rule, *p) for rule in rules)]
+
+    def _allowed(self, verb, group, resource):
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource}},
+        }
+        answer = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
+        return bool(answer.get("status", {}).get("allowed"))
 
     def delete(self, kind, name, namespace=None, managed_by=None):
         """Delete the object if it is there (and, given managed_by, labelled so). True if it was deleted."""
@@ -209,9 +427,34 @@ def _labels(obj):
     return obj["metadata"].get("labels") or {}
 
 
+def _grants(rule, verb, group, resource):
+    return all(
+        wanted in (rule.get(field) or []) or "*" in (rule.get(field) or [])
+        for field, wanted in (("verbs", verb), ("apiGroups", group), ("resources", resource))
+    )
+
+
+def _rolled_out(deployment):
+    """kubectl rollout status's rule: the latest generation observed, every replica updated and available."""
+    spec, status = deployment["spec"], deployment.get("status", {})
+    wanted = spec.get("replicas", 1)
+    return (
+        status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 1)
+        and status.get("updatedReplicas", 0) == wanted
+        and status.get("replicas", 0) == wanted
+        and status.get("availableReplicas", 0) == wanted
+    )
+
+
 class _Unavailable(Exception):
-    def __init__(self, status):
+    def __init__(self, status, message=""):
         self.status = status
+        self.message = message
+
+
+def _terminating(status, data):
+    """403 for content created in a namespace that is being deleted: it will be gone (and creatable) shortly."""
+    return status == 403 and "being terminated" in _status_message(data)
 
 
 def _is_transient(exc):

@@ -31,10 +31,10 @@ class RedisRateLimiter:
         self.sleep = sleep
         self._take = redis.register_script(_TAKE)
 
-    def take(self):
-        """Take one token if there is one: 0.0; otherwise the seconds until there is one (nothing is taken)."""
-        return float(self._take(keys=[self.key], args=[self.rate, self.capacity]))
-
     def acquire(self):
-        while (wait := self.take()) != 0:
+        while (wait := self.try_acquire()) != 0:
             self.sleep(wait)
+
+    def try_acquire(self):
+        """Take one token if there is one: 0. Otherwise take none and return the seconds until there is one."""
+        return float(self._take(keys=[self.key], args=[self.rate, self.capacity]))

@@ -1,6 +1,7 @@
 """An organization's certificate authority and the server certificates it signs, and the Secret that carries them."""
 
 import datetime
+import ipaddress
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -13,6 +14,9 @@ BACKDATE = datetime.timedelta(minutes=5)
 CERTIFICATE_LABEL = "orgdns.io/certificate"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "orgdns"}
 X509_COMMON_NAME_MAX = 64
+# An organization CA signs for names in its zone only, never for an IP address (an IP SAN is not a DNS name, so the
+# permitted DNS subtree alone does not stop it).
+EXCLUDED_ADDRESSES = [x509.IPAddress(ipaddress.ip_network("0.0.0.0/0")), x509.IPAddress(ipaddress.ip_network("::/0"))]
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,10 @@ def make_ca(zone_name, organization, days, now=None):
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_key_usage(digital_signature=True, key_cert_sign=True, crl_sign=True), critical=True)
-        .add_extension(x509.NameConstraints(permitted_subtrees=[x509.DNSName(zone_name)], excluded_subtrees=None), critical=True)
+        .add_extension(
+            x509.NameConstraints(permitted_subtrees=[x509.DNSName(zone_name)], excluded_subtrees=EXCLUDED_ADDRESSES),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -107,6 +114,16 @@ def issue_server_certificate(ca, dns_names, organization, days, now=None):
         .sign(ca_key, hashes.SHA256())
     )
     return _pem(certificate, key)
+
+
+def excludes_ip_addresses(ca_certificate_pem):
+    """Whether a CA's name constraints exclude every IPv4 and IPv6 address (CAs made before they did, do not)."""
+    certificate = x509.load_pem_x509_certificate(ca_certificate_pem.encode())
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    return all(excluded in (constraints.excluded_subtrees or []) for excluded in EXCLUDED_ADDRESSES)
 
 
 def describe(certificate_pem):

@@ -112,7 +112,7 @@ def rate_limit_wait(identity):
     """0 if the token (or session user) named by identity may make a request now, else the seconds to wait.
     Without Redis the API still answers: the limit is there to protect it, not to stop it."""
     try:
-        return api_rate_limiter(identity).take()
+        return api_rate_limiter(identity).try_acquire()
     except RedisError as exc:
         log.warning("API rate limit not applied (%s: %s)", type(exc).__name__, exc)
         return 0.0

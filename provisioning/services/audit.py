@@ -13,24 +13,29 @@ from dataclasses import dataclass, replace
 from ..models import AuditEvent, Organization
 
 _context = contextvars.ContextVar("orgdns_audit", default=None)
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 @dataclass(frozen=True)
 class Context:
     source: str
-    request_id: str
+    request_id: str  # always ours: a client cannot make its actions pass for another request's
     actor: object = None  # a user (possibly lazy), or None for the system
+    client_request_id: str = ""  # the id the client (or its proxy) gave the request, if it is a sane token
 
 
-def new_request_id(proposed=None):
-    """The caller's request id if it is a sane token, else a fresh one."""
-    return proposed if proposed and REQUEST_ID.match(proposed) else uuid.uuid4().hex
+def new_request_id():
+    return uuid.uuid4().hex
+
+
+def client_request_id(proposed):
+    """The X-Request-ID a client sent, if it is a sane token (kept beside ours, for finding its requests), else ""."""
+    return proposed if proposed and CLIENT_REQUEST_ID.match(proposed) else ""
 
 
 @contextmanager
-def acting(source, actor=None, request_id=None):
-    token = _context.set(Context(source, request_id or new_request_id(), actor))
+def acting(source, actor=None, request_id=None, client_request_id=""):
+    token = _context.set(Context(source, request_id or new_request_id(), actor, client_request_id))
     try:
         yield _context.get()
     finally:
@@ -61,6 +66,7 @@ def record(action, obj=None, *, organization=None, outcome=AuditEvent.Outcome.OK
         object_id=str(obj.pk) if obj is not None else "",
         object_repr=str(obj)[:200] if obj is not None else "",
         request_id=context.request_id,
+        client_request_id=context.client_request_id,
         outcome=outcome,
         detail=detail[:2000],
     )

@@ -24,6 +24,13 @@ def redis():
     return django_rq.get_connection("default")
 
 
+def probe_rate_limiter(user):
+    """The budget of cluster probes of one user, shared by every web process."""
+    return RedisRateLimiter(
+        redis(), f"orgdns:ratelimit:probe:{user.pk}", settings.ORGDNS_PROBES_PER_MINUTE / 60, burst=settings.ORGDNS_PROBE_BURST
+    )
+
+
 def retry_policy():
     return RetryPolicy(attempts=settings.ORGDNS_RETRY_ATTEMPTS, base_delay=settings.ORGDNS_RETRY_BASE_DELAY)
 
@@ -54,7 +61,10 @@ class Backends:
         )
 
     def route53(self):
-        limiter = RedisRateLimiter(redis(), "orgdns:ratelimit:route53", settings.ORGDNS_ROUTE53_RATE)
+        # orgdns's share of the account's Route53 rate only: the rest is the ExternalDNS fleet's and the console's.
+        limiter = RedisRateLimiter(
+            redis(), "orgdns:ratelimit:route53", settings.ORGDNS_ROUTE53_RATE, burst=settings.ORGDNS_ROUTE53_BURST
+        )
         return self._aws(Route53, limiter=limiter)
 
     def iam(self):
@@ -74,5 +84,11 @@ class Backends:
             stats=self.stats,
         )
 
-    def cluster(self, connection, retry=None):
-        return KubeCluster(connection, retry=retry or self.retry, stats=self.stats, timeout=settings.KUBE_REQUEST_TIMEOUT)
+    def cluster(self, connection, retry=None, timeout=None):
+        return KubeCluster(
+            connection,
+            retry=retry or self.retry,
+            stats=self.stats,
+            timeout=timeout or settings.KUBE_REQUEST_TIMEOUT,
+            permitted_networks=settings.ORGDNS_CLUSTER_PERMITTED_NETWORKS,
+        )

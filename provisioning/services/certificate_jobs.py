@@ -46,11 +46,17 @@ def ensure_ca(org, vault, progress):
         with organization_lock(org):
             stored = vault.read(path)
             if stored is None:
-                ca = tls.make_ca(org.zone_name, org.name, settings.ORGDNS_TLS_CA_DAYS)
-                stored = {"certificate": ca.certificate, "private_key": ca.private_key}
-                vault.write(path, stored)
+                ca = make_ca(org, vault)
                 progress.log(f"created the {org.name} CA, SHA-256 {tls.describe(ca.certificate).fingerprint_sha256}")
+                return ca
     return tls.KeyPair(**stored)
+
+
+def make_ca(org, vault):
+    """A new CA for the organization, stored in Vault in place of any earlier one (whose versions Vault keeps)."""
+    ca = tls.make_ca(org.zone_name, org.name, settings.ORGDNS_TLS_CA_DAYS)
+    vault.write(ca_path(vault, org), {"certificate": ca.certificate, "private_key": ca.private_key})
+    return ca
 
 
 def issue(certificate, ca, vault, progress):

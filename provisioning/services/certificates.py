@@ -3,31 +3,28 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.shortcuts import get_object_or_404
 
 from ..clients import tls
 from ..models import Certificate, CertificateInstallation, Cluster, Operation
-from ..validators import certificate_dns_names, validate_namespace_name, validate_secret_name
+from ..validators import certificate_dns_names, validate_certificate_namespace, validate_secret_name
+from . import audit, organizations
 from .backends import Backends
-from .certificate_jobs import ca_path, material_path
+from .certificate_jobs import ca_path, make_ca, material_path
 from .operations import start_operation
-from .organizations import organizations_for, require_write
+from .provisioning import organization_lock
 
 UNREACHABLE_CLUSTER_STATES = (Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED)
 
 
 def get_certificate_for_user(user, org_name, pk):
-    return get_object_or_404(
-        Certificate.objects.select_related("organization"),
-        organization__in=organizations_for(user),
-        organization__name=org_name,
-        pk=pk,
+    return organizations.visible_or_404(
+        user, Certificate.objects.select_related("organization"), f"certificate {pk} of {org_name}", organization__name=org_name, pk=pk
     )
 
 
-def get_writable_certificate_for_user(user, org_name, pk):
+def get_writable_certificate_for_user(user, org_name, pk, what):
     certificate = get_certificate_for_user(user, org_name, pk)
-    require_write(user, certificate.organization)
+    organizations.require_write(user, certificate.organization, what)
     return certificate
 
 
@@ -109,7 +106,7 @@ def clean_target(organization, cluster, namespace, secret_name):
         raise ValidationError(f"Cluster {cluster.name} does not belong to {organization.name}.")
     if cluster.state in UNREACHABLE_CLUSTER_STATES:
         raise ValidationError(f"Cluster {cluster.name} is {cluster.state}: choose a registered cluster.")
-    validate_namespace_name(namespace)
+    validate_certificate_namespace(namespace)
     validate_secret_name(secret_name)
     return cluster, namespace, secret_name
 
@@ -167,7 +164,7 @@ def certificates_due_for_renewal(now):
         Certificate.objects.exclude(state__in=[Certificate.State.ERROR, Certificate.State.DELETING, Certificate.State.DELETED])
         .exclude(not_after=None)
         .select_related("organization")
-        .order_by("not_after")
+        .order_by("not_after", "pk")
     )
     return [certificate for certificate in candidates if renewal_due(certificate, now)]
 
@@ -184,3 +181,26 @@ def certificate_pem(certificate):
     vault = Backends().vault()
     stored = vault.read(material_path(vault, certificate))
     return stored["certificate"] if stored else None
+
+
+def ca_needs_reissue(organization):
+    """Whether the organization has a CA made before CAs excluded every IP address."""
+    vault = Backends().vault()
+    stored = vault.read(ca_path(vault, organization))
+    return stored is not None and not tls.excludes_ip_addresses(stored["certificate"])
+
+
+def reissue_ca(organization, user=None):
+    """A new CA for the organization in place of its current one, and a renewal queued for each of its certificates
+    (so each is signed by the new CA and installed with it). Returns (renewals, certificates skipped with the reason)."""
+    vault = Backends().vault()
+    with organization_lock(organization):
+        ca = make_ca(organization, vault)
+    audit.record("ca.reissue", organization, actor=user, detail=f"new CA, SHA-256 {tls.describe(ca.certificate).fingerprint_sha256}")
+    renewals, skipped = [], []
+    for certificate in organization.certificates.exclude(state=Certificate.State.DELETED).order_by("pk"):
+        try:
+            renewals.append(renew_certificate(certificate, user))
+        except ValidationError as exc:
+            skipped.append((certificate, exc.messages[0]))
+    return renewals, skipped

@@ -1,16 +1,19 @@
 """Registering and deregistering clusters: validate, keep credentials in Vault, queue the job."""
 
+import math
 import secrets
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from ..clients import externaldns, kube
 from ..clients.errors import ProviderError
 from ..clients.kube import ClusterConnection, InvalidConnection, connection_from_kubeconfig
 from ..clients.retry import RetryPolicy
 from ..models import AuditEvent, Cluster, Operation
 from . import audit
-from .backends import Backends
+from .backends import Backends, probe_rate_limiter
 from .operations import start_operation
 from .provisioning import cluster_secret_path
 
@@ -60,15 +63,25 @@ def register_cluster(organization, name, connection, user=None):
 
 def _register_cluster(organization, name, connection, user):
     Cluster(organization=organization, name=name).clean_fields(exclude=["api_server", "owner_id"])
+    longest = Cluster._meta.get_field("api_server").max_length
+    if len(connection.server) > longest:
+        raise ValidationError(f"The API server URL is {len(connection.server)} characters; at most {longest} are allowed.")
     if Cluster.objects.live().filter(organization=organization, name=name).exists():
         raise ValidationError(f"{organization.name} already has a cluster named {name!r}.")
-    probe_cluster(connection)
+    if user is not None:
+        wait = probe_rate_limiter(user).try_acquire()
+        if wait:
+            raise ValidationError(f"Too many cluster registrations in a short time: try again in {math.ceil(wait)} s.")
+    kube_system_uid = probe_cluster(connection)
+    if Cluster.objects.live().filter(kube_system_uid=kube_system_uid).exists():
+        raise ValidationError(ALREADY_REGISTERED)
 
     cluster = Cluster(
         organization=organization,
         name=name,
         api_server=connection.server,
         owner_id=f"{organization.name}-{name}-{secrets.token_hex(4)}",
+        kube_system_uid=kube_system_uid,
         registered_by=user,
     )
     vault = Backends().vault()
@@ -83,19 +96,52 @@ def _register_cluster(organization, name, connection, user):
             operation = start_operation(Operation.Kind.REGISTER, organization, cluster, user)
     except IntegrityError:
         vault.destroy(path)
+        if Cluster.objects.live().filter(kube_system_uid=kube_system_uid).exists():
+            raise ValidationError(ALREADY_REGISTERED) from None
         raise ValidationError(f"{organization.name} already has a cluster named {name!r}.") from None
     return cluster, operation
 
 
+# Whose it is stays unsaid: the organization that registered it may not be the user's.
+ALREADY_REGISTERED = (
+    "This cluster (the same kube-system namespace) is already registered with orgdns, by this or another organization: "
+    "a cluster belongs to one organization. Deregister it there first."
+)
+
+
+# What the probe tells about a cluster that does not answer, whatever the reason, so that registering clusters
+# cannot be used to map what orgdns's network reaches.
+PROBE_FAILED = (
+    "no Kubernetes API server answered at {server} with this CA (unreachable from orgdns, too slow, or its certificate "
+    "does not match the CA)"
+)
+
+
 def probe_cluster(connection):
-    """One quick authenticated request, so a wrong URL, CA or token is refused before anything is saved."""
-    kube = Backends().cluster(connection, retry=RetryPolicy(attempts=1))
+    """Reach the cluster with the token and check it holds every permission orgdns needs there, so that a wrong
+    URL, CA or token, or a token that could not deploy ExternalDNS, is refused before anything is saved.
+    Returns the UID of its kube-system namespace, which tells one cluster from another whatever its URL."""
     try:
-        kube.version()
+        cluster = Backends().cluster(connection, retry=RetryPolicy(attempts=1), timeout=settings.ORGDNS_PROBE_TIMEOUT)
+        try:
+            cluster.version()
+            missing = cluster.missing_permissions(externaldns.required_permissions())
+            kube_system = cluster.get("Namespace", "kube-system") if not missing else None
+        finally:
+            cluster.close()
     except ProviderError as exc:
-        raise ValidationError(f"Cannot use this cluster: {exc.message}") from None
-    finally:
-        kube.close()
+        told = exc.code in (kube.REFUSED_ADDRESS, kube.UNAUTHORIZED, kube.NOT_KUBERNETES)
+        raise ValidationError(f"Cannot use this cluster: {exc.message if told else PROBE_FAILED.format(server=connection.server)}") from None
+    if missing:
+        listed = ", ".join(f"{verb} {resource}" + (f".{group}" if group else "") for verb, group, resource in missing)
+        raise ValidationError(
+            f"The token lacks permissions orgdns needs in this cluster: {listed}. "
+            "Bind it to the ClusterRole shown in the README."
+        )
+    uid = ((kube_system or {}).get("metadata") or {}).get("uid")
+    if not uid:
+        raise ValidationError("Cannot use this cluster: it has no kube-system namespace.")
+    return uid
 
 
 def retry_registration(cluster, user=None):

@@ -1,22 +1,39 @@
 """Organizations and who may see or change them."""
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.db.models.functions import Coalesce
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from ..clients.errors import ProviderError
 from ..models import LIVE_CLUSTER, AuditEvent, Cluster, HostedZone, Membership, Operation, Organization
 from . import audit
+from .backends import Backends
+from .provisioning import describe_record_sets, foreign_records, parent_records
 
 WRITE_ROLES = (Membership.Role.OWNER, Membership.Role.MEMBER)
+ACT_IN_ANY_ORGANIZATION = "provisioning.act_in_any_organization"
 
 
 def organizations_for(user):
+    """Staff see every organization; everyone else the organizations they belong to."""
     if user.is_staff:
         return Organization.objects.all()
     return Organization.objects.filter(memberships__user=user)
+
+
+def acts_in_any_organization(user):
+    """Support staff who may change what they see: staff with the permission (superusers have every permission).
+    Other staff only look."""
+    return user.is_staff and user.has_perm(ACT_IN_ANY_ORGANIZATION)
+
+
+def can_create_organizations(user):
+    return user.is_staff and user.has_perm("provisioning.add_organization")
 
 
 def visible(model, user):
@@ -52,48 +69,89 @@ def organization_rows(user):
 
 
 def can_write(user, organization):
-    if user.is_staff:
+    if acts_in_any_organization(user):
         return True
     return Membership.objects.filter(user=user, organization=organization, role__in=WRITE_ROLES).exists()
 
 
 def can_manage_members(user, organization):
-    if user.is_staff:
+    if acts_in_any_organization(user):
         return True
     return Membership.objects.filter(user=user, organization=organization, role=Membership.Role.OWNER).exists()
 
 
 def get_org_for_user(user, name):
     """The organization if the user may see it, else 404 (so others' names are not revealed)."""
-    return get_object_or_404(organizations_for(user), name=name)
+    return visible_or_404(user, Organization.objects.all(), f"organization {name}", name=name)
 
 
-def get_writable_org_for_user(user, name):
-    """The organization if the user may act in it; 404 if they may not see it, 403 if they may only look."""
-    organization = get_org_for_user(user, name)
-    require_write(user, organization)
-    return organization
+def get_cluster_for_user(user, org_name, pk):
+    return visible_or_404(
+        user, Cluster.objects.select_related("organization"), f"cluster {pk} of {org_name}", organization__name=org_name, pk=pk
+    )
 
 
-def require_write(user, organization):
+def get_operation_for_user(user, pk):
+    return visible_or_404(
+        user, Operation.objects.select_related("organization", "cluster", "certificate", "created_by"), f"operation {pk}", pk=pk
+    )
+
+
+def visible_or_404(user, objects, what, **lookup):
+    """The object if it is in one of the user's organizations; else 404, and if it is another organization's, an
+    audit record of the refusal (so that tenants and support see who reached for what is not theirs)."""
+    scope = "pk__in" if objects.model is Organization else "organization__in"
+    found = objects.filter(**{scope: organizations_for(user)}, **lookup).first()
+    if found is None:
+        target = objects.filter(**{k: v for k, v in lookup.items() if k != "organization__name"}).first()
+        owner = target if isinstance(target, Organization) else getattr(target, "organization", None)
+        if owner is not None and not organizations_for(user).filter(pk=owner.pk).exists():
+            refused(user, target, f"{what}: not visible to {user.get_username()}")
+        raise Http404(f"No {objects.model._meta.verbose_name} matches the given query.")
+    return found
+
+
+def refused(user, obj, detail):
+    """Record that the user was refused access to obj (an object of an organization, or None for the whole site)."""
+    audit.record("access.refused", obj, actor=user, outcome=AuditEvent.Outcome.REFUSED, detail=detail)
+
+
+# The checks below are the only ones: the pages, the API and the admin call them (what: the request or action, for
+# the audit record of a refusal). Each raises PermissionDenied (403) saying what is missing, after recording it.
+
+
+def require_write(user, organization, what):
+    """PermissionDenied, audited, unless the user may change the organization's clusters and certificates."""
     if not can_write(user, organization):
-        raise PermissionDenied(f"Your role in {organization.name} does not allow changes: viewers only look.")
+        refused(user, organization, f"{what}: {user.get_username()} may look at {organization.name} but not change it")
+        raise PermissionDenied(
+            f"You may look at {organization.name} but not change it: that takes the member or owner role "
+            "(or, for support staff, the permission to act in any organization)."
+        )
 
 
 def require_member_management(user, organization):
     if not can_manage_members(user, organization):
+        refused(user, organization, f"manage members: {user.get_username()} is not an owner of {organization.name}")
         raise PermissionDenied(f"Only owners of {organization.name} manage its members.")
 
 
-def get_cluster_for_user(user, org_name, pk):
-    return get_object_or_404(
-        Cluster.objects.select_related("organization"), organization__in=organizations_for(user), organization__name=org_name, pk=pk
-    )
+def require_organization_creation(user):
+    if not can_create_organizations(user):
+        refused(user, None, f"create an organization: {user.get_username()} may not")
+        raise PermissionDenied("Only support staff with the permission to add organizations create them.")
 
 
-def get_writable_cluster_for_user(user, org_name, pk):
+def get_writable_org_for_user(user, name, what):
+    """The organization if the user may act in it; 404 if they may not see it, 403 if they may only look."""
+    organization = get_org_for_user(user, name)
+    require_write(user, organization, what)
+    return organization
+
+
+def get_writable_cluster_for_user(user, org_name, pk, what):
     cluster = get_cluster_for_user(user, org_name, pk)
-    require_write(user, cluster.organization)
+    require_write(user, cluster.organization, what)
     return cluster
 
 
@@ -105,28 +163,40 @@ def get_membership(organization, username):
     return get_object_or_404(organization.memberships.select_related("user"), user__username=username)
 
 
-def get_operation_for_user(user, pk):
-    return get_object_or_404(
-        Operation.objects.select_related("organization", "cluster", "certificate", "created_by"),
-        organization__in=organizations_for(user),
-        pk=pk,
-    )
-
-
-def require_staff(user, action):
-    if not user.is_staff:
-        raise PermissionDenied(f"Only support staff {action}.")
-
-
-@transaction.atomic
 def create_organization(name, owner=None):
+    """A new organization (with its owner). ValidationError, with nothing saved, if the name is not valid, is taken,
+    or its zone name is already in use in the parent zone."""
     organization = Organization(name=name)
-    organization.full_clean()
-    organization.save()
-    if owner is not None:
-        Membership.objects.create(user=owner, organization=organization, role=Membership.Role.OWNER)
-    audit.record("organization.create", organization, detail=f"owner {owner.get_username()}" if owner else "")
+    try:
+        organization.full_clean()
+    except ValidationError as exc:
+        raise ValidationError(exc.messages) from None
+    check_zone_name_is_free(organization)
+    try:
+        with transaction.atomic():
+            organization.save()
+            if owner is not None:
+                Membership.objects.create(user=owner, organization=organization, role=Membership.Role.OWNER)
+            audit.record("organization.create", organization, detail=f"owner {owner.get_username()}" if owner else "")
+    except IntegrityError:
+        raise ValidationError(f"An organization named {name!r} already exists.") from None
     return organization
+
+
+def check_zone_name_is_free(organization):
+    """ValidationError if the parent zone (when there is one) already has records named like the organization's zone:
+    they are someone else's, and delegating the zone would take their name over."""
+    if not settings.ORGDNS_PARENT_ZONE_ID:
+        return
+    try:
+        foreign = foreign_records(organization, parent_records(organization, Backends().route53()))
+    except ProviderError as exc:
+        raise ValidationError(f"Could not check the parent zone for {organization.zone_name}: {exc.message}") from None
+    if foreign:
+        raise ValidationError(
+            f"{organization.zone_name} is already in use: the parent zone {settings.ORGDNS_PARENT_ZONE_ID} has "
+            f"{describe_record_sets(foreign)} of that name that orgdns did not write. Choose another name."
+        )
 
 
 @transaction.atomic

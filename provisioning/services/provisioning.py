@@ -6,10 +6,11 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from .. import budget
 from ..clients import externaldns
 from ..clients.aws import zone_scoped_policy
 from ..clients.errors import ProviderError
-from ..clients.kube import ClusterConnection
+from ..clients.kube import ClusterConnection, InvalidConnection
 from ..models import Cluster, HostedZone
 from ..validators import iam_user_name
 from .backends import redis
@@ -62,27 +63,41 @@ def register_cluster(operation, progress, backends):
     connection = read_connection(vault, cluster)
 
     with organization_lock(org):
+        progress.step("Checking that what orgdns would create or change is absent or ours", 10)
+        check_ownership(org, backends, progress)
         progress.step(f"Ensuring hosted zone {org.zone_name}", 15)
         zone = ensure_zone(org, backends, progress)
         progress.step(f"Ensuring IAM user {iam_user_name(org.name)} scoped to zone {zone.zone_id}", 40)
         credentials = ensure_credentials(zone, vault, backends, progress)
 
     progress.step("Deploying ExternalDNS into the cluster", 70)
-    deploy_externaldns(cluster, zone, credentials, connection, backends, progress)
-    Cluster.objects.filter(pk=cluster.pk, state=Cluster.State.PROVISIONING).update(
-        state=Cluster.State.READY, message=f"ExternalDNS publishes *.{zone.name} from this cluster"
-    )
+    repaired = deploy_externaldns(cluster, zone, credentials, connection, backends, progress)
+    message = f"ExternalDNS publishes *.{zone.name} from this cluster"
+    if repaired:
+        message += f"; repaired what had been changed by hand: {', '.join(repaired)}"
+    Cluster.objects.filter(pk=cluster.pk, state=Cluster.State.PROVISIONING).update(state=Cluster.State.READY, message=message)
 
 
 def read_connection(vault, cluster):
-    stored = vault.read(cluster_secret_path(vault, cluster))
+    return usable_connection(vault.read(cluster_secret_path(vault, cluster)))
+
+
+def usable_connection(stored):
+    """The ClusterConnection kept in Vault; ProviderError if it is missing or no longer passes our checks."""
     if not stored:
         raise ProviderError(
             "the cluster's credentials are missing from Vault: register the cluster again",
             service="vault",
             permanent=True,
         )
-    return ClusterConnection(**stored)
+    try:
+        return ClusterConnection(**stored)
+    except (InvalidConnection, TypeError) as exc:
+        raise ProviderError(
+            f"the cluster's stored credentials are not usable ({exc}): register the cluster again",
+            service="vault",
+            permanent=True,
+        ) from None
 
 
 def ensure_zone(org, backends, progress):
@@ -135,11 +150,106 @@ def ensure_zone(org, backends, progress):
         zone.save(update_fields=["zone_id", "name_servers", "aws_created_at", "state"])
 
     if delegate:
-        route53.set_delegation(settings.ORGDNS_PARENT_ZONE_ID, zone.name, zone.name_servers)
-        zone.delegated = True
-        zone.save(update_fields=["delegated"])
-        progress.log(f"delegated {zone.name} from parent zone {settings.ORGDNS_PARENT_ZONE_ID}")
+        delegate_zone(zone, route53, progress)
     return zone
+
+
+def check_ownership(org, backends, progress):
+    """Before changing anything: fail, naming it, if the IAM user or a parent-zone record that the organization's
+    first registration would create already exists and is not ours (the zone itself is checked by ensure_zone)."""
+    zone = HostedZone.objects.filter(organization=org).exclude(state=HostedZone.State.DELETED).first()
+    if zone is None or not zone.access_key_id:
+        check_iam_user(org, backends.iam())
+    if settings.ORGDNS_PARENT_ZONE_ID and not (zone and zone.delegated):
+        refuse_foreign_parent_records(org, parent_records(org, backends.route53()))
+    progress.log("no IAM user or parent-zone record of someone else's is in the way")
+
+
+def check_iam_user(org, iam):
+    """The tags of the organization's IAM user (None if there is none); ProviderError if it is not ours."""
+    user = iam_user_name(org.name)
+    tags = iam.user_tags(user)
+    if tags is not None and not tagged_as_ours(tags, org):
+        wanted = ", ".join(f"{k}={v}" for k, v in zone_tags(org).items())
+        raise ProviderError(
+            f"IAM user {user} exists in the AWS account but was not created by orgdns for {org.name} (it lacks the "
+            f"tags {wanted}): orgdns leaves it alone; delete or rename it, then retry",
+            service="iam",
+            permanent=True,
+        )
+    return tags
+
+
+def tagged_as_ours(tags, org):
+    """Whether an AWS resource carries the tags orgdns gives what it creates for this organization."""
+    return _is_ours(tags, zone_tags(org))
+
+
+def name_server_set(values):
+    return frozenset(value.rstrip(".").lower() for value in values)
+
+
+def our_delegations(org):
+    """The name server sets of every zone this organization has had: an NS record in the parent zone with one of them
+    is a delegation we wrote."""
+    if org.pk is None:
+        return set()
+    return {name_server_set(ns) for ns in HostedZone.objects.filter(organization=org).values_list("name_servers", flat=True) if ns}
+
+
+def is_our_delegation(record, org):
+    values = [r["Value"] for r in record.get("ResourceRecords", [])]
+    return record["Type"] == "NS" and name_server_set(values) in our_delegations(org)
+
+
+def parent_records(org, route53):
+    """The record sets named like the organization's zone in the parent zone (ORGDNS_PARENT_ZONE_ID must be set)."""
+    return route53.record_sets_named(settings.ORGDNS_PARENT_ZONE_ID, org.zone_name)
+
+
+def foreign_records(org, records):
+    """Those of records that are not a delegation we wrote for the organization."""
+    return [record for record in records if not is_our_delegation(record, org)]
+
+
+def refuse_foreign_parent_records(org, records):
+    """ProviderError naming them if the parent zone has records named like the organization's zone that we did not write."""
+    foreign = foreign_records(org, records)
+    if foreign:
+        raise ProviderError(
+            f"the parent zone {settings.ORGDNS_PARENT_ZONE_ID} already has {describe_record_sets(foreign)} named "
+            f"{org.zone_name} that orgdns did not write: orgdns leaves it alone; remove it, then retry",
+            service="route53",
+            permanent=True,
+        )
+
+
+def describe_record_sets(records):
+    """`an NS record (ns1.example.net, ns2.example.net)`, `a CNAME record (lb.example.net) and an A record (…)`."""
+    parts = []
+    for record in records:
+        values = [r["Value"] for r in record.get("ResourceRecords", [])] or [record.get("AliasTarget", {}).get("DNSName", "alias")]
+        shown = ", ".join(values[:4]) + (", …" if len(values) > 4 else "")
+        article = "an" if record["Type"][0] in "AEFHILMNORSX" else "a"
+        parts.append(f"{article} {record['Type']} record ({shown})")
+    return " and ".join(parts)
+
+
+def delegate_zone(zone, route53, progress):
+    """Delegate the zone from the parent zone: create its NS record, or replace a delegation of ours to an earlier zone;
+    anything else of that name is someone else's, and refused."""
+    parent = settings.ORGDNS_PARENT_ZONE_ID
+    records = route53.record_sets_named(parent, zone.name)
+    refuse_foreign_parent_records(zone.organization, records)
+    existing = next((r for r in records if r["Type"] == "NS"), None)
+    if existing is not None and name_server_set(r["Value"] for r in existing["ResourceRecords"]) == name_server_set(zone.name_servers):
+        progress.log(f"{zone.name} is already delegated from parent zone {parent}")
+    else:
+        route53.create_delegation(parent, zone.name, zone.name_servers, replacing=existing)
+        replaced = " (replacing our delegation to an earlier zone)" if existing else ""
+        progress.log(f"delegated {zone.name} from parent zone {parent}{replaced}")
+    zone.delegated = True
+    zone.save(update_fields=["delegated"])
 
 
 def _created_at(tags, progress):
@@ -165,9 +275,10 @@ def ensure_credentials(zone, vault, backends, progress):
 
     iam = backends.iam()
     user = iam_user_name(zone.organization.name)
-    if not iam.user_exists(user):
-        iam.create_user(user, zone_tags(zone.organization))
-        progress.log(f"created IAM user {user}")
+    if check_iam_user(zone.organization, iam) is None:
+        iam.create_user(user, zone_tags(zone.organization), settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY)
+        bounded = f" with permissions boundary {settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY}" if settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY else ""
+        progress.log(f"created IAM user {user}{bounded}")
     iam.put_user_policy(user, POLICY_NAME, zone_scoped_policy(zone.zone_id))
     keys = iam.access_key_ids(user)
     if stored and stored.get("access_key_id") in keys:
@@ -192,6 +303,25 @@ def ensure_credentials(zone, vault, backends, progress):
     return credentials
 
 
+def route53_budget():
+    return budget.Budget(
+        account_rate=settings.ORGDNS_ROUTE53_ACCOUNT_RATE,
+        fleet_share=settings.ORGDNS_ROUTE53_FLEET_SHARE,
+        records=settings.EXTERNALDNS_PLAN_RECORDS,
+        changes_per_hour=settings.EXTERNALDNS_PLAN_CHANGES_PER_HOUR,
+        min_interval=settings.EXTERNALDNS_MIN_INTERVAL,
+        max_interval=settings.EXTERNALDNS_MAX_INTERVAL,
+        min_event_sync=settings.EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL,
+    )
+
+
+def externaldns_flags(cluster):
+    """The flags of this cluster's ExternalDNS, for the fleet in the account as it is now (this cluster included)."""
+    clusters = Cluster.objects.exclude(state=Cluster.State.DEREGISTERED).count()
+    zones = HostedZone.objects.exclude(state=HostedZone.State.DELETED).count() + bool(settings.ORGDNS_PARENT_ZONE_ID)
+    return budget.externaldns_flags(max(1, clusters), max(1, zones), cluster.owner_id, route53_budget())
+
+
 def externaldns_config(cluster, zone):
     return externaldns.ExternalDNSConfig(
         namespace=settings.EXTERNALDNS_NAMESPACE,
@@ -200,13 +330,16 @@ def externaldns_config(cluster, zone):
         zone_id=zone.zone_id,
         owner_id=cluster.owner_id,
         policy=settings.EXTERNALDNS_POLICY,
-        annotation_prefix=settings.EXTERNALDNS_ANNOTATION_PREFIX,
         region=settings.AWS_REGION,
+        memory_limit=settings.EXTERNALDNS_MEMORY_LIMIT,
+        flags=externaldns_flags(cluster),
     )
 
 
 def deploy_externaldns(cluster, zone, credentials, connection, backends, progress):
+    """Apply the ExternalDNS objects and wait until it runs. Returns the objects found changed by hand (repaired)."""
     kube = backends.cluster(connection)
+    repaired = []
     try:
         objects = externaldns.manifests(
             externaldns_config(cluster, zone), credentials["access_key_id"], credentials["secret_access_key"]
@@ -214,8 +347,13 @@ def deploy_externaldns(cluster, zone, credentials, connection, backends, progres
         for obj in objects:
             outcome = kube.apply(obj)
             progress.log(f"{obj['kind']} {obj['metadata']['name']}: {outcome}")
+            if outcome == "repaired":
+                repaired.append(f"{obj['kind']} {obj['metadata']['name']}")
+        progress.step("Waiting for ExternalDNS to be available in the cluster", 85)
+        kube.wait_for_rollout("external-dns", settings.EXTERNALDNS_NAMESPACE, settings.EXTERNALDNS_ROLLOUT_TIMEOUT)
     finally:
         kube.close()
+    return repaired
 
 
 def mark_register_failed(operation, message):
@@ -230,7 +368,7 @@ def deregister_cluster(operation, progress, backends):
     progress.step("Removing ExternalDNS from the cluster", 10)
     connection = vault.read(cluster_secret_path(vault, cluster))
     if connection:
-        remove_externaldns(backends.cluster(ClusterConnection(**connection)), progress)
+        remove_externaldns(backends.cluster(usable_connection(connection)), progress)
     else:
         progress.log("no cluster credentials in Vault (the cluster was forgotten, or an earlier attempt got this far): "
                      "ExternalDNS is not removed from the cluster")
@@ -249,10 +387,20 @@ def deregister_cluster(operation, progress, backends):
 
 
 def remove_externaldns(kube, progress):
+    """Stop ExternalDNS and wait until its pods are gone (a pod still running would publish the records again),
+    then remove the rest and wait until its namespace is gone (so that a new registration can create it)."""
+    namespace = settings.EXTERNALDNS_NAMESPACE
+    timeout = settings.EXTERNALDNS_STOP_TIMEOUT
     try:
-        for kind, name, namespace in externaldns.removal_order(settings.EXTERNALDNS_NAMESPACE):
-            if kube.delete(kind, name, namespace, managed_by=externaldns.OWNER):
+        for kind, name, ns in externaldns.removal_order(namespace):
+            deleted = kube.delete(kind, name, ns, managed_by=externaldns.OWNER)
+            if deleted:
                 progress.log(f"deleted {kind} {name}")
+            if kind == "Deployment":
+                kube.wait_until_gone("Pod", namespace=namespace, selector=externaldns.POD_SELECTOR, timeout=timeout)
+                progress.log("ExternalDNS has stopped")
+            if kind == "Namespace" and deleted:
+                kube.wait_until_gone("Namespace", namespace, timeout=timeout)
     finally:
         kube.close()
 

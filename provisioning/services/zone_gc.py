@@ -17,7 +17,7 @@ from ..clients.errors import ProviderError
 from ..models import HostedZone, Operation, ZoneCharge
 from ..validators import iam_user_name
 from . import zone_claims
-from .provisioning import aws_secret_path, organization_lock
+from .provisioning import aws_secret_path, is_our_delegation, organization_lock, tagged_as_ours
 
 RESUME = "resume"  # a teardown that stopped is queued again
 DELETING = "deleting"  # a teardown is under way, or waits to be resumed (from not_before)
@@ -127,9 +127,7 @@ def delete_zone(operation, progress, backends):
             return
         if zone.route53_deleted_at is None:
             _delete_from_route53(zone, backends.route53(), progress)
-        user = iam_user_name(org.name)
-        progress.step(f"Deleting IAM user {user}, its access keys and its policy", 75)
-        backends.iam().delete_user(user)
+        _delete_iam_user(org, backends.iam(), progress)
         vault = backends.vault()
         progress.step("Deleting the zone's AWS credentials from Vault, with every version", 90)
         vault.destroy(aws_secret_path(vault, org))
@@ -177,9 +175,23 @@ def _remove_delegation(zone, route53, progress):
                 permanent=True,
             )
         return
-    if route53.remove_delegation(parent, zone.name):
+    record = route53.delegation(parent, zone.name)
+    if record is not None and is_our_delegation(record, zone.organization):
+        route53.delete_record_set(parent, record)
         progress.log(f"removed the NS delegation of {zone.name} from parent zone {parent}")
+    elif record is not None:
+        progress.log(f"the NS record of {zone.name} in parent zone {parent} is not a delegation orgdns wrote: left alone")
     HostedZone.objects.filter(pk=zone.pk).update(delegated=False)
+
+
+def _delete_iam_user(org, iam, progress):
+    user = iam_user_name(org.name)
+    progress.step(f"Deleting IAM user {user}, its access keys and its policy", 75)
+    tags = iam.user_tags(user)
+    if tags is not None and not tagged_as_ours(tags, org):
+        progress.log(f"IAM user {user} was not created by orgdns: left alone")
+    elif tags is not None:
+        iam.delete_user(user)
 
 
 def _records_to_delete(zone, route53):
@@ -213,12 +225,13 @@ def mark_teardown_failed(operation, message):
 
 
 def record_charges(now):
-    """Add the months Route53 has charged the zones that still exist for, each once."""
+    """Add the months Route53 has charged the zones that still exist for, each once, oldest zone first."""
     due = (
         HostedZone.objects.exclude(state=HostedZone.State.DELETED)
         .filter(route53_deleted_at=None, aws_created_at__lte=now - billing.FREE_PERIOD)
         .exclude(charges__month=billing.month_start(now).date())
         .only("pk", "aws_created_at")
+        .order_by("aws_created_at", "pk")
     )
     rows = [
         ZoneCharge(zone=zone, month=month, kind=ZoneCharge.Kind.CHARGED)

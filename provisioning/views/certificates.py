@@ -34,7 +34,7 @@ def certificate_list(request, org):
 
 @login_required
 def certificate_issue(request, org):
-    org = organizations.get_writable_org_for_user(request.user, org)
+    org = organizations.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
     form = IssueCertificateForm(request.POST or None, organization=org)
     if form.is_valid():
         data = form.cleaned_data
@@ -77,7 +77,7 @@ def certificate_summary(request, org, pk):
 
 @login_required
 def certificate_install(request, org, pk):
-    certificate = certificates.get_writable_certificate_for_user(request.user, org, pk)
+    certificate = certificates.get_writable_certificate_for_user(request.user, org, pk, f"{request.method} {request.path}")
     form = InstallCertificateForm(request.POST or None, organization=certificate.organization, initial=request.GET)
     if form.is_valid():
         data = form.cleaned_data
@@ -93,7 +93,7 @@ def certificate_install(request, org, pk):
 
 
 def _certificate_action(request, org, pk, action, success):
-    certificate = certificates.get_writable_certificate_for_user(request.user, org, pk)
+    certificate = certificates.get_writable_certificate_for_user(request.user, org, pk, f"{request.method} {request.path}")
     try:
         action(certificate, request.user)
     except ValidationError as exc:

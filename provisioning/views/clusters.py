@@ -14,7 +14,7 @@ from ..services import clusters, organizations
 @login_required
 @sensitive_post_parameters("token", "kubeconfig")
 def cluster_register(request, org):
-    org = organizations.get_writable_org_for_user(request.user, org)
+    org = organizations.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
     form = RegisterClusterForm(request.POST or None, request.FILES or None)
     if form.is_valid():
         try:
@@ -54,7 +54,7 @@ def cluster_reprovision(request, org, pk):
 
 
 def _cluster_action(request, org, pk, action, success):
-    cluster = organizations.get_writable_cluster_for_user(request.user, org, pk)
+    cluster = organizations.get_writable_cluster_for_user(request.user, org, pk, f"{request.method} {request.path}")
     try:
         action(cluster, request.user)
     except ValidationError as exc:

@@ -157,7 +157,7 @@ AUDIT = ListSpec(
         Column("Outcome", "outcome"),
         Column("Request"),
     ),
-    search=("actor_name", "action", "object_repr", "request_id", "detail", "organization__name"),
+    search=("actor_name", "action", "object_repr", "request_id", "client_request_id", "detail", "organization__name"),
     default_sort="-when",
     filters=(
         Filter.exact("outcome", "Outcome", "outcome", AuditEvent.Outcome.choices),

@@ -40,7 +40,7 @@ def operation_status(request, pk):
 @require_POST
 def operation_retry(request, pk):
     operation = organizations.get_operation_for_user(request.user, pk)
-    organizations.require_write(request.user, operation.organization)
+    organizations.require_write(request.user, operation.organization, f"{request.method} {request.path}")
     try:
         retried = clusters.retry_operation(operation, request.user)
     except ValidationError as exc:

@@ -44,7 +44,7 @@ def home(request):
         ).select_related("organization", "cluster", "certificate")[:10],
         "certificates": Certificate.objects.filter(expiring | Q(state=Certificate.State.ERROR), organization__in=visible)
         .select_related("organization")
-        .order_by("not_after")[:10],
+        .order_by("not_after", "pk")[:10],
     }
     context = {
         "organizations": shown,
@@ -52,13 +52,14 @@ def home(request):
         "attention": attention,
         "needs_attention": any(attention.values()),
         "operations": Operation.objects.filter(organization__in=visible).select_related("organization", "cluster")[:10],
+        "can_create_organizations": organizations.can_create_organizations(request.user),
     }
     return render(request, "provisioning/home.html", context)
 
 
 @login_required
 def organization_create(request):
-    organizations.require_staff(request.user, "create organizations")
+    organizations.require_organization_creation(request.user)
     form = OrganizationForm(request.POST or None)
     if form.is_valid():
         try:

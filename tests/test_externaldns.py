@@ -1,0 +1,209 @@
+"""The real ExternalDNS, deployed by orgdns into a real cluster, publishing into the organization's zone in moto."""
+
+import time
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from provisioning import budget
+from provisioning.clients import externaldns
+from provisioning.models import Cluster, HostedZone, Operation
+from provisioning.services import clusters, provisioning
+from tests.conftest import run_jobs, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OURS = "app.kubernetes.io/managed-by=orgdns"
+
+
+def record_sets(aws, zone_id):
+    pages = aws.route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id)
+    return [rs for page in pages for rs in page["ResourceRecordSets"]]
+
+
+def a_records(aws, zone_id):
+    return {rs["Name"]: rs["ResourceRecords"][0]["Value"] for rs in record_sets(aws, zone_id) if rs["Type"] == "A"}
+
+
+def register(org, name, cluster_api):
+    cluster, operation = clusters.register_cluster(org, name, cluster_api.connection)
+    run_jobs()
+    cluster.refresh_from_db()
+    operation.refresh_from_db()
+    assert operation.state == Operation.State.SUCCEEDED, operation.error
+    return cluster, HostedZone.objects.get(organization=org)
+
+
+def test_services_ingresses_and_the_apex_are_published_and_removed_with_the_cluster(personas, cluster_api, aws):
+    admin = cluster_api.cluster
+    admin.create_load_balancer_service("web", "web.acme.orgdns.test", "203.0.113.10")
+    admin.create_load_balancer_service("apex", "acme.orgdns.test", "203.0.113.11", annotation_prefix="external-dns.alpha.kubernetes.io/")
+    admin.create_load_balancer_service("stranger", "app.globex.orgdns.test", "203.0.113.12")
+    admin.create_ingress("shop", "shop.acme.orgdns.test", "203.0.113.13")
+    cluster, zone = register(personas.acme, "prod", cluster_api)
+
+    expected = {"web.acme.orgdns.test.": "203.0.113.10", "acme.orgdns.test.": "203.0.113.11", "shop.acme.orgdns.test.": "203.0.113.13"}
+    wait_until(lambda: a_records(aws, zone.zone_id) == expected, timeout=60)  # its first sync, at start
+    markers = {rs["Name"] for rs in record_sets(aws, zone.zone_id) if rs["Type"] == "TXT"}
+    assert markers == {"_extdns-a.web.acme.orgdns.test.", "_extdns-a.acme.orgdns.test.", "_extdns-a.shop.acme.orgdns.test."}
+    owned = externaldns.owned_record_sets(record_sets(aws, zone.zone_id), cluster.owner_id)
+    assert {(rs["Name"], rs["Type"]) for rs in owned} == {(n, "A") for n in expected} | {(n, "TXT") for n in markers}
+    assert not any("globex" in rs["Name"] for rs in record_sets(aws, zone.zone_id))
+
+    clusters.deregister_cluster(cluster)
+    run_jobs()
+    cluster.refresh_from_db()
+    assert cluster.state == Cluster.State.DEREGISTERED, cluster.message
+    assert cluster_api.namespaces() == [] and cluster_api.objects("clusterroles", selector=OURS) == []
+    assert cluster_api.runner.pods == {}  # no ExternalDNS process left
+    time.sleep(3)
+    assert {rs["Type"] for rs in record_sets(aws, zone.zone_id)} == {"SOA", "NS"}  # and nothing came back
+
+
+def deployed_args(cluster_api):
+    (deployment,) = cluster_api.objects("deployments", "external-dns")
+    return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_externaldns_runs_with_the_budgets_flags_and_publishes_a_change_by_event_not_by_resync(personas, cluster_api, aws, settings):
+    # A resync interval of an hour (the budget's longest): a Service made after the start reaches Route53 only if
+    # --events works, and without reading Route53 again (the caches are fresh).
+    settings.EXTERNALDNS_MIN_INTERVAL = settings.EXTERNALDNS_MAX_INTERVAL = 3600
+    settings.EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = 5
+    cluster, zone = register(personas.acme, "prod", cluster_api)
+    args = deployed_args(cluster_api)
+    flags = [a for a in args if a.split("=")[0] in (
+        "--interval", "--aws-zones-cache-duration", "--txt-cache-interval", "--events", "--min-event-sync-interval")]
+    assert flags == budget.externaldns_flags(1, 1, cluster.owner_id, provisioning.route53_budget()).args()
+    assert "--events" in args and "--min-event-sync-interval=5s" in args
+    assert any(a.startswith("--interval=1h") for a in args)
+    assert cluster_api.runner.pods  # the real ExternalDNS accepted them: it runs (rollout available)
+
+    time.sleep(8)  # after its start sync
+    cluster_api.cluster.create_load_balancer_service("late", "late.acme.orgdns.test", "203.0.113.20")
+    started = time.monotonic()
+    wait_until(lambda: a_records(aws, zone.zone_id) == {"late.acme.orgdns.test.": "203.0.113.20"}, timeout=60)
+    assert time.monotonic() - started < 30  # far sooner than the hour's resync
+
+
+def test_the_flags_follow_the_fleet_in_the_account(personas):
+    org = personas.acme
+    zone = HostedZone.objects.create(organization=org, name="acme.orgdns.test", zone_id="Z1", state=HostedZone.State.ACTIVE)
+    made = [Cluster.objects.create(organization=org, name=f"c{i}", api_server=f"https://c{i}.example:6443",
+                            owner_id=f"acme-c{i}") for i in range(3)]
+    small = provisioning.externaldns_config(made[0], zone).args()
+    assert "--interval=1m" in " ".join(small) and "--events" in small and "--txt-cache-interval" in " ".join(small)
+    b = provisioning.route53_budget()
+    assert provisioning.externaldns_flags(made[0]) == budget.externaldns_flags(3, 1, made[0].owner_id, b)
+    Cluster.objects.filter(pk=made[1].pk).update(state=Cluster.State.DEREGISTERED)
+    assert provisioning.externaldns_flags(made[0]) == budget.externaldns_flags(2, 1, made[0].owner_id, b)
+    assert provisioning.externaldns_flags(made[0]) != provisioning.externaldns_flags(made[2])  # jittered per owner
+
+
+def test_a_token_without_every_permission_is_refused_naming_what_is_missing(personas, cluster_api):
+    rules = [dict(rule) for rule in externaldns.ORGDNS_CLUSTER_RULES]
+    rules[0] = {**rules[0], "verbs": ["get", "create", "patch"]}  # no delete of namespaces, secrets, serviceaccounts
+    cluster_api.set_permissions(rules)
+    with pytest.raises(ValidationError) as refused:
+        clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    assert "lacks permissions orgdns needs in this cluster: delete namespaces, delete secrets, delete serviceaccounts." in refused.value.messages[0]
+    assert not Cluster.objects.exists()
+
+    cluster_api.set_permissions(externaldns.ORGDNS_CLUSTER_RULES)
+    cluster, _ = register(personas.acme, "prod", cluster_api)  # the documented permissions are enough
+    assert cluster.state == Cluster.State.READY
+
+
+def test_a_deployment_edited_by_hand_is_repaired_by_reprovisioning(personas, cluster_api):
+    cluster, _ = register(personas.acme, "prod", cluster_api)
+    path = "/apis/apps/v1/namespaces/external-dns/deployments/external-dns"
+    cluster_api.cluster.api("PATCH", path, {"spec": {"replicas": 0, "template": {"spec": {"containers": [
+        {"name": "external-dns", "args": ["--provider=aws", "--policy=sync"]}]}}}}, content_type="application/strategic-merge-patch+json")
+
+    clusters.retry_registration(cluster)
+    run_jobs()
+    cluster.refresh_from_db()
+    assert cluster.state == Cluster.State.READY
+    assert "repaired what had been changed by hand: Deployment external-dns" in cluster.message
+    (deployment,) = cluster_api.objects("deployments", "external-dns")
+    assert deployment["spec"]["replicas"] == 1
+    assert f"--txt-owner-id={cluster.owner_id}" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert deployment["status"]["availableReplicas"] == 1
+
+
+def test_externaldns_runs_under_pod_security_restricted(personas, cluster_api):
+    register(personas.acme, "prod", cluster_api)
+    (namespace,) = [ns for ns in cluster_api.objects("namespaces") if ns["metadata"]["name"] == "external-dns"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    (pod,) = cluster_api.objects("pods", "external-dns")  # admitted by the PodSecurity admission
+    assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_a_rollout_that_never_becomes_available_fails_with_the_reason(personas, cluster_api, settings):
+    settings.EXTERNALDNS_ROLLOUT_TIMEOUT = 5
+    admin = cluster_api.cluster  # the cluster's admin allows no pod in orgdns's namespace
+    admin.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "external-dns", "labels": {"app.kubernetes.io/managed-by": "orgdns"}}})
+    admin.api("POST", "/api/v1/namespaces/external-dns/resourcequotas", {
+        "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}})
+    cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    run_jobs()
+    operation.refresh_from_db()
+    cluster.refresh_from_db()
+    assert operation.state == Operation.State.FAILED
+    assert "did not become available within 5s: FailedCreate" in operation.error and "exceeded quota" in operation.error
+    assert cluster.state == Cluster.State.ERROR and "exceeded quota" in cluster.message
+
+
+def test_the_readme_shows_the_cluster_role_registration_checks():
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (block,) = [b.split("```")[0] for b in readme.split("```yaml\n")[1:] if "kind: ClusterRole" in b.split("```")[0]]
+    assert yaml.safe_load(block) == externaldns.orgdns_cluster_role()
+
+
+def test_externaldns_crash_looping_fails_the_registration_with_its_last_log_line(personas, cluster_api, settings):
+    settings.EXTERNALDNS_ROLLOUT_TIMEOUT = 15
+    settings.EXTERNALDNS_POLICY = "everything"  # not a policy ExternalDNS knows: it exits at start
+    cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    run_jobs()
+    operation.refresh_from_db()
+    cluster.refresh_from_db()
+    assert operation.state == Operation.State.FAILED
+    assert "CrashLoopBackOff" in cluster.message and "last log line:" in cluster.message
+    assert "everything" in cluster.message.split("last log line:")[1]  # ExternalDNS's own words about the flag
+
+
+@pytest.mark.parametrize(
+    "rule, allowed",
+    [
+        ({"verbs": ["get", "delete"], "apiGroups": ["apps"], "resources": ["deployments"]}, True),
+        ({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}, True),
+        ({"verbs": ["get"], "apiGroups": ["apps"], "resources": ["deployments"]}, False),
+        ({"verbs": ["delete"], "apiGroups": [""], "resources": ["deployments"]}, False),
+        ({"verbs": ["delete"], "apiGroups": ["apps"], "resources": ["replicasets"]}, False),
+    ],
+)
+def test_a_listed_rule_grants_a_permission_exactly_when_each_of_its_parts_matches(rule, allowed):
+    from provisioning.clients.kube import _grants
+
+    assert _grants(rule, "delete", "apps", "deployments") is allowed
+
+
+def test_a_cluster_belongs_to_one_organization_whatever_url_it_is_registered_with(personas, cluster_api):
+    cluster, _ = register(personas.acme, "prod", cluster_api)
+    assert cluster.kube_system_uid == cluster_api.cluster.api("GET", "/api/v1/namespaces/kube-system")["metadata"]["uid"]
+    direct = cluster_api.connection.__class__(cluster_api.cluster.url, cluster_api.token, cluster_api.ca_pem)
+    for org, connection in ((personas.globex, cluster_api.connection), (personas.globex, direct), (personas.acme, direct)):
+        with pytest.raises(ValidationError) as refused:
+            clusters.register_cluster(org, "again", connection)
+        assert "already registered with orgdns, by this or another organization" in refused.value.messages[0]
+        assert "acme" not in refused.value.messages[0] and "prod" not in refused.value.messages[0]
+    assert Cluster.objects.count() == 1
+
+    clusters.deregister_cluster(cluster)
+    run_jobs()
+    again, _ = register(personas.globex, "edge", cluster_api)  # once deregistered, it can go elsewhere
+    assert again.state == Cluster.State.READY

@@ -1,0 +1,165 @@
+"""The least-privilege policies of the README (docs/policies/) are enough for a full flow, and no more than that.
+
+moto does not enforce IAM policies, so every AWS call orgdns makes in a full flow is recorded where botocore builds
+it, and checked against the policy documents with moto's own policy evaluator (plus the record-name condition it
+cannot evaluate). The Vault policy is enforced for real: the whole suite runs with a token made from it.
+"""
+
+import json
+from fnmatch import fnmatchcase
+
+import hvac
+import pytest
+from django.conf import settings
+from moto.iam.access_control import IAMPolicy, PermissionResult
+
+from devstack.policies import POLICIES, boundary_policy, iam_policy
+from provisioning.clients.aws import zone_scoped_policy
+from provisioning.models import HostedZone, Operation
+from provisioning.services import backends, certificates, clusters, zone_gc
+from tests.conftest import VAULT_ROOT_TOKEN, run_jobs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ACCOUNT = "123456789012"  # moto's
+BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/orgdns-tenant-boundary"
+POLICY_CONDITIONED_ON_THE_BOUNDARY = ("CreateUser", "PutUserPolicy", "DeleteUserPolicy")
+
+
+def permitted(policy, action, resource="*", **conditions):
+    return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource, incoming_condition_values=conditions) == (
+        PermissionResult.PERMITTED
+    )
+
+
+def record_name_patterns(policy):
+    """The record names ChangeResourceRecordSets is limited to (a condition moto's evaluator ignores)."""
+    (statement,) = [s for s in policy["Statement"] if "route53:ChangeResourceRecordSets" in s["Action"]]
+    return statement["Condition"]["ForAllValues:StringLike"]["route53:ChangeResourceRecordSetsNormalizedRecordNames"]
+
+
+def names_allowed(patterns, names):
+    return all(any(fnmatchcase(name.rstrip(".").lower(), p) for p in patterns) for name in names)
+
+
+@pytest.fixture
+def aws_calls(stack):
+    """Every call orgdns's own AWS identity makes: (service, operation, parameters)."""
+    calls = []
+
+    def record(params, model, **_):
+        calls.append((model.service_model.endpoint_prefix, model.name, dict(params)))
+
+    backends.aws_session().events.register("before-parameter-build", record)
+    return calls
+
+
+def what_iam_checks(service, operation, params, boundaries):
+    """The (action, resource, condition values) IAM authorizes for this call."""
+    if service == "iam":
+        user = params["UserName"]
+        resource = f"arn:aws:iam::{ACCOUNT}:user/{user}"
+        conditions = {"iam:PermissionsBoundary": boundaries.get(user, "")} if operation in POLICY_CONDITIONED_ON_THE_BOUNDARY else {}
+        checks = [(f"iam:{operation}", resource, conditions)]
+        if operation == "CreateUser" and params.get("Tags"):
+            checks.append(("iam:TagUser", resource, {}))
+        return checks
+    zone = params.get("HostedZoneId") or params.get("Id") or params.get("ResourceId")
+    resource = f"arn:aws:route53:::hostedzone/{zone.split('/')[-1]}" if zone and operation != "GetChange" else "*"
+    return [(f"route53:{operation}", resource, {})]
+
+
+def test_the_iam_policy_allows_every_call_of_a_full_flow_and_users_get_the_boundary(
+    personas, make_cluster_api, aws, settings, aws_calls
+):
+    parent = aws.route53.create_hosted_zone(Name="orgdns.test", CallerReference="parent")["HostedZone"]["Id"]
+    settings.ORGDNS_PARENT_ZONE_ID = parent.split("/")[-1]
+    settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY = BOUNDARY
+    aws_calls.clear()
+
+    api = make_cluster_api()
+    cluster, _ = clusters.register_cluster(personas.acme, "prod", api.connection)
+    run_jobs()
+    certificates.issue_certificate(personas.acme, ["www.acme.orgdns.test"], [(cluster, "web", "www-tls")])
+    run_jobs()
+    clusters.deregister_cluster(cluster)
+    run_jobs()
+    zone_gc.delete_now(HostedZone.objects.get(), None)
+    run_jobs()
+    assert set(Operation.objects.values_list("state", flat=True)) == {Operation.State.SUCCEEDED}
+    assert HostedZone.objects.get().state == HostedZone.State.DELETED
+
+    policy = iam_policy(ACCOUNT, "orgdns", settings.ORGDNS_BASE_DOMAIN, BOUNDARY)
+    boundaries = {p["UserName"]: p.get("PermissionsBoundary", "") for s, op, p in aws_calls if op == "CreateUser"}
+    assert boundaries == {"orgdns-acme": BOUNDARY}
+    operations = {(service, operation) for service, operation, _ in aws_calls}
+    assert {("route53", "CreateHostedZone"), ("route53", "ChangeResourceRecordSets"), ("route53", "DeleteHostedZone"),
+            ("iam", "CreateUser"), ("iam", "PutUserPolicy"), ("iam", "CreateAccessKey"), ("iam", "DeleteUser")} <= operations
+    for service, operation, params in aws_calls:
+        if service == "sts":
+            continue  # GetCallerIdentity, with the tenant's new key: needs no permission
+        for action, resource, conditions in what_iam_checks(service, operation, params, boundaries):
+            assert permitted(policy, action, resource, **conditions), (action, resource, conditions)
+        if operation == "ChangeResourceRecordSets":
+            names = [change["ResourceRecordSet"]["Name"] for change in params["ChangeBatch"]["Changes"]]
+            assert names_allowed(record_name_patterns(policy), names), names
+
+
+def test_the_iam_policy_refuses_what_orgdns_never_needs(settings):
+    policy = iam_policy(ACCOUNT, "orgdns", "orgdns.test", BOUNDARY)
+    tenant = f"arn:aws:iam::{ACCOUNT}:user/orgdns-acme"
+    assert permitted(policy, "iam:CreateUser", tenant, **{"iam:PermissionsBoundary": BOUNDARY})
+    assert not permitted(policy, "iam:CreateUser", tenant, **{"iam:PermissionsBoundary": ""})
+    assert not permitted(policy, "iam:PutUserPolicy", tenant, **{"iam:PermissionsBoundary": ""})
+    assert not permitted(policy, "iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/admin", **{"iam:PermissionsBoundary": BOUNDARY})
+    assert not permitted(policy, "iam:CreateAccessKey", f"arn:aws:iam::{ACCOUNT}:user/deploy-bot")
+    for action in ("iam:AttachUserPolicy", "iam:DeleteUserPermissionsBoundary", "iam:PutUserPermissionsBoundary",
+                   "iam:CreateRole", "iam:CreatePolicy", "sts:AssumeRole", "route53:CreateTrafficPolicy"):
+        assert not permitted(policy, action, tenant), action
+    patterns = record_name_patterns(policy)
+    assert names_allowed(patterns, ["acme.orgdns.test.", "a-www.acme.orgdns.test"])
+    assert not names_allowed(patterns, ["orgdns.test", "www.example.com", "acme.orgdns.test.evil.example"])
+
+
+def test_the_boundary_allows_the_tenants_record_work_only():
+    boundary = boundary_policy("orgdns.test")
+    tenant = zone_scoped_policy("ZACME")
+    for statement in tenant["Statement"]:
+        for action in statement["Action"]:
+            for resource in statement["Resource"]:
+                assert permitted(boundary, action, resource), (action, resource)  # what ExternalDNS needs still works
+    for action in ("route53:DeleteHostedZone", "route53:CreateHostedZone", "route53:ChangeTagsForResource",
+                   "route53:AssociateVPCWithHostedZone", "iam:CreateUser", "iam:CreateAccessKey", "sts:AssumeRole",
+                   "s3:GetObject", "ec2:DescribeInstances"):
+        assert not permitted(boundary, action, "arn:aws:route53:::hostedzone/ZACME"), action
+    patterns = record_name_patterns(boundary)
+    assert names_allowed(patterns, ["acme.orgdns.test", "app.acme.orgdns.test", "orgdns.test"])
+    assert not names_allowed(patterns, ["www.example.com", "orgdns.test.example.com"])
+
+
+def test_orgdns_vault_token_holds_its_policy_only(stack):
+    """The token every test gives orgdns (tests/conftest.py) is made from docs/policies/orgdns-vault.hcl."""
+    client = hvac.Client(url=stack.vault_url, token=settings.VAULT_TOKEN)
+    assert settings.VAULT_TOKEN != VAULT_ROOT_TOKEN
+    assert sorted(client.auth.token.lookup_self()["data"]["policies"]) == ["default", f"orgdns-{settings.VAULT_PREFIX}"]
+    kv = client.secrets.kv.v2
+    kv.create_or_update_secret(path=f"{settings.VAULT_PREFIX}/orgs/acme/probe", secret={"a": "b"}, mount_point="secret")
+    assert kv.read_secret_version(path=f"{settings.VAULT_PREFIX}/orgs/acme/probe", mount_point="secret", raise_on_deleted_version=True)
+    kv.delete_metadata_and_all_versions(path=f"{settings.VAULT_PREFIX}/orgs/acme/probe", mount_point="secret")
+    root = hvac.Client(url=stack.vault_url, token=VAULT_ROOT_TOKEN)
+    root.secrets.kv.v2.create_or_update_secret(path="someone-else/secret", secret={"a": "b"}, mount_point="secret")
+    for attempt in (
+        lambda: kv.read_secret_version(path="someone-else/secret", mount_point="secret", raise_on_deleted_version=True),
+        lambda: kv.create_or_update_secret(path="someone-else/other", secret={"a": "b"}, mount_point="secret"),
+        lambda: kv.delete_metadata_and_all_versions(path="someone-else/secret", mount_point="secret"),
+        lambda: kv.list_secrets(path=settings.VAULT_PREFIX, mount_point="secret"),
+        lambda: client.sys.list_policies(),
+    ):
+        with pytest.raises(hvac.exceptions.Forbidden):
+            attempt()
+
+
+def test_the_readme_shows_the_policies_as_they_are():
+    readme = (settings.BASE_DIR / "README.md").read_text()
+    for name in ("orgdns-vault.hcl", "orgdns-iam.json", "tenant-boundary.json"):
+        assert (POLICIES / name).read_text().strip() in readme, name
