@@ -25,11 +25,16 @@ def a_records(aws, zone_id):
     return {rs["Name"]: rs["ResourceRecords"][0]["Value"] for rs in record_sets(aws, zone_id) if rs["Type"] == "A"}
 
 
-def register(org, name, cluster_api):
+def attempt_registration(org, name, cluster_api):
     cluster, operation = clusters.register_cluster(org, name, cluster_api.connection)
     run_jobs()
     cluster.refresh_from_db()
     operation.refresh_from_db()
+    return cluster, operation
+
+
+def register(org, name, cluster_api):
+    cluster, operation = attempt_registration(org, name, cluster_api)
     assert operation.state == Operation.State.SUCCEEDED, operation.error
     return cluster, HostedZone.objects.get(organization=org)
 
@@ -145,10 +150,7 @@ def test_a_rollout_that_never_becomes_available_fails_with_the_reason(personas, 
     admin.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "external-dns", "labels": {"app.kubernetes.io/managed-by": "orgdns"}}})
     admin.api("POST", "/api/v1/namespaces/external-dns/resourcequotas", {
         "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}})
-    cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
-    run_jobs()
-    operation.refresh_from_db()
-    cluster.refresh_from_db()
+    cluster, operation = attempt_registration(personas.acme, "prod", cluster_api)
     assert operation.state == Operation.State.FAILED
     assert "did not become available within 5s: FailedCreate" in operation.error and "exceeded quota" in operation.error
     assert cluster.state == Cluster.State.ERROR and "exceeded quota" in cluster.message
@@ -167,10 +169,7 @@ def test_the_readme_shows_the_cluster_role_registration_checks():
 def test_externaldns_crash_looping_fails_the_registration_with_its_last_log_line(personas, cluster_api, settings):
     settings.EXTERNALDNS_ROLLOUT_TIMEOUT = 15
     settings.EXTERNALDNS_POLICY = "everything"  # not a policy ExternalDNS knows: it exits at start
-    cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
-    run_jobs()
-    operation.refresh_from_db()
-    cluster.refresh_from_db()
+    cluster, operation = attempt_registration(personas.acme, "prod", cluster_api)
     assert operation.state == Operation.State.FAILED
     assert "CrashLoopBackOff" in cluster.message and "last log line:" in cluster.message
     assert "everything" in cluster.message.split("last log line:")[1]  # ExternalDNS's own words about the flag
