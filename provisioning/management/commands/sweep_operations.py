@@ -29,7 +29,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, grace, every, **options):
         while True:
-            self.sweep(timedelta(seconds=grace))
+            try:
+                self.sweep(timedelta(seconds=grace))
+            except Exception as exc:  # under a supervisor the next round tries again; from cron, fail loudly
+                if not every:
+                    raise
+                self.stderr.write(f"sweep failed, next one in {every} s: {type(exc).__name__}: {exc}")
             if not every:
                 return
             time.sleep(every)
