@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from ..clients import externaldns
@@ -92,6 +93,5 @@ def record(cluster, finding, now):
     return health
 
 
-def needs_attention(clusters):
-    """Of these clusters, the ready ones whose ExternalDNS failed its last check or could not be checked."""
-    return clusters.filter(state=Cluster.State.READY, externaldns_health__in=[Health.FAILING, Health.UNKNOWN])
+# Ready clusters whose ExternalDNS failed its last check or could not be checked.
+FAILING = Q(state=Cluster.State.READY, externaldns_health__in=[Health.FAILING, Health.UNKNOWN])

@@ -38,10 +38,8 @@ def home(request):
         org.zone = org.live_zones[0] if org.live_zones else None
         org.gc = gc.get(org.pk)
     attention = {
-        "clusters": Cluster.objects.filter(organization__in=visible, state=Cluster.State.ERROR).select_related("organization")[:10],
-        "externaldns": externaldns_health.needs_attention(Cluster.objects.filter(organization__in=visible))
-        .select_related("organization")
-        .order_by("externaldns_failing_since", "pk")[:10],
+        "clusters": Cluster.objects.filter(Q(state=Cluster.State.ERROR) | externaldns_health.FAILING, organization__in=visible)
+        .select_related("organization")[:10],
         "operations": Operation.objects.filter(
             organization__in=visible, state=Operation.State.FAILED, finished_at__gte=now - timedelta(days=1)
         ).select_related("organization", "cluster", "certificate")[:10],
