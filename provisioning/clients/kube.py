@@ -372,7 +372,10 @@ class KubeCluster:
 
     def pod_proxy_get(self, namespace, pod, port, path):
         """GET path of the pod's port through the API server's proxy, as text."""
-        return self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}", text=True)
+        found = self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}", text=True)
+        if found is None:
+            raise ProviderError(f"pod {pod} in {namespace} or its /{path.lstrip('/')} is gone", service="kubernetes", permanent=False)
+        return found
 
     def wait_until_gone(self, kind, name=None, namespace=None, selector=None, timeout=120, poll=1.0):
         """Until the object (or every object of the kind matching selector in namespace) no longer exists."""

@@ -62,10 +62,13 @@ def observe(cluster, backends=None):
             kube.close()
     except ProviderError as exc:
         return Finding(None, unreachable=f"cannot check: {exc.message}")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # one cluster's odd answer stops no other check
+        return Finding(None, unreachable=f"cannot check: the cluster's answer was not understood ({type(exc).__name__})")
 
 
 def record(cluster, finding, now):
-    """Keep what the check found on the cluster's row (its health fields only: a job may be changing the rest)."""
+    """Keep what the check found on the cluster's row if it is still ready (its health fields only: a job may be
+    changing the rest)."""
     observation = finding.observation
     if observation is None:
         health, problem = Health.UNKNOWN, finding.unreachable
@@ -87,7 +90,7 @@ def record(cluster, finding, now):
             externaldns_last_sync_at=datetime.fromtimestamp(last_sync, UTC) if last_sync else None,
             externaldns_metrics_error=observation.metrics_error,
         )
-    Cluster.objects.filter(pk=cluster.pk).update(**fields)
+    Cluster.objects.filter(pk=cluster.pk, state=Cluster.State.READY).update(**fields)
     for name, value in fields.items():
         setattr(cluster, name, value)
     return health
