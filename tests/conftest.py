@@ -125,8 +125,17 @@ def start_worker_process(*options):
 
 def start_manage_process(*args, **popen):
     """`manage.py <args>` in its own process, on the test database and the test's servers."""
+    return subprocess.Popen(manage_command(*args), cwd=settings.BASE_DIR, env=manage_env(), **popen)
+
+
+def manage_command(*args):
+    return [sys.executable, "manage.py", *args]
+
+
+def manage_env(**extra):
+    """The environment of a `manage.py` process on the test database and the test's servers, plus extra."""
     db = settings.DATABASES["default"]
-    env = {
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
@@ -135,8 +144,8 @@ def start_manage_process(*args, **popen):
         "VAULT_TOKEN": settings.VAULT_TOKEN,
         "VAULT_PREFIX": settings.VAULT_PREFIX,
         "REDIS_URL": settings.REDIS_URL,
+        **extra,
     }
-    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env, **popen)
 
 
 def wait_until(condition, timeout=60):

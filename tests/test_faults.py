@@ -63,15 +63,17 @@ def kill_worker(process):
     process.wait()
 
 
-def children_of(pid):
+def children_of(pid, group_leaders=False):
+    """The child processes of pid (only those that lead a process group of their own: RQ's work horses)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
+        child = int(stat.parent.name)
+        if int(fields[1]) == pid and (not group_leaders or int(fields[2]) == child):
+            found.append(child)
     return found
 
 
