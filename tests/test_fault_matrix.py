@@ -63,7 +63,7 @@ def report():
 
 
 def kill_horse_at(supervisor, operation, line, timeout=60):
-    """SIGKILL the work horse as soon as the operation's log shows line. Returns the step it was at."""
+    """SIGKILL the work horse as soon as the operation's log shows line. Returns (the step it was at, when)."""
     deadline = time.monotonic() + timeout
     while line not in Operation.objects.get(pk=operation.pk).log:
         assert time.monotonic() < deadline, f"the job never logged {line!r}"
@@ -71,8 +71,9 @@ def kill_horse_at(supervisor, operation, line, timeout=60):
     horses = children_of(supervisor.pid("worker"), group_leaders=True)
     for horse in horses:
         os.kill(horse, signal.SIGKILL)
+    killed_at = timezone.now()
     assert horses, "no work horse to kill (the job had ended)"
-    return Operation.objects.get(pk=operation.pk).step
+    return Operation.objects.get(pk=operation.pk).step, killed_at
 
 
 def converge(operation):
@@ -182,11 +183,12 @@ KILLS += [("deregister", line) for line in DEREGISTER] + [("delete zone", line) 
 def test_a_work_horse_killed_at_any_step(flow, line, personas, cluster_api, aws, vault, fleet, report, tmp_path):
     operation = FLOWS[flow](personas, cluster_api)
     supervisor = fleet()
-    step = kill_horse_at(supervisor, operation, line)
+    step, killed_at = kill_horse_at(supervisor, operation, line)
     seconds = converge(operation)
     left = leftovers(aws, vault, {"prod": cluster_api})
+    rerun_after = (operation.started_at - killed_at).total_seconds()
     report.append({"fault": "work horse SIGKILL", "flow": flow, "at": line, "step": step, "outcome": operation.state,
-                   "attempts": operation.attempts, "seconds": seconds, "leftovers": left})
+                   "attempts": operation.attempts, "seconds": seconds, "rerun_after": round(rerun_after, 1), "leftovers": left})
     assert operation.state == Operation.State.SUCCEEDED, described(operation, tmp_path)
     assert operation.attempts >= 2
     assert left == []

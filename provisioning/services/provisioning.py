@@ -1,5 +1,6 @@
 """The register and deregister jobs (DESIGN.md §2). Every step converges when re-run."""
 
+import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -100,9 +101,8 @@ def ensure_zone(org, backends, progress):
         progress.log(f"reusing zone {zone.zone_id}")
         return zone
     if zone is None:
-        zone = HostedZone.objects.create(organization=org, name=org.zone_name)
-        zone.caller_reference = f"{settings.ORGDNS_RESOURCE_PREFIX}:{org.name}:{zone.pk}"
-        zone.save(update_fields=["caller_reference"])
+        reference = f"{settings.ORGDNS_RESOURCE_PREFIX}:{org.name}:{uuid.uuid4().hex}"
+        zone = HostedZone.objects.create(organization=org, name=org.zone_name, caller_reference=reference)
 
     route53 = backends.route53()
     if not zone.zone_id:
