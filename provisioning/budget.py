@@ -325,7 +325,8 @@ class AccountLoad:
             (self.zones_used, f"{self.zones} hosted zones of the quota of {self.zone_quota}"),
             (self.iam_users_used, f"{self.iam_users} IAM users of the cap of {self.iam_user_quota}"),
         ]
-        return [f"{what} ({used:.0%})" for used, what in parts if used > threshold]
+        return [f"{what} ({used:.0%})" if math.isfinite(used) else f"{what} (none allowed)"
+                for used, what in parts if used > threshold]
 
 
 def _fraction(used, available):
