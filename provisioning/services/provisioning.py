@@ -318,10 +318,14 @@ def route53_budget():
 
 def fleet_size():
     """(clusters, hosted zones) in the account, as far as orgdns knows: its clusters not deregistered (each may run
-    ExternalDNS), its zones not deleted and the parent zone."""
+    ExternalDNS), and account_zones."""
     clusters = Cluster.objects.live().count()
-    zones = HostedZone.objects.exclude(state=HostedZone.State.DELETED).count() + bool(settings.ORGDNS_PARENT_ZONE_ID)
-    return max(1, clusters), max(1, zones)
+    return max(1, clusters), account_zones(HostedZone.objects.exclude(state=HostedZone.State.DELETED).count())
+
+
+def account_zones(live_zones):
+    """The hosted zones every ExternalDNS pages through: orgdns's zones not deleted (live_zones) and the parent zone."""
+    return max(1, live_zones + bool(settings.ORGDNS_PARENT_ZONE_ID))
 
 
 def fleet_interval():

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from .. import budget
 from ..models import Cluster, HostedZone, Operation
 from . import route53_usage
 from .operations import start_operation
-from .provisioning import fleet_interval, fleet_size, register_cluster, route53_budget
+from .provisioning import account_zones, fleet_interval, register_cluster, route53_budget
 
 RERENDER = Operation.Kind.RERENDER_EXTERNALDNS
 UNFINISHED = [Operation.State.QUEUED, Operation.State.RUNNING, Operation.State.RETRYING]
@@ -59,7 +59,7 @@ class AccountBudget:
     interval: int  # seconds: the resync interval the fleet calls for now, before each cluster's jitter
     running: tuple | None  # (shortest, longest) interval the clusters' ExternalDNS were deployed with, if any is known
     unknown: int  # clusters whose flags are not known (deployed before orgdns recorded them, or not deployed yet)
-    stale: int  # ready clusters waiting to be re-rendered
+    stale: int | None  # ready clusters waiting to be re-rendered (None: not counted)
     measured_requests: int  # orgdns's Route53 requests in the last measured_minutes
     measured_minutes: int
     attention: list  # what is above ORGDNS_BUDGET_ATTENTION of its budget or quota, in words
@@ -70,43 +70,47 @@ def account_budgets():
 
 
 def accounts_needing_attention():
-    return [figures for figures in account_budgets() if figures.attention]
+    """The accounts above ORGDNS_BUDGET_ATTENTION of a budget or quota (in two queries: for the home page)."""
+    return [figures for figures in (account_budget(account, stale=False) for account in accounts()) if figures.attention]
 
 
-def account_budget(account):
-    clusters, zones = fleet_size()
+def account_budget(account, stale=True):
+    """The account's figures; `stale` (a query more) counts the clusters waiting to be re-rendered, else None."""
     plan = route53_budget()
-    interval = budget.resync_interval(clusters, zones, plan)
     running, unknown = running_flags()
+    counts = HostedZone.objects.exclude(state=HostedZone.State.DELETED).aggregate(
+        live=Count("pk"), created=Count("pk", filter=~Q(zone_id="")), users=Count("pk", filter=~Q(iam_user_name=""))
+    )
+    clusters, zones = sum(running.values()) + unknown, account_zones(counts["live"])
+    interval = budget.resync_interval(max(1, clusters), zones, plan)
     # Flags not known are counted at the interval the fleet calls for, without jitter (so a little high).
     fleet = running + Counter({budget.cluster_flags(interval, budget=plan): unknown})
     fleet_per_hour = sum(
         count * budget.calls_per_hour(flags, zones, plan.records, plan.changes_per_hour) for flags, count in fleet.items()
     )
     requests, seconds = route53_usage.recent_requests(settings.ORGDNS_ROUTE53_MEASURE_MINUTES)
-    live_zones = HostedZone.objects.exclude(state=HostedZone.State.DELETED)
     load = budget.AccountLoad(
         account_rate=account.rate,
         fleet_budget=account.rate * account.fleet_share,
         orgdns_budget=account.orgdns_rate,
         fleet_rate=fleet_per_hour / 3600,
         orgdns_rate=requests / seconds,
-        zones=live_zones.exclude(zone_id="").count(),
+        zones=counts["created"],
         zone_quota=account.zone_quota,
-        iam_users=live_zones.exclude(iam_user_name="").count(),
+        iam_users=counts["users"],
         iam_user_quota=account.iam_user_quota,
     )
     intervals = [flags.interval for flags in running]
     return AccountBudget(
         account=account,
         load=load,
-        clusters=sum(fleet.values()),
+        clusters=clusters,
         zones=zones,
         records=plan.records,
         interval=interval,
         running=(min(intervals), max(intervals)) if intervals else None,
         unknown=unknown,
-        stale=len(stale_clusters(interval)),
+        stale=len(stale_clusters(interval)) if stale else None,
         measured_requests=requests,
         measured_minutes=settings.ORGDNS_ROUTE53_MEASURE_MINUTES,
         attention=load.above(settings.ORGDNS_BUDGET_ATTENTION),
