@@ -232,6 +232,14 @@ ORGDNS_ROUTE53_ZONE_QUOTA = envint("ORGDNS_ROUTE53_ZONE_QUOTA", 500)  # hosted z
 ORGDNS_IAM_USER_QUOTA = envint("ORGDNS_IAM_USER_QUOTA", 5000)  # IAM users in the account (a hard cap)
 ORGDNS_BUDGET_ATTENTION = envfloat("ORGDNS_BUDGET_ATTENTION", 0.8)
 ORGDNS_ROUTE53_MEASURE_MINUTES = envint("ORGDNS_ROUTE53_MEASURE_MINUTES", 15)
+for _name, _value, _valid, _wanted in [
+    ("ORGDNS_ROUTE53_ZONE_QUOTA", ORGDNS_ROUTE53_ZONE_QUOTA, ORGDNS_ROUTE53_ZONE_QUOTA > 0, "more than 0"),
+    ("ORGDNS_IAM_USER_QUOTA", ORGDNS_IAM_USER_QUOTA, ORGDNS_IAM_USER_QUOTA > 0, "more than 0"),
+    ("ORGDNS_BUDGET_ATTENTION", ORGDNS_BUDGET_ATTENTION, 0 < ORGDNS_BUDGET_ATTENTION <= 1, "a fraction, more than 0 and at most 1"),
+    ("ORGDNS_ROUTE53_MEASURE_MINUTES", ORGDNS_ROUTE53_MEASURE_MINUTES, 1 <= ORGDNS_ROUTE53_MEASURE_MINUTES <= 180, "1 to 180"),
+]:
+    if not _valid:
+        raise ImproperlyConfigured(f"{_name} must be {_wanted}, not {_value}")
 ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6)  # per remote call, for transient errors
 ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5)  # seconds, doubles each attempt
 ORGDNS_JOB_RETRY_INTERVALS = [int(s) for s in env("ORGDNS_JOB_RETRY_INTERVALS", "30,120,600").split(",") if s]
@@ -271,6 +279,8 @@ EXTERNALDNS_PLAN_CHANGES_PER_HOUR = envfloat("EXTERNALDNS_PLAN_CHANGES_PER_HOUR"
 # account's zones and the zone's records once: ⌈Z/100⌉ + ⌈R/300⌉ Route53 calls).
 EXTERNALDNS_RERENDER_THRESHOLD = envfloat("EXTERNALDNS_RERENDER_THRESHOLD", 0.2)
 EXTERNALDNS_RERENDERS_AT_ONCE = envint("EXTERNALDNS_RERENDERS_AT_ONCE", 10)
+if EXTERNALDNS_RERENDER_THRESHOLD < 0 or EXTERNALDNS_RERENDERS_AT_ONCE < 0:
+    raise ImproperlyConfigured("EXTERNALDNS_RERENDER_THRESHOLD and EXTERNALDNS_RERENDERS_AT_ONCE must not be negative")
 KUBE_REQUEST_TIMEOUT = envint("KUBE_REQUEST_TIMEOUT", 15)
 # Registration checks a cluster with one quick request, a few times a minute per user at most.
 ORGDNS_PROBE_TIMEOUT = envfloat("ORGDNS_PROBE_TIMEOUT", 5)  # seconds
