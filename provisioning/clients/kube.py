@@ -233,7 +233,9 @@ class KubeCluster:
             return response.status, data
 
         try:
-            status, data = call_with_retry(send, policy=self.retry, is_transient=_is_transient)
+            status, data = call_with_retry(
+                send, policy=self.retry, is_transient=_is_transient, what=f"the cluster API at {self.host}"
+            )
         except _Unavailable as exc:
             detail = f" ({exc.message})" if exc.message else ""
             raise ProviderError(
