@@ -83,14 +83,14 @@ def test_re_renders_are_bounded_and_the_most_overspending_go_first(personas):
     (close,) = make_clusters(personas.globex, 1, budget.cluster_flags(70, budget=plan), prefix="close")
 
     stale = route53_budget.stale_clusters()
-    assert [r.cluster.pk for r in stale] == [unknown.pk, overspending.pk, underspending.pk]
+    assert [r.cluster_id for r in stale] == [unknown.pk, overspending.pk, underspending.pk]
 
     assert rerender("--limit", "2").splitlines()[-1] == "2 re-renders queued, 1 left for a later run."
     queued = Operation.objects.filter(kind=RERENDER)
     assert sorted(queued.values_list("cluster", flat=True)) == [unknown.pk, overspending.pk]
     assert rerender("--limit", "2").splitlines()[-1] == "0 re-renders queued, 1 left for a later run."  # 2 under way
     for done in stale[:2]:  # as their jobs would
-        Cluster.objects.filter(pk=done.cluster.pk).update(externaldns_flags=dataclasses.asdict(done.wanted))
+        Cluster.objects.filter(pk=done.cluster_id).update(externaldns_flags=dataclasses.asdict(done.wanted))
     queued.update(state=Operation.State.SUCCEEDED)
     assert rerender("--limit", "2").splitlines() == [f"queued  acme/slow0  3600 s -> {stale[2].wanted.interval} s",
                                                       "1 re-render queued, 0 left for a later run."]
@@ -99,8 +99,8 @@ def test_re_renders_are_bounded_and_the_most_overspending_go_first(personas):
 
 def test_a_re_render_leaves_a_cluster_that_is_no_longer_ready_alone(personas):
     (cluster,) = make_clusters(personas.acme, 1, prefix="leaving")
-    assert route53_budget._queue(cluster)
-    assert not route53_budget._queue(cluster)  # a job of its own is queued
+    assert route53_budget.queue_rerender(cluster)
+    assert not route53_budget.queue_rerender(cluster)  # a job of its own is queued
     Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.DEREGISTERING)
     run_jobs()
     job = Operation.objects.get(kind=RERENDER)

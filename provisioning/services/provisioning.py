@@ -366,9 +366,9 @@ def fleet_interval():
     return budget.resync_interval(clusters, zones, route53_budget())
 
 
-def externaldns_flags(cluster, interval=None):
+def externaldns_flags(cluster):
     """The flags of this cluster's ExternalDNS, for the fleet in the account as it is now (this cluster included)."""
-    return budget.cluster_flags(fleet_interval() if interval is None else interval, cluster.owner_id, route53_budget())
+    return budget.cluster_flags(fleet_interval(), cluster.owner_id, route53_budget())
 
 
 def externaldns_config(cluster, zone):
