@@ -299,6 +299,7 @@ if EXTERNALDNS_RERENDER_THRESHOLD < 0 or EXTERNALDNS_RERENDERS_AT_ONCE < 0:
 KUBE_REQUEST_TIMEOUT = envint("KUBE_REQUEST_TIMEOUT", 15)
 VAULT_TIMEOUT = envfloat("VAULT_TIMEOUT", 10)  # seconds per Vault call in jobs
 ORGDNS_REQUEST_VAULT_TIMEOUT = envfloat("ORGDNS_REQUEST_VAULT_TIMEOUT", 4)  # in a request (two tries), then a clear error
+ORGDNS_HEALTH_CHECK_WORKERS = envint("ORGDNS_HEALTH_CHECK_WORKERS", 8)  # clusters check_externaldns reads at once
 # Registration checks a cluster with one quick request, a few times a minute per user at most.
 ORGDNS_PROBE_TIMEOUT = envfloat("ORGDNS_PROBE_TIMEOUT", 5)  # seconds
 ORGDNS_PROBES_PER_MINUTE = envfloat("ORGDNS_PROBES_PER_MINUTE", 6)

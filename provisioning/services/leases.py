@@ -136,7 +136,7 @@ def organization_lock(org):
     deadline = time.monotonic() + settings.ORGDNS_ORG_LOCK_WAIT
     told = None
     while not lease.try_acquire():
-        holder = describe_holder(lease.holder())
+        holder = describe_holder(lease.holder(), job)
         if time.monotonic() >= deadline:
             raise ProviderError(
                 f"organization {org.name} is busy with another operation ({holder}); will retry",
@@ -165,6 +165,8 @@ def organization_lock(org):
                 lease.release()
 
 
-def describe_holder(holder):
+def describe_holder(holder, job):
+    if job and holder == str(job.operation.pk):
+        return f"this operation's earlier run, which stopped (its lease ends within {settings.ORGDNS_ORG_LOCK_LEASE:g} s)"
     operation = Operation.objects.filter(pk=holder).first() if holder else None
     return f"{operation} started {operation.created_at:%Y-%m-%d %H:%M:%S %Z}" if operation else "a request being served"
