@@ -57,6 +57,7 @@ class AccountBudget:
     clusters: int  # not deregistered: each may run ExternalDNS
     zones: int  # what ExternalDNS pages through: the account's zones as orgdns knows them, the parent zone included
     records: int  # record sets per zone the model plans for
+    jitter: float  # each cluster's interval is up to this fraction longer
     interval: int  # seconds: the resync interval the fleet calls for now, before each cluster's jitter
     running: tuple | None  # (shortest, longest) interval the clusters' ExternalDNS were deployed with, if any is known
     unknown: int  # clusters whose flags are not known (deployed before orgdns recorded them, or not deployed yet)
@@ -108,6 +109,7 @@ def account_budget(account, stale=True):
         clusters=clusters,
         zones=zones,
         records=plan.records,
+        jitter=plan.jitter,
         interval=interval,
         running=(min(intervals), max(intervals)) if intervals else None,
         unknown=unknown,
