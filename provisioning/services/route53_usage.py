@@ -5,13 +5,14 @@ a retried one each time, as AWS's bucket counts them; ExternalDNS's requests are
 import time
 
 import django_rq
+from redis.exceptions import RedisError
+
+
+def redis():  # backends.redis, which imports this module through metrics
+    return django_rq.get_connection("default")
 
 KEY = "orgdns:route53:requests:{minute}"
 KEPT = 3 * 3600  # seconds a minute's count is kept
-
-
-def redis():
-    return django_rq.get_connection("default")
 
 
 def count_request(now=None):
@@ -19,7 +20,10 @@ def count_request(now=None):
     pipeline = redis().pipeline()
     pipeline.incr(key)
     pipeline.expire(key, KEPT)
-    pipeline.execute()
+    try:
+        pipeline.execute()
+    except RedisError:  # a count missed, not a call failed
+        pass
 
 
 def recent_requests(minutes, now=None):
