@@ -230,6 +230,7 @@ ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6)  # per remote call, f
 ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5)  # seconds, doubles each attempt
 ORGDNS_JOB_RETRY_INTERVALS = [int(s) for s in env("ORGDNS_JOB_RETRY_INTERVALS", "30,120,600").split(",") if s]
 ORGDNS_ORG_LOCK_TIMEOUT = envint("ORGDNS_ORG_LOCK_TIMEOUT", 1200)  # seconds; longer than a job may run (RQ_QUEUES timeout)
+ORGDNS_MAX_KEY_AGE_DAYS = envint("ORGDNS_MAX_KEY_AGE_DAYS", 90)  # rotate_credentials rotates access keys older than this
 
 # Garbage collection of unused hosted zones (DESIGN.md §3); durations in seconds.
 ORGDNS_GC_YOUNG_MARGIN = timedelta(seconds=envint("ORGDNS_GC_YOUNG_MARGIN", 15 * 60))  # delete young zones by 12 h minus this

@@ -17,6 +17,7 @@ ANNOTATION = "external-dns.kubernetes.io/hostname"  # the GA prefix; the legacy 
 TXT_PREFIX = "_extdns-%{record_type}."
 TXT_WILDCARD = "wildcard"
 HEALTH_PORT = 7979
+CHECKSUM_ANNOTATION = "orgdns.io/credentials-checksum"
 ORGDNS_CLUSTER_ROLE = "orgdns"
 
 # What ExternalDNS reads in a cluster (its ClusterRole). Granting it requires holding it (RBAC escalation prevention).
@@ -85,11 +86,22 @@ class ExternalDNSConfig:
         ]
 
 
+def credentials_checksum(access_key_id, secret_access_key):
+    """Part of the pod template, so that pods are rolled when the credentials change; tells which key a pod runs with."""
+    return hashlib.sha256(f"{access_key_id}:{secret_access_key}".encode()).hexdigest()[:16]
+
+
+def pod_checksum(obj):
+    """The credentials checksum of a pod or of a Deployment's pod template."""
+    template = obj.get("spec", {}).get("template")
+    meta = template["metadata"] if template else obj["metadata"]
+    return (meta.get("annotations") or {}).get(CHECKSUM_ANNOTATION)
+
+
 def manifests(config, access_key_id, secret_access_key):
     ns = config.namespace
     labels = dict(LABELS)
-    # Pods are rolled when the credentials change: the checksum is part of the pod template.
-    checksum = hashlib.sha256(f"{access_key_id}:{secret_access_key}".encode()).hexdigest()[:16]
+    checksum = credentials_checksum(access_key_id, secret_access_key)
     credentials = {"AWS_ACCESS_KEY_ID": access_key_id, "AWS_SECRET_ACCESS_KEY": secret_access_key, "AWS_DEFAULT_REGION": config.region}
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "failureThreshold": 3}
     resources = {"requests": {"cpu": "10m", "memory": "64Mi"}}
@@ -130,7 +142,7 @@ def manifests(config, access_key_id, secret_access_key):
                 "template": {
                     "metadata": {
                         "labels": labels,
-                        "annotations": {"orgdns.io/credentials-checksum": checksum},
+                        "annotations": {CHECKSUM_ANNOTATION: checksum},
                     },
                     "spec": {
                         "serviceAccountName": "external-dns",

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404
 
 from ..clients.errors import ProviderError
 from ..models import LIVE_CLUSTER, AuditEvent, Cluster, HostedZone, Membership, Operation, Organization
-from . import audit
+from . import audit, key_rotation
 from .backends import Backends
 from .provisioning import describe_record_sets, foreign_records, parent_records
 
@@ -223,6 +223,8 @@ def remove_member(organization, membership_id):
         _refuse_losing_last_owner(organization, membership.user)
     audit.record("member.remove", membership, organization=organization, detail=membership.user.get_username())
     membership.delete()
+    # They may have read the access key (through a cluster endpoint of their own): it is replaced at once.
+    key_rotation.request_rotation(organization, f"{membership.user.get_username()} was removed from {organization.name}")
     return membership
 
 

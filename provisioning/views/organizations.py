@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_POST
 from ..clients.errors import ProviderError
 from ..forms import MemberForm, OrganizationForm
 from ..models import Certificate, Cluster, Operation
-from ..services import organizations, zone_gc, zones
+from ..services import key_rotation, organizations, zone_gc, zones
 
 HOME_ORGANIZATIONS = 25
 EXPIRING_SOON = timedelta(days=30)
@@ -83,6 +84,7 @@ def organization_detail(request, org):
         "clusters": org.clusters.live(),
         "operations": org.operations.select_related("cluster")[:10],
         "can_write": organizations.can_write(request.user, org),
+        "key_age_limit": settings.ORGDNS_MAX_KEY_AGE_DAYS,
     }
     return render(request, "provisioning/organization_detail.html", context)
 
@@ -123,6 +125,18 @@ def member_remove(request, org, pk):
     else:
         messages.success(request, f"{membership.user.username} no longer belongs to {org.name}.")
     return redirect("members", org.name)
+
+
+@login_required
+@require_POST
+def rotate_key(request, org):
+    org = organizations.get_writable_org_for_user(request.user, org, "rotate the access key")
+    operation = key_rotation.request_rotation(org, f"by {request.user.get_username()} on the organization page", request.user)
+    if operation is None:
+        messages.error(request, f"{org.name} has no access key yet: it is made when the first cluster is registered.")
+        return redirect("organization", org.name)
+    messages.success(request, "Key rotation queued: the new key replaces the current one in every cluster before it is deleted.")
+    return redirect("operation", operation.pk)
 
 
 @login_required
