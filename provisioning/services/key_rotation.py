@@ -21,6 +21,7 @@ was made, so that several requests make one rotation and a request made during a
 from contextlib import contextmanager
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 
@@ -62,6 +63,14 @@ def request_rotation(organization, reason, user=None, new_key=True):
             HostedZone.objects.filter(pk=zone.pk).update(rotations_requested=F("rotations_requested") + 1)
         operation = start_operation(Operation.Kind.ROTATE_CREDENTIALS, organization, user=user)
         Progress(operation).log(f"asked for: {reason}")
+    return operation
+
+
+def rotate_now(organization, user):
+    """A person's request (the page, the API); ValidationError if the organization has no key yet."""
+    operation = request_rotation(organization, f"by {user.get_username()}", user)
+    if operation is None:
+        raise ValidationError(f"{organization.name} has no access key yet: it is made when its first cluster is registered.")
     return operation
 
 

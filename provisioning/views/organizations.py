@@ -131,9 +131,10 @@ def member_remove(request, org, pk):
 @require_POST
 def rotate_key(request, org):
     org = organizations.get_writable_org_for_user(request.user, org, "rotate the access key")
-    operation = key_rotation.request_rotation(org, f"by {request.user.get_username()} on the organization page", request.user)
-    if operation is None:
-        messages.error(request, f"{org.name} has no access key yet: it is made when the first cluster is registered.")
+    try:
+        operation = key_rotation.rotate_now(org, request.user)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
         return redirect("organization", org.name)
     messages.success(request, "Key rotation queued: the new key replaces the current one in every cluster before it is deleted.")
     return redirect("operation", operation.pk)
