@@ -57,7 +57,7 @@ def test_retry_a_failed_operation_from_the_admin(support, personas, cluster_api,
     cluster.refresh_from_db()
     assert cluster.state == Cluster.State.READY
     response = act(support, "operation", "retry", [Operation.objects.get(state="succeeded").pk])
-    assert "Only a failed cluster operation can be retried" in response.content.decode()
+    assert "Only a failed cluster operation or key rotation can be retried" in response.content.decode()
 
 
 def test_gc_dry_run_for_selected_zones_changes_nothing(support, ready_cluster):

@@ -190,10 +190,14 @@ def retry_operation(operation, user=None):
     """Start a failed operation again, through the action that started it (and its state checks)."""
     retry = RETRIES.get(operation.kind)
     if operation.state != Operation.State.FAILED or retry is None:
-        raise ValidationError("Only a failed cluster operation can be retried.")
-    if operation.cluster.operations.filter(created_at__gt=operation.created_at).exists():
+        raise ValidationError("Only a failed cluster operation or key rotation can be retried.")
+    if operation.cluster and operation.cluster.operations.filter(created_at__gt=operation.created_at).exists():
         raise ValidationError("This operation was already followed by another one: see the cluster's latest operation.")
-    return retry(operation.cluster, user)
+    return retry(operation, user)
 
 
-RETRIES = {Operation.Kind.REGISTER: retry_registration, Operation.Kind.DEREGISTER: deregister_cluster}
+RETRIES = {
+    Operation.Kind.REGISTER: lambda operation, user: retry_registration(operation.cluster, user),
+    Operation.Kind.DEREGISTER: lambda operation, user: deregister_cluster(operation.cluster, user),
+    Operation.Kind.ROTATE_CREDENTIALS: key_rotation.resume_rotation,
+}

@@ -74,6 +74,14 @@ def rotate_now(organization, user):
     return operation
 
 
+def resume_rotation(operation, user=None):
+    """Retry a failed rotation: it finishes what its request asked for."""
+    resumed = request_rotation(operation.organization, f"retry of operation {operation.pk}", user, new_key=False)
+    if resumed is None:
+        raise ValidationError(f"{operation.organization.name} has no access key any more: nothing to rotate.")
+    return resumed
+
+
 def zones_due(now, max_age):
     """The zones whose key is older than max_age, or whose rotation is under way or was asked for and not done, and
     for which no rotation is queued or running."""
@@ -190,7 +198,8 @@ def finish(zone, stored, vault, backends, progress):
     current = vault.read(path) or {}
     if current.get("access_key_id") != stored["access_key_id"] or not current.get("previous_access_key_id"):
         progress.log("another job has finished this rotation")
-        mirror_key(zone, current or stored)
+        if current:
+            mirror_key(zone, current)
         return
     previous = current["previous_access_key_id"]
     registering = (

@@ -284,18 +284,21 @@ def ensure_credentials(zone, vault, backends, progress):
     iam.put_user_policy(user, POLICY_NAME, zone_scoped_policy(zone.zone_id))
     keys = iam.access_key_ids(user)
     stored = stored or {}
-    credentials = {**stored, "zone_id": zone.zone_id} if stored.get("access_key_id") in keys else None
-    if credentials and credentials.get("previous_access_key_id") not in keys:
-        credentials.pop("previous_access_key_id", None)
-    kept = {credentials["access_key_id"], credentials.get("previous_access_key_id")} if credentials else set()
+    current = stored.get("access_key_id") if stored.get("access_key_id") in keys else None
+    previous = stored.get("previous_access_key_id") if stored.get("previous_access_key_id") in keys else None  # still in use
     for stale in keys:
-        if stale not in kept:  # a key whose secret we never stored can never be used: delete it
+        if stale not in (current, previous):  # a key whose secret we never stored can never be used: delete it
             iam.delete_access_key(user, stale)
             progress.log(f"deleted unusable access key {stale}")
-    if credentials is None:
+    if current:
+        credentials = {**stored, "zone_id": zone.zone_id}
+    else:
         key_id, secret = iam.create_access_key(user)
         progress.log(f"created access key {key_id}")
         credentials = new_key_record(zone, key_id, secret)
+    credentials.pop("previous_access_key_id", None)
+    if previous:
+        credentials["previous_access_key_id"] = previous
     vault.write(path, credentials)
     backends.sts_for(credentials["access_key_id"], credentials["secret_access_key"]).wait_until_valid()
     zone.iam_user_name = user

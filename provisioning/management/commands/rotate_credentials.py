@@ -13,7 +13,7 @@ class Command(BaseCommand):
         "Queue a key rotation (a background job each) for every organization whose access key is older than "
         "ORGDNS_MAX_KEY_AGE_DAYS (default 90), and resume every rotation that stopped before it finished (a cluster "
         "that could not be reached keeps the previous key alive until it runs the new one). An organization whose "
-        "rotation is queued or running is left to it. Run it from cron, e.g. daily."
+        "rotation is queued or running is left to it. Run it from cron, e.g. hourly (a rotation held up by a cluster is resumed by the next run)."
     )
 
     def add_arguments(self, parser):
