@@ -195,6 +195,23 @@ def test_an_unreachable_cluster_holds_the_old_key_until_it_runs_the_new_one(clie
 
 
 @transactional
+def test_clusters_in_error_are_rolled_when_they_run_our_externaldns(personas, two_clusters, aws, vault):
+    """A cluster in error may still run ExternalDNS with the key (a failed re-provisioning): it gets the new one.
+    One whose ExternalDNS is not there (the cluster's admin removed it) is left alone and holds nothing up."""
+    old = HostedZone.objects.get().access_key_id
+    Cluster.objects.update(state=Cluster.State.ERROR, message="a failed re-provisioning")
+    two_clusters["two"].cluster.api("DELETE", "/apis/apps/v1/namespaces/external-dns/deployments/external-dns")
+    operation = rotate(personas.acme)
+
+    assert operation.state == Operation.State.SUCCEEDED, operation.error
+    assert "cluster two is in error and runs no ExternalDNS of ours: nothing to roll" in operation.log
+    (new,) = iam_keys(aws)
+    assert new != old and running_key_ids(two_clusters["one"]) == [new]
+    assert two_clusters["two"].objects("deployments", "external-dns") == []
+    assert set(Cluster.objects.values_list("state", flat=True)) == {Cluster.State.ERROR}  # the rotation repairs nothing else
+
+
+@transactional
 def test_a_cluster_being_provisioned_holds_the_old_key(personas, two_clusters, aws, vault):
     old = HostedZone.objects.get().access_key_id
     registering = Operation.objects.create(
@@ -300,6 +317,11 @@ def test_removing_a_member_queues_a_rotation_at_once(personas, django_capture_on
     assert "vera was removed from acme" in operation.log
     zone.refresh_from_db()
     assert zone.rotations_requested == 1
+
+    # Whichever way the membership goes: here with the user.
+    personas.bob.delete()
+    (globex,) = Operation.objects.filter(organization=personas.globex, kind=Operation.Kind.ROTATE_CREDENTIALS)
+    assert "bob was removed from globex" in globex.log
 
     # Not for an organization that has no key yet.
     noname = Organization.objects.create(name="initech")

@@ -124,6 +124,7 @@ def test_admin_actions_need_the_permission_too(client, personas, acme):
         ("cluster", "reprovision", cluster.pk),
         ("certificate", "renew", certificate.pk),
         ("hostedzone", "delete_if_unused", zone.pk),
+        ("hostedzone", "rotate_access_key", zone.pk),
     ]:
         admin_action(client, model, action, [pk])
     assert Operation.objects.exclude(kind__in=[Operation.Kind.REGISTER, Operation.Kind.ISSUE_CERTIFICATE]).count() == 0

@@ -66,6 +66,13 @@ def request_rotation(organization, reason, user=None, new_key=True):
     return operation
 
 
+def rotate_after_member_left(sender, instance, **kwargs):
+    """A membership was deleted, whichever way (the members page, the API, the admin, a deleted user): they may have
+    read the organization's key (through a cluster endpoint of their own), so it is replaced at once."""
+    organization = instance.organization
+    request_rotation(organization, f"{instance.user.get_username()} was removed from {organization.name}")
+
+
 def rotate_now(organization, user):
     """A person's request (the page, the API); ValidationError if the organization has no key yet."""
     operation = request_rotation(organization, f"by {user.get_username()}", user)

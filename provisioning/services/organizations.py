@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404
 
 from ..clients.errors import ProviderError
 from ..models import LIVE_CLUSTER, AuditEvent, Cluster, HostedZone, Membership, Operation, Organization
-from . import audit, key_rotation
+from . import audit
 from .backends import Backends
 from .provisioning import describe_record_sets, foreign_records, parent_records
 
@@ -222,9 +222,7 @@ def remove_member(organization, membership_id):
     if membership.role == Membership.Role.OWNER:
         _refuse_losing_last_owner(organization, membership.user)
     audit.record("member.remove", membership, organization=organization, detail=membership.user.get_username())
-    membership.delete()
-    # They may have read the access key (through a cluster endpoint of their own): it is replaced at once.
-    key_rotation.request_rotation(organization, f"{membership.user.get_username()} was removed from {organization.name}")
+    membership.delete()  # which queues a rotation of the organization's key (key_rotation.rotate_after_member_left)
     return membership
 
 
