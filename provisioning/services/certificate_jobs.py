@@ -8,7 +8,8 @@ from django.utils import timezone
 from ..clients import tls
 from ..clients.errors import ProviderError
 from ..models import Certificate, CertificateInstallation, Cluster
-from .provisioning import organization_lock, read_connection
+from .leases import organization_lock
+from .provisioning import read_connection
 
 
 def ca_path(vault, org):

@@ -272,7 +272,7 @@ def deployed_checksum(cluster, connection, backends):
     """The credentials checksum of our ExternalDNS Deployment in the cluster; None if it has none of ours."""
     kube = backends.cluster(connection)
     try:
-        deployment = kube.get("Deployment", "external-dns", settings.EXTERNALDNS_NAMESPACE)
+        deployment = kube.get("Deployment", externaldns.DEPLOYMENT_NAME, settings.EXTERNALDNS_NAMESPACE)
     finally:
         kube.close()
     if deployment is None or (deployment["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") != externaldns.OWNER:
@@ -284,18 +284,12 @@ def confirm_pods(cluster, connection, checksum, backends):
     """ProviderError unless every ExternalDNS pod that is not being deleted runs with the key, and one is ready."""
     kube = backends.cluster(connection)
     try:
-        pods = [p for p in kube.list("Pod", settings.EXTERNALDNS_NAMESPACE, externaldns.POD_SELECTOR) if not p["metadata"].get("deletionTimestamp")]
+        pods = kube.list("Pod", settings.EXTERNALDNS_NAMESPACE, externaldns.POD_SELECTOR)
     finally:
         kube.close()
-    stale = [p["metadata"]["name"] for p in pods if externaldns.pod_checksum(p) != checksum]
-    ready = [p for p in pods if externaldns.pod_checksum(p) == checksum and _ready(p)]
-    if stale or not ready:
-        problem = f"pods {', '.join(stale)} still run with an earlier key" if stale else "no ExternalDNS pod is ready with the new key"
+    problem = externaldns.key_rollout_problem(pods, checksum)
+    if problem:
         raise ProviderError(f"{problem} (will retry)", service="kubernetes", permanent=False)
-
-
-def _ready(pod):
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
 
 
 def mark_rotation_failed(operation, message):
