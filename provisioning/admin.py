@@ -132,7 +132,6 @@ class HostedZoneAdmin(AuditedAdmin):
                     request, f"Zone {zone} is not active, or its teardown is already queued or running.", messages.WARNING
                 )
 
-
     @admin.action(description="Rotate the access key (the new key runs in every cluster before the old one goes)", permissions=["act"])
     def rotate_access_key(self, request, queryset):
         self.run_action(

@@ -7,7 +7,7 @@ from io import StringIO
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from provisioning.clients import externaldns
@@ -296,6 +296,8 @@ def test_the_cron_picks_keys_past_the_maximum_age_and_rotations_to_finish(instan
     requested = dict(HostedZone.objects.filter(organization__name__in=due).values_list("organization__name", "rotations_requested"))
     assert requested == {"old": 1, "midway": 0, "asked": 1}
     assert "3 key rotations queued" in out.getvalue()
+    with pytest.raises(CommandError, match="the maximum key age must be at least 1 day, not 0"):
+        call_command("rotate_credentials", "--max-age-days", "0")
 
 
 @pytest.mark.django_db
@@ -358,3 +360,6 @@ def test_the_page_shows_the_key_age_and_lets_writers_rotate_it(client, personas)
     client.force_login(personas.bob)
     response = client.post(reverse("rotate-key", args=["globex"]), follow=True)
     assert "has no access key yet" in response.content.decode()
+    response = client.post("/api/v1/organizations/globex/zone/rotate-key")
+    assert response.status_code == 409 and "globex has no access key yet" in response.json()["detail"]
+    assert not Operation.objects.filter(organization=personas.globex).exists()

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from provisioning.models import AuditEvent
@@ -13,7 +13,8 @@ class Command(BaseCommand):
         "Queue a key rotation (a background job each) for every organization whose access key is older than "
         "ORGDNS_MAX_KEY_AGE_DAYS (default 90), and resume every rotation that stopped before it finished (a cluster "
         "that could not be reached keeps the previous key alive until it runs the new one). An organization whose "
-        "rotation is queued or running is left to it. Run it from cron, e.g. hourly (a rotation held up by a cluster is resumed by the next run)."
+        "rotation is queued or running is left to it. Run it from cron, e.g. hourly, so that a rotation held up by a "
+        "cluster is resumed soon after the cluster is back."
     )
 
     def add_arguments(self, parser):
@@ -25,6 +26,8 @@ class Command(BaseCommand):
     def handle(self, *args, dry_run, max_age_days, **options):
         now = timezone.now()
         days = settings.ORGDNS_MAX_KEY_AGE_DAYS if max_age_days is None else max_age_days
+        if days < 1:
+            raise CommandError(f"the maximum key age must be at least 1 day, not {days}")
         queued = 0
         with audit.acting(AuditEvent.Source.CRON):
             for zone in key_rotation.zones_due(now, timedelta(days=days)):
