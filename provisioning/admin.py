@@ -17,7 +17,7 @@ from .models import (
     Organization,
     ZoneCharge,
 )
-from .services import api_tokens, audit, certificates, clusters, organizations, zone_gc
+from .services import api_tokens, audit, certificates, clusters, key_rotation, organizations, zone_gc
 from .services.zone_claims import Outcome
 
 
@@ -105,9 +105,10 @@ class HostedZoneAdmin(AuditedAdmin):
     readonly_fields = [
         "organization", "name", "state", "delegated",
         "caller_reference", "zone_id", "name_servers", "aws_created_at", "iam_user_name", "access_key_id",
-        "access_key_created_at", "created_at", "deleted_at", "teardown_started_at", "route53_deleted_at",
+        "access_key_created_at", "previous_access_key_id", "rotations_requested", "rotations_answered",
+        "created_at", "deleted_at", "teardown_started_at", "route53_deleted_at",
     ]
-    actions = ["gc_dry_run", "delete_if_unused"]
+    actions = ["gc_dry_run", "delete_if_unused", "rotate_access_key"]
 
     @admin.action(description="GC dry-run: what the garbage collector would do now", permissions=["view"])
     def gc_dry_run(self, request, queryset):
@@ -130,6 +131,13 @@ class HostedZoneAdmin(AuditedAdmin):
                 self.message_user(
                     request, f"Zone {zone} is not active, or its teardown is already queued or running.", messages.WARNING
                 )
+
+    @admin.action(description="Rotate the access key (the new key runs in every cluster before the old one goes)", permissions=["act"])
+    def rotate_access_key(self, request, queryset):
+        self.run_action(
+            request, queryset.select_related("organization"), lambda zone, user: key_rotation.rotate_now(zone.organization, user),
+            "key rotation queued",
+        )
 
 
 @admin.register(ZoneCharge)

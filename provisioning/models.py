@@ -60,6 +60,15 @@ class HostedZone(models.Model):
     iam_user_name = models.CharField(max_length=64, blank=True)
     access_key_id = models.CharField(max_length=128, blank=True)
     access_key_created_at = models.DateTimeField(null=True, blank=True)
+    previous_access_key_id = models.CharField(
+        max_length=128, blank=True, help_text="The key being retired while a rotation is under way (deleted once every cluster runs the new one)."
+    )
+    rotations_requested = models.PositiveIntegerField(
+        default=0, help_text="How many key rotations were asked for (the cron, the page, a member removed, a cluster forgotten)."
+    )
+    rotations_answered = models.PositiveIntegerField(
+        default=0, help_text="rotations_requested when the current key was made: it answers every request counted until then."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     teardown_started_at = models.DateTimeField(
@@ -186,6 +195,7 @@ class Operation(models.Model):
         INSTALL_CERTIFICATE = "install_certificate", "Install certificate"
         DELETE_CERTIFICATE = "delete_certificate", "Delete certificate"
         RERENDER_EXTERNALDNS = "rerender_externaldns", "Re-render ExternalDNS"
+        ROTATE_CREDENTIALS = "rotate_credentials", "Rotate access key"
 
     class State(models.TextChoices):
         QUEUED = "queued"

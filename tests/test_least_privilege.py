@@ -16,7 +16,7 @@ from moto.iam.access_control import IAMPolicy, PermissionResult
 from devstack.policies import POLICIES, boundary_policy, iam_policy
 from provisioning.clients.aws import zone_scoped_policy
 from provisioning.models import HostedZone, Operation
-from provisioning.services import backends, certificates, clusters, zone_gc
+from provisioning.services import backends, certificates, clusters, key_rotation, zone_gc
 from tests.conftest import VAULT_ROOT_TOKEN, run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,6 +82,8 @@ def test_the_iam_policy_allows_every_call_of_a_full_flow_and_users_get_the_bound
     run_jobs()
     certificates.issue_certificate(personas.acme, ["www.acme.orgdns.test"], [(cluster, "web", "www-tls")])
     run_jobs()
+    key_rotation.request_rotation(personas.acme, "the least-privilege flow")
+    run_jobs()
     clusters.deregister_cluster(cluster)
     run_jobs()
     zone_gc.delete_now(HostedZone.objects.get(), None)
@@ -94,7 +96,9 @@ def test_the_iam_policy_allows_every_call_of_a_full_flow_and_users_get_the_bound
     assert boundaries == {"orgdns-acme": BOUNDARY}
     operations = {(service, operation) for service, operation, _ in aws_calls}
     assert {("route53", "CreateHostedZone"), ("route53", "ChangeResourceRecordSets"), ("route53", "DeleteHostedZone"),
-            ("iam", "CreateUser"), ("iam", "PutUserPolicy"), ("iam", "CreateAccessKey"), ("iam", "DeleteUser")} <= operations
+            ("iam", "CreateUser"), ("iam", "PutUserPolicy"), ("iam", "CreateAccessKey"), ("iam", "DeleteAccessKey"),
+            ("iam", "DeleteUser")} <= operations
+    assert [op for _, op, _ in aws_calls].count("CreateAccessKey") == 2  # the first key, and the rotation's
     for service, operation, params in aws_calls:
         if service == "sts":
             continue  # GetCallerIdentity, with the tenant's new key: needs no permission

@@ -43,6 +43,7 @@ def actions(cluster, certificate):
         (reverse("certificate-delete", args=[org, certificate.pk]), {}),
         (reverse("members", args=[org]), {"username": "charlie", "role": "owner"}),
         (reverse("member-remove", args=[org, vera.pk]), {}),
+        (reverse("rotate-key", args=[org]), {}),
         (reverse("organization-create"), {"name": "initech"}),
     ]
 
@@ -62,6 +63,7 @@ def test_staff_without_the_permission_see_everything_and_change_nothing(client, 
     for page, hidden in [
         (reverse("home"), "New organization"),
         (reverse("organization", args=["acme"]), "Register a cluster"),
+        (reverse("organization", args=["acme"]), "Rotate the access key"),
         (reverse("cluster", args=["acme", cluster.pk]), "Deregister"),
         (reverse("certificate", args=["acme", certificate.pk]), "Renew now"),
         (reverse("members", args=["acme"]), "Add a member"),
@@ -86,7 +88,9 @@ def test_staff_with_the_permission_act_in_any_organization(client, personas, acm
     assert client.post(reverse("members", args=["globex"]), {"username": "charlie", "role": "owner"}).status_code == 302
     assert client.post(reverse("certificate-renew", args=["acme", certificate.pk])).status_code == 302
     assert client.post(reverse("cluster-deregister", args=["acme", cluster.pk])).status_code == 302
+    assert client.post(reverse("rotate-key", args=["acme"])).status_code == 302
     assert Membership.objects.get(user=personas.charlie).role == "owner"
+    assert Operation.objects.filter(kind=Operation.Kind.ROTATE_CREDENTIALS, created_by=personas.sam).exists()
     assert Operation.objects.filter(kind=Operation.Kind.DEREGISTER, created_by=personas.sam).exists()
     # Creating organizations is a permission of its own.
     assert client.post(reverse("organization-create"), {"name": "initech"}).status_code == 403
@@ -121,6 +125,7 @@ def test_admin_actions_need_the_permission_too(client, personas, acme):
         ("cluster", "reprovision", cluster.pk),
         ("certificate", "renew", certificate.pk),
         ("hostedzone", "delete_if_unused", zone.pk),
+        ("hostedzone", "rotate_access_key", zone.pk),
     ]:
         admin_action(client, model, action, [pk])
     assert Operation.objects.exclude(kind__in=[Operation.Kind.REGISTER, Operation.Kind.ISSUE_CERTIFICATE]).count() == 0

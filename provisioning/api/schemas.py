@@ -106,6 +106,7 @@ class Zone(Schema):
     iam_user_name: str
     access_key_id: str = Field(description="The id of the zone-scoped access key; its secret is in Vault only.")
     access_key_created_at: datetime | None
+    previous_access_key_id: str = Field(description="While a key rotation is under way: the key kept until every cluster runs the new one.")
     garbage_collection: GarbageCollection | None = None
 
     @staticmethod

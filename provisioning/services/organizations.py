@@ -229,7 +229,7 @@ def remove_member(organization, membership_id):
     if membership.role == Membership.Role.OWNER:
         _refuse_losing_last_owner(organization, membership.user)
     audit.record("member.remove", membership, organization=organization, detail=membership.user.get_username())
-    membership.delete()
+    membership.delete()  # which queues a rotation of the organization's key (key_rotation.rotate_after_member_left)
     return membership
 
 

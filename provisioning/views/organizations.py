@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from ..clients.errors import ProviderError
 from ..forms import MemberForm, OrganizationForm
 from ..models import Certificate, Cluster, Operation
-from ..services import externaldns_health, organizations, route53_budget, zone_gc, zones
+from ..services import externaldns_health, key_rotation, organizations, route53_budget, zone_gc, zones
 
 HOME_ORGANIZATIONS = 25
 EXPIRING_SOON = timedelta(days=30)
@@ -88,6 +88,7 @@ def organization_detail(request, org):
         "clusters": org.clusters.live(),
         "operations": org.operations.select_related("cluster")[:10],
         "can_write": organizations.can_write(request.user, org),
+        "key_age_limit": settings.ORGDNS_MAX_KEY_AGE_DAYS,
     }
     return render(request, "provisioning/organization_detail.html", context)
 
@@ -128,6 +129,19 @@ def member_remove(request, org, pk):
     else:
         messages.success(request, f"{membership.user.username} no longer belongs to {org.name}.")
     return redirect("members", org.name)
+
+
+@login_required
+@require_POST
+def rotate_key(request, org):
+    org = organizations.get_writable_org_for_user(request.user, org, "rotate the access key")
+    try:
+        operation = key_rotation.rotate_now(org, request.user)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+        return redirect("organization", org.name)
+    messages.success(request, "Key rotation queued: the new key replaces the current one in every cluster before it is deleted.")
+    return redirect("operation", operation.pk)
 
 
 @login_required
