@@ -230,6 +230,8 @@ ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6)  # per remote call, f
 ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5)  # seconds, doubles each attempt
 ORGDNS_JOB_RETRY_INTERVALS = [int(s) for s in env("ORGDNS_JOB_RETRY_INTERVALS", "30,120,600").split(",") if s]
 ORGDNS_ORG_LOCK_TIMEOUT = envint("ORGDNS_ORG_LOCK_TIMEOUT", 1200)  # seconds; longer than a job may run (RQ_QUEUES timeout)
+# seconds a deregistration or offboarding waits for the running jobs that could put something back (then it retries)
+ORGDNS_WAIT_FOR_JOBS_TIMEOUT = envint("ORGDNS_WAIT_FOR_JOBS_TIMEOUT", 300)
 
 # Garbage collection of unused hosted zones (DESIGN.md §3); durations in seconds.
 ORGDNS_GC_YOUNG_MARGIN = timedelta(seconds=envint("ORGDNS_GC_YOUNG_MARGIN", 15 * 60))  # delete young zones by 12 h minus this
