@@ -52,11 +52,7 @@ def refuse_in_job(organization):
 def offboard_organization(organization, confirmation, user=None):
     """Queue the offboarding of the organization; confirmation must be its name. Starts it again if the last attempt
     failed. ValidationError, with nothing changed, otherwise."""
-    if (confirmation or "").strip() != organization.name:
-        raise ValidationError(
-            f"To delete the organization, type its name, {organization.name}, exactly: "
-            f"{(confirmation or '').strip()[:63]!r} is not it. Nothing was changed."
-        )
+    confirm(organization, confirmation)
     with transaction.atomic():
         current = Organization.objects.select_for_update().get(pk=organization.pk)
         if current.state == Organization.State.OFFBOARDED:
@@ -72,6 +68,15 @@ def offboard_organization(organization, confirmation, user=None):
 def running_offboarding(organization):
     """The organization's offboarding operation that has not finished, if any."""
     return organization.operations.filter(kind=Operation.Kind.OFFBOARD).exclude(state__in=Operation.FINISHED).first()
+
+
+def confirm(organization, confirmation):
+    """ValidationError unless confirmation is the organization's name."""
+    if (confirmation or "").strip() != organization.name:
+        raise ValidationError(
+            f"To delete the organization, type its name, {organization.name}, exactly: "
+            f"{(confirmation or '').strip()[:63]!r} is not it. Nothing was changed."
+        )
 
 
 def cancel_waiting_operations(organization):
