@@ -21,7 +21,7 @@ import yaml
 
 from devstack.cluster import ClusterFarm, binaries
 from devstack.policies import boundary_policy, scoped_vault_token
-from devstack.processes import port_open, stack_env, start_bao, start_moto, stop, wait_for_http
+from devstack.processes import Supervisor, port_open, stack_env, start_bao, start_moto, stop, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX = ROOT / ".sandbox"
@@ -57,7 +57,7 @@ def running_stack():
     logs = SANDBOX / "logs"
     logs.mkdir(exist_ok=True)
     logs.chmod(0o700)  # the OpenBao dev server prints its root token
-    children, farm = [], None
+    children, farm, supervisor = [], None, None
     try:
         moto, moto_url = start_moto(PORTS["moto"], log=open(logs / "moto.log", "w"))
         children.append(moto)
@@ -96,13 +96,17 @@ def running_stack():
         manage = [sys.executable, str(ROOT / "manage.py")]
         subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], check=True, cwd=ROOT)
         password = seed(kube)
-        children.append(spawn([*manage, "rqworker", "--with-scheduler", "default"], logs / "worker.log"))
-        children.append(spawn([*manage, "runserver", f"127.0.0.1:{PORTS['web']}", "--noreload", "--insecure"], logs / "web.log"))
+        supervisor = Supervisor(ROOT)
+        supervisor.start("worker", [*manage, "rqworker", "--with-scheduler", "default"], logs / "worker.log")
+        supervisor.start("sweep", [*manage, "sweep_operations", "--every", "15"], logs / "sweep.log")
+        supervisor.start("web", [*manage, "runserver", f"127.0.0.1:{PORTS['web']}", "--noreload", "--insecure"], logs / "web.log")
         wait_for_seeded_operations()
         add_hand_made_record(moto_url)
         wait_for_http(env["ORGDNS_URL"] + "/healthz")
         yield env, password
     finally:
+        if supervisor is not None:
+            supervisor.stop()
         for child in reversed(children):
             stop(child)
         if farm is not None:
@@ -113,10 +117,6 @@ def fresh_directory(path):
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir()
     return path
-
-
-def spawn(command, log_path):
-    return subprocess.Popen(command, cwd=ROOT, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
 
 
 def local_aws(service, moto_url):

@@ -21,6 +21,8 @@ class FaultProxy:
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.request_count = 0
+        self.bytes_received = 0  # HTTP requests (request line, headers, body) and answers, as the proxy sees them
+        self.bytes_sent = 0
         self.delay = 0.0
         self.down = False
         self._faults = []  # [remaining, status, message, method, path fragment]
@@ -44,6 +46,7 @@ class FaultProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with proxy._lock:
                     proxy.request_count += 1
+                    proxy.bytes_received += len(self.raw_requestline) + len(self.headers.as_bytes()) + len(body)
                     fault = proxy._take_fault(self.command, self.path)
                 if proxy.delay:
                     time.sleep(proxy.delay)
@@ -79,6 +82,8 @@ class FaultProxy:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
+                with proxy._lock:
+                    proxy.bytes_sent += sum(map(len, self._headers_buffer)) + 2 + len(data)  # + the blank line
                 self.end_headers()
                 self.wfile.write(data)
 

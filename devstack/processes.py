@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -105,3 +106,38 @@ def stop(process, timeout=10):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class Supervisor:
+    """Runs long-lived processes and starts again any that exits, saying so (what systemd's Restart=always does
+    for the README's deployment)."""
+
+    def __init__(self, cwd, poll_seconds=1.0):
+        self.cwd = cwd
+        self.poll_seconds = poll_seconds
+        self.children = {}  # name -> (command, log path, Popen)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="supervisor")
+
+    def start(self, name, command, log_path):
+        open(log_path, "w").close()
+        self.children[name] = (command, log_path, self._spawn(command, log_path))
+        if not self._thread.is_alive():
+            self._thread.start()
+
+    def _spawn(self, command, log_path):
+        return subprocess.Popen(command, cwd=self.cwd, stdout=open(log_path, "a"), stderr=subprocess.STDOUT)
+
+    def _watch(self):
+        while not self._stopping.wait(self.poll_seconds):
+            for name, (command, log_path, process) in list(self.children.items()):
+                if process.poll() is not None and not self._stopping.is_set():
+                    print(f"[supervisor] {name} exited (status {process.returncode}): started again; see {log_path}", flush=True)
+                    self.children[name] = (command, log_path, self._spawn(command, log_path))
+
+    def stop(self):
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        for _, _, process in reversed(list(self.children.values())):
+            stop(process)

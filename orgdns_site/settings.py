@@ -187,7 +187,17 @@ SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env("SECURE_PROXY_SSL_HEADER", ""))
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the load balancer's health check may speak plain http
 
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
-RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900}}
+# Seconds a Redis command may take before it fails: a hung Redis gives a clear error, not a hung request.
+REDIS_TIMEOUT = envfloat("REDIS_TIMEOUT", 5)
+
+
+def redis_url_with_timeouts(url, seconds):
+    if "socket_timeout" in url:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}socket_timeout={seconds}&socket_connect_timeout={seconds}"
+
+
+RQ_QUEUES = {"default": {"URL": redis_url_with_timeouts(REDIS_URL, REDIS_TIMEOUT), "DEFAULT_TIMEOUT": 900}}
 RQ_SHOW_ADMIN_LINK = False
 
 LOGGING = {
@@ -229,7 +239,12 @@ if ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE > 1:
 ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6)  # per remote call, for transient errors
 ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5)  # seconds, doubles each attempt
 ORGDNS_JOB_RETRY_INTERVALS = [int(s) for s in env("ORGDNS_JOB_RETRY_INTERVALS", "30,120,600").split(",") if s]
-ORGDNS_ORG_LOCK_TIMEOUT = envint("ORGDNS_ORG_LOCK_TIMEOUT", 1200)  # seconds; longer than a job may run (RQ_QUEUES timeout)
+# A job holds its organization's lock as a lease it renews: a killed job's lock frees within ORGDNS_ORG_LOCK_LEASE.
+ORGDNS_ORG_LOCK_LEASE = envfloat("ORGDNS_ORG_LOCK_LEASE", 30)  # seconds
+ORGDNS_ORG_LOCK_WAIT = envfloat("ORGDNS_ORG_LOCK_WAIT", 600)  # seconds a job waits for it, then retries later
+# A running job renews its heartbeat every INTERVAL; the sweep calls a job dead once it is older than TTL.
+ORGDNS_HEARTBEAT_INTERVAL = envfloat("ORGDNS_HEARTBEAT_INTERVAL", 5)  # seconds
+ORGDNS_HEARTBEAT_TTL = envfloat("ORGDNS_HEARTBEAT_TTL", 20)  # seconds
 # seconds a deregistration or offboarding waits for the running jobs that could put something back (then it retries)
 ORGDNS_WAIT_FOR_JOBS_TIMEOUT = envint("ORGDNS_WAIT_FOR_JOBS_TIMEOUT", 300)
 
@@ -263,6 +278,9 @@ EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = envint("EXTERNALDNS_MIN_EVENT_SYNC_INTERVA
 EXTERNALDNS_PLAN_RECORDS = envint("EXTERNALDNS_PLAN_RECORDS", 300)
 EXTERNALDNS_PLAN_CHANGES_PER_HOUR = envfloat("EXTERNALDNS_PLAN_CHANGES_PER_HOUR", 6.0)
 KUBE_REQUEST_TIMEOUT = envint("KUBE_REQUEST_TIMEOUT", 15)
+VAULT_TIMEOUT = envfloat("VAULT_TIMEOUT", 10)  # seconds per Vault call in jobs
+ORGDNS_REQUEST_VAULT_TIMEOUT = envfloat("ORGDNS_REQUEST_VAULT_TIMEOUT", 4)  # in a request (two tries), then a clear error
+ORGDNS_HEALTH_CHECK_WORKERS = envint("ORGDNS_HEALTH_CHECK_WORKERS", 8)  # clusters check_externaldns reads at once
 # Registration checks a cluster with one quick request, a few times a minute per user at most.
 ORGDNS_PROBE_TIMEOUT = envfloat("ORGDNS_PROBE_TIMEOUT", 5)  # seconds
 ORGDNS_PROBES_PER_MINUTE = envfloat("ORGDNS_PROBES_PER_MINUTE", 6)

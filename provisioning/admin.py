@@ -157,11 +157,15 @@ class ZoneChargeAdmin(AuditedAdmin):
 
 @admin.register(Cluster)
 class ClusterAdmin(AuditedAdmin):
-    list_display = ["name", "organization", "state", "api_server", "owner_id", "updated_at"]
-    list_filter = ["state"]
+    list_display = ["name", "organization", "state", "externaldns_health", "api_server", "owner_id", "updated_at"]
+    list_filter = ["state", "externaldns_health"]
     search_fields = ["name", "organization__name", "api_server", "owner_id"]
     list_select_related = ["organization"]
-    readonly_fields = ["organization", "name", "api_server", "owner_id", "state", "message", "created_at", "updated_at", "registered_by"]
+    readonly_fields = [
+        "organization", "name", "api_server", "owner_id", "state", "message", "created_at", "updated_at", "registered_by",
+        "externaldns_health", "externaldns_problem", "externaldns_failing_since", "externaldns_checked_at",
+        "externaldns_last_sync_at", "externaldns_restarts", "externaldns_metrics_error",
+    ]
     actions = ["reprovision", "deregister", "forget"]
 
     def has_add_permission(self, request):

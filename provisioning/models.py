@@ -147,6 +147,24 @@ class Cluster(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # ExternalDNS's health, as the last check_externaldns run read it from the cluster (services/externaldns_health.py).
+    class Health(models.TextChoices):
+        OK = "ok"
+        FAILING = "failing"
+        UNKNOWN = "unknown", "unknown (cannot check)"
+
+    externaldns_health = models.CharField(max_length=7, choices=Health.choices, blank=True, help_text="Empty: never checked.")
+    externaldns_problem = models.TextField(blank=True, help_text="Why ExternalDNS is failing, or why it cannot be checked.")
+    externaldns_failing_since = models.DateTimeField(null=True, blank=True)
+    externaldns_checked_at = models.DateTimeField(null=True, blank=True)
+    externaldns_last_sync_at = models.DateTimeField(
+        null=True, blank=True, help_text="Its last successful sync with Route53, from its own metrics."
+    )
+    externaldns_restarts = models.PositiveIntegerField(null=True, blank=True)
+    externaldns_metrics_error = models.CharField(
+        max_length=300, blank=True, help_text="Why its metrics could not be read at the last check."
+    )
+
     objects = ClusterQuerySet.as_manager()
 
     class Meta:

@@ -32,7 +32,7 @@ VAULT_ROOT_TOKEN = "orgdns-test-root-token"
 def servers():
     moto, moto_url = start_moto(free_port())
     bao, bao_url = start_bao(free_port(), VAULT_ROOT_TOKEN)
-    yield SimpleNamespace(moto_url=moto_url, vault_url=bao_url)
+    yield SimpleNamespace(moto_url=moto_url, vault_url=bao_url, moto=moto, bao=bao)
     stop(moto)
     stop(bao)
 

@@ -33,6 +33,10 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # worker processes of a run ge
     atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 os.environ.setdefault("ORGDNS_RETRY_BASE_DELAY", "0.01")
 os.environ.setdefault("ORGDNS_JOB_RETRY_INTERVALS", "")
+# Heartbeats and leases at a pace that keeps tests of dead workers short.
+os.environ.setdefault("ORGDNS_HEARTBEAT_INTERVAL", "1")
+os.environ.setdefault("ORGDNS_HEARTBEAT_TTL", "5")
+os.environ.setdefault("ORGDNS_ORG_LOCK_LEASE", "10")
 os.environ.setdefault("EXTERNALDNS_ROLLOUT_TIMEOUT", "60")
 os.environ.setdefault("EXTERNALDNS_STOP_TIMEOUT", "60")
 # boto3 reads these for our own (moto) account.

@@ -1,14 +1,19 @@
 """A worker that dies mid-job (SIGKILL, OOM, a lost machine) must not leave its operation "running" forever."""
 
 import time
+from datetime import timedelta
+from io import StringIO
 
 import django_rq
 import pytest
+from django.core.management import call_command
+from django.utils import timezone
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
 from provisioning.models import Cluster, Operation
 from provisioning.services import clusters
+from tests.conftest import run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,28 +44,26 @@ def test_an_abandoned_job_fails_its_operation_with_what_to_do(personas, cluster_
     assert clusters.retry_operation(operation).kind == Operation.Kind.REGISTER  # and it can be retried
 
 
-def test_lost_jobs_are_queued_again_or_failed_by_the_sweep(personas, make_cluster_api):
-    from datetime import timedelta
-    from io import StringIO
-
-    from django.core.management import call_command
-    from django.utils import timezone
-
-    from tests.conftest import run_jobs
-
+def test_lost_jobs_are_queued_again_or_failed_by_the_sweep(personas, make_cluster_api, settings):
     cluster, never_queued = clusters.register_cluster(personas.acme, "prod", make_cluster_api().connection)
     other, was_running = clusters.register_cluster(personas.acme, "edge", make_cluster_api().connection)
+    _, budget_spent = clusters.register_cluster(personas.globex, "prod", make_cluster_api().connection)
     django_rq.get_connection("default").flushdb()  # Redis restarted without its data
-    Operation.objects.filter(pk=was_running.pk).update(state=Operation.State.RUNNING)
+    Operation.objects.filter(pk=was_running.pk).update(state=Operation.State.RUNNING, attempts=1)
+    Operation.objects.filter(pk=budget_spent.pk).update(state=Operation.State.RUNNING, attempts=2)
     recent = Operation.objects.create(kind=Operation.Kind.REGISTER, organization=personas.acme, cluster=cluster)
-    Operation.objects.exclude(pk=recent.pk).update(created_at=timezone.now() - timedelta(minutes=30))
+    Operation.objects.exclude(pk=recent.pk).update(created_at=timezone.now() - timedelta(minutes=2))
+    settings.ORGDNS_JOB_RETRY_INTERVALS = [1]  # two runs in all
 
     out = StringIO()
     call_command("sweep_operations", stdout=out)
-    assert "1 queued again, 1 failed" in out.getvalue()
+    assert "2 queued again, 1 failed" in out.getvalue()
+    was_running.refresh_from_db()
+    assert was_running.state == Operation.State.RETRYING and "runs again now" in was_running.error
     run_jobs()
-    for operation in (never_queued, was_running, recent):
+    for operation in (never_queued, was_running, budget_spent, recent):
         operation.refresh_from_db()
     assert never_queued.state == Operation.State.SUCCEEDED
-    assert was_running.state == Operation.State.FAILED and "retry it" in was_running.error
+    assert was_running.state == Operation.State.SUCCEEDED and was_running.attempts == 2
+    assert budget_spent.state == Operation.State.FAILED and "retry it" in budget_spent.error
     assert recent.state == Operation.State.QUEUED  # too young to call lost

@@ -25,7 +25,7 @@ from provisioning.models import (
 )
 from provisioning.services import certificates, clusters, offboarding, organizations, provisioning
 from provisioning.services.backends import Backends
-from provisioning.services.provisioning import organization_lock
+from provisioning.services.leases import organization_lock
 from tests.conftest import run_jobs, start_worker_process, vault_tree, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

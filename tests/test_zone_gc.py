@@ -20,7 +20,7 @@ from provisioning.jobs import run_operation
 from provisioning.models import AuditEvent, Cluster, HostedZone, Operation, Organization, ZoneCharge
 from provisioning.services import clusters, provisioning, zone_gc
 from provisioning.services.backends import Backends
-from provisioning.services.provisioning import organization_lock
+from provisioning.services.leases import organization_lock
 from tests.conftest import WorkerDied, run_jobs, start_manage_process, start_worker_process, vault_tree, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -381,12 +381,11 @@ def test_a_vault_failure_at_the_last_step_is_recovered_by_a_rerun(personas, acme
 def test_a_teardown_that_fails_before_deleting_anything_gives_the_zone_back(personas, cluster_api, aws, settings):
     zone = unused_zone(personas.acme)
     gc()
-    settings.ORGDNS_ORG_LOCK_TIMEOUT = 5
+    settings.ORGDNS_ORG_LOCK_WAIT = 1
     with organization_lock(personas.acme):  # another job holds the organization for longer than we wait
-        settings.ORGDNS_ORG_LOCK_TIMEOUT = 1
         run_jobs()
     (failed,) = teardowns(personas.acme)
-    assert failed.state == Operation.State.FAILED and "is busy with another job" in failed.error
+    assert failed.state == Operation.State.FAILED and "is busy with another operation" in failed.error
     zone.refresh_from_db()
     assert (zone.state, zone.teardown_started_at) == (HostedZone.State.ACTIVE, None)
     assert aws.route53.get_hosted_zone(Id=zone.zone_id)

@@ -133,6 +133,18 @@ class OperationSummary(Schema):
     state: Literal[tuple(models.Operation.State.values)]
 
 
+class ExternalDNSHealth(Schema):
+    health: Literal[tuple(models.Cluster.Health.values)] = Field(
+        description="ok; failing (problem says why); unknown: the check could not read the cluster (problem says why)."
+    )
+    problem: str
+    failing_since: datetime | None = Field(description="Since when it has not been ok.")
+    checked_at: datetime
+    last_sync_at: datetime | None = Field(description="Its last successful sync with Route53, from its own metrics.")
+    restarts: int | None
+    metrics_error: str = Field(description="Why its metrics could not be read at the last check.")
+
+
 class Cluster(Schema):
     id: int
     name: str
@@ -144,10 +156,17 @@ class Cluster(Schema):
     registered_by: str | None
     created_at: datetime
     updated_at: datetime
+    externaldns: ExternalDNSHealth | None = Field(description="ExternalDNS's health at its last check; null before one.")
 
     @staticmethod
     def resolve_organization(cluster):
         return cluster.organization.name
+
+    @staticmethod
+    def resolve_externaldns(cluster):
+        if not cluster.externaldns_health:
+            return None
+        return {field: getattr(cluster, f"externaldns_{field}") for field in ExternalDNSHealth.model_fields}
 
     @staticmethod
     def resolve_registered_by(cluster):

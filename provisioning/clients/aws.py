@@ -78,7 +78,7 @@ class AwsService:
                 raise
 
         try:
-            return call_with_retry(attempt, policy=self.retry, is_transient=transient)
+            return call_with_retry(attempt, policy=self.retry, is_transient=transient, what=f"AWS {self.label}")
         except botocore.exceptions.ClientError as exc:
             error = exc.response.get("Error", {})
             raise ProviderError(

@@ -2,9 +2,15 @@
 
 import base64
 import hashlib
+import re
 from dataclasses import dataclass
+from datetime import datetime
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from .. import budget
+from .errors import ProviderError
+from .kube import pods_problem
 
 OWNER = "orgdns"  # the managed-by label of everything we create in a cluster
 LABELS = {"app.kubernetes.io/managed-by": OWNER, "app.kubernetes.io/name": "external-dns"}
@@ -16,7 +22,8 @@ ANNOTATION = "external-dns.kubernetes.io/hostname"  # the GA prefix; the legacy 
 # puts the apex's marker beside the zone, where ExternalDNS drops it). A wildcard's marker replaces `*` by this.
 TXT_PREFIX = "_extdns-%{record_type}."
 TXT_WILDCARD = "wildcard"
-HEALTH_PORT = 7979
+HEALTH_PORT = 7979  # /healthz and /metrics
+DEPLOYMENT_NAME = "external-dns"
 ORGDNS_CLUSTER_ROLE = "orgdns"
 
 # What ExternalDNS reads in a cluster (its ClusterRole). Granting it requires holding it (RBAC escalation prevention).
@@ -32,6 +39,9 @@ ORGDNS_CLUSTER_RULES = [
     {"apiGroups": [""], "resources": ["namespaces", "secrets", "serviceaccounts"], "verbs": _MANAGE},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": _MANAGE},
     {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},
+    # ExternalDNS's /metrics through the API server (health checks). Cluster-wide: a RoleBinding in ExternalDNS's
+    # namespace would go with the namespace, which orgdns creates and deletes, and pod names cannot be listed ahead.
+    {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]},
     {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles", "clusterrolebindings"], "verbs": _MANAGE},
     *EXTERNALDNS_RULES,
 ]
@@ -122,7 +132,7 @@ def manifests(config, access_key_id, secret_access_key):
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": "external-dns", "namespace": ns, "labels": labels},
+            "metadata": {"name": DEPLOYMENT_NAME, "namespace": ns, "labels": labels},
             "spec": {
                 "replicas": 1,
                 "strategy": {"type": "Recreate"},
@@ -169,7 +179,7 @@ def manifests(config, access_key_id, secret_access_key):
 def removal_order(namespace):
     """(kind, name, namespace) of what manifests() creates, workload first so nothing recreates records."""
     return [
-        ("Deployment", "external-dns", namespace),
+        ("Deployment", DEPLOYMENT_NAME, namespace),
         ("ClusterRoleBinding", CLUSTER_OBJECT_NAME, None),
         ("ClusterRole", CLUSTER_OBJECT_NAME, None),
         ("ServiceAccount", "external-dns", namespace),
@@ -234,3 +244,136 @@ def _txt_owner(record_set):
         if fields.get("heritage") == "external-dns" and fields.get("external-dns/owner"):
             return fields["external-dns/owner"]
     return None
+
+
+# --- health: what the cluster API tells about a deployed ExternalDNS -------------------------------------------------
+
+# ExternalDNS's own metrics (v0.23, controller/metrics.go) that tell whether it syncs.
+LAST_SYNC = "external_dns_controller_last_sync_timestamp_seconds"  # the last successful sync; 0 before the first
+FAILED_SYNCS = "external_dns_controller_consecutive_soft_errors"  # syncs failed in a row (a hard error exits)
+ERROR_COUNTERS = ("external_dns_registry_errors_total", "external_dns_source_errors_total")
+DEFAULT_INTERVAL = 60  # ExternalDNS's --interval when not given
+STALE_MARGIN = 300  # seconds beyond two intervals without a successful sync before it counts as failing
+
+
+@dataclass(frozen=True)
+class SyncMetrics:
+    last_sync: float  # Unix time; 0 before its first successful sync
+    failed_syncs: int
+    errors: int  # registry and source errors since it started
+
+
+def sync_metrics(text):
+    """The SyncMetrics in an ExternalDNS /metrics answer; ValueError if it is not ExternalDNS's metrics."""
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[sample.name] = sample.value
+    if LAST_SYNC not in values:
+        raise ValueError(f"the answer has no {LAST_SYNC}: not ExternalDNS's metrics")
+    return SyncMetrics(
+        last_sync=values[LAST_SYNC],
+        failed_syncs=int(values.get(FAILED_SYNCS, 0)),
+        errors=int(sum(values.get(name, 0) for name in ERROR_COUNTERS)),
+    )
+
+
+@dataclass(frozen=True)
+class Observation:
+    """ExternalDNS in a cluster, as one health check read it."""
+
+    deployed: bool
+    replicas: int = 1
+    available: bool = False
+    problem: str = ""  # from its pods, when one waits or has ended
+    restarts: int = 0
+    running_since: float = 0.0  # Unix time its container started; 0 if none runs
+    interval: int = DEFAULT_INTERVAL
+    metrics: SyncMetrics | None = None
+    metrics_error: str = ""
+
+
+def observe(kube, namespace):
+    """Read ExternalDNS's Deployment, its pods and (through the API server's pod proxy) a ready pod's /metrics: three
+    requests to the cluster API, two when no pod is ready."""
+    deployment = kube.get("Deployment", DEPLOYMENT_NAME, namespace)
+    if deployment is None:
+        return Observation(deployed=False)
+    pods = kube.list("Pod", namespace, POD_SELECTOR)
+    statuses = [s for pod in pods for s in pod.get("status", {}).get("containerStatuses", [])]
+    started = [s["state"]["running"].get("startedAt") for s in statuses if (s.get("state") or {}).get("running")]
+    ready = [pod for pod in pods if _ready(pod)]
+    metrics, metrics_error = None, "no ExternalDNS pod is ready"
+    if ready:
+        try:
+            metrics = sync_metrics(kube.pod_proxy_get(namespace, ready[0]["metadata"]["name"], HEALTH_PORT, "metrics"))
+            metrics_error = ""
+        except ProviderError as exc:
+            metrics_error = exc.message[:300]
+        except ValueError as exc:
+            metrics_error = str(exc)[:300]
+    spec = deployment.get("spec", {})
+    return Observation(
+        deployed=True,
+        replicas=spec.get("replicas", 1),
+        available=deployment.get("status", {}).get("availableReplicas", 0) >= 1,
+        problem=pods_problem(pods),
+        restarts=sum(s.get("restartCount", 0) for s in statuses),
+        running_since=min((_timestamp(t) for t in started if t), default=0.0),
+        interval=_interval(spec.get("template", {}).get("spec", {}).get("containers", [{}])[0].get("args", [])),
+        metrics=metrics,
+        metrics_error=metrics_error,
+    )
+
+
+def health_problem(observation, now):
+    """Why this ExternalDNS is not working at Unix time now, or "" if, as far as the observation tells, it is."""
+    if not observation.deployed:
+        return "ExternalDNS is not deployed: its Deployment is missing from the cluster"
+    if observation.replicas == 0:
+        return "its Deployment is scaled to 0 replicas"
+    if not observation.available:
+        return observation.problem or "no ExternalDNS pod is available"
+    metrics = observation.metrics
+    if metrics is None:
+        return ""
+    if metrics.failed_syncs:
+        since = f"last success {short_duration(now - metrics.last_sync)} ago" if metrics.last_sync else "none succeeded since it started"
+        return f"its last {metrics.failed_syncs} syncs with Route53 failed ({since})"
+    last = metrics.last_sync or observation.running_since
+    if last and now - last > 2 * observation.interval + STALE_MARGIN:
+        return f"no successful sync for {short_duration(now - last)} (it syncs every {short_duration(observation.interval)})"
+    return ""
+
+
+def _ready(pod):
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions", []))
+
+
+def _timestamp(text):
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+
+
+def _interval(args):
+    """Seconds of the --interval among ExternalDNS's args (a Go duration such as 1h, 1m30s)."""
+    for arg in args:
+        if arg.startswith("--interval="):
+            units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+            seconds = sum(float(n) * units[u] for n, u in GO_DURATION_PART.findall(arg.split("=", 1)[1]))
+            return max(1, int(seconds))
+    return DEFAULT_INTERVAL
+
+
+def short_duration(seconds):
+    """40 s, 12 min, 3 h: how long ago or for how long, as the pages say it."""
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"

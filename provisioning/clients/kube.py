@@ -218,9 +218,11 @@ class KubeCluster:
     def close(self):
         self.rest.close()
 
-    def request(self, method, path, body=None, content_type="application/json"):
-        """The decoded JSON answer, None for 404; ProviderError for anything else that is not 2xx."""
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json", "Content-Type": content_type}
+    def request(self, method, path, body=None, content_type="application/json", text=False):
+        """The decoded JSON answer (with text, the answer as text), None for 404; ProviderError for anything else that
+        is not 2xx."""
+        accept = "text/plain" if text else "application/json"
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": accept, "Content-Type": content_type}
 
         def send():
             self.stats.count("kubernetes", method)
@@ -233,7 +235,9 @@ class KubeCluster:
             return response.status, data
 
         try:
-            status, data = call_with_retry(send, policy=self.retry, is_transient=_is_transient)
+            status, data = call_with_retry(
+                send, policy=self.retry, is_transient=_is_transient, what=f"the cluster API at {self.host}"
+            )
         except _Unavailable as exc:
             detail = f" ({exc.message})" if exc.message else ""
             raise ProviderError(
@@ -267,6 +271,8 @@ class KubeCluster:
             raise ProviderError(
                 f"the cluster refused {method} {path}: {status} {message}", service="kubernetes", permanent=True
             )
+        if text:
+            return data.decode(errors="replace")
         try:
             return json.loads(data) if data else {}
         except ValueError:
@@ -362,22 +368,16 @@ class KubeCluster:
                 if condition["type"] == "ReplicaFailure" and condition["status"] == "True":
                     return f"{condition.get('reason', 'ReplicaFailure')}: {condition.get('message', '')}"[:500]
         pods = self.list("Pod", namespace, selector)
-        for pod in pods:
-            for status in pod.get("status", {}).get("containerStatuses", []):
-                waiting = status.get("state", {}).get("waiting")
-                last = status.get("lastState", {}).get("terminated") or {}
-                if waiting or last:
-                    parts = [f"pod {pod['metadata']['name']}"]
-                    if waiting:
-                        parts.append(f"{waiting.get('reason')}: {waiting.get('message', '')}".strip(": "))
-                    if status.get("restartCount"):
-                        parts.append(f"restarted {status['restartCount']} times")
-                    if last.get("message"):
-                        parts.append(f"last log line: {last['message'].strip().splitlines()[-1]}")
-                    return "; ".join(parts)[:500]
         if not pods:
             return "no pod was created"
-        return "its pods are not ready"
+        return pods_problem(pods) or "its pods are not ready"
+
+    def pod_proxy_get(self, namespace, pod, port, path):
+        """GET path of the pod's port through the API server's proxy, as text."""
+        found = self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}", text=True)
+        if found is None:
+            raise ProviderError(f"pod {pod} in {namespace} or its /{path.lstrip('/')} is gone", service="kubernetes", permanent=False)
+        return found
 
     def wait_until_gone(self, kind, name=None, namespace=None, selector=None, timeout=120, poll=1.0):
         """Until the object (or every object of the kind matching selector in namespace) no longer exists."""
@@ -421,6 +421,25 @@ class KubeCluster:
             if current is None or _labels(current).get(MANAGED_BY) != managed_by:
                 return False
         return self.request("DELETE", self.path(kind, name, namespace)) is not None
+
+
+def pods_problem(pods):
+    """What a person can act on about the first pod whose container waits or has ended (its reason, restarts and last
+    log line), or "" if none does."""
+    for pod in pods:
+        for status in pod.get("status", {}).get("containerStatuses", []):
+            waiting = status.get("state", {}).get("waiting")
+            last = status.get("lastState", {}).get("terminated") or {}
+            if waiting or last:
+                parts = [f"pod {pod['metadata']['name']}"]
+                if waiting:
+                    parts.append(f"{waiting.get('reason')}: {waiting.get('message', '')}".strip(": "))
+                if status.get("restartCount"):
+                    parts.append(f"restarted {status['restartCount']} times")
+                if last.get("message"):
+                    parts.append(f"last log line: {last['message'].strip().splitlines()[-1]}")
+                return "; ".join(parts)[:500]
+    return ""
 
 
 def _labels(obj):

@@ -10,6 +10,8 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 20.0
     sleep: callable = time.sleep
+    on_retry: callable = None  # on_retry(what, attempt, attempts, exc): before the given attempt is made
+
 
     def delays(self):
         """Exponential backoff with full jitter, one delay before each retry."""
@@ -34,9 +36,11 @@ class CallStats:
         self.throttles[f"{service}.{operation}"] += 1
 
 
-def call_with_retry(fn, *, policy, is_transient, on_retry=None):
-    """Call fn(); when it raises an exception that is_transient() accepts, back off and try again."""
+def call_with_retry(fn, *, policy, is_transient, what):
+    """Call fn(); when it raises an exception that is_transient() accepts, back off and try again.
+    `what` names the remote side for policy.on_retry ("AWS route53", "Vault")."""
     delays = policy.delays()
+    attempt = 1
     while True:
         try:
             return fn()
@@ -46,6 +50,7 @@ def call_with_retry(fn, *, policy, is_transient, on_retry=None):
             delay = next(delays, None)
             if delay is None:
                 raise
-            if on_retry:
-                on_retry(exc, delay)
+            attempt += 1
+            if policy.on_retry:
+                policy.on_retry(what, attempt, policy.attempts, exc)
             policy.sleep(delay)

@@ -39,7 +39,7 @@ class Vault:
                 raise
 
         try:
-            return call_with_retry(counted, policy=self.retry, is_transient=lambda e: isinstance(e, TRANSIENT))
+            return call_with_retry(counted, policy=self.retry, is_transient=lambda e: isinstance(e, TRANSIENT), what="Vault")
         except TRANSIENT as exc:
             raise ProviderError(
                 f"Vault is unavailable ({type(exc).__name__}); will retry", service="vault", permanent=False

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('provisioning', '0007_cluster_identity'),
+        ('provisioning', '0008_externaldns_health'),
     ]
 
     operations = [

@@ -31,8 +31,10 @@ def probe_rate_limiter(user):
     )
 
 
-def retry_policy():
-    return RetryPolicy(attempts=settings.ORGDNS_RETRY_ATTEMPTS, base_delay=settings.ORGDNS_RETRY_BASE_DELAY)
+def retry_policy(on_retry=None):
+    return RetryPolicy(
+        attempts=settings.ORGDNS_RETRY_ATTEMPTS, base_delay=settings.ORGDNS_RETRY_BASE_DELAY, on_retry=on_retry
+    )
 
 
 def api_rate_limiter(identity):
@@ -43,11 +45,11 @@ def api_rate_limiter(identity):
 
 
 class Backends:
-    """The clients one job uses, sharing one tally of remote calls."""
+    """The clients one job uses, sharing one tally of remote calls and one way of telling about retries."""
 
-    def __init__(self, stats=None):
+    def __init__(self, stats=None, on_retry=None, retry=None):
         self.stats = stats or MeteredCallStats()
-        self.retry = retry_policy()
+        self.retry = retry or retry_policy(on_retry)
 
     def _aws(self, cls, limiter=None, credentials=None):
         return cls(
@@ -74,7 +76,7 @@ class Backends:
         credentials = {"aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key}
         return self._aws(STS, credentials=credentials)
 
-    def vault(self):
+    def vault(self, timeout=None):
         return Vault(
             settings.VAULT_ADDR,
             settings.VAULT_TOKEN,
@@ -82,6 +84,7 @@ class Backends:
             prefix=settings.VAULT_PREFIX,
             retry=self.retry,
             stats=self.stats,
+            timeout=timeout or settings.VAULT_TIMEOUT,
         )
 
     def cluster(self, connection, retry=None, timeout=None):

@@ -9,7 +9,8 @@ from ..clients import tls
 from ..clients.errors import ProviderError
 from ..models import Certificate, CertificateInstallation, Cluster
 from . import offboarding
-from .provisioning import cluster_secret_path, organization_lock, read_connection, usable_connection
+from .leases import organization_lock
+from .provisioning import cluster_secret_path, read_connection, usable_connection
 
 
 def ca_path(vault, org):

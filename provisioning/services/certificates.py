@@ -10,8 +10,8 @@ from ..validators import certificate_dns_names, validate_certificate_namespace, 
 from . import audit, offboarding, organizations
 from .backends import Backends
 from .certificate_jobs import ca_path, make_ca, material_path
+from .leases import organization_lock
 from .operations import start_operation
-from .provisioning import organization_lock
 
 UNREACHABLE_CLUSTER_STATES = (Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED)
 

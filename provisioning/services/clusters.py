@@ -6,6 +6,7 @@ import secrets
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from redis.exceptions import RedisError
 
 from ..clients import externaldns, kube
 from ..clients.errors import ProviderError
@@ -70,7 +71,13 @@ def _register_cluster(organization, name, connection, user):
     if Cluster.objects.live().filter(organization=organization, name=name).exists():
         raise ValidationError(f"{organization.name} already has a cluster named {name!r}.")
     if user is not None:
-        wait = probe_rate_limiter(user).try_acquire()
+        try:
+            wait = probe_rate_limiter(user).try_acquire()
+        except RedisError:  # the limit guards what orgdns's network may be made to reach: no limit, no probe
+            raise ValidationError(
+                "orgdns cannot register clusters right now: its job queue (Redis) is not answering. Nothing was saved; "
+                "try again in a minute."
+            ) from None
         if wait:
             raise ValidationError(f"Too many cluster registrations in a short time: try again in {math.ceil(wait)} s.")
     kube_system_uid = probe_cluster(connection)
@@ -85,12 +92,19 @@ def _register_cluster(organization, name, connection, user):
         kube_system_uid=kube_system_uid,
         registered_by=user,
     )
-    vault = Backends().vault()
+    vault = Backends(retry=RetryPolicy(attempts=2)).vault(timeout=settings.ORGDNS_REQUEST_VAULT_TIMEOUT)
     path = cluster_secret_path(vault, cluster)
     try:
         vault.write(path, connection.as_secret())
-    except ProviderError as exc:
-        raise ValidationError(f"Could not store the cluster's credentials: {exc.message}") from None
+    except ProviderError:
+        try:  # the write may have landed although it timed out; what this misses, `reconcile` removes
+            vault.destroy(path)
+        except ProviderError:
+            pass
+        raise ValidationError(
+            "Vault, where orgdns keeps the cluster's credentials, is not answering: the cluster was not registered "
+            "and nothing was saved. Try again in a minute."
+        ) from None
     try:
         with transaction.atomic():
             offboarding.require_active(organization)

@@ -127,6 +127,7 @@ class DatabaseCollector:
         yield self._zones(now)
         yield self._access_key_ages(now)
         yield self._certificate_expiry()
+        yield from self._externaldns()
 
     def _operations(self):
         gauge = GaugeMetricFamily("orgdns_operations", "Operations (background jobs) by kind and state.", labels=["kind", "state"])
@@ -192,6 +193,41 @@ class DatabaseCollector:
         for organization, pk, names, not_after in issued:
             gauge.add_metric([organization, str(pk), names[0] if names else ""], not_after.timestamp())
         return gauge
+
+
+    def _externaldns(self):
+        """Of each ready cluster whose ExternalDNS was checked (check_externaldns)."""
+        labels = ["organization", "cluster"]
+        healthy = GaugeMetricFamily(
+            "orgdns_externaldns_healthy",
+            "1 if the cluster's ExternalDNS worked at its last check, 0 if it failed or could not be checked.",
+            labels=labels,
+        )
+        checked = GaugeMetricFamily(
+            "orgdns_externaldns_checked_timestamp_seconds", "When the cluster's ExternalDNS was last checked (Unix time).",
+            labels=labels,
+        )
+        last_sync = GaugeMetricFamily(
+            "orgdns_externaldns_last_sync_timestamp_seconds",
+            "Its last successful sync with Route53 (Unix time), from its own metrics, where they could be read.",
+            labels=labels,
+        )
+        restarts = GaugeMetricFamily("orgdns_externaldns_restarts", "Restarts of its container(s).", labels=labels)
+        rows = (
+            Cluster.objects.filter(state=Cluster.State.READY)
+            .exclude(externaldns_checked_at=None)
+            .values_list("organization__name", "name", "externaldns_health", "externaldns_checked_at",
+                         "externaldns_last_sync_at", "externaldns_restarts")
+        )
+        for organization, name, health, checked_at, synced_at, restart_count in rows:
+            key = [organization, name]
+            healthy.add_metric(key, int(health == Cluster.Health.OK))
+            checked.add_metric(key, checked_at.timestamp())
+            if synced_at:
+                last_sync.add_metric(key, synced_at.timestamp())
+            if restart_count is not None:
+                restarts.add_metric(key, restart_count)
+        yield from (healthy, checked, last_sync, restarts)
 
 
 def _decision(entry):

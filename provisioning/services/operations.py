@@ -1,19 +1,22 @@
 """Background operations: a database row per job, enqueued on commit, progress written while it runs."""
 
 import logging
+import time
 
 import django_rq
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
+from redis.exceptions import RedisError
 from rq import Callback, Retry, get_current_job
-from rq.job import Job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 from ..clients.errors import ProviderError
 from ..models import AuditEvent, Operation
-from . import audit, metrics
+from . import audit, leases, metrics
 from .backends import Backends
 
 log = logging.getLogger(__name__)
@@ -31,12 +34,22 @@ def start_operation(kind, organization, cluster=None, user=None, certificate=Non
     )
     target = cluster or certificate or organization
     audit.record(f"{kind}.queued", target, organization=organization, actor=user, detail=f"operation {operation.pk}")
-    transaction.on_commit(lambda: enqueue(operation))
+    transaction.on_commit(lambda: enqueue_after_commit(operation))
     return operation
 
 
+def enqueue_after_commit(operation):
+    """The row is the truth: a Redis that does not answer now does not fail the request that saved it; the sweep
+    queues the operation within a minute."""
+    try:
+        enqueue(operation)
+    except RedisError as exc:
+        log.warning("operation %s is saved but not queued (Redis: %s): the sweep queues it", operation.pk, exc)
+
+
 def enqueue(operation):
-    intervals = settings.ORGDNS_JOB_RETRY_INTERVALS
+    """Queue the job that runs the operation, with the retries left of its budget (ORGDNS_JOB_RETRY_INTERVALS)."""
+    intervals = settings.ORGDNS_JOB_RETRY_INTERVALS[operation.attempts :]
     django_rq.get_queue("default", commit_mode="auto").enqueue_call(
         "provisioning.jobs.run_operation",
         args=(str(operation.pk),),
@@ -46,15 +59,34 @@ def enqueue(operation):
     )
 
 
-def sweep_lost(now, older_than, handlers):
-    """Operations whose RQ job is gone (Redis lost it, or queueing failed after the commit): queue again the ones
-    that never started, fail the others so that they can be retried. Returns (requeued, failed)."""
+def max_runs():
+    return 1 + len(settings.ORGDNS_JOB_RETRY_INTERVALS)
+
+
+WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
+def sweep(now, grace, handlers):
+    """Operations that no job is going to finish — their job was lost (Redis restarted empty, or queueing failed after
+    the commit) or its worker died — older than grace: each is queued again while its retry budget lasts, and
+    failed, saying to retry it, after that. A running job proves it is alive by its heartbeat. Returns (requeued,
+    failed)."""
     connection = django_rq.get_connection("default")
+    unfinished = Operation.objects.exclude(state__in=Operation.FINISHED).filter(created_at__lt=now - grace)
+    suspects = [op for op in unfinished if not leases.is_alive(op.pk) and not _job_waiting(op, connection, grace)]
+    if suspects:  # a heartbeat may be late after a Redis hiccup: give each one more beat before calling it dead
+        time.sleep(settings.ORGDNS_HEARTBEAT_INTERVAL + 1)
     requeued, failed = [], []
-    for operation in Operation.objects.exclude(state__in=Operation.FINISHED).filter(created_at__lt=now - older_than):
-        if Job.exists(str(operation.pk), connection=connection):
+    for operation in suspects:
+        operation.refresh_from_db()
+        if operation.finished or leases.is_alive(operation.pk) or _job_waiting(operation, connection, grace):
             continue
-        if operation.state == Operation.State.QUEUED:
+        if operation.attempts < max_runs():
+            if operation.attempts:
+                message = "the worker running this job stopped before it finished; it runs again now"
+                Operation.objects.filter(pk=operation.pk).update(state=Operation.State.RETRYING, error=message)
+                Progress(operation).log(message)
+            _forget_job(operation, connection)
             enqueue(operation)
             requeued.append(operation)
         else:
@@ -63,26 +95,81 @@ def sweep_lost(now, older_than, handlers):
     return requeued, failed
 
 
+def _forget_job(operation, connection):
+    """Remove what RQ still keeps of the operation's earlier job (its registries), so a new one can take its id."""
+    try:
+        Job.fetch(str(operation.pk), connection=connection).delete()
+    except NoSuchJobError:
+        pass
+
+
+def _job_waiting(operation, connection, grace):
+    """Whether the operation's RQ job is waiting to run, or has only just started (its heartbeat may not be up yet)."""
+    try:
+        job = Job.fetch(str(operation.pk), connection=connection)
+    except NoSuchJobError:
+        return False
+    status = job.get_status()
+    if status == JobStatus.STARTED:
+        return job.started_at is not None and job.started_at > timezone.now() - grace
+    return status in WAITING
+
+
 class Progress:
     """What a running job tells the operation's page, committed at once so polling pages see it live."""
 
     def __init__(self, operation):
         self.operation = operation
+        self.current = ""
+        self.keepalive = None
 
     def step(self, name, percent):
+        if self.keepalive:
+            self.keepalive.check()
+        self.current = name
         Operation.objects.filter(pk=self.operation.pk).update(step=name, progress=percent)
         self.log(name)
+
+    def waiting(self, why):
+        Operation.objects.filter(pk=self.operation.pk).update(step=why)
+        self.log(why)
+
+    def resume(self):
+        Operation.objects.filter(pk=self.operation.pk).update(step=self.current)
+
+    def retrying(self, what, attempt, attempts, exc):
+        """A remote call failed and is tried again (RetryPolicy.on_retry)."""
+        note = f"{what} is slow or unreachable ({type(exc).__name__}): attempt {attempt} of {attempts}"
+        Operation.objects.filter(pk=self.operation.pk).update(step=f"{self.current} — {note}"[:200])
+        self.log(note)
 
     def log(self, line):
         stamped = f"{timezone.now():%H:%M:%S} {line}\n"
         Operation.objects.filter(pk=self.operation.pk).update(log=Concat(F("log"), Value(stamped)))
 
 
+INTERNAL_ERROR = "internal error: the operators have the details in the worker log"
+
+
+def classify(exc):
+    """(transient, message fit for the operation's page) for whatever a job raised. Failures of orgdns's own
+    infrastructure, and calls whose outcome is unknown, are transient: every step is safe to run again."""
+    if isinstance(exc, ProviderError):
+        return not exc.permanent, exc.message
+    if isinstance(exc, RedisError):
+        return True, f"Redis (the job queue) did not answer ({type(exc).__name__}); will retry"
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True, f"the database did not answer ({type(exc).__name__}); will retry"
+    if isinstance(exc, TimeoutError):
+        return True, "a call timed out and its outcome is unknown; will retry"
+    return False, INTERNAL_ERROR
+
+
 def run(operation_id, handlers):
     """Run the handler for this operation's kind and record how it ended.
 
-    A transient ProviderError is re-raised so RQ retries the job while retries are left; a permanent
-    one, or the last transient one, fails the operation with its message.
+    A transient failure is re-raised so RQ retries the job while retries are left; a permanent one, or the last
+    transient one, fails the operation with its message (and RQ does not retry it: a finished row stays finished).
     """
     operation = Operation.objects.select_related("organization", "cluster", "certificate", "created_by").get(pk=operation_id)
     if operation.finished:
@@ -92,32 +179,37 @@ def run(operation_id, handlers):
 
 
 def _run(operation, handlers):
-    with metrics.timed_job(operation.kind) as timing:
+    with metrics.timed_job(operation.kind) as timing, leases.Keepalive(operation.pk) as keepalive:
         Operation.objects.filter(pk=operation.pk).update(
             state=Operation.State.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""
         )
         handler, on_failure = handlers[operation.kind]
         progress = Progress(operation)
-        backends = Backends()
+        progress.keepalive = keepalive
+        backends = Backends(on_retry=progress.retrying)
         calls = lambda: dict(backends.stats.calls)  # noqa: E731
+        running = leases.running_job.set(leases.RunningJob(operation, progress, keepalive))
         try:
             handler(operation, progress, backends)
-        except ProviderError as exc:
+        except Exception as exc:
+            transient, message = classify(exc)
+            if message == INTERNAL_ERROR:
+                log.exception("operation %s (%s) crashed", operation.pk, operation.kind)
+            elif not isinstance(exc, ProviderError):
+                log.warning("operation %s (%s): %s", operation.pk, operation.kind, message, exc_info=True)
             job = get_current_job()
-            if not exc.permanent and job is not None and job.retries_left:
-                progress.log(f"temporary failure, will retry: {exc.message}")
+            if transient and job is not None and job.retries_left:
+                progress.log(f"temporary failure, will retry: {message}")
                 Operation.objects.filter(pk=operation.pk).update(
-                    state=Operation.State.RETRYING, error=exc.message, remote_calls=calls()
+                    state=Operation.State.RETRYING, error=message, remote_calls=calls()
                 )
                 timing.outcome = Operation.State.RETRYING
                 raise
-            _fail(operation, progress, exc.message, on_failure, calls())
+            _fail(operation, progress, message, on_failure, calls())
             timing.outcome = Operation.State.FAILED
             return Operation.State.FAILED
-        except Exception:
-            log.exception("operation %s (%s) crashed", operation.pk, operation.kind)
-            _fail(operation, progress, "internal error: the operators have the details in the worker log", on_failure, calls())
-            raise
+        finally:
+            leases.running_job.reset(running)
         Operation.objects.filter(pk=operation.pk).update(
             state=Operation.State.SUCCEEDED, progress=100, step="done", finished_at=timezone.now(), remote_calls=calls()
         )
@@ -128,7 +220,8 @@ def _run(operation, handlers):
 
 
 def abandoned(operation_id, will_retry, handlers):
-    """The worker running the job died (RQ found it abandoned): the operation must not stay "running" forever."""
+    """The worker running the job died (RQ found it abandoned, or the sweep did): the operation must not stay
+    "running" forever."""
     operation = Operation.objects.select_related("organization", "cluster", "certificate", "created_by").get(pk=operation_id)
     if operation.finished:
         return

@@ -1,6 +1,5 @@
 """The register and deregister jobs (DESIGN.md §2). Every step converges when re-run."""
 
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -11,10 +10,10 @@ from ..clients import externaldns
 from ..clients.aws import zone_scoped_policy
 from ..clients.errors import ProviderError
 from ..clients.kube import ClusterConnection, InvalidConnection
-from ..models import Cluster, HostedZone
+from ..models import Cluster, HostedZone, Operation
 from ..validators import iam_user_name
 from . import offboarding
-from .backends import redis
+from .leases import organization_lock
 from .zone_claims import release_unstarted
 
 POLICY_NAME = "orgdns-zone-records"
@@ -32,21 +31,6 @@ def aws_secret_path(vault, org):
 
 def cluster_secret_path(vault, cluster):
     return vault.org_path(cluster.organization.name, "clusters", cluster.owner_id)
-
-
-@contextmanager
-def organization_lock(org):
-    """Serialize zone and credential changes of one organization across every worker process."""
-    lock = redis().lock(f"orgdns:lock:org:{org.pk}", timeout=settings.ORGDNS_ORG_LOCK_TIMEOUT)
-    if not lock.acquire(blocking_timeout=settings.ORGDNS_ORG_LOCK_TIMEOUT):
-        raise ProviderError(
-            f"organization {org.name} is busy with another job; will retry", service="orgdns", permanent=False
-        )
-    try:
-        yield
-    finally:
-        if lock.owned():
-            lock.release()
 
 
 def register_cluster(operation, progress, backends):
@@ -125,28 +109,17 @@ def ensure_zone(org, backends, progress):
     route53 = backends.route53()
     if not zone.zone_id:
         found = route53.find_zone(zone.name)
-        tags = zone_tags(org)
         if found is None:
-            now = timezone.now()
+            # Recorded before the call: if its answer is lost, the zone may exist all the same, and billing counts
+            # from here (see settle_unconfirmed_zones).
+            zone.aws_created_at = timezone.now()
+            zone.save(update_fields=["aws_created_at"])
             zone.zone_id, zone.name_servers = route53.create_zone(
-                zone.name, zone.caller_reference, {**tags, CREATED_AT_TAG: now.isoformat()}
+                zone.name, zone.caller_reference, {**zone_tags(org), CREATED_AT_TAG: zone.aws_created_at.isoformat()}
             )
-            zone.aws_created_at = now
             progress.log(f"created zone {zone.zone_id}")
-        elif found["caller_reference"] == zone.caller_reference or _is_ours(found["tags"], tags):
-            zone.zone_id = found["id"]
-            if not _is_ours(found["tags"], tags):
-                route53.tag_zone(zone.zone_id, tags)
-            zone.name_servers = route53.name_servers(zone.zone_id)
-            zone.aws_created_at = _created_at(found["tags"], progress)
-            progress.log(f"adopted existing zone {zone.zone_id}")
         else:
-            raise ProviderError(
-                f"a hosted zone named {zone.name} ({found['id']}) exists in the AWS account but was not created by "
-                "orgdns: delete or tag it before registering clusters for this organization",
-                service="route53",
-                permanent=True,
-            )
+            adopt_zone(zone, found, route53, progress)
         # Active from here on, whatever happens next: the GC sees (and can collect) every zone that exists in Route53.
         zone.state = HostedZone.State.ACTIVE
         zone.save(update_fields=["zone_id", "name_servers", "aws_created_at", "state"])
@@ -154,6 +127,40 @@ def ensure_zone(org, backends, progress):
     if delegate:
         delegate_zone(zone, route53, progress)
     return zone
+
+
+def settle_unconfirmed_zones(backends, now, grace):
+    """Zones whose creation was asked of Route53 but never confirmed (the job stopped, or the answer was lost) and
+    that no job is finishing: adopted if Route53 has them, so that the GC sees every zone that may cost money, and
+    the row removed if it has not. Returns [(zone, what was done)]."""
+    settled = []
+    unconfirmed = HostedZone.objects.filter(state=HostedZone.State.CREATING, created_at__lt=now - grace)
+    for zone in unconfirmed.select_related("organization"):
+        registering = Operation.objects.filter(organization=zone.organization, kind=Operation.Kind.REGISTER)
+        if registering.exclude(state__in=Operation.FINISHED).exists():
+            continue
+        with organization_lock(zone.organization):
+            zone.refresh_from_db()
+            if zone.state != HostedZone.State.CREATING:
+                continue
+            route53 = backends.route53()
+            found = route53.find_zone(zone.name)
+            if found is None:
+                zone.delete()
+                settled.append((zone, "row removed: Route53 has no such zone"))
+                continue
+            adopt_zone(zone, found, route53, NoProgress())
+            zone.state = HostedZone.State.ACTIVE
+            zone.save(update_fields=["zone_id", "name_servers", "aws_created_at", "state"])
+            settled.append((zone, f"adopted {zone.zone_id}; the GC decides when it goes"))
+    return settled
+
+
+class NoProgress:
+    """For steps run outside a job: what they would tell an operation's page is not kept."""
+
+    def log(self, line):
+        pass
 
 
 def check_ownership(org, backends, progress):
@@ -254,11 +261,36 @@ def delegate_zone(zone, route53, progress):
     zone.save(update_fields=["delegated"])
 
 
-def _created_at(tags, progress):
-    """A zone's creation time from our tag (Route53 does not report it). Unknown: taken as already charged."""
+def adopt_zone(zone, found, route53, progress):
+    """Take the Route53 zone `found` (named like the row) as the row's if we created it (its CallerReference is the
+    row's, or it carries our tags), tagging what is missing; ProviderError naming it otherwise."""
+    org = zone.organization
+    tags = zone_tags(org)
+    if found["caller_reference"] != zone.caller_reference and not _is_ours(found["tags"], tags):
+        raise ProviderError(
+            f"a hosted zone named {zone.name} ({found['id']}) exists in the AWS account but was not created by "
+            "orgdns: delete or tag it before registering clusters for this organization",
+            service="route53",
+            permanent=True,
+        )
+    zone.zone_id = found["id"]
+    zone.name_servers = route53.name_servers(zone.zone_id)
+    zone.aws_created_at = _created_at(found["tags"], zone.aws_created_at, progress)
+    wanted = tags if CREATED_AT_TAG in found["tags"] else {**tags, CREATED_AT_TAG: zone.aws_created_at.isoformat()}
+    missing = {k: v for k, v in wanted.items() if found["tags"].get(k) != v}
+    if missing:
+        route53.tag_zone(zone.zone_id, missing)
+    progress.log(f"adopted existing zone {zone.zone_id}")
+
+
+def _created_at(tags, recorded, progress):
+    """A zone's creation time: our tag, else the time recorded just before we asked Route53 to create it (Route53
+    does not report it). Unknown: taken as already charged."""
     try:
         return datetime.fromisoformat(tags[CREATED_AT_TAG])
     except (KeyError, ValueError):
+        if recorded:
+            return recorded
         progress.log("the zone's creation time is unknown: it is treated as older than 12 hours (already charged)")
         return timezone.now() - timedelta(hours=12, minutes=1)
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from ..clients.errors import ProviderError
 from ..models import Certificate, Cluster, Membership, Operation, Organization
 from . import audit, certificate_jobs, offboarding, provisioning, zone_gc
+from .leases import organization_lock
 
 
 def deregister_cluster(operation, progress, backends):
@@ -27,7 +28,6 @@ def deregister(cluster, progress, backends):
             organization=cluster.organization_id, state=Operation.State.RUNNING, certificate__isnull=False
         ),
         progress,
-        percent=3,
     )
     progress.step(f"Removing the certificates orgdns installed in cluster {cluster.name}", 5)
     certificate_jobs.remove_from_cluster(cluster, backends.vault(), backends, progress)
@@ -42,7 +42,7 @@ def offboard(operation, progress, backends):
     progress.step("Cancelling the organization's queued operations", 2)
     for cancelled in offboarding.cancel_waiting_operations(org):
         progress.log(f"cancelled {describe(cancelled)}")
-    wait_for(lambda: org.operations.filter(state=Operation.State.RUNNING).exclude(pk=operation.pk), progress, percent=4)
+    wait_for(lambda: org.operations.filter(state=Operation.State.RUNNING).exclude(pk=operation.pk), progress)
 
     clusters = list(org.clusters.live().order_by("name"))
     for number, cluster in enumerate(clusters):
@@ -56,7 +56,7 @@ def offboard(operation, progress, backends):
     vault.destroy(certificate_jobs.ca_path(vault, org))
 
     # The zone may be kept for a while (its month is paid): nobody may write into it meanwhile.
-    with provisioning.organization_lock(org):
+    with organization_lock(org):
         zone_gc.delete_iam_user(org, backends.iam(), progress)
         vault.destroy(provisioning.aws_secret_path(vault, org))
 
@@ -76,7 +76,7 @@ def offboard_failed(operation, message):
     """The organization stays `offboarding` (nothing new starts in it); offboarding it again resumes the job."""
 
 
-def wait_for(operations, progress, percent):
+def wait_for(operations, progress):
     """Until operations() (a queryset) is empty, saying on the operation's page which one it waits for."""
     deadline = time.monotonic() + settings.ORGDNS_WAIT_FOR_JOBS_TIMEOUT
     shown = None
@@ -88,9 +88,11 @@ def wait_for(operations, progress, percent):
                 permanent=False,
             )
         if running.pk != shown:
-            progress.step(f"Waiting for {describe(running)} to finish", percent)
+            progress.waiting(f"Waiting for {describe(running)} to finish")
             shown = running.pk
         time.sleep(0.5)
+    if shown:
+        progress.resume()
 
 
 def describe(operation):

@@ -17,7 +17,8 @@ from ..clients.errors import ProviderError
 from ..models import HostedZone, Operation, ZoneCharge
 from ..validators import iam_user_name
 from . import zone_claims
-from .provisioning import aws_secret_path, is_our_delegation, organization_lock, tagged_as_ours
+from .leases import organization_lock
+from .provisioning import aws_secret_path, is_our_delegation, tagged_as_ours
 
 RESUME = "resume"  # a teardown that stopped is queued again
 DELETING = "deleting"  # a teardown is under way, or waits to be resumed (from not_before)

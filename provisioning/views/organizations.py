@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from ..clients.errors import ProviderError
 from ..forms import MemberForm, OffboardForm, OrganizationForm
 from ..models import Certificate, Cluster, Operation
-from ..services import offboarding, organizations, zone_gc, zones
+from ..services import externaldns_health, offboarding, organizations, zone_gc, zones
 
 HOME_ORGANIZATIONS = 25
 EXPIRING_SOON = timedelta(days=30)
@@ -38,7 +38,8 @@ def home(request):
         org.zone = org.live_zones[0] if org.live_zones else None
         org.gc = gc.get(org.pk)
     attention = {
-        "clusters": Cluster.objects.filter(organization__in=visible, state=Cluster.State.ERROR).select_related("organization")[:10],
+        "clusters": Cluster.objects.filter(Q(state=Cluster.State.ERROR) | externaldns_health.FAILING, organization__in=visible)
+        .select_related("organization")[:10],
         "operations": Operation.objects.filter(
             organization__in=visible, state=Operation.State.FAILED, finished_at__gte=now - timedelta(days=1)
         ).select_related("organization", "cluster", "certificate")[:10],

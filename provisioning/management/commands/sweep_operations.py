@@ -1,29 +1,55 @@
+import time
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand
+from django.db import close_old_connections
 from django.utils import timezone
 
 from provisioning.jobs import HANDLERS
 from provisioning.models import AuditEvent
-from provisioning.services import audit, operations
+from provisioning.services import audit, operations, provisioning
+from provisioning.services.backends import Backends
 
 
 class Command(BaseCommand):
     help = (
-        "Find operations whose background job was lost (Redis restarted without its data, or queueing failed after "
-        "the database commit) and that are older than --older-than minutes: one that never started is queued again, "
-        "one that had started is failed with a message saying to retry it. Jobs whose worker died are handled by RQ "
-        "itself. Run it from cron every few minutes; safe from several hosts."
+        "Find operations that no job is going to finish — their job was lost (Redis restarted without its data, or "
+        "queueing failed after the database commit) or the worker running it died (its heartbeat stopped) — and queue "
+        "each again while its retry budget lasts, or fail it with a message saying to retry it. Run it every minute "
+        "(cron), or with --every under a supervisor; safe from several hosts. Also settles the hosted zones whose "
+        "creation was never confirmed and that no job is finishing: adopted if Route53 has them (the GC then decides), "
+        "the row removed if not."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--older-than", type=int, default=10, metavar="MINUTES", help="default 10")
+        parser.add_argument(
+            "--grace", type=int, default=30, metavar="SECONDS", help="leave younger operations alone (default 30)"
+        )
+        parser.add_argument("--every", type=int, metavar="SECONDS", help="sweep again every SECONDS, until stopped")
 
-    def handle(self, *args, older_than, **options):
+    def handle(self, *args, grace, every, **options):
+        while True:
+            try:
+                self.sweep(timedelta(seconds=grace))
+            except Exception as exc:  # under a supervisor the next round tries again; from cron, fail loudly
+                if not every:
+                    raise
+                self.stderr.write(f"sweep failed, next one in {every} s: {type(exc).__name__}: {exc}")
+            if not every:
+                return
+            time.sleep(every)
+            close_old_connections()
+
+    def sweep(self, grace):
+        now = timezone.now()
         with audit.acting(AuditEvent.Source.CRON):
-            requeued, failed = operations.sweep_lost(timezone.now(), timedelta(minutes=older_than), HANDLERS)
+            requeued, failed = operations.sweep(now, grace, HANDLERS)
+            settled = provisioning.settle_unconfirmed_zones(Backends(), now, grace)
+        for zone, outcome in settled:
+            self.stdout.write(f"zone {zone.name}: {outcome}")
         for operation in requeued:
             self.stdout.write(f"queued again  {operation.pk}  {operation}")
         for operation in failed:
             self.stdout.write(f"failed        {operation.pk}  {operation}")
-        self.stdout.write(f"{len(requeued)} queued again, {len(failed)} failed (lost jobs older than {older_than} min).")
+        self.stdout.write(f"{len(requeued)} queued again, {len(failed)} failed (operations no job was finishing).")
+        self.stdout.flush()

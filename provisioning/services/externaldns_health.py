@@ -1,0 +1,100 @@
+"""Whether each ready cluster's ExternalDNS works, as its cluster API tells: read by check_externaldns (cron), kept on
+the Cluster row for the pages, the API and /metrics.
+
+A check costs one Vault read (the cluster's credentials) and two or three cluster API requests (clients/externaldns.py
+observe), without retries: a check that cannot reach the cluster says so, and the next one tries again.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from ..clients import externaldns
+from ..clients.errors import ProviderError
+from ..clients.retry import RetryPolicy
+from ..models import Cluster
+from .backends import Backends
+from .provisioning import read_connection
+
+Health = Cluster.Health
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What one check found: the observation, or why there is none."""
+
+    observation: externaldns.Observation | None
+    unreachable: str = ""
+
+
+def clusters_to_check():
+    """Ready clusters: those whose ExternalDNS orgdns deployed and did not remove (a cluster in error shows as such)."""
+    return Cluster.objects.filter(state=Cluster.State.READY).select_related("organization").order_by("pk")
+
+
+def check_all(now=None, workers=None):
+    """Check every ready cluster, a few at a time; returns {cluster: its health after the check}."""
+    clusters = list(clusters_to_check())
+    with ThreadPoolExecutor(max_workers=workers or settings.ORGDNS_HEALTH_CHECK_WORKERS) as pool:
+        findings = list(pool.map(observe, clusters))
+    now = now or timezone.now()
+    return {cluster: record(cluster, finding, now) for cluster, finding in zip(clusters, findings, strict=True)}
+
+
+def check(cluster, now=None):
+    """Check one cluster now; returns its health."""
+    return record(cluster, observe(cluster), now or timezone.now())
+
+
+def observe(cluster, backends=None):
+    """Read ExternalDNS's state from the cluster (no database access: it runs in threads)."""
+    backends = backends or Backends()
+    try:
+        connection = read_connection(backends.vault(), cluster)
+        kube = backends.cluster(connection, retry=RetryPolicy(attempts=1))
+        try:
+            return Finding(externaldns.observe(kube, settings.EXTERNALDNS_NAMESPACE))
+        finally:
+            kube.close()
+    except ProviderError as exc:
+        return Finding(None, unreachable=f"cannot check: {exc.message}")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # one cluster's odd answer stops no other check
+        return Finding(None, unreachable=f"cannot check: the cluster's answer was not understood ({type(exc).__name__})")
+
+
+def record(cluster, finding, now):
+    """Keep what the check found on the cluster's row if it is still ready (its health fields only: a job may be
+    changing the rest)."""
+    observation = finding.observation
+    if observation is None:
+        health, problem = Health.UNKNOWN, finding.unreachable
+    else:
+        problem = externaldns.health_problem(observation, now.timestamp())
+        health = Health.FAILING if problem else Health.OK
+    fields = {
+        "externaldns_health": health,
+        "externaldns_problem": problem[:2000],
+        "externaldns_checked_at": now,
+        "externaldns_failing_since": None if health == Health.OK else (
+            cluster.externaldns_failing_since if cluster.externaldns_health in (Health.FAILING, Health.UNKNOWN) else now
+        ),
+    }
+    if observation is not None:
+        last_sync = observation.metrics.last_sync if observation.metrics else 0
+        fields.update(
+            externaldns_restarts=observation.restarts,
+            externaldns_last_sync_at=datetime.fromtimestamp(last_sync, UTC) if last_sync else None,
+            externaldns_metrics_error=observation.metrics_error,
+        )
+    Cluster.objects.filter(pk=cluster.pk, state=Cluster.State.READY).update(**fields)
+    for name, value in fields.items():
+        setattr(cluster, name, value)
+    return health
+
+
+# Ready clusters whose ExternalDNS failed its last check or could not be checked.
+FAILING = Q(state=Cluster.State.READY, externaldns_health__in=[Health.FAILING, Health.UNKNOWN])

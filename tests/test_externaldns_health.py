@@ -1,0 +1,173 @@
+"""ExternalDNS's health per cluster: read from a real cluster running the real ExternalDNS, kept on the cluster, shown
+on its page and in "Needs attention", given by the API and exported to /metrics."""
+
+import io
+import time
+import urllib.request
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from provisioning.clients import externaldns
+from provisioning.clients.externaldns import Observation, SyncMetrics, health_problem
+from provisioning.models import Cluster
+from provisioning.services import clusters, externaldns_health, metrics_export
+from tests.conftest import run_jobs, wait_until
+from tests.test_externaldns import register
+
+NOW = 1_800_000_000.0  # a fixed Unix time for the rule's own tests
+RUNNING = Observation(deployed=True, available=True, running_since=NOW - 600, interval=60)
+
+
+def check_command():
+    out = io.StringIO()
+    call_command("check_externaldns", stdout=out)
+    return out.getvalue()
+
+
+def metric(name, **labels):
+    body, _ = metrics_export.exposition()
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_externaldns_that_loses_its_key_shows_as_failing_and_recovers_when_provisioned_again(personas, cluster_api, client):
+    cluster, _ = register(personas.acme, "prod", cluster_api)
+    summary = check_command()
+    cluster.refresh_from_db()
+    assert cluster.externaldns_health == Cluster.Health.OK, cluster.externaldns_problem
+    assert "1 clusters checked: 1 ok, 0 failing, 0 unknown." in summary
+    assert cluster.externaldns_restarts == 0 and cluster.externaldns_failing_since is None
+    # The API server proxies only to pod IPs that are global unicast; here ExternalDNS runs as a local process and its
+    # pod reports 127.0.0.1, so the metrics cannot be read through the proxy: said, and not counted as a failure.
+    assert "address not allowed" in cluster.externaldns_metrics_error
+    client.force_login(personas.alice)
+    page = client.get(reverse("cluster", args=["acme", cluster.pk])).content.decode()
+    assert "running" in page and "its metrics could not be read: " in page
+
+    # The cluster's admin deletes the Secret holding the AWS key; the pod is replaced (a node drained, say).
+    admin = cluster_api.cluster
+    admin.api("DELETE", "/api/v1/namespaces/external-dns/secrets/external-dns-aws")
+    (pod,) = cluster_api.objects("pods", "external-dns")
+    admin.api("DELETE", f"/api/v1/namespaces/external-dns/pods/{pod['metadata']['name']}", {"gracePeriodSeconds": 0})
+
+    def failing():
+        check_command()
+        cluster.refresh_from_db()
+        return cluster.externaldns_health == Cluster.Health.FAILING and "CreateContainerConfigError" in cluster.externaldns_problem
+
+    wait_until(failing, timeout=180)
+    assert 'secret "external-dns-aws" not found' in cluster.externaldns_problem
+    first_failure = cluster.externaldns_failing_since
+    check_command()
+    cluster.refresh_from_db()
+    assert cluster.externaldns_failing_since == first_failure  # failing since the first check that saw it
+
+    page = client.get(reverse("cluster", args=["acme", cluster.pk])).content.decode()
+    assert "failing for " in page and "CreateContainerConfigError" in page
+    home = client.get(reverse("home")).content.decode()
+    assert "ExternalDNS failing" in home and reverse("cluster", args=["acme", cluster.pk]) in home
+    detail = client.get(f"/api/v1/organizations/acme/clusters/{cluster.pk}").json()
+    assert detail["externaldns"]["health"] == "failing" and "CreateContainerConfigError" in detail["externaldns"]["problem"]
+    assert metric("orgdns_externaldns_healthy", organization="acme", cluster="prod") == 0
+
+    clusters.retry_registration(cluster)  # provisioning puts the Secret back
+    run_jobs()
+    check_command()
+    cluster.refresh_from_db()
+    assert cluster.state == Cluster.State.READY
+    assert cluster.externaldns_health == Cluster.Health.OK and cluster.externaldns_failing_since is None
+    assert metric("orgdns_externaldns_healthy", organization="acme", cluster="prod") == 1
+    assert "ExternalDNS failing" not in client.get(reverse("home")).content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_metrics_of_the_real_externaldns_are_read_as_its_last_sync_and_failed_syncs(personas, cluster_api):
+    register(personas.acme, "prod", cluster_api)
+    (process,) = cluster_api.runner.pods.values()
+    # Read from the process itself, on the port the runner gave it (the API server's proxy cannot reach it here).
+    text = urllib.request.urlopen(f"http://127.0.0.1:{process.port}/metrics", timeout=5).read().decode()
+    read = externaldns.sync_metrics(text)
+    assert time.time() - 120 < read.last_sync <= time.time()  # its sync at start
+    assert read.failed_syncs == 0 and read.errors == 0
+    with pytest.raises(ValueError, match="not ExternalDNS's metrics"):
+        externaldns.sync_metrics("# TYPE up gauge\nup 1\n")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cluster_that_refuses_our_token_is_unknown_and_needs_attention(personas, cluster_api, client):
+    cluster, _ = register(personas.acme, "prod", cluster_api)
+    cluster_api.revoke_token()
+    wait_until(lambda: externaldns_health.check(cluster) == Cluster.Health.UNKNOWN, timeout=30)
+    cluster.refresh_from_db()
+    assert cluster.externaldns_problem.startswith("cannot check: the cluster at ") and "401" in cluster.externaldns_problem
+    assert cluster.state == Cluster.State.READY  # the check changes nothing but the health fields
+    client.force_login(personas.alice)
+    assert "ExternalDNS unknown" in client.get(reverse("home")).content.decode()
+
+
+@pytest.mark.django_db
+def test_only_the_users_own_failing_clusters_need_their_attention(personas, client):
+    since = timezone.now() - timedelta(minutes=12)
+    for org, name in ((personas.acme, "prod"), (personas.globex, "web")):
+        Cluster.objects.create(
+            organization=org, name=name, api_server=f"https://{name}.example:6443", owner_id=f"{org.name}-{name}",
+            state=Cluster.State.READY, externaldns_health=Cluster.Health.FAILING, externaldns_problem=f"{name} broke",
+            externaldns_failing_since=since, externaldns_checked_at=timezone.now(),
+        )
+    Cluster.objects.create(organization=personas.acme, name="gone", api_server="https://gone.example:6443", owner_id="acme-gone",
+                           state=Cluster.State.DEREGISTERED, externaldns_health=Cluster.Health.FAILING, externaldns_problem="gone broke")
+    client.force_login(personas.alice)
+    home = client.get(reverse("home")).content.decode()
+    assert "prod broke" in home and "for 12 min" in home
+    assert "web broke" not in home and "gone broke" not in home
+    client.force_login(personas.bob)
+    home = client.get(reverse("home")).content.decode()
+    assert "web broke" in home and "prod broke" not in home
+    client.force_login(personas.charlie)
+    assert "broke" not in client.get(reverse("home")).content.decode()
+
+
+@pytest.mark.parametrize(
+    "observation, expected",
+    [
+        (RUNNING, ""),
+        (Observation(deployed=False), "ExternalDNS is not deployed: its Deployment is missing from the cluster"),
+        (Observation(deployed=True, replicas=0), "its Deployment is scaled to 0 replicas"),
+        (Observation(deployed=True, problem="pod x; CrashLoopBackOff: back-off 40s"), "pod x; CrashLoopBackOff: back-off 40s"),
+        (Observation(deployed=True), "no ExternalDNS pod is available"),
+        (Observation(deployed=True, available=True, interval=60, metrics=SyncMetrics(NOW - 40, 0, 0)), ""),
+        (
+            Observation(deployed=True, available=True, interval=60, metrics=SyncMetrics(NOW - 200, 3, 3)),
+            "its last 3 syncs with Route53 failed (last success 3 min ago)",
+        ),
+        (
+            Observation(deployed=True, available=True, interval=60, metrics=SyncMetrics(0, 2, 2)),
+            "its last 2 syncs with Route53 failed (none succeeded since it started)",
+        ),
+        (
+            Observation(deployed=True, available=True, interval=60, metrics=SyncMetrics(NOW - 721, 0, 0)),
+            "no successful sync for 12 min (it syncs every 60 s)",
+        ),
+        (Observation(deployed=True, available=True, interval=3600, metrics=SyncMetrics(NOW - 3700, 0, 0)), ""),
+        (
+            Observation(deployed=True, available=True, running_since=NOW - 900, interval=60, metrics=SyncMetrics(0, 0, 0)),
+            "no successful sync for 15 min (it syncs every 60 s)",
+        ),
+    ],
+)
+def test_the_health_rule(observation, expected):
+    assert health_problem(observation, NOW) == expected
+
+
+@pytest.mark.parametrize("args, seconds", [([], 60), (["--interval=1h"], 3600), (["--x", "--interval=1m30s"], 90), (["--interval=500ms"], 1)])
+def test_the_interval_is_read_from_the_deployments_args(args, seconds):
+    assert externaldns._interval(args) == seconds

@@ -1,0 +1,215 @@
+"""Faults of the real processes orgdns depends on — a worker killed mid-job, Redis, Vault and AWS frozen — and what
+a user sees meanwhile: every operation converges once the fault is gone, nothing is left behind or duplicated."""
+
+import os
+import signal
+import subprocess
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from devstack.processes import free_port, port_open
+from provisioning.models import Cluster, HostedZone, Operation
+from provisioning.services import clusters, leases, zone_gc
+from provisioning.services.leases import organization_lock
+from provisioning.services.provisioning import CREATED_AT_TAG
+from tests.conftest import run_jobs, start_manage_process, vault_tree, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@contextmanager
+def frozen(process):
+    """The process stops answering (SIGSTOP) — a hung server, not a refused connection — until the block ends."""
+    process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def private_redis(settings, tmp_path):
+    """A Redis server of this test's own, as orgdns's queue, that the test may freeze."""
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    wait_until(lambda: port_open("127.0.0.1", port), timeout=10)
+    url = f"redis://127.0.0.1:{port}/0"
+    settings.REDIS_URL = url
+    settings.RQ_QUEUES = {"default": {**settings.RQ_QUEUES["default"], "URL": f"{url}?socket_timeout=2&socket_connect_timeout=2"}}
+    yield process
+    process.send_signal(signal.SIGCONT)
+    process.kill()
+    process.wait()
+
+
+def start_worker():
+    return start_manage_process("rqworker", "default", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def kill_worker(process):
+    """SIGKILL the worker and its work horse (which RQ puts in a session of its own)."""
+    for horse in children_of(process.pid):
+        os.kill(horse, signal.SIGKILL)
+    process.kill()
+    process.wait()
+
+
+def children_of(pid):
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def operation_state(operation):
+    operation.refresh_from_db()
+    return operation.state
+
+
+def test_retries_inside_a_call_show_on_the_operation(personas, cluster_api, aws_faults):
+    aws_faults.error("route53", "CreateHostedZone", "Throttling", times=2)
+    _, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    run_jobs()
+    operation.refresh_from_db()
+    assert operation.state == Operation.State.SUCCEEDED, operation.error
+    assert "AWS route53 is slow or unreachable (ClientError): attempt 2 of 6" in operation.log
+    assert "attempt 3 of 6" in operation.log and "attempt 4 of 6" not in operation.log
+
+
+def test_a_job_waiting_for_its_organization_says_so_then_runs(personas, cluster_api):
+    _, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    worker = start_worker()
+    try:
+        with organization_lock(personas.acme):
+            wait_until(lambda: Operation.objects.get(pk=operation.pk).step.startswith("waiting for another operation"))
+            assert Operation.objects.get(pk=operation.pk).state == Operation.State.RUNNING
+        wait_until(lambda: operation_state(operation) in Operation.FINISHED, timeout=120)
+    finally:
+        kill_worker(worker)
+    assert operation.state == Operation.State.SUCCEEDED, operation.error
+    assert "waiting for another operation of this organization: a request being served" in operation.log
+
+
+def test_a_job_whose_worker_is_killed_runs_again_after_its_lock_frees(personas, cluster_api, servers, aws, settings):
+    settings.ORGDNS_JOB_RETRY_INTERVALS = [1]
+    _, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    worker = start_worker()
+    try:
+        with frozen(servers.moto):  # the job hangs in Route53, inside the organization lock
+            wait_until(lambda: Operation.objects.get(pk=operation.pk).step.startswith("Checking that what orgdns"))
+            kill_worker(worker)
+        wait_until(lambda: not leases.is_alive(operation.pk), timeout=30)
+        call_command("sweep_operations", "--grace", "0")
+        assert operation_state(operation) == Operation.State.RETRYING
+        worker = start_worker()
+        # The dead job's lease has not expired yet: the new run says what it waits for.
+        wait_until(lambda: "waiting for another operation" in Operation.objects.get(pk=operation.pk).log, timeout=30)
+        wait_until(lambda: operation_state(operation) in Operation.FINISHED, timeout=180)
+    finally:
+        kill_worker(worker)
+    assert operation.state == Operation.State.SUCCEEDED, operation.error
+    assert operation.attempts == 2
+    assert "waiting for another operation of this organization: this operation's earlier run, which stopped" in operation.log
+    zones = aws.route53.list_hosted_zones()["HostedZones"]
+    assert [z["Name"] for z in zones] == ["acme.orgdns.test."]
+    assert len(aws.iam.list_access_keys(UserName="orgdns-acme")["AccessKeyMetadata"]) == 1
+
+
+def test_a_registration_while_redis_hangs_is_refused_clearly_and_saves_nothing(personas, cluster_api, private_redis, vault, client, settings):
+    client.force_login(personas.alice)
+    with frozen(private_redis):
+        response = client.post(
+            reverse("cluster-register", args=["acme"]),
+            {"name": "prod", "api_server": cluster_api.connection.server, "ca_pem": cluster_api.connection.ca_pem, "token": cluster_api.connection.token},
+        )
+    assert response.status_code == 200
+    assert "job queue (Redis) is not answering. Nothing was saved" in response.content.decode()
+    assert not Cluster.objects.exists()
+    assert vault_tree(vault, settings.VAULT_PREFIX) == []
+
+
+def test_an_operation_saved_while_redis_hangs_is_queued_by_the_sweep(personas, cluster_api, private_redis):
+    with frozen(private_redis):
+        cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    assert operation_state(operation) == Operation.State.QUEUED  # saved; its job is not in Redis
+    Operation.objects.filter(pk=operation.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    call_command("sweep_operations")
+    run_jobs()
+    assert operation_state(operation) == Operation.State.SUCCEEDED, operation.error
+    cluster.refresh_from_db()
+    assert cluster.state == Cluster.State.READY
+
+
+def test_a_registration_while_vault_hangs_is_refused_clearly_and_saves_nothing(personas, cluster_api, servers, client):
+    client.force_login(personas.alice)
+    with frozen(servers.bao):
+        response = client.post(
+            reverse("cluster-register", args=["acme"]),
+            {"name": "prod", "api_server": cluster_api.connection.server, "ca_pem": cluster_api.connection.ca_pem, "token": cluster_api.connection.token},
+        )
+    assert response.status_code == 200
+    assert "Vault, where orgdns keeps the cluster&#x27;s credentials, is not answering" in response.content.decode()
+    assert not Cluster.objects.exists() and not Operation.objects.exists()
+
+
+def test_a_zone_whose_tagging_failed_keeps_its_creation_time(personas, cluster_api, aws, aws_faults):
+    aws_faults.error("route53", "ChangeTagsForResource", "ServiceUnavailable", times=100, status=503)
+    cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    asked_at = timezone.now()
+    run_jobs()
+    assert operation_state(operation) == Operation.State.FAILED
+    zone = HostedZone.objects.get(organization=personas.acme)
+    assert (zone.state, zone.zone_id) == (HostedZone.State.CREATING, "")  # the answer was lost
+    assert abs(zone.aws_created_at - asked_at) < timedelta(seconds=30)  # but what billing needs was recorded first
+
+    aws_faults.heal()
+    clusters.retry_registration(cluster)
+    run_jobs()
+    zone.refresh_from_db()
+    assert operation_state(cluster.operations.first()) == Operation.State.SUCCEEDED
+    assert abs(zone.aws_created_at - asked_at) < timedelta(seconds=30)  # not "unknown, already charged"
+    tags = {t["Key"]: t["Value"] for t in aws.route53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=zone.zone_id)["ResourceTagSet"]["Tags"]}
+    assert tags[CREATED_AT_TAG] == zone.aws_created_at.isoformat()
+
+
+def test_a_zone_left_unconfirmed_by_a_dead_job_is_adopted_and_collected(personas, cluster_api, aws, aws_faults):
+    aws_faults.die_after("route53", "CreateHostedZone")
+    cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    run_jobs()
+    aws_faults.heal()
+    clusters.deregister_cluster(Cluster.objects.get(pk=cluster.pk))  # the user gives up instead of retrying
+    run_jobs()
+    zone = HostedZone.objects.get(organization=personas.acme)
+    assert zone.state == HostedZone.State.CREATING
+
+    HostedZone.objects.filter(pk=zone.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    call_command("sweep_operations")
+    zone.refresh_from_db()
+    assert zone.state == HostedZone.State.ACTIVE and zone.zone_id
+    (planned,) = zone_gc.plan(timezone.now())
+    assert planned.zone == zone and planned.scheduled  # the GC sees it, and it has no cluster any more
+
+
+def test_a_zone_whose_creation_never_happened_loses_its_row(personas, cluster_api, aws_faults, aws):
+    aws_faults.error("route53", "CreateHostedZone", "ServiceUnavailable", times=100, status=503)
+    clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    run_jobs()
+    aws_faults.heal()
+    HostedZone.objects.update(created_at=timezone.now() - timedelta(minutes=1))
+    call_command("sweep_operations")
+    assert not HostedZone.objects.exists()
+    assert aws.route53.list_hosted_zones()["HostedZones"] == []
