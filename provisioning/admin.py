@@ -76,13 +76,17 @@ class OrganizationAdminForm(forms.ModelForm):
 
 @admin.register(Organization)
 class OrganizationAdmin(AuditedAdmin):
-    list_display = ["name", "created_at"]
+    """Deleting one is offboarding it: its page's *Delete organization* (or `manage.py offboard_organization`)."""
+
+    list_display = ["name", "state", "created_at", "offboarded_at"]
+    list_filter = ["state"]
     search_fields = ["name"]
     inlines = [MembershipInline]
     form = OrganizationAdminForm
 
     def get_readonly_fields(self, request, obj=None):
-        return ["name", "created_at"] if obj else ["created_at"]  # the zone and IAM user are named after it
+        # The zone and IAM user are named after it; its state changes by offboarding only.
+        return ["name", "state", "created_at", "offboarded_at"] if obj else ["created_at"]
 
 
 @admin.register(Membership)

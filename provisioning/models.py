@@ -8,8 +8,17 @@ from .validators import validate_cluster_name, validate_org_name
 
 
 class Organization(models.Model):
+    """Offboarded organizations stay as a tombstone that holds their audit trail and cost ledger, and their name."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        OFFBOARDING = "offboarding"
+        OFFBOARDED = "offboarded"
+
     name = models.CharField(max_length=63, unique=True, validators=[validate_org_name])
+    state = models.CharField(max_length=11, choices=State.choices, default=State.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
+    offboarded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -17,6 +26,10 @@ class Organization(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def active(self):
+        return self.state == self.State.ACTIVE
 
     @property
     def zone_name(self):
@@ -196,6 +209,7 @@ class Operation(models.Model):
         DELETE_CERTIFICATE = "delete_certificate", "Delete certificate"
         RERENDER_EXTERNALDNS = "rerender_externaldns", "Re-render ExternalDNS"
         ROTATE_CREDENTIALS = "rotate_credentials", "Rotate access key"
+        OFFBOARD = "offboard", "Offboard organization"
 
     class State(models.TextChoices):
         QUEUED = "queued"

@@ -20,6 +20,7 @@ urlpatterns = [
     path("orgs/<str:org>/", organizations.organization_detail, name="organization"),
     path("orgs/<str:org>/zone/", organizations.zone_detail, name="zone"),
     path("orgs/<str:org>/zone/records", organizations.zone_records, name="zone-records"),
+    path("orgs/<str:org>/delete", organizations.organization_offboard, name="organization-offboard"),
     path("orgs/<str:org>/members/", organizations.members, name="members"),
     path("orgs/<str:org>/rotate-key", organizations.rotate_key, name="rotate-key"),
     path("orgs/<str:org>/members/<int:pk>/remove", organizations.member_remove, name="member-remove"),

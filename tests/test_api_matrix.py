@@ -96,6 +96,7 @@ def endpoints(acme):
         (READ, "get", f"{base}/members", None, 200),
         (MEMBERS, "put", f"{base}/members/charlie", {"role": "viewer"}, 200),
         (MEMBERS, "delete", f"{base}/members/vera", None, 204),
+        (MEMBERS, "post", f"{base}/offboard", {"confirmation": "acme"}, 202),  # owners (and staff who may act) only
         (READ, "get", f"{base}/clusters", None, 200),
         (WRITE, "post", f"{base}/clusters", {"name": "edge", **connection}, 202),
         (READ, "get", cluster, None, 200),

@@ -39,6 +39,7 @@ class ZoneSummary(Schema):
 
 class Organization(Schema):
     name: str
+    state: str = Field(description="active, offboarding (being deleted: nothing can be changed) or offboarded.")
     created_at: datetime
     role: Role | None = Field(None, description="Your role in it (none: you see it as staff).")
     zone: ZoneSummary | None = Field(None, description="Its hosted zone, unless it has none or it was deleted.")
@@ -69,6 +70,10 @@ class OrganizationDetail(Organization):
 
 
 DNS_LABEL = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+
+
+class Offboarding(Schema):
+    confirmation: str = Field(description="The organization's name, typed again.")
 
 
 class NewOrganization(Schema):

@@ -27,7 +27,7 @@ from django.db.models import Exists, F, OuterRef, Q
 
 from ..clients import externaldns
 from ..clients.errors import ProviderError
-from ..models import Cluster, HostedZone, Operation
+from ..models import Cluster, HostedZone, Operation, Organization
 from ..validators import iam_user_name
 from .operations import Progress, start_operation
 from .provisioning import (
@@ -56,7 +56,7 @@ def request_rotation(organization, reason, user=None, new_key=True):
 
     new_key: the rotation must end with a key made after this request (False: only finish one under way)."""
     zone = credentials_zone(organization)
-    if zone is None:
+    if zone is None or not Organization.objects.get(pk=organization.pk).active:  # offboarding deletes the key
         return None
     with transaction.atomic():
         if new_key:

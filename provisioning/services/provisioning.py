@@ -14,6 +14,7 @@ from ..clients.errors import ProviderError
 from ..clients.kube import ClusterConnection, InvalidConnection
 from ..models import Cluster, HostedZone, Operation
 from ..validators import iam_user_name
+from . import offboarding
 from .leases import organization_lock
 from .zone_claims import release_unstarted
 
@@ -37,6 +38,7 @@ def cluster_secret_path(vault, cluster):
 def register_cluster(operation, progress, backends):
     cluster = operation.cluster
     org = cluster.organization
+    offboarding.refuse_in_job(org)
     if not Cluster.objects.filter(pk=cluster.pk, state__in=PROVISIONABLE).update(state=Cluster.State.PROVISIONING, message=""):
         raise ProviderError(
             f"cluster {cluster.name} is {Cluster.objects.get(pk=cluster.pk).state}: nothing to provision",
@@ -434,8 +436,8 @@ def mark_register_failed(operation, message):
     Cluster.objects.filter(pk=operation.cluster_id, state__in=PROVISIONABLE).update(state=Cluster.State.ERROR, message=message)
 
 
-def deregister_cluster(operation, progress, backends):
-    cluster = operation.cluster
+def deregister(cluster, progress, backends):
+    """Remove ExternalDNS and the records it owns (teardown.deregister removes our certificates first)."""
     vault = backends.vault()
     Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.DEREGISTERING, message="")
 

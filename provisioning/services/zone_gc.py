@@ -128,7 +128,7 @@ def delete_zone(operation, progress, backends):
             return
         if zone.route53_deleted_at is None:
             _delete_from_route53(zone, backends.route53(), progress)
-        _delete_iam_user(org, backends.iam(), progress)
+        delete_iam_user(org, backends.iam(), progress)
         vault = backends.vault()
         progress.step("Deleting the zone's AWS credentials from Vault, with every version", 90)
         vault.destroy(aws_secret_path(vault, org))
@@ -185,7 +185,7 @@ def _remove_delegation(zone, route53, progress):
     HostedZone.objects.filter(pk=zone.pk).update(delegated=False)
 
 
-def _delete_iam_user(org, iam, progress):
+def delete_iam_user(org, iam, progress):
     user = iam_user_name(org.name)
     progress.step(f"Deleting IAM user {user}, its access keys and its policy", 75)
     tags = iam.user_tags(user)
