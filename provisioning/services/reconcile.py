@@ -162,14 +162,15 @@ def _iam_user_expected(user, org):
 
 
 def _find_iam_orphans(iam, organizations, scan):
+    named = set(HostedZone.objects.exclude(state=HostedZone.State.DELETED).values_list("iam_user_name", flat=True))
     for user in iam.users(f"{settings.ORGDNS_RESOURCE_PREFIX}-"):
+        if user["name"] in named:
+            continue
         tags = iam.user_tags(user["name"]) or {}
         org_name = tags.get("orgdns:organization", "")
         org = organizations.get(org_name)
         if not org_name or user["name"] != iam_user_name(org_name) or not tagged_as_ours(tags, _named(org_name)):
             continue  # not ours
-        if _iam_user_expected(user["name"], org):
-            continue
         why = f"organization {org_name} does not exist" if org is None else "no live zone names it"
         scan.orphans.append(Orphan(IAM_USER, user["name"], org_name, why, born=user["created_at"]))
 

@@ -40,10 +40,13 @@ class Command(BaseCommand):
                 for orphan in scan.actionable:
                     outcomes[id(orphan)] = self.remove(orphan, backends)
         failed = sum(1 for outcome in outcomes.values() if outcome.startswith("failed"))
+        left = sum(1 for outcome in outcomes.values() if outcome.startswith("left"))
         summary = {
             "orphans": len(scan.actionable),
             "held": len(scan.orphans) - len(scan.actionable),
             "problems": len(scan.problems),
+            "removed": len(outcomes) - failed - left,
+            "left": left,
             "failed": failed,
         }
         if as_json:
@@ -92,4 +95,7 @@ def summary_line(summary, apply):
         line += f", {summary['problems']} clusters not checked"
     if not apply:
         return f"{line}; dry run: nothing changed (--apply removes them)."
-    return f"{line}; {summary['orphans'] - summary['failed']} removed or adopted, {summary['failed']} failed."
+    return (
+        f"{line}; {summary['removed']} removed or adopted, {summary['left']} left (changed meanwhile), "
+        f"{summary['failed']} failed."
+    )
