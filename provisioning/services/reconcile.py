@@ -114,40 +114,37 @@ def _minutes(delta):
 # --- Vault -------------------------------------------------------------------------------------------------------
 
 
-def expected_vault_paths(vault, org):
-    """The paths the organization's rows point at: its CA, its AWS key while a live zone has one, the credentials of
-    each cluster not deregistered, the key and certificate of each certificate not deleted."""
-    paths = {ca_path(vault, org)}
-    if HostedZone.objects.filter(organization=org).exclude(state=HostedZone.State.DELETED).exclude(access_key_id="").exists():
-        paths.add(aws_secret_path(vault, org))
-    paths.update(cluster_secret_path(vault, cluster) for cluster in org.clusters.live())
-    paths.update(material_path(vault, c) for c in org.certificates.exclude(state=Certificate.State.DELETED))
+def expected_vault_paths(vault, organizations):
+    """The paths the rows of these organizations point at: each one's CA, its AWS key while a live zone has one, the
+    credentials of each cluster not deregistered, the key and certificate of each certificate not deleted."""
+    live_zones = HostedZone.objects.exclude(state=HostedZone.State.DELETED).exclude(access_key_id="")
+    certificates = Certificate.objects.exclude(state=Certificate.State.DELETED)
+    paths = {ca_path(vault, org) for org in organizations}
+    paths.update(aws_secret_path(vault, z.organization) for z in _of(live_zones, organizations))
+    paths.update(cluster_secret_path(vault, c) for c in _of(Cluster.objects.live(), organizations))
+    paths.update(material_path(vault, c) for c in _of(certificates, organizations))
     return paths
+
+
+def _of(rows, organizations):
+    return rows.filter(organization__in=organizations).select_related("organization")
 
 
 def _find_vault_orphans(vault, organizations, scan):
     root = f"{vault.prefix}/"
-    expected = {}
+    expected = expected_vault_paths(vault, list(organizations.values()))
     for path in vault.paths_under(f"{vault.prefix}/orgs"):
         shape = VAULT_PATH.fullmatch(path.removeprefix(root))
-        if shape is None:
+        if shape is None or path in expected:
             continue
         org_name = shape["org"]
-        org = organizations.get(org_name)
-        if org is None:
-            why = f"organization {org_name} does not exist"
-        else:
-            if org_name not in expected:
-                expected[org_name] = expected_vault_paths(vault, org)
-            if path in expected[org_name]:
-                continue
-            why = "no row points at it"
+        why = "no row points at it" if org_name in organizations else f"organization {org_name} does not exist"
         scan.orphans.append(Orphan(VAULT, path, org_name, why, born=vault.last_written(path)))
 
 
 def _remove_vault_path(orphan, org, backends):
     vault = backends.vault()
-    if org is not None and orphan.name in expected_vault_paths(vault, org):
+    if org is not None and orphan.name in expected_vault_paths(vault, [org]):
         return "left: a row points at it now"
     vault.destroy(orphan.name)
     return "destroyed, with every version"
