@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from provisioning.clients import tls
@@ -219,6 +219,22 @@ def requests_given_up_on(port):
 
 
 def test_grace_must_not_be_negative(personas):
-    with pytest.raises(Exception, match="--grace -1"):
+    with pytest.raises(CommandError, match="--grace -1"):
         call_command("reconcile", "--grace", "-1")
+
+
+def test_a_cluster_that_cannot_be_read_is_reported_and_the_rest_still_done(personas, vault):
+    cluster = Cluster.objects.create(
+        organization=personas.acme, name="prod", api_server="https://prod.example", owner_id="acme-prod-1", state=Cluster.State.READY
+    )  # its credentials are not in Vault
+    certificate = Certificate.objects.create(organization=personas.acme, dns_names=["www.acme.orgdns.test"], state=Certificate.State.ACTIVE)
+    certificate.installations.create(cluster=cluster, namespace="web", secret_name="www-tls")
+    put_secret(vault, "orgs/gone/tls/ca")
+
+    report = reconcile("--apply", "--grace", "0")
+    assert report["problems"] == [
+        "cluster acme/prod: the cluster's credentials are missing from Vault: register the cluster again"
+    ]
+    assert listed(report) == {("vault", f"{settings.VAULT_PREFIX}/orgs/gone/tls/ca")}
+    assert vault_tree(vault, settings.VAULT_PREFIX) == []
 

@@ -154,8 +154,8 @@ def _remove_vault_path(orphan, org, backends):
 
 
 def _iam_user_expected(user, org):
-    zones = HostedZone.objects.filter(organization=org, iam_user_name=user).exclude(state=HostedZone.State.DELETED)
-    return org is not None and zones.exists()
+    live = HostedZone.objects.exclude(state=HostedZone.State.DELETED)
+    return org is not None and live.filter(organization=org, iam_user_name=user).exists()
 
 
 def _find_iam_orphans(iam, organizations, scan):
@@ -292,7 +292,7 @@ def _find_secret_orphans(backends, scan):
                     SECRET,
                     f"{cluster}/{meta['namespace']}/{meta['name']}",
                     cluster.organization.name,
-                    f"holds certificate {certificate_id}, which is deleted",
+                    f"holds certificate {certificate_id}, which is deleted (or not {cluster.organization.name}'s)",
                     born=datetime.fromisoformat(meta["creationTimestamp"]),
                     ref={"cluster": cluster.pk, "namespace": meta["namespace"], "secret": meta["name"], "certificate": certificate_id},
                 )
@@ -300,7 +300,8 @@ def _find_secret_orphans(backends, scan):
 
 
 def _labelled_ours(labels):
-    return all(labels.get(k) == v for k, v in tls.MANAGED_BY.items()) and bool(labels.get(tls.CERTIFICATE_LABEL))
+    """Labelled as orgdns labels a certificate's Secret (with a certificate's id)."""
+    return all(labels.get(k) == v for k, v in tls.MANAGED_BY.items()) and labels.get(tls.CERTIFICATE_LABEL, "").isdigit()
 
 
 def _remove_secret(orphan, org, backends):
