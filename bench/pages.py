@@ -162,6 +162,7 @@ def pages(org):
         ("operation", reverse("operation", args=[cluster.operations.first().pk]), False),
         ("certificates of the org", reverse("certificates", args=[org.name]), False),
         ("certificate", reverse("certificate", args=[org.name, org.certificates.first().pk]), False),
+        ("Route53 budget", reverse("route53-budget"), True),
     ]
 
 

@@ -115,29 +115,34 @@ class Supervisor:
     def __init__(self, cwd, poll_seconds=1.0):
         self.cwd = cwd
         self.poll_seconds = poll_seconds
-        self.children = {}  # name -> (command, log path, Popen)
+        self.children = {}  # name -> (command, log path, environment, Popen)
+        self.restarts = 0
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True, name="supervisor")
 
-    def start(self, name, command, log_path):
+    def start(self, name, command, log_path, env=None):
         open(log_path, "w").close()
-        self.children[name] = (command, log_path, self._spawn(command, log_path))
+        self.children[name] = (command, log_path, env, self._spawn(command, log_path, env))
         if not self._thread.is_alive():
             self._thread.start()
 
-    def _spawn(self, command, log_path):
-        return subprocess.Popen(command, cwd=self.cwd, stdout=open(log_path, "a"), stderr=subprocess.STDOUT)
+    def pid(self, name):
+        return self.children[name][-1].pid
+
+    def _spawn(self, command, log_path, env):
+        return subprocess.Popen(command, cwd=self.cwd, env=env, stdout=open(log_path, "a"), stderr=subprocess.STDOUT)
 
     def _watch(self):
         while not self._stopping.wait(self.poll_seconds):
-            for name, (command, log_path, process) in list(self.children.items()):
+            for name, (command, log_path, env, process) in list(self.children.items()):
                 if process.poll() is not None and not self._stopping.is_set():
                     print(f"[supervisor] {name} exited (status {process.returncode}): started again; see {log_path}", flush=True)
-                    self.children[name] = (command, log_path, self._spawn(command, log_path))
+                    self.restarts += 1
+                    self.children[name] = (command, log_path, env, self._spawn(command, log_path, env))
 
     def stop(self):
         self._stopping.set()
         if self._thread.is_alive():
             self._thread.join()
-        for _, _, process in reversed(list(self.children.values())):
+        for *_, process in reversed(list(self.children.values())):
             stop(process)

@@ -236,6 +236,20 @@ ORGDNS_ROUTE53_RATE = envfloat("ORGDNS_ROUTE53_RATE", ORGDNS_ROUTE53_ACCOUNT_RAT
 ORGDNS_ROUTE53_BURST = envint("ORGDNS_ROUTE53_BURST", max(1, int(50 * ORGDNS_ROUTE53_SHARE)))  # requests at once, all workers
 if ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE > 1:
     raise ImproperlyConfigured("ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE must not exceed 1")
+# The account's quotas (AWS's defaults; ask AWS for more) and when the Route53 budget page and the home page warn: a
+# quota, or a share of the rate, used above this fraction. orgdns's own rate is measured over the last minutes.
+ORGDNS_ROUTE53_ZONE_QUOTA = envint("ORGDNS_ROUTE53_ZONE_QUOTA", 500)  # hosted zones in the account
+ORGDNS_IAM_USER_QUOTA = envint("ORGDNS_IAM_USER_QUOTA", 5000)  # IAM users in the account (a hard cap)
+ORGDNS_BUDGET_ATTENTION = envfloat("ORGDNS_BUDGET_ATTENTION", 0.8)
+ORGDNS_ROUTE53_MEASURE_MINUTES = envint("ORGDNS_ROUTE53_MEASURE_MINUTES", 15)
+for _name, _value, _valid, _wanted in [
+    ("ORGDNS_ROUTE53_ZONE_QUOTA", ORGDNS_ROUTE53_ZONE_QUOTA, ORGDNS_ROUTE53_ZONE_QUOTA > 0, "more than 0"),
+    ("ORGDNS_IAM_USER_QUOTA", ORGDNS_IAM_USER_QUOTA, ORGDNS_IAM_USER_QUOTA > 0, "more than 0"),
+    ("ORGDNS_BUDGET_ATTENTION", ORGDNS_BUDGET_ATTENTION, 0 < ORGDNS_BUDGET_ATTENTION <= 1, "a fraction, more than 0 and at most 1"),
+    ("ORGDNS_ROUTE53_MEASURE_MINUTES", ORGDNS_ROUTE53_MEASURE_MINUTES, 1 <= ORGDNS_ROUTE53_MEASURE_MINUTES <= 180, "1 to 180"),
+]:
+    if not _valid:
+        raise ImproperlyConfigured(f"{_name} must be {_wanted}, not {_value}")
 ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6)  # per remote call, for transient errors
 ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5)  # seconds, doubles each attempt
 ORGDNS_JOB_RETRY_INTERVALS = [int(s) for s in env("ORGDNS_JOB_RETRY_INTERVALS", "30,120,600").split(",") if s]
@@ -275,6 +289,13 @@ EXTERNALDNS_MAX_INTERVAL = envint("EXTERNALDNS_MAX_INTERVAL", 3600)  # seconds; 
 EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = envint("EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL", 45)  # a change reaches Route53 within this + a sync
 EXTERNALDNS_PLAN_RECORDS = envint("EXTERNALDNS_PLAN_RECORDS", 300)
 EXTERNALDNS_PLAN_CHANGES_PER_HOUR = envfloat("EXTERNALDNS_PLAN_CHANGES_PER_HOUR", 6.0)
+# When the fleet's size calls for a resync interval off by more than this fraction from the one a ready cluster runs,
+# `manage.py rerender_externaldns` deploys its ExternalDNS again, at most this many at a time (each restart reads the
+# account's zones and the zone's records once: ⌈Z/100⌉ + ⌈R/300⌉ Route53 calls).
+EXTERNALDNS_RERENDER_THRESHOLD = envfloat("EXTERNALDNS_RERENDER_THRESHOLD", 0.2)
+EXTERNALDNS_RERENDERS_AT_ONCE = envint("EXTERNALDNS_RERENDERS_AT_ONCE", 10)
+if EXTERNALDNS_RERENDER_THRESHOLD < 0 or EXTERNALDNS_RERENDERS_AT_ONCE < 0:
+    raise ImproperlyConfigured("EXTERNALDNS_RERENDER_THRESHOLD and EXTERNALDNS_RERENDERS_AT_ONCE must not be negative")
 KUBE_REQUEST_TIMEOUT = envint("KUBE_REQUEST_TIMEOUT", 15)
 VAULT_TIMEOUT = envfloat("VAULT_TIMEOUT", 10)  # seconds per Vault call in jobs
 ORGDNS_REQUEST_VAULT_TIMEOUT = envfloat("ORGDNS_REQUEST_VAULT_TIMEOUT", 4)  # in a request (two tries), then a clear error

@@ -200,9 +200,26 @@ def resync_interval(clusters, zones, budget):
     return math.ceil(high)
 
 
+def cluster_flags(interval, owner_id=None, budget=Budget()):
+    """The flags of one cluster's ExternalDNS at the fleet's resync interval, lengthened by the jitter of its owner id
+    (none without one)."""
+    return _flags(interval, budget, jitter_fraction(owner_id) if owner_id else 0.0)
+
+
 def externaldns_flags(clusters, zones, owner_id, budget=Budget()):
     """The flags of one cluster's ExternalDNS, for a fleet of `clusters` in an account of `zones` hosted zones."""
-    return _flags(resync_interval(max(1, clusters), zones, budget), budget, jitter_fraction(owner_id))
+    return cluster_flags(resync_interval(max(1, clusters), zones, budget), owner_id, budget)
+
+
+def needs_rerender(running, wanted, threshold):
+    """Whether an ExternalDNS running with the flags `running` (None: not known) should be deployed again with
+    `wanted`: its interval is off by more than `threshold` (a fraction of the wanted one), or its events differ.
+    The threshold keeps a fleet that grows one cluster at a time from restarting every ExternalDNS each time."""
+    if running is None:
+        return True
+    if (running.events, running.min_event_sync) != (wanted.events, wanted.min_event_sync):
+        return True
+    return abs(running.interval - wanted.interval) > threshold * wanted.interval
 
 
 def clusters_per_account(flags, zones, records, changes_per_hour, budget=Budget(), utilisation=0.8):
@@ -250,3 +267,67 @@ def gc_final_window_rate(zones_to_delete, window, records=300):
 def orgdns_rate(budget=Budget(), other_share=0.1):
     """orgdns's own rate: what the fleet and other callers (the console, scripts) leave of the account's."""
     return budget.account_rate * max(0.0, 1 - budget.fleet_share - other_share)
+
+
+# --- an account's use of its budget and quotas -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountLoad:
+    """What one account's callers spend of its Route53 rate, and how full its quotas are. Rates in calls/s."""
+
+    account_rate: float  # the account's bucket
+    fleet_budget: float  # of it, every tenant's ExternalDNS together
+    orgdns_budget: float  # of it, orgdns's own workers and pages
+    fleet_rate: float  # the fleet's, modelled
+    orgdns_rate: float  # orgdns's, measured
+    zones: int
+    zone_quota: int
+    iam_users: int
+    iam_user_quota: int
+
+    @property
+    def fleet_used(self):
+        return _fraction(self.fleet_rate, self.fleet_budget)
+
+    @property
+    def orgdns_used(self):
+        return _fraction(self.orgdns_rate, self.orgdns_budget)
+
+    @property
+    def total_rate(self):
+        return self.fleet_rate + self.orgdns_rate
+
+    @property
+    def total_used(self):
+        return _fraction(self.total_rate, self.account_rate)
+
+    @property
+    def headroom(self):
+        """Calls/s left in the account's bucket (negative: more is asked of it than it refills)."""
+        return self.account_rate - self.total_rate
+
+    @property
+    def zones_used(self):
+        return _fraction(self.zones, self.zone_quota)
+
+    @property
+    def iam_users_used(self):
+        return _fraction(self.iam_users, self.iam_user_quota)
+
+    def above(self, threshold):
+        """What is above `threshold` (a fraction) of its budget or quota, in words; empty when nothing is."""
+        parts = [
+            (self.fleet_used, f"the ExternalDNS fleet's estimated {self.fleet_rate:.2f} calls/s of its "
+                              f"{self.fleet_budget:.2f}"),
+            (self.orgdns_used, f"orgdns's measured {self.orgdns_rate:.2f} calls/s of its {self.orgdns_budget:.2f}"),
+            (self.total_used, f"{self.total_rate:.2f} calls/s of the account's {self.account_rate:.2f}"),
+            (self.zones_used, f"{self.zones} hosted zones of the quota of {self.zone_quota}"),
+            (self.iam_users_used, f"{self.iam_users} IAM users of the cap of {self.iam_user_quota}"),
+        ]
+        return [f"{what} ({used:.0%})" if math.isfinite(used) else f"{what} (none allowed)"
+                for used, what in parts if used > threshold]
+
+
+def _fraction(used, available):
+    return used / available if available > 0 else float("inf") if used > 0 else 0.0

@@ -3,7 +3,7 @@
 from rq.exceptions import AbandonedJobError
 
 from .models import Operation
-from .services import certificate_jobs, operations, provisioning, zone_gc
+from .services import certificate_jobs, operations, provisioning, route53_budget, zone_gc
 
 HANDLERS = {
     Operation.Kind.REGISTER: (provisioning.register_cluster, provisioning.mark_register_failed),
@@ -13,6 +13,7 @@ HANDLERS = {
     Operation.Kind.RENEW_CERTIFICATE: (certificate_jobs.issue_and_install, certificate_jobs.mark_failed),
     Operation.Kind.INSTALL_CERTIFICATE: (certificate_jobs.install, certificate_jobs.mark_failed),
     Operation.Kind.DELETE_CERTIFICATE: (certificate_jobs.delete, certificate_jobs.mark_delete_failed),
+    Operation.Kind.RERENDER_EXTERNALDNS: (route53_budget.rerender_externaldns, provisioning.mark_register_failed),
 }
 
 

@@ -131,6 +131,9 @@ class Cluster(models.Model):
     state = models.CharField(max_length=14, choices=State.choices, default=State.PENDING)
     message = models.TextField(blank=True)
     registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    externaldns_flags = models.JSONField(
+        null=True, blank=True, help_text="The budget flags (budget.Flags) its ExternalDNS was last deployed with; empty: not known."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -182,6 +185,7 @@ class Operation(models.Model):
         RENEW_CERTIFICATE = "renew_certificate", "Renew certificate"
         INSTALL_CERTIFICATE = "install_certificate", "Install certificate"
         DELETE_CERTIFICATE = "delete_certificate", "Delete certificate"
+        RERENDER_EXTERNALDNS = "rerender_externaldns", "Re-render ExternalDNS"
 
     class State(models.TextChoices):
         QUEUED = "queued"

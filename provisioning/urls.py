@@ -1,12 +1,13 @@
 from django.urls import path
 
-from .views import billing, certificates, clusters, lists, metrics, operations, organizations, tokens
+from .views import billing, budget, certificates, clusters, lists, metrics, operations, organizations, tokens
 
 urlpatterns = [
     path("", organizations.home, name="home"),
     path("healthz", organizations.healthz, name="healthz"),
     path("metrics", metrics.metrics, name="metrics"),
     path("billing/", billing.billing, name="billing"),
+    path("route53-budget/", budget.route53_budget_page, name="route53-budget"),
     path("orgs/", lists.organization_list, name="organization-list"),
     path("clusters/", lists.cluster_list, name="cluster-list"),
     path("zones/", lists.zone_list, name="zone-list"),

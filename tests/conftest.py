@@ -2,6 +2,7 @@
 ExternalDNS (devstack/cluster.py), Redis, PostgreSQL."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from rq import SimpleWorker
 
 from devstack.cluster import ClusterFarm
 from devstack.policies import scoped_vault_token
-from devstack.processes import free_port, start_bao, start_moto, stop
+from devstack.processes import free_port, port_open, start_bao, start_moto, stop
 from provisioning.models import Membership, Organization
 from provisioning.services import backends
 from tests.instants import INSTANTS
@@ -125,8 +126,17 @@ def start_worker_process(*options):
 
 def start_manage_process(*args, **popen):
     """`manage.py <args>` in its own process, on the test database and the test's servers."""
+    return subprocess.Popen(manage_command(*args), cwd=settings.BASE_DIR, env=manage_env(), **popen)
+
+
+def manage_command(*args):
+    return [sys.executable, "manage.py", *args]
+
+
+def manage_env(**extra):
+    """The environment of a `manage.py` process on the test database and the test's servers, plus extra."""
     db = settings.DATABASES["default"]
-    env = {
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
@@ -135,8 +145,8 @@ def start_manage_process(*args, **popen):
         "VAULT_TOKEN": settings.VAULT_TOKEN,
         "VAULT_PREFIX": settings.VAULT_PREFIX,
         "REDIS_URL": settings.REDIS_URL,
+        **extra,
     }
-    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env, **popen)
 
 
 def wait_until(condition, timeout=60):
@@ -219,3 +229,36 @@ class WorkerDied(Exception):
 @pytest.fixture
 def aws_faults(stack):
     return AwsFaults()
+
+
+class PrivateRedis:
+    """A Redis server of one test's own, which the test may freeze (SIGSTOP) or restart empty."""
+
+    def __init__(self, directory):
+        self.port = free_port()
+        self.command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(directory)]
+        self.process = None
+        self.start()
+
+    def start(self):
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
+        wait_until(lambda: port_open("127.0.0.1", self.port), timeout=10)
+
+    def restart_empty(self):
+        self.stop()
+        self.start()
+
+    def stop(self):
+        self.process.send_signal(signal.SIGCONT)
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def private_redis(settings, tmp_path):
+    """orgdns's Redis (queue, locks, heartbeats) is a server of this test's own."""
+    server = PrivateRedis(tmp_path)
+    settings.REDIS_URL = f"redis://127.0.0.1:{server.port}/0"
+    settings.RQ_QUEUES = {"default": {**settings.RQ_QUEUES["default"], "URL": f"{settings.REDIS_URL}?socket_timeout=2&socket_connect_timeout=2"}}
+    yield server
+    server.stop()

@@ -139,6 +139,35 @@ def test_the_jitter_is_deterministic_per_owner():
     assert all(0 <= budget.jitter_fraction(f"o{i}") < 1 for i in range(100))
 
 
+def test_a_cluster_is_re_rendered_when_its_interval_is_off_by_more_than_the_threshold():
+    b = Budget()
+    wanted = budget.cluster_flags(100, "acme-prod", b)
+    assert wanted == budget.externaldns_flags(1, 1, "acme-prod", Budget(min_interval=100))
+    assert budget.cluster_flags(100, budget=b).interval == 100  # no owner: no jitter
+    assert budget.needs_rerender(None, wanted, 0.2)  # flags not known
+    assert not budget.needs_rerender(wanted, wanted, 0.2)
+    for interval, stale in [(wanted.interval * 0.8, False), (wanted.interval * 0.79, True),
+                            (wanted.interval * 1.2, False), (wanted.interval * 1.21, True)]:
+        assert budget.needs_rerender(Flags(**{**wanted.__dict__, "interval": interval}), wanted, 0.2) == stale, interval
+    assert budget.needs_rerender(Flags(**{**wanted.__dict__, "min_event_sync": 5}), wanted, 0.2)
+    assert budget.needs_rerender(TODAY, wanted, 10)  # no events
+
+
+def test_an_accounts_load_is_what_each_caller_spends_of_its_budget_and_the_quotas():
+    load = budget.AccountLoad(account_rate=10, fleet_budget=6, orgdns_budget=3, fleet_rate=4.8, orgdns_rate=1.5,
+                              zones=400, zone_quota=500, iam_users=400, iam_user_quota=5000)
+    assert (load.fleet_used, load.orgdns_used, load.total_used) == pytest.approx((0.8, 0.5, 0.63))
+    assert load.headroom == pytest.approx(3.7)
+    assert (load.zones_used, load.iam_users_used) == (0.8, 0.08)
+    assert load.above(0.8) == []  # at 80 %, not above
+    above = load.above(0.79)
+    assert above == ["the ExternalDNS fleet's estimated 4.80 calls/s of its 6.00 (80%)", "400 hosted zones of the quota of 500 (80%)"]
+    assert load.above(0.07)[-1] == "400 IAM users of the cap of 5000 (8%)"
+    over = budget.AccountLoad(10, 6, 3, 7.0, 4.0, 0, 500, 0, 5000)
+    assert over.headroom == -1 and "11.00 calls/s of the account's 10.00 (110%)" in over.above(0.8)
+    assert budget.AccountLoad(10, 6, 0, 0, 0.5, 0, 0, 0, 0).above(0.8) == ["orgdns's measured 0.50 calls/s of its 0.00 (none allowed)"]
+
+
 def test_an_account_holds_far_more_clusters_with_the_new_flags():
     b = Budget()
     today = budget.clusters_per_account(TODAY, 501, b.records, b.changes_per_hour, b)

@@ -6,6 +6,7 @@ import secrets
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
 
 README = settings.BASE_DIR / "README.md"
@@ -72,3 +73,14 @@ def test_route53_shares_that_exceed_the_account_are_refused_and_orgdns_rate_is_i
                        "import django; django.setup(); from django.conf import settings as s; "
                        "print(s.ORGDNS_ROUTE53_RATE, s.ORGDNS_ROUTE53_BURST)")
     assert shown.stdout.split() == ["5.0", "12"], shown.stderr
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("ORGDNS_BUDGET_ATTENTION", "80", "ORGDNS_BUDGET_ATTENTION must be a fraction, more than 0 and at most 1, not 80.0"),
+    ("ORGDNS_ROUTE53_ZONE_QUOTA", "0", "ORGDNS_ROUTE53_ZONE_QUOTA must be more than 0, not 0"),
+    ("ORGDNS_ROUTE53_MEASURE_MINUTES", "0", "ORGDNS_ROUTE53_MEASURE_MINUTES must be 1 to 180, not 0"),
+    ("EXTERNALDNS_RERENDERS_AT_ONCE", "-1", "must not be negative"),
+])
+def test_route53_budget_settings_out_of_range_are_refused(name, value, said):
+    result = run_django({"DEBUG": "1", name: value}, "manage.py", "check")
+    assert result.returncode != 0 and said in result.stderr

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from provisioning.models import Certificate, Cluster, Membership, Operation, Organization
+from provisioning.models import AuditEvent, Certificate, Cluster, Membership, Operation, Organization
 from provisioning.services import certificates, clusters
 from tests.conftest import run_jobs
 
@@ -100,6 +100,7 @@ def test_the_permission_does_not_make_a_non_staff_user_see_more(client, personas
     assert client.get(reverse("organization", args=["acme"])).status_code == 404
     assert client.post(reverse("cluster-deregister", args=["acme", cluster.pk])).status_code == 404
     assert client.post(reverse("organization-create"), {"name": "initech"}).status_code == 403
+    assert client.get(reverse("route53-budget")).status_code == 403
 
 
 def admin_action(client, model, action, pks):
@@ -127,3 +128,17 @@ def test_admin_actions_need_the_permission_too(client, personas, acme):
     client.force_login(grant(personas.sam, "act_in_any_organization"))
     assert "deregistration queued" in admin_action(client, "cluster", "deregister", [cluster.pk]).content.decode()
     assert Operation.objects.filter(kind=Operation.Kind.DEREGISTER).count() == 1
+
+
+def test_only_staff_see_the_route53_budget_and_its_link(client, personas):
+    url = reverse("route53-budget")
+    for persona in (personas.alice, personas.charlie):
+        client.force_login(persona)
+        assert client.get(url).status_code == 403
+        assert url not in client.get(reverse("home")).content.decode()
+        event = AuditEvent.objects.filter(action="access.refused").order_by("id").last()
+        assert (event.actor, event.detail) == (persona, f"the Route53 budget: {persona.username} is not staff")
+    client.logout()
+    assert client.get(url)["Location"].startswith(reverse("login"))
+    client.force_login(personas.sam)
+    assert client.get(url).status_code == 200 and url in client.get(reverse("home")).content.decode()

@@ -209,4 +209,8 @@ def retry_operation(operation, user=None):
     return retry(operation.cluster, user)
 
 
-RETRIES = {Operation.Kind.REGISTER: retry_registration, Operation.Kind.DEREGISTER: deregister_cluster}
+RETRIES = {
+    Operation.Kind.REGISTER: retry_registration,
+    Operation.Kind.RERENDER_EXTERNALDNS: retry_registration,
+    Operation.Kind.DEREGISTER: deregister_cluster,
+}

@@ -35,7 +35,8 @@ def is_alive(operation_id):
 class Lease:
     """A key in Redis that one holder owns until it stops renewing it for `ttl` seconds."""
 
-    def __init__(self, key, holder, ttl):
+    def __init__(self, key, holder, ttl, connection):
+        self.redis = connection
         self.key = key
         self.token = f"{holder}/{uuid.uuid4().hex}"
         self.ttl = ttl
@@ -43,19 +44,19 @@ class Lease:
         self.lost = False
 
     def try_acquire(self):
-        if redis().set(self.key, self.token, nx=True, px=int(self.ttl * 1000)):
+        if self.redis.set(self.key, self.token, nx=True, px=int(self.ttl * 1000)):
             self.renewed_at = time.monotonic()
             return True
         return False
 
     def holder(self):
         """Who holds it now (what was given as holder), or None."""
-        value = redis().get(self.key)
+        value = self.redis.get(self.key)
         return value.decode().rsplit("/", 1)[0] if value else None
 
     def renew(self):
         try:
-            renewed = redis().eval(_RENEW, 1, self.key, self.token, int(self.ttl * 1000))
+            renewed = self.redis.eval(_RENEW, 1, self.key, self.token, int(self.ttl * 1000))
         except RedisError:  # unknown: lost only once it has certainly expired
             renewed = None
         if renewed:
@@ -65,7 +66,7 @@ class Lease:
 
     def release(self):
         try:
-            redis().eval(_RELEASE, 1, self.key, self.token)
+            self.redis.eval(_RELEASE, 1, self.key, self.token)
         except RedisError:
             pass  # it expires by itself
 
@@ -75,6 +76,7 @@ class Keepalive:
     leases held meanwhile."""
 
     def __init__(self, operation_id=None):
+        self.redis = redis()
         self.key = heartbeat_key(operation_id) if operation_id else None
         self.leases = []
         self._stop = threading.Event()
@@ -90,7 +92,7 @@ class Keepalive:
         self._thread.join()
         if self.key:
             try:
-                redis().delete(self.key)
+                self.redis.delete(self.key)
             except RedisError:
                 pass  # it expires by itself
 
@@ -101,7 +103,7 @@ class Keepalive:
     def _beat(self):
         if self.key:
             try:
-                redis().set(self.key, "1", px=int(settings.ORGDNS_HEARTBEAT_TTL * 1000))
+                self.redis.set(self.key, "1", px=int(settings.ORGDNS_HEARTBEAT_TTL * 1000))
             except RedisError:
                 pass  # the sweep waits out a short Redis outage before it calls a job dead
         for lease in list(self.leases):
@@ -132,7 +134,8 @@ def organization_lock(org):
     """Serialize zone, credential and CA changes of one organization across every worker process. A job that has
     to wait says so on its operation's page, naming the operation it waits for."""
     job = running_job.get()
-    lease = Lease(f"orgdns:lock:org:{org.pk}", job.operation.pk if job else "", settings.ORGDNS_ORG_LOCK_LEASE)
+    connection = job.keepalive.redis if job else redis()
+    lease = Lease(f"orgdns:lock:org:{org.pk}", job.operation.pk if job else "", settings.ORGDNS_ORG_LOCK_LEASE, connection)
     deadline = time.monotonic() + settings.ORGDNS_ORG_LOCK_WAIT
     told = None
     while not lease.try_acquire():

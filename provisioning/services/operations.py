@@ -2,6 +2,7 @@
 
 import logging
 import time
+from datetime import timedelta
 
 import django_rq
 from django.conf import settings
@@ -10,7 +11,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 from redis.exceptions import RedisError
-from rq import Callback, Retry, get_current_job
+from rq import Callback, Queue, Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -63,7 +64,8 @@ def max_runs():
     return 1 + len(settings.ORGDNS_JOB_RETRY_INTERVALS)
 
 
-WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+WAITING = (JobStatus.QUEUED, JobStatus.DEFERRED)
+SCHEDULER_SLACK = timedelta(seconds=60)
 
 
 def sweep(now, grace, handlers):
@@ -112,6 +114,12 @@ def _job_waiting(operation, connection, grace):
     status = job.get_status()
     if status == JobStatus.STARTED:
         return job.started_at is not None and job.started_at > timezone.now() - grace
+    if status == JobStatus.SCHEDULED:  # due, but no scheduler has queued it for long: none is running
+        try:
+            due = Queue("default", connection=connection).scheduled_job_registry.get_scheduled_time(job)
+        except NoSuchJobError:
+            return False
+        return due > timezone.now() - grace - SCHEDULER_SLACK
     return status in WAITING
 
 

@@ -142,6 +142,13 @@ def require_organization_creation(user):
         raise PermissionDenied("Only support staff with the permission to add organizations create them.")
 
 
+def require_staff(user, what):
+    """PermissionDenied, audited, unless the user is staff (what: the page, for the message and the record)."""
+    if not user.is_staff:
+        refused(user, None, f"{what}: {user.get_username()} is not staff")
+        raise PermissionDenied(f"Only platform staff see {what}.")
+
+
 def get_writable_org_for_user(user, name, what):
     """The organization if the user may act in it; 404 if they may not see it, 403 if they may only look."""
     organization = get_org_for_user(user, name)

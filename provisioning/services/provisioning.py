@@ -1,5 +1,7 @@
 """The register and deregister jobs (DESIGN.md §2). Every step converges when re-run."""
 
+import dataclasses
+import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -100,9 +102,8 @@ def ensure_zone(org, backends, progress):
         progress.log(f"reusing zone {zone.zone_id}")
         return zone
     if zone is None:
-        zone = HostedZone.objects.create(organization=org, name=org.zone_name)
-        zone.caller_reference = f"{settings.ORGDNS_RESOURCE_PREFIX}:{org.name}:{zone.pk}"
-        zone.save(update_fields=["caller_reference"])
+        reference = f"{settings.ORGDNS_RESOURCE_PREFIX}:{org.name}:{uuid.uuid4().hex}"
+        zone = HostedZone.objects.create(organization=org, name=org.zone_name, caller_reference=reference)
 
     route53 = backends.route53()
     if not zone.zone_id:
@@ -347,11 +348,27 @@ def route53_budget():
     )
 
 
+def fleet_size():
+    """(clusters, hosted zones) in the account, as far as orgdns knows: its clusters not deregistered (each may run
+    ExternalDNS), and account_zones."""
+    clusters = Cluster.objects.live().count()
+    return max(1, clusters), account_zones(HostedZone.objects.exclude(state=HostedZone.State.DELETED).count())
+
+
+def account_zones(live_zones):
+    """The hosted zones every ExternalDNS pages through: orgdns's zones not deleted (live_zones) and the parent zone."""
+    return max(1, live_zones + bool(settings.ORGDNS_PARENT_ZONE_ID))
+
+
+def fleet_interval():
+    """The resync interval the fleet as it is now calls for, before each cluster's jitter."""
+    clusters, zones = fleet_size()
+    return budget.resync_interval(clusters, zones, route53_budget())
+
+
 def externaldns_flags(cluster):
     """The flags of this cluster's ExternalDNS, for the fleet in the account as it is now (this cluster included)."""
-    clusters = Cluster.objects.exclude(state=Cluster.State.DEREGISTERED).count()
-    zones = HostedZone.objects.exclude(state=HostedZone.State.DELETED).count() + bool(settings.ORGDNS_PARENT_ZONE_ID)
-    return budget.externaldns_flags(max(1, clusters), max(1, zones), cluster.owner_id, route53_budget())
+    return budget.cluster_flags(fleet_interval(), cluster.owner_id, route53_budget())
 
 
 def externaldns_config(cluster, zone):
@@ -372,10 +389,9 @@ def deploy_externaldns(cluster, zone, credentials, connection, backends, progres
     """Apply the ExternalDNS objects and wait until it runs. Returns the objects found changed by hand (repaired)."""
     kube = backends.cluster(connection)
     repaired = []
+    config = externaldns_config(cluster, zone)
     try:
-        objects = externaldns.manifests(
-            externaldns_config(cluster, zone), credentials["access_key_id"], credentials["secret_access_key"]
-        )
+        objects = externaldns.manifests(config, credentials["access_key_id"], credentials["secret_access_key"])
         for obj in objects:
             outcome = kube.apply(obj)
             progress.log(f"{obj['kind']} {obj['metadata']['name']}: {outcome}")
@@ -385,6 +401,8 @@ def deploy_externaldns(cluster, zone, credentials, connection, backends, progres
         kube.wait_for_rollout("external-dns", settings.EXTERNALDNS_NAMESPACE, settings.EXTERNALDNS_ROLLOUT_TIMEOUT)
     finally:
         kube.close()
+    Cluster.objects.filter(pk=cluster.pk).update(externaldns_flags=dataclasses.asdict(config.flags))
+    progress.log(f"ExternalDNS resyncs every {config.flags.interval} s")
     return repaired
 
 

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_POST
 from ..clients.errors import ProviderError
 from ..forms import MemberForm, OrganizationForm
 from ..models import Certificate, Cluster, Operation
-from ..services import externaldns_health, organizations, zone_gc, zones
+from ..services import externaldns_health, organizations, route53_budget, zone_gc, zones
 
 HOME_ORGANIZATIONS = 25
 EXPIRING_SOON = timedelta(days=30)
@@ -47,11 +48,14 @@ def home(request):
         .select_related("organization")
         .order_by("not_after", "pk")[:10],
     }
+    if request.user.is_staff:
+        attention["route53"] = route53_budget.accounts_needing_attention()
     context = {
         "organizations": shown,
         "organization_count": rows.count(),
         "attention": attention,
         "needs_attention": any(attention.values()),
+        "attention_threshold": settings.ORGDNS_BUDGET_ATTENTION,
         "operations": Operation.objects.filter(organization__in=visible).select_related("organization", "cluster")[:10],
         "can_create_organizations": organizations.can_create_organizations(request.user),
     }

@@ -1,0 +1,206 @@
+"""The Route53 budget of the AWS account orgdns provisions into (issue #9): what the fleet of ExternalDNS is modelled
+to spend (provisioning/budget.py), what orgdns measures it spends itself (route53_usage), the account's quotas, and
+re-rendering ExternalDNS when the fleet's size calls for another resync interval.
+
+There is one account today (the settings'); `accounts()` is where more would be listed, each with its own figures.
+"""
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+
+from .. import budget
+from ..models import Cluster, HostedZone, Operation
+from . import route53_usage
+from .operations import start_operation
+from .provisioning import account_zones, fleet_interval, register_cluster, route53_budget
+
+RERENDER = Operation.Kind.RERENDER_EXTERNALDNS
+UNFINISHED = [Operation.State.QUEUED, Operation.State.RUNNING, Operation.State.RETRYING]
+
+
+@dataclass(frozen=True)
+class Account:
+    """An AWS account orgdns provisions into: its Route53 rate, the shares of it, and its quotas."""
+
+    name: str
+    rate: float  # calls/s of the account's bucket
+    fleet_share: float  # of it, every tenant's ExternalDNS together
+    orgdns_rate: float  # calls/s orgdns's own limiter allows
+    zone_quota: int
+    iam_user_quota: int
+
+
+def accounts():
+    return [
+        Account(
+            name="main",
+            rate=settings.ORGDNS_ROUTE53_ACCOUNT_RATE,
+            fleet_share=settings.ORGDNS_ROUTE53_FLEET_SHARE,
+            orgdns_rate=settings.ORGDNS_ROUTE53_RATE,
+            zone_quota=settings.ORGDNS_ROUTE53_ZONE_QUOTA,
+            iam_user_quota=settings.ORGDNS_IAM_USER_QUOTA,
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class AccountBudget:
+    """One account's figures, as the budget page shows them."""
+
+    account: Account
+    load: budget.AccountLoad
+    clusters: int  # not deregistered: each may run ExternalDNS
+    zones: int  # what ExternalDNS pages through: the account's zones as orgdns knows them, the parent zone included
+    records: int  # record sets per zone the model plans for
+    jitter: float  # each cluster's interval is up to this fraction longer
+    interval: int  # seconds: the resync interval the fleet calls for now, before each cluster's jitter
+    running: tuple | None  # (shortest, longest) interval the clusters' ExternalDNS were deployed with, if any is known
+    unknown: int  # clusters whose flags are not known (deployed before orgdns recorded them, or not deployed yet)
+    stale: int | None  # ready clusters waiting to be re-rendered (None: not counted)
+    measured_requests: int  # orgdns's Route53 requests in the last measured_minutes
+    measured_minutes: int
+    attention: list  # what is above ORGDNS_BUDGET_ATTENTION of its budget or quota, in words
+
+
+def account_budgets():
+    return [account_budget(account) for account in accounts()]
+
+
+def accounts_needing_attention():
+    """The accounts above ORGDNS_BUDGET_ATTENTION of a budget or quota (in two queries: for the home page)."""
+    return [figures for figures in (account_budget(account, stale=False) for account in accounts()) if figures.attention]
+
+
+def account_budget(account, stale=True):
+    """The account's figures; `stale` (a query more) counts the clusters waiting to be re-rendered, else None."""
+    plan = route53_budget()
+    running, unknown = running_flags()
+    counts = HostedZone.objects.exclude(state=HostedZone.State.DELETED).aggregate(
+        live=Count("pk"), created=Count("pk", filter=~Q(zone_id="")), users=Count("pk", filter=~Q(iam_user_name=""))
+    )
+    clusters, zones = sum(running.values()) + unknown, account_zones(counts["live"])
+    interval = budget.resync_interval(max(1, clusters), zones, plan)
+    # Flags not known are counted at the interval the fleet calls for, without jitter (so a little high).
+    fleet = running + Counter({budget.cluster_flags(interval, budget=plan): unknown})
+    fleet_per_hour = sum(
+        count * budget.calls_per_hour(flags, zones, plan.records, plan.changes_per_hour) for flags, count in fleet.items()
+    )
+    requests, seconds = route53_usage.recent_requests(settings.ORGDNS_ROUTE53_MEASURE_MINUTES)
+    load = budget.AccountLoad(
+        account_rate=account.rate,
+        fleet_budget=account.rate * account.fleet_share,
+        orgdns_budget=account.orgdns_rate,
+        fleet_rate=fleet_per_hour / 3600,
+        orgdns_rate=requests / seconds,
+        zones=counts["created"],
+        zone_quota=account.zone_quota,
+        iam_users=counts["users"],
+        iam_user_quota=account.iam_user_quota,
+    )
+    intervals = [flags.interval for flags in running]
+    return AccountBudget(
+        account=account,
+        load=load,
+        clusters=clusters,
+        zones=zones,
+        records=plan.records,
+        jitter=plan.jitter,
+        interval=interval,
+        running=(min(intervals), max(intervals)) if intervals else None,
+        unknown=unknown,
+        stale=len(stale_clusters(interval)) if stale else None,
+        measured_requests=requests,
+        measured_minutes=settings.ORGDNS_ROUTE53_MEASURE_MINUTES,
+        attention=load.above(settings.ORGDNS_BUDGET_ATTENTION),
+    )
+
+
+def running_flags():
+    """(Counter of the flags the live clusters' ExternalDNS were deployed with, how many clusters' flags are not known),
+    in one grouped query."""
+    running, unknown = Counter(), 0
+    for stored, count in Cluster.objects.live().order_by().values_list("externaldns_flags").annotate(n=Count("pk")):
+        if stored:
+            running[budget.Flags(**stored)] += count
+        else:
+            unknown += count
+    return running, unknown
+
+
+# --- re-rendering ExternalDNS as the fleet grows or shrinks -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rerender:
+    cluster_id: int
+    running: budget.Flags | None  # None: not known
+    wanted: budget.Flags
+    cluster: Cluster | None = None  # fetched for those queued
+
+
+def stale_clusters(interval=None):
+    """Ready clusters that no job is working on whose ExternalDNS runs with flags the fleet's size no longer calls for
+    (budget.needs_rerender with EXTERNALDNS_RERENDER_THRESHOLD): those whose flags are not known first, then those
+    resyncing most often for what is wanted of them (they overspend the most). One query, no model instances."""
+    interval = fleet_interval() if interval is None else interval
+    plan = route53_budget()
+    ready = (
+        Cluster.objects.filter(state=Cluster.State.READY)
+        .exclude(operations__state__in=UNFINISHED)
+        .order_by("pk")
+        .values_list("pk", "owner_id", "externaldns_flags")
+    )
+    stale = []
+    for pk, owner_id, stored in ready:
+        running = budget.Flags(**stored) if stored else None
+        wanted = budget.cluster_flags(interval, owner_id, plan)
+        if budget.needs_rerender(running, wanted, settings.EXTERNALDNS_RERENDER_THRESHOLD):
+            stale.append(Rerender(pk, running, wanted))
+    return sorted(stale, key=lambda r: r.running.interval / r.wanted.interval if r.running else 0)
+
+
+def rerender_stale(limit=None, dry_run=False):
+    """Queue re-renders of the first stale clusters, keeping at most `limit` (EXTERNALDNS_RERENDERS_AT_ONCE) queued
+    or running at once: each restarts an ExternalDNS, which reads the account's zones and its zone's records again.
+    Returns (the re-renders queued, or planned with dry_run; how many stale clusters are left for a later run)."""
+    limit = settings.EXTERNALDNS_RERENDERS_AT_ONCE if limit is None else limit
+    busy = Operation.objects.filter(kind=RERENDER, state__in=UNFINISHED).count()
+    stale = stale_clusters()
+    room = max(0, limit - busy)
+    clusters = Cluster.objects.select_related("organization").in_bulk([r.cluster_id for r in stale[:room]])
+    chosen = []
+    for rerender in stale[:room]:
+        cluster = clusters[rerender.cluster_id]
+        if dry_run or queue_rerender(cluster):
+            chosen.append(dataclasses.replace(rerender, cluster=cluster))
+    return chosen, len(stale) - len(chosen)
+
+
+def queue_rerender(cluster):
+    """Queue the re-render unless another process got there first (the cluster is no longer ready, or has a job)."""
+    with transaction.atomic():
+        idle = (
+            Cluster.objects.select_for_update()
+            .filter(pk=cluster.pk, state=Cluster.State.READY)
+            .exclude(operations__state__in=UNFINISHED)
+        )
+        if not idle.exists():
+            return False
+        start_operation(RERENDER, cluster.organization, cluster)
+        return True
+
+
+def rerender_externaldns(operation, progress, backends):
+    """The re-render job: the register job again, which deploys ExternalDNS with the flags the fleet calls for now.
+    For a provisioned cluster it sends Route53 nothing and changes only what differs: the Deployment's args, which
+    restarts ExternalDNS. A cluster that is no longer ready (being deregistered, say) is left alone."""
+    state = Cluster.objects.values_list("state", flat=True).get(pk=operation.cluster_id)
+    if state != Cluster.State.READY:
+        progress.log(f"the cluster is {state} now: nothing to re-render")
+        return
+    register_cluster(operation, progress, backends)

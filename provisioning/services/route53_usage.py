@@ -1,0 +1,35 @@
+"""orgdns's own Route53 requests, counted per minute in Redis by every process that sends them (web processes and
+workers' work horses alike): what the Route53 budget page shows as orgdns's measured rate. Each request sent counts,
+a retried one each time, as AWS's bucket counts them; ExternalDNS's requests are not orgdns's and are not counted."""
+
+import time
+
+import django_rq
+from redis.exceptions import RedisError
+
+
+def redis():  # backends.redis, which imports this module through metrics
+    return django_rq.get_connection("default")
+
+KEY = "orgdns:route53:requests:{minute}"
+KEPT = 3 * 3600  # seconds a minute's count is kept
+
+
+def count_request(now=None):
+    key = KEY.format(minute=int((time.time() if now is None else now) // 60))
+    pipeline = redis().pipeline()
+    pipeline.incr(key)
+    pipeline.expire(key, KEPT)
+    try:
+        pipeline.execute()
+    except RedisError:  # a count missed, not a call failed
+        pass
+
+
+def recent_requests(minutes, now=None):
+    """(requests, seconds): orgdns's Route53 requests in the current minute and the `minutes` - 1 before it, and how
+    many seconds that is (the current minute so far included)."""
+    now = time.time() if now is None else now
+    current = int(now // 60)
+    counts = redis().mget([KEY.format(minute=minute) for minute in range(current - minutes + 1, current + 1)])
+    return sum(int(count) for count in counts if count), max(1.0, (minutes - 1) * 60 + now % 60)
