@@ -14,8 +14,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from provisioning.clients import tls
-from provisioning.models import Certificate, Cluster, HostedZone, Operation, Organization
+from provisioning.models import AuditEvent, Certificate, Cluster, HostedZone, Operation, Organization
 from provisioning.services import certificates, clusters
+from provisioning.services.leases import organization_lock
 from provisioning.services.provisioning import CREATED_AT_TAG
 from tests.conftest import run_jobs, vault_tree, wait_until
 from tests.test_faults import frozen
@@ -173,7 +174,8 @@ def test_orphans_are_listed_then_removed_and_lookalikes_left_alone(personas, clu
     # The adopted zone is the GC's now: unused and paid for this month, it is kept until the month's final window.
     out = StringIO()
     call_command("gc_hosted_zones", "--dry-run", "--now", "2026-11-15T12:00Z", stdout=out)
-    assert "globex.orgdns.test" in out.getvalue() and "keep" in out.getvalue()
+    (line,) = [line for line in out.getvalue().splitlines() if "globex.orgdns.test" in line]
+    assert line.startswith("keep") and "[not before 2026-11-30" in line, line
     # The place the race held is free again: the live certificate installs there now.
     certificates.install_certificate(live, prod, "web", "www-tls")
     run_jobs()
@@ -238,3 +240,18 @@ def test_a_cluster_that_cannot_be_read_is_reported_and_the_rest_still_done(perso
     assert listed(report) == {("vault", f"{settings.VAULT_PREFIX}/orgs/gone/tls/ca")}
     assert vault_tree(vault, settings.VAULT_PREFIX) == []
 
+
+
+def test_nothing_is_removed_while_another_holds_the_organization_lock(personas, vault, settings):
+    settings.ORGDNS_ORG_LOCK_WAIT = 1
+    put_secret(vault, "orgs/acme/clusters/acme-ghost-0bad1dea")
+    out = StringIO()
+    with organization_lock(personas.acme), pytest.raises(CommandError, match="1 removals failed"):
+        call_command("reconcile", "--apply", "--grace", "0", stdout=out)
+    assert "failed: organization acme is busy with another operation (a request being served); will retry" in out.getvalue()
+    assert vault_tree(vault, settings.VAULT_PREFIX) == [f"{settings.VAULT_PREFIX}/orgs/acme/clusters/acme-ghost-0bad1dea"]
+    assert AuditEvent.objects.get(action="reconcile.delete").outcome == AuditEvent.Outcome.FAILED
+
+    call_command("reconcile", "--apply", "--grace", "0", stdout=StringIO())
+    assert vault_tree(vault, settings.VAULT_PREFIX) == []
+    assert AuditEvent.objects.filter(action="reconcile.delete", outcome=AuditEvent.Outcome.OK).count() == 1
