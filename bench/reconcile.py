@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.pages import recreate_database  # noqa: E402
-from devstack.processes import free_port, stack_env, start_bao, start_moto, stop  # noqa: E402
+from bench.stack import local_servers  # noqa: E402
 
 DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', '54329')}/orgdns_bench_reconcile"
@@ -84,64 +84,51 @@ def main():
     parser.add_argument("--orphaned", type=float, default=0.1, help="share of organizations with orphans")
     args = parser.parse_args()
 
-    moto, moto_url = start_moto(free_port())
-    vault_token = secrets.token_urlsafe(16)
-    bao, vault_url = start_bao(free_port(), vault_token)
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="orgdns_site.settings",
-        DATABASE_URL=DATABASE_URL,
-        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
-        **stack_env(moto_url, vault_url, vault_token, access_key="bench"),
-        VAULT_PREFIX=f"orgdns-bench-{secrets.token_hex(4)}",
-        ORGDNS_BASE_DOMAIN="bench.example.com",
-        LOG_LEVEL="WARNING",
-    )
-    recreate_database(DATABASE_URL)
-    try:
-        import django
+    with local_servers(15, DATABASE_URL, VAULT_PREFIX=f"orgdns-bench-{secrets.token_hex(4)}"):
+        recreate_database(DATABASE_URL)
+        try:
+            import django
 
-        django.setup()
-        from django.core.management import call_command
-        from django.db import connection, connections
-        from django.test.utils import CaptureQueriesContext
-        from django.utils import timezone
+            django.setup()
+            from django.core.management import call_command
+            from django.db import connection, connections
+            from django.test.utils import CaptureQueriesContext
+            from django.utils import timezone
 
-        from provisioning.clients.retry import CallStats
-        from provisioning.services import reconcile
-        from provisioning.services.backends import Backends
+            from provisioning.clients.retry import CallStats
+            from provisioning.services import reconcile
+            from provisioning.services.backends import Backends
 
-        call_command("migrate", verbosity=0)
-        started = time.perf_counter()
-        seed(args.orgs, args.orphaned)
-        print(f"seeded {args.orgs} organizations in {time.perf_counter() - started:.0f} s")
+            call_command("migrate", verbosity=0)
+            started = time.perf_counter()
+            seed(args.orgs, args.orphaned)
+            print(f"seeded {args.orgs} organizations in {time.perf_counter() - started:.0f} s")
 
-        stats = CallStats()
-        started = time.perf_counter()
-        with CaptureQueriesContext(connection) as queries:
-            scan = reconcile.find_orphans(Backends(stats=stats), timezone.now(), timedelta(0))
-        elapsed = time.perf_counter() - started
-        kinds = {}
-        for orphan in scan.actionable:
-            kinds[orphan.kind] = kinds.get(orphan.kind, 0) + 1
-        print(f"\ndry run: {len(scan.actionable)} orphans {kinds} in {elapsed:.1f} s, {len(queries)} SQL queries")
-        for service in ("vault", "iam", "route53"):
-            operations = {k.split(".", 1)[1]: n for k, n in stats.calls.items() if k.startswith(f"{service}.")}
-            print(f"  {service}: {stats.calls[service]} calls ({stats.calls[service] / args.orgs:.1f} per organization) {operations}")
+            stats = CallStats()
+            started = time.perf_counter()
+            with CaptureQueriesContext(connection) as queries:
+                scan = reconcile.find_orphans(Backends(stats=stats), timezone.now(), timedelta(0))
+            elapsed = time.perf_counter() - started
+            kinds = {}
+            for orphan in scan.actionable:
+                kinds[orphan.kind] = kinds.get(orphan.kind, 0) + 1
+            print(f"\ndry run: {len(scan.actionable)} orphans {kinds} in {elapsed:.1f} s, {len(queries)} SQL queries")
+            for service in ("vault", "iam", "route53"):
+                operations = {k.split(".", 1)[1]: n for k, n in stats.calls.items() if k.startswith(f"{service}.")}
+                print(f"  {service}: {stats.calls[service]} calls ({stats.calls[service] / args.orgs:.1f} per organization) {operations}")
 
-        stats = CallStats()
-        started = time.perf_counter()
-        outcomes = [reconcile.remove(orphan, Backends(stats=stats)) for orphan in scan.actionable]
-        elapsed = time.perf_counter() - started
-        failed = [o for o in outcomes if o.startswith(("failed", "left"))]
-        print(f"\n--apply: {len(outcomes)} removed in {elapsed:.1f} s ({elapsed / max(1, len(outcomes)) * 1000:.0f} ms each), "
-              f"{len(failed)} not; calls {dict(stats.calls)}")
-        again = reconcile.find_orphans(Backends(), timezone.now(), timedelta(0))
-        print(f"second dry run: {len(again.actionable)} orphans")
-        connections.close_all()
-    finally:
-        recreate_database(DATABASE_URL, drop_only=True)
-        stop(moto)
-        stop(bao)
+            stats = CallStats()
+            started = time.perf_counter()
+            outcomes = [reconcile.remove(orphan, Backends(stats=stats)) for orphan in scan.actionable]
+            elapsed = time.perf_counter() - started
+            failed = [o for o in outcomes if o.startswith(("failed", "left"))]
+            print(f"\n--apply: {len(outcomes)} removed in {elapsed:.1f} s ({elapsed / max(1, len(outcomes)) * 1000:.0f} ms each), "
+                  f"{len(failed)} not; calls {dict(stats.calls)}")
+            again = reconcile.find_orphans(Backends(), timezone.now(), timedelta(0))
+            print(f"second dry run: {len(again.actionable)} orphans")
+            connections.close_all()
+        finally:
+            recreate_database(DATABASE_URL, drop_only=True)
 
 
 if __name__ == "__main__":
