@@ -120,7 +120,7 @@ def endpoints(acme):
     ]
 
 
-ENDPOINT_COUNT = 27
+ENDPOINT_COUNT = 28
 
 
 def token_of(persona, personas, acme, django_user_model):

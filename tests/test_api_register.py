@@ -82,7 +82,7 @@ def test_the_api_and_the_form_register_alike(client, personas, make_cluster_api,
     by_form, by_api = outcome(through_form, vault), outcome(through_api, vault)
     assert by_form["cluster"] == by_api["cluster"] == Cluster.State.READY
     assert by_form["operation"] == by_api["operation"] == Operation.State.SUCCEEDED
-    assert by_form["vault"] == by_api["vault"] == {"/aws": ["access_key_id", "secret_access_key", "zone_id"], "/clusters/<owner-id>": ["ca_pem", "server", "token"]}
+    assert by_form["vault"] == by_api["vault"] == {"/aws": ["access_key_id", "created_at", "rotation", "secret_access_key", "zone_id"], "/clusters/<owner-id>": ["ca_pem", "server", "token"]}
     assert [(a, o, t, same) for a, s, o, t, same in by_api["events"]] == [(a, o, t, same) for a, s, o, t, same in by_form["events"]]
     assert [s for _, s, *_ in by_form["events"]] == ["ui", "job"]
     assert [s for _, s, *_ in by_api["events"]] == ["api", "job"]

@@ -68,11 +68,15 @@ def kill_horse_at(supervisor, operation, line, timeout=60):
     while line not in Operation.objects.get(pk=operation.pk).log:
         assert time.monotonic() < deadline, f"the job never logged {line!r}"
         time.sleep(0.01)
-    horses = children_of(supervisor.pid("worker"), group_leaders=True)
-    for horse in horses:
-        os.kill(horse, signal.SIGKILL)
+    killed = []
+    for horse in children_of(supervisor.pid("worker"), group_leaders=True):
+        try:
+            os.kill(horse, signal.SIGKILL)
+            killed.append(horse)
+        except ProcessLookupError:
+            pass
     killed_at = timezone.now()
-    assert horses, "no work horse to kill (the job had ended)"
+    assert killed, "no work horse to kill (the job had ended)"
     return Operation.objects.get(pk=operation.pk).step, killed_at
 
 

@@ -36,9 +36,12 @@ def start_worker():
 
 
 def kill_worker(process):
-    """SIGKILL the worker and its work horse (which RQ puts in a session of its own)."""
+    """SIGKILL the worker and its work horse (which RQ puts in a process group of its own)."""
     for horse in children_of(process.pid):
-        os.kill(horse, signal.SIGKILL)
+        try:
+            os.kill(horse, signal.SIGKILL)
+        except ProcessLookupError:  # it has just ended
+            pass
     process.kill()
     process.wait()
 
