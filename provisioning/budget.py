@@ -234,6 +234,15 @@ def max_clusters_per_account(zones, budget=Budget(), utilisation=0.8):
     return clusters_per_account(flags, zones, budget.records, budget.changes_per_hour, budget, utilisation)
 
 
+def placement_headroom(zones, zone_quota, iam_users, iam_user_quota, clusters, cluster_capacity):
+    """What an account has left of its tightest limit, as a fraction (negative: its clusters are over what its Route53
+    rate holds); None when it has no room for another organization's zone or IAM user (the quotas are hard, the rate
+    is not: ExternalDNS resyncs less often)."""
+    if zones >= zone_quota or iam_users >= iam_user_quota:
+        return None
+    return 1 - max(zones / zone_quota, iam_users / iam_user_quota, _fraction(clusters, cluster_capacity))
+
+
 # --- orgdns's own share ------------------------------------------------------------------------------------------
 
 
