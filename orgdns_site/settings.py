@@ -93,6 +93,8 @@ def _aws_account(number, entry):
             f"{where}: role_arn must be an IAM role ARN like arn:aws:iam::123456789012:role/orgdns, or empty for "
             f"orgdns's own account, not {account['role_arn']!r}"
         )
+    if account["name"] == "main" and account["role_arn"]:
+        raise ImproperlyConfigured(f"{where}: the name main is the main account's (the one with an empty role_arn)")
     account["rate"] = float(account["rate"])
     return account
 

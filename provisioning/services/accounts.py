@@ -8,6 +8,7 @@ headroom when its first zone is about to be created, and orgdns never moves it a
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 
 from .. import budget
@@ -162,6 +163,17 @@ def usage():
         )
         for account in configured()
     ]
+
+
+def check_movable(organization):
+    """ValidationError unless the organization can be given another account: only while it has no zone (a zone, its
+    IAM user and its key stay in the account they were created in; orgdns never copies them over)."""
+    live = HostedZone.objects.filter(organization=organization).exclude(state=HostedZone.State.DELETED).first()
+    if live is not None:
+        raise ValidationError(
+            f"{organization.name} cannot change AWS account while its zone {live.name} exists (it is "
+            f"{live.get_state_display().lower()}): deregister its clusters and let the zone be deleted first"
+        )
 
 
 def place(organization):
