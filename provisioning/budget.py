@@ -243,6 +243,13 @@ def placement_headroom(zones, zone_quota, iam_users, iam_user_quota, clusters, c
     return 1 - max(zones / zone_quota, iam_users / iam_user_quota, _fraction(clusters, cluster_capacity))
 
 
+def most_headroom(headrooms):
+    """The index of the account to place a new organization in: the most headroom, the first of equals; None when no
+    account has room (every headroom is None)."""
+    candidates = [(h, -i) for i, h in enumerate(headrooms) if h is not None]
+    return -max(candidates)[1] if candidates else None
+
+
 # --- orgdns's own share ------------------------------------------------------------------------------------------
 
 

@@ -138,6 +138,13 @@ def test_headroom_is_what_is_left_of_the_tightest_limit_and_none_at_a_quota():
     assert budget.placement_headroom(10, 500, 5000, 5000, 0, 100) is None
 
 
+def test_the_account_with_the_most_headroom_is_chosen_the_first_of_equals():
+    assert budget.most_headroom([0.2, 0.5, None]) == 1
+    assert budget.most_headroom([0.5, 0.5, 0.5]) == 0
+    assert budget.most_headroom([None, -0.5, -0.2]) == 2  # over their rate, but with quota left
+    assert budget.most_headroom([None, None]) is None
+
+
 def test_organizations_go_to_the_account_with_the_most_headroom_and_stay(personas, two_accounts):
     two_accounts(main_zones=4, second_zones=8)
     first = accounts.place(personas.acme)  # both empty: the first of equals

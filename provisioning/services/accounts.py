@@ -108,6 +108,19 @@ def of_organization(organization):
     return named(organization.aws_account)
 
 
+def budget_of(account):
+    """The budget model of the account's Route53 rate."""
+    return budget.Budget(
+        account_rate=account.rate,
+        fleet_share=account.fleet_share,
+        records=settings.EXTERNALDNS_PLAN_RECORDS,
+        changes_per_hour=settings.EXTERNALDNS_PLAN_CHANGES_PER_HOUR,
+        min_interval=settings.EXTERNALDNS_MIN_INTERVAL,
+        max_interval=settings.EXTERNALDNS_MAX_INTERVAL,
+        min_event_sync=settings.EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL,
+    )
+
+
 # --- placement ----------------------------------------------------------------------------------------------------
 
 
@@ -123,17 +136,8 @@ class Usage:
     @property
     def cluster_capacity(self):
         """The clusters the account's Route53 rate holds at ORGDNS_BUDGET_ATTENTION of the fleet's share."""
-        plan = budget.Budget(
-            account_rate=self.account.rate,
-            fleet_share=self.account.fleet_share,
-            records=settings.EXTERNALDNS_PLAN_RECORDS,
-            changes_per_hour=settings.EXTERNALDNS_PLAN_CHANGES_PER_HOUR,
-            min_interval=settings.EXTERNALDNS_MIN_INTERVAL,
-            max_interval=settings.EXTERNALDNS_MAX_INTERVAL,
-            min_event_sync=settings.EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL,
-        )
         zones = self.zones + 1 + (bool(settings.ORGDNS_PARENT_ZONE_ID) and self.account.is_main)
-        return budget.max_clusters_per_account(zones, plan, settings.ORGDNS_BUDGET_ATTENTION)
+        return budget.max_clusters_per_account(zones, budget_of(self.account), settings.ORGDNS_BUDGET_ATTENTION)
 
     @property
     def headroom(self):
@@ -185,15 +189,16 @@ def place(organization):
     if HostedZone.objects.filter(organization=organization).exclude(state=HostedZone.State.DELETED).exists():
         chosen = main()
     else:
-        candidates = [u for u in usage() if u.headroom is not None]
-        if not candidates:
+        usages = usage()
+        best = budget.most_headroom([u.headroom for u in usages])
+        if best is None:
             raise ProviderError(
                 f"no AWS account has room for {organization.name}'s zone and IAM user (every configured account is at "
                 "its hosted-zone or IAM-user quota): add an account to ORGDNS_AWS_ACCOUNTS or raise a quota",
                 service="orgdns",
                 permanent=True,
             )
-        chosen = max(candidates, key=lambda u: u.headroom).account  # the first of equals
+        chosen = usages[best].account
     Organization.objects.filter(pk=organization.pk, aws_account="").update(aws_account=chosen.name)
     organization.aws_account = Organization.objects.values_list("aws_account", flat=True).get(pk=organization.pk)
     return named(organization.aws_account)

@@ -342,16 +342,7 @@ def ensure_credentials(zone, vault, backends, progress):
 
 def route53_budget(account=None):
     """The budget model of the account's Route53 rate (the main account's by default)."""
-    account = account or accounts.main()
-    return budget.Budget(
-        account_rate=account.rate,
-        fleet_share=account.fleet_share,
-        records=settings.EXTERNALDNS_PLAN_RECORDS,
-        changes_per_hour=settings.EXTERNALDNS_PLAN_CHANGES_PER_HOUR,
-        min_interval=settings.EXTERNALDNS_MIN_INTERVAL,
-        max_interval=settings.EXTERNALDNS_MAX_INTERVAL,
-        min_event_sync=settings.EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL,
-    )
+    return accounts.budget_of(account or accounts.main())
 
 
 def fleet_size(account):
