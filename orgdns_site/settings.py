@@ -43,8 +43,10 @@ def networks(value):
         raise ImproperlyConfigured(f"ORGDNS_CLUSTER_PERMITTED_NETWORKS: {exc}") from None
 
 
-AWS_ACCOUNT_FIELDS = {"name": str, "role_arn": str, "zone_quota": int, "iam_user_quota": int, "rate": float}
-AWS_ACCOUNT_DEFAULTS = {"role_arn": "", "zone_quota": 500, "iam_user_quota": 5000, "rate": 10.0}
+AWS_ACCOUNT_FIELDS = {
+    "name": str, "role_arn": str, "zone_quota": int, "iam_user_quota": int, "rate": float, "iam_permissions_boundary": str
+}
+AWS_ACCOUNT_DEFAULTS = {"role_arn": "", "zone_quota": 500, "iam_user_quota": 5000, "rate": 10.0, "iam_permissions_boundary": ""}
 
 
 def aws_accounts(value):
@@ -309,8 +311,8 @@ for _name, _value, _valid, _wanted in [
     if not _valid:
         raise ImproperlyConfigured(f"{_name} must be {_wanted}, not {_value}")
 # The AWS accounts orgdns places organizations in (README "Several AWS accounts"): a JSON list of {"name", "role_arn"
-# (the role orgdns assumes there; empty: orgdns's own account), "zone_quota", "iam_user_quota", "rate"}. Empty: one
-# account, orgdns's own, named "main", with the quotas and rate above.
+# (the role orgdns assumes there; empty: orgdns's own account), "zone_quota", "iam_user_quota", "rate",
+# "iam_permissions_boundary"}. Empty: one account, orgdns's own, named "main", with the settings above.
 ORGDNS_AWS_ACCOUNTS = aws_accounts(env("ORGDNS_AWS_ACCOUNTS", ""))
 ORGDNS_AWS_ROLE_SESSION_SECONDS = envint("ORGDNS_AWS_ROLE_SESSION_SECONDS", 3600)  # lifetime of assumed-role credentials
 ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6)  # per remote call, for transient errors

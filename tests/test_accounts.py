@@ -12,13 +12,15 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 from django.utils import timezone
+from moto.iam.access_control import IAMPolicy, PermissionResult
 
+from devstack.policies import assume_roles_policy, boundary_policy, role_trust_policy
 from orgdns_site.settings import aws_accounts
 from provisioning import budget
 from provisioning.clients.aws import RoleCredentials
 from provisioning.clients.errors import ProviderError
 from provisioning.models import Cluster, HostedZone, Operation, Organization, ZoneCharge
-from provisioning.services import accounts, clusters, provisioning, zone_gc, zones
+from provisioning.services import accounts, backends, clusters, provisioning, zone_gc, zones
 from provisioning.services.backends import Backends
 from tests.conftest import run_jobs, wait_until
 
@@ -227,14 +229,38 @@ def test_admins_may_move_an_organization_only_while_it_has_no_zone(client, perso
 # --- AWS calls in the organization's account ----------------------------------------------------------------------
 
 
-def test_each_organizations_zone_and_iam_user_exist_only_in_its_account(personas, two_accounts, aws, second):
+def test_each_organizations_zone_and_iam_user_exist_only_in_its_account(personas, two_accounts, aws, second, settings):
     two_accounts(main_zones=1)
+    settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY = "arn:aws:iam::123456789012:policy/orgdns-tenant-boundary"
+    boundary = json.dumps(boundary_policy(settings.ORGDNS_BASE_DOMAIN))
+    for iam in (aws.iam, second.iam):  # the same boundary policy, created in each account
+        iam.create_policy(PolicyName="orgdns-tenant-boundary", PolicyDocument=boundary)
+
+    created = {}  # moto does not keep a user's boundary: what orgdns asked for, as sent
+
+    def record(params, **_):
+        created[params["UserName"]] = params.get("PermissionsBoundary")
+
+    backends.aws_session().events.register("provide-client-params.iam.CreateUser", record)
+
     acme, globex = provision_zone(personas.acme), provision_zone(personas.globex)
     assert (acme.aws_account, globex.aws_account) == ("main", "second")
     assert zone_names(aws.route53) == ["acme.orgdns.test."] and user_names(aws.iam) == ["orgdns-acme"]
     assert zone_names(second.route53) == ["globex.orgdns.test."] and user_names(second.iam) == ["orgdns-globex"]
     keys = second.iam.list_access_keys(UserName="orgdns-globex")["AccessKeyMetadata"]
     assert [k["AccessKeyId"] for k in keys] == [globex.access_key_id]
+    assert created == {  # each account's own boundary policy
+        "orgdns-acme": "arn:aws:iam::123456789012:policy/orgdns-tenant-boundary",
+        "orgdns-globex": f"arn:aws:iam::{SECOND_ID}:policy/orgdns-tenant-boundary",
+    }
+
+
+def test_the_documented_policies_let_orgdns_assume_the_role_and_nobody_else(settings):
+    allowed = IAMPolicy(json.dumps(assume_roles_policy("orgdns-provisioner")))
+    assert allowed.is_action_permitted("sts:AssumeRole", SECOND_ROLE) == PermissionResult.PERMITTED
+    assert allowed.is_action_permitted("sts:AssumeRole", f"arn:aws:iam::{SECOND_ID}:role/admin") != PermissionResult.PERMITTED
+    (trust,) = role_trust_policy("arn:aws:iam::123456789012:user/orgdns")["Statement"]
+    assert trust["Principal"] == {"AWS": "arn:aws:iam::123456789012:user/orgdns"} and trust["Action"] == "sts:AssumeRole"
 
 
 def test_the_assumed_roles_credentials_are_reused_until_shortly_before_they_expire(personas, two_accounts):

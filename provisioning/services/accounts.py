@@ -5,6 +5,7 @@ and, when ORGDNS_AWS_ACCOUNTS lists it, organizations too. An organization is pl
 headroom when its first zone is about to be created, and orgdns never moves it afterwards.
 """
 
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -31,6 +32,7 @@ class Account:
     orgdns_burst: int
     zone_quota: int
     iam_user_quota: int
+    iam_permissions_boundary: str  # the ARN of the boundary of every IAM user orgdns creates there; empty: none
 
     @property
     def is_main(self):
@@ -50,6 +52,7 @@ def configured():
                 orgdns_burst=settings.ORGDNS_ROUTE53_BURST,
                 zone_quota=settings.ORGDNS_ROUTE53_ZONE_QUOTA,
                 iam_user_quota=settings.ORGDNS_IAM_USER_QUOTA,
+                iam_permissions_boundary=settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY,
             )
         ]
     share = settings.ORGDNS_ROUTE53_SHARE
@@ -63,9 +66,19 @@ def configured():
             orgdns_burst=max(1, int(50 * share)),
             zone_quota=entry["zone_quota"],
             iam_user_quota=entry["iam_user_quota"],
+            iam_permissions_boundary=entry["iam_permissions_boundary"] or boundary_in(entry["role_arn"]),
         )
         for entry in settings.ORGDNS_AWS_ACCOUNTS
     ]
+
+
+def boundary_in(role_arn):
+    """ORGDNS_IAM_PERMISSIONS_BOUNDARY's policy in the role's account (a boundary must be a policy of the user's own
+    account: docs/policies/tenant-boundary.json is created in each account under the same name)."""
+    boundary = settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY
+    if not (role_arn and boundary):
+        return boundary
+    return re.sub(r"^(arn:[^:]+:iam::)\d{12}:", lambda m: f"{m[1]}{role_arn.split(':')[4]}:", boundary)
 
 
 def main():
@@ -73,7 +86,7 @@ def main():
     found = next((account for account in configured() if account.is_main), None)
     if found is None:  # not listed: it holds the parent zone only
         return Account(MAIN, "", settings.ORGDNS_ROUTE53_ACCOUNT_RATE, 0.0, settings.ORGDNS_ROUTE53_RATE,
-                       settings.ORGDNS_ROUTE53_BURST, 0, 0)
+                       settings.ORGDNS_ROUTE53_BURST, 0, 0, settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY)
     return found
 
 

@@ -313,8 +313,9 @@ def ensure_credentials(zone, vault, backends, progress):
     iam = backends.iam()
     user = iam_user_name(zone.organization.name)
     if check_iam_user(zone.organization, iam) is None:
-        iam.create_user(user, zone_tags(zone.organization), settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY)
-        bounded = f" with permissions boundary {settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY}" if settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY else ""
+        boundary = backends.account.iam_permissions_boundary
+        iam.create_user(user, zone_tags(zone.organization), boundary)
+        bounded = f" with permissions boundary {boundary}" if boundary else ""
         progress.log(f"created IAM user {user}{bounded}")
     iam.put_user_policy(user, POLICY_NAME, zone_scoped_policy(zone.zone_id))
     keys = iam.access_key_ids(user)
