@@ -107,6 +107,14 @@ def test_the_default_is_one_main_account_from_the_other_settings(settings):
     assert accounts.main() == main
 
 
+def test_the_readmes_example_is_a_valid_setting(settings):
+    readme = (settings.BASE_DIR / "README.md").read_text()
+    example = readme.split("## Several AWS accounts", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    main, other = aws_accounts(example)
+    assert (main["name"], main["role_arn"], other["name"], other["zone_quota"]) == ("main", "", "eu-2", 1000)
+    assert other["iam_user_quota"] == 5000  # the default
+
+
 @pytest.mark.parametrize(("value", "said"), [
     ("[{", "ORGDNS_AWS_ACCOUNTS is not valid JSON"),
     ("[]", "must be a JSON list of accounts, at least one"),
