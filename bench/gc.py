@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.pages import recreate_database  # noqa: E402
-from devstack.processes import free_port, stack_env, start_bao, start_moto, stop  # noqa: E402
+from bench.stack import local_servers  # noqa: E402
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', '54329')}/orgdns_bench_gc")
 BATCH = 5000
@@ -172,41 +172,27 @@ def main():
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
 
-    moto, moto_url = start_moto(free_port())
-    vault_token = secrets.token_urlsafe(16)
-    bao, vault_url = start_bao(free_port(), vault_token)
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="orgdns_site.settings",
-        DATABASE_URL=DATABASE_URL,
-        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
-        **stack_env(moto_url, vault_url, vault_token, access_key="bench"),
-        VAULT_PREFIX=f"orgdns-bench-{secrets.token_hex(4)}",
-        ORGDNS_BASE_DOMAIN="bench.example.com",
-        ORGDNS_JOB_RETRY_INTERVALS="",
-        LOG_LEVEL="WARNING",
-    )
-    recreate_database(DATABASE_URL)
-    try:
-        import django
+    with local_servers(15, DATABASE_URL, VAULT_PREFIX=f"orgdns-bench-{secrets.token_hex(4)}", ORGDNS_JOB_RETRY_INTERVALS=""):
+        recreate_database(DATABASE_URL)
+        try:
+            import django
 
-        django.setup()
-        from django.core.management import call_command
-        from django.db import connections
+            django.setup()
+            from django.core.management import call_command
+            from django.db import connections
 
-        call_command("migrate", verbosity=0)
-        print("GC planning: every zone active or being deleted, usage and last teardown from the database")
-        print(f"{'zones':>7} {'median ms':>10} {'SQL queries':>12}")
-        small = min(1_000, args.zones)
-        for first, count in ((0, small), (small, args.zones - small)):
-            seed(first, count)
-            seconds, queries, planned = measure_plan()
-            print(f"{planned:7d} {seconds * 1000:10.1f} {queries:12d}")
-        tear_down(real_zones(args.teardowns, args.records), args.workers)
-        connections.close_all()
-    finally:
-        recreate_database(DATABASE_URL, drop_only=True)
-        stop(moto)
-        stop(bao)
+            call_command("migrate", verbosity=0)
+            print("GC planning: every zone active or being deleted, usage and last teardown from the database")
+            print(f"{'zones':>7} {'median ms':>10} {'SQL queries':>12}")
+            small = min(1_000, args.zones)
+            for first, count in ((0, small), (small, args.zones - small)):
+                seed(first, count)
+                seconds, queries, planned = measure_plan()
+                print(f"{planned:7d} {seconds * 1000:10.1f} {queries:12d}")
+            tear_down(real_zones(args.teardowns, args.records), args.workers)
+            connections.close_all()
+        finally:
+            recreate_database(DATABASE_URL, drop_only=True)
 
 
 if __name__ == "__main__":

@@ -324,6 +324,9 @@ ORGDNS_ORG_LOCK_WAIT = envfloat("ORGDNS_ORG_LOCK_WAIT", 600)  # seconds a job wa
 # A running job renews its heartbeat every INTERVAL; the sweep calls a job dead once it is older than TTL.
 ORGDNS_HEARTBEAT_INTERVAL = envfloat("ORGDNS_HEARTBEAT_INTERVAL", 5)  # seconds
 ORGDNS_HEARTBEAT_TTL = envfloat("ORGDNS_HEARTBEAT_TTL", 20)  # seconds
+ORGDNS_MAX_KEY_AGE_DAYS = envint("ORGDNS_MAX_KEY_AGE_DAYS", 90)  # rotate_credentials rotates access keys older than this
+# seconds a deregistration or offboarding waits for the running jobs that could put something back (then it retries)
+ORGDNS_WAIT_FOR_JOBS_TIMEOUT = envint("ORGDNS_WAIT_FOR_JOBS_TIMEOUT", 300)
 
 # Garbage collection of unused hosted zones (DESIGN.md §3); durations in seconds.
 ORGDNS_GC_YOUNG_MARGIN = timedelta(seconds=envint("ORGDNS_GC_YOUNG_MARGIN", 15 * 60))  # delete young zones by 12 h minus this

@@ -17,7 +17,7 @@ from .models import (
     Organization,
     ZoneCharge,
 )
-from .services import accounts, api_tokens, audit, certificates, clusters, organizations, zone_gc
+from .services import accounts, api_tokens, audit, certificates, clusters, key_rotation, organizations, zone_gc
 from .services.zone_claims import Outcome
 
 
@@ -89,14 +89,17 @@ class OrganizationAdminForm(forms.ModelForm):
 
 @admin.register(Organization)
 class OrganizationAdmin(AuditedAdmin):
-    list_display = ["name", "aws_account", "created_at"]
-    list_filter = ["aws_account"]
+    """Deleting one is offboarding it: its page's *Delete organization* (or `manage.py offboard_organization`)."""
+
+    list_display = ["name", "state", "aws_account", "created_at", "offboarded_at"]
+    list_filter = ["state", "aws_account"]
     search_fields = ["name"]
     inlines = [MembershipInline]
     form = OrganizationAdminForm
 
     def get_readonly_fields(self, request, obj=None):
-        return ["name", "created_at"] if obj else ["created_at"]  # the zone and IAM user are named after it
+        # The zone and IAM user are named after it; its state changes by offboarding only.
+        return ["name", "state", "created_at", "offboarded_at"] if obj else ["created_at"]
 
 
 @admin.register(Membership)
@@ -121,9 +124,10 @@ class HostedZoneAdmin(AuditedAdmin):
     readonly_fields = [
         "organization", "name", "state", "aws_account", "delegated",
         "caller_reference", "zone_id", "name_servers", "aws_created_at", "iam_user_name", "access_key_id",
-        "access_key_created_at", "created_at", "deleted_at", "teardown_started_at", "route53_deleted_at",
+        "access_key_created_at", "previous_access_key_id", "rotations_requested", "rotations_answered",
+        "created_at", "deleted_at", "teardown_started_at", "route53_deleted_at",
     ]
-    actions = ["gc_dry_run", "delete_if_unused"]
+    actions = ["gc_dry_run", "delete_if_unused", "rotate_access_key"]
 
     @admin.action(description="GC dry-run: what the garbage collector would do now", permissions=["view"])
     def gc_dry_run(self, request, queryset):
@@ -146,6 +150,13 @@ class HostedZoneAdmin(AuditedAdmin):
                 self.message_user(
                     request, f"Zone {zone} is not active, or its teardown is already queued or running.", messages.WARNING
                 )
+
+    @admin.action(description="Rotate the access key (the new key runs in every cluster before the old one goes)", permissions=["act"])
+    def rotate_access_key(self, request, queryset):
+        self.run_action(
+            request, queryset.select_related("organization"), lambda zone, user: key_rotation.rotate_now(zone.organization, user),
+            "key rotation queued",
+        )
 
 
 @admin.register(ZoneCharge)

@@ -14,6 +14,12 @@ class OrganizationForm(forms.Form):
     name = forms.CharField(max_length=63, validators=[validate_org_name], help_text="A lowercase DNS label, e.g. acme.")
 
 
+class OffboardForm(forms.Form):
+    confirmation = forms.CharField(
+        label="Type the organization's name to confirm", max_length=200, help_text="Nothing can be undone afterwards."
+    )
+
+
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)

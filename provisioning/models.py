@@ -8,13 +8,22 @@ from .validators import validate_cluster_name, validate_org_name
 
 
 class Organization(models.Model):
+    """Offboarded organizations stay as a tombstone that holds their audit trail and cost ledger, and their name."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        OFFBOARDING = "offboarding"
+        OFFBOARDED = "offboarded"
+
     name = models.CharField(max_length=63, unique=True, validators=[validate_org_name])
+    state = models.CharField(max_length=11, choices=State.choices, default=State.ACTIVE)
     aws_account = models.CharField(
         "AWS account", max_length=32, blank=True,
         help_text="The configured AWS account its zone and IAM user are in (ORGDNS_AWS_ACCOUNTS); empty: not placed yet, "
         "or the main account. Set once, when its first zone is created.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    offboarded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -22,6 +31,10 @@ class Organization(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def active(self):
+        return self.state == self.State.ACTIVE
 
     @property
     def zone_name(self):
@@ -68,6 +81,15 @@ class HostedZone(models.Model):
     iam_user_name = models.CharField(max_length=64, blank=True)
     access_key_id = models.CharField(max_length=128, blank=True)
     access_key_created_at = models.DateTimeField(null=True, blank=True)
+    previous_access_key_id = models.CharField(
+        max_length=128, blank=True, help_text="The key being retired while a rotation is under way (deleted once every cluster runs the new one)."
+    )
+    rotations_requested = models.PositiveIntegerField(
+        default=0, help_text="How many key rotations were asked for (the cron, the page, a member removed, a cluster forgotten)."
+    )
+    rotations_answered = models.PositiveIntegerField(
+        default=0, help_text="rotations_requested when the current key was made: it answers every request counted until then."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     teardown_started_at = models.DateTimeField(
@@ -194,6 +216,8 @@ class Operation(models.Model):
         INSTALL_CERTIFICATE = "install_certificate", "Install certificate"
         DELETE_CERTIFICATE = "delete_certificate", "Delete certificate"
         RERENDER_EXTERNALDNS = "rerender_externaldns", "Re-render ExternalDNS"
+        ROTATE_CREDENTIALS = "rotate_credentials", "Rotate access key"
+        OFFBOARD = "offboard", "Offboard organization"
 
     class State(models.TextChoices):
         QUEUED = "queued"

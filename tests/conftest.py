@@ -2,6 +2,7 @@
 ExternalDNS (devstack/cluster.py), Redis, PostgreSQL."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from rq import SimpleWorker
 
 from devstack.cluster import ClusterFarm
 from devstack.policies import scoped_vault_token
-from devstack.processes import free_port, start_bao, start_moto, stop
+from devstack.processes import free_port, port_open, start_bao, start_moto, stop
 from provisioning.models import Membership, Organization
 from provisioning.services import backends
 from tests.instants import INSTANTS
@@ -229,3 +230,36 @@ class WorkerDied(Exception):
 @pytest.fixture
 def aws_faults(stack):
     return AwsFaults()
+
+
+class PrivateRedis:
+    """A Redis server of one test's own, which the test may freeze (SIGSTOP) or restart empty."""
+
+    def __init__(self, directory):
+        self.port = free_port()
+        self.command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(directory)]
+        self.process = None
+        self.start()
+
+    def start(self):
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
+        wait_until(lambda: port_open("127.0.0.1", self.port), timeout=10)
+
+    def restart_empty(self):
+        self.stop()
+        self.start()
+
+    def stop(self):
+        self.process.send_signal(signal.SIGCONT)
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def private_redis(settings, tmp_path):
+    """orgdns's Redis (queue, locks, heartbeats) is a server of this test's own."""
+    server = PrivateRedis(tmp_path)
+    settings.REDIS_URL = f"redis://127.0.0.1:{server.port}/0"
+    settings.RQ_QUEUES = {"default": {**settings.RQ_QUEUES["default"], "URL": f"{settings.REDIS_URL}?socket_timeout=2&socket_connect_timeout=2"}}
+    yield server
+    server.stop()

@@ -67,3 +67,17 @@ def test_lost_jobs_are_queued_again_or_failed_by_the_sweep(personas, make_cluste
     assert was_running.state == Operation.State.SUCCEEDED and was_running.attempts == 2
     assert budget_spent.state == Operation.State.FAILED and "retry it" in budget_spent.error
     assert recent.state == Operation.State.QUEUED  # too young to call lost
+
+
+def test_a_job_rq_retries_after_its_work_horse_died_says_so(personas, cluster_api):
+    cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    queue = django_rq.get_queue("default")
+    Job.fetch(str(operation.pk), connection=queue.connection).delete()
+    queue.enqueue_in(timedelta(seconds=30), "provisioning.jobs.run_operation", str(operation.pk), job_id=str(operation.pk))
+    Operation.objects.filter(pk=operation.pk).update(state=Operation.State.RUNNING, attempts=1)  # no heartbeat: dead
+
+    call_command("sweep_operations", "--grace", "0", stdout=StringIO())
+
+    operation.refresh_from_db()
+    assert operation.state == Operation.State.RETRYING and "runs again shortly" in operation.error
+    assert Job.fetch(str(operation.pk), connection=queue.connection).get_status() == JobStatus.SCHEDULED  # RQ's retry stays

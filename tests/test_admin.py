@@ -57,7 +57,7 @@ def test_retry_a_failed_operation_from_the_admin(support, personas, cluster_api,
     cluster.refresh_from_db()
     assert cluster.state == Cluster.State.READY
     response = act(support, "operation", "retry", [Operation.objects.get(state="succeeded").pk])
-    assert "Only a failed cluster operation can be retried" in response.content.decode()
+    assert "Only a failed cluster operation or key rotation can be retried" in response.content.decode()
 
 
 def test_gc_dry_run_for_selected_zones_changes_nothing(support, ready_cluster):
@@ -101,6 +101,7 @@ def test_a_cluster_gone_for_good_can_be_forgotten(support, personas, ready_clust
     from tests.test_deregister import owned_records, write
 
     zone = ready_cluster.organization.zones.get()
+    old_key = zone.access_key_id
     write(aws, zone.zone_id, owned_records(ready_cluster.owner_id, zone.name, 3, "app"))
     refused = act(support, "cluster", "forget", [ready_cluster.pk])
     assert "only a cluster in error can be forgotten" in refused.content.decode()
@@ -119,3 +120,14 @@ def test_a_cluster_gone_for_good_can_be_forgotten(support, personas, ready_clust
     assert not any(n.startswith(("app", "a-app")) for n in names)
     assert not any(ready_cluster.owner_id in p for p in vault_tree(vault, settings.VAULT_PREFIX))
     assert AuditEvent.objects.filter(action="cluster.forget", actor=personas.sam, source="admin").exists()
+    # An ExternalDNS left running in the forgotten cluster has a key that no longer works.
+    assert Operation.objects.get(kind=Operation.Kind.ROTATE_CREDENTIALS).state == Operation.State.SUCCEEDED
+    keys = [k["AccessKeyId"] for k in aws.iam.list_access_keys(UserName="orgdns-acme")["AccessKeyMetadata"]]
+    zone.refresh_from_db()
+    assert keys == [zone.access_key_id] and old_key not in keys
+
+
+def test_support_rotates_a_zones_key(support, personas, ready_cluster):
+    zone = ready_cluster.organization.zones.get()
+    assert "key rotation queued" in act(support, "hostedzone", "rotate_access_key", [zone.pk]).content.decode()
+    assert Operation.objects.get(kind=Operation.Kind.ROTATE_CREDENTIALS).created_by == personas.sam

@@ -61,7 +61,8 @@ def acme(personas, cluster_api, aws, django_user_model):
     )
     zone_id = aws.route53.create_hosted_zone(Name="acme.orgdns.test", CallerReference="acme")["HostedZone"]["Id"]
     HostedZone.objects.create(
-        organization=personas.acme, name="acme.orgdns.test", state=HostedZone.State.ACTIVE, zone_id=zone_id.split("/")[-1]
+        organization=personas.acme, name="acme.orgdns.test", state=HostedZone.State.ACTIVE, zone_id=zone_id.split("/")[-1],
+        access_key_id="AKIAACME",
     )
     now = timezone.now()
     certificate = Certificate.objects.create(
@@ -95,6 +96,7 @@ def endpoints(acme):
         (READ, "get", f"{base}/members", None, 200),
         (MEMBERS, "put", f"{base}/members/charlie", {"role": "viewer"}, 200),
         (MEMBERS, "delete", f"{base}/members/vera", None, 204),
+        (MEMBERS, "post", f"{base}/offboard", {"confirmation": "acme"}, 202),  # owners (and staff who may act) only
         (READ, "get", f"{base}/clusters", None, 200),
         (WRITE, "post", f"{base}/clusters", {"name": "edge", **connection}, 202),
         (READ, "get", cluster, None, 200),
@@ -102,6 +104,7 @@ def endpoints(acme):
         (WRITE, "delete", cluster, None, 202),
         (READ, "get", f"{base}/zone", None, 200),
         (READ, "get", f"{base}/zone/records", None, 200),
+        (WRITE, "post", f"{base}/zone/rotate-key", None, 202),
         (READ, "get", f"{base}/certificates", None, 200),
         (WRITE, "post", f"{base}/certificates", {"dns_names": ["www.acme.orgdns.test"], "install": [target]}, 202),
         (READ, "get", f"{base}/certificates/ca.crt", None, 200),
@@ -117,7 +120,7 @@ def endpoints(acme):
     ]
 
 
-ENDPOINT_COUNT = 26
+ENDPOINT_COUNT = 27
 
 
 def token_of(persona, personas, acme, django_user_model):

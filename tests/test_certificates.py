@@ -281,20 +281,25 @@ def test_a_retried_job_installs_what_it_issued_without_issuing_again(personas, a
     assert metadata["data"]["current_version"] == 1
 
 
-def test_installations_in_deregistered_clusters_are_skipped_then_dropped(personas, acme_cluster, make_cluster_api):
+def test_deregistering_a_cluster_removes_the_certificates_installed_there(personas, acme_cluster, cluster_api, make_cluster_api):
     other_api = make_cluster_api()
     other = register(personas.acme, "other", other_api)
     certificate, _ = issue(personas.acme, ["www.acme.orgdns.test"], [(acme_cluster, "web", "www-tls"), (other, "web", "www-tls")])
-    clusters.deregister_cluster(acme_cluster)
+    deregistration = clusters.deregister_cluster(acme_cluster)
     run_jobs()
+    deregistration.refresh_from_db()
+    assert deregistration.state == Operation.State.SUCCEEDED, deregistration.error
+    assert "prod/web/www-tls: Secret deleted" in deregistration.log
+    assert cluster_api.objects("secrets", "web") == []
+    assert [str(i) for i in certificate.installations.all()] == ["other/web/www-tls"]
 
     renewal = certificates.renew_certificate(certificate)
     run_jobs()
     renewal.refresh_from_db()
     certificate.refresh_from_db()
     assert renewal.state == Operation.State.SUCCEEDED, renewal.error
-    assert "prod/web/www-tls: the cluster is deregistered: skipped" in renewal.log
     assert format(served_certificate(other_api, "web", "www-tls").serial_number, "X") == certificate.serial
+    assert cluster_api.objects("secrets", "web") == []
 
     deletion = certificates.delete_certificate(certificate)
     run_jobs()

@@ -9,14 +9,14 @@ Each case's outcome, time to converge and leftovers go to the report bench/fault
 import json
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 from django.conf import settings as django_settings
+from django.urls import reverse
 from django.utils import timezone
 
-from devstack.processes import Supervisor, free_port, port_open
+from devstack.processes import Supervisor
 from provisioning.models import Certificate, Cluster, HostedZone, Operation
 from provisioning.services import certificates, clusters, zone_gc
 from tests.conftest import manage_command, manage_env, run_jobs, vault_tree, wait_until
@@ -194,38 +194,12 @@ def test_a_work_horse_killed_at_any_step(flow, line, personas, cluster_api, aws,
     assert left == []
 
 
-@pytest.fixture
-def private_redis(settings, tmp_path):
-    """Redis of this test's own, which it may freeze and restart empty; restart() returns the new process."""
-    port = free_port()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
-    holder = {}
-
-    def start():
-        holder["process"] = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        wait_until(lambda: port_open("127.0.0.1", port), timeout=10)
-        return holder["process"]
-
-    def restart_empty():
-        holder["process"].kill()
-        holder["process"].wait()
-        return start()
-
-    start()
-    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
-    settings.RQ_QUEUES = {"default": {**settings.RQ_QUEUES["default"], "URL": f"{settings.REDIS_URL}?socket_timeout=2&socket_connect_timeout=2"}}
-    yield holder, restart_empty
-    holder["process"].send_signal(signal.SIGCONT)
-    holder["process"].kill()
-    holder["process"].wait()
-
-
 FREEZE_SECONDS = 12  # longer than one call's retries with FAST's settings (2 tries of at most 2 s for Vault)
 
 
 @pytest.mark.parametrize("server", ["moto", "bao", "redis"])
 def test_a_server_frozen_mid_registration(server, personas, cluster_api, aws, vault, servers, private_redis, fleet, report, tmp_path):
-    processes = {"moto": servers.moto, "bao": servers.bao, "redis": private_redis[0]["process"]}
+    processes = {"moto": servers.moto, "bao": servers.bao, "redis": private_redis.process}
     operation = start_register(personas, cluster_api)
     supervisor = fleet()
     wait_until(lambda: "Reading the cluster's credentials" in Operation.objects.get(pk=operation.pk).log)
@@ -243,14 +217,13 @@ def test_a_server_frozen_mid_registration(server, personas, cluster_api, aws, va
 def test_redis_restarted_empty_with_jobs_queued_and_running(
     personas, make_cluster_api, aws, vault, servers, private_redis, fleet, report, tmp_path
 ):
-    holder, restart_empty = private_redis
     apis = {"prod": make_cluster_api(), "edge": make_cluster_api()}
     running = clusters.register_cluster(personas.acme, "prod", apis["prod"].connection)[1]
     queued = clusters.register_cluster(personas.globex, "edge", apis["edge"].connection)[1]
     supervisor = fleet()
     with frozen(servers.moto):  # holds the first job mid-way while Redis goes
         wait_until(lambda: Operation.objects.filter(state=Operation.State.RUNNING).exists())
-        restart_empty()
+        private_redis.restart_empty()
     seconds = [converge(running), converge(queued)]
     left = leftovers(aws, vault, apis)
     report.append({"fault": "Redis restarted empty", "flow": "register ×2", "at": "one running, one queued",
@@ -259,3 +232,35 @@ def test_redis_restarted_empty_with_jobs_queued_and_running(
     assert running.state == Operation.State.SUCCEEDED, described(running, tmp_path)
     assert queued.state == Operation.State.SUCCEEDED, described(queued, tmp_path)
     assert left == []
+
+
+def post_registration(client, user, api):
+    """Post the registration form; (response, seconds it took)."""
+    client.force_login(user)
+    started = time.monotonic()
+    response = client.post(
+        reverse("cluster-register", args=["acme"]),
+        {"name": "prod", "api_server": api.connection.server, "ca_pem": api.connection.ca_pem, "token": api.connection.token},
+    )
+    return response, round(time.monotonic() - started, 1)
+
+
+def test_a_registration_while_redis_hangs_is_refused_clearly_and_saves_nothing(personas, cluster_api, private_redis, vault, client, report):
+    with frozen(private_redis.process):
+        response, seconds = post_registration(client, personas.alice, cluster_api)
+    report.append({"fault": "Redis frozen", "flow": "registration form", "at": "the request", "outcome": response.status_code,
+                   "seconds": seconds, "leftovers": [str(c) for c in Cluster.objects.all()] + vault_tree(vault, django_settings.VAULT_PREFIX)})
+    assert response.status_code == 200
+    assert "job queue (Redis) is not answering. Nothing was saved" in response.content.decode()
+    assert not Cluster.objects.exists()
+    assert vault_tree(vault, django_settings.VAULT_PREFIX) == []
+
+
+def test_a_registration_while_vault_hangs_is_refused_clearly_and_saves_nothing(personas, cluster_api, servers, client, report):
+    with frozen(servers.bao):
+        response, seconds = post_registration(client, personas.alice, cluster_api)
+    report.append({"fault": "Vault frozen", "flow": "registration form", "at": "the request", "outcome": response.status_code,
+                   "seconds": seconds, "leftovers": [str(c) for c in Cluster.objects.all()]})
+    assert response.status_code == 200
+    assert "Vault, where orgdns keeps the cluster&#x27;s credentials, is not answering" in response.content.decode()
+    assert not Cluster.objects.exists() and not Operation.objects.exists()

@@ -7,16 +7,18 @@ cannot evaluate). The Vault policy is enforced for real: the whole suite runs wi
 
 import json
 from fnmatch import fnmatchcase
+from io import StringIO
 
 import hvac
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from devstack.policies import POLICIES, boundary_policy, iam_policy
 from provisioning.clients.aws import zone_scoped_policy
 from provisioning.models import HostedZone, Operation
-from provisioning.services import backends, certificates, clusters, zone_gc
+from provisioning.services import backends, certificates, clusters, key_rotation, zone_gc
 from tests.conftest import VAULT_ROOT_TOKEN, run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,6 +58,8 @@ def aws_calls(stack):
 
 def what_iam_checks(service, operation, params, boundaries):
     """The (action, resource, condition values) IAM authorizes for this call."""
+    if service == "iam" and operation == "ListUsers":
+        return [("iam:ListUsers", "*", {})]
     if service == "iam":
         user = params["UserName"]
         resource = f"arn:aws:iam::{ACCOUNT}:user/{user}"
@@ -82,6 +86,9 @@ def test_the_iam_policy_allows_every_call_of_a_full_flow_and_users_get_the_bound
     run_jobs()
     certificates.issue_certificate(personas.acme, ["www.acme.orgdns.test"], [(cluster, "web", "www-tls")])
     run_jobs()
+    key_rotation.request_rotation(personas.acme, "the least-privilege flow")
+    run_jobs()
+    call_command("reconcile", "--apply", "--grace", "0", stdout=StringIO())
     clusters.deregister_cluster(cluster)
     run_jobs()
     zone_gc.delete_now(HostedZone.objects.get(), None)
@@ -94,7 +101,9 @@ def test_the_iam_policy_allows_every_call_of_a_full_flow_and_users_get_the_bound
     assert boundaries == {"orgdns-acme": BOUNDARY}
     operations = {(service, operation) for service, operation, _ in aws_calls}
     assert {("route53", "CreateHostedZone"), ("route53", "ChangeResourceRecordSets"), ("route53", "DeleteHostedZone"),
-            ("iam", "CreateUser"), ("iam", "PutUserPolicy"), ("iam", "CreateAccessKey"), ("iam", "DeleteUser")} <= operations
+            ("iam", "CreateUser"), ("iam", "PutUserPolicy"), ("iam", "CreateAccessKey"), ("iam", "DeleteAccessKey"),
+            ("iam", "DeleteUser"), ("route53", "ListHostedZones"), ("iam", "ListUsers")} <= operations
+    assert [op for _, op, _ in aws_calls].count("CreateAccessKey") == 2  # the first key, and the rotation's
     for service, operation, params in aws_calls:
         if service == "sts":
             continue  # GetCallerIdentity, with the tenant's new key: needs no permission
@@ -145,6 +154,8 @@ def test_orgdns_vault_token_holds_its_policy_only(stack):
     kv = client.secrets.kv.v2
     kv.create_or_update_secret(path=f"{settings.VAULT_PREFIX}/orgs/acme/probe", secret={"a": "b"}, mount_point="secret")
     assert kv.read_secret_version(path=f"{settings.VAULT_PREFIX}/orgs/acme/probe", mount_point="secret", raise_on_deleted_version=True)
+    assert kv.list_secrets(path=f"{settings.VAULT_PREFIX}/orgs", mount_point="secret")["data"]["keys"] == ["acme/"]
+    assert kv.read_secret_metadata(path=f"{settings.VAULT_PREFIX}/orgs/acme/probe", mount_point="secret")["data"]["versions"]
     kv.delete_metadata_and_all_versions(path=f"{settings.VAULT_PREFIX}/orgs/acme/probe", mount_point="secret")
     root = hvac.Client(url=stack.vault_url, token=VAULT_ROOT_TOKEN)
     root.secrets.kv.v2.create_or_update_secret(path="someone-else/secret", secret={"a": "b"}, mount_point="secret")
@@ -152,7 +163,9 @@ def test_orgdns_vault_token_holds_its_policy_only(stack):
         lambda: kv.read_secret_version(path="someone-else/secret", mount_point="secret", raise_on_deleted_version=True),
         lambda: kv.create_or_update_secret(path="someone-else/other", secret={"a": "b"}, mount_point="secret"),
         lambda: kv.delete_metadata_and_all_versions(path="someone-else/secret", mount_point="secret"),
-        lambda: kv.list_secrets(path=settings.VAULT_PREFIX, mount_point="secret"),
+        lambda: kv.list_secrets(path="someone-else", mount_point="secret"),
+        lambda: kv.list_secrets(path="", mount_point="secret"),
+        lambda: kv.read_secret_metadata(path="someone-else/secret", mount_point="secret"),
         lambda: client.sys.list_policies(),
     ):
         with pytest.raises(hvac.exceptions.Forbidden):

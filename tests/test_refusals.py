@@ -28,9 +28,11 @@ def test_reaching_into_another_organization_is_refused_and_recorded(client, pers
     attempts = [
         ("get", reverse("organization", args=["acme"]), ("organization", str(personas.acme.pk))),
         ("post", reverse("cluster-deregister", args=["acme", cluster.pk]), ("cluster", str(cluster.pk))),
+        ("post", reverse("rotate-key", args=["acme"]), ("organization", str(personas.acme.pk))),
         ("get", reverse("cluster", args=["globex", cluster.pk]), ("cluster", str(cluster.pk))),  # under bob's own org
         ("get", reverse("operation", args=[operation.pk]), ("operation", str(operation.pk))),
         ("get", reverse("certificate", args=["acme", certificate.pk]), ("certificate", str(certificate.pk))),
+        ("post", reverse("organization-offboard", args=["acme"]), ("organization", str(personas.acme.pk))),
     ]
     for method, url, (object_type, object_id) in attempts:
         assert getattr(client, method)(url).status_code == 404, url
@@ -63,8 +65,11 @@ def test_acting_without_the_right_is_refused_and_recorded(client, personas, acme
     client.force_login(personas.vera)  # a viewer of acme
     assert client.post(reverse("cluster-deregister", args=["acme", cluster.pk])).status_code == 403
     assert client.post(reverse("members", args=["acme"]), {"username": "charlie", "role": "owner"}).status_code == 403
+    assert client.post(reverse("rotate-key", args=["acme"])).status_code == 403
+    assert client.post(reverse("organization-offboard", args=["acme"]), {"confirmation": "acme"}).status_code == 403
     details = [(e.actor, e.organization, e.outcome) for e in refusals()]
-    assert details == [(personas.vera, personas.acme, "refused")] * 2
+    assert details == [(personas.vera, personas.acme, "refused")] * 4
+    assert refusals().last().detail == "POST /orgs/acme/delete: vera may not delete acme"
     assert "may look at acme but not change it" in refusals().first().detail
     assert Operation.objects.count() == 1
 

@@ -43,7 +43,9 @@ def actions(cluster, certificate):
         (reverse("certificate-delete", args=[org, certificate.pk]), {}),
         (reverse("members", args=[org]), {"username": "charlie", "role": "owner"}),
         (reverse("member-remove", args=[org, vera.pk]), {}),
+        (reverse("rotate-key", args=[org]), {}),
         (reverse("organization-create"), {"name": "initech"}),
+        (reverse("organization-offboard", args=[org]), {"confirmation": org}),
     ]
 
 
@@ -62,6 +64,8 @@ def test_staff_without_the_permission_see_everything_and_change_nothing(client, 
     for page, hidden in [
         (reverse("home"), "New organization"),
         (reverse("organization", args=["acme"]), "Register a cluster"),
+        (reverse("organization", args=["acme"]), "Rotate the access key"),
+        (reverse("organization", args=["acme"]), "Delete organization"),
         (reverse("cluster", args=["acme", cluster.pk]), "Deregister"),
         (reverse("certificate", args=["acme", certificate.pk]), "Renew now"),
         (reverse("members", args=["acme"]), "Add a member"),
@@ -74,6 +78,7 @@ def test_staff_without_the_permission_see_everything_and_change_nothing(client, 
     assert client.get(reverse("cluster-register", args=["acme"])).status_code == 403
     assert (Operation.objects.count(), Membership.objects.count()) == (operations, memberships)
     assert not Organization.objects.filter(name="initech").exists()
+    assert Organization.objects.get(name="acme").state == Organization.State.ACTIVE
     cluster.refresh_from_db()
     certificate.refresh_from_db()
     assert (cluster.state, certificate.state) == (Cluster.State.READY, Certificate.State.ACTIVE)
@@ -86,12 +91,18 @@ def test_staff_with_the_permission_act_in_any_organization(client, personas, acm
     assert client.post(reverse("members", args=["globex"]), {"username": "charlie", "role": "owner"}).status_code == 302
     assert client.post(reverse("certificate-renew", args=["acme", certificate.pk])).status_code == 302
     assert client.post(reverse("cluster-deregister", args=["acme", cluster.pk])).status_code == 302
+    assert client.post(reverse("rotate-key", args=["acme"])).status_code == 302
     assert Membership.objects.get(user=personas.charlie).role == "owner"
+    assert Operation.objects.filter(kind=Operation.Kind.ROTATE_CREDENTIALS, created_by=personas.sam).exists()
     assert Operation.objects.filter(kind=Operation.Kind.DEREGISTER, created_by=personas.sam).exists()
     # Creating organizations is a permission of its own.
     assert client.post(reverse("organization-create"), {"name": "initech"}).status_code == 403
     client.force_login(grant(personas.sam, "add_organization"))
     assert client.post(reverse("organization-create"), {"name": "initech"}).status_code == 302
+    # And so is deleting any organization, which owners do for their own.
+    assert client.post(reverse("organization-offboard", args=["globex"]), {"confirmation": "globex"}).status_code == 302
+    offboarding = Operation.objects.get(kind=Operation.Kind.OFFBOARD)
+    assert (offboarding.organization, offboarding.created_by) == (personas.globex, personas.sam)
 
 
 def test_the_permission_does_not_make_a_non_staff_user_see_more(client, personas, acme):
@@ -121,6 +132,7 @@ def test_admin_actions_need_the_permission_too(client, personas, acme):
         ("cluster", "reprovision", cluster.pk),
         ("certificate", "renew", certificate.pk),
         ("hostedzone", "delete_if_unused", zone.pk),
+        ("hostedzone", "rotate_access_key", zone.pk),
     ]:
         admin_action(client, model, action, [pk])
     assert Operation.objects.exclude(kind__in=[Operation.Kind.REGISTER, Operation.Kind.ISSUE_CERTIFICATE]).count() == 0

@@ -1,9 +1,10 @@
 # orgdns's Vault token: read and write secrets under its prefix of the KV v2 mount, delete them with every
-# version; nothing else. Secrets are at ${VAULT_KV_MOUNT}/<prefix>/orgs/<organization>/...
+# version, and list them with their metadata (for `reconcile`); nothing else. Secrets are at
+# ${VAULT_KV_MOUNT}/<prefix>/orgs/<organization>/...
 path "${VAULT_KV_MOUNT}/data/${VAULT_PREFIX}/*" {
   capabilities = ["create", "read", "update"]
 }
 
 path "${VAULT_KV_MOUNT}/metadata/${VAULT_PREFIX}/*" {
-  capabilities = ["delete"]
+  capabilities = ["read", "list", "delete"]
 }

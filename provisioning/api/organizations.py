@@ -1,10 +1,11 @@
 """Organizations and their members."""
 
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from ninja import Query, Router, Status
 
-from ..services import organizations
+from ..services import offboarding, organizations
 from . import schemas
+from .clusters import accepted
 from .pagination import PageParams, page_of, paginate
 from .params import OrgName, Username, text_query
 from .problems import Problem, refused
@@ -47,6 +48,24 @@ def create_organization(request, body: schemas.NewOrganization):
 @router.get("/organizations/{org}", response={200: schemas.OrganizationDetail, 404: Problem})
 def get_organization(request, org: OrgName):
     return detail(request.user, org)
+
+
+@router.post(
+    "/organizations/{org}/offboard",
+    response={202: schemas.Accepted, 403: Problem, 404: Problem, 409: Problem, 422: Problem},
+)
+def offboard_organization(request, response: HttpResponse, org: OrgName, body: schemas.Offboarding):
+    """Owners (and support staff with the permission to act): delete the organization. One job cancels its queued
+    operations, waits for its running ones, deregisters its clusters, deletes its certificates, CA and AWS
+    credentials and removes its members; the GC deletes its zone when that costs least. Its audit trail and cost
+    ledger remain, and its name stays taken. Again after a failure: resumes it."""
+    organization = organizations.get_org_for_user(request.user, org)
+    organizations.require_offboarding_right(request.user, organization, f"{request.method} {request.path}")
+    with refused(422):
+        offboarding.confirm(organization, body.confirmation)
+    with refused(409):
+        operation = offboarding.offboard_organization(organization, body.confirmation, request.user)
+    return accepted(response, operation)
 
 
 @router.get("/organizations/{org}/members", response={200: page_of(schemas.Member), 404: Problem})

@@ -39,6 +39,7 @@ class ZoneSummary(Schema):
 
 class Organization(Schema):
     name: str
+    state: str = Field(description="active, offboarding (being deleted: nothing can be changed) or offboarded.")
     created_at: datetime
     role: Role | None = Field(None, description="Your role in it (none: you see it as staff).")
     zone: ZoneSummary | None = Field(None, description="Its hosted zone, unless it has none or it was deleted.")
@@ -69,6 +70,10 @@ class OrganizationDetail(Organization):
 
 
 DNS_LABEL = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+
+
+class Offboarding(Schema):
+    confirmation: str = Field(description="The organization's name, typed again.")
 
 
 class NewOrganization(Schema):
@@ -106,6 +111,7 @@ class Zone(Schema):
     iam_user_name: str
     access_key_id: str = Field(description="The id of the zone-scoped access key; its secret is in Vault only.")
     access_key_created_at: datetime | None
+    previous_access_key_id: str = Field(description="While a key rotation is under way: the key kept until every cluster runs the new one.")
     garbage_collection: GarbageCollection | None = None
 
     @staticmethod

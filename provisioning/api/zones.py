@@ -1,14 +1,15 @@
 """An organization's hosted zone and what is in it."""
 
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
-from ..services import organizations, zone_gc, zones
+from ..services import key_rotation, organizations, zone_gc, zones
 from . import schemas
+from .clusters import accepted
 from .pagination import page_of, paginate
 from .params import OrgName
-from .problems import Problem
+from .problems import Problem, refused
 
 router = Router(tags=["zones"])
 
@@ -28,6 +29,16 @@ def get_zone(request, org: OrgName):
     status = zone_gc.zone_status(organization, timezone.now())
     zone.garbage_collection = status and {"action": status.action, "reason": status.reason, "not_before": status.not_before}
     return zone
+
+
+@router.post("/organizations/{org}/zone/rotate-key", response={202: schemas.Accepted, 403: Problem, 404: Problem, 409: Problem})
+def rotate_key(request, response: HttpResponse, org: OrgName):
+    """Replace the zone's access key: the new key runs in every cluster of the organization before the old one is
+    deleted (409 if the organization has no key yet)."""
+    organization = organizations.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
+    with refused(409):
+        operation = key_rotation.rotate_now(organization, request.user)
+    return accepted(response, operation)
 
 
 @router.get("/organizations/{org}/zone/records", response={200: page_of(schemas.ZoneRecord), 404: Problem, 503: Problem})

@@ -109,6 +109,22 @@ class Route53(AwsService):
                 return {"id": zone_id, "caller_reference": zone["CallerReference"], "tags": self.tags(zone_id)}
         return None
 
+    def zones(self):
+        """Every hosted zone of the account (id, name, CallerReference, private), following every page."""
+        params = {"MaxItems": "100"}
+        while True:
+            page = self.call("list_hosted_zones", **params)
+            for zone in page["HostedZones"]:
+                yield {
+                    "id": zone["Id"].split("/")[-1],
+                    "name": zone["Name"],
+                    "caller_reference": zone["CallerReference"],
+                    "private": zone.get("Config", {}).get("PrivateZone", False),
+                }
+            if not page.get("IsTruncated"):
+                return
+            params["Marker"] = page["NextMarker"]
+
     def tags(self, zone_id):
         found = self.call("list_tags_for_resource", ResourceType="hostedzone", ResourceId=zone_id)
         return {t["Key"]: t["Value"] for t in found["ResourceTagSet"].get("Tags", [])}
@@ -227,6 +243,18 @@ class IAM(AwsService):
             if exc.code == "NoSuchEntity":
                 return False
             raise
+
+    def users(self, name_prefix):
+        """The account's IAM users whose name starts with name_prefix: name and creation time, following every page."""
+        params = {}
+        while True:
+            page = self.call("list_users", **params)
+            yield from (
+                {"name": u["UserName"], "created_at": u["CreateDate"]} for u in page["Users"] if u["UserName"].startswith(name_prefix)
+            )
+            if not page.get("IsTruncated"):
+                return
+            params["Marker"] = page["Marker"]
 
     def user_tags(self, user_name):
         """The user's tags, or None if there is no such user."""

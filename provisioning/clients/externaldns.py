@@ -24,6 +24,7 @@ TXT_PREFIX = "_extdns-%{record_type}."
 TXT_WILDCARD = "wildcard"
 HEALTH_PORT = 7979  # /healthz and /metrics
 DEPLOYMENT_NAME = "external-dns"
+CHECKSUM_ANNOTATION = "orgdns.io/credentials-checksum"
 ORGDNS_CLUSTER_ROLE = "orgdns"
 
 # What ExternalDNS reads in a cluster (its ClusterRole). Granting it requires holding it (RBAC escalation prevention).
@@ -95,11 +96,34 @@ class ExternalDNSConfig:
         ]
 
 
+def credentials_checksum(access_key_id, secret_access_key):
+    """Part of the pod template, so that pods are rolled when the credentials change; tells which key a pod runs with."""
+    return hashlib.sha256(f"{access_key_id}:{secret_access_key}".encode()).hexdigest()[:16]
+
+
+def pod_checksum(obj):
+    """The credentials checksum of a pod or of a Deployment's pod template."""
+    template = obj.get("spec", {}).get("template")
+    meta = template["metadata"] if template else obj["metadata"]
+    return (meta.get("annotations") or {}).get(CHECKSUM_ANNOTATION)
+
+
+def key_rollout_problem(pods, checksum):
+    """Why ExternalDNS's pods do not all run with the credentials of this checksum, "" if they do and one is ready.
+    Pods being deleted do not count."""
+    live = [pod for pod in pods if not pod["metadata"].get("deletionTimestamp")]
+    stale = [pod["metadata"]["name"] for pod in live if pod_checksum(pod) != checksum]
+    if stale:
+        return f"pods {', '.join(stale)} still run with an earlier key"
+    if not any(_ready(pod) for pod in live):
+        return "no ExternalDNS pod is ready with the new key"
+    return ""
+
+
 def manifests(config, access_key_id, secret_access_key):
     ns = config.namespace
     labels = dict(LABELS)
-    # Pods are rolled when the credentials change: the checksum is part of the pod template.
-    checksum = hashlib.sha256(f"{access_key_id}:{secret_access_key}".encode()).hexdigest()[:16]
+    checksum = credentials_checksum(access_key_id, secret_access_key)
     credentials = {"AWS_ACCESS_KEY_ID": access_key_id, "AWS_SECRET_ACCESS_KEY": secret_access_key, "AWS_DEFAULT_REGION": config.region}
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "failureThreshold": 3}
     resources = {"requests": {"cpu": "10m", "memory": "64Mi"}}
@@ -140,7 +164,7 @@ def manifests(config, access_key_id, secret_access_key):
                 "template": {
                     "metadata": {
                         "labels": labels,
-                        "annotations": {"orgdns.io/credentials-checksum": checksum},
+                        "annotations": {CHECKSUM_ANNOTATION: checksum},
                     },
                     "spec": {
                         "serviceAccountName": "external-dns",

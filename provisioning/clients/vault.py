@@ -1,5 +1,7 @@
 """Secrets in Vault (KV v2), every path under one prefix, one subtree per organization."""
 
+from datetime import datetime
+
 import hvac
 import hvac.exceptions
 import requests
@@ -66,6 +68,34 @@ class Vault:
             return found["data"]["data"]
 
         return self._call("read", read)
+
+    def paths_under(self, path):
+        """Every secret path under path, recursively (KV v2 metadata list), sorted."""
+
+        def keys(folder):
+            try:
+                return self.kv.list_secrets(path=folder, mount_point=self.mount)["data"]["keys"]
+            except hvac.exceptions.InvalidPath:
+                return []
+
+        found, folders = [], [path.strip("/")]
+        while folders:
+            folder = folders.pop()
+            for key in self._call("list", lambda: keys(folder)):
+                (folders if key.endswith("/") else found).append(f"{folder}/{key.rstrip('/')}")
+        return sorted(found)
+
+    def last_written(self, path):
+        """When the secret's newest version was written (its metadata's updated_time), or None if there is none."""
+
+        def read_metadata():
+            try:
+                return self.kv.read_secret_metadata(path=path, mount_point=self.mount)["data"]["updated_time"]
+            except hvac.exceptions.InvalidPath:
+                return None
+
+        found = self._call("read metadata", read_metadata)
+        return datetime.fromisoformat(found) if found else None
 
     def write(self, path, data):
         self._call("write", lambda: self.kv.create_or_update_secret(path=path, secret=data, mount_point=self.mount))

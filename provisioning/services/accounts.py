@@ -90,6 +90,12 @@ def main():
     return found
 
 
+def every():
+    """Every account orgdns may have something in: the configured ones, and the main account if it is not listed."""
+    listed = configured()
+    return listed if any(account.is_main for account in listed) else [main(), *listed]
+
+
 def named(name):
     """The account called `name` ("" is the main account); ProviderError if no account has that name."""
     if not name:

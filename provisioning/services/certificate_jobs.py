@@ -8,8 +8,9 @@ from django.utils import timezone
 from ..clients import tls
 from ..clients.errors import ProviderError
 from ..models import Certificate, CertificateInstallation, Cluster
+from . import offboarding
 from .leases import organization_lock
-from .provisioning import read_connection
+from .provisioning import cluster_secret_path, read_connection, usable_connection
 
 
 def ca_path(vault, org):
@@ -23,6 +24,7 @@ def material_path(vault, certificate):
 def issue_and_install(operation, progress, backends):
     """ISSUE and RENEW: a new key and certificate (once per operation, so a retried job reuses them), then install."""
     certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
+    offboarding.refuse_in_job(certificate.organization)
     vault = backends.vault()
     if certificate.issued_at and certificate.issued_at >= operation.created_at:
         progress.log(f"serial {certificate.serial} was already issued by this operation")
@@ -36,6 +38,7 @@ def issue_and_install(operation, progress, backends):
 
 def install(operation, progress, backends):
     certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
+    offboarding.refuse_in_job(certificate.organization)
     install_everywhere(certificate, backends.vault(), backends, progress)
 
 
@@ -135,29 +138,59 @@ def put_secret(kube, installation, secret, certificate_id, progress):
 
 def delete(operation, progress, backends):
     certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
-    vault = backends.vault()
-    progress.step("Removing the certificate's Secrets from the clusters", 10)
+    remove_certificate(certificate, backends.vault(), backends, progress)
+
+
+def remove_certificate(certificate, vault, backends, progress):
+    """Its Secrets out of the clusters, its key and certificate out of Vault; the row stays, `deleted`."""
+    progress.step(f"Removing the Secrets of certificate {certificate} from the clusters", 10)
 
     def remove_one(installation):
-        CertificateInstallation.objects.filter(pk=installation.pk).update(state=CertificateInstallation.State.REMOVING)
         with cluster_api(installation.cluster, vault, backends) as kube:
-            current = kube.get("Secret", installation.secret_name, installation.namespace)
-            if current is None:
-                progress.log(f"{installation}: Secret already gone")
-            elif tls.holds_certificate(current, str(certificate.pk)):
-                kube.delete("Secret", installation.secret_name, installation.namespace)
-                progress.log(f"{installation}: Secret deleted")
-            else:
-                progress.log(f"{installation}: the Secret there now is not this certificate's: left alone")
-        installation.delete()
+            remove_secret(kube, installation, progress)
 
     for_each_installation(certificate, remove_one, progress)
-    certificate.installations.all().delete()  # what is left is in deregistered clusters, which we cannot reach
-    progress.step("Deleting the key and certificate from Vault", 80)
+    # What is left is in deregistered clusters, which we cannot reach, or in clusters being deregistered, whose
+    # deregistration removes it.
+    certificate.installations.filter(cluster__state=Cluster.State.DEREGISTERED).delete()
+    progress.step(f"Deleting the key and certificate of {certificate} from Vault", 80)
     vault.destroy(material_path(vault, certificate))
     Certificate.objects.filter(pk=certificate.pk).update(
         state=Certificate.State.DELETED, deleted_at=timezone.now(), message=""
     )
+
+
+def remove_secret(kube, installation, progress):
+    """Delete the installation's Secret if it still holds its certificate, then the installation."""
+    CertificateInstallation.objects.filter(pk=installation.pk).update(state=CertificateInstallation.State.REMOVING)
+    current = kube.get("Secret", installation.secret_name, installation.namespace)
+    if current is None:
+        progress.log(f"{installation}: Secret already gone")
+    elif tls.holds_certificate(current, str(installation.certificate_id)):
+        kube.delete("Secret", installation.secret_name, installation.namespace)
+        progress.log(f"{installation}: Secret deleted")
+    else:
+        progress.log(f"{installation}: the Secret there now is not this certificate's: left alone")
+    installation.delete()
+
+
+def remove_from_cluster(cluster, vault, backends, progress):
+    """Every certificate Secret we installed in the cluster (for its deregistration)."""
+    installations = list(cluster.certificate_installations.select_related("cluster", "certificate"))
+    if not installations:
+        return
+    connection = vault.read(cluster_secret_path(vault, cluster))
+    if not connection:
+        progress.log(f"no cluster credentials in Vault: the Secrets of {len(installations)} certificate installations "
+                     "are not removed from the cluster")
+        cluster.certificate_installations.all().delete()
+        return
+    kube = backends.cluster(usable_connection(connection))
+    try:
+        for installation in installations:
+            remove_secret(kube, installation, progress)
+    finally:
+        kube.close()
 
 
 def for_each_installation(certificate, action, progress):
@@ -166,8 +199,8 @@ def for_each_installation(certificate, action, progress):
     installations = list(certificate.installations.select_related("cluster"))
     failures = []
     for installation in installations:
-        if installation.cluster.state == Cluster.State.DEREGISTERED:
-            progress.log(f"{installation}: the cluster is deregistered: skipped")
+        if installation.cluster.state in (Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED):
+            progress.log(f"{installation}: the cluster is {installation.cluster.state}: skipped")
             continue
         try:
             action(installation)

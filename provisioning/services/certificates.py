@@ -5,9 +5,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from ..clients import tls
-from ..models import Certificate, CertificateInstallation, Cluster, Operation
+from ..models import Certificate, CertificateInstallation, Cluster, Operation, Organization
 from ..validators import certificate_dns_names, validate_certificate_namespace, validate_secret_name
-from . import audit, organizations
+from . import audit, offboarding, organizations
 from .backends import Backends
 from .certificate_jobs import ca_path, make_ca, material_path
 from .leases import organization_lock
@@ -69,6 +69,7 @@ def issue_certificate(organization, names, targets=(), user=None):
     names = certificate_dns_names(names, organization.zone_name, settings.ORGDNS_TLS_MAX_NAMES)
     targets = [clean_target(organization, *target) for target in dict.fromkeys(targets)]
     with transaction.atomic():
+        offboarding.require_active(organization)
         certificate = Certificate.objects.create(organization=organization, dns_names=names, created_by=user)
         for target in targets:
             add_installation(certificate, *target)
@@ -130,6 +131,7 @@ def add_installation(certificate, cluster, namespace, secret_name):
 
 def claim(certificate, from_states, to_state):
     """Move the certificate to to_state if it is in one of from_states, so one job at a time works on it."""
+    offboarding.require_active(certificate.organization)
     if not Certificate.objects.filter(pk=certificate.pk, state__in=from_states).update(state=to_state, message=""):
         current = Certificate.objects.values_list("state", flat=True).get(pk=certificate.pk)
         raise ValidationError(
@@ -162,6 +164,7 @@ def certificates_due_for_renewal(now):
     """Issued certificates past ORGDNS_TLS_RENEW_AT of their lifetime that are neither failed nor being deleted."""
     candidates = (
         Certificate.objects.exclude(state__in=[Certificate.State.ERROR, Certificate.State.DELETING, Certificate.State.DELETED])
+        .filter(organization__state=Organization.State.ACTIVE)
         .exclude(not_after=None)
         .select_related("organization")
         .order_by("not_after", "pk")
@@ -193,6 +196,7 @@ def ca_needs_reissue(organization):
 def reissue_ca(organization, user=None):
     """A new CA for the organization in place of its current one, and a renewal queued for each of its certificates
     (so each is signed by the new CA and installed with it). Returns (renewals, certificates skipped with the reason)."""
+    offboarding.require_active(organization)
     vault = Backends().vault()
     with organization_lock(organization):
         ca = make_ca(organization, vault)

@@ -13,7 +13,7 @@ from ..clients.errors import ProviderError
 from ..clients.kube import ClusterConnection, InvalidConnection, connection_from_kubeconfig
 from ..clients.retry import RetryPolicy
 from ..models import AuditEvent, Cluster, Operation
-from . import audit
+from . import audit, key_rotation, offboarding
 from .backends import Backends, probe_rate_limiter
 from .operations import start_operation
 from .provisioning import cluster_secret_path
@@ -63,6 +63,7 @@ def register_cluster(organization, name, connection, user=None):
 
 
 def _register_cluster(organization, name, connection, user):
+    offboarding.require_active(organization)
     Cluster(organization=organization, name=name).clean_fields(exclude=["api_server", "owner_id"])
     longest = Cluster._meta.get_field("api_server").max_length
     if len(connection.server) > longest:
@@ -106,8 +107,12 @@ def _register_cluster(organization, name, connection, user):
         ) from None
     try:
         with transaction.atomic():
+            offboarding.require_active(organization)
             cluster.save()
             operation = start_operation(Operation.Kind.REGISTER, organization, cluster, user)
+    except ValidationError:
+        vault.destroy(path)
+        raise
     except IntegrityError:
         vault.destroy(path)
         if Cluster.objects.live().filter(kube_system_uid=kube_system_uid).exists():
@@ -161,6 +166,7 @@ def probe_cluster(connection):
 def retry_registration(cluster, user=None):
     """Run the register job again: it converges from wherever the last attempt stopped."""
     with transaction.atomic():
+        offboarding.require_active(cluster.organization)
         claimed = Cluster.objects.filter(pk=cluster.pk, state__in=[Cluster.State.ERROR, Cluster.State.READY]).update(
             state=Cluster.State.PENDING, message="queued for provisioning"
         )
@@ -175,6 +181,7 @@ def deregister_cluster(cluster, user=None):
     if cluster.operations.filter(kind=Operation.Kind.REGISTER).exclude(state__in=Operation.FINISHED).exists():
         raise ValidationError(f"Cluster {cluster.name} is still being provisioned: deregister it once that has finished.")
     with transaction.atomic():
+        offboarding.require_active(cluster.organization)
         claimed = Cluster.objects.filter(pk=cluster.pk, state__in=[Cluster.State.READY, Cluster.State.ERROR]).update(
             state=Cluster.State.DEREGISTERING, message="queued for deregistration"
         )
@@ -188,29 +195,32 @@ def deregister_cluster(cluster, user=None):
 
 def forget_cluster(cluster, user=None):
     """For a cluster that is gone for good (unreachable, or our token revoked), so that deregistering it failed:
-    drop its credentials and deregister without reaching it. Its records are still deleted from the zone; the
-    organization's access key is not rotated, so an ExternalDNS left running there keeps working until the zone
-    and its IAM user are deleted."""
+    drop its credentials and deregister without reaching it. Its records are still deleted from the zone, and the
+    organization's access key is rotated at once, so that an ExternalDNS left running there stops working."""
     if cluster.state != Cluster.State.ERROR:
         raise ValidationError(f"Cluster {cluster.name} is {cluster.state}: only a cluster in error can be forgotten.")
+    offboarding.require_active(cluster.organization)
     vault = Backends().vault()
     vault.destroy(cluster_secret_path(vault, cluster))
     audit.record("cluster.forget", cluster, actor=user, detail="credentials dropped; ExternalDNS is not removed from it")
-    return deregister_cluster(cluster, user)
+    operation = deregister_cluster(cluster, user)
+    key_rotation.request_rotation(cluster.organization, f"cluster {cluster.name} was forgotten", user)
+    return operation
 
 
 def retry_operation(operation, user=None):
     """Start a failed operation again, through the action that started it (and its state checks)."""
     retry = RETRIES.get(operation.kind)
     if operation.state != Operation.State.FAILED or retry is None:
-        raise ValidationError("Only a failed cluster operation can be retried.")
-    if operation.cluster.operations.filter(created_at__gt=operation.created_at).exists():
+        raise ValidationError("Only a failed cluster operation or key rotation can be retried.")
+    if operation.cluster and operation.cluster.operations.filter(created_at__gt=operation.created_at).exists():
         raise ValidationError("This operation was already followed by another one: see the cluster's latest operation.")
-    return retry(operation.cluster, user)
+    return retry(operation, user)
 
 
 RETRIES = {
-    Operation.Kind.REGISTER: retry_registration,
-    Operation.Kind.RERENDER_EXTERNALDNS: retry_registration,
-    Operation.Kind.DEREGISTER: deregister_cluster,
+    Operation.Kind.REGISTER: lambda operation, user: retry_registration(operation.cluster, user),
+    Operation.Kind.RERENDER_EXTERNALDNS: lambda operation, user: retry_registration(operation.cluster, user),
+    Operation.Kind.DEREGISTER: lambda operation, user: deregister_cluster(operation.cluster, user),
+    Operation.Kind.ROTATE_CREDENTIALS: key_rotation.resume_rotation,
 }

@@ -75,19 +75,25 @@ def sweep(now, grace, handlers):
     failed)."""
     connection = django_rq.get_connection("default")
     unfinished = Operation.objects.exclude(state__in=Operation.FINISHED).filter(created_at__lt=now - grace)
-    suspects = [op for op in unfinished if not leases.is_alive(op.pk) and not _job_waiting(op, connection, grace)]
+    suspects = []
+    for operation in unfinished:
+        if leases.is_alive(operation.pk):
+            continue
+        pending = _job_pending(operation, connection, grace)
+        if pending is None:
+            suspects.append(operation)
+        elif pending == JobStatus.SCHEDULED and operation.state == Operation.State.RUNNING:  # RQ retries a dead horse's job
+            _retrying(operation, "the worker running this job stopped before it finished; it runs again shortly")
     if suspects:  # a heartbeat may be late after a Redis hiccup: give each one more beat before calling it dead
         time.sleep(settings.ORGDNS_HEARTBEAT_INTERVAL + 1)
     requeued, failed = [], []
     for operation in suspects:
         operation.refresh_from_db()
-        if operation.finished or leases.is_alive(operation.pk) or _job_waiting(operation, connection, grace):
+        if operation.finished or leases.is_alive(operation.pk) or _job_pending(operation, connection, grace):
             continue
         if operation.attempts < max_runs():
             if operation.attempts:
-                message = "the worker running this job stopped before it finished; it runs again now"
-                Operation.objects.filter(pk=operation.pk).update(state=Operation.State.RETRYING, error=message)
-                Progress(operation).log(message)
+                _retrying(operation, "the worker running this job stopped before it finished; it runs again now")
             _forget_job(operation, connection)
             enqueue(operation)
             requeued.append(operation)
@@ -105,22 +111,29 @@ def _forget_job(operation, connection):
         pass
 
 
-def _job_waiting(operation, connection, grace):
-    """Whether the operation's RQ job is waiting to run, or has only just started (its heartbeat may not be up yet)."""
+def _retrying(operation, message):
+    Operation.objects.filter(pk=operation.pk).update(state=Operation.State.RETRYING, error=message)
+    Progress(operation).log(message)
+
+
+def _job_pending(operation, connection, grace):
+    """The status of the operation's RQ job if it is waiting to run, or has only just started (its heartbeat may not
+    be up yet); None if no job is going to run it."""
     try:
         job = Job.fetch(str(operation.pk), connection=connection)
     except NoSuchJobError:
-        return False
+        return None
     status = job.get_status()
     if status == JobStatus.STARTED:
-        return job.started_at is not None and job.started_at > timezone.now() - grace
+        recent = job.started_at is not None and job.started_at > timezone.now() - grace
+        return status if recent else None
     if status == JobStatus.SCHEDULED:  # due, but no scheduler has queued it for long: none is running
         try:
             due = Queue("default", connection=connection).scheduled_job_registry.get_scheduled_time(job)
         except NoSuchJobError:
-            return False
-        return due > timezone.now() - grace - SCHEDULER_SLACK
-    return status in WAITING
+            return None
+        return status if due > timezone.now() - grace - SCHEDULER_SLACK else None
+    return status if status in WAITING else None
 
 
 class Progress:

@@ -69,12 +69,16 @@ def organization_rows(user):
 
 
 def can_write(user, organization):
+    if not organization.active:
+        return False
     if acts_in_any_organization(user):
         return True
     return Membership.objects.filter(user=user, organization=organization, role__in=WRITE_ROLES).exists()
 
 
 def can_manage_members(user, organization):
+    if not organization.active:
+        return False
     if acts_in_any_organization(user):
         return True
     return Membership.objects.filter(user=user, organization=organization, role=Membership.Role.OWNER).exists()
@@ -120,8 +124,18 @@ def refused(user, obj, detail):
 # the audit record of a refusal). Each raises PermissionDenied (403) saying what is missing, after recording it.
 
 
+def can_offboard(user, organization):
+    """Owners, and support staff with the permission to act, delete an organization (again, if that failed)."""
+    if organization.state == Organization.State.OFFBOARDED:
+        return False
+    if acts_in_any_organization(user):
+        return True
+    return Membership.objects.filter(user=user, organization=organization, role=Membership.Role.OWNER).exists()
+
+
 def require_write(user, organization, what):
     """PermissionDenied, audited, unless the user may change the organization's clusters and certificates."""
+    require_not_offboarding(user, organization, what)
     if not can_write(user, organization):
         refused(user, organization, f"{what}: {user.get_username()} may look at {organization.name} but not change it")
         raise PermissionDenied(
@@ -130,7 +144,25 @@ def require_write(user, organization, what):
         )
 
 
+def require_not_offboarding(user, organization, what):
+    if not organization.active:
+        refused(user, organization, f"{what}: {organization.name} is {organization.state}")
+        raise PermissionDenied(f"{organization.name} is {organization.state}: nothing in it can be changed any more.")
+
+
+def require_offboarding_right(user, organization, what):
+    if not can_offboard(user, organization):
+        refused(user, organization, f"{what}: {user.get_username()} may not delete {organization.name}")
+        if organization.state == Organization.State.OFFBOARDED:
+            raise PermissionDenied(f"{organization.name} was offboarded already.")
+        raise PermissionDenied(
+            f"Only owners of {organization.name} (or support staff with the permission to act in any organization) "
+            "delete it."
+        )
+
+
 def require_member_management(user, organization):
+    require_not_offboarding(user, organization, "manage members")
     if not can_manage_members(user, organization):
         refused(user, organization, f"manage members: {user.get_username()} is not an owner of {organization.name}")
         raise PermissionDenied(f"Only owners of {organization.name} manage its members.")
@@ -229,7 +261,7 @@ def remove_member(organization, membership_id):
     if membership.role == Membership.Role.OWNER:
         _refuse_losing_last_owner(organization, membership.user)
     audit.record("member.remove", membership, organization=organization, detail=membership.user.get_username())
-    membership.delete()
+    membership.delete()  # which queues a rotation of the organization's key (key_rotation.rotate_after_member_left)
     return membership
 
 

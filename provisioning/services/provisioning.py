@@ -14,7 +14,7 @@ from ..clients.errors import ProviderError
 from ..clients.kube import ClusterConnection, InvalidConnection
 from ..models import Cluster, HostedZone, Operation
 from ..validators import iam_user_name
-from . import accounts
+from . import accounts, offboarding
 from .leases import organization_lock
 from .zone_claims import release_unstarted
 
@@ -38,6 +38,7 @@ def cluster_secret_path(vault, cluster):
 def register_cluster(operation, progress, backends):
     cluster = operation.cluster
     org = cluster.organization
+    offboarding.refuse_in_job(org)
     if not Cluster.objects.filter(pk=cluster.pk, state__in=PROVISIONABLE).update(state=Cluster.State.PROVISIONING, message=""):
         raise ProviderError(
             f"cluster {cluster.name} is {Cluster.objects.get(pk=cluster.pk).state}: nothing to provision",
@@ -303,7 +304,9 @@ def _is_ours(found_tags, our_tags):
 
 
 def ensure_credentials(zone, vault, backends, progress):
-    """One IAM user limited to this zone, one access key, its secret in Vault only. Returns the key pair."""
+    """One IAM user limited to this zone, its access key, the secret in Vault only. Returns the key pair kept in
+    Vault: during a key rotation (key_rotation.py) its current key, the previous one being kept until the rotation
+    retires it."""
     path = aws_secret_path(vault, zone.organization)
     stored = vault.read(path)
     if stored and stored.get("access_key_id") == zone.access_key_id and stored.get("zone_id") == zone.zone_id:
@@ -319,26 +322,48 @@ def ensure_credentials(zone, vault, backends, progress):
         progress.log(f"created IAM user {user}{bounded}")
     iam.put_user_policy(user, POLICY_NAME, zone_scoped_policy(zone.zone_id))
     keys = iam.access_key_ids(user)
-    if stored and stored.get("access_key_id") in keys:
-        key_id, secret = stored["access_key_id"], stored["secret_access_key"]
-    else:
-        key_id = secret = None
+    stored = stored or {}
+    current = stored.get("access_key_id") if stored.get("access_key_id") in keys else None
+    previous = stored.get("previous_access_key_id") if stored.get("previous_access_key_id") in keys else None  # still in use
     for stale in keys:
-        if stale != key_id:  # a key whose secret we never stored can never be used: delete it
+        if stale not in (current, previous):  # a key whose secret we never stored can never be used: delete it
             iam.delete_access_key(user, stale)
             progress.log(f"deleted unusable access key {stale}")
-    if key_id is None:
+    if current:
+        credentials = {**stored, "zone_id": zone.zone_id}
+    else:
         key_id, secret = iam.create_access_key(user)
-        zone.access_key_created_at = timezone.now()
         progress.log(f"created access key {key_id}")
-    credentials = {"access_key_id": key_id, "secret_access_key": secret, "zone_id": zone.zone_id}
+        credentials = new_key_record(zone, key_id, secret)
+    credentials.pop("previous_access_key_id", None)
+    if previous:
+        credentials["previous_access_key_id"] = previous
     vault.write(path, credentials)
-    backends.sts_for(key_id, secret).wait_until_valid()
+    backends.sts_for(credentials["access_key_id"], credentials["secret_access_key"]).wait_until_valid()
     zone.iam_user_name = user
-    zone.access_key_id = key_id
-    zone.access_key_created_at = zone.access_key_created_at or timezone.now()
-    zone.save(update_fields=["iam_user_name", "access_key_id", "access_key_created_at"])
+    mirror_key(zone, credentials)
     return credentials
+
+
+def new_key_record(zone, key_id, secret):
+    """What Vault keeps of a key just made. It answers every rotation asked for until now."""
+    return {
+        "access_key_id": key_id,
+        "secret_access_key": secret,
+        "zone_id": zone.zone_id,
+        "created_at": timezone.now().isoformat(),
+        "rotation": HostedZone.objects.get(pk=zone.pk).rotations_requested,
+    }
+
+
+def mirror_key(zone, stored):
+    """Show in the zone's row what Vault holds (key ids, age and rotation state; never a secret)."""
+    created = stored.get("created_at")
+    zone.access_key_created_at = datetime.fromisoformat(created) if created else zone.access_key_created_at or timezone.now()
+    zone.access_key_id = stored["access_key_id"]
+    zone.previous_access_key_id = stored.get("previous_access_key_id", "")
+    zone.rotations_answered = stored.get("rotation", zone.rotations_answered)
+    zone.save(update_fields=["iam_user_name", "access_key_id", "access_key_created_at", "previous_access_key_id", "rotations_answered"])
 
 
 def route53_budget(account=None):
@@ -399,7 +424,7 @@ def deploy_externaldns(cluster, zone, credentials, connection, backends, progres
             progress.log(f"{obj['kind']} {obj['metadata']['name']}: {outcome}")
             if outcome == "repaired":
                 repaired.append(f"{obj['kind']} {obj['metadata']['name']}")
-        progress.step("Waiting for ExternalDNS to be available in the cluster", 85)
+        progress.log(f"waiting for ExternalDNS to be available in cluster {cluster.name}")
         kube.wait_for_rollout("external-dns", settings.EXTERNALDNS_NAMESPACE, settings.EXTERNALDNS_ROLLOUT_TIMEOUT)
     finally:
         kube.close()
@@ -412,8 +437,8 @@ def mark_register_failed(operation, message):
     Cluster.objects.filter(pk=operation.cluster_id, state__in=PROVISIONABLE).update(state=Cluster.State.ERROR, message=message)
 
 
-def deregister_cluster(operation, progress, backends):
-    cluster = operation.cluster
+def deregister(cluster, progress, backends):
+    """Remove ExternalDNS and the records it owns (teardown.deregister removes our certificates first)."""
     vault = backends.vault()
     Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.DEREGISTERING, message="")
 

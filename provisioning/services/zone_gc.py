@@ -130,7 +130,7 @@ def delete_zone(operation, progress, backends):
         aws = backends.for_account(accounts.of_zone(zone))
         if zone.route53_deleted_at is None:
             _delete_from_route53(zone, aws.route53(), aws.parent_zone_route53(), progress)
-        _delete_iam_user(org, aws.iam(), progress)
+        delete_iam_user(org, aws.iam(), progress)
         vault = backends.vault()
         progress.step("Deleting the zone's AWS credentials from Vault, with every version", 90)
         vault.destroy(aws_secret_path(vault, org))
@@ -154,7 +154,7 @@ def _delete_from_route53(zone, route53, parent_route53, progress):
     progress.step("Removing the delegation from the parent zone", 10)
     _remove_delegation(zone, parent_route53, progress)
     progress.step(f"Deleting every record of {zone.name} but its SOA and NS", 25)
-    records = _records_to_delete(zone, route53)
+    records = records_to_delete(zone.zone_id, zone.name, route53)
     if records is None:
         progress.log(f"zone {zone.zone_id} is already gone from Route53")
     else:
@@ -187,21 +187,29 @@ def _remove_delegation(zone, route53, progress):
     HostedZone.objects.filter(pk=zone.pk).update(delegated=False)
 
 
-def _delete_iam_user(org, iam, progress):
+def delete_iam_user(org, iam, progress):
+    progress.step(f"Deleting IAM user {iam_user_name(org.name)}, its access keys and its policy", 75)
+    progress.log(delete_our_iam_user(org, iam))
+
+
+def delete_our_iam_user(org, iam):
+    """Delete the organization's IAM user (access keys, inline policies, user) if it carries orgdns's tags for it.
+    Returns what was done."""
     user = iam_user_name(org.name)
-    progress.step(f"Deleting IAM user {user}, its access keys and its policy", 75)
     tags = iam.user_tags(user)
-    if tags is not None and not tagged_as_ours(tags, org):
-        progress.log(f"IAM user {user} was not created by orgdns: left alone")
-    elif tags is not None:
-        iam.delete_user(user)
+    if tags is None:
+        return f"IAM user {user} is already gone"
+    if not tagged_as_ours(tags, org):
+        return f"IAM user {user} was not created by orgdns: left alone"
+    iam.delete_user(user)
+    return f"deleted IAM user {user}, its access keys and its policies"
 
 
-def _records_to_delete(zone, route53):
+def records_to_delete(zone_id, zone_name, route53):
     """Every record set but the apex SOA and NS (Route53 deletes those with the zone); None if the zone is gone."""
-    apex = zone.name.rstrip(".") + "."
+    apex = zone_name.rstrip(".") + "."
     try:
-        return [r for r in route53.record_sets(zone.zone_id) if not (r["Name"] == apex and r["Type"] in ("SOA", "NS"))]
+        return [r for r in route53.record_sets(zone_id) if not (r["Name"] == apex and r["Type"] in ("SOA", "NS"))]
     except ProviderError as exc:
         if exc.code == "NoSuchHostedZone":
             return None

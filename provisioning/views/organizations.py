@@ -14,9 +14,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from ..clients.errors import ProviderError
-from ..forms import MemberForm, OrganizationForm
+from ..forms import MemberForm, OffboardForm, OrganizationForm
 from ..models import Certificate, Cluster, Operation
-from ..services import externaldns_health, organizations, route53_budget, zone_gc, zones
+from ..services import externaldns_health, key_rotation, offboarding, organizations, route53_budget, zone_gc, zones
 
 HOME_ORGANIZATIONS = 25
 EXPIRING_SOON = timedelta(days=30)
@@ -88,8 +88,34 @@ def organization_detail(request, org):
         "clusters": org.clusters.live(),
         "operations": org.operations.select_related("cluster")[:10],
         "can_write": organizations.can_write(request.user, org),
+        "key_age_limit": settings.ORGDNS_MAX_KEY_AGE_DAYS,
+        "can_offboard": organizations.can_offboard(request.user, org),
     }
     return render(request, "provisioning/organization_detail.html", context)
+
+
+@login_required
+def organization_offboard(request, org):
+    """Delete the organization: typed confirmation, then the offboarding operation's page."""
+    org = organizations.get_org_for_user(request.user, org)
+    organizations.require_offboarding_right(request.user, org, f"{request.method} {request.path}")
+    form = OffboardForm(request.POST or None)
+    if form.is_valid():
+        try:
+            operation = offboarding.offboard_organization(org, form.cleaned_data["confirmation"], request.user)
+        except ValidationError as exc:
+            form.add_error("confirmation", exc)
+        else:
+            messages.success(request, f"Offboarding {org.name}: everything of it is being removed.")
+            return redirect("operation", operation.pk)
+    context = {
+        "org": org,
+        "form": form,
+        "running": offboarding.running_offboarding(org),
+        "clusters": org.clusters.live().count(),
+        "certificates": org.certificates.exclude(state=Certificate.State.DELETED).count(),
+    }
+    return render(request, "provisioning/organization_offboard.html", context)
 
 
 @login_required
@@ -128,6 +154,19 @@ def member_remove(request, org, pk):
     else:
         messages.success(request, f"{membership.user.username} no longer belongs to {org.name}.")
     return redirect("members", org.name)
+
+
+@login_required
+@require_POST
+def rotate_key(request, org):
+    org = organizations.get_writable_org_for_user(request.user, org, "rotate the access key")
+    try:
+        operation = key_rotation.rotate_now(org, request.user)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+        return redirect("organization", org.name)
+    messages.success(request, "Key rotation queued: the new key replaces the current one in every cluster before it is deleted.")
+    return redirect("operation", operation.pk)
 
 
 @login_required

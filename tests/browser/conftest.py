@@ -3,12 +3,15 @@
 import os
 
 import pytest
+from playwright.sync_api import expect
 
 from devstack.processes import chromium
 from tests.conftest import start_worker_process
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls from tests are still synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+# A page's htmx swap can take longer than Playwright's default 5 s on a loaded two-core CI machine.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,8 @@ class Command(BaseCommand):
             if missing:
                 raise CommandError(f"no organization named {', '.join(missing)}")
         else:
-            selected = [org for org in Organization.objects.all() if certificates.ca_needs_reissue(org)]
+            active = Organization.objects.filter(state=Organization.State.ACTIVE)
+            selected = [org for org in active if certificates.ca_needs_reissue(org)]
         with audit.acting(AuditEvent.Source.CRON):
             for org in selected:
                 self.reissue(org, dry_run)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('provisioning', '0010_route53_budget_page'),
+        ('provisioning', '0012_offboarding'),
     ]
 
     operations = [
