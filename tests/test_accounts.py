@@ -404,3 +404,34 @@ def route53_budget_figures():
     from provisioning.services import route53_budget
 
     return route53_budget.account_budgets()
+
+
+# --- reconcile in every account -----------------------------------------------------------------------------------
+
+
+def test_reconcile_finds_and_removes_orphans_in_every_account_and_never_adopts_across(personas, two_accounts, aws, second):
+    from tests.test_reconcile import make_user, make_zone, our_tags, reconcile
+
+    paid_at = timezone.now() - timedelta(days=1)
+    live_zone(personas.acme, "main")  # acme is in main: a zone of acme's in second is deleted, never adopted
+    make_zone(second, "acme.orgdns.test", our_tags("acme", paid_at))
+    make_user(second, "orgdns-acme", our_tags("acme"))  # acme's user is in main (its zone row names it there)
+    Organization.objects.filter(pk=personas.globex.pk).update(aws_account="second")
+    globex_zone = make_zone(second, "globex.orgdns.test", our_tags("globex", paid_at))  # globex has none: adopted
+    make_zone(aws, "gone.orgdns.test", our_tags("gone", paid_at))
+
+    dry = reconcile("--grace", "0")
+    found = {(o["kind"], o["name"]): o for o in dry["orphans"]}
+    assert set(found) == {("zone", "acme.orgdns.test"), ("iam-user", "orgdns-acme"), ("zone", "globex.orgdns.test"),
+                          ("zone", "gone.orgdns.test")}
+    assert found[("zone", "acme.orgdns.test")]["action"] == "delete"
+    assert "organization acme is in AWS account main" in found[("zone", "acme.orgdns.test")]["why"]
+    assert "(in AWS account second)" in found[("iam-user", "orgdns-acme")]["why"]
+    assert found[("zone", "globex.orgdns.test")]["action"] == "adopt"
+    assert "(in AWS account main)" in found[("zone", "gone.orgdns.test")]["why"]
+
+    reconcile("--apply", "--grace", "0")
+    assert zone_names(second.route53) == ["globex.orgdns.test."] and user_names(second.iam) == []
+    assert zone_names(aws.route53) == []
+    adopted = HostedZone.objects.get(organization=personas.globex)
+    assert (adopted.zone_id, adopted.aws_account, adopted.state) == (globex_zone, "second", HostedZone.State.ACTIVE)
