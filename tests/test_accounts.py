@@ -435,3 +435,20 @@ def test_reconcile_finds_and_removes_orphans_in_every_account_and_never_adopts_a
     assert zone_names(aws.route53) == []
     adopted = HostedZone.objects.get(organization=personas.globex)
     assert (adopted.zone_id, adopted.aws_account, adopted.state) == (globex_zone, "second", HostedZone.State.ACTIVE)
+
+
+def test_a_key_rotation_replaces_the_key_in_the_organizations_account(personas, two_accounts, aws, second):
+    from provisioning.services import key_rotation
+
+    two_accounts(main_zones=1)
+    provision_zone(personas.acme)
+    globex = provision_zone(personas.globex)
+    old = globex.access_key_id
+    operation = key_rotation.rotate_now(personas.globex, personas.bob)
+    run_jobs()
+    operation.refresh_from_db()
+    assert operation.state == Operation.State.SUCCEEDED, operation.error
+    globex.refresh_from_db()
+    keys = [k["AccessKeyId"] for k in second.iam.list_access_keys(UserName="orgdns-globex")["AccessKeyMetadata"]]
+    assert keys == [globex.access_key_id] and globex.access_key_id != old
+    assert user_names(aws.iam) == ["orgdns-acme"]  # nothing of globex's in main
