@@ -50,7 +50,7 @@ AWS_ACCOUNT_DEFAULTS = {"role_arn": "", "zone_quota": 500, "iam_user_quota": 500
 
 
 def aws_accounts(value):
-    """ORGDNS_AWS_ACCOUNTS (JSON) → [{"name", "role_arn", "zone_quota", "iam_user_quota", "rate"}], checked: every
+    """ORGDNS_AWS_ACCOUNTS (JSON) → [{"name", "role_arn", "zone_quota", "iam_user_quota", "rate", …}], checked: every
     error names the entry. Empty: [] (one main account, from the other settings)."""
     if not value.strip():
         return []

@@ -107,6 +107,15 @@ def test_the_default_is_one_main_account_from_the_other_settings(settings):
     assert accounts.main() == main
 
 
+def test_orgdns_refuses_to_start_with_a_bad_account_naming_it():
+    from tests.test_settings import run_django
+
+    bad = json.dumps([{"name": "main"}, {"name": "eu-2", "role_arn": SECOND_ROLE, "zone_quota": -5}])
+    result = run_django({"DEBUG": "1", "ORGDNS_AWS_ACCOUNTS": bad}, "manage.py", "check")
+    assert result.returncode != 0
+    assert "ORGDNS_AWS_ACCOUNTS entry 2 ('eu-2'): zone_quota must be more than 0, not -5" in result.stderr
+
+
 def test_the_readmes_example_is_a_valid_setting(settings):
     readme = (settings.BASE_DIR / "README.md").read_text()
     example = readme.split("## Several AWS accounts", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]

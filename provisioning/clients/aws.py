@@ -1,4 +1,5 @@
-"""Route53 and IAM, through boto3: every call counted, rate limited (Route53) and retried when transient."""
+"""Route53, IAM and STS, through boto3: every call counted, rate limited (Route53) and retried when transient; the
+credentials of roles assumed in other accounts, cached."""
 
 import json
 import threading
@@ -302,7 +303,6 @@ class STS(AwsService):
     def wait_until_valid(self):
         """A new access key takes a few seconds to work everywhere: retry until AWS accepts it."""
         return self.call("get_caller_identity", retry_codes=("InvalidClientTokenId",))["Arn"]
-
 
     def assume_role(self, role_arn, session_name, seconds):
         """Credentials of the role (as boto3 client arguments) and when they expire (an aware datetime)."""
