@@ -403,6 +403,8 @@ def test_the_budget_page_shows_every_account_with_its_own_figures(client, person
     client.force_login(personas.sam)
     body = client.get(reverse("route53-budget")).content.decode()
     assert "Account main" in body and "Account second" in body
+    assert "orgdns's own account (its identity; the parent zone's)" in body
+    assert f"Reached through the role <code>{SECOND_ROLE}</code>" in body
     assert "Hosted zones (orgdns's)</td><td>2</td><td>500</td>" in body
     assert "Hosted zones (orgdns's)</td><td>1</td><td>1</td>" in body
     client.force_login(personas.alice)  # not staff
