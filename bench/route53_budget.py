@@ -7,7 +7,10 @@ change takes to reach Route53.
         [--changes-per-hour 6] [--account-rate 10] [--fleet-share 0.6]
 
 Each organization has one zone; an account holds at most 500 zones by default (Route53's quota), which the table
-ignores (it marks the rows that exceed it).
+ignores (it marks the rows that exceed it). The placement section then places organizations one at a time over 1..N
+accounts with orgdns's own rule (budget.placement_headroom, budget.most_headroom: quotas and the account's rate) until
+no account holds another within 80 % of its fleet share, and prints the capacity per number of accounts; then raises
+one account's zone quota and places more, counting the organizations that moved (orgdns stores a placement once).
 
     .venv/bin/python bench/route53_budget.py --measure 5 [--seconds 180] [--change-every 30]
 
@@ -42,6 +45,68 @@ def row(clusters, accounts, clusters_per_org, b):
     flags = budget.externaldns_flags(per_account, zones, "bench", b)
     new = budget.fleet_calls_per_second(per_account, flags, zones, b.records, b.changes_per_hour)
     return per_account, zones, today, new, flags
+
+
+class SimulatedAccount:
+    def __init__(self, b, zone_quota=ZONE_QUOTA, iam_user_quota=5000):
+        self.b, self.zone_quota, self.iam_user_quota = b, zone_quota, iam_user_quota
+        self.zones = self.clusters = 0
+
+    def capacity(self):
+        return budget.max_clusters_per_account(self.zones + 1, self.b)
+
+    def headroom(self):
+        return budget.placement_headroom(self.zones, self.zone_quota, self.zones, self.iam_user_quota, self.clusters,
+                                         self.capacity())
+
+    def holds(self, clusters):
+        return self.zones < self.zone_quota and self.clusters + clusters <= self.capacity()
+
+
+def place_until_full(accounts, clusters_per_org, placements, limit=1_000_000):
+    """Place organizations (each a zone, an IAM user and clusters_per_org clusters) with orgdns's rule until the account
+    chosen cannot hold the next one; returns how many were placed."""
+    placed = 0
+    while placed < limit:
+        best = budget.most_headroom([a.headroom() for a in accounts])
+        if best is None or not accounts[best].holds(clusters_per_org):
+            return placed
+        accounts[best].zones += 1
+        accounts[best].clusters += clusters_per_org
+        placements.append(best)
+        placed += 1
+    return placed
+
+
+def placement(counts, clusters_per_org, b):
+    print(f"Placement over accounts, {clusters_per_org} cluster(s) per organization, each account {ZONE_QUOTA} zones and "
+          f"{b.account_rate:g} req/s (orgdns's rule, until no account holds another organization within 80 % of its "
+          "fleet share or its zone quota):")
+    print(f"{'accounts':>8} {'orgs':>7} {'clusters':>9} {'per account':>11} {'min..max clusters':>18} "
+          f"{'% share':>8} (the busiest account's fleet at --interval={budget._duration(b.max_interval)})")
+    first = None
+    for n in counts:
+        accounts, placements = [SimulatedAccount(b) for _ in range(n)], []
+        orgs = place_until_full(accounts, clusters_per_org, placements)
+        clusters = orgs * clusters_per_org
+        first = first or clusters / n
+        longest = budget.cluster_flags(b.max_interval, budget=b)
+        worst = max(budget.fleet_calls_per_second(a.clusters, longest, a.zones, b.records, b.changes_per_hour)
+                    for a in accounts)
+        spread = f"{min(a.clusters for a in accounts)}..{max(a.clusters for a in accounts)}"
+        print(f"{n:>8} {orgs:>7} {clusters:>9} {clusters / n:>11.0f} {spread:>18} "
+              f"{100 * worst / (b.account_rate * b.fleet_share):>7.0f}%   ({clusters / n / first:.2f}× one account's, per account)")
+    n = max(counts)
+    accounts, placements = [SimulatedAccount(b) for _ in range(n)], []
+    place_until_full(accounts, clusters_per_org, placements, limit=n * 100)
+    before = list(placements)
+    raised = accounts[-1]  # AWS raised its quotas and rate: it has the most headroom now
+    raised.zone_quota, raised.b = 2 * raised.zone_quota, budget.Budget(**{**b.__dict__, "account_rate": 2 * b.account_rate})
+    more = place_until_full(accounts, clusters_per_org, placements, limit=100)
+    moved = sum(1 for i, account in enumerate(before) if placements[i] != account)
+    went = sum(1 for account in placements[len(before):] if account == n - 1)
+    print(f"  {n} accounts, {len(before)} organizations placed; then account {n}'s zone quota and rate doubled and {more} "
+          f"more placed: {went} of them went to account {n}; organizations moved: {moved}")
 
 
 def measure(instances, seconds, change_every, records=10):
@@ -110,6 +175,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, nargs="+", default=[1, 2, 5, 10, 20])
     parser.add_argument("--clusters-per-org", type=int, default=1)
+    parser.add_argument("--placement-clusters-per-org", type=int, nargs="+", default=[1, 20])
     parser.add_argument("--records", type=int, default=300, help="record sets per zone")
     parser.add_argument("--changes-per-hour", type=float, default=6, help="per cluster")
     parser.add_argument("--account-rate", type=float, default=10)
@@ -150,6 +216,10 @@ def main():
         print(f"  {records:>5} record sets per zone (500 zones): today's flags {today:>5}, the new flags "
               f"{budget.max_clusters_per_account(500, nb):>6}")
     print()
+
+    for clusters_per_org in args.placement_clusters_per_org:
+        placement(args.accounts, clusters_per_org, b)
+        print()
 
     print("Time for a change in a cluster to reach Route53 (typical, worst):")
     today = budget.change_latency(budget.TODAY)

@@ -30,6 +30,16 @@ def iam_policy(account_id, resource_prefix, base_domain, boundary_arn):
     )
 
 
+def assume_roles_policy(role_name):
+    """orgdns's identity, in the main account: it may assume the role of that name in the other accounts."""
+    return json.loads(policy_text("orgdns-assume-roles.json", ORGDNS_ROLE_NAME=role_name))
+
+
+def role_trust_policy(principal_arn):
+    """The trust policy of the role in each other account: orgdns's identity only may assume it."""
+    return json.loads(policy_text("orgdns-role-trust.json", ORGDNS_PRINCIPAL_ARN=principal_arn))
+
+
 def boundary_policy(base_domain):
     return json.loads(policy_text("tenant-boundary.json", ORGDNS_BASE_DOMAIN=base_domain))
 

@@ -1,7 +1,9 @@
 """Settings, all from the environment (see README "Configuration")."""
 
 import ipaddress
+import json
 import os
+import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -39,6 +41,64 @@ def networks(value):
         return [ipaddress.ip_network(item.strip()) for item in value.split(",") if item.strip()]
     except ValueError as exc:
         raise ImproperlyConfigured(f"ORGDNS_CLUSTER_PERMITTED_NETWORKS: {exc}") from None
+
+
+AWS_ACCOUNT_FIELDS = {
+    "name": str, "role_arn": str, "zone_quota": int, "iam_user_quota": int, "rate": float, "iam_permissions_boundary": str
+}
+AWS_ACCOUNT_DEFAULTS = {"role_arn": "", "zone_quota": 500, "iam_user_quota": 5000, "rate": 10.0, "iam_permissions_boundary": ""}
+
+
+def aws_accounts(value):
+    """ORGDNS_AWS_ACCOUNTS (JSON) → [{"name", "role_arn", "zone_quota", "iam_user_quota", "rate", …}], checked: every
+    error names the entry. Empty: [] (one main account, from the other settings)."""
+    if not value.strip():
+        return []
+    try:
+        entries = json.loads(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"ORGDNS_AWS_ACCOUNTS is not valid JSON: {exc}") from None
+    if not isinstance(entries, list) or not entries:
+        raise ImproperlyConfigured("ORGDNS_AWS_ACCOUNTS must be a JSON list of accounts, at least one")
+    accounts = [_aws_account(i, entry) for i, entry in enumerate(entries, 1)]
+    for field in ("name", "role_arn"):
+        seen = [account[field] for account in accounts]
+        repeated = sorted({v for v in seen if seen.count(v) > 1})
+        if repeated:
+            what = "the main account (an empty role_arn)" if repeated == [""] else ", ".join(repeated)
+            raise ImproperlyConfigured(f"ORGDNS_AWS_ACCOUNTS: {field} must differ between accounts; repeated: {what}")
+    return accounts
+
+
+def _aws_account(number, entry):
+    where = f"ORGDNS_AWS_ACCOUNTS entry {number}"
+    if not isinstance(entry, dict):
+        raise ImproperlyConfigured(f"{where} must be an object like {{\"name\": \"eu-1\", \"role_arn\": ...}}, not {entry!r}")
+    where += f" ({entry['name']!r})" if isinstance(entry.get("name"), str) else ""
+    unknown = sorted(set(entry) - set(AWS_ACCOUNT_FIELDS))
+    if unknown:
+        raise ImproperlyConfigured(f"{where}: unknown field {', '.join(unknown)} (known: {', '.join(AWS_ACCOUNT_FIELDS)})")
+    account = {**AWS_ACCOUNT_DEFAULTS, **entry}
+    for field, kind in AWS_ACCOUNT_FIELDS.items():
+        value = account.get(field)
+        wanted = {str: "a string", int: "a whole number", float: "a number"}[kind]
+        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
+            raise ImproperlyConfigured(f"{where}: {field} must be {wanted}, not {value!r}")
+        if kind is not str and value <= 0:
+            raise ImproperlyConfigured(f"{where}: {field} must be more than 0, not {value}")
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?", account["name"]):
+        raise ImproperlyConfigured(
+            f"{where}: name must be 1 to 32 lowercase letters, digits and inner hyphens, not {account['name']!r}"
+        )
+    if account["role_arn"] and not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", account["role_arn"]):
+        raise ImproperlyConfigured(
+            f"{where}: role_arn must be an IAM role ARN like arn:aws:iam::123456789012:role/orgdns, or empty for "
+            f"orgdns's own account, not {account['role_arn']!r}"
+        )
+    if account["name"] == "main" and account["role_arn"]:
+        raise ImproperlyConfigured(f"{where}: the name main is the main account's (the one with an empty role_arn)")
+    account["rate"] = float(account["rate"])
+    return account
 
 
 def database_from_url(url):
@@ -250,6 +310,11 @@ for _name, _value, _valid, _wanted in [
 ]:
     if not _valid:
         raise ImproperlyConfigured(f"{_name} must be {_wanted}, not {_value}")
+# The AWS accounts orgdns places organizations in (README "Several AWS accounts"): a JSON list of {"name", "role_arn"
+# (the role orgdns assumes there; empty: orgdns's own account), "zone_quota", "iam_user_quota", "rate",
+# "iam_permissions_boundary"}. Empty: one account, orgdns's own, named "main", with the settings above.
+ORGDNS_AWS_ACCOUNTS = aws_accounts(env("ORGDNS_AWS_ACCOUNTS", ""))
+ORGDNS_AWS_ROLE_SESSION_SECONDS = envint("ORGDNS_AWS_ROLE_SESSION_SECONDS", 3600)  # lifetime of assumed-role credentials
 ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6)  # per remote call, for transient errors
 ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5)  # seconds, doubles each attempt
 ORGDNS_JOB_RETRY_INTERVALS = [int(s) for s in env("ORGDNS_JOB_RETRY_INTERVALS", "30,120,600").split(",") if s]

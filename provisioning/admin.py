@@ -17,7 +17,7 @@ from .models import (
     Organization,
     ZoneCharge,
 )
-from .services import api_tokens, audit, certificates, clusters, key_rotation, organizations, zone_gc
+from .services import accounts, api_tokens, audit, certificates, clusters, key_rotation, organizations, zone_gc
 from .services.zone_claims import Outcome
 
 
@@ -65,12 +65,25 @@ class MembershipInline(admin.TabularInline):
 class OrganizationAdminForm(forms.ModelForm):
     class Meta:
         model = Organization
-        fields = ["name"]
+        fields = ["name", "aws_account"]
+
+    aws_account = forms.ChoiceField(
+        label="AWS account",
+        required=False,
+        help_text="Where its next zone and IAM user are created. Empty: placed by orgdns, in the account with the most "
+        "headroom. It can change only while the organization has no zone (README \"Several AWS accounts\").",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["aws_account"].choices = [("", "—"), *((a.name, a.name) for a in accounts.configured())]
 
     def clean(self):
         data = super().clean()
         if self.instance.pk is None and data.get("name") and not self.errors:
             organizations.check_zone_name_is_free(Organization(name=data["name"]))
+        if self.instance.pk is not None and "aws_account" in self.changed_data:
+            accounts.check_movable(self.instance)
         return data
 
 
@@ -78,8 +91,8 @@ class OrganizationAdminForm(forms.ModelForm):
 class OrganizationAdmin(AuditedAdmin):
     """Deleting one is offboarding it: its page's *Delete organization* (or `manage.py offboard_organization`)."""
 
-    list_display = ["name", "state", "created_at", "offboarded_at"]
-    list_filter = ["state"]
+    list_display = ["name", "state", "aws_account", "created_at", "offboarded_at"]
+    list_filter = ["state", "aws_account"]
     search_fields = ["name"]
     inlines = [MembershipInline]
     form = OrganizationAdminForm
@@ -102,12 +115,14 @@ class MembershipAdmin(AuditedAdmin):
 
 @admin.register(HostedZone)
 class HostedZoneAdmin(AuditedAdmin):
-    list_display = ["name", "organization", "state", "zone_id", "delegated", "iam_user_name", "access_key_id", "aws_created_at"]
-    list_filter = ["state", "delegated"]
+    list_display = [
+        "name", "organization", "state", "aws_account", "zone_id", "delegated", "iam_user_name", "access_key_id", "aws_created_at"
+    ]
+    list_filter = ["state", "delegated", "aws_account"]
     search_fields = ["name", "zone_id", "organization__name", "iam_user_name", "access_key_id"]
     list_select_related = ["organization"]
     readonly_fields = [
-        "organization", "name", "state", "delegated",
+        "organization", "name", "state", "aws_account", "delegated",
         "caller_reference", "zone_id", "name_servers", "aws_created_at", "iam_user_name", "access_key_id",
         "access_key_created_at", "previous_access_key_id", "rotations_requested", "rotations_answered",
         "created_at", "deleted_at", "teardown_started_at", "route53_deleted_at",

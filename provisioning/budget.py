@@ -234,6 +234,22 @@ def max_clusters_per_account(zones, budget=Budget(), utilisation=0.8):
     return clusters_per_account(flags, zones, budget.records, budget.changes_per_hour, budget, utilisation)
 
 
+def placement_headroom(zones, zone_quota, iam_users, iam_user_quota, clusters, cluster_capacity):
+    """What an account has left of its tightest limit, as a fraction (negative: its clusters are over what its Route53
+    rate holds); None when it has no room for another organization's zone or IAM user (the quotas are hard, the rate
+    is not: ExternalDNS resyncs less often)."""
+    if zones >= zone_quota or iam_users >= iam_user_quota:
+        return None
+    return 1 - max(zones / zone_quota, iam_users / iam_user_quota, _fraction(clusters, cluster_capacity))
+
+
+def most_headroom(headrooms):
+    """The index of the account to place a new organization in: the most headroom, the first of equals; None when no
+    account has room (every headroom is None)."""
+    candidates = [(h, -i) for i, h in enumerate(headrooms) if h is not None]
+    return -max(candidates)[1] if candidates else None
+
+
 # --- orgdns's own share ------------------------------------------------------------------------------------------
 
 

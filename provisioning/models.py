@@ -17,6 +17,11 @@ class Organization(models.Model):
 
     name = models.CharField(max_length=63, unique=True, validators=[validate_org_name])
     state = models.CharField(max_length=11, choices=State.choices, default=State.ACTIVE)
+    aws_account = models.CharField(
+        "AWS account", max_length=32, blank=True,
+        help_text="The configured AWS account its zone and IAM user are in (ORGDNS_AWS_ACCOUNTS); empty: not placed yet, "
+        "or the main account. Set once, when its first zone is created.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     offboarded_at = models.DateTimeField(null=True, blank=True)
 
@@ -69,6 +74,9 @@ class HostedZone(models.Model):
     zone_id = models.CharField(max_length=32, blank=True, db_index=True)
     name_servers = models.JSONField(default=list, blank=True)
     delegated = models.BooleanField(default=False)
+    aws_account = models.CharField(
+        "AWS account", max_length=32, blank=True, help_text="The account the zone was created in; empty: the main account."
+    )
     aws_created_at = models.DateTimeField(null=True, blank=True, help_text="When Route53 confirmed the zone.")
     iam_user_name = models.CharField(max_length=64, blank=True)
     access_key_id = models.CharField(max_length=128, blank=True)

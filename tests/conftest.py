@@ -49,6 +49,7 @@ def stack(request, servers):
     settings.VAULT_TOKEN = scoped_vault_token(servers.vault_url, VAULT_ROOT_TOKEN, "secret", settings.VAULT_PREFIX)
     settings.ORGDNS_PARENT_ZONE_ID = ""
     backends.aws_session.cache_clear()
+    backends.role_credentials.cache_clear()  # moto forgets the roles' credentials with the rest
     django_rq.get_connection("default").flushdb()
     yield SimpleNamespace(moto_url=servers.moto_url, vault_url=servers.vault_url)
     backends.aws_session.cache_clear()

@@ -1,6 +1,9 @@
-"""Route53 and IAM, through boto3: every call counted, rate limited (Route53) and retried when transient."""
+"""Route53, IAM and STS, through boto3: every call counted, rate limited (Route53) and retried when transient; the
+credentials of roles assumed in other accounts, cached."""
 
 import json
+import threading
+from datetime import UTC, datetime, timedelta
 
 import botocore.config
 import botocore.exceptions
@@ -300,6 +303,35 @@ class STS(AwsService):
     def wait_until_valid(self):
         """A new access key takes a few seconds to work everywhere: retry until AWS accepts it."""
         return self.call("get_caller_identity", retry_codes=("InvalidClientTokenId",))["Arn"]
+
+    def assume_role(self, role_arn, session_name, seconds):
+        """Credentials of the role (as boto3 client arguments) and when they expire (an aware datetime)."""
+        found = self.call("assume_role", RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=seconds)
+        credentials = found["Credentials"]
+        return {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        }, credentials["Expiration"]
+
+
+class RoleCredentials:
+    """Credentials of the roles orgdns assumes in other accounts, kept until `margin` before they expire, so that a
+    call never starts with credentials about to lapse. One per process; safe across threads."""
+
+    def __init__(self, margin=timedelta(minutes=5), clock=lambda: datetime.now(UTC)):
+        self._margin = margin
+        self._clock = clock
+        self._cached = {}
+        self._lock = threading.Lock()
+
+    def get(self, role_arn, assume):
+        """The role's credentials: cached ones, or those of `assume(role_arn)` -> (credentials, expiration)."""
+        with self._lock:
+            cached = self._cached.get(role_arn)
+            if cached is None or cached[1] - self._margin <= self._clock():
+                cached = self._cached[role_arn] = assume(role_arn)
+            return cached[0]
 
 
 def zone_scoped_policy(zone_id):

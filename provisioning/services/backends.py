@@ -6,18 +6,26 @@ import boto3
 import django_rq
 from django.conf import settings
 
-from ..clients.aws import IAM, STS, Route53
+from ..clients.aws import IAM, STS, RoleCredentials, Route53
 from ..clients.kube import KubeCluster
 from ..clients.ratelimit import RedisRateLimiter
 from ..clients.retry import RetryPolicy
 from ..clients.vault import Vault
+from . import accounts, route53_usage
 from .metrics import MeteredCallStats
 
 
 @cache
 def aws_session():
-    """One boto3 session per process (credentials from the environment, as boto3 reads them)."""
+    """One boto3 session per process (credentials from the environment, as boto3 reads them): orgdns's own identity,
+    in the main account, which assumes the role of each other account."""
     return boto3.Session()
+
+
+@cache
+def role_credentials():
+    """The credentials of the roles orgdns assumes in the other accounts, one cache per process."""
+    return RoleCredentials()
 
 
 def redis():
@@ -45,13 +53,21 @@ def api_rate_limiter(identity):
 
 
 class Backends:
-    """The clients one job uses, sharing one tally of remote calls and one way of telling about retries."""
+    """The clients one job uses, sharing one tally of remote calls and one way of telling about retries. Route53 and
+    IAM are those of one AWS account (the main account unless made with for_account)."""
 
-    def __init__(self, stats=None, on_retry=None, retry=None):
+    def __init__(self, stats=None, on_retry=None, retry=None, account=None):
         self.stats = stats or MeteredCallStats()
         self.retry = retry or retry_policy(on_retry)
+        self.account = account or accounts.main()
 
-    def _aws(self, cls, limiter=None, credentials=None):
+    def for_account(self, account):
+        """These backends (one tally, one retry policy) with Route53 and IAM in `account` (an accounts.Account)."""
+        return Backends(self.stats, retry=self.retry, account=account)
+
+    def _aws(self, cls, limiter=None, credentials=None, account=None):
+        if account is not None and account.role_arn:
+            credentials = role_credentials().get(account.role_arn, self._assume_role)
         return cls(
             aws_session(),
             endpoint_url=settings.AWS_ENDPOINT_URL,
@@ -62,15 +78,28 @@ class Backends:
             credentials=credentials,
         )
 
+    def _assume_role(self, role_arn):
+        return self._aws(STS).assume_role(role_arn, settings.ORGDNS_RESOURCE_PREFIX, settings.ORGDNS_AWS_ROLE_SESSION_SECONDS)
+
     def route53(self):
-        # orgdns's share of the account's Route53 rate only: the rest is the ExternalDNS fleet's and the console's.
+        """Route53 in this account, within orgdns's share of the account's rate (the rest is the ExternalDNS fleet's
+        and the console's); every request counted for the budget page."""
+        return self._route53(self.account)
+
+    def parent_zone_route53(self):
+        """Route53 in the main account, where the parent zone and every delegation are."""
+        return self._route53(accounts.main())
+
+    def _route53(self, account):
         limiter = RedisRateLimiter(
-            redis(), "orgdns:ratelimit:route53", settings.ORGDNS_ROUTE53_RATE, burst=settings.ORGDNS_ROUTE53_BURST
+            redis(), f"orgdns:ratelimit:route53:{account.name}", account.orgdns_rate, burst=account.orgdns_burst
         )
-        return self._aws(Route53, limiter=limiter)
+        route53 = self._aws(Route53, limiter=limiter, account=account)
+        route53.client.meta.events.register("before-send.route53", lambda **_: route53_usage.count_request(account.name))
+        return route53
 
     def iam(self):
-        return self._aws(IAM)
+        return self._aws(IAM, account=self.account)
 
     def sts_for(self, access_key_id, secret_access_key):
         credentials = {"aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key}

@@ -29,6 +29,7 @@ from ..clients import externaldns
 from ..clients.errors import ProviderError
 from ..models import Cluster, HostedZone, Operation, Organization
 from ..validators import iam_user_name
+from . import accounts
 from .operations import Progress, start_operation
 from .provisioning import (
     aws_secret_path,
@@ -131,6 +132,7 @@ def rotate_credentials(operation, progress, backends):
         progress.log(f"{organization.name} has no access key to rotate")
         return
     vault = backends.vault()
+    backends = backends.for_account(accounts.of_zone(zone))
     # At most a rotation under way (begun by an earlier job) and then one of this job's own.
     for _ in range(2):
         with organization_lock(organization):

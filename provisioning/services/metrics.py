@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from prometheus_client import Counter, Histogram
 
 from ..clients.retry import CallStats
-from . import route53_usage
 
 JOB_DURATION = Histogram(
     "orgdns_job_duration_seconds",
@@ -36,14 +35,11 @@ FOLDED_KINDS = ("counter", "histogram", "summary")  # prometheus_client files wh
 
 
 class MeteredCallStats(CallStats):
-    """A job's tally of remote calls that also counts them (and throttled answers) for Prometheus, and Route53's per
-    minute for the Route53 budget page."""
+    """A job's tally of remote calls that also counts them (and throttled answers) for Prometheus."""
 
     def count(self, service, operation=None):
         super().count(service, operation)
         REMOTE_CALLS.labels(service, operation or "").inc()
-        if service == "route53":
-            route53_usage.count_request()
 
     def throttled(self, service, operation):
         super().throttled(service, operation)

@@ -228,7 +228,7 @@ def check_zone_name_is_free(organization):
     if not settings.ORGDNS_PARENT_ZONE_ID:
         return
     try:
-        foreign = foreign_records(organization, parent_records(organization, Backends().route53()))
+        foreign = foreign_records(organization, parent_records(organization, Backends().parent_zone_route53()))
     except ProviderError as exc:
         raise ValidationError(f"Could not check the parent zone for {organization.zone_name}: {exc.message}") from None
     if foreign:

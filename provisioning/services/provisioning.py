@@ -14,7 +14,7 @@ from ..clients.errors import ProviderError
 from ..clients.kube import ClusterConnection, InvalidConnection
 from ..models import Cluster, HostedZone, Operation
 from ..validators import iam_user_name
-from . import offboarding
+from . import accounts, offboarding
 from .leases import organization_lock
 from .zone_claims import release_unstarted
 
@@ -51,6 +51,7 @@ def register_cluster(operation, progress, backends):
     connection = read_connection(vault, cluster)
 
     with organization_lock(org):
+        backends = backends.for_account(accounts.place(org))
         progress.step("Checking that what orgdns would create or change is absent or ours", 10)
         check_ownership(org, backends, progress)
         progress.step(f"Ensuring hosted zone {org.zone_name}", 15)
@@ -105,7 +106,9 @@ def ensure_zone(org, backends, progress):
         return zone
     if zone is None:
         reference = f"{settings.ORGDNS_RESOURCE_PREFIX}:{org.name}:{uuid.uuid4().hex}"
-        zone = HostedZone.objects.create(organization=org, name=org.zone_name, caller_reference=reference)
+        zone = HostedZone.objects.create(
+            organization=org, name=org.zone_name, caller_reference=reference, aws_account=org.aws_account
+        )
 
     route53 = backends.route53()
     if not zone.zone_id:
@@ -126,7 +129,7 @@ def ensure_zone(org, backends, progress):
         zone.save(update_fields=["zone_id", "name_servers", "aws_created_at", "state"])
 
     if delegate:
-        delegate_zone(zone, route53, progress)
+        delegate_zone(zone, backends.parent_zone_route53(), progress)
     return zone
 
 
@@ -144,7 +147,7 @@ def settle_unconfirmed_zones(backends, now, grace):
             zone.refresh_from_db()
             if zone.state != HostedZone.State.CREATING:
                 continue
-            route53 = backends.route53()
+            route53 = backends.for_account(accounts.of_zone(zone)).route53()
             found = route53.find_zone(zone.name)
             if found is None:
                 zone.delete()
@@ -171,7 +174,7 @@ def check_ownership(org, backends, progress):
     if zone is None or not zone.access_key_id:
         check_iam_user(org, backends.iam())
     if settings.ORGDNS_PARENT_ZONE_ID and not (zone and zone.delegated):
-        refuse_foreign_parent_records(org, parent_records(org, backends.route53()))
+        refuse_foreign_parent_records(org, parent_records(org, backends.parent_zone_route53()))
     progress.log("no IAM user or parent-zone record of someone else's is in the way")
 
 
@@ -313,8 +316,9 @@ def ensure_credentials(zone, vault, backends, progress):
     iam = backends.iam()
     user = iam_user_name(zone.organization.name)
     if check_iam_user(zone.organization, iam) is None:
-        iam.create_user(user, zone_tags(zone.organization), settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY)
-        bounded = f" with permissions boundary {settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY}" if settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY else ""
+        boundary = backends.account.iam_permissions_boundary
+        iam.create_user(user, zone_tags(zone.organization), boundary)
+        bounded = f" with permissions boundary {boundary}" if boundary else ""
         progress.log(f"created IAM user {user}{bounded}")
     iam.put_user_policy(user, POLICY_NAME, zone_scoped_policy(zone.zone_id))
     keys = iam.access_key_ids(user)
@@ -362,39 +366,36 @@ def mirror_key(zone, stored):
     zone.save(update_fields=["iam_user_name", "access_key_id", "access_key_created_at", "previous_access_key_id", "rotations_answered"])
 
 
-def route53_budget():
-    return budget.Budget(
-        account_rate=settings.ORGDNS_ROUTE53_ACCOUNT_RATE,
-        fleet_share=settings.ORGDNS_ROUTE53_FLEET_SHARE,
-        records=settings.EXTERNALDNS_PLAN_RECORDS,
-        changes_per_hour=settings.EXTERNALDNS_PLAN_CHANGES_PER_HOUR,
-        min_interval=settings.EXTERNALDNS_MIN_INTERVAL,
-        max_interval=settings.EXTERNALDNS_MAX_INTERVAL,
-        min_event_sync=settings.EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL,
-    )
+def route53_budget(account=None):
+    """The budget model of the account's Route53 rate (the main account's by default)."""
+    return accounts.budget_of(account or accounts.main())
 
 
-def fleet_size():
+def fleet_size(account):
     """(clusters, hosted zones) in the account, as far as orgdns knows: its clusters not deregistered (each may run
     ExternalDNS), and account_zones."""
-    clusters = Cluster.objects.live().count()
-    return max(1, clusters), account_zones(HostedZone.objects.exclude(state=HostedZone.State.DELETED).count())
+    names = accounts.stored_names(account)
+    clusters = Cluster.objects.live().filter(organization__aws_account__in=names).count()
+    zones = HostedZone.objects.exclude(state=HostedZone.State.DELETED).filter(aws_account__in=names).count()
+    return max(1, clusters), account_zones(zones, account)
 
 
-def account_zones(live_zones):
-    """The hosted zones every ExternalDNS pages through: orgdns's zones not deleted (live_zones) and the parent zone."""
-    return max(1, live_zones + bool(settings.ORGDNS_PARENT_ZONE_ID))
+def account_zones(live_zones, account):
+    """The hosted zones every ExternalDNS in the account pages through: orgdns's zones there not deleted (live_zones)
+    and, in the main account, the parent zone."""
+    return max(1, live_zones + (bool(settings.ORGDNS_PARENT_ZONE_ID) and account.is_main))
 
 
-def fleet_interval():
-    """The resync interval the fleet as it is now calls for, before each cluster's jitter."""
-    clusters, zones = fleet_size()
-    return budget.resync_interval(clusters, zones, route53_budget())
+def fleet_interval(account):
+    """The resync interval the fleet in the account as it is now calls for, before each cluster's jitter."""
+    clusters, zones = fleet_size(account)
+    return budget.resync_interval(clusters, zones, route53_budget(account))
 
 
 def externaldns_flags(cluster):
-    """The flags of this cluster's ExternalDNS, for the fleet in the account as it is now (this cluster included)."""
-    return budget.cluster_flags(fleet_interval(), cluster.owner_id, route53_budget())
+    """The flags of this cluster's ExternalDNS, for the fleet in its account as it is now (this cluster included)."""
+    account = accounts.of_organization(cluster.organization)
+    return budget.cluster_flags(fleet_interval(account), cluster.owner_id, route53_budget(account))
 
 
 def externaldns_config(cluster, zone):
@@ -452,7 +453,7 @@ def deregister(cluster, progress, backends):
     zone = HostedZone.objects.filter(organization=cluster.organization, state=HostedZone.State.ACTIVE).first()
     if zone and zone.zone_id:
         progress.step(f"Deleting the records this cluster owns in {zone.name}", 50)
-        route53 = backends.route53()
+        route53 = backends.for_account(accounts.of_zone(zone)).route53()
         owned = externaldns.owned_record_sets(route53.record_sets(zone.zone_id), cluster.owner_id)
         requests = route53.delete_record_sets(zone.zone_id, owned)
         progress.log(f"deleted {len(owned)} record sets in {requests} change requests")

@@ -22,6 +22,7 @@ from ..clients import tls
 from ..clients.errors import ProviderError
 from ..models import Certificate, CertificateInstallation, Cluster, HostedZone, Operation, Organization
 from ..validators import iam_user_name
+from . import accounts
 from .certificate_jobs import ca_path, cluster_api, material_path
 from .leases import organization_lock
 from .provisioning import (
@@ -80,8 +81,10 @@ def find_orphans(backends, now, grace=DEFAULT_GRACE):
     organizations = {org.name: org for org in Organization.objects.all()}
     scan = Scan([], [])
     _find_vault_orphans(backends.vault(), organizations, scan)
-    _find_iam_orphans(backends.iam(), organizations, scan)
-    _find_zone_orphans(backends.route53(), organizations, scan)
+    for account in accounts.every():
+        in_account = backends.for_account(account)
+        _find_iam_orphans(in_account.iam(), account, organizations, scan)
+        _find_zone_orphans(in_account.route53(), account, organizations, scan)
     _find_secret_orphans(backends, scan)
     busy = set(
         Operation.objects.exclude(state__in=Operation.FINISHED).values_list("organization__name", flat=True).distinct()
@@ -153,13 +156,14 @@ def _remove_vault_path(orphan, org, backends):
 # --- IAM ---------------------------------------------------------------------------------------------------------
 
 
-def _iam_user_expected(user, org):
-    live = HostedZone.objects.exclude(state=HostedZone.State.DELETED)
+def _iam_user_expected(user, org, account):
+    live = HostedZone.objects.exclude(state=HostedZone.State.DELETED).filter(aws_account__in=accounts.stored_names(account))
     return org is not None and live.filter(organization=org, iam_user_name=user).exists()
 
 
-def _find_iam_orphans(iam, organizations, scan):
-    named = set(HostedZone.objects.exclude(state=HostedZone.State.DELETED).values_list("iam_user_name", flat=True))
+def _find_iam_orphans(iam, account, organizations, scan):
+    live = HostedZone.objects.exclude(state=HostedZone.State.DELETED).filter(aws_account__in=accounts.stored_names(account))
+    named = set(live.values_list("iam_user_name", flat=True))
     for user in iam.users(f"{settings.ORGDNS_RESOURCE_PREFIX}-"):
         if user["name"] in named:
             continue
@@ -169,13 +173,20 @@ def _find_iam_orphans(iam, organizations, scan):
         if not org_name or user["name"] != iam_user_name(org_name) or not tagged_as_ours(tags, _named(org_name)):
             continue  # not ours
         why = f"organization {org_name} does not exist" if org is None else "no live zone names it"
-        scan.orphans.append(Orphan(IAM_USER, user["name"], org_name, why, born=user["created_at"]))
+        why += _in(account)
+        scan.orphans.append(Orphan(IAM_USER, user["name"], org_name, why, born=user["created_at"], ref={"account": account.name}))
 
 
 def _remove_iam_user(orphan, org, backends):
-    if _iam_user_expected(orphan.name, org):
+    account = accounts.named(orphan.ref["account"])
+    if _iam_user_expected(orphan.name, org, account):
         return "left: a live zone names it now"
-    return delete_our_iam_user(org or _named(orphan.organization), backends.iam())
+    return delete_our_iam_user(org or _named(orphan.organization), backends.for_account(account).iam())
+
+
+def _in(account):
+    """Where an orphan of AWS is, when orgdns uses more than its own account."""
+    return f" (in AWS account {account.name})" if len(accounts.every()) > 1 else ""
 
 
 def _named(org_name):
@@ -186,7 +197,7 @@ def _named(org_name):
 # --- Route53 -----------------------------------------------------------------------------------------------------
 
 
-def _find_zone_orphans(route53, organizations, scan):
+def _find_zone_orphans(route53, account, organizations, scan):
     suffix = f".{settings.ORGDNS_BASE_DOMAIN}."
     known = set(HostedZone.objects.exclude(state=HostedZone.State.DELETED).exclude(zone_id="").values_list("zone_id", flat=True))
     for zone in route53.zones():
@@ -196,11 +207,12 @@ def _find_zone_orphans(route53, organizations, scan):
         org_name = tags.get("orgdns:organization", "")
         if not org_name or zone["name"] != f"{org_name}{suffix}" or not tagged_as_ours(tags, _named(org_name)):
             continue  # not ours
-        action, why = _zone_decision(org_name, organizations.get(org_name), zone["id"])
+        action, why = _zone_decision(org_name, organizations.get(org_name), zone["id"], account)
+        why += _in(account)
         born = _tag_time(tags)
         if born is None:
             why += " (its creation time is unknown: taken as old)"
-        ref = {"zone_id": zone["id"], "caller_reference": zone["caller_reference"]}
+        ref = {"zone_id": zone["id"], "caller_reference": zone["caller_reference"], "account": account.name}
         orphan = Orphan(ZONE, zone["name"].rstrip("."), org_name, why, action or DELETE, born, ref=ref)
         orphan.held = "" if action else why
         scan.orphans.append(orphan)
@@ -213,13 +225,16 @@ def _tag_time(tags):
         return None
 
 
-def _zone_decision(org_name, org, zone_id):
-    """(action, why) for a zone of ours with no live row; (None, why) if it is to be left alone (now)."""
+def _zone_decision(org_name, org, zone_id, account):
+    """(action, why) for a zone of ours in `account` with no live row; (None, why) if it is to be left alone (now)."""
     live = HostedZone.objects.filter(organization=org).exclude(state=HostedZone.State.DELETED).first() if org else None
     if live is not None and live.zone_id == zone_id:
         return None, "a live zone row names it now"
     if org is None:
         return DELETE, f"organization {org_name} does not exist: deleted, records then zone"
+    placed = org.aws_account or accounts.main().name
+    if placed != account.name:  # never adopted: the organization would move
+        return DELETE, f"organization {org_name} is in AWS account {placed}: deleted, records then zone"
     if live is None:
         return ADOPT, "no live zone row: adopted as the organization's zone (the GC decides when it goes)"
     if not live.zone_id:
@@ -229,13 +244,16 @@ def _zone_decision(org_name, org, zone_id):
 
 def _remove_zone(orphan, org, backends):
     zone_id = orphan.ref["zone_id"]
-    action, why = _zone_decision(orphan.organization, org, zone_id)
-    route53 = backends.route53()
+    account = accounts.named(orphan.ref["account"])
+    action, why = _zone_decision(orphan.organization, org, zone_id, account)
+    route53 = backends.for_account(account).route53()
     if action is None:
         return f"left: {why}"
     if action == ADOPT:
         found = {"id": zone_id, "caller_reference": orphan.ref["caller_reference"], "tags": route53.tags(zone_id)}
-        zone = HostedZone(organization=org, name=org.zone_name, caller_reference=orphan.ref["caller_reference"])
+        zone = HostedZone(
+            organization=org, name=org.zone_name, caller_reference=orphan.ref["caller_reference"], aws_account=org.aws_account
+        )
         adopt_zone(zone, found, route53, NoProgress())
         zone.state = HostedZone.State.ACTIVE
         zone.save()
@@ -243,20 +261,21 @@ def _remove_zone(orphan, org, backends):
     records = records_to_delete(zone_id, orphan.name, route53)
     if records is None:
         return "already gone from Route53"
-    _remove_delegation_to(zone_id, orphan.name, route53)
+    _remove_delegation_to(zone_id, orphan.name, route53, backends.parent_zone_route53())
     route53.delete_record_sets(zone_id, records)
     route53.delete_zone(zone_id)
     return f"deleted {len(records)} record sets, then zone {zone_id}"
 
 
-def _remove_delegation_to(zone_id, name, route53):
-    """A delegation in the parent zone to exactly this zone would dangle once it is deleted (a takeover hole)."""
+def _remove_delegation_to(zone_id, name, route53, parent_route53):
+    """A delegation in the parent zone (in the main account) to exactly this zone would dangle once it is deleted (a
+    takeover hole)."""
     parent = settings.ORGDNS_PARENT_ZONE_ID
-    record = route53.delegation(parent, name) if parent else None
+    record = parent_route53.delegation(parent, name) if parent else None
     if record is not None and name_server_set(r["Value"] for r in record["ResourceRecords"]) == name_server_set(
         route53.name_servers(zone_id)
     ):
-        route53.delete_record_set(parent, record)
+        parent_route53.delete_record_set(parent, record)
 
 
 # --- Certificate Secrets in clusters -----------------------------------------------------------------------------

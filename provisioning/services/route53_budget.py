@@ -1,8 +1,6 @@
-"""The Route53 budget of the AWS account orgdns provisions into (issue #9): what the fleet of ExternalDNS is modelled
-to spend (provisioning/budget.py), what orgdns measures it spends itself (route53_usage), the account's quotas, and
-re-rendering ExternalDNS when the fleet's size calls for another resync interval.
-
-There is one account today (the settings'); `accounts()` is where more would be listed, each with its own figures.
+"""The Route53 budget of each AWS account orgdns provisions into (issue #9): what the fleet of ExternalDNS there is
+modelled to spend (provisioning/budget.py), what orgdns measures it spends itself (route53_usage), the account's
+quotas, and re-rendering ExternalDNS when the fleet's size in an account calls for another resync interval.
 """
 
 import dataclasses
@@ -15,7 +13,7 @@ from django.db.models import Count, Q
 
 from .. import budget
 from ..models import Cluster, HostedZone, Operation
-from . import route53_usage
+from . import accounts, route53_usage
 from .operations import start_operation
 from .provisioning import account_zones, fleet_interval, register_cluster, route53_budget
 
@@ -24,35 +22,10 @@ UNFINISHED = [Operation.State.QUEUED, Operation.State.RUNNING, Operation.State.R
 
 
 @dataclass(frozen=True)
-class Account:
-    """An AWS account orgdns provisions into: its Route53 rate, the shares of it, and its quotas."""
-
-    name: str
-    rate: float  # calls/s of the account's bucket
-    fleet_share: float  # of it, every tenant's ExternalDNS together
-    orgdns_rate: float  # calls/s orgdns's own limiter allows
-    zone_quota: int
-    iam_user_quota: int
-
-
-def accounts():
-    return [
-        Account(
-            name="main",
-            rate=settings.ORGDNS_ROUTE53_ACCOUNT_RATE,
-            fleet_share=settings.ORGDNS_ROUTE53_FLEET_SHARE,
-            orgdns_rate=settings.ORGDNS_ROUTE53_RATE,
-            zone_quota=settings.ORGDNS_ROUTE53_ZONE_QUOTA,
-            iam_user_quota=settings.ORGDNS_IAM_USER_QUOTA,
-        )
-    ]
-
-
-@dataclass(frozen=True)
 class AccountBudget:
     """One account's figures, as the budget page shows them."""
 
-    account: Account
+    account: accounts.Account
     load: budget.AccountLoad
     clusters: int  # not deregistered: each may run ExternalDNS
     zones: int  # what ExternalDNS pages through: the account's zones as orgdns knows them, the parent zone included
@@ -68,29 +41,34 @@ class AccountBudget:
 
 
 def account_budgets():
-    return [account_budget(account) for account in accounts()]
+    return [account_budget(account) for account in accounts.configured()]
 
 
 def accounts_needing_attention():
-    """The accounts above ORGDNS_BUDGET_ATTENTION of a budget or quota (in two queries: for the home page)."""
-    return [figures for figures in (account_budget(account, stale=False) for account in accounts()) if figures.attention]
+    """The accounts above ORGDNS_BUDGET_ATTENTION of a budget or quota (in two queries each: for the home page)."""
+    figures = (account_budget(account, stale=False) for account in accounts.configured())
+    return [account for account in figures if account.attention]
 
 
 def account_budget(account, stale=True):
     """The account's figures; `stale` (a query more) counts the clusters waiting to be re-rendered, else None."""
-    plan = route53_budget()
-    running, unknown = running_flags()
-    counts = HostedZone.objects.exclude(state=HostedZone.State.DELETED).aggregate(
-        live=Count("pk"), created=Count("pk", filter=~Q(zone_id="")), users=Count("pk", filter=~Q(iam_user_name=""))
+    plan = route53_budget(account)
+    running, unknown = running_flags(account)
+    counts = (
+        HostedZone.objects.exclude(state=HostedZone.State.DELETED)
+        .filter(aws_account__in=accounts.stored_names(account))
+        .aggregate(
+            live=Count("pk"), created=Count("pk", filter=~Q(zone_id="")), users=Count("pk", filter=~Q(iam_user_name=""))
+        )
     )
-    clusters, zones = sum(running.values()) + unknown, account_zones(counts["live"])
+    clusters, zones = sum(running.values()) + unknown, account_zones(counts["live"], account)
     interval = budget.resync_interval(max(1, clusters), zones, plan)
     # Flags not known are counted at the interval the fleet calls for, without jitter (so a little high).
     fleet = running + Counter({budget.cluster_flags(interval, budget=plan): unknown})
     fleet_per_hour = sum(
         count * budget.calls_per_hour(flags, zones, plan.records, plan.changes_per_hour) for flags, count in fleet.items()
     )
-    requests, seconds = route53_usage.recent_requests(settings.ORGDNS_ROUTE53_MEASURE_MINUTES)
+    requests, seconds = route53_usage.recent_requests(account.name, settings.ORGDNS_ROUTE53_MEASURE_MINUTES)
     load = budget.AccountLoad(
         account_rate=account.rate,
         fleet_budget=account.rate * account.fleet_share,
@@ -113,18 +91,19 @@ def account_budget(account, stale=True):
         interval=interval,
         running=(min(intervals), max(intervals)) if intervals else None,
         unknown=unknown,
-        stale=len(stale_clusters(interval)) if stale else None,
+        stale=len(stale_clusters(account, interval)) if stale else None,
         measured_requests=requests,
         measured_minutes=settings.ORGDNS_ROUTE53_MEASURE_MINUTES,
         attention=load.above(settings.ORGDNS_BUDGET_ATTENTION),
     )
 
 
-def running_flags():
-    """(Counter of the flags the live clusters' ExternalDNS were deployed with, how many clusters' flags are not known),
-    in one grouped query."""
+def running_flags(account):
+    """(Counter of the flags the account's live clusters' ExternalDNS were deployed with, how many clusters' flags are
+    not known), in one grouped query."""
     running, unknown = Counter(), 0
-    for stored, count in Cluster.objects.live().order_by().values_list("externaldns_flags").annotate(n=Count("pk")):
+    live = Cluster.objects.live().filter(organization__aws_account__in=accounts.stored_names(account))
+    for stored, count in live.order_by().values_list("externaldns_flags").annotate(n=Count("pk")):
         if stored:
             running[budget.Flags(**stored)] += count
         else:
@@ -143,14 +122,17 @@ class Rerender:
     cluster: Cluster | None = None  # fetched for those queued
 
 
-def stale_clusters(interval=None):
-    """Ready clusters that no job is working on whose ExternalDNS runs with flags the fleet's size no longer calls for
-    (budget.needs_rerender with EXTERNALDNS_RERENDER_THRESHOLD): those whose flags are not known first, then those
-    resyncing most often for what is wanted of them (they overspend the most). One query, no model instances."""
-    interval = fleet_interval() if interval is None else interval
-    plan = route53_budget()
+def stale_clusters(account=None, interval=None):
+    """Ready clusters (of every account, or of `account`) that no job is working on whose ExternalDNS runs with flags
+    the size of the fleet in its account no longer calls for (budget.needs_rerender with
+    EXTERNALDNS_RERENDER_THRESHOLD): those whose flags are not known first, then those resyncing most often for what
+    is wanted of them (they overspend the most). One query per account, no model instances."""
+    if account is None:
+        return sorted((r for a in accounts.configured() for r in stale_clusters(a)), key=_overspend)
+    interval = fleet_interval(account) if interval is None else interval
+    plan = route53_budget(account)
     ready = (
-        Cluster.objects.filter(state=Cluster.State.READY)
+        Cluster.objects.filter(state=Cluster.State.READY, organization__aws_account__in=accounts.stored_names(account))
         .exclude(operations__state__in=UNFINISHED)
         .order_by("pk")
         .values_list("pk", "owner_id", "externaldns_flags")
@@ -161,7 +143,11 @@ def stale_clusters(interval=None):
         wanted = budget.cluster_flags(interval, owner_id, plan)
         if budget.needs_rerender(running, wanted, settings.EXTERNALDNS_RERENDER_THRESHOLD):
             stale.append(Rerender(pk, running, wanted))
-    return sorted(stale, key=lambda r: r.running.interval / r.wanted.interval if r.running else 0)
+    return sorted(stale, key=_overspend)
+
+
+def _overspend(rerender):
+    return rerender.running.interval / rerender.wanted.interval if rerender.running else 0
 
 
 def rerender_stale(limit=None, dry_run=False):

@@ -1,4 +1,4 @@
-"""orgdns's own Route53 requests, counted per minute in Redis by every process that sends them (web processes and
+"""orgdns's own Route53 requests, counted per account and minute in Redis by every process that sends them (web processes and
 workers' work horses alike): what the Route53 budget page shows as orgdns's measured rate. Each request sent counts,
 a retried one each time, as AWS's bucket counts them; ExternalDNS's requests are not orgdns's and are not counted."""
 
@@ -8,15 +8,17 @@ import django_rq
 from redis.exceptions import RedisError
 
 
-def redis():  # backends.redis, which imports this module through metrics
+def redis():  # backends.redis, which imports this module
     return django_rq.get_connection("default")
 
-KEY = "orgdns:route53:requests:{minute}"
+
+KEY = "orgdns:route53:requests:{account}:{minute}"
 KEPT = 3 * 3600  # seconds a minute's count is kept
 
 
-def count_request(now=None):
-    key = KEY.format(minute=int((time.time() if now is None else now) // 60))
+def count_request(account, now=None):
+    """Count a request sent to Route53 in the AWS account named `account`."""
+    key = KEY.format(account=account, minute=int((time.time() if now is None else now) // 60))
     pipeline = redis().pipeline()
     pipeline.incr(key)
     pipeline.expire(key, KEPT)
@@ -26,10 +28,10 @@ def count_request(now=None):
         pass
 
 
-def recent_requests(minutes, now=None):
-    """(requests, seconds): orgdns's Route53 requests in the current minute and the `minutes` - 1 before it, and how
-    many seconds that is (the current minute so far included)."""
+def recent_requests(account, minutes, now=None):
+    """(requests, seconds): orgdns's Route53 requests in the account named `account` in the current minute and the
+    `minutes` - 1 before it, and how many seconds that is (the current minute so far included)."""
     now = time.time() if now is None else now
     current = int(now // 60)
-    counts = redis().mget([KEY.format(minute=minute) for minute in range(current - minutes + 1, current + 1)])
+    counts = redis().mget([KEY.format(account=account, minute=minute) for minute in range(current - minutes + 1, current + 1)])
     return sum(int(count) for count in counts if count), max(1.0, (minutes - 1) * 60 + now % 60)

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from ..clients.errors import ProviderError
 from ..models import Certificate, Cluster, Membership, Operation, Organization
-from . import audit, certificate_jobs, offboarding, provisioning, zone_gc
+from . import accounts, audit, certificate_jobs, offboarding, provisioning, zone_gc
 from .leases import organization_lock
 
 
@@ -57,7 +57,7 @@ def offboard(operation, progress, backends):
 
     # The zone may be kept for a while (its month is paid): nobody may write into it meanwhile.
     with organization_lock(org):
-        zone_gc.delete_iam_user(org, backends.iam(), progress)
+        zone_gc.delete_iam_user(org, backends.for_account(accounts.of_organization(org)).iam(), progress)
         vault.destroy(provisioning.aws_secret_path(vault, org))
 
     progress.step("Handing the zone to the garbage collector", 90)

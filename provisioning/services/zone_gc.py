@@ -3,6 +3,7 @@
 The rule itself is billing.decide_zone; the race-sensitive state changes are in zone_claims.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -16,7 +17,7 @@ from .. import billing
 from ..clients.errors import ProviderError
 from ..models import HostedZone, Operation, ZoneCharge
 from ..validators import iam_user_name
-from . import zone_claims
+from . import accounts, zone_claims
 from .leases import organization_lock
 from .provisioning import aws_secret_path, is_our_delegation, tagged_as_ours
 
@@ -126,9 +127,10 @@ def delete_zone(operation, progress, backends):
             return
         if zone.teardown_started_at is None and not _begin(zone, progress):
             return
+        aws = backends.for_account(accounts.of_zone(zone))
         if zone.route53_deleted_at is None:
-            _delete_from_route53(zone, backends.route53(), progress)
-        delete_iam_user(org, backends.iam(), progress)
+            _delete_from_route53(zone, aws.route53(), aws.parent_zone_route53(), progress)
+        delete_iam_user(org, aws.iam(), progress)
         vault = backends.vault()
         progress.step("Deleting the zone's AWS credentials from Vault, with every version", 90)
         vault.destroy(aws_secret_path(vault, org))
@@ -148,9 +150,9 @@ def _begin(zone, progress):
     return True
 
 
-def _delete_from_route53(zone, route53, progress):
+def _delete_from_route53(zone, route53, parent_route53, progress):
     progress.step("Removing the delegation from the parent zone", 10)
-    _remove_delegation(zone, route53, progress)
+    _remove_delegation(zone, parent_route53, progress)
     progress.step(f"Deleting every record of {zone.name} but its SOA and NS", 25)
     records = records_to_delete(zone.zone_id, zone.name, route53)
     if records is None:
@@ -291,16 +293,21 @@ class BillingOverview:
 def billing_overview(organizations, now):
     """This month's ledger and schedule for these organizations' zones.
 
-    Route53's price tiers count every zone of the account, so prices are ranked account-wide; an
-    avoided charge is valued at what it would have added to the month's bill.
+    Route53's price tiers count every zone of an AWS account, so prices are ranked within each account (the zone's);
+    an avoided charge is valued at what it would have added to its account's bill for the month.
     """
     month = billing.month_start(now).date()
     visible = set(organizations.values_list("pk", flat=True))
     ledger = list(ZoneCharge.objects.filter(month=month).select_related("zone__organization").order_by("recorded_at", "pk"))
-    charged = [c for c in ledger if c.kind == ZoneCharge.Kind.CHARGED]
-    avoided = [c for c in ledger if c.kind != ZoneCharge.Kind.CHARGED]
-    prices = billing.zone_prices(len(charged) + len(avoided))
-    priced = [PricedCharge(c, p) for c, p in zip(charged + avoided, prices)]
+    by_account = defaultdict(list)
+    for charge in ledger:
+        by_account[charge.zone.aws_account or accounts.main().name].append(charge)
+    priced = []
+    for charges in by_account.values():
+        charged = [c for c in charges if c.kind == ZoneCharge.Kind.CHARGED]
+        avoided = [c for c in charges if c.kind != ZoneCharge.Kind.CHARGED]
+        priced += [PricedCharge(c, p) for c, p in zip(charged + avoided, billing.zone_prices(len(charges)))]
+    priced.sort(key=lambda p: (p.charge.recorded_at, p.charge.pk))
     mine = [p for p in priced if p.charge.zone.organization_id in visible]
     return BillingOverview(
         month=month,

@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404
 
 from ..clients import externaldns
 from ..models import HostedZone
+from . import accounts
 from .backends import Backends
 
 RECORDS_CACHE_SECONDS = 30
@@ -41,7 +42,7 @@ def zone_records(zone):
     key = f"orgdns:zone-records:{zone.zone_id}"
     record_sets = cache.get(key)
     if record_sets is None:
-        record_sets = list(Backends().route53().record_sets(zone.zone_id))
+        record_sets = list(Backends().for_account(accounts.of_zone(zone)).route53().record_sets(zone.zone_id))
         cache.set(key, record_sets, RECORDS_CACHE_SECONDS)
     owners = externaldns.record_owners(record_sets)
     clusters = {c.owner_id: c for c in zone.organization.clusters.all()}
