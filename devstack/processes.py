@@ -3,6 +3,7 @@
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -130,12 +131,23 @@ class Supervisor:
         return self.children[name][-1].pid
 
     def _spawn(self, command, log_path, env):
-        return subprocess.Popen(command, cwd=self.cwd, env=env, stdout=open(log_path, "a"), stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            command, cwd=self.cwd, env=env, stdout=open(log_path, "a"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    @staticmethod
+    def _end_group(process):
+        """Kill what the process left in its process group (an RQ worker's scheduler process outlives a SIGKILL)."""
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def _watch(self):
         while not self._stopping.wait(self.poll_seconds):
             for name, (command, log_path, env, process) in list(self.children.items()):
                 if process.poll() is not None and not self._stopping.is_set():
+                    self._end_group(process)
                     print(f"[supervisor] {name} exited (status {process.returncode}): started again; see {log_path}", flush=True)
                     self.restarts += 1
                     self.children[name] = (command, log_path, env, self._spawn(command, log_path, env))
@@ -146,3 +158,4 @@ class Supervisor:
             self._thread.join()
         for *_, process in reversed(list(self.children.values())):
             stop(process)
+            self._end_group(process)
