@@ -25,6 +25,7 @@ demo: venv
 test: venv
 	@./devstack/require-services.sh --postgres --chromium --cluster
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
 screenshots: venv

@@ -33,8 +33,15 @@ ORGDNS_INTERVAL_SECONDS = 60
 def fill_zone(route53, zone_id, zone_name, records):
     for start in range(0, records, 500):
         changes = [
-            {"Action": "CREATE", "ResourceRecordSet": {"Name": f"host{i}.{zone_name}", "Type": "A", "TTL": 300,
-                                                      "ResourceRecords": [{"Value": "198.51.100.1"}]}}
+            {
+                "Action": "CREATE",
+                "ResourceRecordSet": {
+                    "Name": f"host{i}.{zone_name}",
+                    "Type": "A",
+                    "TTL": 300,
+                    "ResourceRecords": [{"Value": "198.51.100.1"}],
+                },
+            }
             for i in range(start, min(records, start + 500))
         ]
         route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
@@ -48,21 +55,33 @@ def with_flags(args, interval, flags=()):
 
 
 def measure(farm, moto_url, proxy, records, zones, syncs, interval, flags=()):
-    route53 = boto3.client("route53", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    route53 = boto3.client(
+        "route53", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     for zone in route53.list_hosted_zones()["HostedZones"]:
         _empty_and_delete(route53, zone)
     zone_name = "acme.bench.test"
-    zone_id = route53.create_hosted_zone(Name=zone_name, CallerReference=f"bench-{time.time()}")["HostedZone"]["Id"].split("/")[-1]
+    zone_id = route53.create_hosted_zone(Name=zone_name, CallerReference=f"bench-{time.time()}")["HostedZone"][
+        "Id"
+    ].split("/")[-1]
     for i in range(zones - 1):
         route53.create_hosted_zone(Name=f"other{i}.bench.test", CallerReference=f"bench-{i}-{time.time()}")
     fill_zone(route53, zone_id, zone_name, records)
 
     access = farm.acquire()
     config = externaldns.ExternalDNSConfig(
-        namespace="external-dns", image="registry.k8s.io/external-dns/external-dns:v0.23.0", zone_name=zone_name,
-        zone_id=zone_id, owner_id="bench", policy="sync", region="us-east-1",
+        namespace="external-dns",
+        image="registry.k8s.io/external-dns/external-dns:v0.23.0",
+        zone_name=zone_name,
+        zone_id=zone_id,
+        owner_id="bench",
+        policy="sync",
+        region="us-east-1",
     )
-    kube = KubeCluster(ClusterConnection(access.cluster.url, access.token, access.ca_pem), permitted_networks=[ipaddress.ip_network("127.0.0.0/8")])
+    kube = KubeCluster(
+        ClusterConnection(access.cluster.url, access.token, access.ca_pem),
+        permitted_networks=[ipaddress.ip_network("127.0.0.0/8")],
+    )
     for obj in externaldns.manifests(config, "AKIABENCH", "bench-secret"):
         if obj["kind"] == "Deployment":
             args = obj["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -81,16 +100,23 @@ def measure(farm, moto_url, proxy, records, zones, syncs, interval, flags=()):
     changing = proxy.snapshot() - start
     kube.close()
     farm.release(access)
-    return {label: {op: count / syncs for op, count in calls.items()} for label, calls in (("idle", idle), ("one change per sync", changing))}
+    return {
+        label: {op: count / syncs for op, count in calls.items()}
+        for label, calls in (("idle", idle), ("one change per sync", changing))
+    }
 
 
 def _empty_and_delete(route53, zone):
     zone_id = zone["Id"].split("/")[-1]
     pages = route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id)
-    changes = [{"Action": "DELETE", "ResourceRecordSet": rs} for page in pages for rs in page["ResourceRecordSets"]
-               if rs["Type"] not in ("SOA", "NS")]
+    changes = [
+        {"Action": "DELETE", "ResourceRecordSet": rs}
+        for page in pages
+        for rs in page["ResourceRecordSets"]
+        if rs["Type"] not in ("SOA", "NS")
+    ]
     for start in range(0, len(changes), 500):
-        route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes[start:start + 500]})
+        route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes[start : start + 500]})
     route53.delete_hosted_zone(Id=zone_id)
 
 
@@ -107,14 +133,20 @@ def main():
     proxy = CountingProxy(moto_url)
     farm = ClusterFarm(proxy.url)
     try:
-        print(f"Route53 calls of one ExternalDNS v0.23.0 with orgdns's flags{''.join(' ' + f for f in args.flag)}, "
-              f"{args.zones} zone(s) in the account, per sync (averaged over {args.syncs}) and per hour at --interval=1m:")
+        print(
+            f"Route53 calls of one ExternalDNS v0.23.0 with orgdns's flags{''.join(' ' + f for f in args.flag)}, "
+            f"{args.zones} zone(s) in the account, per sync (averaged over {args.syncs}) and per hour at --interval=1m:"
+        )
         for records in args.records:
-            for label, per_sync in measure(farm, moto_url, proxy, records, args.zones, args.syncs, args.interval, args.flag).items():
+            for label, per_sync in measure(
+                farm, moto_url, proxy, records, args.zones, args.syncs, args.interval, args.flag
+            ).items():
                 total = sum(per_sync.values())
                 detail = ", ".join(f"{op} {n:g}" for op, n in sorted(per_sync.items()))
                 hourly = total * 3600 / ORGDNS_INTERVAL_SECONDS
-                print(f"  {records:>5} records, {label:<20} {total:6.2f} calls/sync  {hourly:7.0f} calls/hour   ({detail})")
+                print(
+                    f"  {records:>5} records, {label:<20} {total:6.2f} calls/sync  {hourly:7.0f} calls/hour   ({detail})"
+                )
     finally:
         farm.stop()
         proxy.stop()

@@ -37,11 +37,20 @@ LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
 
 
 def deploy(access, moto_url):
-    route53 = boto3.client("route53", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    zone_id = route53.create_hosted_zone(Name="acme.bench.test", CallerReference=f"bench-{time.time()}")["HostedZone"]["Id"]
+    route53 = boto3.client(
+        "route53", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    zone_id = route53.create_hosted_zone(Name="acme.bench.test", CallerReference=f"bench-{time.time()}")["HostedZone"][
+        "Id"
+    ]
     config = externaldns.ExternalDNSConfig(
-        namespace=NAMESPACE, image="registry.k8s.io/external-dns/external-dns:v0.23.0", zone_name="acme.bench.test",
-        zone_id=zone_id.split("/")[-1], owner_id="bench", policy="sync", region="us-east-1",
+        namespace=NAMESPACE,
+        image="registry.k8s.io/external-dns/external-dns:v0.23.0",
+        zone_name="acme.bench.test",
+        zone_id=zone_id.split("/")[-1],
+        owner_id="bench",
+        policy="sync",
+        region="us-east-1",
     )
     kube = connect(access)
     for obj in externaldns.manifests(config, "AKIABENCH", "bench-secret"):
@@ -51,7 +60,11 @@ def deploy(access, moto_url):
 
 
 def connect(access):
-    return KubeCluster(ClusterConnection(access.url, access.token, access.ca_pem), retry=RetryPolicy(attempts=1), permitted_networks=LOOPBACK)
+    return KubeCluster(
+        ClusterConnection(access.url, access.token, access.ca_pem),
+        retry=RetryPolicy(attempts=1),
+        permitted_networks=LOOPBACK,
+    )
 
 
 def measure(access, checks):
@@ -72,7 +85,9 @@ def measure(access, checks):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checks", type=int, default=10)
-    parser.add_argument("--every", type=int, nargs="+", default=[120, 300], help="seconds between checks (the cron period)")
+    parser.add_argument(
+        "--every", type=int, nargs="+", default=[120, 300], help="seconds between checks (the cron period)"
+    )
     args = parser.parse_args()
 
     moto, moto_url = start_moto(free_port())
@@ -85,8 +100,10 @@ def main():
         metrics_body = len(urllib.request.urlopen(f"http://127.0.0.1:{process.port}/metrics", timeout=5).read())
 
         healthy, seen = measure(access, args.checks)
-        print(f"One ExternalDNS v0.23.0 in a local cluster; medians of {args.checks} checks; health seen: "
-              f"{externaldns.health_problem(seen, time.time()) or 'ok'}; metrics: {seen.metrics_error or 'read'}")
+        print(
+            f"One ExternalDNS v0.23.0 in a local cluster; medians of {args.checks} checks; health seen: "
+            f"{externaldns.health_problem(seen, time.time()) or 'ok'}; metrics: {seen.metrics_error or 'read'}"
+        )
         admin = access.cluster  # make it fail: no pod ready, so no metrics request
         admin.api("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{externaldns.SECRET_NAME}")
         (pod,) = access.objects("pods", NAMESPACE)
@@ -104,12 +121,19 @@ def main():
             ("ready, metrics answered (estimated)", real),
             (f"not ready: {seen.problem[:40]}…", failing),
         ]
-        print(f"{'case':<48} {'requests':>8} {'sent B':>8} {'recv B':>8}   per cluster-hour at a check every " +
-              ", ".join(f"{s} s" for s in args.every) + " (requests / KiB)")
+        print(
+            f"{'case':<48} {'requests':>8} {'sent B':>8} {'recv B':>8}   per cluster-hour at a check every "
+            + ", ".join(f"{s} s" for s in args.every)
+            + " (requests / KiB)"
+        )
         for label, (requests, sent, received) in cases:
-            hourly = "   ".join(f"{requests * 3600 / every:.0f} / {(sent + received) * 3600 / every / 1024:.0f}" for every in args.every)
+            hourly = "   ".join(
+                f"{requests * 3600 / every:.0f} / {(sent + received) * 3600 / every / 1024:.0f}" for every in args.every
+            )
             print(f"{label:<48} {requests:>8.0f} {sent:>8.0f} {received:>8.0f}   {hourly}")
-        print(f"(ExternalDNS's /metrics body: {metrics_body} bytes; plus one Vault read and one TLS handshake per check)")
+        print(
+            f"(ExternalDNS's /metrics body: {metrics_body} bytes; plus one Vault read and one TLS handshake per check)"
+        )
     finally:
         farm.stop()
         stop(moto)

@@ -28,7 +28,9 @@ sys.path.insert(0, str(ROOT))
 from bench.pages import recreate_database  # noqa: E402
 from bench.stack import local_servers  # noqa: E402
 
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', '54329')}/orgdns_bench_gc")
+DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', '54329')}/orgdns_bench_gc"
+)
 BATCH = 5000
 
 
@@ -40,12 +42,18 @@ def seed(first, count):
     from provisioning.models import Cluster, HostedZone, Operation, Organization
 
     now = timezone.now()
-    orgs = Organization.objects.bulk_create([Organization(name=f"org{i:05}") for i in range(first, first + count)], batch_size=BATCH)
+    orgs = Organization.objects.bulk_create(
+        [Organization(name=f"org{i:05}") for i in range(first, first + count)], batch_size=BATCH
+    )
     HostedZone.objects.bulk_create(
         [
             HostedZone(
-                organization=o, name=o.zone_name, state=HostedZone.State.ACTIVE, zone_id=f"Z{o.pk:012}",
-                aws_created_at=now - timedelta(days=1 + o.pk % 60), iam_user_name=f"orgdns-{o.name}",
+                organization=o,
+                name=o.zone_name,
+                state=HostedZone.State.ACTIVE,
+                zone_id=f"Z{o.pk:012}",
+                aws_created_at=now - timedelta(days=1 + o.pk % 60),
+                iam_user_name=f"orgdns-{o.name}",
             )
             for o in orgs
         ],
@@ -60,8 +68,15 @@ def seed(first, count):
         batch_size=BATCH,
     )
     Operation.objects.bulk_create(
-        [Operation(kind=Operation.Kind.REGISTER, organization_id=c.organization_id, cluster=c, state="succeeded") for c in clusters]
-        + [Operation(kind=Operation.Kind.DELETE_ZONE, organization=o, state="succeeded") for o in orgs if o.pk % 10 == 0],
+        [
+            Operation(kind=Operation.Kind.REGISTER, organization_id=c.organization_id, cluster=c, state="succeeded")
+            for c in clusters
+        ]
+        + [
+            Operation(kind=Operation.Kind.DELETE_ZONE, organization=o, state="succeeded")
+            for o in orgs
+            if o.pk % 10 == 0
+        ],
         batch_size=BATCH,
     )
     with connection.cursor() as cursor:
@@ -112,7 +127,10 @@ def real_zones(count, records):
                     {
                         "Action": "CREATE",
                         "ResourceRecordSet": {
-                            "Name": f"app{r}.{org.zone_name}", "Type": "A", "TTL": 300, "ResourceRecords": [{"Value": f"10.0.0.{r + 1}"}],
+                            "Name": f"app{r}.{org.zone_name}",
+                            "Type": "A",
+                            "TTL": 300,
+                            "ResourceRecords": [{"Value": f"10.0.0.{r + 1}"}],
                         },
                     }
                     for r in range(records)
@@ -121,12 +139,22 @@ def real_zones(count, records):
         )
         user = f"orgdns-{org.name}"
         iam.create_user(UserName=user)
-        iam.put_user_policy(UserName=user, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(zone_scoped_policy(zone_id)))
+        iam.put_user_policy(
+            UserName=user, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(zone_scoped_policy(zone_id))
+        )
         key = iam.create_access_key(UserName=user)["AccessKey"]
-        vault.write(aws_secret_path(vault, org), {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]})
+        vault.write(
+            aws_secret_path(vault, org),
+            {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]},
+        )
         HostedZone.objects.create(
-            organization=org, name=org.zone_name, state=HostedZone.State.ACTIVE, zone_id=zone_id, aws_created_at=timezone.now(),
-            iam_user_name=user, access_key_id=key["AccessKeyId"],
+            organization=org,
+            name=org.zone_name,
+            state=HostedZone.State.ACTIVE,
+            zone_id=zone_id,
+            aws_created_at=timezone.now(),
+            iam_user_name=user,
+            access_key_id=key["AccessKeyId"],
         )
         orgs.append(org)
     return Organization.objects.filter(pk__in=[o.pk for o in orgs])
@@ -146,7 +174,12 @@ def tear_down(orgs, workers):
     queued = [entry.operation.pk for entry in planned if entry.operation]
     started = time.monotonic()
     processes = [
-        subprocess.Popen([sys.executable, "manage.py", "rqworker", "--burst", "default"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, "manage.py", "rqworker", "--burst", "default"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(workers)
     ]
     for process in processes:
@@ -157,11 +190,17 @@ def tear_down(orgs, workers):
     route53 = sum(op.remote_calls.get("route53", 0) for op in operations)
     deleted = HostedZone.objects.filter(organization__in=orgs, state=HostedZone.State.DELETED).count()
     per_zone = route53 / max(1, len(queued))
-    print(f"\nteardown: {len(queued)} zones queued, {succeeded} succeeded, {deleted} marked deleted, {workers} worker processes")
+    print(
+        f"\nteardown: {len(queued)} zones queued, {succeeded} succeeded, {deleted} marked deleted, {workers} worker processes"
+    )
     print(f"  wall time {elapsed:.1f}s (including worker start-up): {len(queued) / elapsed:.2f} zones/s")
-    print(f"  Route53 calls: {route53} ({per_zone:.1f} per zone), {route53 / elapsed:.2f}/s against a limit of {settings.ORGDNS_ROUTE53_RATE}/s")
+    print(
+        f"  Route53 calls: {route53} ({per_zone:.1f} per zone), {route53 / elapsed:.2f}/s against a limit of {settings.ORGDNS_ROUTE53_RATE}/s"
+    )
     window = settings.ORGDNS_GC_FINAL_WINDOW.total_seconds()
-    print(f"  at that rate a {window / 60:.0f}-minute final window deletes about {int(window * settings.ORGDNS_ROUTE53_RATE / per_zone)} zones")
+    print(
+        f"  at that rate a {window / 60:.0f}-minute final window deletes about {int(window * settings.ORGDNS_ROUTE53_RATE / per_zone)} zones"
+    )
 
 
 def main():
@@ -172,7 +211,9 @@ def main():
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
 
-    with local_servers(15, DATABASE_URL, VAULT_PREFIX=f"orgdns-bench-{secrets.token_hex(4)}", ORGDNS_JOB_RETRY_INTERVALS=""):
+    with local_servers(
+        15, DATABASE_URL, VAULT_PREFIX=f"orgdns-bench-{secrets.token_hex(4)}", ORGDNS_JOB_RETRY_INTERVALS=""
+    ):
         recreate_database(DATABASE_URL)
         try:
             import django

@@ -59,7 +59,11 @@ def main():
             org = organizations.create_organization("bench")
             for c in range(args.clusters):
                 access = farm.start_cluster()
-                run(clusters.register_cluster(org, f"c{c}", ClusterConnection(access.cluster.url, access.token, access.ca_pem))[1])
+                run(
+                    clusters.register_cluster(
+                        org, f"c{c}", ClusterConnection(access.cluster.url, access.token, access.ca_pem)
+                    )[1]
+                )
 
             rotations, two_keys = [], []
             for _ in range(args.rotations):
@@ -73,9 +77,13 @@ def main():
             for op in rotations:
                 calls.update(op.remote_calls)
             services = {k: v / len(rotations) for k, v in sorted(calls.items()) if "." not in k}
-            print(f"{args.rotations} rotations of one organization's key with {args.clusters} clusters (real ExternalDNS)")
-            print(f"  rotation time: p50 {statistics.median(seconds):.1f}s, max {max(seconds):.1f}s "
-                  f"({statistics.median(seconds) / args.clusters:.1f}s per cluster)")
+            print(
+                f"{args.rotations} rotations of one organization's key with {args.clusters} clusters (real ExternalDNS)"
+            )
+            print(
+                f"  rotation time: p50 {statistics.median(seconds):.1f}s, max {max(seconds):.1f}s "
+                f"({statistics.median(seconds) / args.clusters:.1f}s per cluster)"
+            )
             print(f"  two keys held for: p50 {statistics.median(two_keys):.1f}s, max {max(two_keys):.1f}s")
             print("  remote calls per rotation: " + ", ".join(f"{k} {v:g}" for k, v in services.items()))
         finally:

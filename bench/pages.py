@@ -23,7 +23,10 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', '54329')}/orgdns_bench_pages")
+DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL",
+    f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', '54329')}/orgdns_bench_pages",
+)
 BATCH = 5000
 
 
@@ -63,16 +66,28 @@ def seed(orgs, clusters_per_org):
     User = get_user_model()
     now = timezone.now()
     started = time.monotonic()
-    organizations = Organization.objects.bulk_create([Organization(name=f"org{i:05}") for i in range(orgs)], batch_size=BATCH)
-    owners = User.objects.bulk_create([User(username=f"owner{i:05}", password="!") for i in range(orgs)], batch_size=BATCH)
+    organizations = Organization.objects.bulk_create(
+        [Organization(name=f"org{i:05}") for i in range(orgs)], batch_size=BATCH
+    )
+    owners = User.objects.bulk_create(
+        [User(username=f"owner{i:05}", password="!") for i in range(orgs)], batch_size=BATCH
+    )
     Membership.objects.bulk_create(
-        [Membership(user=u, organization=o, role=Membership.Role.OWNER) for u, o in zip(owners, organizations)], batch_size=BATCH
+        [Membership(user=u, organization=o, role=Membership.Role.OWNER) for u, o in zip(owners, organizations)],
+        batch_size=BATCH,
     )
     HostedZone.objects.bulk_create(
         [
             HostedZone(
-                organization=o, name=o.zone_name, state=HostedZone.State.ACTIVE, zone_id=f"Z{o.pk:012}", delegated=i % 10 != 0,
-                iam_user_name=f"orgdns-{o.name}", access_key_id=f"AKIA{o.pk:016}", access_key_created_at=now, aws_created_at=now,
+                organization=o,
+                name=o.zone_name,
+                state=HostedZone.State.ACTIVE,
+                zone_id=f"Z{o.pk:012}",
+                delegated=i % 10 != 0,
+                iam_user_name=f"orgdns-{o.name}",
+                access_key_id=f"AKIA{o.pk:016}",
+                access_key_created_at=now,
+                aws_created_at=now,
             )
             for i, o in enumerate(organizations)
         ],
@@ -82,7 +97,10 @@ def seed(orgs, clusters_per_org):
     clusters = Cluster.objects.bulk_create(
         [
             Cluster(
-                organization=o, name=f"c{c}", api_server=f"https://c{c}.{o.name}.k8s.example:6443", owner_id=f"{o.name}-c{c}",
+                organization=o,
+                name=f"c{c}",
+                api_server=f"https://c{c}.{o.name}.k8s.example:6443",
+                owner_id=f"{o.name}-c{c}",
                 state=states[(o.pk + c) % len(states)],
             )
             for o in organizations
@@ -93,8 +111,11 @@ def seed(orgs, clusters_per_org):
     certificates = Certificate.objects.bulk_create(
         [
             Certificate(
-                organization=o, dns_names=[f"app.{o.zone_name}", f"*.{o.zone_name}"], state=Certificate.State.ACTIVE,
-                not_before=now - timedelta(days=i % 90), not_after=now + timedelta(days=90 - i % 90),
+                organization=o,
+                dns_names=[f"app.{o.zone_name}", f"*.{o.zone_name}"],
+                state=Certificate.State.ACTIVE,
+                not_before=now - timedelta(days=i % 90),
+                not_after=now + timedelta(days=90 - i % 90),
             )
             for i, o in enumerate(organizations)
         ],
@@ -106,7 +127,11 @@ def seed(orgs, clusters_per_org):
     CertificateInstallation.objects.bulk_create(
         [
             CertificateInstallation(
-                certificate=c, cluster=first_cluster[c.organization_id], namespace="web", secret_name="app-tls", state="installed"
+                certificate=c,
+                cluster=first_cluster[c.organization_id],
+                namespace="web",
+                secret_name="app-tls",
+                state="installed",
             )
             for c in certificates
         ],
@@ -115,13 +140,22 @@ def seed(orgs, clusters_per_org):
     Operation.objects.bulk_create(
         [
             Operation(
-                kind=Operation.Kind.REGISTER, organization_id=c.organization_id, cluster=c, progress=100, step="Done",
+                kind=Operation.Kind.REGISTER,
+                organization_id=c.organization_id,
+                cluster=c,
+                progress=100,
+                step="Done",
                 state=Operation.State.FAILED if c.state == Cluster.State.ERROR else Operation.State.SUCCEEDED,
             )
             for c in clusters
         ]
         + [
-            Operation(kind=Operation.Kind.ISSUE_CERTIFICATE, organization_id=c.organization_id, certificate=c, state="succeeded")
+            Operation(
+                kind=Operation.Kind.ISSUE_CERTIFICATE,
+                organization_id=c.organization_id,
+                certificate=c,
+                state="succeeded",
+            )
             for c in certificates
         ],
         batch_size=BATCH,
@@ -147,7 +181,11 @@ def pages(org):
         ("clusters", reverse("cluster-list"), False),
         ("  admin", reverse("admin:provisioning_cluster_changelist"), True),
         ("clusters ?q=c3&state=error", reverse("cluster-list") + "?q=c3&state=error", False),
-        ("  admin ?q=c3&state=error", reverse("admin:provisioning_cluster_changelist") + "?q=c3&state__exact=error", True),
+        (
+            "  admin ?q=c3&state=error",
+            reverse("admin:provisioning_cluster_changelist") + "?q=c3&state__exact=error",
+            True,
+        ),
         ("clusters, last page", reverse("cluster-list") + "?page=last", False),
         ("hosted zones", reverse("zone-list"), False),
         ("  admin", reverse("admin:provisioning_hostedzone_changelist"), True),
@@ -215,8 +253,12 @@ def main():
     args = parser.parse_args()
 
     os.environ.update(
-        DJANGO_SETTINGS_MODULE="orgdns_site.settings", DATABASE_URL=DATABASE_URL, LOG_LEVEL="WARNING", DEBUG="false",
-        ORGDNS_API_RATE="1000000", ORGDNS_API_BURST="1000000",  # measure the API, not its rate limit
+        DJANGO_SETTINGS_MODULE="orgdns_site.settings",
+        DATABASE_URL=DATABASE_URL,
+        LOG_LEVEL="WARNING",
+        DEBUG="false",
+        ORGDNS_API_RATE="1000000",
+        ORGDNS_API_BURST="1000000",  # measure the API, not its rate limit
         SECRET_KEY=secrets.token_urlsafe(32),
     )
     recreate_database(DATABASE_URL)
@@ -242,15 +284,24 @@ def main():
             tokens[name] = {"Authorization": f"Bearer {api_tokens.create_token(user, 'bench', 1)[1]}"}
             clients[name].get("/api/v1/me", headers=tokens[name])  # a token's first use records it: not measured
 
-        print(f"\n{args.requests} requests per page; server time in ms; 'owner' owns {org.name} (sees 1 organization)\n")
+        print(
+            f"\n{args.requests} requests per page; server time in ms; 'owner' owns {org.name} (sees 1 organization)\n"
+        )
         print(f"{'page':30} {'staff p50':>9} {'p95':>7} {'queries':>7}   {'owner p50':>9} {'p95':>7} {'queries':>7}")
         for label, url, staff_only in pages(org):
             staff_row = "{:9.1f} {:7.1f} {:7d}".format(*measure(clients["staff"], url, args.requests))
-            owner_row = "" if staff_only else "{:9.1f} {:7.1f} {:7d}".format(*measure(clients["owner"], url, args.requests))
+            owner_row = (
+                "" if staff_only else "{:9.1f} {:7.1f} {:7d}".format(*measure(clients["owner"], url, args.requests))
+            )
             print(f"{label:30} {staff_row}   {owner_row}")
-        print(f"\nREST API, with a personal API token\n\n{'endpoint':38} {'staff p50':>9} {'p95':>7} {'queries':>7}   {'owner p50':>9} {'p95':>7} {'queries':>7}")
+        print(
+            f"\nREST API, with a personal API token\n\n{'endpoint':38} {'staff p50':>9} {'p95':>7} {'queries':>7}   {'owner p50':>9} {'p95':>7} {'queries':>7}"
+        )
         for label, url in api_endpoints(org):
-            rows = ["{:9.1f} {:7.1f} {:7d}".format(*measure(clients[who], url, args.requests, tokens[who])) for who in ("staff", "owner")]
+            rows = [
+                "{:9.1f} {:7.1f} {:7d}".format(*measure(clients[who], url, args.requests, tokens[who]))
+                for who in ("staff", "owner")
+            ]
             print(f"{label:38} {rows[0]}   {rows[1]}")
         connections.close_all()
     finally:

@@ -60,7 +60,9 @@ def main():
             from provisioning.models import Operation
             from provisioning.services import clusters, organizations
 
-            parent = boto3.client("route53", endpoint_url=moto_url).create_hosted_zone(Name="bench.example.com", CallerReference="bench")
+            parent = boto3.client("route53", endpoint_url=moto_url).create_hosted_zone(
+                Name="bench.example.com", CallerReference="bench"
+            )
             settings.ORGDNS_PARENT_ZONE_ID = parent["HostedZone"]["Id"].split("/")[-1]
             call_command("migrate", verbosity=0)
             queue = django_rq.get_queue("default")
@@ -82,9 +84,11 @@ def main():
             total = time.monotonic() - started
             starts = [access.cluster.start_seconds for access in farm.clusters]
 
-            print(f"{args.orgs} organizations x {args.clusters} clusters = {len(first) + len(later)} jobs in {total:.1f}s "
-                  f"(Route53 limited to {settings.ORGDNS_ROUTE53_RATE}/s); a local cluster starts in "
-                  f"{statistics.median(starts):.1f}s (median)")
+            print(
+                f"{args.orgs} organizations x {args.clusters} clusters = {len(first) + len(later)} jobs in {total:.1f}s "
+                f"(Route53 limited to {settings.ORGDNS_ROUTE53_RATE}/s); a local cluster starts in "
+                f"{statistics.median(starts):.1f}s (median)"
+            )
             for label, ops in (("first cluster of an org", first), ("later clusters", later)):
                 if not ops:
                     continue
@@ -94,7 +98,9 @@ def main():
                     calls.update(op.remote_calls)
                 per_job = {k: v / len(ops) for k, v in sorted(calls.items())}
                 services = {k: v for k, v in per_job.items() if "." not in k}
-                print(f"\n{label}: {len(ops)} jobs, p50 {percentile(seconds, 50):.2f}s, p95 {percentile(seconds, 95):.2f}s")
+                print(
+                    f"\n{label}: {len(ops)} jobs, p50 {percentile(seconds, 50):.2f}s, p95 {percentile(seconds, 95):.2f}s"
+                )
                 print("  remote calls per job: " + ", ".join(f"{k} {v:g}" for k, v in services.items()))
                 print("  creates per job:      " + ", ".join(f"{k} {per_job.get(k, 0):g}" for k in CREATES))
         finally:

@@ -26,7 +26,8 @@ from bench.pages import recreate_database  # noqa: E402
 from bench.stack import local_servers  # noqa: E402
 
 DATABASE_URL = os.environ.get(
-    "BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', '54329')}/orgdns_bench_reconcile"
+    "BENCH_DATABASE_URL",
+    f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', '54329')}/orgdns_bench_reconcile",
 )
 
 
@@ -48,7 +49,9 @@ def seed(count, orphaned):
 
     def aws_things(org):
         tags = {**zone_tags(org), CREATED_AT_TAG: created.isoformat()}
-        zone_id = route53.create_hosted_zone(Name=org.zone_name, CallerReference=f"bench-{org.name}")["HostedZone"]["Id"].split("/")[-1]
+        zone_id = route53.create_hosted_zone(Name=org.zone_name, CallerReference=f"bench-{org.name}")["HostedZone"][
+            "Id"
+        ].split("/")[-1]
         route53.change_tags_for_resource(
             ResourceType="hostedzone", ResourceId=zone_id, AddTags=[{"Key": k, "Value": v} for k, v in tags.items()]
         )
@@ -60,21 +63,33 @@ def seed(count, orphaned):
         org = Organization.objects.create(name=f"org{i:05}")
         zone_id, user, key_id = aws_things(org)
         HostedZone.objects.create(
-            organization=org, name=org.zone_name, state=HostedZone.State.ACTIVE, zone_id=zone_id, aws_created_at=created,
-            iam_user_name=user, access_key_id=key_id,
+            organization=org,
+            name=org.zone_name,
+            state=HostedZone.State.ACTIVE,
+            zone_id=zone_id,
+            aws_created_at=created,
+            iam_user_name=user,
+            access_key_id=key_id,
         )
         vault.write(aws_secret_path(vault, org), {"access_key_id": key_id, "secret_access_key": "x"})
         vault.write(ca_path(vault, org), {"certificate": "x", "private_key": "x"})
         for name in ("prod", "staging"):
             cluster = Cluster.objects.create(
-                organization=org, name=name, api_server=f"https://{org.name}-{name}.example", owner_id=f"{org.name}-{name}",
+                organization=org,
+                name=name,
+                api_server=f"https://{org.name}-{name}.example",
+                owner_id=f"{org.name}-{name}",
                 state=Cluster.State.ERROR,  # not ready: no cluster to reach
             )
             vault.write(cluster_secret_path(vault, cluster), {"server": cluster.api_server, "token": "x"})
-        certificate = Certificate.objects.create(organization=org, dns_names=[f"www.{org.zone_name}"], state=Certificate.State.ACTIVE)
+        certificate = Certificate.objects.create(
+            organization=org, dns_names=[f"www.{org.zone_name}"], state=Certificate.State.ACTIVE
+        )
         vault.write(material_path(vault, certificate), {"certificate": "x", "private_key": "x"})
         if every and i % every == 0:
-            vault.write(vault.org_path(org.name, "clusters", f"{org.name}-ghost"), {"server": "https://x", "token": "x"})
+            vault.write(
+                vault.org_path(org.name, "clusters", f"{org.name}-ghost"), {"server": "https://x", "token": "x"}
+            )
             aws_things(Organization(name=f"gone{i:05}"))
 
 
@@ -115,15 +130,19 @@ def main():
             print(f"\ndry run: {len(scan.actionable)} orphans {kinds} in {elapsed:.1f} s, {len(queries)} SQL queries")
             for service in ("vault", "iam", "route53"):
                 operations = {k.split(".", 1)[1]: n for k, n in stats.calls.items() if k.startswith(f"{service}.")}
-                print(f"  {service}: {stats.calls[service]} calls ({stats.calls[service] / args.orgs:.1f} per organization) {operations}")
+                print(
+                    f"  {service}: {stats.calls[service]} calls ({stats.calls[service] / args.orgs:.1f} per organization) {operations}"
+                )
 
             stats = CallStats()
             started = time.perf_counter()
             outcomes = [reconcile.remove(orphan, Backends(stats=stats)) for orphan in scan.actionable]
             elapsed = time.perf_counter() - started
             failed = [o for o in outcomes if o.startswith(("failed", "left"))]
-            print(f"\n--apply: {len(outcomes)} removed in {elapsed:.1f} s ({elapsed / max(1, len(outcomes)) * 1000:.0f} ms each), "
-                  f"{len(failed)} not; calls {dict(stats.calls)}")
+            print(
+                f"\n--apply: {len(outcomes)} removed in {elapsed:.1f} s ({elapsed / max(1, len(outcomes)) * 1000:.0f} ms each), "
+                f"{len(failed)} not; calls {dict(stats.calls)}"
+            )
             again = reconcile.find_orphans(Backends(), timezone.now(), timedelta(0))
             print(f"second dry run: {len(again.actionable)} orphans")
             connections.close_all()

@@ -56,8 +56,9 @@ class SimulatedAccount:
         return budget.max_clusters_per_account(self.zones + 1, self.b)
 
     def headroom(self):
-        return budget.placement_headroom(self.zones, self.zone_quota, self.zones, self.iam_user_quota, self.clusters,
-                                         self.capacity())
+        return budget.placement_headroom(
+            self.zones, self.zone_quota, self.zones, self.iam_user_quota, self.clusters, self.capacity()
+        )
 
     def holds(self, clusters):
         return self.zones < self.zone_quota and self.clusters + clusters <= self.capacity()
@@ -79,11 +80,15 @@ def place_until_full(accounts, clusters_per_org, placements, limit=1_000_000):
 
 
 def placement(counts, clusters_per_org, b):
-    print(f"Placement over accounts, {clusters_per_org} cluster(s) per organization, each account {ZONE_QUOTA} zones and "
-          f"{b.account_rate:g} req/s (orgdns's rule, until no account holds another organization within 80 % of its "
-          "fleet share or its zone quota):")
-    print(f"{'accounts':>8} {'orgs':>7} {'clusters':>9} {'per account':>11} {'min..max clusters':>18} "
-          f"{'% share':>8} (the busiest account's fleet at --interval={budget._duration(b.max_interval)})")
+    print(
+        f"Placement over accounts, {clusters_per_org} cluster(s) per organization, each account {ZONE_QUOTA} zones and "
+        f"{b.account_rate:g} req/s (orgdns's rule, until no account holds another organization within 80 % of its "
+        "fleet share or its zone quota):"
+    )
+    print(
+        f"{'accounts':>8} {'orgs':>7} {'clusters':>9} {'per account':>11} {'min..max clusters':>18} "
+        f"{'% share':>8} (the busiest account's fleet at --interval={budget._duration(b.max_interval)})"
+    )
     first = None
     for n in counts:
         accounts, placements = [SimulatedAccount(b) for _ in range(n)], []
@@ -91,22 +96,30 @@ def placement(counts, clusters_per_org, b):
         clusters = orgs * clusters_per_org
         first = first or clusters / n
         longest = budget.cluster_flags(b.max_interval, budget=b)
-        worst = max(budget.fleet_calls_per_second(a.clusters, longest, a.zones, b.records, b.changes_per_hour)
-                    for a in accounts)
+        worst = max(
+            budget.fleet_calls_per_second(a.clusters, longest, a.zones, b.records, b.changes_per_hour) for a in accounts
+        )
         spread = f"{min(a.clusters for a in accounts)}..{max(a.clusters for a in accounts)}"
-        print(f"{n:>8} {orgs:>7} {clusters:>9} {clusters / n:>11.0f} {spread:>18} "
-              f"{100 * worst / (b.account_rate * b.fleet_share):>7.0f}%   ({clusters / n / first:.2f}× one account's, per account)")
+        print(
+            f"{n:>8} {orgs:>7} {clusters:>9} {clusters / n:>11.0f} {spread:>18} "
+            f"{100 * worst / (b.account_rate * b.fleet_share):>7.0f}%   ({clusters / n / first:.2f}× one account's, per account)"
+        )
     n = max(counts)
     accounts, placements = [SimulatedAccount(b) for _ in range(n)], []
     place_until_full(accounts, clusters_per_org, placements, limit=n * 100)
     before = list(placements)
     raised = accounts[-1]  # AWS raised its quotas and rate: it has the most headroom now
-    raised.zone_quota, raised.b = 2 * raised.zone_quota, budget.Budget(**{**b.__dict__, "account_rate": 2 * b.account_rate})
+    raised.zone_quota, raised.b = (
+        2 * raised.zone_quota,
+        budget.Budget(**{**b.__dict__, "account_rate": 2 * b.account_rate}),
+    )
     more = place_until_full(accounts, clusters_per_org, placements, limit=100)
     moved = sum(1 for i, account in enumerate(before) if placements[i] != account)
-    went = sum(1 for account in placements[len(before):] if account == n - 1)
-    print(f"  {n} accounts, {len(before)} organizations placed; then account {n}'s zone quota and rate doubled and {more} "
-          f"more placed: {went} of them went to account {n}; organizations moved: {moved}")
+    went = sum(1 for account in placements[len(before) :] if account == n - 1)
+    print(
+        f"  {n} accounts, {len(before)} organizations placed; then account {n}'s zone quota and rate doubled and {more} "
+        f"more placed: {went} of them went to account {n}; organizations moved: {moved}"
+    )
 
 
 def measure(instances, seconds, change_every, records=10):
@@ -119,33 +132,56 @@ def measure(instances, seconds, change_every, records=10):
     from provisioning.clients import externaldns
 
     scaled = budget.Budget(zones_refresh=60, min_event_sync=5)
-    configurations = [("today's flags, --interval=15s", budget.Flags(interval=15)),
-                      ("the budget's flags, scaled", budget._flags(20, scaled))]
+    configurations = [
+        ("today's flags, --interval=15s", budget.Flags(interval=15)),
+        ("the budget's flags, scaled", budget._flags(20, scaled)),
+    ]
     moto, moto_url = start_moto(free_port())
     proxy = CountingProxy(moto_url)
     farm = ClusterFarm(proxy.url)
     workdir = Path(tempfile.mkdtemp(prefix="orgdns-budget-"))
-    route53 = boto3.client("route53", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    route53 = boto3.client(
+        "route53", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     zones_in_account = instances * len(configurations)
     try:
         access = farm.acquire()
         kubeconfig = access.cluster.write_kubeconfig(workdir / "kubeconfig", access.token)
-        env = {"AWS_ENDPOINT_URL": proxy.url, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-               "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true", "PATH": os.environ.get("PATH", "")}
-        print(f"{instances} real ExternalDNS, {zones_in_account} zones in the account, {records} records per zone, a change "
-              f"per instance every {change_every} s, calls counted over {seconds} s after the start:")
+        env = {
+            "AWS_ENDPOINT_URL": proxy.url,
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "PATH": os.environ.get("PATH", ""),
+        }
+        print(
+            f"{instances} real ExternalDNS, {zones_in_account} zones in the account, {records} records per zone, a change "
+            f"per instance every {change_every} s, calls counted over {seconds} s after the start:"
+        )
         for c, (label, flags) in enumerate(configurations):
             processes, names = [], []
             for i in range(instances):
                 name = f"c{c}o{i}.fleet.test"
-                zone_id = route53.create_hosted_zone(Name=name, CallerReference=f"fleet-{c}-{i}-{time.time()}")["HostedZone"]["Id"].split("/")[-1]
+                zone_id = route53.create_hosted_zone(Name=name, CallerReference=f"fleet-{c}-{i}-{time.time()}")[
+                    "HostedZone"
+                ]["Id"].split("/")[-1]
                 fill_zone(route53, zone_id, name, records)
                 config = externaldns.ExternalDNSConfig(
-                    namespace="external-dns", image="", zone_name=name, zone_id=zone_id, owner_id=f"fleet-{c}-{i}",
-                    policy="sync", region="us-east-1", flags=flags)
+                    namespace="external-dns",
+                    image="",
+                    zone_name=name,
+                    zone_id=zone_id,
+                    owner_id=f"fleet-{c}-{i}",
+                    policy="sync",
+                    region="us-east-1",
+                    flags=flags,
+                )
                 args = [*config.args(), f"--kubeconfig={kubeconfig}", f"--metrics-address=127.0.0.1:{free_port()}"]
                 log = open(workdir / f"external-dns-{c}-{i}.log", "wb")
-                processes.append(subprocess.Popen([binaries()["external-dns"], *args], env=env, stdout=log, stderr=subprocess.STDOUT))
+                processes.append(
+                    subprocess.Popen([binaries()["external-dns"], *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+                )
                 names.append(name)
             time.sleep(10)  # their start syncs
             start, began, changes = proxy.snapshot(), time.monotonic(), 0
@@ -153,18 +189,26 @@ def measure(instances, seconds, change_every, records=10):
                 due = int(elapsed / change_every * instances)  # the instances' changes, staggered
                 while changes < min(due, int(seconds / change_every) * instances):
                     i, j = changes % instances, changes // instances
-                    access.cluster.create_load_balancer_service(f"c{c}-{i}-{j}", f"svc{j}.{names[i]}", f"203.0.113.{j % 250 + 1}")
+                    access.cluster.create_load_balancer_service(
+                        f"c{c}-{i}-{j}", f"svc{j}.{names[i]}", f"203.0.113.{j % 250 + 1}"
+                    )
                     changes += 1
                 time.sleep(0.2)
             counted = proxy.snapshot() - start
             for process in processes:
                 stop(process)
-            per_hour = budget.calls_per_hour(flags, zones_in_account, records + 2 + changes / instances,
-                                             changes_per_hour=changes / instances * 3600 / seconds)
+            per_hour = budget.calls_per_hour(
+                flags,
+                zones_in_account,
+                records + 2 + changes / instances,
+                changes_per_hour=changes / instances * 3600 / seconds,
+            )
             model = instances * per_hour * seconds / 3600
             detail = ", ".join(f"{op} {n}" for op, n in sorted(counted.items()))
-            print(f"  {label} ({' '.join(flags.args())}): measured {sum(counted.values())} calls ({detail}), "
-                  f"model {model:.0f}")
+            print(
+                f"  {label} ({' '.join(flags.args())}): measured {sum(counted.values())} calls ({detail}), "
+                f"model {model:.0f}"
+            )
     finally:
         farm.stop()
         proxy.stop()
@@ -184,37 +228,51 @@ def main():
     parser.add_argument("--seconds", type=int, default=180)
     parser.add_argument("--change-every", type=int, default=30)
     args = parser.parse_args()
-    b = budget.Budget(account_rate=args.account_rate, fleet_share=args.fleet_share, records=args.records,
-                      changes_per_hour=args.changes_per_hour)
+    b = budget.Budget(
+        account_rate=args.account_rate,
+        fleet_share=args.fleet_share,
+        records=args.records,
+        changes_per_hour=args.changes_per_hour,
+    )
     share = b.account_rate * b.fleet_share
 
-    print(f"Account: {b.account_rate:g} req/s, the ExternalDNS fleet's share {b.fleet_share:g} = {share:g} req/s; "
-          f"{b.records} record sets per zone, {b.changes_per_hour:g} changes per cluster and hour, "
-          f"{args.clusters_per_org} cluster(s) per organization (zone).")
+    print(
+        f"Account: {b.account_rate:g} req/s, the ExternalDNS fleet's share {b.fleet_share:g} = {share:g} req/s; "
+        f"{b.records} record sets per zone, {b.changes_per_hour:g} changes per cluster and hour, "
+        f"{args.clusters_per_org} cluster(s) per organization (zone)."
+    )
     print()
-    print(f"{'clusters':>8} {'accounts':>8} {'per acct':>8} {'today req/s':>12} {'new req/s':>10} {'new % share':>11} "
-          f"{'--interval':>10}")
+    print(
+        f"{'clusters':>8} {'accounts':>8} {'per acct':>8} {'today req/s':>12} {'new req/s':>10} {'new % share':>11} "
+        f"{'--interval':>10}"
+    )
     for clusters in CLUSTERS:
         for accounts in args.accounts:
             if accounts > clusters:
                 continue
             per_account, zones, today, new, flags = row(clusters, accounts, args.clusters_per_org, b)
             mark = ("  over the share" if new > share else "") + ("  over the zone quota" if zones > ZONE_QUOTA else "")
-            print(f"{clusters:>8} {accounts:>8} {per_account:>8} {today:>12.2f} {new:>10.2f} {100 * new / share:>10.0f}% "
-                  f"{flags.args()[0].split('=')[1]:>10}{mark}")
+            print(
+                f"{clusters:>8} {accounts:>8} {per_account:>8} {today:>12.2f} {new:>10.2f} {100 * new / share:>10.0f}% "
+                f"{flags.args()[0].split('=')[1]:>10}{mark}"
+            )
     print()
 
     print("Clusters one account holds at <= 80 % of the fleet's share:")
     for zones in (1, 100, 500):
         today = budget.clusters_per_account(budget.TODAY, zones, b.records, b.changes_per_hour, b)
         new = budget.max_clusters_per_account(zones, b)
-        print(f"  {zones:>3} zones in the account: today's flags {today:>5}, the new flags {new:>6} "
-              f"(at --interval={budget._duration(b.max_interval)})")
+        print(
+            f"  {zones:>3} zones in the account: today's flags {today:>5}, the new flags {new:>6} "
+            f"(at --interval={budget._duration(b.max_interval)})"
+        )
     for records in (10, 300, 3000):
         today = budget.clusters_per_account(budget.TODAY, 500, records, b.changes_per_hour, b)
         nb = budget.Budget(**{**b.__dict__, "records": records})
-        print(f"  {records:>5} record sets per zone (500 zones): today's flags {today:>5}, the new flags "
-              f"{budget.max_clusters_per_account(500, nb):>6}")
+        print(
+            f"  {records:>5} record sets per zone (500 zones): today's flags {today:>5}, the new flags "
+            f"{budget.max_clusters_per_account(500, nb):>6}"
+        )
     print()
 
     for clusters_per_org in args.placement_clusters_per_org:
@@ -227,8 +285,10 @@ def main():
     for clusters in (1, 1000):
         flags = budget.externaldns_flags(clusters, min(clusters, 500), "bench", b)
         new = budget.change_latency(flags)
-        print(f"  new flags, {clusters} clusters in the account ({' '.join(flags.args())}): {new[0]:.0f} s, {new[1]:.0f} s;"
-              f" a record changed by hand in Route53 is put back at the next resync, within {flags.interval:.0f} s")
+        print(
+            f"  new flags, {clusters} clusters in the account ({' '.join(flags.args())}): {new[0]:.0f} s, {new[1]:.0f} s;"
+            f" a record changed by hand in Route53 is put back at the next resync, within {flags.interval:.0f} s"
+        )
     if args.measure:
         print()
         measure(args.measure, args.seconds, args.change_every)

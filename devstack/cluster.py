@@ -38,8 +38,13 @@ VERSIONS = {"etcd": "v3.6.16", "kubernetes": "v1.37.2", "kwok": "v0.8.0", "exter
 NODE_NAME = "kwok-node-0"
 ORGDNS_NAMESPACE = "orgdns-system"  # where the ServiceAccount orgdns uses lives
 SYSTEM_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease", ORGDNS_NAMESPACE}
-API_GROUPS = {"deployments": "/apis/apps/v1", "replicasets": "/apis/apps/v1", "clusterroles": "/apis/rbac.authorization.k8s.io/v1",
-              "clusterrolebindings": "/apis/rbac.authorization.k8s.io/v1", "ingresses": "/apis/networking.k8s.io/v1"}
+API_GROUPS = {
+    "deployments": "/apis/apps/v1",
+    "replicasets": "/apis/apps/v1",
+    "clusterroles": "/apis/rbac.authorization.k8s.io/v1",
+    "clusterrolebindings": "/apis/rbac.authorization.k8s.io/v1",
+    "ingresses": "/apis/networking.k8s.io/v1",
+}
 
 
 def binaries():
@@ -110,51 +115,74 @@ class LocalCluster:
         started = time.monotonic()
         bins = binaries()
         self._write_pki()
-        self.processes.append(self._spawn("kube-apiserver", [
-            bins["kube-apiserver"],
-            f"--etcd-servers={self.etcd.url}",
-            f"--etcd-prefix=/{self.name}",
-            f"--secure-port={self.port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            "--endpoint-reconciler-type=none",  # it refuses a loopback advertise address otherwise
-            f"--tls-cert-file={self.dir / 'apiserver.crt'}",
-            f"--tls-private-key-file={self.dir / 'apiserver.key'}",
-            f"--client-ca-file={self.dir / 'ca.crt'}",
-            f"--token-auth-file={self.dir / 'tokens.csv'}",
-            "--service-account-issuer=https://kubernetes.default.svc",
-            f"--service-account-key-file={self.dir / 'sa.key'}",
-            f"--service-account-signing-key-file={self.dir / 'sa.key'}",
-            "--service-cluster-ip-range=10.96.0.0/16",
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=PodSecurity,NodeRestriction",
-            "--profiling=false",
-        ]))
+        self.processes.append(
+            self._spawn(
+                "kube-apiserver",
+                [
+                    bins["kube-apiserver"],
+                    f"--etcd-servers={self.etcd.url}",
+                    f"--etcd-prefix=/{self.name}",
+                    f"--secure-port={self.port}",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    "--endpoint-reconciler-type=none",  # it refuses a loopback advertise address otherwise
+                    f"--tls-cert-file={self.dir / 'apiserver.crt'}",
+                    f"--tls-private-key-file={self.dir / 'apiserver.key'}",
+                    f"--client-ca-file={self.dir / 'ca.crt'}",
+                    f"--token-auth-file={self.dir / 'tokens.csv'}",
+                    "--service-account-issuer=https://kubernetes.default.svc",
+                    f"--service-account-key-file={self.dir / 'sa.key'}",
+                    f"--service-account-signing-key-file={self.dir / 'sa.key'}",
+                    "--service-cluster-ip-range=10.96.0.0/16",
+                    "--authorization-mode=Node,RBAC",
+                    "--enable-admission-plugins=PodSecurity,NodeRestriction",
+                    "--profiling=false",
+                ],
+            )
+        )
         _wait(self._ready, self.processes[0], f"kube-apiserver of {self.name}", timeout=120)
         kubeconfig = self.write_kubeconfig(self.dir / "admin.kubeconfig", self.admin_token)
-        self.processes.append(self._spawn("kube-controller-manager", [
-            bins["kube-controller-manager"],
-            f"--kubeconfig={kubeconfig}",
-            "--leader-elect=false",
-            "--secure-port=0",
-            f"--service-account-private-key-file={self.dir / 'sa.key'}",
-            f"--root-ca-file={self.dir / 'ca.crt'}",
-            "--use-service-account-credentials=false",
-            "--concurrent-namespace-syncs=5",
-        ]))
-        self.processes.append(self._spawn("kube-scheduler", [
-            bins["kube-scheduler"], f"--kubeconfig={kubeconfig}", "--leader-elect=false", "--secure-port=0",
-        ]))
-        self.processes.append(self._spawn("kwok", [
-            bins["kwok"],
-            f"--kubeconfig={kubeconfig}",
-            f"--config={bins['kwok-stages']}",
-            "--manage-all-nodes=true",
-            "--node-lease-duration-seconds=40",
-            f"--server-address=127.0.0.1:{free_port()}",
-            # ExternalDNS pods are run for real by the ExternalDNSRunner, which reports their status.
-            "--disregard-status-with-label-selector=app.kubernetes.io/name=external-dns",
-        ]))
+        self.processes.append(
+            self._spawn(
+                "kube-controller-manager",
+                [
+                    bins["kube-controller-manager"],
+                    f"--kubeconfig={kubeconfig}",
+                    "--leader-elect=false",
+                    "--secure-port=0",
+                    f"--service-account-private-key-file={self.dir / 'sa.key'}",
+                    f"--root-ca-file={self.dir / 'ca.crt'}",
+                    "--use-service-account-credentials=false",
+                    "--concurrent-namespace-syncs=5",
+                ],
+            )
+        )
+        self.processes.append(
+            self._spawn(
+                "kube-scheduler",
+                [
+                    bins["kube-scheduler"],
+                    f"--kubeconfig={kubeconfig}",
+                    "--leader-elect=false",
+                    "--secure-port=0",
+                ],
+            )
+        )
+        self.processes.append(
+            self._spawn(
+                "kwok",
+                [
+                    bins["kwok"],
+                    f"--kubeconfig={kubeconfig}",
+                    f"--config={bins['kwok-stages']}",
+                    "--manage-all-nodes=true",
+                    "--node-lease-duration-seconds=40",
+                    f"--server-address=127.0.0.1:{free_port()}",
+                    # ExternalDNS pods are run for real by the ExternalDNSRunner, which reports their status.
+                    "--disregard-status-with-label-selector=app.kubernetes.io/name=external-dns",
+                ],
+            )
+        )
         self._bootstrap()
         self.start_seconds = time.monotonic() - started
         return self
@@ -212,7 +240,9 @@ class LocalCluster:
                         continue
                     self.api("DELETE", f"/api/v1/namespaces/{namespace}/{plural}/{obj['metadata']['name']}")
             for obj in self.objects("ingresses", namespace):
-                self.api("DELETE", f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{obj['metadata']['name']}")
+                self.api(
+                    "DELETE", f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{obj['metadata']['name']}"
+                )
         if wait:
             self.wait_clean(timeout)
 
@@ -225,38 +255,69 @@ class LocalCluster:
     def tenant_namespaces(self):
         return [ns for ns in self.objects("namespaces") if ns["metadata"]["name"] not in SYSTEM_NAMESPACES]
 
-    def create_load_balancer_service(self, name, hostname, ip, namespace="default", annotation_prefix="external-dns.kubernetes.io/"):
+    def create_load_balancer_service(
+        self, name, hostname, ip, namespace="default", annotation_prefix="external-dns.kubernetes.io/"
+    ):
         """A Service annotated for ExternalDNS whose load balancer has an address (what a cloud controller sets)."""
-        self.api("POST", f"/api/v1/namespaces/{namespace}/services", {
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "annotations": {f"{annotation_prefix}hostname": hostname}},
-            "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}]},
-        })
+        self.api(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/services",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "annotations": {f"{annotation_prefix}hostname": hostname}},
+                "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}]},
+            },
+        )
         self._set_load_balancer(f"/api/v1/namespaces/{namespace}/services/{name}", ip)
 
     def create_ingress(self, name, host, ip, namespace="default", service="web"):
         """An Ingress for host whose controller has published an address."""
         path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses"
         backend = {"service": {"name": service, "port": {"number": 80}}}
-        self.api("POST", path, {
-            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
-            "spec": {"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}]},
-        })
+        self.api(
+            "POST",
+            path,
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": {"name": name},
+                "spec": {
+                    "rules": [
+                        {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}
+                    ]
+                },
+            },
+        )
         self._set_load_balancer(f"{path}/{name}", ip)
 
     def _set_load_balancer(self, path, ip):
-        self.api("PATCH", f"{path}/status", {"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}},
-                 content_type="application/merge-patch+json")
+        self.api(
+            "PATCH",
+            f"{path}/status",
+            {"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}},
+            content_type="application/merge-patch+json",
+        )
 
     def new_orgdns_token(self):
         """A fresh long-lived token of the orgdns ServiceAccount; the previous one stops working (it is deleted)."""
         secret = "orgdns-token"
         self.api("DELETE", f"/api/v1/namespaces/{ORGDNS_NAMESPACE}/secrets/{secret}")
-        _wait(lambda: self.api("GET", f"/api/v1/namespaces/{ORGDNS_NAMESPACE}/secrets/{secret}") is None, None, "token secret deletion")
-        self.api("POST", f"/api/v1/namespaces/{ORGDNS_NAMESPACE}/secrets", {
-            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
-            "metadata": {"name": secret, "annotations": {"kubernetes.io/service-account.name": "orgdns"}},
-        })
+        _wait(
+            lambda: self.api("GET", f"/api/v1/namespaces/{ORGDNS_NAMESPACE}/secrets/{secret}") is None,
+            None,
+            "token secret deletion",
+        )
+        self.api(
+            "POST",
+            f"/api/v1/namespaces/{ORGDNS_NAMESPACE}/secrets",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "kubernetes.io/service-account-token",
+                "metadata": {"name": secret, "annotations": {"kubernetes.io/service-account.name": "orgdns"}},
+            },
+        )
 
         def token():
             data = (self.api("GET", f"/api/v1/namespaces/{ORGDNS_NAMESPACE}/secrets/{secret}") or {}).get("data") or {}
@@ -317,22 +378,46 @@ class LocalCluster:
 
     def _bootstrap(self):
         """The kwok node, and the orgdns ServiceAccount with exactly the documented permissions."""
-        self.api("POST", "/api/v1/nodes", {
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": NODE_NAME, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                         "labels": {"kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux", "type": "kwok"}},
-        })
-        self.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ORGDNS_NAMESPACE}})
-        self.api("POST", f"/api/v1/namespaces/{ORGDNS_NAMESPACE}/serviceaccounts",
-                 {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "orgdns"}})
+        self.api(
+            "POST",
+            "/api/v1/nodes",
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": NODE_NAME,
+                    "annotations": {"kwok.x-k8s.io/node": "fake"},
+                    "labels": {"kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux", "type": "kwok"},
+                },
+            },
+        )
+        self.api(
+            "POST",
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ORGDNS_NAMESPACE}},
+        )
+        self.api(
+            "POST",
+            f"/api/v1/namespaces/{ORGDNS_NAMESPACE}/serviceaccounts",
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "orgdns"}},
+        )
         role = externaldns.orgdns_cluster_role()
         self.api("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", role)
-        self.api("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": role["metadata"]["name"]},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]},
-            "subjects": [{"kind": "ServiceAccount", "name": "orgdns", "namespace": ORGDNS_NAMESPACE}],
-        })
+        self.api(
+            "POST",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": role["metadata"]["name"]},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": role["metadata"]["name"],
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "orgdns", "namespace": ORGDNS_NAMESPACE}],
+            },
+        )
         self.new_orgdns_token()
         _wait(lambda: any(_node_ready(n) for n in self.objects("nodes")), None, f"kwok node of {self.name}")
 
@@ -343,8 +428,13 @@ class LocalCluster:
         years = datetime.timedelta(days=5 * 365)
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{self.name} local cluster CA")])
         ca = (
-            x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - years).not_valid_after(now + years)
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - years)
+            .not_valid_after(now + years)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
             .sign(ca_key, hashes.SHA256())
@@ -353,9 +443,13 @@ class LocalCluster:
         names = [x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")]
         names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "10.96.0.1")]
         cert = (
-            x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - years).not_valid_after(now + years)
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - years)
+            .not_valid_after(now + years)
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256())
@@ -367,7 +461,9 @@ class LocalCluster:
         self.ca_pem = pem(ca).decode()
         self.ca_key_pem = private(ca_key)
         files = {
-            "ca.crt": pem(ca), "apiserver.crt": pem(cert) + pem(ca), "apiserver.key": private(key),
+            "ca.crt": pem(ca),
+            "apiserver.crt": pem(cert) + pem(ca),
+            "apiserver.key": private(key),
             "sa.key": private(ec.generate_private_key(ec.SECP256R1())),
             "tokens.csv": f"{self.admin_token},cluster-admin,cluster-admin,system:masters\n".encode(),
         }
@@ -382,7 +478,9 @@ class ClusterAccess:
 
     def __init__(self, cluster, aws_endpoint_url, logs):
         self.cluster = cluster
-        self.proxy = FaultProxy(cluster.url, cluster.dir / "apiserver.crt", cluster.dir / "apiserver.key", cluster.ca_pem)
+        self.proxy = FaultProxy(
+            cluster.url, cluster.dir / "apiserver.crt", cluster.dir / "apiserver.key", cluster.ca_pem
+        )
         self.runner = ExternalDNSRunner(cluster, binaries()["external-dns"], aws_endpoint_url, logs).start()
         self.url = self.proxy.url
         self.ca_pem = cluster.ca_pem
@@ -443,7 +541,9 @@ class ClusterFarm:
         self.free = []
 
     def start_cluster(self, name=None, port=None):
-        cluster = LocalCluster(name or f"cluster-{len(self.clusters) + 1}", self.etcd, self.workdir, port, self.logs).start()
+        cluster = LocalCluster(
+            name or f"cluster-{len(self.clusters) + 1}", self.etcd, self.workdir, port, self.logs
+        ).start()
         access = ClusterAccess(cluster, self.aws_endpoint_url, self.logs)
         self.clusters.append(access)
         return access

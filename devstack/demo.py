@@ -47,10 +47,14 @@ def running_stack():
     """Start the stack, seed it through the normal paths and yield (env, admin password); stop it all after."""
     busy = [f"{name} ({port})" for name, port in PORTS.items() if port_open("127.0.0.1", port)]
     if busy:
-        sys.exit(f"make demo: ports already in use: {', '.join(busy)}. Is another demo running? Stop it with Ctrl-C first.")
+        sys.exit(
+            f"make demo: ports already in use: {', '.join(busy)}. Is another demo running? Stop it with Ctrl-C first."
+        )
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1")
     if not port_open("127.0.0.1", 6379) and "REDIS_URL" not in os.environ:
-        sys.exit("make demo: no Redis on 127.0.0.1:6379. Start one (e.g. `redis-server --daemonize yes`) or set REDIS_URL.")
+        sys.exit(
+            "make demo: no Redis on 127.0.0.1:6379. Start one (e.g. `redis-server --daemonize yes`) or set REDIS_URL."
+        )
 
     SANDBOX.mkdir(exist_ok=True)
     (SANDBOX / "demo.sqlite3").unlink(missing_ok=True)
@@ -66,7 +70,10 @@ def running_stack():
         children.append(bao)
         vault_token = scoped_vault_token(vault_url, root_token, "secret", "orgdns")  # the README's policy, not root
         shutil.rmtree(SANDBOX / "clusters", ignore_errors=True)
-        print("Starting three local Kubernetes clusters (etcd, kube-apiserver, controllers, kwok, ExternalDNS runner)…", flush=True)
+        print(
+            "Starting three local Kubernetes clusters (etcd, kube-apiserver, controllers, kwok, ExternalDNS runner)…",
+            flush=True,
+        )
         farm = ClusterFarm(moto_url, workdir=SANDBOX / "clusters", logs=logs)
         kube = {name: farm.start_cluster(name, PORTS[name]) for name in ("demo-1", "demo-2", "demo-3")}
         kubectl = Path(sys.executable).parent / "kubectl"
@@ -99,7 +106,9 @@ def running_stack():
         supervisor = Supervisor(ROOT)
         supervisor.start("worker", [*manage, "rqworker", "--with-scheduler", "default"], logs / "worker.log")
         supervisor.start("sweep", [*manage, "sweep_operations", "--every", "15"], logs / "sweep.log")
-        supervisor.start("web", [*manage, "runserver", f"127.0.0.1:{PORTS['web']}", "--noreload", "--insecure"], logs / "web.log")
+        supervisor.start(
+            "web", [*manage, "runserver", f"127.0.0.1:{PORTS['web']}", "--noreload", "--insecure"], logs / "web.log"
+        )
         wait_for_seeded_operations()
         add_hand_made_record(moto_url)
         wait_for_http(env["ORGDNS_URL"] + "/healthz")
@@ -134,16 +143,29 @@ def local_route53(moto_url):
 def create_boundary_policy(moto_url):
     """The README's permissions boundary for the users orgdns creates (moto records it; it does not enforce it)."""
     document = json.dumps(boundary_policy(BASE_DOMAIN))
-    return local_aws("iam", moto_url).create_policy(PolicyName="orgdns-tenant-boundary", PolicyDocument=document)["Policy"]["Arn"]
+    return local_aws("iam", moto_url).create_policy(PolicyName="orgdns-tenant-boundary", PolicyDocument=document)[
+        "Policy"
+    ]["Arn"]
 
 
 def create_parent_zone(moto_url):
-    return local_route53(moto_url).create_hosted_zone(Name=BASE_DOMAIN, CallerReference="orgdns-demo-parent")["HostedZone"]["Id"].split("/")[-1]
+    return (
+        local_route53(moto_url)
+        .create_hosted_zone(Name=BASE_DOMAIN, CallerReference="orgdns-demo-parent")["HostedZone"]["Id"]
+        .split("/")[-1]
+    )
 
 
 def write_kubeconfig(path, clusters):
     """One context per cluster for the user, as its admin (orgdns itself holds only its documented permissions)."""
-    config = {"apiVersion": "v1", "kind": "Config", "current-context": CLUSTERS[0], "clusters": [], "users": [], "contexts": []}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": CLUSTERS[0],
+        "clusters": [],
+        "users": [],
+        "contexts": [],
+    }
     for access in clusters.values():
         one = access.cluster.kubeconfig(access.cluster.admin_token, user=f"{access.cluster.name}-admin")
         for section in ("clusters", "users", "contexts"):
@@ -178,7 +200,9 @@ def seed(clusters_by_name):
             access = clusters_by_name[name]
             connection = ClusterConnection(server=access.cluster.url, token=access.token, ca_pem=access.ca_pem)
             registered.append(clusters.register_cluster(org, name, connection, admin)[0])
-        certificates.issue_certificate(org, [f"www.{org.zone_name}"], [(registered[0], "default", "demo-www-tls")], admin)
+        certificates.issue_certificate(
+            org, [f"www.{org.zone_name}"], [(registered[0], "default", "demo-www-tls")], admin
+        )
     return password
 
 
@@ -186,7 +210,9 @@ def add_sample_workloads(cluster):
     """Annotated Services and an Ingress in demo-1, which its ExternalDNS publishes once it runs."""
     zone = f"{ORG}.{BASE_DOMAIN}"
     cluster.create_load_balancer_service("web", f"web.{zone}", "203.0.113.10")
-    cluster.create_load_balancer_service("api", f"api.{zone}", "203.0.113.11", annotation_prefix="external-dns.alpha.kubernetes.io/")
+    cluster.create_load_balancer_service(
+        "api", f"api.{zone}", "203.0.113.11", annotation_prefix="external-dns.alpha.kubernetes.io/"
+    )
     cluster.create_ingress("shop", f"shop.{zone}", "203.0.113.12")
 
 
@@ -200,7 +226,10 @@ def add_hand_made_record(moto_url):
 
 
 def _upsert(name, rtype, value):
-    return {"Action": "UPSERT", "ResourceRecordSet": {"Name": name, "Type": rtype, "TTL": 300, "ResourceRecords": [{"Value": value}]}}
+    return {
+        "Action": "UPSERT",
+        "ResourceRecordSet": {"Name": name, "Type": rtype, "TTL": 300, "ResourceRecords": [{"Value": value}]},
+    }
 
 
 def wait_for_seeded_operations(timeout=120):
@@ -222,13 +251,13 @@ def print_summary(env, password, logs):
         f"""
 orgdns demo is running.
 
-  Dashboard   {env['ORGDNS_URL']}/      user admin, password {password}
-  Admin       {env['ORGDNS_URL']}/admin/
-  API         {env['ORGDNS_URL']}/api/v1/docs  (tokens: API tokens in the top bar)   Metrics {env['ORGDNS_URL']}/metrics
+  Dashboard   {env["ORGDNS_URL"]}/      user admin, password {password}
+  Admin       {env["ORGDNS_URL"]}/admin/
+  API         {env["ORGDNS_URL"]}/api/v1/docs  (tokens: API tokens in the top bar)   Metrics {env["ORGDNS_URL"]}/metrics
   Clusters    {states}
-  AWS (moto)  {env['AWS_ENDPOINT_URL']}   Vault (OpenBao) {env['VAULT_ADDR']}
-  Kubernetes  {env['KUBECONFIG']} (contexts demo-1, demo-2, demo-3; you are their admin)
-  Settings    {SANDBOX / 'env'}   (set -a; . .sandbox/env; set +a  — then aws, bao, kubectl work)
+  AWS (moto)  {env["AWS_ENDPOINT_URL"]}   Vault (OpenBao) {env["VAULT_ADDR"]}
+  Kubernetes  {env["KUBECONFIG"]} (contexts demo-1, demo-2, demo-3; you are their admin)
+  Settings    {SANDBOX / "env"}   (set -a; . .sandbox/env; set +a  — then aws, bao, kubectl work)
   Logs        {logs}/
 
 ExternalDNS runs in demo-1 and demo-2 and publishes into {ORG}.{BASE_DOMAIN} (demo-1's web, api and shop are on
@@ -239,7 +268,7 @@ the zone page). Publish a name yourself — it appears within a minute (External
   .venv/bin/kubectl --context demo-2 patch service hello --subresource=status --type=merge \\
     -p '{{"status":{{"loadBalancer":{{"ingress":[{{"ip":"203.0.113.20"}}]}}}}}}'
 
-Register demo-3 yourself: on the organization page, upload {SANDBOX / 'demo-3-orgdns.kubeconfig'}
+Register demo-3 yourself: on the organization page, upload {SANDBOX / "demo-3-orgdns.kubeconfig"}
 (a token holding only the permissions orgdns needs, as the README's ClusterRole).
 
 Ctrl-C stops everything the demo started.""",

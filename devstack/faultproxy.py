@@ -52,7 +52,18 @@ class FaultProxy:
                     time.sleep(proxy.delay)
                 if fault:
                     status, message = fault
-                    self._reply(status, json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": status}).encode())
+                    self._reply(
+                        status,
+                        json.dumps(
+                            {
+                                "kind": "Status",
+                                "apiVersion": "v1",
+                                "status": "Failure",
+                                "message": message,
+                                "code": status,
+                            }
+                        ).encode(),
+                    )
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 response = self._upstream_request(body, headers)
@@ -68,7 +79,9 @@ class FaultProxy:
                 would cost more than the request)."""
                 for attempt in (1, 2):
                     if getattr(self, "upstream", None) is None:
-                        self.upstream = http.client.HTTPSConnection(*proxy.target, context=proxy.upstream_context, timeout=60)
+                        self.upstream = http.client.HTTPSConnection(
+                            *proxy.target, context=proxy.upstream_context, timeout=60
+                        )
                     try:
                         self.upstream.request(self.command, self.path, body=body or None, headers=headers)
                         return self.upstream.getresponse()

@@ -108,7 +108,12 @@ class ExternalDNSRunner:
         token = self.cluster.api(
             "POST",
             f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{pod['spec'].get('serviceAccountName', 'default')}/token",
-            {"spec": {"expirationSeconds": 3600, "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": meta["name"], "uid": meta["uid"]}}},
+            {
+                "spec": {
+                    "expirationSeconds": 3600,
+                    "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": meta["name"], "uid": meta["uid"]},
+                }
+            },
         )["status"]["token"]
         workdir = self.logs / f"pod-{meta['namespace']}-{meta['name']}"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -116,9 +121,18 @@ class ExternalDNSRunner:
         state.port = free_port()
         state.log_path = workdir / "external-dns.log"
         args = [*container.get("args", []), f"--kubeconfig={kubeconfig}", f"--metrics-address=127.0.0.1:{state.port}"]
-        env = {**env, "AWS_ENDPOINT_URL": self.aws_endpoint_url, "AWS_EC2_METADATA_DISABLED": "true", "PATH": os.environ.get("PATH", "")}
+        env = {
+            **env,
+            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "PATH": os.environ.get("PATH", ""),
+        }
         state.process = subprocess.Popen(
-            [self.binary, *args], env=env, stdout=open(state.log_path, "ab"), stderr=subprocess.STDOUT, start_new_session=True
+            [self.binary, *args],
+            env=env,
+            stdout=open(state.log_path, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         state.started_at = _now()
         state.waiting = None
@@ -153,7 +167,8 @@ class ExternalDNSRunner:
         _kill(state)
         meta = pod["metadata"]
         self.cluster.api(
-            "DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+            "DELETE",
+            f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
             {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}},
         )
 
@@ -161,14 +176,30 @@ class ExternalDNSRunner:
         container = pod["spec"]["containers"][0]
         running = state.process is not None
         status = {
-            "name": container["name"], "image": container["image"], "imageID": "", "ready": state.ready,
-            "restartCount": state.restarts, "started": running,
-            "state": {"running": {"startedAt": state.started_at}} if running else
-                     {"waiting": {"reason": state.waiting[0], "message": state.waiting[1]} if state.waiting else {"reason": "ContainerCreating"}},
+            "name": container["name"],
+            "image": container["image"],
+            "imageID": "",
+            "ready": state.ready,
+            "restartCount": state.restarts,
+            "started": running,
+            "state": {"running": {"startedAt": state.started_at}}
+            if running
+            else {
+                "waiting": {"reason": state.waiting[0], "message": state.waiting[1]}
+                if state.waiting
+                else {"reason": "ContainerCreating"}
+            },
         }
         if state.last_exit:
             code, message, finished = state.last_exit
-            status["lastState"] = {"terminated": {"exitCode": code, "reason": "Error" if code else "Completed", "message": message, "finishedAt": finished}}
+            status["lastState"] = {
+                "terminated": {
+                    "exitCode": code,
+                    "reason": "Error" if code else "Completed",
+                    "message": message,
+                    "finishedAt": finished,
+                }
+            }
         key = (state.ready, running, state.restarts, state.waiting)
         if key == state.reported:
             return
@@ -180,15 +211,28 @@ class ExternalDNSRunner:
             since = old["lastTransitionTime"] if old and old["status"] == value else _now()
             return {"type": kind, "status": value, "lastTransitionTime": since}
 
-        body = {"status": {
-            "phase": "Running", "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "startTime": pod.get("status", {}).get("startTime") or _now(),
-            "conditions": [condition("PodScheduled", "True"), condition("Initialized", "True"),
-                           condition("ContainersReady", ready), condition("Ready", ready)],
-            "containerStatuses": [status],
-        }}
+        body = {
+            "status": {
+                "phase": "Running",
+                "hostIP": "127.0.0.1",
+                "podIP": "127.0.0.1",
+                "startTime": pod.get("status", {}).get("startTime") or _now(),
+                "conditions": [
+                    condition("PodScheduled", "True"),
+                    condition("Initialized", "True"),
+                    condition("ContainersReady", ready),
+                    condition("Ready", ready),
+                ],
+                "containerStatuses": [status],
+            }
+        }
         meta = pod["metadata"]
-        self.cluster.api("PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status", body,
-                         content_type="application/merge-patch+json")
+        self.cluster.api(
+            "PATCH",
+            f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+            body,
+            content_type="application/merge-patch+json",
+        )
         state.reported = key
 
     def _note(self, line):

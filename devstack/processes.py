@@ -96,7 +96,13 @@ def stack_env(moto_url, vault_url, vault_token, access_key):
 def chromium():
     """Debian's Chromium, with the flags it needs here (root, no GPU, no network of its own)."""
     path = shutil.which("chromium") or "/usr/bin/chromium"
-    return path, ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+    return path, [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+    ]
 
 
 def stop(process, timeout=10):
@@ -148,7 +154,10 @@ class Supervisor:
             for name, (command, log_path, env, process) in list(self.children.items()):
                 if process.poll() is not None and not self._stopping.is_set():
                     self._end_group(process)
-                    print(f"[supervisor] {name} exited (status {process.returncode}): started again; see {log_path}", flush=True)
+                    print(
+                        f"[supervisor] {name} exited (status {process.returncode}): started again; see {log_path}",
+                        flush=True,
+                    )
                     self.restarts += 1
                     self.children[name] = (command, log_path, env, self._spawn(command, log_path, env))
 

@@ -44,9 +44,20 @@ def networks(value):
 
 
 AWS_ACCOUNT_FIELDS = {
-    "name": str, "role_arn": str, "zone_quota": int, "iam_user_quota": int, "rate": float, "iam_permissions_boundary": str
+    "name": str,
+    "role_arn": str,
+    "zone_quota": int,
+    "iam_user_quota": int,
+    "rate": float,
+    "iam_permissions_boundary": str,
 }
-AWS_ACCOUNT_DEFAULTS = {"role_arn": "", "zone_quota": 500, "iam_user_quota": 5000, "rate": 10.0, "iam_permissions_boundary": ""}
+AWS_ACCOUNT_DEFAULTS = {
+    "role_arn": "",
+    "zone_quota": 500,
+    "iam_user_quota": 5000,
+    "rate": 10.0,
+    "iam_permissions_boundary": "",
+}
 
 
 def aws_accounts(value):
@@ -73,11 +84,13 @@ def aws_accounts(value):
 def _aws_account(number, entry):
     where = f"ORGDNS_AWS_ACCOUNTS entry {number}"
     if not isinstance(entry, dict):
-        raise ImproperlyConfigured(f"{where} must be an object like {{\"name\": \"eu-1\", \"role_arn\": ...}}, not {entry!r}")
+        raise ImproperlyConfigured(f'{where} must be an object like {{"name": "eu-1", "role_arn": ...}}, not {entry!r}')
     where += f" ({entry['name']!r})" if isinstance(entry.get("name"), str) else ""
     unknown = sorted(set(entry) - set(AWS_ACCOUNT_FIELDS))
     if unknown:
-        raise ImproperlyConfigured(f"{where}: unknown field {', '.join(unknown)} (known: {', '.join(AWS_ACCOUNT_FIELDS)})")
+        raise ImproperlyConfigured(
+            f"{where}: unknown field {', '.join(unknown)} (known: {', '.join(AWS_ACCOUNT_FIELDS)})"
+        )
     account = {**AWS_ACCOUNT_DEFAULTS, **entry}
     for field, kind in AWS_ACCOUNT_FIELDS.items():
         value = account.get(field)
@@ -90,7 +103,9 @@ def _aws_account(number, entry):
         raise ImproperlyConfigured(
             f"{where}: name must be 1 to 32 lowercase letters, digits and inner hyphens, not {account['name']!r}"
         )
-    if account["role_arn"] and not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", account["role_arn"]):
+    if account["role_arn"] and not re.fullmatch(
+        r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", account["role_arn"]
+    ):
         raise ImproperlyConfigured(
             f"{where}: role_arn must be an IAM role ARN like arn:aws:iam::123456789012:role/orgdns, or empty for "
             f"orgdns's own account, not {account['role_arn']!r}"
@@ -292,8 +307,12 @@ ORGDNS_IAM_PERMISSIONS_BOUNDARY = env("ORGDNS_IAM_PERMISSIONS_BOUNDARY", "")
 ORGDNS_ROUTE53_ACCOUNT_RATE = envfloat("ORGDNS_ROUTE53_ACCOUNT_RATE", 10.0)  # requests/second of the account
 ORGDNS_ROUTE53_FLEET_SHARE = envfloat("ORGDNS_ROUTE53_FLEET_SHARE", 0.6)  # of it, for every tenant's ExternalDNS
 ORGDNS_ROUTE53_SHARE = envfloat("ORGDNS_ROUTE53_SHARE", 0.3)  # of it, for orgdns's workers (the rest: console, scripts)
-ORGDNS_ROUTE53_RATE = envfloat("ORGDNS_ROUTE53_RATE", ORGDNS_ROUTE53_ACCOUNT_RATE * ORGDNS_ROUTE53_SHARE)  # requests/s, all workers
-ORGDNS_ROUTE53_BURST = envint("ORGDNS_ROUTE53_BURST", max(1, int(50 * ORGDNS_ROUTE53_SHARE)))  # requests at once, all workers
+ORGDNS_ROUTE53_RATE = envfloat(
+    "ORGDNS_ROUTE53_RATE", ORGDNS_ROUTE53_ACCOUNT_RATE * ORGDNS_ROUTE53_SHARE
+)  # requests/s, all workers
+ORGDNS_ROUTE53_BURST = envint(
+    "ORGDNS_ROUTE53_BURST", max(1, int(50 * ORGDNS_ROUTE53_SHARE))
+)  # requests at once, all workers
 if ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE > 1:
     raise ImproperlyConfigured("ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE must not exceed 1")
 # The account's quotas (AWS's defaults; ask AWS for more) and when the Route53 budget page and the home page warn: a
@@ -305,8 +324,18 @@ ORGDNS_ROUTE53_MEASURE_MINUTES = envint("ORGDNS_ROUTE53_MEASURE_MINUTES", 15)
 for _name, _value, _valid, _wanted in [
     ("ORGDNS_ROUTE53_ZONE_QUOTA", ORGDNS_ROUTE53_ZONE_QUOTA, ORGDNS_ROUTE53_ZONE_QUOTA > 0, "more than 0"),
     ("ORGDNS_IAM_USER_QUOTA", ORGDNS_IAM_USER_QUOTA, ORGDNS_IAM_USER_QUOTA > 0, "more than 0"),
-    ("ORGDNS_BUDGET_ATTENTION", ORGDNS_BUDGET_ATTENTION, 0 < ORGDNS_BUDGET_ATTENTION <= 1, "a fraction, more than 0 and at most 1"),
-    ("ORGDNS_ROUTE53_MEASURE_MINUTES", ORGDNS_ROUTE53_MEASURE_MINUTES, 1 <= ORGDNS_ROUTE53_MEASURE_MINUTES <= 180, "1 to 180"),
+    (
+        "ORGDNS_BUDGET_ATTENTION",
+        ORGDNS_BUDGET_ATTENTION,
+        0 < ORGDNS_BUDGET_ATTENTION <= 1,
+        "a fraction, more than 0 and at most 1",
+    ),
+    (
+        "ORGDNS_ROUTE53_MEASURE_MINUTES",
+        ORGDNS_ROUTE53_MEASURE_MINUTES,
+        1 <= ORGDNS_ROUTE53_MEASURE_MINUTES <= 180,
+        "1 to 180",
+    ),
 ]:
     if not _valid:
         raise ImproperlyConfigured(f"{_name} must be {_wanted}, not {_value}")
@@ -314,7 +343,9 @@ for _name, _value, _valid, _wanted in [
 # (the role orgdns assumes there; empty: orgdns's own account), "zone_quota", "iam_user_quota", "rate",
 # "iam_permissions_boundary"}. Empty: one account, orgdns's own, named "main", with the settings above.
 ORGDNS_AWS_ACCOUNTS = aws_accounts(env("ORGDNS_AWS_ACCOUNTS", ""))
-ORGDNS_AWS_ROLE_SESSION_SECONDS = envint("ORGDNS_AWS_ROLE_SESSION_SECONDS", 3600)  # lifetime of assumed-role credentials
+ORGDNS_AWS_ROLE_SESSION_SECONDS = envint(
+    "ORGDNS_AWS_ROLE_SESSION_SECONDS", 3600
+)  # lifetime of assumed-role credentials
 ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6)  # per remote call, for transient errors
 ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5)  # seconds, doubles each attempt
 ORGDNS_JOB_RETRY_INTERVALS = [int(s) for s in env("ORGDNS_JOB_RETRY_INTERVALS", "30,120,600").split(",") if s]
@@ -324,15 +355,25 @@ ORGDNS_ORG_LOCK_WAIT = envfloat("ORGDNS_ORG_LOCK_WAIT", 600)  # seconds a job wa
 # A running job renews its heartbeat every INTERVAL; the sweep calls a job dead once it is older than TTL.
 ORGDNS_HEARTBEAT_INTERVAL = envfloat("ORGDNS_HEARTBEAT_INTERVAL", 5)  # seconds
 ORGDNS_HEARTBEAT_TTL = envfloat("ORGDNS_HEARTBEAT_TTL", 20)  # seconds
-ORGDNS_MAX_KEY_AGE_DAYS = envint("ORGDNS_MAX_KEY_AGE_DAYS", 90)  # rotate_credentials rotates access keys older than this
+ORGDNS_MAX_KEY_AGE_DAYS = envint(
+    "ORGDNS_MAX_KEY_AGE_DAYS", 90
+)  # rotate_credentials rotates access keys older than this
 # seconds a deregistration or offboarding waits for the running jobs that could put something back (then it retries)
 ORGDNS_WAIT_FOR_JOBS_TIMEOUT = envint("ORGDNS_WAIT_FOR_JOBS_TIMEOUT", 300)
 
 # Garbage collection of unused hosted zones (DESIGN.md §3); durations in seconds.
-ORGDNS_GC_YOUNG_MARGIN = timedelta(seconds=envint("ORGDNS_GC_YOUNG_MARGIN", 15 * 60))  # delete young zones by 12 h minus this
-ORGDNS_GC_FINAL_WINDOW = timedelta(seconds=envint("ORGDNS_GC_FINAL_WINDOW", 60 * 60))  # delete paid zones this long before the month ends
-ORGDNS_GC_RETRY_AFTER = timedelta(seconds=envint("ORGDNS_GC_RETRY_AFTER", 10 * 60))  # the GC resumes a failed teardown after this
-ORGDNS_ZONE_PRICE_FIRST = Decimal(env("ORGDNS_ZONE_PRICE_FIRST", "0.50"))  # USD per zone-month, first zones of the account
+ORGDNS_GC_YOUNG_MARGIN = timedelta(
+    seconds=envint("ORGDNS_GC_YOUNG_MARGIN", 15 * 60)
+)  # delete young zones by 12 h minus this
+ORGDNS_GC_FINAL_WINDOW = timedelta(
+    seconds=envint("ORGDNS_GC_FINAL_WINDOW", 60 * 60)
+)  # delete paid zones this long before the month ends
+ORGDNS_GC_RETRY_AFTER = timedelta(
+    seconds=envint("ORGDNS_GC_RETRY_AFTER", 10 * 60)
+)  # the GC resumes a failed teardown after this
+ORGDNS_ZONE_PRICE_FIRST = Decimal(
+    env("ORGDNS_ZONE_PRICE_FIRST", "0.50")
+)  # USD per zone-month, first zones of the account
 ORGDNS_ZONE_PRICE_AFTER = Decimal(env("ORGDNS_ZONE_PRICE_AFTER", "0.10"))  # USD per zone-month beyond the tier
 ORGDNS_ZONE_PRICE_TIER = envint("ORGDNS_ZONE_PRICE_TIER", 25)  # zones charged at the first price each month
 
@@ -353,8 +394,12 @@ EXTERNALDNS_STOP_TIMEOUT = envint("EXTERNALDNS_STOP_TIMEOUT", 120)  # seconds fo
 # ExternalDNS's resync interval is chosen between these so that the fleet stays within ORGDNS_ROUTE53_FLEET_SHARE,
 # planning for this many record sets per zone and changes per cluster and hour (provisioning/budget.py).
 EXTERNALDNS_MIN_INTERVAL = envint("EXTERNALDNS_MIN_INTERVAL", 60)  # seconds
-EXTERNALDNS_MAX_INTERVAL = envint("EXTERNALDNS_MAX_INTERVAL", 3600)  # seconds; a record changed by hand is put back by then
-EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = envint("EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL", 45)  # a change reaches Route53 within this + a sync
+EXTERNALDNS_MAX_INTERVAL = envint(
+    "EXTERNALDNS_MAX_INTERVAL", 3600
+)  # seconds; a record changed by hand is put back by then
+EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = envint(
+    "EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL", 45
+)  # a change reaches Route53 within this + a sync
 EXTERNALDNS_PLAN_RECORDS = envint("EXTERNALDNS_PLAN_RECORDS", 300)
 EXTERNALDNS_PLAN_CHANGES_PER_HOUR = envfloat("EXTERNALDNS_PLAN_CHANGES_PER_HOUR", 6.0)
 # When the fleet's size calls for a resync interval off by more than this fraction from the one a ready cluster runs,
@@ -366,7 +411,9 @@ if EXTERNALDNS_RERENDER_THRESHOLD < 0 or EXTERNALDNS_RERENDERS_AT_ONCE < 0:
     raise ImproperlyConfigured("EXTERNALDNS_RERENDER_THRESHOLD and EXTERNALDNS_RERENDERS_AT_ONCE must not be negative")
 KUBE_REQUEST_TIMEOUT = envint("KUBE_REQUEST_TIMEOUT", 15)
 VAULT_TIMEOUT = envfloat("VAULT_TIMEOUT", 10)  # seconds per Vault call in jobs
-ORGDNS_REQUEST_VAULT_TIMEOUT = envfloat("ORGDNS_REQUEST_VAULT_TIMEOUT", 4)  # in a request (two tries), then a clear error
+ORGDNS_REQUEST_VAULT_TIMEOUT = envfloat(
+    "ORGDNS_REQUEST_VAULT_TIMEOUT", 4
+)  # in a request (two tries), then a clear error
 ORGDNS_HEALTH_CHECK_WORKERS = envint("ORGDNS_HEALTH_CHECK_WORKERS", 8)  # clusters check_externaldns reads at once
 # Registration checks a cluster with one quick request, a few times a minute per user at most.
 ORGDNS_PROBE_TIMEOUT = envfloat("ORGDNS_PROBE_TIMEOUT", 5)  # seconds

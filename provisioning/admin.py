@@ -71,7 +71,7 @@ class OrganizationAdminForm(forms.ModelForm):
         label="AWS account",
         required=False,
         help_text="Where its next zone and IAM user are created. Empty: placed by orgdns, in the account with the most "
-        "headroom. It can change only while the organization has no zone (README \"Several AWS accounts\").",
+        'headroom. It can change only while the organization has no zone (README "Several AWS accounts").',
     )
 
     def __init__(self, *args, **kwargs):
@@ -116,16 +116,39 @@ class MembershipAdmin(AuditedAdmin):
 @admin.register(HostedZone)
 class HostedZoneAdmin(AuditedAdmin):
     list_display = [
-        "name", "organization", "state", "aws_account", "zone_id", "delegated", "iam_user_name", "access_key_id", "aws_created_at"
+        "name",
+        "organization",
+        "state",
+        "aws_account",
+        "zone_id",
+        "delegated",
+        "iam_user_name",
+        "access_key_id",
+        "aws_created_at",
     ]
     list_filter = ["state", "delegated", "aws_account"]
     search_fields = ["name", "zone_id", "organization__name", "iam_user_name", "access_key_id"]
     list_select_related = ["organization"]
     readonly_fields = [
-        "organization", "name", "state", "aws_account", "delegated",
-        "caller_reference", "zone_id", "name_servers", "aws_created_at", "iam_user_name", "access_key_id",
-        "access_key_created_at", "previous_access_key_id", "rotations_requested", "rotations_answered",
-        "created_at", "deleted_at", "teardown_started_at", "route53_deleted_at",
+        "organization",
+        "name",
+        "state",
+        "aws_account",
+        "delegated",
+        "caller_reference",
+        "zone_id",
+        "name_servers",
+        "aws_created_at",
+        "iam_user_name",
+        "access_key_id",
+        "access_key_created_at",
+        "previous_access_key_id",
+        "rotations_requested",
+        "rotations_answered",
+        "created_at",
+        "deleted_at",
+        "teardown_started_at",
+        "route53_deleted_at",
     ]
     actions = ["gc_dry_run", "delete_if_unused", "rotate_access_key"]
 
@@ -145,16 +168,25 @@ class HostedZoneAdmin(AuditedAdmin):
             if outcome == Outcome.QUEUED:
                 self.message_user(request, f"Zone {zone}: teardown queued.")
             elif outcome == Outcome.IN_USE:
-                self.message_user(request, f"Zone {zone} is in use by a cluster of {zone.organization}: kept.", messages.WARNING)
+                self.message_user(
+                    request, f"Zone {zone} is in use by a cluster of {zone.organization}: kept.", messages.WARNING
+                )
             else:
                 self.message_user(
-                    request, f"Zone {zone} is not active, or its teardown is already queued or running.", messages.WARNING
+                    request,
+                    f"Zone {zone} is not active, or its teardown is already queued or running.",
+                    messages.WARNING,
                 )
 
-    @admin.action(description="Rotate the access key (the new key runs in every cluster before the old one goes)", permissions=["act"])
+    @admin.action(
+        description="Rotate the access key (the new key runs in every cluster before the old one goes)",
+        permissions=["act"],
+    )
     def rotate_access_key(self, request, queryset):
         self.run_action(
-            request, queryset.select_related("organization"), lambda zone, user: key_rotation.rotate_now(zone.organization, user),
+            request,
+            queryset.select_related("organization"),
+            lambda zone, user: key_rotation.rotate_now(zone.organization, user),
             "key rotation queued",
         )
 
@@ -185,9 +217,22 @@ class ClusterAdmin(AuditedAdmin):
     search_fields = ["name", "organization__name", "api_server", "owner_id"]
     list_select_related = ["organization"]
     readonly_fields = [
-        "organization", "name", "api_server", "owner_id", "state", "message", "created_at", "updated_at", "registered_by",
-        "externaldns_health", "externaldns_problem", "externaldns_failing_since", "externaldns_checked_at",
-        "externaldns_last_sync_at", "externaldns_restarts", "externaldns_metrics_error",
+        "organization",
+        "name",
+        "api_server",
+        "owner_id",
+        "state",
+        "message",
+        "created_at",
+        "updated_at",
+        "registered_by",
+        "externaldns_health",
+        "externaldns_problem",
+        "externaldns_failing_since",
+        "externaldns_checked_at",
+        "externaldns_last_sync_at",
+        "externaldns_restarts",
+        "externaldns_metrics_error",
     ]
     actions = ["reprovision", "deregister", "forget"]
 
@@ -196,15 +241,26 @@ class ClusterAdmin(AuditedAdmin):
 
     @admin.action(description="Re-run provisioning (zone, credentials, ExternalDNS)", permissions=["act"])
     def reprovision(self, request, queryset):
-        self.run_action(request, queryset.select_related("organization"), clusters.retry_registration, "provisioning queued")
+        self.run_action(
+            request, queryset.select_related("organization"), clusters.retry_registration, "provisioning queued"
+        )
 
     @admin.action(description="Deregister (remove ExternalDNS and the cluster's records)", permissions=["act"])
     def deregister(self, request, queryset):
-        self.run_action(request, queryset.select_related("organization"), clusters.deregister_cluster, "deregistration queued")
+        self.run_action(
+            request, queryset.select_related("organization"), clusters.deregister_cluster, "deregistration queued"
+        )
 
-    @admin.action(description="Forget (the cluster is gone for good: deregister without reaching it)", permissions=["act"])
+    @admin.action(
+        description="Forget (the cluster is gone for good: deregister without reaching it)", permissions=["act"]
+    )
     def forget(self, request, queryset):
-        self.run_action(request, queryset.select_related("organization"), clusters.forget_cluster, "forgotten; deregistration queued")
+        self.run_action(
+            request,
+            queryset.select_related("organization"),
+            clusters.forget_cluster,
+            "forgotten; deregistration queued",
+        )
 
 
 @admin.register(Operation)
@@ -221,7 +277,9 @@ class OperationAdmin(AuditedAdmin):
 
     @admin.action(description="Retry (failed cluster operations)", permissions=["act"])
     def retry(self, request, queryset):
-        self.run_action(request, queryset.select_related("organization", "cluster"), clusters.retry_operation, "retry queued")
+        self.run_action(
+            request, queryset.select_related("organization", "cluster"), clusters.retry_operation, "retry queued"
+        )
 
 
 class CertificateInstallationInline(admin.TabularInline):
@@ -252,7 +310,9 @@ class CertificateAdmin(AuditedAdmin):
 
     @admin.action(description="Renew now (new key and certificate, re-installed everywhere)", permissions=["act"])
     def renew(self, request, queryset):
-        self.run_action(request, queryset.select_related("organization"), certificates.renew_certificate, "renewal queued")
+        self.run_action(
+            request, queryset.select_related("organization"), certificates.renew_certificate, "renewal queued"
+        )
 
 
 @admin.register(CertificateInstallation)
@@ -289,9 +349,27 @@ class ApiTokenAdmin(AuditedAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "actor_name", "source", "action", "object_type", "object_repr", "organization", "outcome", "request_id"]
+    list_display = [
+        "created_at",
+        "actor_name",
+        "source",
+        "action",
+        "object_type",
+        "object_repr",
+        "organization",
+        "outcome",
+        "request_id",
+    ]
     list_filter = ["source", "outcome", "object_type"]
-    search_fields = ["actor_name", "action", "object_repr", "request_id", "client_request_id", "organization__name", "detail"]
+    search_fields = [
+        "actor_name",
+        "action",
+        "object_repr",
+        "request_id",
+        "client_request_id",
+        "organization__name",
+        "detail",
+    ]
     list_select_related = ["organization"]
     date_hierarchy = "created_at"
 

@@ -10,4 +10,6 @@ class ProvisioningConfig(AppConfig):
         from .models import Membership
         from .services import key_rotation
 
-        post_delete.connect(key_rotation.rotate_after_member_left, sender=Membership, dispatch_uid="rotate_after_member_left")
+        post_delete.connect(
+            key_rotation.rotate_after_member_left, sender=Membership, dispatch_uid="rotate_after_member_left"
+        )

@@ -35,18 +35,24 @@ def decide_zone(created_at, now, in_use, *, young_margin=None, final_window=None
     if not timedelta(0) <= young_margin < FREE_PERIOD:
         raise ValueError(f"the young-zone margin must be between 0 and 12 hours, not {young_margin}")
     if not timedelta(0) < final_window <= timedelta(days=1):
-        raise ValueError(f"the final window before a month starts must be more than 0 and at most 1 day, not {final_window}")
+        raise ValueError(
+            f"the final window before a month starts must be more than 0 and at most 1 day, not {final_window}"
+        )
     created_at, now = as_utc(created_at, "created_at"), as_utc(now, "now")
 
     if in_use:
         return ZoneDecision(KEEP, "in use: its organization has a cluster", None)
     free_until = created_at + FREE_PERIOD - young_margin
     if now < free_until:
-        return ZoneDecision(DELETE, f"unused and created {format_duration(now - created_at)} ago: deleting it now is free", None)
+        return ZoneDecision(
+            DELETE, f"unused and created {format_duration(now - created_at)} ago: deleting it now is free", None
+        )
     renewal = next_month_start(now)
     deadline = renewal - final_window
     if now >= deadline:
-        return ZoneDecision(DELETE, f"unused, and next month's charge starts at {_stamp(renewal)}: deleting it now", None)
+        return ZoneDecision(
+            DELETE, f"unused, and next month's charge starts at {_stamp(renewal)}: deleting it now", None
+        )
     return ZoneDecision(
         KEEP, f"unused, but this month is paid: kept for reuse until {_stamp(deadline)}, then deleted", deadline
     )

@@ -179,13 +179,19 @@ def _flags(interval, budget, jitter=0.0):
     txt_cache = interval - max(1, min(30, interval // 10))
     k = max(1, math.ceil(budget.zones_refresh / interval))
     zones_cache = k * interval - max(1, min(30, interval // 10))
-    return Flags(interval=interval, zones_cache=zones_cache, txt_cache=txt_cache, events=True,
-                 min_event_sync=budget.min_event_sync)
+    return Flags(
+        interval=interval,
+        zones_cache=zones_cache,
+        txt_cache=txt_cache,
+        events=True,
+        min_event_sync=budget.min_event_sync,
+    )
 
 
 def resync_interval(clusters, zones, budget):
     """The shortest resync interval (seconds, within the budget's bounds) at which `clusters` ExternalDNS instances
     in one account stay within the fleet's share; max_interval when even that does not fit."""
+
     def cost(interval):
         return clusters * calls_per_hour(_flags(interval, budget), zones, budget.records, budget.changes_per_hour)
 
@@ -266,13 +272,16 @@ def deregistration_calls(records, owned):
     return record_pages(records) + (math.ceil(owned / MAX_CHANGE_RECORDS) if owned else 0)
 
 
-def orgdns_calls_per_hour(first_registrations=0.0, deregistrations=0.0, teardowns=0.0, zone_page_views=0.0,
-                          records=300, owned=20):
+def orgdns_calls_per_hour(
+    first_registrations=0.0, deregistrations=0.0, teardowns=0.0, zone_page_views=0.0, records=300, owned=20
+):
     """orgdns's own Route53 calls per hour for this activity (per hour each)."""
-    return (first_registrations * FIRST_REGISTRATION_CALLS
-            + deregistrations * deregistration_calls(records, owned)
-            + teardowns * teardown_calls(records)
-            + zone_page_views * record_pages(records))
+    return (
+        first_registrations * FIRST_REGISTRATION_CALLS
+        + deregistrations * deregistration_calls(records, owned)
+        + teardowns * teardown_calls(records)
+        + zone_page_views * record_pages(records)
+    )
 
 
 def gc_final_window_rate(zones_to_delete, window, records=300):
@@ -334,15 +343,20 @@ class AccountLoad:
     def above(self, threshold):
         """What is above `threshold` (a fraction) of its budget or quota, in words; empty when nothing is."""
         parts = [
-            (self.fleet_used, f"the ExternalDNS fleet's estimated {self.fleet_rate:.2f} calls/s of its "
-                              f"{self.fleet_budget:.2f}"),
+            (
+                self.fleet_used,
+                f"the ExternalDNS fleet's estimated {self.fleet_rate:.2f} calls/s of its {self.fleet_budget:.2f}",
+            ),
             (self.orgdns_used, f"orgdns's measured {self.orgdns_rate:.2f} calls/s of its {self.orgdns_budget:.2f}"),
             (self.total_used, f"{self.total_rate:.2f} calls/s of the account's {self.account_rate:.2f}"),
             (self.zones_used, f"{self.zones} hosted zones of the quota of {self.zone_quota}"),
             (self.iam_users_used, f"{self.iam_users} IAM users of the cap of {self.iam_user_quota}"),
         ]
-        return [f"{what} ({used:.0%})" if math.isfinite(used) else f"{what} (none allowed)"
-                for used, what in parts if used > threshold]
+        return [
+            f"{what} ({used:.0%})" if math.isfinite(used) else f"{what} (none allowed)"
+            for used, what in parts
+            if used > threshold
+        ]
 
 
 def _fraction(used, available):

@@ -26,11 +26,17 @@ class MemberForm(forms.Form):
 
 
 class RegisterClusterForm(forms.Form):
-    name = forms.CharField(max_length=40, validators=[validate_cluster_name], help_text="A lowercase DNS label, e.g. prod-eu-1.")
+    name = forms.CharField(
+        max_length=40, validators=[validate_cluster_name], help_text="A lowercase DNS label, e.g. prod-eu-1."
+    )
     api_server = forms.CharField(label="API server URL", required=False, help_text="https://host:port")
-    ca_pem = forms.CharField(label="Cluster CA certificate (PEM)", required=False, widget=forms.Textarea(attrs={"rows": 4}))
+    ca_pem = forms.CharField(
+        label="Cluster CA certificate (PEM)", required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
     token = forms.CharField(label="Bearer token", required=False, widget=forms.PasswordInput(render_value=False))
-    kubeconfig = forms.FileField(required=False, help_text="Instead of the three fields above: a kubeconfig with an embedded CA and token.")
+    kubeconfig = forms.FileField(
+        required=False, help_text="Instead of the three fields above: a kubeconfig with an embedded CA and token."
+    )
     context = forms.CharField(required=False, help_text="Kubeconfig context to use (default: its current context).")
 
     def clean(self):

@@ -18,7 +18,9 @@ class Organization(models.Model):
     name = models.CharField(max_length=63, unique=True, validators=[validate_org_name])
     state = models.CharField(max_length=11, choices=State.choices, default=State.ACTIVE)
     aws_account = models.CharField(
-        "AWS account", max_length=32, blank=True,
+        "AWS account",
+        max_length=32,
+        blank=True,
         help_text="The configured AWS account its zone and IAM user are in (ORGDNS_AWS_ACCOUNTS); empty: not placed yet, "
         "or the main account. Set once, when its first zone is created.",
     )
@@ -75,27 +77,38 @@ class HostedZone(models.Model):
     name_servers = models.JSONField(default=list, blank=True)
     delegated = models.BooleanField(default=False)
     aws_account = models.CharField(
-        "AWS account", max_length=32, blank=True, help_text="The account the zone was created in; empty: the main account."
+        "AWS account",
+        max_length=32,
+        blank=True,
+        help_text="The account the zone was created in; empty: the main account.",
     )
     aws_created_at = models.DateTimeField(null=True, blank=True, help_text="When Route53 confirmed the zone.")
     iam_user_name = models.CharField(max_length=64, blank=True)
     access_key_id = models.CharField(max_length=128, blank=True)
     access_key_created_at = models.DateTimeField(null=True, blank=True)
     previous_access_key_id = models.CharField(
-        max_length=128, blank=True, help_text="The key being retired while a rotation is under way (deleted once every cluster runs the new one)."
+        max_length=128,
+        blank=True,
+        help_text="The key being retired while a rotation is under way (deleted once every cluster runs the new one).",
     )
     rotations_requested = models.PositiveIntegerField(
-        default=0, help_text="How many key rotations were asked for (the cron, the page, a member removed, a cluster forgotten)."
+        default=0,
+        help_text="How many key rotations were asked for (the cron, the page, a member removed, a cluster forgotten).",
     )
     rotations_answered = models.PositiveIntegerField(
-        default=0, help_text="rotations_requested when the current key was made: it answers every request counted until then."
+        default=0,
+        help_text="rotations_requested when the current key was made: it answers every request counted until then.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     teardown_started_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the teardown began deleting: from then on no cluster can reclaim the zone."
+        null=True,
+        blank=True,
+        help_text="When the teardown began deleting: from then on no cluster can reclaim the zone.",
     )
-    route53_deleted_at = models.DateTimeField(null=True, blank=True, help_text="When Route53 deleted the zone: its billing ends.")
+    route53_deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When Route53 deleted the zone: its billing ends."
+    )
 
     class Meta:
         ordering = ["name", "-created_at"]
@@ -162,7 +175,9 @@ class Cluster(models.Model):
     message = models.TextField(blank=True)
     registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     externaldns_flags = models.JSONField(
-        null=True, blank=True, help_text="The budget flags (budget.Flags) its ExternalDNS was last deployed with; empty: not known."
+        null=True,
+        blank=True,
+        help_text="The budget flags (budget.Flags) its ExternalDNS was last deployed with; empty: not known.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -173,8 +188,12 @@ class Cluster(models.Model):
         FAILING = "failing"
         UNKNOWN = "unknown", "unknown (cannot check)"
 
-    externaldns_health = models.CharField(max_length=7, choices=Health.choices, blank=True, help_text="Empty: never checked.")
-    externaldns_problem = models.TextField(blank=True, help_text="Why ExternalDNS is failing, or why it cannot be checked.")
+    externaldns_health = models.CharField(
+        max_length=7, choices=Health.choices, blank=True, help_text="Empty: never checked."
+    )
+    externaldns_problem = models.TextField(
+        blank=True, help_text="Why ExternalDNS is failing, or why it cannot be checked."
+    )
     externaldns_failing_since = models.DateTimeField(null=True, blank=True)
     externaldns_checked_at = models.DateTimeField(null=True, blank=True)
     externaldns_last_sync_at = models.DateTimeField(
@@ -190,9 +209,13 @@ class Cluster(models.Model):
     class Meta:
         ordering = ["organization__name", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "name"], condition=LIVE_CLUSTER, name="unique_live_cluster_name"),
             models.UniqueConstraint(
-                fields=["kube_system_uid"], condition=LIVE_CLUSTER & ~models.Q(kube_system_uid=""), name="one_live_registration_per_cluster"
+                fields=["organization", "name"], condition=LIVE_CLUSTER, name="unique_live_cluster_name"
+            ),
+            models.UniqueConstraint(
+                fields=["kube_system_uid"],
+                condition=LIVE_CLUSTER & ~models.Q(kube_system_uid=""),
+                name="one_live_registration_per_cluster",
             ),
         ]
 
@@ -348,7 +371,9 @@ class AuditEvent(models.Model):
     actor_name = models.CharField(max_length=150, help_text="The user's name then, or the system part that acted.")
     source = models.CharField(max_length=5, choices=Source.choices)
     action = models.CharField(max_length=60, db_index=True)
-    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
     object_type = models.CharField(max_length=40, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     object_repr = models.CharField(max_length=200, blank=True)
@@ -364,7 +389,9 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object")]
 
     def __str__(self):
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.object_repr} ({self.outcome})"
+        return (
+            f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.object_repr} ({self.outcome})"
+        )
 
 
 class ApiToken(models.Model):
@@ -373,14 +400,18 @@ class ApiToken(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100, help_text="What it is for, e.g. the CI job that uses it.")
-    prefix = models.CharField(max_length=12, help_text="The token's first characters, to recognize it (not enough to use it).")
+    prefix = models.CharField(
+        max_length=12, help_text="The token's first characters, to recognize it (not enough to use it)."
+    )
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     form_key = models.CharField(
-        max_length=32, blank=True, help_text="The key of the form that made it, so that sending that form again makes no second token."
+        max_length=32,
+        blank=True,
+        help_text="The key of the form that made it, so that sending that form again makes no second token.",
     )
 
     class Meta:

@@ -36,7 +36,11 @@ urlpatterns = [
     path("orgs/<str:org>/certificates/<int:pk>/install", certificates.certificate_install, name="certificate-install"),
     path("orgs/<str:org>/certificates/<int:pk>/renew", certificates.certificate_renew, name="certificate-renew"),
     path("orgs/<str:org>/certificates/<int:pk>/delete", certificates.certificate_delete, name="certificate-delete"),
-    path("orgs/<str:org>/certificates/<int:pk>/certificate.crt", certificates.certificate_download, name="certificate-pem"),
+    path(
+        "orgs/<str:org>/certificates/<int:pk>/certificate.crt",
+        certificates.certificate_download,
+        name="certificate-pem",
+    ),
     path("operations/<uuid:pk>/", operations.operation_detail, name="operation"),
     path("operations/<uuid:pk>/status", operations.operation_status, name="operation-status"),
     path("operations/<uuid:pk>/retry", operations.operation_retry, name="operation-retry"),

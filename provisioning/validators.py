@@ -107,7 +107,9 @@ def _certificate_name_error(name, zone):
     for position, label in enumerate(labels):
         if "*" in label:
             if label != "*" or position != 0 or len(labels) != 1:
-                return f"{name}: a wildcard is allowed only as the whole first label, one level below the zone: *.{zone}."
+                return (
+                    f"{name}: a wildcard is allowed only as the whole first label, one level below the zone: *.{zone}."
+                )
         elif len(label) > 63:
             return f"{name}: the label {label[:20]}… is {len(label)} characters; a DNS label has at most 63."
         elif not DNS_LABEL.match(label):

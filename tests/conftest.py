@@ -237,7 +237,19 @@ class PrivateRedis:
 
     def __init__(self, directory):
         self.port = free_port()
-        self.command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(directory)]
+        self.command = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ]
         self.process = None
         self.start()
 
@@ -260,6 +272,11 @@ def private_redis(settings, tmp_path):
     """orgdns's Redis (queue, locks, heartbeats) is a server of this test's own."""
     server = PrivateRedis(tmp_path)
     settings.REDIS_URL = f"redis://127.0.0.1:{server.port}/0"
-    settings.RQ_QUEUES = {"default": {**settings.RQ_QUEUES["default"], "URL": f"{settings.REDIS_URL}?socket_timeout=2&socket_connect_timeout=2"}}
+    settings.RQ_QUEUES = {
+        "default": {
+            **settings.RQ_QUEUES["default"],
+            "URL": f"{settings.REDIS_URL}?socket_timeout=2&socket_connect_timeout=2",
+        }
+    }
     yield server
     server.stop()

@@ -45,5 +45,7 @@ INSTANTS = (
     Instant("dst-change-europe-berlin", utc(2026, 3, 29, 1, 30), utc(2026, 3, 1), utc(2026, 4, 1), "Europe/Berlin"),
     # 01:30 EST, the second 01:30 of the night New York's clocks went from 02:00 back to 01:00: 11 h ago was 15:30 EDT,
     # 10 h by the wall.
-    Instant("dst-change-america-new-york", utc(2026, 11, 1, 6, 30), utc(2026, 11, 1), utc(2026, 12, 1), "America/New_York"),
+    Instant(
+        "dst-change-america-new-york", utc(2026, 11, 1, 6, 30), utc(2026, 11, 1), utc(2026, 12, 1), "America/New_York"
+    ),
 )

@@ -20,7 +20,9 @@ def claim_redis_database(host="127.0.0.1", port=6379, candidates=range(2, 13)):
 
 
 # The throwaway PostgreSQL cluster devstack/require-services.sh starts, unless DATABASE_URL names another server.
-os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', '54329')}/postgres")
+os.environ.setdefault(
+    "DATABASE_URL", f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', '54329')}/postgres"
+)
 if "REDIS_URL" not in os.environ:  # worker processes of a run get the run's REDIS_URL
     os.environ["REDIS_URL"] = claim_redis_database()
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")

@@ -24,7 +24,9 @@ def worker_died_running(operation):
     job = Job.fetch(str(operation.pk), connection=queue.connection)
     queue.remove(job)
     job.set_status(JobStatus.STARTED)
-    Operation.objects.filter(pk=operation.pk).update(state=Operation.State.RUNNING, step="Deploying ExternalDNS", progress=70)
+    Operation.objects.filter(pk=operation.pk).update(
+        state=Operation.State.RUNNING, step="Deploying ExternalDNS", progress=70
+    )
     registry = StartedJobRegistry(queue=queue)
     queue.connection.zadd(registry.key, {job.id: time.time() - 60})
     return registry
@@ -73,11 +75,15 @@ def test_a_job_rq_retries_after_its_work_horse_died_says_so(personas, cluster_ap
     cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
     queue = django_rq.get_queue("default")
     Job.fetch(str(operation.pk), connection=queue.connection).delete()
-    queue.enqueue_in(timedelta(seconds=30), "provisioning.jobs.run_operation", str(operation.pk), job_id=str(operation.pk))
+    queue.enqueue_in(
+        timedelta(seconds=30), "provisioning.jobs.run_operation", str(operation.pk), job_id=str(operation.pk)
+    )
     Operation.objects.filter(pk=operation.pk).update(state=Operation.State.RUNNING, attempts=1)  # no heartbeat: dead
 
     call_command("sweep_operations", "--grace", "0", stdout=StringIO())
 
     operation.refresh_from_db()
     assert operation.state == Operation.State.RETRYING and "runs again shortly" in operation.error
-    assert Job.fetch(str(operation.pk), connection=queue.connection).get_status() == JobStatus.SCHEDULED  # RQ's retry stays
+    assert (
+        Job.fetch(str(operation.pk), connection=queue.connection).get_status() == JobStatus.SCHEDULED
+    )  # RQ's retry stays

@@ -36,10 +36,14 @@ def two_accounts(settings):
     is set low in tests that fill it."""
 
     def configure(main_zones=500, second_zones=500):
-        settings.ORGDNS_AWS_ACCOUNTS = aws_accounts(json.dumps([
-            {"name": "main", "role_arn": "", "zone_quota": main_zones},
-            {"name": "second", "role_arn": SECOND_ROLE, "zone_quota": second_zones, "rate": 20},
-        ]))
+        settings.ORGDNS_AWS_ACCOUNTS = aws_accounts(
+            json.dumps(
+                [
+                    {"name": "main", "role_arn": "", "zone_quota": main_zones},
+                    {"name": "second", "role_arn": SECOND_ROLE, "zone_quota": second_zones, "rate": 20},
+                ]
+            )
+        )
 
     configure()
     return configure
@@ -91,8 +95,13 @@ def live_zone(org, account, created=None):
     """A zone row only (nothing in AWS) of an organization placed in `account`."""
     Organization.objects.filter(pk=org.pk).update(aws_account=account)
     return HostedZone.objects.create(
-        organization=org, name=org.zone_name, state=HostedZone.State.ACTIVE, zone_id=f"Z{org.name.upper()}",
-        iam_user_name=f"orgdns-{org.name}", aws_account=account, aws_created_at=created or timezone.now(),
+        organization=org,
+        name=org.zone_name,
+        state=HostedZone.State.ACTIVE,
+        zone_id=f"Z{org.name.upper()}",
+        iam_user_name=f"orgdns-{org.name}",
+        aws_account=account,
+        aws_created_at=created or timezone.now(),
     )
 
 
@@ -124,21 +133,30 @@ def test_the_readmes_example_is_a_valid_setting(settings):
     assert other["iam_user_quota"] == 5000  # the default
 
 
-@pytest.mark.parametrize(("value", "said"), [
-    ("[{", "ORGDNS_AWS_ACCOUNTS is not valid JSON"),
-    ("[]", "must be a JSON list of accounts, at least one"),
-    ('[{"name": "eu", "zone_quota": 0}]', "entry 1 ('eu'): zone_quota must be more than 0, not 0"),
-    ('[{"name": "eu", "rate": "fast"}]', "entry 1 ('eu'): rate must be a number, not 'fast'"),
-    ('[{"name": "eu", "iam_user_quota": 1.5}]', "entry 1 ('eu'): iam_user_quota must be a whole number, not 1.5"),
-    ('[{"name": "main"}, {"name": "eu", "role_arn": "orgdns"}]', "entry 2 ('eu'): role_arn must be an IAM role ARN"),
-    ('[{"name": "Main"}]', "entry 1 ('Main'): name must be 1 to 32 lowercase letters"),
-    ('[{"role_arn": ""}]', "entry 1: name must be a string, not None"),
-    ('[{"name": "eu", "zones": 5}]', "entry 1 ('eu'): unknown field zones"),
-    ('[{"name": "a"}, {"name": "b"}]', "role_arn must differ between accounts; repeated: the main account"),
-    (f'[{{"name": "a"}}, {{"name": "a", "role_arn": "{SECOND_ROLE}"}}]', "name must differ between accounts; repeated: a"),
-    (f'[{{"name": "main", "role_arn": "{SECOND_ROLE}"}}]', "the name main is the main account's"),
-    ('["eu"]', "entry 1 must be an object"),
-])
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("[{", "ORGDNS_AWS_ACCOUNTS is not valid JSON"),
+        ("[]", "must be a JSON list of accounts, at least one"),
+        ('[{"name": "eu", "zone_quota": 0}]', "entry 1 ('eu'): zone_quota must be more than 0, not 0"),
+        ('[{"name": "eu", "rate": "fast"}]', "entry 1 ('eu'): rate must be a number, not 'fast'"),
+        ('[{"name": "eu", "iam_user_quota": 1.5}]', "entry 1 ('eu'): iam_user_quota must be a whole number, not 1.5"),
+        (
+            '[{"name": "main"}, {"name": "eu", "role_arn": "orgdns"}]',
+            "entry 2 ('eu'): role_arn must be an IAM role ARN",
+        ),
+        ('[{"name": "Main"}]', "entry 1 ('Main'): name must be 1 to 32 lowercase letters"),
+        ('[{"role_arn": ""}]', "entry 1: name must be a string, not None"),
+        ('[{"name": "eu", "zones": 5}]', "entry 1 ('eu'): unknown field zones"),
+        ('[{"name": "a"}, {"name": "b"}]', "role_arn must differ between accounts; repeated: the main account"),
+        (
+            f'[{{"name": "a"}}, {{"name": "a", "role_arn": "{SECOND_ROLE}"}}]',
+            "name must differ between accounts; repeated: a",
+        ),
+        (f'[{{"name": "main", "role_arn": "{SECOND_ROLE}"}}]', "the name main is the main account's"),
+        ('["eu"]', "entry 1 must be an object"),
+    ],
+)
 def test_a_bad_accounts_setting_is_refused_naming_the_entry(value, said):
     with pytest.raises(ImproperlyConfigured) as refused:
         aws_accounts(value)
@@ -178,7 +196,12 @@ def test_organizations_go_to_the_account_with_the_most_headroom_and_stay(persona
     # 2/4 vs 2/8 → second
     assert placed == ["second", "second", "main", "second"]
     assert dict(Organization.objects.values_list("name", "aws_account")) == {
-        "acme": "main", "globex": "", "org0": "second", "org1": "second", "org2": "main", "org3": "second"
+        "acme": "main",
+        "globex": "",
+        "org0": "second",
+        "org1": "second",
+        "org2": "main",
+        "org3": "second",
     }
 
 
@@ -275,9 +298,14 @@ def test_each_organizations_zone_and_iam_user_exist_only_in_its_account(personas
 def test_the_documented_policies_let_orgdns_assume_the_role_and_nobody_else(settings):
     allowed = IAMPolicy(json.dumps(assume_roles_policy("orgdns-provisioner")))
     assert allowed.is_action_permitted("sts:AssumeRole", SECOND_ROLE) == PermissionResult.PERMITTED
-    assert allowed.is_action_permitted("sts:AssumeRole", f"arn:aws:iam::{SECOND_ID}:role/admin") != PermissionResult.PERMITTED
+    assert (
+        allowed.is_action_permitted("sts:AssumeRole", f"arn:aws:iam::{SECOND_ID}:role/admin")
+        != PermissionResult.PERMITTED
+    )
     (trust,) = role_trust_policy("arn:aws:iam::123456789012:user/orgdns")["Statement"]
-    assert trust["Principal"] == {"AWS": "arn:aws:iam::123456789012:user/orgdns"} and trust["Action"] == "sts:AssumeRole"
+    assert (
+        trust["Principal"] == {"AWS": "arn:aws:iam::123456789012:user/orgdns"} and trust["Action"] == "sts:AssumeRole"
+    )
 
 
 def test_the_assumed_roles_credentials_are_reused_until_shortly_before_they_expire(personas, two_accounts):
@@ -306,8 +334,12 @@ def test_the_assumed_roles_credentials_are_reused_until_shortly_before_they_expi
     assert assumed == [SECOND_ROLE, SECOND_ROLE]
 
 
-def test_a_cluster_registered_in_the_second_account_end_to_end(personas, two_accounts, aws, second, cluster_api, settings):
-    parent = aws.route53.create_hosted_zone(Name="orgdns.test", CallerReference="parent")["HostedZone"]["Id"].split("/")[-1]
+def test_a_cluster_registered_in_the_second_account_end_to_end(
+    personas, two_accounts, aws, second, cluster_api, settings
+):
+    parent = aws.route53.create_hosted_zone(Name="orgdns.test", CallerReference="parent")["HostedZone"]["Id"].split(
+        "/"
+    )[-1]
     settings.ORGDNS_PARENT_ZONE_ID = parent
     two_accounts(main_zones=1)  # acme's zone fills it (the parent zone is not an organization's)
     provision_zone(personas.acme)
@@ -333,8 +365,13 @@ def test_a_cluster_registered_in_the_second_account_end_to_end(personas, two_acc
     secret = cluster_api.objects("secrets", "external-dns")[0]
     key_id = base64.b64decode(secret["data"]["AWS_ACCESS_KEY_ID"]).decode()
     key_secret = base64.b64decode(secret["data"]["AWS_SECRET_ACCESS_KEY"]).decode()
-    identity = boto3.client("sts", endpoint_url=settings.AWS_ENDPOINT_URL, region_name="us-east-1",
-                            aws_access_key_id=key_id, aws_secret_access_key=key_secret).get_caller_identity()
+    identity = boto3.client(
+        "sts",
+        endpoint_url=settings.AWS_ENDPOINT_URL,
+        region_name="us-east-1",
+        aws_access_key_id=key_id,
+        aws_secret_access_key=key_secret,
+    ).get_caller_identity()
     assert identity["Arn"] == f"arn:aws:iam::{SECOND_ID}:user/orgdns-globex"
 
     def published():
@@ -348,7 +385,9 @@ def test_a_cluster_registered_in_the_second_account_end_to_end(personas, two_acc
     # Deregistered: its records go from the zone in the second account; then the GC deletes the zone there.
     clusters.deregister_cluster(Cluster.objects.get(pk=cluster.pk))
     run_jobs()
-    assert {r["Type"] for r in second.route53.list_resource_record_sets(HostedZoneId=zone.zone_id)["ResourceRecordSets"]} == {"SOA", "NS"}
+    assert {
+        r["Type"] for r in second.route53.list_resource_record_sets(HostedZoneId=zone.zone_id)["ResourceRecordSets"]
+    } == {"SOA", "NS"}
     planned = zone_gc.plan(timezone.now(), Organization.objects.filter(pk=personas.globex.pk))  # acme's is unused too
     zone_gc.apply(planned, timezone.now())
     run_jobs()
@@ -376,7 +415,11 @@ def test_the_price_tier_counts_each_accounts_zones(personas, two_accounts, setti
     initech = live_zone(Organization.objects.create(name="initech"), "second", created + timedelta(minutes=2))
     zone_gc.record_charges(now)
     month = now.replace(day=1).date()
-    assert set(ZoneCharge.objects.filter(month=month).values_list("zone", flat=True)) == {acme.pk, globex.pk, initech.pk}
+    assert set(ZoneCharge.objects.filter(month=month).values_list("zone", flat=True)) == {
+        acme.pk,
+        globex.pk,
+        initech.pk,
+    }
 
     overview = zone_gc.billing_overview(Organization.objects.all(), now)
     prices = {c.charge.zone.organization.name: c.price for c in overview.charged}
@@ -389,8 +432,13 @@ def test_the_budget_page_shows_every_account_with_its_own_figures(client, person
     live_zone(personas.acme, "main")
     live_zone(personas.globex, "second")
     live_zone(Organization.objects.create(name="initech"), "second")
-    Cluster.objects.create(organization=personas.globex, name="prod", api_server="https://k.example:6443",
-                           owner_id="globex-prod", state=Cluster.State.READY)
+    Cluster.objects.create(
+        organization=personas.globex,
+        name="prod",
+        api_server="https://k.example:6443",
+        owner_id="globex-prod",
+        state=Cluster.State.READY,
+    )
     Backends().for_account(accounts.named("second")).route53().find_zone("globex.orgdns.test")
 
     main, other = route53_budget_figures()
@@ -420,7 +468,9 @@ def route53_budget_figures():
 # --- reconcile in every account -----------------------------------------------------------------------------------
 
 
-def test_reconcile_finds_and_removes_orphans_in_every_account_and_never_adopts_across(personas, two_accounts, aws, second):
+def test_reconcile_finds_and_removes_orphans_in_every_account_and_never_adopts_across(
+    personas, two_accounts, aws, second
+):
     from tests.test_reconcile import make_user, make_zone, our_tags, reconcile
 
     paid_at = timezone.now() - timedelta(days=1)
@@ -433,8 +483,12 @@ def test_reconcile_finds_and_removes_orphans_in_every_account_and_never_adopts_a
 
     dry = reconcile("--grace", "0")
     found = {(o["kind"], o["name"]): o for o in dry["orphans"]}
-    assert set(found) == {("zone", "acme.orgdns.test"), ("iam-user", "orgdns-acme"), ("zone", "globex.orgdns.test"),
-                          ("zone", "gone.orgdns.test")}
+    assert set(found) == {
+        ("zone", "acme.orgdns.test"),
+        ("iam-user", "orgdns-acme"),
+        ("zone", "globex.orgdns.test"),
+        ("zone", "gone.orgdns.test"),
+    }
     assert found[("zone", "acme.orgdns.test")]["action"] == "delete"
     assert "organization acme is in AWS account main" in found[("zone", "acme.orgdns.test")]["why"]
     assert "(in AWS account second)" in found[("iam-user", "orgdns-acme")]["why"]

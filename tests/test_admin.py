@@ -28,7 +28,9 @@ def ready_cluster(personas, cluster_api):
 
 def act(client, model, action, pks):
     return client.post(
-        reverse(f"admin:provisioning_{model}_changelist"), {"action": action, "_selected_action": [str(pk) for pk in pks]}, follow=True
+        reverse(f"admin:provisioning_{model}_changelist"),
+        {"action": action, "_selected_action": [str(pk) for pk in pks]},
+        follow=True,
     )
 
 

@@ -23,7 +23,9 @@ class Api:
     def __getattr__(self, method):
         def call(path, body=None, **headers):
             url = path if path.startswith(("http", "/api/")) else f"/api/v1{path}"
-            return getattr(self.client, method)(url, body, content_type="application/json", headers={**self.headers, **headers})
+            return getattr(self.client, method)(
+                url, body, content_type="application/json", headers={**self.headers, **headers}
+            )
 
         return call
 
@@ -43,7 +45,12 @@ def ready_cluster(personas, cluster_api):
 
 def test_lists_come_a_page_at_a_time_with_links(alice, personas):
     Cluster.objects.bulk_create(
-        [Cluster(organization=personas.acme, name=f"c{i:02}", api_server="https://k", owner_id=f"o{i}", state="ready") for i in range(30)]
+        [
+            Cluster(
+                organization=personas.acme, name=f"c{i:02}", api_server="https://k", owner_id=f"o{i}", state="ready"
+            )
+            for i in range(30)
+        ]
     )
     first = alice.get("/organizations/acme/clusters?page_size=12").json()
     assert (first["count"], first["pages"], first["previous"]) == (30, 3, None)
@@ -64,30 +71,42 @@ def test_errors_are_problem_details_that_name_what_is_wrong(alice, personas):
     outside = alice.post("/organizations/acme/certificates", {"dns_names": ["www.globex.orgdns.test"]})
     assert outside.status_code == 422 and "www.globex.orgdns.test" in outside.json()["detail"]
 
-    wrong_target = alice.post("/organizations/acme/certificates", {"dns_names": ["www.acme.orgdns.test"], "install": [{"cluster": 99, "namespace": "web", "secret_name": "tls"}]})
+    wrong_target = alice.post(
+        "/organizations/acme/certificates",
+        {"dns_names": ["www.acme.orgdns.test"], "install": [{"cluster": 99, "namespace": "web", "secret_name": "tls"}]},
+    )
     assert wrong_target.status_code == 422 and "no registered cluster with id 99" in wrong_target.json()["detail"]
 
-    garbage = alice.client.post("/api/v1/organizations/acme/certificates", b"{not json", content_type="application/json", headers=alice.headers)
+    garbage = alice.client.post(
+        "/api/v1/organizations/acme/certificates", b"{not json", content_type="application/json", headers=alice.headers
+    )
     assert garbage.status_code == 400 and garbage["Content-Type"] == "application/problem+json"
 
     missing = alice.get("/organizations/acme/clusters/12345")
     problem = missing.json()
-    assert (problem["status"], problem["title"], problem["instance"]) == (404, "Not Found", "/api/v1/organizations/acme/clusters/12345")
+    assert (problem["status"], problem["title"], problem["instance"]) == (
+        404,
+        "Not Found",
+        "/api/v1/organizations/acme/clusters/12345",
+    )
     assert problem["request_id"] == missing["X-Request-ID"]
 
 
 def test_issue_install_and_download_a_certificate(alice, personas, ready_cluster, cluster_api):
     target = {"cluster": ready_cluster.pk, "namespace": "web", "secret_name": "app-tls"}
-    issued = alice.post("/organizations/acme/certificates", {"dns_names": ["app.acme.orgdns.test", "*.acme.orgdns.test"], "install": [target]})
+    issued = alice.post(
+        "/organizations/acme/certificates",
+        {"dns_names": ["app.acme.orgdns.test", "*.acme.orgdns.test"], "install": [target]},
+    )
     assert issued.status_code == 202, issued.content
     certificate_url = f"/organizations/acme/certificates/{issued.json()['certificate']['id']}"
     run_jobs()
 
     certificate = alice.get(certificate_url).json()
     assert certificate["state"] == "active" and certificate["expiry"] == "valid"
-    assert [(i["cluster"]["name"], i["namespace"], i["secret_name"], i["state"]) for i in certificate["installations"]] == [
-        ("prod", "web", "app-tls", "installed")
-    ]
+    assert [
+        (i["cluster"]["name"], i["namespace"], i["secret_name"], i["state"]) for i in certificate["installations"]
+    ] == [("prod", "web", "app-tls", "installed")]
     pem = alice.get(f"{certificate_url}/certificate.crt")
     assert pem["Content-Type"] == "application/x-pem-file"
     leaf = x509.load_pem_x509_certificate(pem.content)
@@ -118,7 +137,10 @@ def test_zone_and_its_records_with_their_owner_cluster(alice, personas, ready_cl
 
 
 def test_owners_manage_members_and_the_last_owner_stays(client, alice, personas):
-    assert alice.put("/organizations/acme/members/charlie", {"role": "member"}).json() == {"username": "charlie", "role": "member"}
+    assert alice.put("/organizations/acme/members/charlie", {"role": "member"}).json() == {
+        "username": "charlie",
+        "role": "member",
+    }
     assert alice.delete("/organizations/acme/members/charlie").status_code == 204
     unknown = alice.put("/organizations/acme/members/nobody", {"role": "member"})
     assert unknown.status_code == 422 and "There is no user named 'nobody'" in unknown.json()["detail"]
@@ -141,10 +163,14 @@ def test_deregister_then_refuse_a_second_time(alice, ready_cluster):
 def test_retry_a_failed_operation(alice, personas, cluster_api):
     cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection, personas.alice)
     # The cluster refuses applying ExternalDNS's Deployment once (a permanent error: the job fails at once).
-    cluster_api.fail_next(1, 403, 'deployments.apps "external-dns" is forbidden: denied by an admission policy', "PATCH", "/deployments/")
+    cluster_api.fail_next(
+        1, 403, 'deployments.apps "external-dns" is forbidden: denied by an admission policy', "PATCH", "/deployments/"
+    )
     run_jobs()
     failed = alice.get(f"/operations/{operation.pk}").json()
-    assert failed["state"] == "failed" and "403" in failed["error"] and "denied by an admission policy" in failed["error"]
+    assert (
+        failed["state"] == "failed" and "403" in failed["error"] and "denied by an admission policy" in failed["error"]
+    )
     assert failed["log"]
 
     retried = alice.post(f"/operations/{operation.pk}/retry")
@@ -157,7 +183,9 @@ def test_retry_a_failed_operation(alice, personas, cluster_api):
 
 
 def test_audit_events_are_filtered_and_carry_the_request_id(alice, personas, ready_cluster):
-    response = alice.post(f"/organizations/acme/clusters/{ready_cluster.pk}/reprovision", **{"X-Request-ID": "deploy-42"})
+    response = alice.post(
+        f"/organizations/acme/clusters/{ready_cluster.pk}/reprovision", **{"X-Request-ID": "deploy-42"}
+    )
     request_id = response["X-Request-ID"]
     assert response.status_code == 202 and len(request_id) == 32 and request_id != "deploy-42"  # ours, not the client's
     run_jobs()
@@ -190,13 +218,21 @@ def test_no_secret_in_any_answer(alice, personas, ready_cluster, cluster_api, ma
         )
     ]
     other = make_cluster_api()  # a cluster is registered once: the second is another one
-    registered = alice.post("/organizations/acme/clusters", {"name": "second", "api_server": other.url, "ca_pem": other.ca_pem, "token": other.token})
+    registered = alice.post(
+        "/organizations/acme/clusters",
+        {"name": "second", "api_server": other.url, "ca_pem": other.ca_pem, "token": other.token},
+    )
     assert registered.status_code == 202, registered.content
     answers.append(registered.content.decode())
-    refused = alice.post("/organizations/acme/clusters", {"name": "third", "api_server": other.url, "token": "not-the-token-x"})
+    refused = alice.post(
+        "/organizations/acme/clusters", {"name": "third", "api_server": other.url, "token": "not-the-token-x"}
+    )
     assert refused.status_code == 422
     answers.append(refused.content.decode())
-    again = alice.post("/organizations/acme/clusters", {"name": "fourth", "api_server": cluster_api.url, "ca_pem": cluster_api.ca_pem, "token": cluster_api.token})
+    again = alice.post(
+        "/organizations/acme/clusters",
+        {"name": "fourth", "api_server": cluster_api.url, "ca_pem": cluster_api.ca_pem, "token": cluster_api.token},
+    )
     assert again.status_code == 422 and "already registered" in again.json()["detail"]
     answers.append(again.content.decode())
     for secret in (aws_secret, cluster_api.token, other.token, VAULT_ROOT_TOKEN, "not-the-token-x"):

@@ -54,14 +54,25 @@ REFUSED_TOKENS = ("anonymous", "revoked token", "expired token")
 def acme(personas, cluster_api, aws, django_user_model):
     """acme with a ready cluster (whose last register failed), a zone in Route53, an issued certificate in Vault."""
     cluster = Cluster.objects.create(
-        organization=personas.acme, name="prod", api_server=cluster_api.url, owner_id="acme-prod-1", state=Cluster.State.READY
+        organization=personas.acme,
+        name="prod",
+        api_server=cluster_api.url,
+        owner_id="acme-prod-1",
+        state=Cluster.State.READY,
     )
     failed = Operation.objects.create(
-        kind=Operation.Kind.REGISTER, organization=personas.acme, cluster=cluster, state=Operation.State.FAILED, error="x"
+        kind=Operation.Kind.REGISTER,
+        organization=personas.acme,
+        cluster=cluster,
+        state=Operation.State.FAILED,
+        error="x",
     )
     zone_id = aws.route53.create_hosted_zone(Name="acme.orgdns.test", CallerReference="acme")["HostedZone"]["Id"]
     HostedZone.objects.create(
-        organization=personas.acme, name="acme.orgdns.test", state=HostedZone.State.ACTIVE, zone_id=zone_id.split("/")[-1],
+        organization=personas.acme,
+        name="acme.orgdns.test",
+        state=HostedZone.State.ACTIVE,
+        zone_id=zone_id.split("/")[-1],
         access_key_id="AKIAACME",
     )
     now = timezone.now()
@@ -73,8 +84,12 @@ def acme(personas, cluster_api, aws, django_user_model):
         not_after=now + timedelta(days=89),
     )
     vault = Backends().vault()
-    vault.write(ca_path(vault, personas.acme), {"certificate": "-----BEGIN CERTIFICATE-----\nCA\n", "key": "never shown"})
-    vault.write(material_path(vault, certificate), {"certificate": "-----BEGIN CERTIFICATE-----\nLEAF\n", "key": "never"})
+    vault.write(
+        ca_path(vault, personas.acme), {"certificate": "-----BEGIN CERTIFICATE-----\nCA\n", "key": "never shown"}
+    )
+    vault.write(
+        material_path(vault, certificate), {"certificate": "-----BEGIN CERTIFICATE-----\nLEAF\n", "key": "never"}
+    )
     AuditEvent.objects.create(actor_name="alice", source="ui", action="register.queued", organization=personas.acme)
     mia = django_user_model.objects.create_user("mia")
     Membership.objects.create(user=mia, organization=personas.acme, role=Membership.Role.MEMBER)
@@ -139,7 +154,9 @@ def token_of(persona, personas, acme, django_user_model):
     if persona in ("staff who may act", "support staff"):
         user = django_user_model.objects.create_user("sue", is_staff=True)
         codenames = ["act_in_any_organization"] + (["add_organization"] if persona == "support staff" else [])
-        user.user_permissions.add(*Permission.objects.filter(content_type__app_label="provisioning", codename__in=codenames))
+        user.user_permissions.add(
+            *Permission.objects.filter(content_type__app_label="provisioning", codename__in=codenames)
+        )
     else:
         user = users.get(persona) or django_user_model.objects.create_superuser("root", password="!")
     token, raw = api_tokens.create_token(user, persona, 30)
@@ -190,7 +207,9 @@ def test_the_matrix(client, personas, acme, django_user_model, persona, index):
     if expected == 202:
         operation = Operation.objects.get(pk=response.json()["operation"]["id"])
         assert response["Location"] == f"/api/v1/operations/{operation.pk}"
-        assert AuditEvent.objects.filter(source="api", action=f"{operation.kind}.queued", request_id=response["X-Request-ID"]).exists()
+        assert AuditEvent.objects.filter(
+            source="api", action=f"{operation.kind}.queued", request_id=response["X-Request-ID"]
+        ).exists()
     if (level, method) == (ANYONE, "get") and path != "/api/v1/me" and expected == 200:
         shown = str(response.json()["items"])
         sees_acme = PERSONAS[persona] is not None
@@ -232,5 +251,7 @@ def test_the_session_works_and_needs_the_csrf_token_for_changes(personas, acme):
     assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
     browser.get("/")  # a page sets the csrftoken cookie
     csrf = browser.cookies["csrftoken"].value
-    accepted = browser.post(f"/api/v1/organizations/acme/clusters/{acme.cluster.pk}/reprovision", headers={"X-CSRFToken": csrf})
+    accepted = browser.post(
+        f"/api/v1/organizations/acme/clusters/{acme.cluster.pk}/reprovision", headers={"X-CSRFToken": csrf}
+    )
     assert accepted.status_code == 202

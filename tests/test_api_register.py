@@ -27,7 +27,12 @@ def register_with_the_form(client, user, org, name, api):
 def register_with_the_api(client, user, org, name, body):
     _, raw = api_tokens.create_token(user, "ci", 1)
     headers = {"Authorization": f"Bearer {raw}", "X-Request-ID": f"ci-{name}"}
-    response = client.post(f"/api/v1/organizations/{org}/clusters", {"name": name, **body}, content_type="application/json", headers=headers)
+    response = client.post(
+        f"/api/v1/organizations/{org}/clusters",
+        {"name": name, **body},
+        content_type="application/json",
+        headers=headers,
+    )
     assert response.status_code == 202, response.content
     operation_url = response["Location"]
     assert client.get(operation_url, headers=headers).json()["state"] == "queued"
@@ -48,7 +53,15 @@ def kubeconfig_of(api):
             "kind": "Config",
             "current-context": "ci",
             "contexts": [{"name": "ci", "context": {"cluster": "c", "user": "u"}}],
-            "clusters": [{"name": "c", "cluster": {"server": api.url, "certificate-authority-data": base64.b64encode(api.ca_pem.encode()).decode()}}],
+            "clusters": [
+                {
+                    "name": "c",
+                    "cluster": {
+                        "server": api.url,
+                        "certificate-authority-data": base64.b64encode(api.ca_pem.encode()).decode(),
+                    },
+                }
+            ],
             "users": [{"name": "u", "user": {"token": api.token}}],
         }
     )
@@ -67,7 +80,9 @@ def outcome(cluster, vault):
     return {
         "cluster": cluster.state,
         "operation": operation.state,
-        "events": [(e.action, e.source, e.outcome, e.object_type, e.request_id == operation.request_id) for e in events],
+        "events": [
+            (e.action, e.source, e.outcome, e.object_type, e.request_id == operation.request_id) for e in events
+        ],
         "vault": secrets,
     }
 
@@ -82,8 +97,17 @@ def test_the_api_and_the_form_register_alike(client, personas, make_cluster_api,
     by_form, by_api = outcome(through_form, vault), outcome(through_api, vault)
     assert by_form["cluster"] == by_api["cluster"] == Cluster.State.READY
     assert by_form["operation"] == by_api["operation"] == Operation.State.SUCCEEDED
-    assert by_form["vault"] == by_api["vault"] == {"/aws": ["access_key_id", "created_at", "rotation", "secret_access_key", "zone_id"], "/clusters/<owner-id>": ["ca_pem", "server", "token"]}
-    assert [(a, o, t, same) for a, s, o, t, same in by_api["events"]] == [(a, o, t, same) for a, s, o, t, same in by_form["events"]]
+    assert (
+        by_form["vault"]
+        == by_api["vault"]
+        == {
+            "/aws": ["access_key_id", "created_at", "rotation", "secret_access_key", "zone_id"],
+            "/clusters/<owner-id>": ["ca_pem", "server", "token"],
+        }
+    )
+    assert [(a, o, t, same) for a, s, o, t, same in by_api["events"]] == [
+        (a, o, t, same) for a, s, o, t, same in by_form["events"]
+    ]
     assert [s for _, s, *_ in by_form["events"]] == ["ui", "job"]
     assert [s for _, s, *_ in by_api["events"]] == ["api", "job"]
     queued = AuditEvent.objects.get(organization__name="globex", action="register.queued")
@@ -94,7 +118,12 @@ def test_the_api_and_the_form_register_alike(client, personas, make_cluster_api,
 def test_a_refused_registration_is_audited_like_the_forms(client, personas, cluster_api):
     _, raw = api_tokens.create_token(personas.alice, "ci", 1)
     body = {"name": "prod", **connection_of(cluster_api), "token": "wrong"}
-    response = client.post("/api/v1/organizations/acme/clusters", body, content_type="application/json", headers={"Authorization": f"Bearer {raw}"})
+    response = client.post(
+        "/api/v1/organizations/acme/clusters",
+        body,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {raw}"},
+    )
 
     assert response.status_code == 422
     problem = response.json()

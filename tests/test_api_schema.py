@@ -58,19 +58,33 @@ def in_process_requests(personas, cluster_api, monkeypatch, settings):
 @pytest.fixture
 def acme_objects(personas, cluster_api, aws, django_user_model):
     cluster = Cluster.objects.create(
-        organization=personas.acme, name="prod", api_server=cluster_api.url, owner_id="acme-prod-1", state=Cluster.State.READY
+        organization=personas.acme,
+        name="prod",
+        api_server=cluster_api.url,
+        owner_id="acme-prod-1",
+        state=Cluster.State.READY,
     )
     operation = Operation.objects.create(
-        kind=Operation.Kind.REGISTER, organization=personas.acme, cluster=cluster, state=Operation.State.FAILED, error="x"
+        kind=Operation.Kind.REGISTER,
+        organization=personas.acme,
+        cluster=cluster,
+        state=Operation.State.FAILED,
+        error="x",
     )
     zone_id = aws.route53.create_hosted_zone(Name="acme.orgdns.test", CallerReference="acme")["HostedZone"]["Id"]
     HostedZone.objects.create(
-        organization=personas.acme, name="acme.orgdns.test", state=HostedZone.State.ACTIVE, zone_id=zone_id.split("/")[-1]
+        organization=personas.acme,
+        name="acme.orgdns.test",
+        state=HostedZone.State.ACTIVE,
+        zone_id=zone_id.split("/")[-1],
     )
     now = timezone.now()
     certificate = Certificate.objects.create(
-        organization=personas.acme, dns_names=["app.acme.orgdns.test"], state=Certificate.State.ACTIVE,
-        not_before=now - timedelta(days=1), not_after=now + timedelta(days=89),
+        organization=personas.acme,
+        dns_names=["app.acme.orgdns.test"],
+        state=Certificate.State.ACTIVE,
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=89),
     )
     member = django_user_model.objects.create_user("mia")
     Membership.objects.create(user=member, organization=personas.acme, role=Membership.Role.MEMBER)
@@ -96,5 +110,7 @@ def test_every_response_matches_the_schema(case, role, acme_objects):
     case.call_and_validate(headers=headers, excluded_checks=BEYOND_THE_SCHEMA)
     if case.path_parameters:
         # Valid paths now, whatever generation meant to break in them: no check that the request was refused.
-        case.path_parameters = {name: acme_objects["path"].get(name, value) for name, value in case.path_parameters.items()}
+        case.path_parameters = {
+            name: acme_objects["path"].get(name, value) for name, value in case.path_parameters.items()
+        }
         case.call_and_validate(headers=headers, excluded_checks=[*BEYOND_THE_SCHEMA, negative_data_rejection])

@@ -26,7 +26,14 @@ def test_users_see_their_organizations_events_and_staff_see_all(client, personas
 
 def test_filters_by_outcome_action_and_object(client, personas):
     event(personas.acme, "register.queued", object_type="cluster", object_id="1", object_repr="first-cluster")
-    event(personas.acme, "register.failed", object_type="cluster", object_id="2", object_repr="second-cluster", outcome="failed")
+    event(
+        personas.acme,
+        "register.failed",
+        object_type="cluster",
+        object_id="2",
+        object_repr="second-cluster",
+        outcome="failed",
+    )
     client.force_login(personas.alice)
     failed = client.get(reverse("audit-list") + "?outcome=failed").content.decode()
     assert "second-cluster" in failed and "first-cluster" not in failed

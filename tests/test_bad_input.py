@@ -20,7 +20,9 @@ def kubeconfig(cluster=None, user=None, context=None, **top):
     config = {
         "current-context": "main",
         "contexts": [{"name": "main", "context": context if context is not None else {"cluster": "c", "user": "u"}}],
-        "clusters": [{"name": "c", "cluster": cluster if cluster is not None else {"server": "https://k8s.example:6443"}}],
+        "clusters": [
+            {"name": "c", "cluster": cluster if cluster is not None else {"server": "https://k8s.example:6443"}}
+        ],
         "users": [{"name": "u", "user": user if user is not None else {"token": "t"}}],
     }
     config.update(top)
@@ -40,7 +42,10 @@ KUBECONFIGS = {
     "python tag": ("!!python/object/apply:os.system ['true']\n", "not valid YAML"),
     "contexts not a list": (kubeconfig(contexts="main"), "contexts in the kubeconfig must be a list"),
     "a context entry that is text": (kubeconfig(contexts=["main"]), "every entry of contexts"),
-    "an entry without a name": (kubeconfig(clusters=[{"cluster": {"server": "https://k:1"}}]), "every entry of clusters"),
+    "an entry without a name": (
+        kubeconfig(clusters=[{"cluster": {"server": "https://k:1"}}]),
+        "every entry of clusters",
+    ),
     "a context that is text": (kubeconfig(context="c"), "the context of 'main' must be a mapping"),
     "users a mapping": (kubeconfig(users={"u": {"token": "t"}}), "users in the kubeconfig must be a list"),
     "no clusters": (kubeconfig(clusters=None), "names no cluster with a server URL"),
@@ -49,15 +54,29 @@ KUBECONFIGS = {
     "current-context a list": (kubeconfig(**{"current-context": ["main"]}), "current-context must be the name"),
     "server a number": (kubeconfig(cluster={"server": 6443}), "names no cluster with a server URL"),
     "token a mapping": (kubeconfig(user={"token": {"a": "b"}}), "is not text"),
-    "CA data a number": (kubeconfig(cluster={"server": "https://k:1", "certificate-authority-data": 12345}), "not base64"),
-    "CA data not base64": (kubeconfig(cluster={"server": "https://k:1", "certificate-authority-data": "%%%"}), "not base64"),
-    "CA data not UTF-8": (kubeconfig(cluster={"server": "https://k:1", "certificate-authority-data": b64(b"\xff\xfe")}), "not base64"),
+    "CA data a number": (
+        kubeconfig(cluster={"server": "https://k:1", "certificate-authority-data": 12345}),
+        "not base64",
+    ),
+    "CA data not base64": (
+        kubeconfig(cluster={"server": "https://k:1", "certificate-authority-data": "%%%"}),
+        "not base64",
+    ),
+    "CA data not UTF-8": (
+        kubeconfig(cluster={"server": "https://k:1", "certificate-authority-data": b64(b"\xff\xfe")}),
+        "not base64",
+    ),
     "CA data not a certificate": (
-        kubeconfig(cluster={"server": "https://k:1", "certificate-authority-data": b64(b"-----BEGIN CERTIFICATE-----\nx\n")}),
+        kubeconfig(
+            cluster={"server": "https://k:1", "certificate-authority-data": b64(b"-----BEGIN CERTIFICATE-----\nx\n")}
+        ),
         "must be PEM",
     ),
     "server an unclosed IPv6 literal": (kubeconfig(cluster={"server": "https://[::1"}), "must look like https://host"),
-    "server with a port out of range": (kubeconfig(cluster={"server": "https://k:99999"}), "must look like https://host"),
+    "server with a port out of range": (
+        kubeconfig(cluster={"server": "https://k:99999"}),
+        "must look like https://host",
+    ),
     "token with a newline": (kubeconfig(user={"token": "abc\nHost: evil"}), "printable ASCII"),
     "token not ASCII": (kubeconfig(user={"token": "tökén"}), "printable ASCII"),
 }
@@ -80,7 +99,9 @@ def test_malformed_kubeconfigs_are_form_errors(text, message, client, personas):
 
 
 def test_a_usable_kubeconfig_still_works():
-    text = kubeconfig(cluster={"server": "https://k8s.example:6443", "certificate-authority-data": b64(CA_PEM.encode())})
+    text = kubeconfig(
+        cluster={"server": "https://k8s.example:6443", "certificate-authority-data": b64(CA_PEM.encode())}
+    )
     assert connection_from_kubeconfig(text) == ClusterConnection("https://k8s.example:6443", "t", CA_PEM)
 
 
@@ -88,7 +109,9 @@ def test_an_api_server_url_too_long_to_keep_is_refused(personas):
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError, match="at most 255 are allowed"):
-        clusters.register_cluster(personas.acme, "edge", ClusterConnection("https://" + "a" * 250 + ".example:6443", "t"))
+        clusters.register_cluster(
+            personas.acme, "edge", ClusterConnection("https://" + "a" * 250 + ".example:6443", "t")
+        )
     assert not Cluster.objects.exists()
 
 
@@ -100,7 +123,12 @@ def test_certificates_are_not_installed_into_system_namespaces(namespace, client
     client.force_login(personas.alice)
     issued = client.post(
         reverse("certificate-issue", args=["acme"]),
-        {"dns_names": "api.acme.orgdns.test", "clusters": [cluster.pk], "namespace": namespace, "secret_name": "api-tls"},
+        {
+            "dns_names": "api.acme.orgdns.test",
+            "clusters": [cluster.pk],
+            "namespace": namespace,
+            "secret_name": "api-tls",
+        },
     )
     assert issued.status_code == 200 and "belongs to the cluster&#x27;s system" in issued.content.decode()
     installed = client.post(

@@ -60,7 +60,13 @@ def utc(*args):
         # other zones in the input: the month ends in UTC. 00:30 on Dec 1 in Paris is 23:30 on Nov 30 UTC.
         (utc(2026, 11, 2), datetime(2026, 12, 1, 0, 30, tzinfo=ZoneInfo("Europe/Paris")), False, DELETE, None),
         # ...and 23:30 on Nov 30 in New York is 04:30 on Dec 1 UTC: a new month, paid.
-        (utc(2026, 11, 2), datetime(2026, 11, 30, 23, 30, tzinfo=ZoneInfo("America/New_York")), False, KEEP, utc(2026, 12, 31, 23)),
+        (
+            utc(2026, 11, 2),
+            datetime(2026, 11, 30, 23, 30, tzinfo=ZoneInfo("America/New_York")),
+            False,
+            KEEP,
+            utc(2026, 12, 31, 23),
+        ),
         # a creation time in another zone: 20:00 in Tokyo is 11:00 UTC, so at 22:00 UTC it is 11 h old
         (datetime(2026, 11, 10, 20, tzinfo=ZoneInfo("Asia/Tokyo")), utc(2026, 11, 10, 22), False, DELETE, None),
     ],

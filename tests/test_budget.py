@@ -100,8 +100,13 @@ def test_the_fleet_is_the_sum_of_its_clusters():
 
 def test_flags_render_as_externaldns_durations():
     flags = Flags(interval=3725, zones_cache=7200, txt_cache=90, events=True, min_event_sync=45)
-    assert flags.args() == ["--interval=1h2m5s", "--aws-zones-cache-duration=2h", "--txt-cache-interval=1m30s",
-                            "--events", "--min-event-sync-interval=45s"]
+    assert flags.args() == [
+        "--interval=1h2m5s",
+        "--aws-zones-cache-duration=2h",
+        "--txt-cache-interval=1m30s",
+        "--events",
+        "--min-event-sync-interval=45s",
+    ]
     assert TODAY.args() == ["--interval=1m"]
 
 
@@ -146,26 +151,44 @@ def test_a_cluster_is_re_rendered_when_its_interval_is_off_by_more_than_the_thre
     assert budget.cluster_flags(100, budget=b).interval == 100  # no owner: no jitter
     assert budget.needs_rerender(None, wanted, 0.2)  # flags not known
     assert not budget.needs_rerender(wanted, wanted, 0.2)
-    for interval, stale in [(wanted.interval * 0.8, False), (wanted.interval * 0.79, True),
-                            (wanted.interval * 1.2, False), (wanted.interval * 1.21, True)]:
+    for interval, stale in [
+        (wanted.interval * 0.8, False),
+        (wanted.interval * 0.79, True),
+        (wanted.interval * 1.2, False),
+        (wanted.interval * 1.21, True),
+    ]:
         assert budget.needs_rerender(Flags(**{**wanted.__dict__, "interval": interval}), wanted, 0.2) == stale, interval
     assert budget.needs_rerender(Flags(**{**wanted.__dict__, "min_event_sync": 5}), wanted, 0.2)
     assert budget.needs_rerender(TODAY, wanted, 10)  # no events
 
 
 def test_an_accounts_load_is_what_each_caller_spends_of_its_budget_and_the_quotas():
-    load = budget.AccountLoad(account_rate=10, fleet_budget=6, orgdns_budget=3, fleet_rate=4.8, orgdns_rate=1.5,
-                              zones=400, zone_quota=500, iam_users=400, iam_user_quota=5000)
+    load = budget.AccountLoad(
+        account_rate=10,
+        fleet_budget=6,
+        orgdns_budget=3,
+        fleet_rate=4.8,
+        orgdns_rate=1.5,
+        zones=400,
+        zone_quota=500,
+        iam_users=400,
+        iam_user_quota=5000,
+    )
     assert (load.fleet_used, load.orgdns_used, load.total_used) == pytest.approx((0.8, 0.5, 0.63))
     assert load.headroom == pytest.approx(3.7)
     assert (load.zones_used, load.iam_users_used) == (0.8, 0.08)
     assert load.above(0.8) == []  # at 80 %, not above
     above = load.above(0.79)
-    assert above == ["the ExternalDNS fleet's estimated 4.80 calls/s of its 6.00 (80%)", "400 hosted zones of the quota of 500 (80%)"]
+    assert above == [
+        "the ExternalDNS fleet's estimated 4.80 calls/s of its 6.00 (80%)",
+        "400 hosted zones of the quota of 500 (80%)",
+    ]
     assert load.above(0.07)[-1] == "400 IAM users of the cap of 5000 (8%)"
     over = budget.AccountLoad(10, 6, 3, 7.0, 4.0, 0, 500, 0, 5000)
     assert over.headroom == -1 and "11.00 calls/s of the account's 10.00 (110%)" in over.above(0.8)
-    assert budget.AccountLoad(10, 6, 0, 0, 0.5, 0, 0, 0, 0).above(0.8) == ["orgdns's measured 0.50 calls/s of its 0.00 (none allowed)"]
+    assert budget.AccountLoad(10, 6, 0, 0, 0.5, 0, 0, 0, 0).above(0.8) == [
+        "orgdns's measured 0.50 calls/s of its 0.00 (none allowed)"
+    ]
 
 
 def test_an_account_holds_far_more_clusters_with_the_new_flags():
@@ -196,7 +219,10 @@ MEASURED_FLEET = {"today": 238, "budget": 83}
 @pytest.mark.parametrize("which", ["today", "budget"])
 def test_the_model_is_within_15_percent_of_five_real_externaldns(which):
     flags = Flags(interval=15) if which == "today" else budget._flags(20, Budget(zones_refresh=60, min_event_sync=5))
-    assert flags.args()[:3] == (["--interval=15s"] if which == "today" else
-                                ["--interval=20s", "--aws-zones-cache-duration=58s", "--txt-cache-interval=18s"])
+    assert flags.args()[:3] == (
+        ["--interval=15s"]
+        if which == "today"
+        else ["--interval=20s", "--aws-zones-cache-duration=58s", "--txt-cache-interval=18s"]
+    )
     per_hour = budget.calls_per_hour(flags, zones=10, records=10 + 2 + 6, changes_per_hour=6 * 3600 / 180)
     assert 5 * per_hour * 180 / 3600 == pytest.approx(MEASURED_FLEET[which], rel=0.15)

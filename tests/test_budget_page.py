@@ -18,18 +18,29 @@ def zones(*names, deleted=()):
     for name in (*names, *deleted):
         org = Organization.objects.get_or_create(name=name)[0]
         HostedZone.objects.create(
-            organization=org, name=org.zone_name, zone_id=f"Z{name.upper()}", iam_user_name=f"orgdns-{name}",
+            organization=org,
+            name=org.zone_name,
+            zone_id=f"Z{name.upper()}",
+            iam_user_name=f"orgdns-{name}",
             state=HostedZone.State.DELETED if name in deleted else HostedZone.State.ACTIVE,
         )
 
 
 def clusters(org, count, flags=None, state=Cluster.State.READY, prefix="c"):
     stored = dataclasses.asdict(flags) if flags else None
-    return Cluster.objects.bulk_create([
-        Cluster(organization=org, name=f"{prefix}{i}", api_server="https://k.example:6443", owner_id=f"{org.name}-{prefix}{i}",
-                state=state, externaldns_flags=stored)
-        for i in range(count)
-    ])
+    return Cluster.objects.bulk_create(
+        [
+            Cluster(
+                organization=org,
+                name=f"{prefix}{i}",
+                api_server="https://k.example:6443",
+                owner_id=f"{org.name}-{prefix}{i}",
+                state=state,
+                externaldns_flags=stored,
+            )
+            for i in range(count)
+        ]
+    )
 
 
 def route53_requests(count):
@@ -52,11 +63,27 @@ def test_the_page_shows_the_accounts_budget_quotas_and_intervals_to_staff(client
 
     (figures,) = route53_budget.account_budgets()
     interval = budget.resync_interval(4, 2, plan)
-    modelled = sum(n * budget.calls_per_hour(flags, 2, 300, 6) for flags, n in [
-        (short, 2), (long, 1), (budget.cluster_flags(interval, budget=plan), 1)]) / 3600
+    modelled = (
+        sum(
+            n * budget.calls_per_hour(flags, 2, 300, 6)
+            for flags, n in [(short, 2), (long, 1), (budget.cluster_flags(interval, budget=plan), 1)]
+        )
+        / 3600
+    )
     assert figures.load.fleet_rate == pytest.approx(modelled)
-    assert (figures.clusters, figures.zones, figures.unknown, figures.running, figures.interval) == (4, 2, 1, (60, 120), interval)
-    assert (figures.load.zones, figures.load.iam_users, figures.load.zone_quota, figures.load.iam_user_quota) == (2, 2, 500, 5000)
+    assert (figures.clusters, figures.zones, figures.unknown, figures.running, figures.interval) == (
+        4,
+        2,
+        1,
+        (60, 120),
+        interval,
+    )
+    assert (figures.load.zones, figures.load.iam_users, figures.load.zone_quota, figures.load.iam_user_quota) == (
+        2,
+        2,
+        500,
+        5000,
+    )
     assert figures.measured_requests == sent and 0 < figures.load.orgdns_rate <= sent / (14 * 60)
     assert figures.load.fleet_budget == pytest.approx(6) and figures.load.orgdns_budget == pytest.approx(3)
     assert figures.attention == []
@@ -100,7 +127,9 @@ def test_an_account_needs_attention_above_80_percent_of_a_quota_or_budget_and_no
     clusters(personas.acme, 4, flags)
     assert not attention(client)
     clusters(personas.acme, 1, flags, prefix="more")
-    assert attention(client) and "the ExternalDNS fleet&#x27;s estimated" in client.get(reverse("home")).content.decode()
+    assert (
+        attention(client) and "the ExternalDNS fleet&#x27;s estimated" in client.get(reverse("home")).content.decode()
+    )
     Cluster.objects.filter(name="more0").update(state=Cluster.State.DEREGISTERED)
     assert not attention(client)
 

@@ -52,7 +52,9 @@ def leaf(ca, *names):
 def openssl_verify(ca_pem, certificate_pem, directory):
     (directory / "ca.crt").write_text(ca_pem)
     (directory / "leaf.crt").write_text(certificate_pem)
-    return subprocess.run(["openssl", "verify", "-CAfile", "ca.crt", "leaf.crt"], cwd=directory, capture_output=True, text=True)
+    return subprocess.run(
+        ["openssl", "verify", "-CAfile", "ca.crt", "leaf.crt"], cwd=directory, capture_output=True, text=True
+    )
 
 
 def ca_without_ip_exclusion(zone_name, organization):
@@ -61,17 +63,25 @@ def ca_without_ip_exclusion(zone_name, organization):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{organization} orgdns CA")])
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.NameConstraints(permitted_subtrees=[x509.DNSName(zone_name)], excluded_subtrees=None), critical=True)
+        .add_extension(
+            x509.NameConstraints(permitted_subtrees=[x509.DNSName(zone_name)], excluded_subtrees=None), critical=True
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     return tls.KeyPair(
         certificate=certificate.public_bytes(serialization.Encoding.PEM).decode(),
-        private_key=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
+        private_key=key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
     )
 
 
@@ -90,7 +100,12 @@ def test_a_certificate_for_an_ip_address_signed_with_the_org_key_does_not_verify
 
     in_zone = openssl_verify(ca.certificate, leaf(ca, "api.acme.orgdns.test"), tmp_path)
     assert in_zone.returncode == 0, in_zone.stderr  # the key signs, and OpenSSL accepts names in the zone
-    for names in [("10.0.0.1",), ("api.acme.orgdns.test", "192.0.2.10"), ("2001:db8::1",), ("www.acme.orgdns.test", "::1")]:
+    for names in [
+        ("10.0.0.1",),
+        ("api.acme.orgdns.test", "192.0.2.10"),
+        ("2001:db8::1",),
+        ("www.acme.orgdns.test", "::1"),
+    ]:
         refused = openssl_verify(ca.certificate, leaf(ca, *names), tmp_path)
         assert refused.returncode != 0 and "excluded subtree violation" in refused.stderr, (names, refused.stderr)
 
@@ -107,10 +122,13 @@ def test_reissue_cas_replaces_old_cas_and_renews_their_certificates(personas, cl
     run_jobs()
     old = ca_without_ip_exclusion("acme.orgdns.test", "acme")
     vault.secrets.kv.v2.create_or_update_secret(
-        path=f"{settings.VAULT_PREFIX}/orgs/acme/tls/ca", secret={"certificate": old.certificate, "private_key": old.private_key},
+        path=f"{settings.VAULT_PREFIX}/orgs/acme/tls/ca",
+        secret={"certificate": old.certificate, "private_key": old.private_key},
         mount_point="secret",
     )
-    certificate, _ = certificates.issue_certificate(personas.acme, ["www.acme.orgdns.test"], [(cluster, "web", "www-tls")])
+    certificate, _ = certificates.issue_certificate(
+        personas.acme, ["www.acme.orgdns.test"], [(cluster, "web", "www-tls")]
+    )
     certificates.issue_certificate(personas.globex, ["www.globex.orgdns.test"])  # globex's CA is a new one
     run_jobs()
     certificate.refresh_from_db()

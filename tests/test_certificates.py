@@ -68,14 +68,20 @@ def openssl(*args, cwd):
 
 
 def served_certificate(server, namespace, name):
-    return x509.load_pem_x509_certificate(base64.b64decode(installed_secret(server, namespace, name)["data"]["tls.crt"]))
+    return x509.load_pem_x509_certificate(
+        base64.b64decode(installed_secret(server, namespace, name)["data"]["tls.crt"])
+    )
 
 
 def sans(certificate):
-    return certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    return certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName
+    )
 
 
-def test_installed_certificate_verifies_against_the_org_ca_with_the_names_asked(personas, acme_cluster, cluster_api, tmp_path):
+def test_installed_certificate_verifies_against_the_org_ca_with_the_names_asked(
+    personas, acme_cluster, cluster_api, tmp_path
+):
     names = ["www.acme.orgdns.test", "*.acme.orgdns.test", "acme.orgdns.test"]
     certificate, operation = issue(personas.acme, names, [(acme_cluster, "web", "www-tls")], personas.alice)
 
@@ -102,7 +108,10 @@ def test_installed_certificate_verifies_against_the_org_ca_with_the_names_asked(
     assert tls.describe(served_pem).fingerprint_sha256 == certificate.fingerprint_sha256
     assert certificate.not_after - certificate.not_before == datetime.timedelta(days=90) + tls.BACKDATE
     installation = certificate.installations.get()
-    assert (installation.state, installation.installed_serial) == (CertificateInstallation.State.INSTALLED, certificate.serial)
+    assert (installation.state, installation.installed_serial) == (
+        CertificateInstallation.State.INSTALLED,
+        certificate.serial,
+    )
     assert cluster_api.namespaces() == ["external-dns", "web"]
 
 
@@ -118,7 +127,11 @@ def test_the_org_ca_is_a_name_constrained_ca_made_once(personas, vault, tmp_path
     assert ca.not_valid_after_utc - ca.not_valid_before_utc > datetime.timedelta(days=3000)
     prefix = settings.VAULT_PREFIX
     assert sorted(vault_tree(vault, prefix)) == sorted(
-        [f"{prefix}/orgs/acme/tls/ca", f"{prefix}/orgs/acme/tls/certs/{first.pk}", f"{prefix}/orgs/acme/tls/certs/{second.pk}"]
+        [
+            f"{prefix}/orgs/acme/tls/ca",
+            f"{prefix}/orgs/acme/tls/certs/{first.pk}",
+            f"{prefix}/orgs/acme/tls/certs/{second.pk}",
+        ]
     )
     # Even signed with the acme CA's own key, a certificate for another organization's name does not verify.
     stored_ca = vault.secrets.kv.v2.read_secret_version(
@@ -261,7 +274,9 @@ def test_a_failed_installation_can_be_retried(personas, acme_cluster, cluster_ap
     assert certificate.installations.count() == 1
 
 
-def test_a_retried_job_installs_what_it_issued_without_issuing_again(personas, acme_cluster, cluster_api, vault, settings):
+def test_a_retried_job_installs_what_it_issued_without_issuing_again(
+    personas, acme_cluster, cluster_api, vault, settings
+):
     settings.ORGDNS_RETRY_ATTEMPTS = 1
     settings.ORGDNS_JOB_RETRY_INTERVALS = [0]
     certificate, operation = certificates.issue_certificate(
@@ -281,10 +296,14 @@ def test_a_retried_job_installs_what_it_issued_without_issuing_again(personas, a
     assert metadata["data"]["current_version"] == 1
 
 
-def test_deregistering_a_cluster_removes_the_certificates_installed_there(personas, acme_cluster, cluster_api, make_cluster_api):
+def test_deregistering_a_cluster_removes_the_certificates_installed_there(
+    personas, acme_cluster, cluster_api, make_cluster_api
+):
     other_api = make_cluster_api()
     other = register(personas.acme, "other", other_api)
-    certificate, _ = issue(personas.acme, ["www.acme.orgdns.test"], [(acme_cluster, "web", "www-tls"), (other, "web", "www-tls")])
+    certificate, _ = issue(
+        personas.acme, ["www.acme.orgdns.test"], [(acme_cluster, "web", "www-tls"), (other, "web", "www-tls")]
+    )
     deregistration = clusters.deregister_cluster(acme_cluster)
     run_jobs()
     deregistration.refresh_from_db()
@@ -342,7 +361,9 @@ def test_delete_removes_the_secrets_and_the_vault_material(personas, acme_cluste
     assert f"{prefix}/orgs/acme/tls/ca" in vault_tree(vault, prefix)  # the CA still signs the other certificates
     client.force_login(personas.alice)
     assert client.get(reverse("certificate-pem", args=["acme", certificate.pk])).status_code == 404
-    assert certificate.pk not in [c.pk for c in client.get(reverse("certificates", args=["acme"])).context["certificates"]]
+    assert certificate.pk not in [
+        c.pk for c in client.get(reverse("certificates", args=["acme"])).context["certificates"]
+    ]
 
 
 def test_no_private_key_in_the_database_pages_or_job_records(personas, acme_cluster, cluster_api, client):
@@ -486,14 +507,19 @@ def test_members_see_certificates_and_download_public_parts(client, personas, ac
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
 
 
-def test_other_organizations_users_cannot_see_download_renew_or_install(client, personas, acme_certificate, make_cluster_api):
+def test_other_organizations_users_cannot_see_download_renew_or_install(
+    client, personas, acme_certificate, make_cluster_api
+):
     globex_cluster = register(personas.globex, "prod", make_cluster_api())
     for user in (personas.bob, personas.charlie):
         client.force_login(user)
         for url in read_urls(acme_certificate) + action_urls(acme_certificate)[:2]:
             assert client.get(url).status_code == 404, (user, url)
         for url in action_urls(acme_certificate):
-            assert client.post(url, {"cluster": globex_cluster.pk, "namespace": "x", "secret_name": "x"}).status_code == 404
+            assert (
+                client.post(url, {"cluster": globex_cluster.pk, "namespace": "x", "secret_name": "x"}).status_code
+                == 404
+            )
     # globex's name with acme's certificate id is not found either
     client.force_login(personas.bob)
     assert client.get(reverse("certificate", args=["globex", acme_certificate.pk])).status_code == 404
@@ -517,7 +543,9 @@ def test_issuing_through_the_form(client, personas, acme_cluster, cluster_api):
     url = reverse("certificate-issue", args=["acme"])
     refused = client.post(url, {"dns_names": "www.acme.orgdns.test\nwww.globex.orgdns.test", "namespace": "default"})
     assert refused.status_code == 200 and "www.globex.orgdns.test is outside your zone" in refused.content.decode()
-    no_secret = client.post(url, {"dns_names": "www.acme.orgdns.test", "clusters": [acme_cluster.pk], "namespace": "web"})
+    no_secret = client.post(
+        url, {"dns_names": "www.acme.orgdns.test", "clusters": [acme_cluster.pk], "namespace": "web"}
+    )
     assert "Give the namespace and Secret name" in no_secret.content.decode()
     assert not Certificate.objects.exists()
 
@@ -532,7 +560,10 @@ def test_issuing_through_the_form(client, personas, acme_cluster, cluster_api):
     )
     certificate = Certificate.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("certificate", args=["acme", certificate.pk])
-    assert certificate.dns_names == ["www.acme.orgdns.test", "api.acme.orgdns.test"] and certificate.created_by == personas.alice
+    assert (
+        certificate.dns_names == ["www.acme.orgdns.test", "api.acme.orgdns.test"]
+        and certificate.created_by == personas.alice
+    )
     busy_page = client.get(response["Location"]).content.decode()
     assert 'hx-get="' + reverse("certificate-summary", args=["acme", certificate.pk]) in busy_page
     run_jobs()
@@ -541,7 +572,9 @@ def test_issuing_through_the_form(client, personas, acme_cluster, cluster_api):
     assert installed_secret(cluster_api, "web", "web-tls")
 
 
-def test_the_install_form_offers_only_the_organizations_live_clusters(client, personas, acme_certificate, make_cluster_api):
+def test_the_install_form_offers_only_the_organizations_live_clusters(
+    client, personas, acme_certificate, make_cluster_api
+):
     globex_cluster = register(personas.globex, "prod", make_cluster_api())
     client.force_login(personas.alice)
     url = reverse("certificate-install", args=["acme", acme_certificate.pk])

@@ -16,17 +16,28 @@ def owned_records(owner_id, zone_name, count, prefix):
     for i in range(count):
         name = f"{prefix}{i}.{zone_name}"
         changes.append(_upsert(name, "A", f"10.0.{i // 250}.{i % 250 + 1}"))
-        changes.append(_upsert(f"a-{name}", "TXT", f'"heritage=external-dns,external-dns/owner={owner_id},external-dns/resource=service/default/s{i}"'))
+        changes.append(
+            _upsert(
+                f"a-{name}",
+                "TXT",
+                f'"heritage=external-dns,external-dns/owner={owner_id},external-dns/resource=service/default/s{i}"',
+            )
+        )
     return changes
 
 
 def _upsert(name, rtype, value):
-    return {"Action": "UPSERT", "ResourceRecordSet": {"Name": name, "Type": rtype, "TTL": 300, "ResourceRecords": [{"Value": value}]}}
+    return {
+        "Action": "UPSERT",
+        "ResourceRecordSet": {"Name": name, "Type": rtype, "TTL": 300, "ResourceRecords": [{"Value": value}]},
+    }
 
 
 def write(aws, zone_id, changes):
     for start in range(0, len(changes), 400):
-        aws.route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes[start : start + 400]})
+        aws.route53.change_resource_record_sets(
+            HostedZoneId=zone_id, ChangeBatch={"Changes": changes[start : start + 400]}
+        )
 
 
 def all_records(aws, zone_id):
@@ -122,7 +133,11 @@ def test_deregistering_while_provisioning_is_refused_and_a_stale_register_job_do
 def test_objects_that_are_not_ours_are_never_replaced_or_deleted(personas, cluster_api):
     from provisioning.services.backends import Backends
 
-    theirs = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "external-dns", "labels": {"team": "platform"}}}
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "external-dns", "labels": {"team": "platform"}},
+    }
     Backends().cluster(cluster_api.connection).request("POST", "/api/v1/namespaces", body=theirs)
     cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
     run_jobs()

@@ -42,15 +42,25 @@ def register(org, name, cluster_api):
 def test_services_ingresses_and_the_apex_are_published_and_removed_with_the_cluster(personas, cluster_api, aws):
     admin = cluster_api.cluster
     admin.create_load_balancer_service("web", "web.acme.orgdns.test", "203.0.113.10")
-    admin.create_load_balancer_service("apex", "acme.orgdns.test", "203.0.113.11", annotation_prefix="external-dns.alpha.kubernetes.io/")
+    admin.create_load_balancer_service(
+        "apex", "acme.orgdns.test", "203.0.113.11", annotation_prefix="external-dns.alpha.kubernetes.io/"
+    )
     admin.create_load_balancer_service("stranger", "app.globex.orgdns.test", "203.0.113.12")
     admin.create_ingress("shop", "shop.acme.orgdns.test", "203.0.113.13")
     cluster, zone = register(personas.acme, "prod", cluster_api)
 
-    expected = {"web.acme.orgdns.test.": "203.0.113.10", "acme.orgdns.test.": "203.0.113.11", "shop.acme.orgdns.test.": "203.0.113.13"}
+    expected = {
+        "web.acme.orgdns.test.": "203.0.113.10",
+        "acme.orgdns.test.": "203.0.113.11",
+        "shop.acme.orgdns.test.": "203.0.113.13",
+    }
     wait_until(lambda: a_records(aws, zone.zone_id) == expected, timeout=60)  # its first sync, at start
     markers = {rs["Name"] for rs in record_sets(aws, zone.zone_id) if rs["Type"] == "TXT"}
-    assert markers == {"_extdns-a.web.acme.orgdns.test.", "_extdns-a.acme.orgdns.test.", "_extdns-a.shop.acme.orgdns.test."}
+    assert markers == {
+        "_extdns-a.web.acme.orgdns.test.",
+        "_extdns-a.acme.orgdns.test.",
+        "_extdns-a.shop.acme.orgdns.test.",
+    }
     owned = externaldns.owned_record_sets(record_sets(aws, zone.zone_id), cluster.owner_id)
     assert {(rs["Name"], rs["Type"]) for rs in owned} == {(n, "A") for n in expected} | {(n, "TXT") for n in markers}
     assert not any("globex" in rs["Name"] for rs in record_sets(aws, zone.zone_id))
@@ -70,15 +80,21 @@ def deployed_args(cluster_api):
     return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
-def test_externaldns_runs_with_the_budgets_flags_and_publishes_a_change_by_event_not_by_resync(personas, cluster_api, aws, settings):
+def test_externaldns_runs_with_the_budgets_flags_and_publishes_a_change_by_event_not_by_resync(
+    personas, cluster_api, aws, settings
+):
     # A resync interval of an hour (the budget's longest): a Service made after the start reaches Route53 only if
     # --events works, and without reading Route53 again (the caches are fresh).
     settings.EXTERNALDNS_MIN_INTERVAL = settings.EXTERNALDNS_MAX_INTERVAL = 3600
     settings.EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = 5
     cluster, zone = register(personas.acme, "prod", cluster_api)
     args = deployed_args(cluster_api)
-    flags = [a for a in args if a.split("=")[0] in (
-        "--interval", "--aws-zones-cache-duration", "--txt-cache-interval", "--events", "--min-event-sync-interval")]
+    flags = [
+        a
+        for a in args
+        if a.split("=")[0]
+        in ("--interval", "--aws-zones-cache-duration", "--txt-cache-interval", "--events", "--min-event-sync-interval")
+    ]
     assert flags == budget.externaldns_flags(1, 1, cluster.owner_id, provisioning.route53_budget()).args()
     assert "--events" in args and "--min-event-sync-interval=5s" in args
     assert any(a.startswith("--interval=1h") for a in args)
@@ -93,9 +109,15 @@ def test_externaldns_runs_with_the_budgets_flags_and_publishes_a_change_by_event
 
 def test_the_flags_follow_the_fleet_in_the_account(personas):
     org = personas.acme
-    zone = HostedZone.objects.create(organization=org, name="acme.orgdns.test", zone_id="Z1", state=HostedZone.State.ACTIVE)
-    made = [Cluster.objects.create(organization=org, name=f"c{i}", api_server=f"https://c{i}.example:6443",
-                            owner_id=f"acme-c{i}") for i in range(3)]
+    zone = HostedZone.objects.create(
+        organization=org, name="acme.orgdns.test", zone_id="Z1", state=HostedZone.State.ACTIVE
+    )
+    made = [
+        Cluster.objects.create(
+            organization=org, name=f"c{i}", api_server=f"https://c{i}.example:6443", owner_id=f"acme-c{i}"
+        )
+        for i in range(3)
+    ]
     small = provisioning.externaldns_config(made[0], zone).args()
     assert "--interval=1m" in " ".join(small) and "--events" in small and "--txt-cache-interval" in " ".join(small)
     b = provisioning.route53_budget()
@@ -111,7 +133,10 @@ def test_a_token_without_every_permission_is_refused_naming_what_is_missing(pers
     cluster_api.set_permissions(rules)
     with pytest.raises(ValidationError) as refused:
         clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
-    assert "lacks permissions orgdns needs in this cluster: delete namespaces, delete secrets, delete serviceaccounts." in refused.value.messages[0]
+    assert (
+        "lacks permissions orgdns needs in this cluster: delete namespaces, delete secrets, delete serviceaccounts."
+        in refused.value.messages[0]
+    )
     assert not Cluster.objects.exists()
 
     cluster_api.set_permissions(externaldns.ORGDNS_CLUSTER_RULES)
@@ -122,8 +147,19 @@ def test_a_token_without_every_permission_is_refused_naming_what_is_missing(pers
 def test_a_deployment_edited_by_hand_is_repaired_by_reprovisioning(personas, cluster_api):
     cluster, _ = register(personas.acme, "prod", cluster_api)
     path = "/apis/apps/v1/namespaces/external-dns/deployments/external-dns"
-    cluster_api.cluster.api("PATCH", path, {"spec": {"replicas": 0, "template": {"spec": {"containers": [
-        {"name": "external-dns", "args": ["--provider=aws", "--policy=sync"]}]}}}}, content_type="application/strategic-merge-patch+json")
+    cluster_api.cluster.api(
+        "PATCH",
+        path,
+        {
+            "spec": {
+                "replicas": 0,
+                "template": {
+                    "spec": {"containers": [{"name": "external-dns", "args": ["--provider=aws", "--policy=sync"]}]}
+                },
+            }
+        },
+        content_type="application/strategic-merge-patch+json",
+    )
 
     clusters.retry_registration(cluster)
     run_jobs()
@@ -147,9 +183,20 @@ def test_externaldns_runs_under_pod_security_restricted(personas, cluster_api):
 def test_a_rollout_that_never_becomes_available_fails_with_the_reason(personas, cluster_api, settings):
     settings.EXTERNALDNS_ROLLOUT_TIMEOUT = 5
     admin = cluster_api.cluster  # the cluster's admin allows no pod in orgdns's namespace
-    admin.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "external-dns", "labels": {"app.kubernetes.io/managed-by": "orgdns"}}})
-    admin.api("POST", "/api/v1/namespaces/external-dns/resourcequotas", {
-        "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}})
+    admin.api(
+        "POST",
+        "/api/v1/namespaces",
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "external-dns", "labels": {"app.kubernetes.io/managed-by": "orgdns"}},
+        },
+    )
+    admin.api(
+        "POST",
+        "/api/v1/namespaces/external-dns/resourcequotas",
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}},
+    )
     cluster, operation = attempt_registration(personas.acme, "prod", cluster_api)
     assert operation.state == Operation.State.FAILED
     assert "did not become available within 5s: FailedCreate" in operation.error and "exceeded quota" in operation.error
@@ -193,9 +240,15 @@ def test_a_listed_rule_grants_a_permission_exactly_when_each_of_its_parts_matche
 
 def test_a_cluster_belongs_to_one_organization_whatever_url_it_is_registered_with(personas, cluster_api):
     cluster, _ = register(personas.acme, "prod", cluster_api)
-    assert cluster.kube_system_uid == cluster_api.cluster.api("GET", "/api/v1/namespaces/kube-system")["metadata"]["uid"]
+    assert (
+        cluster.kube_system_uid == cluster_api.cluster.api("GET", "/api/v1/namespaces/kube-system")["metadata"]["uid"]
+    )
     direct = cluster_api.connection.__class__(cluster_api.cluster.url, cluster_api.token, cluster_api.ca_pem)
-    for org, connection in ((personas.globex, cluster_api.connection), (personas.globex, direct), (personas.acme, direct)):
+    for org, connection in (
+        (personas.globex, cluster_api.connection),
+        (personas.globex, direct),
+        (personas.acme, direct),
+    ):
         with pytest.raises(ValidationError) as refused:
             clusters.register_cluster(org, "again", connection)
         assert "already registered with orgdns, by this or another organization" in refused.value.messages[0]

@@ -39,7 +39,9 @@ def metric(name, **labels):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_externaldns_that_loses_its_key_shows_as_failing_and_recovers_when_provisioned_again(personas, cluster_api, client):
+def test_an_externaldns_that_loses_its_key_shows_as_failing_and_recovers_when_provisioned_again(
+    personas, cluster_api, client
+):
     cluster, _ = register(personas.acme, "prod", cluster_api)
     summary = check_command()
     cluster.refresh_from_db()
@@ -62,7 +64,10 @@ def test_an_externaldns_that_loses_its_key_shows_as_failing_and_recovers_when_pr
     def failing():
         check_command()
         cluster.refresh_from_db()
-        return cluster.externaldns_health == Cluster.Health.FAILING and "CreateContainerConfigError" in cluster.externaldns_problem
+        return (
+            cluster.externaldns_health == Cluster.Health.FAILING
+            and "CreateContainerConfigError" in cluster.externaldns_problem
+        )
 
     wait_until(failing, timeout=180)
     assert 'secret "external-dns-aws" not found' in cluster.externaldns_problem
@@ -76,7 +81,10 @@ def test_an_externaldns_that_loses_its_key_shows_as_failing_and_recovers_when_pr
     home = client.get(reverse("home")).content.decode()
     assert "ExternalDNS failing" in home and reverse("cluster", args=["acme", cluster.pk]) in home
     detail = client.get(f"/api/v1/organizations/acme/clusters/{cluster.pk}").json()
-    assert detail["externaldns"]["health"] == "failing" and "CreateContainerConfigError" in detail["externaldns"]["problem"]
+    assert (
+        detail["externaldns"]["health"] == "failing"
+        and "CreateContainerConfigError" in detail["externaldns"]["problem"]
+    )
     assert metric("orgdns_externaldns_healthy", organization="acme", cluster="prod") == 0
 
     clusters.retry_registration(cluster)  # provisioning puts the Secret back
@@ -108,7 +116,9 @@ def test_a_cluster_that_refuses_our_token_is_unknown_and_needs_attention(persona
     cluster_api.revoke_token()
     wait_until(lambda: externaldns_health.check(cluster) == Cluster.Health.UNKNOWN, timeout=30)
     cluster.refresh_from_db()
-    assert cluster.externaldns_problem.startswith("cannot check: the cluster at ") and "401" in cluster.externaldns_problem
+    assert (
+        cluster.externaldns_problem.startswith("cannot check: the cluster at ") and "401" in cluster.externaldns_problem
+    )
     assert cluster.state == Cluster.State.READY  # the check changes nothing but the health fields
     client.force_login(personas.alice)
     assert "ExternalDNS unknown" in client.get(reverse("home")).content.decode()
@@ -119,12 +129,25 @@ def test_only_the_users_own_failing_clusters_need_their_attention(personas, clie
     since = timezone.now() - timedelta(minutes=12)
     for org, name in ((personas.acme, "prod"), (personas.globex, "web")):
         Cluster.objects.create(
-            organization=org, name=name, api_server=f"https://{name}.example:6443", owner_id=f"{org.name}-{name}",
-            state=Cluster.State.READY, externaldns_health=Cluster.Health.FAILING, externaldns_problem=f"{name} broke",
-            externaldns_failing_since=since, externaldns_checked_at=timezone.now(),
+            organization=org,
+            name=name,
+            api_server=f"https://{name}.example:6443",
+            owner_id=f"{org.name}-{name}",
+            state=Cluster.State.READY,
+            externaldns_health=Cluster.Health.FAILING,
+            externaldns_problem=f"{name} broke",
+            externaldns_failing_since=since,
+            externaldns_checked_at=timezone.now(),
         )
-    Cluster.objects.create(organization=personas.acme, name="gone", api_server="https://gone.example:6443", owner_id="acme-gone",
-                           state=Cluster.State.DEREGISTERED, externaldns_health=Cluster.Health.FAILING, externaldns_problem="gone broke")
+    Cluster.objects.create(
+        organization=personas.acme,
+        name="gone",
+        api_server="https://gone.example:6443",
+        owner_id="acme-gone",
+        state=Cluster.State.DEREGISTERED,
+        externaldns_health=Cluster.Health.FAILING,
+        externaldns_problem="gone broke",
+    )
     client.force_login(personas.alice)
     home = client.get(reverse("home")).content.decode()
     assert "prod broke" in home and "for 12 min" in home
@@ -142,7 +165,10 @@ def test_only_the_users_own_failing_clusters_need_their_attention(personas, clie
         (RUNNING, ""),
         (Observation(deployed=False), "ExternalDNS is not deployed: its Deployment is missing from the cluster"),
         (Observation(deployed=True, replicas=0), "its Deployment is scaled to 0 replicas"),
-        (Observation(deployed=True, problem="pod x; CrashLoopBackOff: back-off 40s"), "pod x; CrashLoopBackOff: back-off 40s"),
+        (
+            Observation(deployed=True, problem="pod x; CrashLoopBackOff: back-off 40s"),
+            "pod x; CrashLoopBackOff: back-off 40s",
+        ),
         (Observation(deployed=True), "no ExternalDNS pod is available"),
         (Observation(deployed=True, available=True, interval=60, metrics=SyncMetrics(NOW - 40, 0, 0)), ""),
         (
@@ -159,7 +185,9 @@ def test_only_the_users_own_failing_clusters_need_their_attention(personas, clie
         ),
         (Observation(deployed=True, available=True, interval=3600, metrics=SyncMetrics(NOW - 3700, 0, 0)), ""),
         (
-            Observation(deployed=True, available=True, running_since=NOW - 900, interval=60, metrics=SyncMetrics(0, 0, 0)),
+            Observation(
+                deployed=True, available=True, running_since=NOW - 900, interval=60, metrics=SyncMetrics(0, 0, 0)
+            ),
             "no successful sync for 15 min (it syncs every 60 s)",
         ),
     ],
@@ -168,6 +196,8 @@ def test_the_health_rule(observation, expected):
     assert health_problem(observation, NOW) == expected
 
 
-@pytest.mark.parametrize("args, seconds", [([], 60), (["--interval=1h"], 3600), (["--x", "--interval=1m30s"], 90), (["--interval=500ms"], 1)])
+@pytest.mark.parametrize(
+    "args, seconds", [([], 60), (["--interval=1h"], 3600), (["--x", "--interval=1m30s"], 90), (["--interval=500ms"], 1)]
+)
 def test_the_interval_is_read_from_the_deployments_args(args, seconds):
     assert externaldns._interval(args) == seconds

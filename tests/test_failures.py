@@ -70,7 +70,12 @@ def test_cluster_api_briefly_unavailable_is_retried(personas, cluster_api):
     "status, message, method, path",
     [
         (409, "Operation cannot be fulfilled: the object has been modified", "PATCH", "/deployments/"),
-        (403, 'secrets "external-dns-aws" is forbidden: unable to create new content in namespace external-dns because it is being terminated', "PATCH", "/secrets/"),
+        (
+            403,
+            'secrets "external-dns-aws" is forbidden: unable to create new content in namespace external-dns because it is being terminated',
+            "PATCH",
+            "/secrets/",
+        ),
     ],
     ids=["conflict", "namespace-terminating"],
 )

@@ -43,8 +43,12 @@ def fleet(settings, tmp_path):
 
     def start():
         env = manage_env(**FAST)
-        supervisor.start("worker", manage_command("rqworker", "--with-scheduler", "default"), tmp_path / "worker.log", env)
-        supervisor.start("sweep", manage_command("sweep_operations", "--every", "1", "--grace", "0"), tmp_path / "sweep.log", env)
+        supervisor.start(
+            "worker", manage_command("rqworker", "--with-scheduler", "default"), tmp_path / "worker.log", env
+        )
+        supervisor.start(
+            "sweep", manage_command("sweep_operations", "--every", "1", "--grace", "0"), tmp_path / "sweep.log", env
+        )
         return supervisor
 
     yield start
@@ -123,10 +127,17 @@ def leftovers(aws, vault, cluster_apis):
         if deployed != (cluster.state == Cluster.State.READY):
             found.append(f"ExternalDNS {'left in' if deployed else 'missing from'} {cluster.name} ({cluster.state})")
         for installation in cluster.certificate_installations.select_related("certificate"):
-            present = any(s["metadata"]["name"] == installation.secret_name for s in api.objects("secrets", installation.namespace))
-            wanted = cluster.state == Cluster.State.READY and installation.certificate.state != Certificate.State.DELETED
+            present = any(
+                s["metadata"]["name"] == installation.secret_name
+                for s in api.objects("secrets", installation.namespace)
+            )
+            wanted = (
+                cluster.state == Cluster.State.READY and installation.certificate.state != Certificate.State.DELETED
+            )
             if present != wanted:
-                found.append(f"certificate Secret {installation.namespace}/{installation.secret_name} {'left' if present else 'missing'} in {cluster.name}")
+                found.append(
+                    f"certificate Secret {installation.namespace}/{installation.secret_name} {'left' if present else 'missing'} in {cluster.name}"
+                )
     return found
 
 
@@ -142,7 +153,12 @@ REGISTER = [
     "Deployment external-dns: created",
 ]
 ISSUE = ["Ensuring the acme CA", "created the acme CA", "issued serial", "Installing the certificate into its clusters"]
-DEREGISTER = ["Removing ExternalDNS from the cluster", "deleted Deployment", "ExternalDNS has stopped", "Deleting the records"]
+DEREGISTER = [
+    "Removing ExternalDNS from the cluster",
+    "deleted Deployment",
+    "ExternalDNS has stopped",
+    "Deleting the records",
+]
 DELETE_ZONE = ["Deleting every record", "Deleting zone", "Deleting IAM user"]
 
 
@@ -178,7 +194,12 @@ def start_delete_zone(personas, api):
     return operation
 
 
-FLOWS = {"register": start_register, "issue certificate": start_issue, "deregister": start_deregister, "delete zone": start_delete_zone}
+FLOWS = {
+    "register": start_register,
+    "issue certificate": start_issue,
+    "deregister": start_deregister,
+    "delete zone": start_delete_zone,
+}
 KILLS = [("register", line) for line in REGISTER] + [("issue certificate", line) for line in ISSUE]
 KILLS += [("deregister", line) for line in DEREGISTER] + [("delete zone", line) for line in DELETE_ZONE]
 
@@ -191,8 +212,19 @@ def test_a_work_horse_killed_at_any_step(flow, line, personas, cluster_api, aws,
     seconds = converge(operation)
     left = leftovers(aws, vault, {"prod": cluster_api})
     rerun_after = (operation.started_at - killed_at).total_seconds()
-    report.append({"fault": "work horse SIGKILL", "flow": flow, "at": line, "step": step, "outcome": operation.state,
-                   "attempts": operation.attempts, "seconds": seconds, "rerun_after": round(rerun_after, 1), "leftovers": left})
+    report.append(
+        {
+            "fault": "work horse SIGKILL",
+            "flow": flow,
+            "at": line,
+            "step": step,
+            "outcome": operation.state,
+            "attempts": operation.attempts,
+            "seconds": seconds,
+            "rerun_after": round(rerun_after, 1),
+            "leftovers": left,
+        }
+    )
     assert operation.state == Operation.State.SUCCEEDED, described(operation, tmp_path)
     assert operation.attempts >= 2
     assert left == []
@@ -202,7 +234,9 @@ FREEZE_SECONDS = 12  # longer than one call's retries with FAST's settings (2 tr
 
 
 @pytest.mark.parametrize("server", ["moto", "bao", "redis"])
-def test_a_server_frozen_mid_registration(server, personas, cluster_api, aws, vault, servers, private_redis, fleet, report, tmp_path):
+def test_a_server_frozen_mid_registration(
+    server, personas, cluster_api, aws, vault, servers, private_redis, fleet, report, tmp_path
+):
     processes = {"moto": servers.moto, "bao": servers.bao, "redis": private_redis.process}
     operation = start_register(personas, cluster_api)
     supervisor = fleet()
@@ -211,9 +245,18 @@ def test_a_server_frozen_mid_registration(server, personas, cluster_api, aws, va
         time.sleep(FREEZE_SECONDS)
     seconds = converge(operation)
     left = leftovers(aws, vault, {"prod": cluster_api})
-    report.append({"fault": f"{server} frozen {FREEZE_SECONDS} s", "flow": "register", "at": "after the first step",
-                   "outcome": operation.state, "attempts": operation.attempts, "seconds": seconds, "leftovers": left,
-                   "restarts": supervisor.restarts})
+    report.append(
+        {
+            "fault": f"{server} frozen {FREEZE_SECONDS} s",
+            "flow": "register",
+            "at": "after the first step",
+            "outcome": operation.state,
+            "attempts": operation.attempts,
+            "seconds": seconds,
+            "leftovers": left,
+            "restarts": supervisor.restarts,
+        }
+    )
     assert operation.state == Operation.State.SUCCEEDED, described(operation, tmp_path)
     assert left == []
 
@@ -230,9 +273,17 @@ def test_redis_restarted_empty_with_jobs_queued_and_running(
         private_redis.restart_empty()
     seconds = [converge(running), converge(queued)]
     left = leftovers(aws, vault, apis)
-    report.append({"fault": "Redis restarted empty", "flow": "register ×2", "at": "one running, one queued",
-                   "outcome": f"{running.state}, {queued.state}", "seconds": seconds, "leftovers": left,
-                   "restarts": supervisor.restarts})
+    report.append(
+        {
+            "fault": "Redis restarted empty",
+            "flow": "register ×2",
+            "at": "one running, one queued",
+            "outcome": f"{running.state}, {queued.state}",
+            "seconds": seconds,
+            "leftovers": left,
+            "restarts": supervisor.restarts,
+        }
+    )
     assert running.state == Operation.State.SUCCEEDED, described(running, tmp_path)
     assert queued.state == Operation.State.SUCCEEDED, described(queued, tmp_path)
     assert left == []
@@ -244,27 +295,52 @@ def post_registration(client, user, api):
     started = time.monotonic()
     response = client.post(
         reverse("cluster-register", args=["acme"]),
-        {"name": "prod", "api_server": api.connection.server, "ca_pem": api.connection.ca_pem, "token": api.connection.token},
+        {
+            "name": "prod",
+            "api_server": api.connection.server,
+            "ca_pem": api.connection.ca_pem,
+            "token": api.connection.token,
+        },
     )
     return response, round(time.monotonic() - started, 1)
 
 
-def test_a_registration_while_redis_hangs_is_refused_clearly_and_saves_nothing(personas, cluster_api, private_redis, vault, client, report):
+def test_a_registration_while_redis_hangs_is_refused_clearly_and_saves_nothing(
+    personas, cluster_api, private_redis, vault, client, report
+):
     with frozen(private_redis.process):
         response, seconds = post_registration(client, personas.alice, cluster_api)
-    report.append({"fault": "Redis frozen", "flow": "registration form", "at": "the request", "outcome": response.status_code,
-                   "seconds": seconds, "leftovers": [str(c) for c in Cluster.objects.all()] + vault_tree(vault, django_settings.VAULT_PREFIX)})
+    report.append(
+        {
+            "fault": "Redis frozen",
+            "flow": "registration form",
+            "at": "the request",
+            "outcome": response.status_code,
+            "seconds": seconds,
+            "leftovers": [str(c) for c in Cluster.objects.all()] + vault_tree(vault, django_settings.VAULT_PREFIX),
+        }
+    )
     assert response.status_code == 200
     assert "job queue (Redis) is not answering. Nothing was saved" in response.content.decode()
     assert not Cluster.objects.exists()
     assert vault_tree(vault, django_settings.VAULT_PREFIX) == []
 
 
-def test_a_registration_while_vault_hangs_is_refused_clearly_and_saves_nothing(personas, cluster_api, servers, client, report):
+def test_a_registration_while_vault_hangs_is_refused_clearly_and_saves_nothing(
+    personas, cluster_api, servers, client, report
+):
     with frozen(servers.bao):
         response, seconds = post_registration(client, personas.alice, cluster_api)
-    report.append({"fault": "Vault frozen", "flow": "registration form", "at": "the request", "outcome": response.status_code,
-                   "seconds": seconds, "leftovers": [str(c) for c in Cluster.objects.all()]})
+    report.append(
+        {
+            "fault": "Vault frozen",
+            "flow": "registration form",
+            "at": "the request",
+            "outcome": response.status_code,
+            "seconds": seconds,
+            "leftovers": [str(c) for c in Cluster.objects.all()],
+        }
+    )
     assert response.status_code == 200
     assert "Vault, where orgdns keeps the cluster&#x27;s credentials, is not answering" in response.content.decode()
     assert not Cluster.objects.exists() and not Operation.objects.exists()

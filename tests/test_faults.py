@@ -108,7 +108,10 @@ def test_a_job_whose_worker_is_killed_runs_again_after_its_lock_frees(personas, 
         kill_worker(worker)
     assert operation.state == Operation.State.SUCCEEDED, operation.error
     assert operation.attempts == 2
-    assert "waiting for another operation of this organization: this operation's earlier run, which stopped" in operation.log
+    assert (
+        "waiting for another operation of this organization: this operation's earlier run, which stopped"
+        in operation.log
+    )
     zones = aws.route53.list_hosted_zones()["HostedZones"]
     assert [z["Name"] for z in zones] == ["acme.orgdns.test."]
     assert len(aws.iam.list_access_keys(UserName="orgdns-acme")["AccessKeyMetadata"]) == 1
@@ -142,7 +145,12 @@ def test_a_zone_whose_tagging_failed_keeps_its_creation_time(personas, cluster_a
     zone.refresh_from_db()
     assert operation_state(cluster.operations.first()) == Operation.State.SUCCEEDED
     assert abs(zone.aws_created_at - asked_at) < timedelta(seconds=30)  # not "unknown, already charged"
-    tags = {t["Key"]: t["Value"] for t in aws.route53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=zone.zone_id)["ResourceTagSet"]["Tags"]}
+    tags = {
+        t["Key"]: t["Value"]
+        for t in aws.route53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=zone.zone_id)[
+            "ResourceTagSet"
+        ]["Tags"]
+    }
     assert tags[CREATED_AT_TAG] == zone.aws_created_at.isoformat()
 
 

@@ -27,14 +27,61 @@ from tests.conftest import run_jobs, vault_tree
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HOSTILE = [
-    "", " ", "\t\n", "\x00", "a\x00b", "\u202eevil", "\ufeff", "😀", "ß", "İ", "xn--", "a" * 5000,
-    "../../../etc/passwd", "<script>alert(1)</script>", "' OR 1=1 --", '"; DROP TABLE provisioning_cluster; --',
-    "${jndi:ldap://x/a}", "{{ settings.SECRET_KEY }}", "{% debug %}", "%s%s%n", "null", "None", "[]", "{}", "-1", "9" * 40,
-    "www", "ns1", "_dmarc", "acme", "globex", "kube-system", "external-dns", "default", "*", "*.acme.orgdns.test",
-    "acme.orgdns.test", "www.acme.orgdns.test", "www.globex.orgdns.test", "10.0.0.1", "::1",
-    "https://169.254.169.254", "https://[fd00:ec2::254]", "https://[::1", "https://127.0.0.1:0", "https://127.0.0.1:99999",
-    "https://user:pw@127.0.0.1:1", "http://127.0.0.1:1", "file:///etc/passwd", "https://no-such-cluster.invalid",
-    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----", "owner", "member", "viewer", "root",
+    "",
+    " ",
+    "\t\n",
+    "\x00",
+    "a\x00b",
+    "\u202eevil",
+    "\ufeff",
+    "😀",
+    "ß",
+    "İ",
+    "xn--",
+    "a" * 5000,
+    "../../../etc/passwd",
+    "<script>alert(1)</script>",
+    "' OR 1=1 --",
+    '"; DROP TABLE provisioning_cluster; --',
+    "${jndi:ldap://x/a}",
+    "{{ settings.SECRET_KEY }}",
+    "{% debug %}",
+    "%s%s%n",
+    "null",
+    "None",
+    "[]",
+    "{}",
+    "-1",
+    "9" * 40,
+    "www",
+    "ns1",
+    "_dmarc",
+    "acme",
+    "globex",
+    "kube-system",
+    "external-dns",
+    "default",
+    "*",
+    "*.acme.orgdns.test",
+    "acme.orgdns.test",
+    "www.acme.orgdns.test",
+    "www.globex.orgdns.test",
+    "10.0.0.1",
+    "::1",
+    "https://169.254.169.254",
+    "https://[fd00:ec2::254]",
+    "https://[::1",
+    "https://127.0.0.1:0",
+    "https://127.0.0.1:99999",
+    "https://user:pw@127.0.0.1:1",
+    "http://127.0.0.1:1",
+    "file:///etc/passwd",
+    "https://no-such-cluster.invalid",
+    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
+    "owner",
+    "member",
+    "viewer",
+    "root",
 ]
 text = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=80))
 PROPERTY = hypothesis_settings(
@@ -54,7 +101,9 @@ def world(personas, make_cluster_api, settings, aws, vault):
     certificate, _ = certificates.issue_certificate(personas.acme, ["www.acme.orgdns.test"])
     run_jobs()
     certificate.refresh_from_db()
-    personas.sam.user_permissions.add(*Permission.objects.filter(codename__in=["add_organization", "act_in_any_organization"]))
+    personas.sam.user_permissions.add(
+        *Permission.objects.filter(codename__in=["add_organization", "act_in_any_organization"])
+    )
     personas.cluster, personas.certificate, personas.aws, personas.vault = cluster, certificate, aws, vault
     personas.unregistered = make_cluster_api()
     personas.settings_prefix = settings.VAULT_PREFIX
@@ -118,9 +167,17 @@ def test_set_member(world, check, username, role):
         assert Membership.objects.get(organization=world.acme, user__username=username.strip()).role == role
         Membership.objects.filter(organization=world.acme, user__username=username.strip()).delete()
         for user_id, organization_id, was in before["memberships"]:
-            Membership.objects.update_or_create(user_id=user_id, organization_id=organization_id, defaults={"role": was})
+            Membership.objects.update_or_create(
+                user_id=user_id, organization_id=organization_id, defaults={"role": was}
+            )
 
-    check(world.alice, reverse("members", args=["acme"]), {"username": username, "role": role}, done, must_succeed=role == "viewer" and username == "charlie")
+    check(
+        world.alice,
+        reverse("members", args=["acme"]),
+        {"username": username, "role": role},
+        done,
+        must_succeed=role == "viewer" and username == "charlie",
+    )
 
 
 def kubeconfigs(world):
@@ -128,7 +185,15 @@ def kubeconfigs(world):
     good = {
         "current-context": "x",
         "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
-        "clusters": [{"name": "x", "cluster": {"server": api.url, "certificate-authority-data": base64.b64encode(api.ca_pem.encode()).decode()}}],
+        "clusters": [
+            {
+                "name": "x",
+                "cluster": {
+                    "server": api.url,
+                    "certificate-authority-data": base64.b64encode(api.ca_pem.encode()).decode(),
+                },
+            }
+        ],
         "users": [{"name": "x", "user": {"token": api.token}}],
     }
     documents = st.recursive(
@@ -137,7 +202,9 @@ def kubeconfigs(world):
         max_leaves=12,
     )
     mangled = st.builds(lambda key, value: {**good, key: value}, st.sampled_from(list(good)), documents)
-    return st.one_of(st.just(good), mangled, documents).map(lambda doc: yaml.safe_dump(doc).encode()) | st.binary(max_size=300)
+    return st.one_of(st.just(good), mangled, documents).map(lambda doc: yaml.safe_dump(doc).encode()) | st.binary(
+        max_size=300
+    )
 
 
 VALID = "<valid>"  # stands for the value that works, which only the test's world knows
@@ -151,8 +218,14 @@ def fill(fields, valid):
     return {name: valid[name] if value == VALID else value for name, value in fields.items()}
 
 
-@given(name=valid_or(text), api_server=valid_or(text), token=valid_or(text), ca_pem=valid_or(text), context=valid_or(text),
-       kubeconfig=st.one_of(st.none(), st.binary(max_size=300), st.data()))
+@given(
+    name=valid_or(text),
+    api_server=valid_or(text),
+    token=valid_or(text),
+    ca_pem=valid_or(text),
+    context=valid_or(text),
+    kubeconfig=st.one_of(st.none(), st.binary(max_size=300), st.data()),
+)
 @example(name=VALID, api_server=VALID, token=VALID, ca_pem=VALID, context=VALID, kubeconfig=None)
 @PROPERTY
 def test_register_cluster(world, check, name, api_server, token, ca_pem, context, kubeconfig):
@@ -170,14 +243,20 @@ def test_register_cluster(world, check, name, api_server, token, ca_pem, context
         assert after["zones"] == before["zones"] and after["users"] == before["users"]
         cluster.operations.all().delete()
         cluster.delete()  # the next example starts from the same world
-        world.vault.secrets.kv.v2.delete_metadata_and_all_versions(path=next(iter(added(before, after, "vault"))), mount_point="secret")
+        world.vault.secrets.kv.v2.delete_metadata_and_all_versions(
+            path=next(iter(added(before, after, "vault"))), mount_point="secret"
+        )
 
     everything_valid = all(v == VALID for v in (name, api_server, token, ca_pem, context)) and kubeconfig is None
     check(world.alice, reverse("cluster-register", args=["acme"]), fields, done, must_succeed=everything_valid)
 
 
-@given(dns_names=valid_or(text), targets=st.lists(valid_or(text), max_size=2), namespace=valid_or(text),
-       secret_name=valid_or(text))
+@given(
+    dns_names=valid_or(text),
+    targets=st.lists(valid_or(text), max_size=2),
+    namespace=valid_or(text),
+    secret_name=valid_or(text),
+)
 @example(dns_names=VALID, targets=[VALID], namespace=VALID, secret_name=VALID)
 @PROPERTY
 def test_issue_certificate(world, check, dns_names, targets, namespace, secret_name):
@@ -206,21 +285,55 @@ def test_install_certificate(world, check, cluster, namespace, secret_name):
     fields = fill({"cluster": cluster, "namespace": namespace, "secret_name": secret_name}, valid)
 
     def done(before, after):
-        (installation,) = CertificateInstallation.objects.filter(pk__in=added(before, after, "rows", "CertificateInstallation"))
+        (installation,) = CertificateInstallation.objects.filter(
+            pk__in=added(before, after, "rows", "CertificateInstallation")
+        )
         (operation,) = Operation.objects.filter(pk__in=added(before, after, "rows", "Operation"))
         # The form strips surrounding whitespace (str.strip's, \x85 and the like included), as every CharField does.
-        assert (installation.namespace, operation.kind) == (fields["namespace"].strip(), Operation.Kind.INSTALL_CERTIFICATE)
+        assert (installation.namespace, operation.kind) == (
+            fields["namespace"].strip(),
+            Operation.Kind.INSTALL_CERTIFICATE,
+        )
         operation.delete()
         installation.delete()
         Certificate.objects.filter(pk=certificate.pk).update(state=Certificate.State.ACTIVE)
 
     everything_valid = cluster == namespace == secret_name == VALID
-    check(world.alice, reverse("certificate-install", args=["acme", certificate.pk]), fields, done, must_succeed=everything_valid)
+    check(
+        world.alice,
+        reverse("certificate-install", args=["acme", certificate.pk]),
+        fields,
+        done,
+        must_succeed=everything_valid,
+    )
 
 
-@given(params=st.dictionaries(st.sampled_from(["q", "state", "org", "kind", "health", "delegation", "expires", "outcome",
-                                               "source", "action", "object", "sort", "page"]), text, max_size=5),
-       name=st.sampled_from(["organization-list", "cluster-list", "zone-list", "operation-list", "certificate-list", "audit-list"]))
+@given(
+    params=st.dictionaries(
+        st.sampled_from(
+            [
+                "q",
+                "state",
+                "org",
+                "kind",
+                "health",
+                "delegation",
+                "expires",
+                "outcome",
+                "source",
+                "action",
+                "object",
+                "sort",
+                "page",
+            ]
+        ),
+        text,
+        max_size=5,
+    ),
+    name=st.sampled_from(
+        ["organization-list", "cluster-list", "zone-list", "operation-list", "certificate-list", "audit-list"]
+    ),
+)
 @PROPERTY
 def test_list_filters(world, client, params, name):
     client.force_login(world.alice)

@@ -101,7 +101,9 @@ def assert_rotated(aws, vault, apis, old):
 
 
 @transactional
-def test_rotation_runs_the_new_key_everywhere_before_deleting_the_old_one(personas, two_clusters, aws, vault, key_count):
+def test_rotation_runs_the_new_key_everywhere_before_deleting_the_old_one(
+    personas, two_clusters, aws, vault, key_count
+):
     old = HostedZone.objects.get().access_key_id
     assert [running_key_ids(api) for api in two_clusters.values()] == [[old], [old]]
 
@@ -132,7 +134,9 @@ CRASH_POINTS = [("iam", "CreateAccessKey"), ("sts", "GetCallerIdentity"), ("iam"
 
 @transactional
 @pytest.mark.parametrize("service,call", CRASH_POINTS)
-def test_a_rotation_dying_at_any_step_converges_when_resumed(service, call, personas, two_clusters, aws, vault, aws_faults):
+def test_a_rotation_dying_at_any_step_converges_when_resumed(
+    service, call, personas, two_clusters, aws, vault, aws_faults
+):
     old = HostedZone.objects.get().access_key_id
     aws_faults.die_after(service, call)
     assert rotate(personas.acme).state == Operation.State.FAILED
@@ -143,7 +147,10 @@ def test_a_rotation_dying_at_any_step_converges_when_resumed(service, call, pers
 
     aws_faults.heal()
     assert "rotating  acme" in resume_from_cron()
-    assert Operation.objects.filter(kind=Operation.Kind.ROTATE_CREDENTIALS).latest("created_at").state == Operation.State.SUCCEEDED
+    assert (
+        Operation.objects.filter(kind=Operation.Kind.ROTATE_CREDENTIALS).latest("created_at").state
+        == Operation.State.SUCCEEDED
+    )
     assert_rotated(aws, vault, two_clusters, old)  # had a third key been asked for, IAM (moto) would have refused it
     assert "0 key rotations queued" in resume_from_cron()
 
@@ -204,14 +211,19 @@ def test_clusters_in_error_are_rolled_when_they_run_our_externaldns(personas, tw
     (new,) = iam_keys(aws)
     assert new != old and running_key_ids(two_clusters["one"]) == [new]
     assert two_clusters["two"].objects("deployments", "external-dns") == []
-    assert set(Cluster.objects.values_list("state", flat=True)) == {Cluster.State.ERROR}  # the rotation repairs nothing else
+    assert set(Cluster.objects.values_list("state", flat=True)) == {
+        Cluster.State.ERROR
+    }  # the rotation repairs nothing else
 
 
 @transactional
 def test_a_cluster_being_provisioned_holds_the_old_key(personas, two_clusters, aws, vault):
     old = HostedZone.objects.get().access_key_id
     registering = Operation.objects.create(
-        kind=Operation.Kind.REGISTER, organization=personas.acme, cluster=Cluster.objects.get(name="one"), state=Operation.State.RUNNING
+        kind=Operation.Kind.REGISTER,
+        organization=personas.acme,
+        cluster=Cluster.objects.get(name="one"),
+        state=Operation.State.RUNNING,
     )
     operation = rotate(personas.acme)
     assert operation.state == Operation.State.FAILED
@@ -227,7 +239,9 @@ def test_a_cluster_being_provisioned_holds_the_old_key(personas, two_clusters, a
 
 
 @transactional
-def test_a_worker_killed_while_rolling_leaves_both_keys_and_the_rotation_converges(personas, two_clusters, aws, vault, settings):
+def test_a_worker_killed_while_rolling_leaves_both_keys_and_the_rotation_converges(
+    personas, two_clusters, aws, vault, settings
+):
     settings.ORGDNS_JOB_RETRY_INTERVALS = [1]  # one more run for the job whose worker dies
     old = HostedZone.objects.get().access_key_id
     two_clusters["two"].proxy.delay = 0.5  # rolling cluster two takes a while: the worker is killed meanwhile
@@ -260,8 +274,12 @@ def keyed_zone(org, created_at, **fields):
     """A zone row whose IAM user has a key made at created_at (no job reaches AWS in these tests)."""
     fields = {"state": HostedZone.State.ACTIVE, **fields}
     return HostedZone.objects.create(
-        organization=org, name=org.zone_name, zone_id=f"Z{org.pk}", access_key_id=f"AKIA{org.name.upper()}",
-        access_key_created_at=created_at, **fields,
+        organization=org,
+        name=org.zone_name,
+        zone_id=f"Z{org.pk}",
+        access_key_id=f"AKIA{org.name.upper()}",
+        access_key_created_at=created_at,
+        **fields,
     )
 
 
@@ -271,11 +289,15 @@ def test_the_cron_picks_keys_past_the_maximum_age_and_rotations_to_finish(instan
     at = instant.at
     due = {
         "old": keyed_zone(Organization.objects.create(name="old"), at - max_age - timedelta(seconds=1)),
-        "midway": keyed_zone(Organization.objects.create(name="midway"), at - timedelta(days=1), previous_access_key_id="AKIAPREV"),
+        "midway": keyed_zone(
+            Organization.objects.create(name="midway"), at - timedelta(days=1), previous_access_key_id="AKIAPREV"
+        ),
         "asked": keyed_zone(Organization.objects.create(name="asked"), at - timedelta(days=1), rotations_requested=1),
     }
     keyed_zone(Organization.objects.create(name="young"), at - max_age + timedelta(minutes=1))
-    HostedZone.objects.create(organization=Organization.objects.create(name="keyless"), name="keyless.orgdns.test", state="active")
+    HostedZone.objects.create(
+        organization=Organization.objects.create(name="keyless"), name="keyless.orgdns.test", state="active"
+    )
     keyed_zone(Organization.objects.create(name="gone"), at - max_age * 3, state=HostedZone.State.DELETED)
     busy = Organization.objects.create(name="busy")
     keyed_zone(busy, at - max_age * 2)
@@ -284,7 +306,9 @@ def test_the_cron_picks_keys_past_the_maximum_age_and_rotations_to_finish(instan
     with instant.travel():
         dry = StringIO()
         call_command("rotate_credentials", "--dry-run", stdout=dry)
-        assert [line.split()[2] for line in dry.getvalue().splitlines() if line.startswith("would rotate")] == sorted(due)
+        assert [line.split()[2] for line in dry.getvalue().splitlines() if line.startswith("would rotate")] == sorted(
+            due
+        )
         assert not Operation.objects.exclude(organization=busy).exists()
         out = StringIO()
         call_command("rotate_credentials", stdout=out)
@@ -293,7 +317,9 @@ def test_the_cron_picks_keys_past_the_maximum_age_and_rotations_to_finish(instan
     assert sorted(queued.values_list("organization__name", flat=True)) == sorted(due)
     assert f"access key AKIAOLD is {settings.ORGDNS_MAX_KEY_AGE_DAYS} days old" in out.getvalue()
     # Only the old key's rotation asks for a new key; the others finish what was asked before.
-    requested = dict(HostedZone.objects.filter(organization__name__in=due).values_list("organization__name", "rotations_requested"))
+    requested = dict(
+        HostedZone.objects.filter(organization__name__in=due).values_list("organization__name", "rotations_requested")
+    )
     assert requested == {"old": 1, "midway": 0, "asked": 1}
     assert "3 key rotations queued" in out.getvalue()
     with pytest.raises(CommandError, match="the maximum key age must be at least 1 day, not 0"):
@@ -327,7 +353,9 @@ def test_removing_a_member_queues_a_rotation_at_once(personas, django_capture_on
 @pytest.mark.django_db
 def test_forgetting_a_cluster_queues_a_rotation_at_once(personas):
     keyed_zone(personas.acme, None)
-    gone = Cluster.objects.create(organization=personas.acme, name="gone", api_server="https://192.0.2.1", owner_id="acme-gone", state="error")
+    gone = Cluster.objects.create(
+        organization=personas.acme, name="gone", api_server="https://192.0.2.1", owner_id="acme-gone", state="error"
+    )
     clusters.forget_cluster(gone)
     kinds = sorted(Operation.objects.filter(organization=personas.acme).values_list("kind", flat=True))
     assert kinds == [Operation.Kind.DEREGISTER, Operation.Kind.ROTATE_CREDENTIALS]

@@ -29,9 +29,9 @@ POLICY_CONDITIONED_ON_THE_BOUNDARY = ("CreateUser", "PutUserPolicy", "DeleteUser
 
 
 def permitted(policy, action, resource="*", **conditions):
-    return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource, incoming_condition_values=conditions) == (
-        PermissionResult.PERMITTED
-    )
+    return IAMPolicy(json.dumps(policy)).is_action_permitted(
+        action, resource, incoming_condition_values=conditions
+    ) == (PermissionResult.PERMITTED)
 
 
 def record_name_patterns(policy):
@@ -63,7 +63,11 @@ def what_iam_checks(service, operation, params, boundaries):
     if service == "iam":
         user = params["UserName"]
         resource = f"arn:aws:iam::{ACCOUNT}:user/{user}"
-        conditions = {"iam:PermissionsBoundary": boundaries.get(user, "")} if operation in POLICY_CONDITIONED_ON_THE_BOUNDARY else {}
+        conditions = (
+            {"iam:PermissionsBoundary": boundaries.get(user, "")}
+            if operation in POLICY_CONDITIONED_ON_THE_BOUNDARY
+            else {}
+        )
         checks = [(f"iam:{operation}", resource, conditions)]
         if operation == "CreateUser" and params.get("Tags"):
             checks.append(("iam:TagUser", resource, {}))
@@ -100,9 +104,18 @@ def test_the_iam_policy_allows_every_call_of_a_full_flow_and_users_get_the_bound
     boundaries = {p["UserName"]: p.get("PermissionsBoundary", "") for s, op, p in aws_calls if op == "CreateUser"}
     assert boundaries == {"orgdns-acme": BOUNDARY}
     operations = {(service, operation) for service, operation, _ in aws_calls}
-    assert {("route53", "CreateHostedZone"), ("route53", "ChangeResourceRecordSets"), ("route53", "DeleteHostedZone"),
-            ("iam", "CreateUser"), ("iam", "PutUserPolicy"), ("iam", "CreateAccessKey"), ("iam", "DeleteAccessKey"),
-            ("iam", "DeleteUser"), ("route53", "ListHostedZones"), ("iam", "ListUsers")} <= operations
+    assert {
+        ("route53", "CreateHostedZone"),
+        ("route53", "ChangeResourceRecordSets"),
+        ("route53", "DeleteHostedZone"),
+        ("iam", "CreateUser"),
+        ("iam", "PutUserPolicy"),
+        ("iam", "CreateAccessKey"),
+        ("iam", "DeleteAccessKey"),
+        ("iam", "DeleteUser"),
+        ("route53", "ListHostedZones"),
+        ("iam", "ListUsers"),
+    } <= operations
     assert [op for _, op, _ in aws_calls].count("CreateAccessKey") == 2  # the first key, and the rotation's
     for service, operation, params in aws_calls:
         if service == "sts":
@@ -120,10 +133,19 @@ def test_the_iam_policy_refuses_what_orgdns_never_needs(settings):
     assert permitted(policy, "iam:CreateUser", tenant, **{"iam:PermissionsBoundary": BOUNDARY})
     assert not permitted(policy, "iam:CreateUser", tenant, **{"iam:PermissionsBoundary": ""})
     assert not permitted(policy, "iam:PutUserPolicy", tenant, **{"iam:PermissionsBoundary": ""})
-    assert not permitted(policy, "iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/admin", **{"iam:PermissionsBoundary": BOUNDARY})
+    assert not permitted(
+        policy, "iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/admin", **{"iam:PermissionsBoundary": BOUNDARY}
+    )
     assert not permitted(policy, "iam:CreateAccessKey", f"arn:aws:iam::{ACCOUNT}:user/deploy-bot")
-    for action in ("iam:AttachUserPolicy", "iam:DeleteUserPermissionsBoundary", "iam:PutUserPermissionsBoundary",
-                   "iam:CreateRole", "iam:CreatePolicy", "sts:AssumeRole", "route53:CreateTrafficPolicy"):
+    for action in (
+        "iam:AttachUserPolicy",
+        "iam:DeleteUserPermissionsBoundary",
+        "iam:PutUserPermissionsBoundary",
+        "iam:CreateRole",
+        "iam:CreatePolicy",
+        "sts:AssumeRole",
+        "route53:CreateTrafficPolicy",
+    ):
         assert not permitted(policy, action, tenant), action
     patterns = record_name_patterns(policy)
     assert names_allowed(patterns, ["acme.orgdns.test.", "a-www.acme.orgdns.test"])
@@ -137,9 +159,17 @@ def test_the_boundary_allows_the_tenants_record_work_only():
         for action in statement["Action"]:
             for resource in statement["Resource"]:
                 assert permitted(boundary, action, resource), (action, resource)  # what ExternalDNS needs still works
-    for action in ("route53:DeleteHostedZone", "route53:CreateHostedZone", "route53:ChangeTagsForResource",
-                   "route53:AssociateVPCWithHostedZone", "iam:CreateUser", "iam:CreateAccessKey", "sts:AssumeRole",
-                   "s3:GetObject", "ec2:DescribeInstances"):
+    for action in (
+        "route53:DeleteHostedZone",
+        "route53:CreateHostedZone",
+        "route53:ChangeTagsForResource",
+        "route53:AssociateVPCWithHostedZone",
+        "iam:CreateUser",
+        "iam:CreateAccessKey",
+        "sts:AssumeRole",
+        "s3:GetObject",
+        "ec2:DescribeInstances",
+    ):
         assert not permitted(boundary, action, "arn:aws:route53:::hostedzone/ZACME"), action
     patterns = record_name_patterns(boundary)
     assert names_allowed(patterns, ["acme.orgdns.test", "app.acme.orgdns.test", "orgdns.test"])
@@ -153,9 +183,13 @@ def test_orgdns_vault_token_holds_its_policy_only(stack):
     assert sorted(client.auth.token.lookup_self()["data"]["policies"]) == ["default", f"orgdns-{settings.VAULT_PREFIX}"]
     kv = client.secrets.kv.v2
     kv.create_or_update_secret(path=f"{settings.VAULT_PREFIX}/orgs/acme/probe", secret={"a": "b"}, mount_point="secret")
-    assert kv.read_secret_version(path=f"{settings.VAULT_PREFIX}/orgs/acme/probe", mount_point="secret", raise_on_deleted_version=True)
+    assert kv.read_secret_version(
+        path=f"{settings.VAULT_PREFIX}/orgs/acme/probe", mount_point="secret", raise_on_deleted_version=True
+    )
     assert kv.list_secrets(path=f"{settings.VAULT_PREFIX}/orgs", mount_point="secret")["data"]["keys"] == ["acme/"]
-    assert kv.read_secret_metadata(path=f"{settings.VAULT_PREFIX}/orgs/acme/probe", mount_point="secret")["data"]["versions"]
+    assert kv.read_secret_metadata(path=f"{settings.VAULT_PREFIX}/orgs/acme/probe", mount_point="secret")["data"][
+        "versions"
+    ]
     kv.delete_metadata_and_all_versions(path=f"{settings.VAULT_PREFIX}/orgs/acme/probe", mount_point="secret")
     root = hvac.Client(url=stack.vault_url, token=VAULT_ROOT_TOKEN)
     root.secrets.kv.v2.create_or_update_secret(path="someone-else/secret", secret={"a": "b"}, mount_point="secret")

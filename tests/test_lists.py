@@ -48,11 +48,19 @@ def world(personas):
     staging = make_cluster(acme, "staging", Cluster.State.ERROR)
     make_cluster(acme, "retired", Cluster.State.DEREGISTERED)
     web = make_cluster(globex, "web", Cluster.State.PROVISIONING)
-    Operation.objects.create(kind=Operation.Kind.REGISTER, organization=acme, cluster=prod, state=Operation.State.SUCCEEDED)
     Operation.objects.create(
-        kind=Operation.Kind.REGISTER, organization=acme, cluster=staging, state="failed", error="The cluster API did not answer."
+        kind=Operation.Kind.REGISTER, organization=acme, cluster=prod, state=Operation.State.SUCCEEDED
     )
-    Operation.objects.create(kind=Operation.Kind.REGISTER, organization=globex, cluster=web, state="running", progress=40)
+    Operation.objects.create(
+        kind=Operation.Kind.REGISTER,
+        organization=acme,
+        cluster=staging,
+        state="failed",
+        error="The cluster API did not answer.",
+    )
+    Operation.objects.create(
+        kind=Operation.Kind.REGISTER, organization=globex, cluster=web, state="running", progress=40
+    )
     make_certificate(acme, "shop", timedelta(days=5))
     make_certificate(globex, "www", timedelta(days=80))
     return personas
@@ -160,7 +168,11 @@ def test_organizations_show_zone_and_cluster_health(client, world):
 
 def test_a_bad_parameter_is_refused_naming_it(client, world):
     client.force_login(world.alice)
-    for params, named in (({"state": "exploded"}, "State:"), ({"sort": "api_server"}, "Sort:"), ({"kind": "x"}, "Kind:")):
+    for params, named in (
+        ({"state": "exploded"}, "State:"),
+        ({"sort": "api_server"}, "Sort:"),
+        ({"kind": "x"}, "Kind:"),
+    ):
         name = "operation-list" if "kind" in params else "cluster-list"
         response = client.get(reverse(name), params)
         body = response.content.decode()
@@ -180,7 +192,11 @@ def test_sorting_by_a_column_header_and_reversing_it(client, world):
 
 def test_sorting_by_state_and_by_count(client, world):
     client.force_login(world.sam)
-    assert row_links(page(client, "cluster-list", sort="state")) == ["staging", "web", "prod"]  # error, provisioning, ready
+    assert row_links(page(client, "cluster-list", sort="state")) == [
+        "staging",
+        "web",
+        "prod",
+    ]  # error, provisioning, ready
     assert row_links(page(client, "organization-list", sort="-clusters")) == ["acme", "globex"]
     assert row_links(page(client, "organization-list", sort="clusters")) == ["globex", "acme"]
 

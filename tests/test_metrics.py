@@ -89,10 +89,15 @@ def test_figures_move_when_an_operation_runs(scrape, personas, cluster_api, aws_
 def test_certificate_expiry_and_zone_gc_decisions(scrape, personas):
     not_after = timezone.now().replace(microsecond=0) + timedelta(days=30)
     certificate = Certificate.objects.create(
-        organization=personas.acme, dns_names=["app.acme.orgdns.test"], state="active",
-        not_before=not_after - timedelta(days=90), not_after=not_after,
+        organization=personas.acme,
+        dns_names=["app.acme.orgdns.test"],
+        state="active",
+        not_before=not_after - timedelta(days=90),
+        not_after=not_after,
     )
-    personas.acme.zones.create(name="acme.orgdns.test", state="active", zone_id="ZACME", aws_created_at=timezone.now() - timedelta(days=40))
+    personas.acme.zones.create(
+        name="acme.orgdns.test", state="active", zone_id="ZACME", aws_created_at=timezone.now() - timedelta(days=40)
+    )
     samples = scrape()
     labels = {"organization": "acme", "certificate": str(certificate.pk), "dns_name": "app.acme.orgdns.test"}
     assert value(samples, "orgdns_certificate_expiry_timestamp_seconds", **labels) == not_after.timestamp()
@@ -112,13 +117,21 @@ def test_a_worker_process_jobs_are_counted(scrape, personas, cluster_api):
     after = scrape()
 
     counted = "orgdns_job_duration_seconds_count"
-    assert value(after, counted, kind="register", outcome="succeeded") - value(before, counted, kind="register", outcome="succeeded") == 1
+    assert (
+        value(after, counted, kind="register", outcome="succeeded")
+        - value(before, counted, kind="register", outcome="succeeded")
+        == 1
+    )
     calls = "orgdns_remote_calls_total"
-    assert value(after, calls, service="route53", operation="CreateHostedZone") > value(before, calls, service="route53", operation="CreateHostedZone")
+    assert value(after, calls, service="route53", operation="CreateHostedZone") > value(
+        before, calls, service="route53", operation="CreateHostedZone"
+    )
     files = os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     assert not [f for f in files if f.endswith(f"_{worker.pid}.db")], "the ended worker's files are folded"
     counted_again = {key: v for key, v in scrape().items() if key[0] != "orgdns_access_key_age_seconds"}
-    assert counted_again == {key: v for key, v in after.items() if key[0] != "orgdns_access_key_age_seconds"}  # nothing lost or doubled
+    assert counted_again == {
+        key: v for key, v in after.items() if key[0] != "orgdns_access_key_age_seconds"
+    }  # nothing lost or doubled
 
 
 def test_ended_processes_are_folded_without_losing_counts(scrape, settings):

@@ -79,7 +79,9 @@ def acme_in_use(personas, make_cluster_api):
     api_one, api_two = make_cluster_api(), make_cluster_api()
     one, two = register(personas.acme, "one", api_one), register(personas.acme, "two", api_two)
     installed = issue(personas.acme, "www", [(one, "web", "www-tls"), (two, "web", "www-tls")])
-    queued, queued_issue = certificates.issue_certificate(personas.acme, ["api.acme.orgdns.test"], [(two, "web", "api-tls")])
+    queued, queued_issue = certificates.issue_certificate(
+        personas.acme, ["api.acme.orgdns.test"], [(two, "web", "api-tls")]
+    )
     assert len(api_one.objects("secrets", "web")) == len(api_two.objects("secrets", "web")) == 1
     return api_one, api_two, installed, queued, queued_issue
 
@@ -94,7 +96,9 @@ def test_offboarding_leaves_nothing_but_the_audit_trail_and_the_ledger(client, p
     assert b"its 2 clusters are deregistered" in page.content and b"its 2 certificates" in page.content
     wrong = client.post(reverse("organization-offboard", args=["acme"]), {"confirmation": "acme-corp"})
     assert wrong.status_code == 200
-    assert "type its name, acme, exactly: &#x27;acme-corp&#x27; is not it. Nothing was changed." in wrong.content.decode()
+    assert (
+        "type its name, acme, exactly: &#x27;acme-corp&#x27; is not it. Nothing was changed." in wrong.content.decode()
+    )
     assert Organization.objects.get(name="acme").state == Organization.State.ACTIVE
     assert not Operation.objects.filter(kind=Operation.Kind.OFFBOARD).exists()
 
@@ -135,7 +139,12 @@ def test_offboarding_leaves_nothing_but_the_audit_trail_and_the_ledger(client, p
     # The audit trail stays, and grew; members no longer see the organization; staff still do.
     assert AuditEvent.objects.filter(organization=org).count() > events_before
     actions = set(AuditEvent.objects.filter(organization=org).values_list("action", flat=True))
-    assert {"offboard.queued", "issue_certificate.cancelled", "offboard.succeeded", "organization.offboarded"} <= actions
+    assert {
+        "offboard.queued",
+        "issue_certificate.cancelled",
+        "offboard.succeeded",
+        "organization.offboarded",
+    } <= actions
     assert client.get(reverse("organization", args=["acme"])).status_code == 404
     assert client.get(reverse("operation", args=[operation.pk])).status_code == 404
     client.force_login(personas.sam)
@@ -154,7 +163,9 @@ def test_offboarding_waits_for_a_running_job_and_removes_what_it_made(client, pe
     workers = []
     try:
         with organization_lock(personas.acme):
-            certificate, issuing = certificates.issue_certificate(personas.acme, ["www.acme.orgdns.test"], [(cluster, "web", "www-tls")])
+            certificate, issuing = certificates.issue_certificate(
+                personas.acme, ["www.acme.orgdns.test"], [(cluster, "web", "www-tls")]
+            )
             workers.append(start_worker_process("--max-idle-time", "60"))
             wait_until(lambda: Operation.objects.get(pk=issuing.pk).state == Operation.State.RUNNING)
             operation = offboarding.offboard_organization(personas.acme, "acme", personas.alice)
@@ -184,12 +195,16 @@ def test_deregistering_waits_for_a_running_certificate_job_and_leaves_no_secret(
     workers = []
     try:
         with organization_lock(personas.acme):
-            certificate, issuing = certificates.issue_certificate(personas.acme, ["www.acme.orgdns.test"], [(cluster, "web", "www-tls")])
+            certificate, issuing = certificates.issue_certificate(
+                personas.acme, ["www.acme.orgdns.test"], [(cluster, "web", "www-tls")]
+            )
             workers.append(start_worker_process("--max-idle-time", "60"))
             wait_until(lambda: Operation.objects.get(pk=issuing.pk).state == Operation.State.RUNNING)
             deregistration = clusters.deregister_cluster(cluster)
             workers.append(start_worker_process("--max-idle-time", "60"))
-            wait_until(lambda: Operation.objects.get(pk=deregistration.pk).step.startswith("Waiting for issue certificate"))
+            wait_until(
+                lambda: Operation.objects.get(pk=deregistration.pk).step.startswith("Waiting for issue certificate")
+            )
         wait_until(lambda: Operation.objects.get(pk=deregistration.pk).finished, timeout=180)
     finally:
         for worker in workers:
@@ -245,9 +260,15 @@ class Silent:
 
 def test_members_do_not_see_the_delete_button(client, personas):
     client.force_login(personas.alice)
-    assert reverse("organization-offboard", args=["acme"]).encode() in client.get(reverse("organization", args=["acme"])).content
+    assert (
+        reverse("organization-offboard", args=["acme"]).encode()
+        in client.get(reverse("organization", args=["acme"])).content
+    )
     Membership.objects.filter(user=personas.alice).update(role=Membership.Role.MEMBER)
-    assert reverse("organization-offboard", args=["acme"]).encode() not in client.get(reverse("organization", args=["acme"])).content
+    assert (
+        reverse("organization-offboard", args=["acme"]).encode()
+        not in client.get(reverse("organization", args=["acme"])).content
+    )
     assert client.get(reverse("organization-offboard", args=["acme"])).status_code == 403
 
 
@@ -300,5 +321,13 @@ def test_the_api_offboards_with_the_typed_name(client, personas):
     assert client.get("/api/v1/organizations/acme", headers=headers).json()["state"] == "offboarding"
     again = client.post(url, {"confirmation": "acme"}, content_type="application/json", headers=headers)
     assert again.status_code == 409 and "acme is already being offboarded" in again.json()["detail"]
-    refused = client.post("/api/v1/organizations/acme/certificates", {"dns_names": ["x.acme.orgdns.test"]}, content_type="application/json", headers=headers)
-    assert refused.status_code == 403 and "acme is offboarding: nothing in it can be changed any more" in refused.json()["detail"]
+    refused = client.post(
+        "/api/v1/organizations/acme/certificates",
+        {"dns_names": ["x.acme.orgdns.test"]},
+        content_type="application/json",
+        headers=headers,
+    )
+    assert (
+        refused.status_code == 403
+        and "acme is offboarding: nothing in it can be changed any more" in refused.json()["detail"]
+    )

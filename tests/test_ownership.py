@@ -30,12 +30,16 @@ def parent_zone(aws, settings):
 
 def put_record(aws, zone_id, name, rtype, values, action="UPSERT"):
     record = {"Name": name, "Type": rtype, "TTL": 300, "ResourceRecords": [{"Value": v} for v in values]}
-    aws.route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": action, "ResourceRecordSet": record}]})
+    aws.route53.change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": action, "ResourceRecordSet": record}]}
+    )
 
 
 def records_named(aws, zone_id, name):
     page = aws.route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
-    return {(r["Type"], tuple(sorted(v["Value"] for v in r.get("ResourceRecords", [])))) for r in page if r["Name"] == name}
+    return {
+        (r["Type"], tuple(sorted(v["Value"] for v in r.get("ResourceRecords", [])))) for r in page if r["Name"] == name
+    }
 
 
 def assert_no_zone_created(aws):
@@ -78,8 +82,11 @@ def test_an_iam_user_of_ours_left_by_an_earlier_attempt_is_reused(personas, clus
 
 def test_the_teardown_leaves_an_iam_user_that_is_not_ours_alone(personas, aws):
     HostedZone.objects.create(
-        organization=personas.acme, name=personas.acme.zone_name, state=HostedZone.State.DELETING,
-        teardown_started_at=timezone.now(), route53_deleted_at=timezone.now(),
+        organization=personas.acme,
+        name=personas.acme.zone_name,
+        state=HostedZone.State.DELETING,
+        teardown_started_at=timezone.now(),
+        route53_deleted_at=timezone.now(),
     )
     aws.iam.create_user(UserName="orgdns-acme")
     aws.iam.create_access_key(UserName="orgdns-acme")
@@ -101,20 +108,27 @@ def test_the_teardown_leaves_an_iam_user_that_is_not_ours_alone(personas, aws):
         ("CNAME", ["elsewhere.example.net"], "a CNAME record (elsewhere.example.net)"),
     ],
 )
-def test_a_parent_zone_record_that_is_not_our_delegation_fails_the_registration(rtype, values, shown, personas, cluster_api, aws, settings):
+def test_a_parent_zone_record_that_is_not_our_delegation_fails_the_registration(
+    rtype, values, shown, personas, cluster_api, aws, settings
+):
     parent = parent_zone(aws, settings)
     put_record(aws, parent, "acme.orgdns.test", rtype, values)
 
     cluster, operation = register(personas.acme, cluster_api)
 
     assert operation.state == Operation.State.FAILED
-    assert f"the parent zone {parent} already has {shown} named acme.orgdns.test that orgdns did not write" in operation.error
+    assert (
+        f"the parent zone {parent} already has {shown} named acme.orgdns.test that orgdns did not write"
+        in operation.error
+    )
     assert records_named(aws, parent, "acme.orgdns.test.") == {(rtype, tuple(sorted(values)))}
     assert [z["Name"] for z in aws.route53.list_hosted_zones()["HostedZones"]] == ["orgdns.test."]
     assert aws.iam.list_users()["Users"] == []
 
 
-def test_a_record_made_between_the_check_and_the_delegation_is_not_overwritten(personas, cluster_api, aws, settings, aws_faults):
+def test_a_record_made_between_the_check_and_the_delegation_is_not_overwritten(
+    personas, cluster_api, aws, settings, aws_faults
+):
     parent = parent_zone(aws, settings)
 
     def someone_else_writes_it(**_):
@@ -130,7 +144,9 @@ def test_a_record_made_between_the_check_and_the_delegation_is_not_overwritten(p
 def test_our_delegation_to_an_earlier_zone_is_replaced(personas, cluster_api, aws, settings):
     parent = parent_zone(aws, settings)
     earlier = ["ns-1.awsdns-01.org", "ns-2.awsdns-02.net"]
-    HostedZone.objects.create(organization=personas.acme, name="acme.orgdns.test", state=HostedZone.State.DELETED, name_servers=earlier)
+    HostedZone.objects.create(
+        organization=personas.acme, name="acme.orgdns.test", state=HostedZone.State.DELETED, name_servers=earlier
+    )
     put_record(aws, parent, "acme.orgdns.test", "NS", [f"{ns}." for ns in earlier])
 
     cluster, operation = register(personas.acme, cluster_api)
@@ -164,21 +180,34 @@ def test_organization_creation_is_refused_when_the_parent_zone_has_the_name(pers
 
     parent = parent_zone(aws, settings)
     put_record(aws, parent, "initech.orgdns.test", "A", ["192.0.2.1"])
-    with pytest.raises(ValidationError, match=rf"initech.orgdns.test is already in use: the parent zone {parent} has an A record \(192.0.2.1\)"):
+    with pytest.raises(
+        ValidationError,
+        match=rf"initech.orgdns.test is already in use: the parent zone {parent} has an A record \(192.0.2.1\)",
+    ):
         organizations.create_organization("initech")
     client.force_login(grant(personas.sam, "add_organization"))
     response = client.post(reverse("organization-create"), {"name": "initech"})
     assert response.status_code == 200 and "is already in use" in response.content.decode()
     superuser = type(personas.sam).objects.create_superuser("root", password="pw")
     client.force_login(superuser)
-    response = client.post(reverse("admin:provisioning_organization_add"), {"name": "initech", **inline_management_form()})
+    response = client.post(
+        reverse("admin:provisioning_organization_add"), {"name": "initech", **inline_management_form()}
+    )
     assert response.status_code == 200 and "is already in use" in response.content.decode()
     assert not Organization.objects.filter(name="initech").exists()
     assert organizations.create_organization("hooli").name == "hooli"
 
 
 def inline_management_form():
-    return {f"memberships-{key}": value for key, value in {"TOTAL_FORMS": "0", "INITIAL_FORMS": "0", "MIN_NUM_FORMS": "0", "MAX_NUM_FORMS": "1000"}.items()}
+    return {
+        f"memberships-{key}": value
+        for key, value in {
+            "TOTAL_FORMS": "0",
+            "INITIAL_FORMS": "0",
+            "MIN_NUM_FORMS": "0",
+            "MAX_NUM_FORMS": "1000",
+        }.items()
+    }
 
 
 # --- reserved names -------------------------------------------------------------------------------

@@ -124,7 +124,15 @@ def test_register_form_with_a_kubeconfig_upload(client, personas, cluster_api):
     config = {
         "current-context": "x",
         "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
-        "clusters": [{"name": "x", "cluster": {"server": cluster_api.url, "certificate-authority-data": base64.b64encode(cluster_api.ca_pem.encode()).decode()}}],
+        "clusters": [
+            {
+                "name": "x",
+                "cluster": {
+                    "server": cluster_api.url,
+                    "certificate-authority-data": base64.b64encode(cluster_api.ca_pem.encode()).decode(),
+                },
+            }
+        ],
         "users": [{"name": "x", "user": {"token": cluster_api.token}}],
     }
     client.force_login(personas.alice)
@@ -212,7 +220,12 @@ def test_home_shows_health_and_what_needs_attention(client, personas, acme_clust
     cluster, _ = clusters.register_cluster(personas.acme, "edge", broken.connection)
     broken.revoke_token()
     run_jobs()
-    Certificate.objects.create(organization=personas.acme, dns_names=["soon.acme.orgdns.test"], state="active", not_after=timezone.now() + timedelta(days=3))
+    Certificate.objects.create(
+        organization=personas.acme,
+        dns_names=["soon.acme.orgdns.test"],
+        state="active",
+        not_after=timezone.now() + timedelta(days=3),
+    )
     Certificate.objects.create(organization=personas.globex, dns_names=["theirs.globex.orgdns.test"], state="error")
 
     client.force_login(personas.alice)

@@ -38,15 +38,21 @@ def self_signed(tmp_path):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not-kubernetes")])
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .sign(key, hashes.SHA256())
     )
     pem = certificate.public_bytes(serialization.Encoding.PEM)
     (tmp_path / "cert.pem").write_bytes(pem)
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return pem.decode()
 
 
@@ -72,7 +78,9 @@ def https_server(tmp_path):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self.send_response(201)
             self.end_headers()
-            self.wfile.write(b'{"status": {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]}}')
+            self.wfile.write(
+                b'{"status": {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]}}'
+            )
 
         def log_message(self, *args):
             pass
@@ -133,7 +141,10 @@ def test_a_server_that_is_not_kubernetes_is_refused_with_a_form_error(status, bo
         {"name": "edge", "api_server": connection.server, "token": "t", "ca_pem": connection.ca_pem},
     )
     assert response.status_code == 200
-    assert "is not a Kubernetes API server" in response.content.decode() or "like a Kubernetes API server" in response.content.decode()
+    assert (
+        "is not a Kubernetes API server" in response.content.decode()
+        or "like a Kubernetes API server" in response.content.decode()
+    )
     assert not Cluster.objects.exists()
 
 
@@ -144,7 +155,9 @@ def test_each_user_has_a_budget_of_probes(personas, make_cluster_api, settings):
     wrong = ClusterConnection(api.url, "wrong-token", api.ca_pem)
     for _ in range(2):
         assert "refused our token" in refusal(personas.acme, wrong, personas.alice)
-    assert "Too many cluster registrations in a short time: try again in" in refusal(personas.acme, api.connection, personas.alice)
+    assert "Too many cluster registrations in a short time: try again in" in refusal(
+        personas.acme, api.connection, personas.alice
+    )
     assert not Cluster.objects.exists()
     # Another user's budget is their own.
     cluster, _ = clusters.register_cluster(personas.globex, "edge", api.connection, personas.bob)
@@ -176,7 +189,9 @@ def test_the_permitted_networks_setting_allows_loopback_and_jobs_follow_it(perso
     assert "the API server address 127.0.0.1 is loopback" in refusal(personas.acme, cluster_api.connection)
 
     settings.ORGDNS_CLUSTER_PERMITTED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
-    by_name = ClusterConnection(cluster_api.url.replace("127.0.0.1", "localhost"), cluster_api.token, cluster_api.ca_pem)
+    by_name = ClusterConnection(
+        cluster_api.url.replace("127.0.0.1", "localhost"), cluster_api.token, cluster_api.ca_pem
+    )
     cluster, operation = clusters.register_cluster(personas.acme, "edge", by_name)  # checked against the name localhost
     settings.ORGDNS_CLUSTER_PERMITTED_NETWORKS = []  # a job connects under the same rule as the probe
     run_jobs()

@@ -35,17 +35,27 @@ def seed(prefix, organizations, clusters, operations, member):
     belongs to all of them. Returns the last organization."""
     now = timezone.now()
     orgs = Organization.objects.bulk_create([Organization(name=f"{prefix}{i}") for i in range(organizations)])
-    Membership.objects.bulk_create([Membership(user=member, organization=org, role=Membership.Role.OWNER) for org in orgs])
+    Membership.objects.bulk_create(
+        [Membership(user=member, organization=org, role=Membership.Role.OWNER) for org in orgs]
+    )
     HostedZone.objects.bulk_create(
         [
-            HostedZone(organization=org, name=org.zone_name, state=HostedZone.State.ACTIVE, zone_id=f"Z{org.pk}", delegated=True)
+            HostedZone(
+                organization=org,
+                name=org.zone_name,
+                state=HostedZone.State.ACTIVE,
+                zone_id=f"Z{org.pk}",
+                delegated=True,
+            )
             for org in orgs
         ]
     )
     states = [Cluster.State.READY, Cluster.State.ERROR, Cluster.State.PROVISIONING]
     made = Cluster.objects.bulk_create(
         [
-            Cluster(organization=org, name=f"c{i}", api_server="https://k", owner_id=f"{org.name}-c{i}", state=states[i % 3])
+            Cluster(
+                organization=org, name=f"c{i}", api_server="https://k", owner_id=f"{org.name}-c{i}", state=states[i % 3]
+            )
             for org in orgs
             for i in range(clusters)
         ]
@@ -65,7 +75,9 @@ def seed(prefix, organizations, clusters, operations, member):
     by_org = {certificate.organization_id: certificate for certificate in certificates}
     CertificateInstallation.objects.bulk_create(
         [
-            CertificateInstallation(certificate=by_org[c.organization_id], cluster=c, namespace="web", secret_name="tls")
+            CertificateInstallation(
+                certificate=by_org[c.organization_id], cluster=c, namespace="web", secret_name="tls"
+            )
             for c in made
         ]
     )
@@ -75,14 +87,25 @@ def seed(prefix, organizations, clusters, operations, member):
             for c in certificates
         ]
         + [
-            Operation(kind="register", organization_id=c.organization_id, cluster=c, state="succeeded", created_by=member)
+            Operation(
+                kind="register", organization_id=c.organization_id, cluster=c, state="succeeded", created_by=member
+            )
             for c in made
             for _ in range(operations)
         ]
     )
     AuditEvent.objects.bulk_create(
         [
-            AuditEvent(actor=member, actor_name="member", source="ui", action="register.queued", organization_id=c.organization_id, object_type="cluster", object_id=str(c.pk), object_repr=c.name)
+            AuditEvent(
+                actor=member,
+                actor_name="member",
+                source="ui",
+                action="register.queued",
+                organization_id=c.organization_id,
+                object_type="cluster",
+                object_id=str(c.pk),
+                object_repr=c.name,
+            )
             for c in made
         ]
     )
@@ -163,7 +186,16 @@ def test_queries_do_not_grow_with_the_data(client, personas, django_user_model, 
 def test_admin_change_lists_do_not_grow_with_the_data(client, django_user_model):
     user = django_user_model.objects.create_superuser("support", password="!")
     client.force_login(user)
-    models = ["organization", "membership", "hostedzone", "cluster", "operation", "certificate", "certificateinstallation", "auditevent"]
+    models = [
+        "organization",
+        "membership",
+        "hostedzone",
+        "cluster",
+        "operation",
+        "certificate",
+        "certificateinstallation",
+        "auditevent",
+    ]
     urls = {model: reverse(f"admin:provisioning_{model}_changelist") for model in models}
 
     seed("small", organizations=3, clusters=1, operations=1, member=user)
@@ -182,8 +214,12 @@ def test_api_queries_with_a_token_do_not_grow_with_the_data(client, personas, dj
     headers = {"Authorization": f"Bearer {raw}"}
     client.get("/api/v1/me", headers=headers)  # the first use records last_used_at
 
-    small = query_counts(client, api_endpoints(seed("small", organizations=3, clusters=1, operations=1, member=user)), headers)
-    large = query_counts(client, api_endpoints(seed("large", organizations=30, clusters=5, operations=12, member=user)), headers)
+    small = query_counts(
+        client, api_endpoints(seed("small", organizations=3, clusters=1, operations=1, member=user)), headers
+    )
+    large = query_counts(
+        client, api_endpoints(seed("large", organizations=30, clusters=5, operations=12, member=user)), headers
+    )
 
     assert large == small
     assert max(large.values()) <= MOST_QUERIES, large

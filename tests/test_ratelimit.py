@@ -29,7 +29,10 @@ def test_two_processes_share_one_budget():
     redis_url = f"redis://{url.get('host', '127.0.0.1')}:{url.get('port', 6379)}/{url.get('db', 0)}"
     rate, per_process = 10.0, 6
     processes = [
-        subprocess.Popen([sys.executable, "-c", GRANTS, redis_url, "test:bucket", str(rate), str(per_process)], stdout=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", GRANTS, redis_url, "test:bucket", str(rate), str(per_process)],
+            stdout=subprocess.PIPE,
+        )
         for _ in range(2)
     ]
     grants = sorted(t for p in processes for t in json.loads(p.communicate(timeout=60)[0]))

@@ -30,7 +30,9 @@ def worker(transactional_db):
     process.wait(10)
 
 
-@pytest.mark.skipif(not (shutil.which("curl") and shutil.which("jq") and shutil.which("openssl")), reason="needs curl, jq and openssl")
+@pytest.mark.skipif(
+    not (shutil.which("curl") and shutil.which("jq") and shutil.which("openssl")), reason="needs curl, jq and openssl"
+)
 def test_the_readme_curl_examples_run(live_server, worker, personas, cluster_api, tmp_path):
     examples = readme_api_examples()
     assert len(examples) == 2
@@ -41,7 +43,15 @@ def test_the_readme_curl_examples_run(live_server, worker, personas, cluster_api
                 "apiVersion": "v1",
                 "current-context": "ci",
                 "contexts": [{"name": "ci", "context": {"cluster": "c", "user": "u"}}],
-                "clusters": [{"name": "c", "cluster": {"server": cluster_api.url, "certificate-authority-data": base64.b64encode(cluster_api.ca_pem.encode()).decode()}}],
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {
+                            "server": cluster_api.url,
+                            "certificate-authority-data": base64.b64encode(cluster_api.ca_pem.encode()).decode(),
+                        },
+                    }
+                ],
                 "users": [{"name": "u", "user": {"token": cluster_api.token}}],
             }
         )

@@ -38,7 +38,9 @@ def listed(report, held=False):
 
 def put_secret(vault, path, data=None):
     """A write as a timed-out form (or a killed job) leaves it: in Vault, with no row."""
-    vault.secrets.kv.v2.create_or_update_secret(path=f"{settings.VAULT_PREFIX}/{path}", secret=data or {"x": "y"}, mount_point="secret")
+    vault.secrets.kv.v2.create_or_update_secret(
+        path=f"{settings.VAULT_PREFIX}/{path}", secret=data or {"x": "y"}, mount_point="secret"
+    )
 
 
 def our_tags(org, created_at=None):
@@ -50,18 +52,42 @@ def our_tags(org, created_at=None):
 
 def make_user(aws, name, tags=()):
     aws.iam.create_user(UserName=name, Tags=list(tags))
-    aws.iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "route53:ListHostedZones", "Resource": "*"}]}))
+    aws.iam.put_user_policy(
+        UserName=name,
+        PolicyName="p",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "route53:ListHostedZones", "Resource": "*"}],
+            }
+        ),
+    )
     aws.iam.create_access_key(UserName=name)
 
 
 def make_zone(aws, name, tags=(), records=()):
-    zone_id = aws.route53.create_hosted_zone(Name=name, CallerReference=f"test-{name}-{len(tags)}")["HostedZone"]["Id"].split("/")[-1]
+    zone_id = aws.route53.create_hosted_zone(Name=name, CallerReference=f"test-{name}-{len(tags)}")["HostedZone"][
+        "Id"
+    ].split("/")[-1]
     if tags:
         aws.route53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone_id, AddTags=list(tags))
     for record in records:
-        aws.route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": {
-            "Name": record, "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}}]})
+        aws.route53.change_resource_record_sets(
+            HostedZoneId=zone_id,
+            ChangeBatch={
+                "Changes": [
+                    {
+                        "Action": "CREATE",
+                        "ResourceRecordSet": {
+                            "Name": record,
+                            "Type": "A",
+                            "TTL": 60,
+                            "ResourceRecords": [{"Value": "192.0.2.1"}],
+                        },
+                    }
+                ]
+            },
+        )
     return zone_id
 
 
@@ -74,8 +100,12 @@ def users(aws):
 
 
 def secret_manifest(name, namespace, labels):
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "stringData": {"tls.crt": "x", "tls.key": "y"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "stringData": {"tls.crt": "x", "tls.key": "y"},
+    }
 
 
 def test_orphans_are_listed_then_removed_and_lookalikes_left_alone(personas, cluster_api, aws, vault):
@@ -96,8 +126,12 @@ def test_orphans_are_listed_then_removed_and_lookalikes_left_alone(personas, clu
     race = secret_manifest("www-tls", "web", {**tls.MANAGED_BY, tls.CERTIFICATE_LABEL: str(deleted.pk)})
     cluster_api.cluster.api("POST", "/api/v1/namespaces/web/secrets", race)
     # Someone else's Secret, unlabelled, where the database also has a certificate to go.
-    cluster_api.cluster.api("POST", "/api/v1/namespaces/web/secrets", secret_manifest("plain-tls", "web", {"app": "mine"}))
-    certificates.issue_certificate(acme, ["www.acme.orgdns.test"], [(prod, "web", "www-tls"), (prod, "web", "plain-tls")])
+    cluster_api.cluster.api(
+        "POST", "/api/v1/namespaces/web/secrets", secret_manifest("plain-tls", "web", {"app": "mine"})
+    )
+    certificates.issue_certificate(
+        acme, ["www.acme.orgdns.test"], [(prod, "web", "www-tls"), (prod, "web", "plain-tls")]
+    )
     run_jobs()
     live = Certificate.objects.exclude(state=Certificate.State.DELETED).get()
     assert live.installations.filter(state="failed").count() == 2
@@ -113,7 +147,11 @@ def test_orphans_are_listed_then_removed_and_lookalikes_left_alone(personas, clu
     make_user(aws, "orgdns-globex", our_tags("globex"))
     make_user(aws, "orgdns-gone", our_tags("gone"))
     make_user(aws, "orgdns-foo")  # our name, not our tags
-    make_user(aws, "orgdns-bar", [{"Key": "orgdns:managed-by", "Value": "someone-else"}, {"Key": "orgdns:organization", "Value": "bar"}])
+    make_user(
+        aws,
+        "orgdns-bar",
+        [{"Key": "orgdns:managed-by", "Value": "someone-else"}, {"Key": "orgdns:organization", "Value": "bar"}],
+    )
     make_user(aws, "deploy-bot", our_tags("acme"))  # our tags, not our name
     # Route53: ours without a row — adopted (globex exists and has no zone), deleted (its organization is gone; a
     # second zone of acme's); look-alikes without our tags.
@@ -130,7 +168,9 @@ def test_orphans_are_listed_then_removed_and_lookalikes_left_alone(personas, clu
     make_user(aws, "orgdns-initech", our_tags("initech"))
 
     tree, iam_users, route53_zones = vault_tree(vault, prefix), users(aws), zones(aws)
-    ghost_zones = {z for z in route53_zones if z[0] in ("gone.orgdns.test.", "acme.orgdns.test.") and z[1] != acme_zone.zone_id}
+    ghost_zones = {
+        z for z in route53_zones if z[0] in ("gone.orgdns.test.", "acme.orgdns.test.") and z[1] != acme_zone.zone_id
+    }
     orphans = {
         ("vault", f"{prefix}/orgs/acme/clusters/acme-ghost-0bad1dea"),
         ("vault", f"{prefix}/orgs/gone/tls/ca"),
@@ -158,11 +198,15 @@ def test_orphans_are_listed_then_removed_and_lookalikes_left_alone(personas, clu
 
     applied = reconcile("--apply", "--grace", "0")
     assert listed(applied) == orphans
-    assert all(o["outcome"] and not o["outcome"].startswith(("failed", "left")) for o in applied["orphans"] if not o["held"])
+    assert all(
+        o["outcome"] and not o["outcome"].startswith(("failed", "left")) for o in applied["orphans"] if not o["held"]
+    )
     assert set(vault_tree(vault, prefix)) == set(tree) - {name for kind, name in orphans if kind == "vault"}
     assert users(aws) == ["deploy-bot", "orgdns-acme", "orgdns-bar", "orgdns-foo", "orgdns-initech"]
     assert set(zones(aws)) == set(route53_zones) - ghost_zones
-    assert (globex_zone, "globex.orgdns.test.") in {(i, n) for n, i in zones(aws)} and untagged in {i for _, i in zones(aws)}
+    assert (globex_zone, "globex.orgdns.test.") in {(i, n) for n, i in zones(aws)} and untagged in {
+        i for _, i in zones(aws)
+    }
     adopted = HostedZone.objects.get(organization=globex)
     assert (adopted.state, adopted.zone_id, adopted.aws_created_at) == (HostedZone.State.ACTIVE, globex_zone, paid_at)
     assert [s["metadata"]["name"] for s in cluster_api.objects("secrets", "web")] == ["plain-tls"]
@@ -187,18 +231,26 @@ def test_the_dry_run_prints_a_line_per_orphan_and_a_summary(personas, vault):
     out = StringIO()
     call_command("reconcile", "--grace", "0", stdout=out)
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith(f"delete  vault     {settings.VAULT_PREFIX}/orgs/gone/tls/ca  org gone  organization gone does not exist")
+    assert lines[0].startswith(
+        f"delete  vault     {settings.VAULT_PREFIX}/orgs/gone/tls/ca  org gone  organization gone does not exist"
+    )
     assert lines[-1] == "1 orphans, 0 left for a later run; dry run: nothing changed (--apply removes them)."
     assert vault_tree(vault, settings.VAULT_PREFIX) == [f"{settings.VAULT_PREFIX}/orgs/gone/tls/ca"]
 
 
-def test_a_credentials_write_that_lands_after_the_form_gave_up_is_removed(personas, cluster_api, servers, client, vault):
+def test_a_credentials_write_that_lands_after_the_form_gave_up_is_removed(
+    personas, cluster_api, servers, client, vault
+):
     client.force_login(personas.alice)
     with frozen(servers.bao):
         response = client.post(
             reverse("cluster-register", args=["acme"]),
-            {"name": "prod", "api_server": cluster_api.connection.server, "ca_pem": cluster_api.connection.ca_pem,
-             "token": cluster_api.connection.token},
+            {
+                "name": "prod",
+                "api_server": cluster_api.connection.server,
+                "ca_pem": cluster_api.connection.ca_pem,
+                "token": cluster_api.connection.token,
+            },
         )
     assert "is not answering" in response.content.decode()
     assert not Cluster.objects.exists()
@@ -227,9 +279,15 @@ def test_grace_must_not_be_negative(personas):
 
 def test_a_cluster_that_cannot_be_read_is_reported_and_the_rest_still_done(personas, vault):
     cluster = Cluster.objects.create(
-        organization=personas.acme, name="prod", api_server="https://prod.example", owner_id="acme-prod-1", state=Cluster.State.READY
+        organization=personas.acme,
+        name="prod",
+        api_server="https://prod.example",
+        owner_id="acme-prod-1",
+        state=Cluster.State.READY,
     )  # its credentials are not in Vault
-    certificate = Certificate.objects.create(organization=personas.acme, dns_names=["www.acme.orgdns.test"], state=Certificate.State.ACTIVE)
+    certificate = Certificate.objects.create(
+        organization=personas.acme, dns_names=["www.acme.orgdns.test"], state=Certificate.State.ACTIVE
+    )
     certificate.installations.create(cluster=cluster, namespace="web", secret_name="www-tls")
     put_secret(vault, "orgs/gone/tls/ca")
 
@@ -241,15 +299,19 @@ def test_a_cluster_that_cannot_be_read_is_reported_and_the_rest_still_done(perso
     assert vault_tree(vault, settings.VAULT_PREFIX) == []
 
 
-
 def test_nothing_is_removed_while_another_holds_the_organization_lock(personas, vault, settings):
     settings.ORGDNS_ORG_LOCK_WAIT = 1
     put_secret(vault, "orgs/acme/clusters/acme-ghost-0bad1dea")
     out = StringIO()
     with organization_lock(personas.acme), pytest.raises(CommandError, match="1 removals failed"):
         call_command("reconcile", "--apply", "--grace", "0", stdout=out)
-    assert "failed: organization acme is busy with another operation (a request being served); will retry" in out.getvalue()
-    assert vault_tree(vault, settings.VAULT_PREFIX) == [f"{settings.VAULT_PREFIX}/orgs/acme/clusters/acme-ghost-0bad1dea"]
+    assert (
+        "failed: organization acme is busy with another operation (a request being served); will retry"
+        in out.getvalue()
+    )
+    assert vault_tree(vault, settings.VAULT_PREFIX) == [
+        f"{settings.VAULT_PREFIX}/orgs/acme/clusters/acme-ghost-0bad1dea"
+    ]
     assert AuditEvent.objects.get(action="reconcile.delete").outcome == AuditEvent.Outcome.FAILED
 
     call_command("reconcile", "--apply", "--grace", "0", stdout=StringIO())

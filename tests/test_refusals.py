@@ -14,7 +14,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def acme(personas, cluster_api):
     cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection, personas.alice)
     run_jobs()
-    certificate = Certificate.objects.create(organization=personas.acme, dns_names=["www.acme.orgdns.test"], state="active")
+    certificate = Certificate.objects.create(
+        organization=personas.acme, dns_names=["www.acme.orgdns.test"], state="active"
+    )
     return cluster, operation, certificate
 
 
@@ -56,7 +58,9 @@ def test_what_does_not_exist_or_is_ones_own_is_not_a_refusal(client, personas, a
     client.force_login(personas.alice)
     assert client.get(reverse("cluster", args=["acme", 999999])).status_code == 404
     assert client.get(reverse("organization", args=["initech"])).status_code == 404
-    assert client.get(reverse("cluster", args=["globex", cluster.pk])).status_code == 404  # alice's own cluster, wrong URL
+    assert (
+        client.get(reverse("cluster", args=["globex", cluster.pk])).status_code == 404
+    )  # alice's own cluster, wrong URL
     assert not refusals().exists()
 
 
@@ -76,4 +80,8 @@ def test_acting_without_the_right_is_refused_and_recorded(client, personas, acme
     client.force_login(personas.charlie)
     assert client.post(reverse("organization-create"), {"name": "initech"}).status_code == 403
     event = refusals().last()
-    assert (event.actor, event.organization, event.detail) == (personas.charlie, None, "create an organization: charlie may not")
+    assert (event.actor, event.organization, event.detail) == (
+        personas.charlie,
+        None,
+        "create an organization: charlie may not",
+    )

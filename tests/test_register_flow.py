@@ -72,7 +72,13 @@ def test_first_cluster_gets_zone_scoped_user_key_and_externaldns(personas, clust
     assert len(cluster_api.objects("clusterrolebindings", selector=ours)) == 1
     (role,) = cluster_api.objects("clusterroles", selector=ours)
     rules = role["rules"]
-    assert {res for rule in rules for res in rule["resources"]} >= {"services", "ingresses", "pods", "nodes", "endpointslices"}
+    assert {res for rule in rules for res in rule["resources"]} >= {
+        "services",
+        "ingresses",
+        "pods",
+        "nodes",
+        "endpointslices",
+    }
 
 
 def _prefix():
@@ -179,8 +185,12 @@ def test_nothing_of_the_flow_lands_outside_the_org_vault_path(personas, cluster_
     assert sorted(paths) == sorted([f"{_prefix()}/orgs/acme/aws", f"{_prefix()}/orgs/acme/clusters/{cluster.owner_id}"])
 
 
-def test_a_failed_delegation_leaves_a_zone_the_gc_can_see_and_a_rerun_delegates(personas, cluster_api, aws, settings, aws_faults):
-    parent = aws.route53.create_hosted_zone(Name="orgdns.test", CallerReference="parent")["HostedZone"]["Id"].split("/")[-1]
+def test_a_failed_delegation_leaves_a_zone_the_gc_can_see_and_a_rerun_delegates(
+    personas, cluster_api, aws, settings, aws_faults
+):
+    parent = aws.route53.create_hosted_zone(Name="orgdns.test", CallerReference="parent")["HostedZone"]["Id"].split(
+        "/"
+    )[-1]
     settings.ORGDNS_PARENT_ZONE_ID = parent
     aws_faults.error("route53", "ChangeResourceRecordSets", "InvalidChangeBatch", times=1)
     cluster, operation = register(personas.acme, "prod", cluster_api)
@@ -197,9 +207,15 @@ def test_a_failed_delegation_leaves_a_zone_the_gc_can_see_and_a_rerun_delegates(
 
 def test_an_adopted_zone_keeps_the_creation_time_we_tagged(personas, cluster_api, aws):
     created = aws.route53.create_hosted_zone(Name="acme.orgdns.test", CallerReference="earlier-run")["HostedZone"]
-    tags = {"orgdns:managed-by": "orgdns", "orgdns:organization": "acme", "orgdns:created-at": "2026-01-31T22:00:00+00:00"}
+    tags = {
+        "orgdns:managed-by": "orgdns",
+        "orgdns:organization": "acme",
+        "orgdns:created-at": "2026-01-31T22:00:00+00:00",
+    }
     aws.route53.change_tags_for_resource(
-        ResourceType="hostedzone", ResourceId=created["Id"].split("/")[-1], AddTags=[{"Key": k, "Value": v} for k, v in tags.items()]
+        ResourceType="hostedzone",
+        ResourceId=created["Id"].split("/")[-1],
+        AddTags=[{"Key": k, "Value": v} for k, v in tags.items()],
     )
     register(personas.acme, "prod", cluster_api)
     assert HostedZone.objects.get().aws_created_at.isoformat() == "2026-01-31T22:00:00+00:00"

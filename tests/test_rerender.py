@@ -28,7 +28,9 @@ def interval_arg(cluster_api):
     return next(a for a in deployed_args(cluster_api) if a.startswith("--interval="))
 
 
-def test_adding_and_removing_a_cluster_re_renders_the_other_within_the_budget(personas, make_cluster_api, settings, client):
+def test_adding_and_removing_a_cluster_re_renders_the_other_within_the_budget(
+    personas, make_cluster_api, settings, client
+):
     # A rate at which one cluster resyncs every minute and two need about 107 s each.
     settings.ORGDNS_ROUTE53_ACCOUNT_RATE = 0.04
     first_api, second_api = make_cluster_api(), make_cluster_api()
@@ -46,10 +48,16 @@ def test_adding_and_removing_a_cluster_re_renders_the_other_within_the_budget(pe
     was = first.externaldns_flags["interval"]
     assert wanted.interval > 1.2 * was
     assert route53_budget.account_budgets()[0].stale == 1
-    assert rerender("--dry-run") == f"would queue  acme/first  {was} s -> {wanted.interval} s\n1 re-render would be queued, 0 left for a later run.\n"
+    assert (
+        rerender("--dry-run")
+        == f"would queue  acme/first  {was} s -> {wanted.interval} s\n1 re-render would be queued, 0 left for a later run.\n"
+    )
     assert not Operation.objects.filter(kind=RERENDER).exists()
 
-    assert rerender() == f"queued  acme/first  {was} s -> {wanted.interval} s\n1 re-render queued, 0 left for a later run.\n"
+    assert (
+        rerender()
+        == f"queued  acme/first  {was} s -> {wanted.interval} s\n1 re-render queued, 0 left for a later run.\n"
+    )
     assert rerender() == "0 re-renders queued, 0 left for a later run.\n"  # its job is under way: not queued twice
     run_jobs()
     job = Operation.objects.get(kind=RERENDER)
@@ -67,7 +75,10 @@ def test_adding_and_removing_a_cluster_re_renders_the_other_within_the_budget(pe
     clusters.deregister_cluster(second)
     run_jobs()
     alone = budget.externaldns_flags(1, 2, first.owner_id, plan)
-    assert rerender() == f"queued  acme/first  {wanted.interval} s -> {alone.interval} s\n1 re-render queued, 0 left for a later run.\n"
+    assert (
+        rerender()
+        == f"queued  acme/first  {wanted.interval} s -> {alone.interval} s\n1 re-render queued, 0 left for a later run.\n"
+    )
     run_jobs()
     assert interval_arg(first_api) == alone.args()[0]
 
@@ -92,8 +103,10 @@ def test_re_renders_are_bounded_and_the_most_overspending_go_first(personas):
     for done in stale[:2]:  # as their jobs would
         Cluster.objects.filter(pk=done.cluster_id).update(externaldns_flags=dataclasses.asdict(done.wanted))
     queued.update(state=Operation.State.SUCCEEDED)
-    assert rerender("--limit", "2").splitlines() == [f"queued  acme/slow0  3600 s -> {stale[2].wanted.interval} s",
-                                                      "1 re-render queued, 0 left for a later run."]
+    assert rerender("--limit", "2").splitlines() == [
+        f"queued  acme/slow0  3600 s -> {stale[2].wanted.interval} s",
+        "1 re-render queued, 0 left for a later run.",
+    ]
     assert not Operation.objects.filter(cluster=close).exists()
 
 
@@ -104,6 +117,8 @@ def test_a_re_render_leaves_a_cluster_that_is_no_longer_ready_alone(personas):
     Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.DEREGISTERING)
     run_jobs()
     job = Operation.objects.get(kind=RERENDER)
-    assert job.state == Operation.State.SUCCEEDED and "the cluster is deregistering now: nothing to re-render" in job.log
+    assert (
+        job.state == Operation.State.SUCCEEDED and "the cluster is deregistering now: nothing to re-render" in job.log
+    )
     cluster.refresh_from_db()
     assert cluster.state == Cluster.State.DEREGISTERING

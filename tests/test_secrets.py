@@ -33,7 +33,9 @@ def redis_dump():
     return "\n".join(dumped)
 
 
-def test_secrets_appear_nowhere_but_vault_and_the_cluster(client, personas, make_cluster_api, vault, aws_faults, caplog):
+def test_secrets_appear_nowhere_but_vault_and_the_cluster(
+    client, personas, make_cluster_api, vault, aws_faults, caplog
+):
     caplog.set_level(logging.DEBUG)
     api, refusing = make_cluster_api(), make_cluster_api()
     cluster, _ = clusters.register_cluster(personas.acme, "prod", api.connection, personas.alice)
@@ -46,7 +48,13 @@ def test_secrets_appear_nowhere_but_vault_and_the_cluster(client, personas, make
     aws_secret = vault.secrets.kv.v2.read_secret_version(
         path=f"{settings.VAULT_PREFIX}/orgs/acme/aws", mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]["secret_access_key"]
-    secrets = {"aws secret key": aws_secret, "vault token": VAULT_ROOT_TOKEN, "orgdns's vault token": settings.VAULT_TOKEN, "cluster token": api.token, "other cluster token": refusing.connection.token}
+    secrets = {
+        "aws secret key": aws_secret,
+        "vault token": VAULT_ROOT_TOKEN,
+        "orgdns's vault token": settings.VAULT_TOKEN,
+        "cluster token": api.token,
+        "other cluster token": refusing.connection.token,
+    }
 
     database = io.StringIO()
     call_command("dumpdata", "provisioning", "auth", "admin", "sessions", stdout=database)
@@ -66,7 +74,12 @@ def test_secrets_appear_nowhere_but_vault_and_the_cluster(client, personas, make
     client.force_login(personas.sam)
     pages += [client.get(f"/admin/provisioning/{m}/").content.decode() for m in ("hostedzone", "cluster", "operation")]
 
-    places = {"database": database.getvalue(), "redis (job records)": redis_dump(), "logs": caplog.text, "pages": "\n".join(pages)}
+    places = {
+        "database": database.getvalue(),
+        "redis (job records)": redis_dump(),
+        "logs": caplog.text,
+        "pages": "\n".join(pages),
+    }
     assert "refused our token" in places["database"]  # the failure path was exercised
     for place, text in places.items():
         for what, secret in secrets.items():

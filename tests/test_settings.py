@@ -22,7 +22,9 @@ def run_django(environment, *args):
     """A fresh process on orgdns_site.settings with exactly this environment (plus PATH and HOME)."""
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **environment}
     env["DJANGO_SETTINGS_MODULE"] = "orgdns_site.settings"
-    return subprocess.run([sys.executable, *args], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, *args], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_readme_production_example_passes_check_deploy(tmp_path):
@@ -44,7 +46,9 @@ def test_the_readme_production_example_passes_check_deploy(tmp_path):
         "print(s.SECURE_PROXY_SSL_HEADER, s.SECURE_HSTS_SECONDS, s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_AGE, "
         "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.DEBUG)",
     )
-    assert shown.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https') 31536000 True 43200 True True False", shown.stderr
+    assert shown.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https') 31536000 True 43200 True True False", (
+        shown.stderr
+    )
 
 
 def test_without_debug_it_refuses_to_start_without_a_secret_key():
@@ -67,20 +71,32 @@ def test_a_malformed_proxy_header_setting_is_refused():
 
 
 def test_route53_shares_that_exceed_the_account_are_refused_and_orgdns_rate_is_its_share():
-    result = run_django({"DEBUG": "1", "ORGDNS_ROUTE53_FLEET_SHARE": "0.8", "ORGDNS_ROUTE53_SHARE": "0.3"}, "manage.py", "check")
+    result = run_django(
+        {"DEBUG": "1", "ORGDNS_ROUTE53_FLEET_SHARE": "0.8", "ORGDNS_ROUTE53_SHARE": "0.3"}, "manage.py", "check"
+    )
     assert result.returncode != 0 and "must not exceed 1" in result.stderr
-    shown = run_django({"DEBUG": "1", "ORGDNS_ROUTE53_ACCOUNT_RATE": "20", "ORGDNS_ROUTE53_SHARE": "0.25"}, "-c",
-                       "import django; django.setup(); from django.conf import settings as s; "
-                       "print(s.ORGDNS_ROUTE53_RATE, s.ORGDNS_ROUTE53_BURST)")
+    shown = run_django(
+        {"DEBUG": "1", "ORGDNS_ROUTE53_ACCOUNT_RATE": "20", "ORGDNS_ROUTE53_SHARE": "0.25"},
+        "-c",
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.ORGDNS_ROUTE53_RATE, s.ORGDNS_ROUTE53_BURST)",
+    )
     assert shown.stdout.split() == ["5.0", "12"], shown.stderr
 
 
-@pytest.mark.parametrize(("name", "value", "said"), [
-    ("ORGDNS_BUDGET_ATTENTION", "80", "ORGDNS_BUDGET_ATTENTION must be a fraction, more than 0 and at most 1, not 80.0"),
-    ("ORGDNS_ROUTE53_ZONE_QUOTA", "0", "ORGDNS_ROUTE53_ZONE_QUOTA must be more than 0, not 0"),
-    ("ORGDNS_ROUTE53_MEASURE_MINUTES", "0", "ORGDNS_ROUTE53_MEASURE_MINUTES must be 1 to 180, not 0"),
-    ("EXTERNALDNS_RERENDERS_AT_ONCE", "-1", "must not be negative"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        (
+            "ORGDNS_BUDGET_ATTENTION",
+            "80",
+            "ORGDNS_BUDGET_ATTENTION must be a fraction, more than 0 and at most 1, not 80.0",
+        ),
+        ("ORGDNS_ROUTE53_ZONE_QUOTA", "0", "ORGDNS_ROUTE53_ZONE_QUOTA must be more than 0, not 0"),
+        ("ORGDNS_ROUTE53_MEASURE_MINUTES", "0", "ORGDNS_ROUTE53_MEASURE_MINUTES must be 1 to 180, not 0"),
+        ("EXTERNALDNS_RERENDERS_AT_ONCE", "-1", "must not be negative"),
+    ],
+)
 def test_route53_budget_settings_out_of_range_are_refused(name, value, said):
     result = run_django({"DEBUG": "1", name: value}, "manage.py", "check")
     assert result.returncode != 0 and said in result.stderr

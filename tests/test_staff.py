@@ -12,14 +12,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def grant(user, *codenames):
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="provisioning", codename__in=codenames))
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="provisioning", codename__in=codenames)
+    )
     return type(user).objects.get(pk=user.pk)  # a fresh instance: permissions are cached per instance
 
 
 @pytest.fixture
 def acme(personas, cluster_api):
     cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection, personas.alice)
-    certificate, _ = certificates.issue_certificate(personas.acme, ["www.acme.orgdns.test"], [(cluster, "web", "www-tls")])
+    certificate, _ = certificates.issue_certificate(
+        personas.acme, ["www.acme.orgdns.test"], [(cluster, "web", "www-tls")]
+    )
     run_jobs()
     cluster.refresh_from_db()
     certificate.refresh_from_db()
@@ -38,7 +42,10 @@ def actions(cluster, certificate):
         (reverse("cluster-deregister", args=[org, cluster.pk]), {}),
         (reverse("operation-retry", args=[operation.pk]), {}),
         (reverse("certificate-issue", args=[org]), {"dns_names": "api.acme.orgdns.test"}),
-        (reverse("certificate-install", args=[org, certificate.pk]), {"cluster": cluster.pk, "namespace": "x", "secret_name": "y"}),
+        (
+            reverse("certificate-install", args=[org, certificate.pk]),
+            {"cluster": cluster.pk, "namespace": "x", "secret_name": "y"},
+        ),
         (reverse("certificate-renew", args=[org, certificate.pk]), {}),
         (reverse("certificate-delete", args=[org, certificate.pk]), {}),
         (reverse("members", args=[org]), {"username": "charlie", "role": "owner"}),

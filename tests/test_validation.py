@@ -79,7 +79,10 @@ def test_nothing_is_kept_when_the_cluster_cannot_be_used(personas, cluster_api, 
         cases = [
             (unreachable, "Cannot use this cluster: no Kubernetes API server answered at"),
             (ClusterConnection(cluster_api.url, "wrong-token", cluster_api.ca_pem), "refused our token"),
-            (ClusterConnection(cluster_api.url, cluster_api.token), "no Kubernetes API server answered at .* with this CA"),
+            (
+                ClusterConnection(cluster_api.url, cluster_api.token),
+                "no Kubernetes API server answered at .* with this CA",
+            ),
         ]
         for connection, message in cases:
             with pytest.raises(ValidationError, match=message):
@@ -112,7 +115,15 @@ def kubeconfig(**changes):
         "kind": "Config",
         "current-context": "main",
         "contexts": [{"name": "main", "context": {"cluster": "c", "user": "u"}}],
-        "clusters": [{"name": "c", "cluster": {"server": "https://k8s.example:6443", "certificate-authority-data": base64.b64encode(CA_PEM.encode()).decode()}}],
+        "clusters": [
+            {
+                "name": "c",
+                "cluster": {
+                    "server": "https://k8s.example:6443",
+                    "certificate-authority-data": base64.b64encode(CA_PEM.encode()).decode(),
+                },
+            }
+        ],
         "users": [{"name": "u", "user": {"token": "secret-token"}}],
     }
     for path, value in changes.items():
@@ -141,15 +152,26 @@ def test_a_usable_kubeconfig_gives_its_connection():
         (kubeconfig(contexts=[]), "no contexts"),
         (kubeconfig(**{"current-context": "other"}), "no context named 'other'"),
         (
-            kubeconfig(**{"current-context": None, "contexts": [{"name": "a", "context": {}}, {"name": "b", "context": {}}]}),
+            kubeconfig(
+                **{"current-context": None, "contexts": [{"name": "a", "context": {}}, {"name": "b", "context": {}}]}
+            ),
             "2 contexts and no current-context",
         ),
         (kubeconfig(users__0__user={"exec": {"command": "aws"}}), "credential plugin"),
         (kubeconfig(users__0__user={"client-certificate-data": "x"}), "only bearer-token users"),
-        (kubeconfig(clusters__0__cluster={"server": "https://k:6443", "certificate-authority": "/etc/ca.crt"}), "CA file"),
-        (kubeconfig(clusters__0__cluster={"server": "https://k:6443", "insecure-skip-tls-verify": True}), "insecure-skip-tls-verify"),
+        (
+            kubeconfig(clusters__0__cluster={"server": "https://k:6443", "certificate-authority": "/etc/ca.crt"}),
+            "CA file",
+        ),
+        (
+            kubeconfig(clusters__0__cluster={"server": "https://k:6443", "insecure-skip-tls-verify": True}),
+            "insecure-skip-tls-verify",
+        ),
         (kubeconfig(clusters__0__cluster={"certificate-authority-data": "eA=="}), "no cluster with a server URL"),
-        (kubeconfig(clusters__0__cluster={"server": "https://k:6443", "certificate-authority-data": "%%%"}), "not base64"),
+        (
+            kubeconfig(clusters__0__cluster={"server": "https://k:6443", "certificate-authority-data": "%%%"}),
+            "not base64",
+        ),
     ],
 )
 def test_unusable_kubeconfigs_are_refused_with_the_reason(text, message):

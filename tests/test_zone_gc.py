@@ -84,10 +84,16 @@ def gc_at(instant, moment):
 def live_zone(org, created, cluster=False):
     """An active zone row only (nothing in AWS), optionally used by a cluster."""
     zone = HostedZone.objects.create(
-        organization=org, name=org.zone_name, state=HostedZone.State.ACTIVE, zone_id=f"Z{org.name.upper()}", aws_created_at=created
+        organization=org,
+        name=org.zone_name,
+        state=HostedZone.State.ACTIVE,
+        zone_id=f"Z{org.name.upper()}",
+        aws_created_at=created,
     )
     if cluster:
-        Cluster.objects.create(organization=org, name="prod", api_server="https://k.example", owner_id=f"{org.name}-prod")
+        Cluster.objects.create(
+            organization=org, name="prod", api_server="https://k.example", owner_id=f"{org.name}-prod"
+        )
     return zone
 
 
@@ -115,7 +121,9 @@ def fill(aws, zone):
         for i in range(RECORD_SETS)
     ]
     for start in range(0, len(changes), 100):
-        aws.route53.change_resource_record_sets(HostedZoneId=zone.zone_id, ChangeBatch={"Changes": changes[start : start + 100]})
+        aws.route53.change_resource_record_sets(
+            HostedZoneId=zone.zone_id, ChangeBatch={"Changes": changes[start : start + 100]}
+        )
 
 
 def record_names(aws, zone_id):
@@ -177,7 +185,9 @@ def test_an_unused_young_zone_is_torn_down_completely(personas, acme_full_zone, 
     assert len(vault_tree(vault, f"{settings.VAULT_PREFIX}/orgs/globex")) == 2
     # the row stays, with the charge the young deletion avoided
     (charge,) = ZoneCharge.objects.filter(zone=zone)
-    assert charge.kind == ZoneCharge.Kind.AVOIDED_YOUNG and charge.month == billing.month_start(zone.aws_created_at).date()
+    assert (
+        charge.kind == ZoneCharge.Kind.AVOIDED_YOUNG and charge.month == billing.month_start(zone.aws_created_at).date()
+    )
 
 
 def test_zones_in_use_and_paid_zones_are_kept_until_the_final_window(instant, personas, make_cluster_api, aws):
@@ -279,7 +289,9 @@ def test_a_cluster_registered_before_the_teardown_starts_keeps_the_zone(personas
     assert aws.route53.get_hosted_zone(Id=zone.zone_id)
 
 
-def test_a_cluster_registered_during_a_stopped_teardown_waits_for_a_fresh_zone(personas, make_cluster_api, aws, aws_faults):
+def test_a_cluster_registered_during_a_stopped_teardown_waits_for_a_fresh_zone(
+    personas, make_cluster_api, aws, aws_faults
+):
     old = unused_zone(personas.acme)
     gc()
     aws_faults.error("route53", "DeleteHostedZone", "AccessDenied", times=1000, status=403)
@@ -350,7 +362,10 @@ def test_a_crash_between_teardown_steps_is_recovered_by_a_rerun(
 
     aws_faults.heal()
     waiting = gc()["acme"]
-    assert waiting.action == zone_gc.DELETING and waiting.not_before == crashed.finished_at + settings.ORGDNS_GC_RETRY_AFTER
+    assert (
+        waiting.action == zone_gc.DELETING
+        and waiting.not_before == crashed.finished_at + settings.ORGDNS_GC_RETRY_AFTER
+    )
     assert waiting.outcome == ""
     resumed = gc(timezone.now() + settings.ORGDNS_GC_RETRY_AFTER)["acme"]
     assert resumed.action == zone_gc.RESUME and resumed.outcome == "queued"
@@ -423,7 +438,13 @@ def test_two_gc_runs_at_once_claim_each_zone_once():
     zones = 200
     orgs = Organization.objects.bulk_create([Organization(name=f"org{i:03d}") for i in range(zones)])
     HostedZone.objects.bulk_create(
-        HostedZone(organization=org, name=org.zone_name, state=HostedZone.State.ACTIVE, zone_id=f"Z{org.pk}", aws_created_at=timezone.now())
+        HostedZone(
+            organization=org,
+            name=org.zone_name,
+            state=HostedZone.State.ACTIVE,
+            zone_id=f"Z{org.pk}",
+            aws_created_at=timezone.now(),
+        )
         for org in orgs
     )
     first, second = finish(gc_process(), gc_process())
@@ -547,7 +568,13 @@ def test_now_shows_what_happens_at_month_end(planned_zones):
     assert actions == [("acme", "keep"), ("globex", "delete"), ("initech", "delete")]  # every unused zone goes
     assert document["now"] == month_end.isoformat()
     assert document["summary"] == {
-        "zones": 3, "in_use": 1, "kept_unused": 0, "to_delete": 2, "to_resume": 0, "deleting": 0, "queued": 0
+        "zones": 3,
+        "in_use": 1,
+        "kept_unused": 0,
+        "to_delete": 2,
+        "to_resume": 0,
+        "deleting": 0,
+        "queued": 0,
     }
     assert not Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).exists()
 
@@ -606,8 +633,11 @@ def test_bad_arguments_are_refused(planned_zones, args, message):
 
 def test_settings_out_of_range_are_named(planned_zones, settings):
     settings.ORGDNS_GC_FINAL_WINDOW = timedelta(0)
-    with planned_zones.travel(), pytest.raises(
-        CommandError, match="final window before a month starts must be more than 0.*ORGDNS_GC_FINAL_WINDOW"
+    with (
+        planned_zones.travel(),
+        pytest.raises(
+            CommandError, match="final window before a month starts must be more than 0.*ORGDNS_GC_FINAL_WINDOW"
+        ),
     ):
         run_command("--dry-run")
 
@@ -653,7 +683,9 @@ def test_prices_are_ranked_account_wide_and_savings_valued_at_the_margin(instant
     zone_gc.record_charges(now)
     ZoneCharge.objects.create(
         zone=HostedZone.objects.create(
-            organization=Organization.objects.create(name="gone"), name="gone.orgdns.test", state=HostedZone.State.DELETED
+            organization=Organization.objects.create(name="gone"),
+            name="gone.orgdns.test",
+            state=HostedZone.State.DELETED,
         ),
         month=instant.month.date(),
         kind=ZoneCharge.Kind.AVOIDED_YOUNG,
@@ -662,7 +694,9 @@ def test_prices_are_ranked_account_wide_and_savings_valued_at_the_margin(instant
     everything = zone_gc.billing_overview(Organization.objects.all(), now)
     assert everything.month == instant.month.date()
     assert [(c.charge.zone, c.price) for c in everything.charged] == [
-        (globex, Decimal("0.50")), (acme, Decimal("0.50")), (initech, Decimal("0.10"))
+        (globex, Decimal("0.50")),
+        (acme, Decimal("0.50")),
+        (initech, Decimal("0.10")),
     ]  # ranked in the order they were charged: the oldest zone first
     assert everything.charged_total == Decimal("1.10")
     assert [(c.charge.zone.name, c.price) for c in everything.avoided_young] == [("gone.orgdns.test", Decimal("0.10"))]
@@ -678,7 +712,9 @@ def ledger(instant, personas):
     live_zone(personas.acme, instant.at - timedelta(days=2))
     live_zone(personas.globex, instant.at - timedelta(days=2), cluster=True)
     zone_gc.record_charges(instant.at)
-    gone = HostedZone.objects.create(organization=personas.acme, name="acme.orgdns.test", state=HostedZone.State.DELETED)
+    gone = HostedZone.objects.create(
+        organization=personas.acme, name="acme.orgdns.test", state=HostedZone.State.DELETED
+    )
     ZoneCharge.objects.create(zone=gone, month=instant.month.date(), kind=ZoneCharge.Kind.AVOIDED_YOUNG)
     return instant
 
@@ -795,7 +831,8 @@ def test_members_cannot_use_the_admin_action(client, personas, ledger):
     acme = HostedZone.objects.get(organization=personas.acme, state=HostedZone.State.ACTIVE)
     client.force_login(personas.alice)
     response = client.post(
-        reverse("admin:provisioning_hostedzone_changelist"), {"action": "delete_if_unused", "_selected_action": [acme.pk]}
+        reverse("admin:provisioning_hostedzone_changelist"),
+        {"action": "delete_if_unused", "_selected_action": [acme.pk]},
     )
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     assert not teardowns(personas.acme).exists()

@@ -59,5 +59,13 @@ def get_me(request):
     }
 
 
-for router in (account, organizations.router, clusters.router, zones.router, certificates.router, operations.router, audit.router):
+for router in (
+    account,
+    organizations.router,
+    clusters.router,
+    zones.router,
+    certificates.router,
+    operations.router,
+    audit.router,
+):
     api.add_router("", router)

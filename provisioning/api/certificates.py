@@ -33,12 +33,19 @@ def issue_certificate(request, response: HttpResponse, org: OrgName, body: schem
     kubernetes.io/tls Secret in each `install` target."""
     organization = organizations.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
     with refused(422):
-        targets = [(certificates.get_installable_cluster(organization, t.cluster), t.namespace, t.secret_name) for t in body.install]
+        targets = [
+            (certificates.get_installable_cluster(organization, t.cluster), t.namespace, t.secret_name)
+            for t in body.install
+        ]
         certificate, operation = certificates.issue_certificate(organization, body.dns_names, targets, request.user)
     return accepted(response, operation, certificate=certificates.current(certificate))
 
 
-@router.get("/organizations/{org}/certificates/ca.crt", response={200: None, 404: Problem, 503: Problem}, openapi_extra={"responses": {200: PEM}})
+@router.get(
+    "/organizations/{org}/certificates/ca.crt",
+    response={200: None, 404: Problem, 503: Problem},
+    openapi_extra={"responses": {200: PEM}},
+)
 def download_ca_certificate(request, org: OrgName):
     """The organization CA's certificate, to trust its certificates with (its key never leaves Vault)."""
     organization = organizations.get_org_for_user(request.user, org)
@@ -79,11 +86,15 @@ def pem_response(pem, filename):
 )
 def install_certificate(request, response: HttpResponse, org: OrgName, certificate_id: Id, body: schemas.Target):
     """Queue installing the certificate as a Secret in one more cluster (or again where it is)."""
-    certificate = certificates.get_writable_certificate_for_user(request.user, org, certificate_id, f"{request.method} {request.path}")
+    certificate = certificates.get_writable_certificate_for_user(
+        request.user, org, certificate_id, f"{request.method} {request.path}"
+    )
     with refused(422):
         cluster = certificates.get_installable_cluster(certificate.organization, body.cluster)
     with refused(409):
-        operation = certificates.install_certificate(certificate, cluster, body.namespace, body.secret_name, request.user)
+        operation = certificates.install_certificate(
+            certificate, cluster, body.namespace, body.secret_name, request.user
+        )
     return accepted(response, operation)
 
 
@@ -93,7 +104,9 @@ def install_certificate(request, response: HttpResponse, org: OrgName, certifica
 )
 def renew_certificate(request, response: HttpResponse, org: OrgName, certificate_id: Id):
     """Queue a new key and certificate, installed everywhere the old one is (also retries a failed issue)."""
-    certificate = certificates.get_writable_certificate_for_user(request.user, org, certificate_id, f"{request.method} {request.path}")
+    certificate = certificates.get_writable_certificate_for_user(
+        request.user, org, certificate_id, f"{request.method} {request.path}"
+    )
     with refused(409):
         operation = certificates.renew_certificate(certificate, request.user)
     return accepted(response, operation)
@@ -105,7 +118,9 @@ def renew_certificate(request, response: HttpResponse, org: OrgName, certificate
 )
 def delete_certificate(request, response: HttpResponse, org: OrgName, certificate_id: Id):
     """Queue removing the certificate's Secrets from the clusters and its material from Vault."""
-    certificate = certificates.get_writable_certificate_for_user(request.user, org, certificate_id, f"{request.method} {request.path}")
+    certificate = certificates.get_writable_certificate_for_user(
+        request.user, org, certificate_id, f"{request.method} {request.path}"
+    )
     with refused(409):
         operation = certificates.delete_certificate(certificate, request.user)
     return accepted(response, operation)

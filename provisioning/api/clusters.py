@@ -43,7 +43,11 @@ def register_cluster(request, response: HttpResponse, org: OrgName, body: schema
     organization = organizations.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
     with refused(422):
         connection = clusters.cluster_connection(
-            api_server=body.api_server, token=body.token, ca_pem=body.ca_pem, kubeconfig=body.kubeconfig, context=body.context
+            api_server=body.api_server,
+            token=body.token,
+            ca_pem=body.ca_pem,
+            kubeconfig=body.kubeconfig,
+            context=body.context,
         )
         cluster, operation = clusters.register_cluster(organization, body.name, connection, request.user)
     return accepted(response, operation, cluster=with_latest_operation(cluster))
@@ -60,7 +64,9 @@ def get_cluster(request, org: OrgName, cluster_id: Id):
 )
 def reprovision_cluster(request, response: HttpResponse, org: OrgName, cluster_id: Id):
     """Run provisioning again (a ready cluster, or one in error): every step converges from where it stands."""
-    cluster = organizations.get_writable_cluster_for_user(request.user, org, cluster_id, f"{request.method} {request.path}")
+    cluster = organizations.get_writable_cluster_for_user(
+        request.user, org, cluster_id, f"{request.method} {request.path}"
+    )
     with refused(409):
         operation = clusters.retry_registration(cluster, request.user)
     return accepted(response, operation)
@@ -73,7 +79,9 @@ def reprovision_cluster(request, response: HttpResponse, org: OrgName, cluster_i
 def deregister_cluster(request, response: HttpResponse, org: OrgName, cluster_id: Id):
     """Queue the deregistration: ExternalDNS leaves the cluster, its records leave the zone, its credentials leave
     Vault. The cluster stays listed as deregistered."""
-    cluster = organizations.get_writable_cluster_for_user(request.user, org, cluster_id, f"{request.method} {request.path}")
+    cluster = organizations.get_writable_cluster_for_user(
+        request.user, org, cluster_id, f"{request.method} {request.path}"
+    )
     with refused(409):
         operation = clusters.deregister_cluster(cluster, request.user)
     return accepted(response, operation)

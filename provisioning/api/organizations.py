@@ -30,7 +30,9 @@ def detail(user, name):
 
 
 @router.get("/organizations", response=page_of(schemas.Organization))
-def list_organizations(request, params: Query[PageParams], name_contains: str = text_query("Only organizations whose name contains this.")):
+def list_organizations(
+    request, params: Query[PageParams], name_contains: str = text_query("Only organizations whose name contains this.")
+):
     """Your organizations (staff: every organization), by name."""
     rows = organizations.organization_rows(request.user).filter(name__icontains=name_contains).order_by("name", "pk")
     return paginate(request, rows, params)

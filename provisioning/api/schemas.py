@@ -111,7 +111,9 @@ class Zone(Schema):
     iam_user_name: str
     access_key_id: str = Field(description="The id of the zone-scoped access key; its secret is in Vault only.")
     access_key_created_at: datetime | None
-    previous_access_key_id: str = Field(description="While a key rotation is under way: the key kept until every cluster runs the new one.")
+    previous_access_key_id: str = Field(
+        description="While a key rotation is under way: the key kept until every cluster runs the new one."
+    )
     garbage_collection: GarbageCollection | None = None
 
     @staticmethod
@@ -157,7 +159,9 @@ class Cluster(Schema):
     registered_by: str | None
     created_at: datetime
     updated_at: datetime
-    externaldns: ExternalDNSHealth | None = Field(description="ExternalDNS's health at its last check; null before one.")
+    externaldns: ExternalDNSHealth | None = Field(
+        description="ExternalDNS's health at its last check; null before one."
+    )
 
     @staticmethod
     def resolve_organization(cluster):

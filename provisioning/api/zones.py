@@ -27,11 +27,17 @@ def get_zone(request, org: OrgName):
     if zone is None:
         raise Http404(f"{organization.name} has no hosted zone: it is made when its first cluster is registered.")
     status = zone_gc.zone_status(organization, timezone.now())
-    zone.garbage_collection = status and {"action": status.action, "reason": status.reason, "not_before": status.not_before}
+    zone.garbage_collection = status and {
+        "action": status.action,
+        "reason": status.reason,
+        "not_before": status.not_before,
+    }
     return zone
 
 
-@router.post("/organizations/{org}/zone/rotate-key", response={202: schemas.Accepted, 403: Problem, 404: Problem, 409: Problem})
+@router.post(
+    "/organizations/{org}/zone/rotate-key", response={202: schemas.Accepted, 403: Problem, 404: Problem, 409: Problem}
+)
 def rotate_key(request, response: HttpResponse, org: OrgName):
     """Replace the zone's access key: the new key runs in every cluster of the organization before the old one is
     deleted (409 if the organization has no key yet)."""
@@ -41,7 +47,9 @@ def rotate_key(request, response: HttpResponse, org: OrgName):
     return accepted(response, operation)
 
 
-@router.get("/organizations/{org}/zone/records", response={200: page_of(schemas.ZoneRecord), 404: Problem, 503: Problem})
+@router.get(
+    "/organizations/{org}/zone/records", response={200: page_of(schemas.ZoneRecord), 404: Problem, 503: Problem}
+)
 def list_zone_records(request, org: OrgName, params: Query[RecordPageParams]):
     """The zone's record sets as Route53 has them (read at most every 30 s), with the cluster that owns each."""
     organization = organizations.get_org_for_user(request.user, org)

@@ -11,7 +11,13 @@ import botocore.exceptions
 from .errors import ProviderError
 from .retry import CallStats, RetryPolicy, call_with_retry
 
-THROTTLE_CODES = {"Throttling", "ThrottlingException", "PriorRequestNotComplete", "RequestLimitExceeded", "TooManyRequestsException"}
+THROTTLE_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "PriorRequestNotComplete",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+}
 TRANSIENT_CODES = {
     "Throttling",
     "ThrottlingException",
@@ -211,7 +217,12 @@ class Route53(AwsService):
 def _change(action, name, rtype, values, ttl):
     return {
         "Action": action,
-        "ResourceRecordSet": {"Name": name, "Type": rtype, "TTL": ttl, "ResourceRecords": [{"Value": v} for v in values]},
+        "ResourceRecordSet": {
+            "Name": name,
+            "Type": rtype,
+            "TTL": ttl,
+            "ResourceRecords": [{"Value": v} for v in values],
+        },
     }
 
 
@@ -251,7 +262,9 @@ class IAM(AwsService):
         while True:
             page = self.call("list_users", **params)
             yield from (
-                {"name": u["UserName"], "created_at": u["CreateDate"]} for u in page["Users"] if u["UserName"].startswith(name_prefix)
+                {"name": u["UserName"], "created_at": u["CreateDate"]}
+                for u in page["Users"]
+                if u["UserName"].startswith(name_prefix)
             )
             if not page.get("IsTruncated"):
                 return

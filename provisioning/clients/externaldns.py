@@ -17,7 +17,9 @@ LABELS = {"app.kubernetes.io/managed-by": OWNER, "app.kubernetes.io/name": "exte
 POD_SELECTOR = "app.kubernetes.io/name=external-dns"
 CLUSTER_OBJECT_NAME = "orgdns-external-dns"
 SECRET_NAME = "external-dns-aws"
-ANNOTATION = "external-dns.kubernetes.io/hostname"  # the GA prefix; the legacy external-dns.alpha.kubernetes.io/ is read too
+ANNOTATION = (
+    "external-dns.kubernetes.io/hostname"  # the GA prefix; the legacy external-dns.alpha.kubernetes.io/ is read too
+)
 # Ownership markers are named `_extdns-<type>.<name>`: inside the zone even for the apex (the default `<type>-<name>`
 # puts the apex's marker beside the zone, where ExternalDNS drops it). A wildcard's marker replaces `*` by this.
 TXT_PREFIX = "_extdns-%{record_type}."
@@ -43,7 +45,11 @@ ORGDNS_CLUSTER_RULES = [
     # ExternalDNS's /metrics through the API server (health checks). Cluster-wide: a RoleBinding in ExternalDNS's
     # namespace would go with the namespace, which orgdns creates and deletes, and pod names cannot be listed ahead.
     {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]},
-    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles", "clusterrolebindings"], "verbs": _MANAGE},
+    {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["clusterroles", "clusterrolebindings"],
+        "verbs": _MANAGE,
+    },
     *EXTERNALDNS_RULES,
 ]
 
@@ -60,8 +66,13 @@ def orgdns_cluster_role(rules=None):
 
 def required_permissions(rules=ORGDNS_CLUSTER_RULES):
     """(verb, group, resource) triples, one per permission the rules grant."""
-    return [(verb, group, resource) for rule in rules for group in rule["apiGroups"]
-            for resource in rule["resources"] for verb in rule["verbs"]]
+    return [
+        (verb, group, resource)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    ]
 
 
 @dataclass(frozen=True)
@@ -124,7 +135,11 @@ def manifests(config, access_key_id, secret_access_key):
     ns = config.namespace
     labels = dict(LABELS)
     checksum = credentials_checksum(access_key_id, secret_access_key)
-    credentials = {"AWS_ACCESS_KEY_ID": access_key_id, "AWS_SECRET_ACCESS_KEY": secret_access_key, "AWS_DEFAULT_REGION": config.region}
+    credentials = {
+        "AWS_ACCESS_KEY_ID": access_key_id,
+        "AWS_SECRET_ACCESS_KEY": secret_access_key,
+        "AWS_DEFAULT_REGION": config.region,
+    }
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "failureThreshold": 3}
     resources = {"requests": {"cpu": "10m", "memory": "64Mi"}}
     if config.memory_limit:
@@ -139,7 +154,11 @@ def manifests(config, access_key_id, secret_access_key):
             "metadata": {"name": SECRET_NAME, "namespace": ns, "labels": labels},
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in credentials.items()},
         },
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "external-dns", "namespace": ns, "labels": labels}},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "external-dns", "namespace": ns, "labels": labels},
+        },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
@@ -239,9 +258,9 @@ def _claimed(marker_name):
     """(name, type) the ownership marker of this name stands for; type None when the marker names no type."""
     label, _, rest = marker_name.partition(".")
     ours = TXT_PREFIX.split("%")[0]
-    if label.startswith(ours) and label[len(ours):].upper() in RECORD_TYPES and rest:
+    if label.startswith(ours) and label[len(ours) :].upper() in RECORD_TYPES and rest:
         first, dot, remainder = rest.partition(".")
-        return (f"\\052.{remainder}" if first == TXT_WILDCARD and dot else rest), label[len(ours):].upper()
+        return (f"\\052.{remainder}" if first == TXT_WILDCARD and dot else rest), label[len(ours) :].upper()
     type_prefix, sep, base = label.partition("-")
     if sep and type_prefix.upper() in RECORD_TYPES:
         return f"{base}.{rest}", type_prefix.upper()
@@ -362,7 +381,11 @@ def health_problem(observation, now):
     if metrics is None:
         return ""
     if metrics.failed_syncs:
-        since = f"last success {short_duration(now - metrics.last_sync)} ago" if metrics.last_sync else "none succeeded since it started"
+        since = (
+            f"last success {short_duration(now - metrics.last_sync)} ago"
+            if metrics.last_sync
+            else "none succeeded since it started"
+        )
         return f"its last {metrics.failed_syncs} syncs with Route53 failed ({since})"
     last = metrics.last_sync or observation.running_since
     if last and now - last > 2 * observation.interval + STALE_MARGIN:
@@ -371,7 +394,9 @@ def health_problem(observation, now):
 
 
 def _ready(pod):
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions", []))
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions", [])
+    )
 
 
 def _timestamp(text):

@@ -39,7 +39,9 @@ KINDS = {
 
 # Addresses a cluster API is never reached at unless a permitted network covers them: the machine orgdns runs on, its
 # link (where clouds serve instance metadata and credentials) and the metadata endpoints outside link-local.
-METADATA_ADDRESSES = {ipaddress.ip_address(a): "cloud metadata" for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")}
+METADATA_ADDRESSES = {
+    ipaddress.ip_address(a): "cloud metadata" for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
+}
 # ProviderError codes of a cluster connection, for callers that tell the cases apart.
 REFUSED_ADDRESS = "refused-address"
 UNREACHABLE = "unreachable"
@@ -106,11 +108,15 @@ class ClusterConnection:
             parts = urlsplit(self.server)
             parts.port  # noqa: B018 (raises ValueError for a port out of range)
         except ValueError:
-            raise InvalidConnection(f"API server URL must look like https://host[:port], got {self.server[:200]!r}") from None
+            raise InvalidConnection(
+                f"API server URL must look like https://host[:port], got {self.server[:200]!r}"
+            ) from None
         if parts.scheme != "https" or not parts.hostname:
             raise InvalidConnection(f"API server URL must look like https://host[:port], got {self.server[:200]!r}")
         if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
-            raise InvalidConnection("API server URL must be just https://host[:port], without path, query or credentials")
+            raise InvalidConnection(
+                "API server URL must be just https://host[:port], without path, query or credentials"
+            )
         if not self.token.strip():
             raise InvalidConnection("a bearer token is required")
         if len(self.token) > MAX_TOKEN_LENGTH or not BEARER_TOKEN.match(self.token):
@@ -153,7 +159,9 @@ def connection_from_kubeconfig(text, context=None):
     if user is None:
         raise InvalidConnection(f"context {name!r} names no user")
     if cluster.get("certificate-authority"):
-        raise InvalidConnection("the kubeconfig points at a CA file on another machine: embed certificate-authority-data")
+        raise InvalidConnection(
+            "the kubeconfig points at a CA file on another machine: embed certificate-authority-data"
+        )
     if cluster.get("insecure-skip-tls-verify"):
         raise InvalidConnection("insecure-skip-tls-verify is not allowed: include the cluster's CA")
     if user.get("exec") or user.get("auth-provider"):
@@ -226,7 +234,9 @@ class KubeCluster:
 
         def send():
             self.stats.count("kubernetes", method)
-            response = self.rest.request(method, self.base_url + path, headers=dict(headers), body=body, _request_timeout=self.timeout)
+            response = self.rest.request(
+                method, self.base_url + path, headers=dict(headers), body=body, _request_timeout=self.timeout
+            )
             data = response.read()
             if response.status == 429:
                 self.stats.throttled("kubernetes", method)
@@ -241,7 +251,9 @@ class KubeCluster:
         except _Unavailable as exc:
             detail = f" ({exc.message})" if exc.message else ""
             raise ProviderError(
-                f"the cluster API at {self.host} answered {exc.status}{detail}; will retry", service="kubernetes", permanent=False
+                f"the cluster API at {self.host} answered {exc.status}{detail}; will retry",
+                service="kubernetes",
+                permanent=False,
             ) from None
         except ApiException:  # how the kubernetes client reports a failed TLS handshake
             raise ProviderError(
@@ -374,9 +386,13 @@ class KubeCluster:
 
     def pod_proxy_get(self, namespace, pod, port, path):
         """GET path of the pod's port through the API server's proxy, as text."""
-        found = self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}", text=True)
+        found = self.request(
+            "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}", text=True
+        )
         if found is None:
-            raise ProviderError(f"pod {pod} in {namespace} or its /{path.lstrip('/')} is gone", service="kubernetes", permanent=False)
+            raise ProviderError(
+                f"pod {pod} in {namespace} or its /{path.lstrip('/')} is gone", service="kubernetes", permanent=False
+            )
         return found
 
     def wait_until_gone(self, kind, name=None, namespace=None, selector=None, timeout=120, poll=1.0):
@@ -385,7 +401,9 @@ class KubeCluster:
         while (self.list(kind, namespace, selector) if selector else self.get(kind, name, namespace)) not in (None, []):
             if time.monotonic() > deadline:
                 what = f"{kind}s {selector} in {namespace}" if selector else f"{kind} {name}"
-                raise ProviderError(f"{what} still terminating after {timeout}s; will retry", service="kubernetes", permanent=False)
+                raise ProviderError(
+                    f"{what} still terminating after {timeout}s; will retry", service="kubernetes", permanent=False
+                )
             time.sleep(poll)
 
     def missing_permissions(self, permissions):
@@ -399,7 +417,9 @@ class KubeCluster:
             "kind": "SelfSubjectRulesReview",
             "spec": {"namespace": f"orgdns-no-such-namespace-{hashlib.sha256(self.host.encode()).hexdigest()[:8]}"},
         }
-        status = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", body=review).get("status", {})
+        status = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", body=review).get(
+            "status", {}
+        )
         if status.get("incomplete"):
             return [p for p in permissions if not self._allowed(*p)]
         rules = [r for r in status.get("resourceRules", []) if not r.get("resourceNames")]

@@ -12,7 +12,6 @@ class RetryPolicy:
     sleep: callable = time.sleep
     on_retry: callable = None  # on_retry(what, attempt, attempts, exc): before the given attempt is made
 
-
     def delays(self):
         """Exponential backoff with full jitter, one delay before each retry."""
         for attempt in range(self.attempts - 1):

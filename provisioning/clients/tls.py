@@ -42,8 +42,15 @@ def _now():
 
 def _key_usage(**enabled):
     flags = [
-        "digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
-        "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+        "encipher_only",
+        "decipher_only",
     ]
     return x509.KeyUsage(**{flag: enabled.get(flag, False) for flag in flags})
 

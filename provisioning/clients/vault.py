@@ -41,7 +41,9 @@ class Vault:
                 raise
 
         try:
-            return call_with_retry(counted, policy=self.retry, is_transient=lambda e: isinstance(e, TRANSIENT), what="Vault")
+            return call_with_retry(
+                counted, policy=self.retry, is_transient=lambda e: isinstance(e, TRANSIENT), what="Vault"
+            )
         except TRANSIENT as exc:
             raise ProviderError(
                 f"Vault is unavailable ({type(exc).__name__}); will retry", service="vault", permanent=False
@@ -53,9 +55,7 @@ class Vault:
                 permanent=True,
             ) from None
         except hvac.exceptions.VaultError as exc:
-            raise ProviderError(
-                f"Vault {what} failed: {type(exc).__name__}", service="vault", permanent=True
-            ) from None
+            raise ProviderError(f"Vault {what} failed: {type(exc).__name__}", service="vault", permanent=True) from None
 
     def read(self, path):
         """The secret's data, or None if there is none."""

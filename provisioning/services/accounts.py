@@ -85,8 +85,17 @@ def main():
     """orgdns's own account: the parent zone's, and that of organizations placed before accounts were configured."""
     found = next((account for account in configured() if account.is_main), None)
     if found is None:  # not listed: it holds the parent zone only
-        return Account(MAIN, "", settings.ORGDNS_ROUTE53_ACCOUNT_RATE, 0.0, settings.ORGDNS_ROUTE53_RATE,
-                       settings.ORGDNS_ROUTE53_BURST, 0, 0, settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY)
+        return Account(
+            MAIN,
+            "",
+            settings.ORGDNS_ROUTE53_ACCOUNT_RATE,
+            0.0,
+            settings.ORGDNS_ROUTE53_RATE,
+            settings.ORGDNS_ROUTE53_BURST,
+            0,
+            0,
+            settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY,
+        )
     return found
 
 
@@ -161,8 +170,12 @@ class Usage:
     @property
     def headroom(self):
         return budget.placement_headroom(
-            self.zones, self.account.zone_quota, self.iam_users, self.account.iam_user_quota,
-            self.clusters, self.cluster_capacity,
+            self.zones,
+            self.account.zone_quota,
+            self.iam_users,
+            self.account.iam_user_quota,
+            self.clusters,
+            self.cluster_capacity,
         )
 
 
@@ -173,9 +186,7 @@ def usage():
         row["aws_account"]: row
         for row in live_zones.annotate(zones=Count("pk"), users=Count("pk", filter=~Q(iam_user_name="")))
     }
-    clusters = dict(
-        Cluster.objects.live().order_by().values_list("organization__aws_account").annotate(n=Count("pk"))
-    )
+    clusters = dict(Cluster.objects.live().order_by().values_list("organization__aws_account").annotate(n=Count("pk")))
     empty = {"zones": 0, "users": 0}
     return [
         Usage(

@@ -35,7 +35,10 @@ def redis():
 def probe_rate_limiter(user):
     """The budget of cluster probes of one user, shared by every web process."""
     return RedisRateLimiter(
-        redis(), f"orgdns:ratelimit:probe:{user.pk}", settings.ORGDNS_PROBES_PER_MINUTE / 60, burst=settings.ORGDNS_PROBE_BURST
+        redis(),
+        f"orgdns:ratelimit:probe:{user.pk}",
+        settings.ORGDNS_PROBES_PER_MINUTE / 60,
+        burst=settings.ORGDNS_PROBE_BURST,
     )
 
 
@@ -79,7 +82,9 @@ class Backends:
         )
 
     def _assume_role(self, role_arn):
-        return self._aws(STS).assume_role(role_arn, settings.ORGDNS_RESOURCE_PREFIX, settings.ORGDNS_AWS_ROLE_SESSION_SECONDS)
+        return self._aws(STS).assume_role(
+            role_arn, settings.ORGDNS_RESOURCE_PREFIX, settings.ORGDNS_AWS_ROLE_SESSION_SECONDS
+        )
 
     def route53(self):
         """Route53 in this account, within orgdns's share of the account's rate (the rest is the ExternalDNS fleet's
@@ -95,7 +100,9 @@ class Backends:
             redis(), f"orgdns:ratelimit:route53:{account.name}", account.orgdns_rate, burst=account.orgdns_burst
         )
         route53 = self._aws(Route53, limiter=limiter, account=account)
-        route53.client.meta.events.register("before-send.route53", lambda **_: route53_usage.count_request(account.name))
+        route53.client.meta.events.register(
+            "before-send.route53", lambda **_: route53_usage.count_request(account.name)
+        )
         return route53
 
     def iam(self):

@@ -111,7 +111,10 @@ def install_everywhere(certificate, vault, backends, progress):
         with cluster_api(installation.cluster, vault, backends) as kube:
             outcome = put_secret(kube, installation, secret, str(certificate.pk), progress)
         CertificateInstallation.objects.filter(pk=installation.pk).update(
-            state=CertificateInstallation.State.INSTALLED, installed_serial=serial, installed_at=timezone.now(), message=""
+            state=CertificateInstallation.State.INSTALLED,
+            installed_serial=serial,
+            installed_at=timezone.now(),
+            message="",
         )
         progress.log(f"{installation}: Secret {outcome}, serial {serial}")
 
@@ -181,8 +184,10 @@ def remove_from_cluster(cluster, vault, backends, progress):
         return
     connection = vault.read(cluster_secret_path(vault, cluster))
     if not connection:
-        progress.log(f"no cluster credentials in Vault: the Secrets of {len(installations)} certificate installations "
-                     "are not removed from the cluster")
+        progress.log(
+            f"no cluster credentials in Vault: the Secrets of {len(installations)} certificate installations "
+            "are not removed from the cluster"
+        )
         cluster.certificate_installations.all().delete()
         return
     kube = backends.cluster(usable_connection(connection))

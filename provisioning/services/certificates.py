@@ -18,7 +18,11 @@ UNREACHABLE_CLUSTER_STATES = (Cluster.State.DEREGISTERING, Cluster.State.DEREGIS
 
 def get_certificate_for_user(user, org_name, pk):
     return organizations.visible_or_404(
-        user, Certificate.objects.select_related("organization"), f"certificate {pk} of {org_name}", organization__name=org_name, pk=pk
+        user,
+        Certificate.objects.select_related("organization"),
+        f"certificate {pk} of {org_name}",
+        organization__name=org_name,
+        pk=pk,
     )
 
 
@@ -84,7 +88,11 @@ def install_certificate(certificate, cluster, namespace, secret_name, user=None)
         claim(certificate, [Certificate.State.ACTIVE], Certificate.State.INSTALLING)
         add_installation(certificate, *target)
         return start_operation(
-            Operation.Kind.INSTALL_CERTIFICATE, certificate.organization, cluster=cluster, user=user, certificate=certificate
+            Operation.Kind.INSTALL_CERTIFICATE,
+            certificate.organization,
+            cluster=cluster,
+            user=user,
+            certificate=certificate,
         )
 
 
@@ -92,14 +100,18 @@ def renew_certificate(certificate, user=None):
     """Queue a new key and certificate, installed everywhere the old one is. Also retries a failed issue."""
     with transaction.atomic():
         claim(certificate, [Certificate.State.ACTIVE, Certificate.State.ERROR], Certificate.State.RENEWING)
-        return start_operation(Operation.Kind.RENEW_CERTIFICATE, certificate.organization, user=user, certificate=certificate)
+        return start_operation(
+            Operation.Kind.RENEW_CERTIFICATE, certificate.organization, user=user, certificate=certificate
+        )
 
 
 def delete_certificate(certificate, user=None):
     """Queue removing the certificate's Secrets from the clusters and its key and certificate from Vault."""
     with transaction.atomic():
         claim(certificate, [Certificate.State.ACTIVE, Certificate.State.ERROR], Certificate.State.DELETING)
-        return start_operation(Operation.Kind.DELETE_CERTIFICATE, certificate.organization, user=user, certificate=certificate)
+        return start_operation(
+            Operation.Kind.DELETE_CERTIFICATE, certificate.organization, user=user, certificate=certificate
+        )
 
 
 def clean_target(organization, cluster, namespace, secret_name):
@@ -118,7 +130,9 @@ def add_installation(certificate, cluster, namespace, secret_name):
     try:
         with transaction.atomic():
             installation, _ = CertificateInstallation.objects.update_or_create(
-                certificate=certificate, **where, defaults={"state": CertificateInstallation.State.PENDING, "message": ""}
+                certificate=certificate,
+                **where,
+                defaults={"state": CertificateInstallation.State.PENDING, "message": ""},
             )
     except IntegrityError:
         holder = CertificateInstallation.objects.filter(**where).select_related("certificate").first()
@@ -163,7 +177,9 @@ def expiry(certificate, now):
 def certificates_due_for_renewal(now):
     """Issued certificates past ORGDNS_TLS_RENEW_AT of their lifetime that are neither failed nor being deleted."""
     candidates = (
-        Certificate.objects.exclude(state__in=[Certificate.State.ERROR, Certificate.State.DELETING, Certificate.State.DELETED])
+        Certificate.objects.exclude(
+            state__in=[Certificate.State.ERROR, Certificate.State.DELETING, Certificate.State.DELETED]
+        )
         .filter(organization__state=Organization.State.ACTIVE)
         .exclude(not_after=None)
         .select_related("organization")
@@ -200,7 +216,12 @@ def reissue_ca(organization, user=None):
     vault = Backends().vault()
     with organization_lock(organization):
         ca = make_ca(organization, vault)
-    audit.record("ca.reissue", organization, actor=user, detail=f"new CA, SHA-256 {tls.describe(ca.certificate).fingerprint_sha256}")
+    audit.record(
+        "ca.reissue",
+        organization,
+        actor=user,
+        detail=f"new CA, SHA-256 {tls.describe(ca.certificate).fingerprint_sha256}",
+    )
     renewals, skipped = [], []
     for certificate in organization.certificates.exclude(state=Certificate.State.DELETED).order_by("pk"):
         try:

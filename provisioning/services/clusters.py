@@ -56,7 +56,10 @@ def register_cluster(organization, name, connection, user=None):
         return _register_cluster(organization, name, connection, user)
     except ValidationError as exc:
         audit.record(
-            "register.refused", organization, actor=user, outcome=AuditEvent.Outcome.REFUSED,
+            "register.refused",
+            organization,
+            actor=user,
+            outcome=AuditEvent.Outcome.REFUSED,
             detail=f"cluster {name!r} at {connection.server}: {' '.join(exc.messages)}",
         )
         raise
@@ -67,7 +70,9 @@ def _register_cluster(organization, name, connection, user):
     Cluster(organization=organization, name=name).clean_fields(exclude=["api_server", "owner_id"])
     longest = Cluster._meta.get_field("api_server").max_length
     if len(connection.server) > longest:
-        raise ValidationError(f"The API server URL is {len(connection.server)} characters; at most {longest} are allowed.")
+        raise ValidationError(
+            f"The API server URL is {len(connection.server)} characters; at most {longest} are allowed."
+        )
     if Cluster.objects.live().filter(organization=organization, name=name).exists():
         raise ValidationError(f"{organization.name} already has a cluster named {name!r}.")
     if user is not None:
@@ -150,7 +155,9 @@ def probe_cluster(connection):
             cluster.close()
     except ProviderError as exc:
         told = exc.code in (kube.REFUSED_ADDRESS, kube.UNAUTHORIZED, kube.NOT_KUBERNETES)
-        raise ValidationError(f"Cannot use this cluster: {exc.message if told else PROBE_FAILED.format(server=connection.server)}") from None
+        raise ValidationError(
+            f"Cannot use this cluster: {exc.message if told else PROBE_FAILED.format(server=connection.server)}"
+        ) from None
     if missing:
         listed = ", ".join(f"{verb} {resource}" + (f".{group}" if group else "") for verb, group, resource in missing)
         raise ValidationError(
@@ -171,7 +178,9 @@ def retry_registration(cluster, user=None):
             state=Cluster.State.PENDING, message="queued for provisioning"
         )
         if not claimed:
-            raise ValidationError(f"Cluster {cluster.name} is {cluster.state}: only a ready or failed cluster can be provisioned again.")
+            raise ValidationError(
+                f"Cluster {cluster.name} is {cluster.state}: only a ready or failed cluster can be provisioned again."
+            )
         return start_operation(Operation.Kind.REGISTER, cluster.organization, cluster, user)
 
 
@@ -179,7 +188,9 @@ def deregister_cluster(cluster, user=None):
     """Queue the deregister job; refused while the cluster is still being provisioned (that job could deploy
     ExternalDNS again after the deregistration removed it)."""
     if cluster.operations.filter(kind=Operation.Kind.REGISTER).exclude(state__in=Operation.FINISHED).exists():
-        raise ValidationError(f"Cluster {cluster.name} is still being provisioned: deregister it once that has finished.")
+        raise ValidationError(
+            f"Cluster {cluster.name} is still being provisioned: deregister it once that has finished."
+        )
     with transaction.atomic():
         offboarding.require_active(cluster.organization)
         claimed = Cluster.objects.filter(pk=cluster.pk, state__in=[Cluster.State.READY, Cluster.State.ERROR]).update(
@@ -202,7 +213,9 @@ def forget_cluster(cluster, user=None):
     offboarding.require_active(cluster.organization)
     vault = Backends().vault()
     vault.destroy(cluster_secret_path(vault, cluster))
-    audit.record("cluster.forget", cluster, actor=user, detail="credentials dropped; ExternalDNS is not removed from it")
+    audit.record(
+        "cluster.forget", cluster, actor=user, detail="credentials dropped; ExternalDNS is not removed from it"
+    )
     operation = deregister_cluster(cluster, user)
     key_rotation.request_rotation(cluster.organization, f"cluster {cluster.name} was forgotten", user)
     return operation

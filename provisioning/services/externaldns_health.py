@@ -63,7 +63,9 @@ def observe(cluster, backends=None):
     except ProviderError as exc:
         return Finding(None, unreachable=f"cannot check: {exc.message}")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # one cluster's odd answer stops no other check
-        return Finding(None, unreachable=f"cannot check: the cluster's answer was not understood ({type(exc).__name__})")
+        return Finding(
+            None, unreachable=f"cannot check: the cluster's answer was not understood ({type(exc).__name__})"
+        )
 
 
 def record(cluster, finding, now):
@@ -79,7 +81,9 @@ def record(cluster, finding, now):
         "externaldns_health": health,
         "externaldns_problem": problem[:2000],
         "externaldns_checked_at": now,
-        "externaldns_failing_since": None if health == Health.OK else (
+        "externaldns_failing_since": None
+        if health == Health.OK
+        else (
             cluster.externaldns_failing_since if cluster.externaldns_health in (Health.FAILING, Health.UNKNOWN) else now
         ),
     }

@@ -49,7 +49,11 @@ ROLLED_STATES = (Cluster.State.READY, Cluster.State.ERROR)
 
 def credentials_zone(organization):
     """The organization's active zone if it has an access key, else None."""
-    return HostedZone.objects.filter(organization=organization, state=HostedZone.State.ACTIVE).exclude(access_key_id="").first()
+    return (
+        HostedZone.objects.filter(organization=organization, state=HostedZone.State.ACTIVE)
+        .exclude(access_key_id="")
+        .first()
+    )
 
 
 def request_rotation(organization, reason, user=None, new_key=True):
@@ -78,7 +82,9 @@ def rotate_now(organization, user):
     """A person's request (the page, the API); ValidationError if the organization has no key yet."""
     operation = request_rotation(organization, f"by {user.get_username()}", user)
     if operation is None:
-        raise ValidationError(f"{organization.name} has no access key yet: it is made when its first cluster is registered.")
+        raise ValidationError(
+            f"{organization.name} has no access key yet: it is made when its first cluster is registered."
+        )
     return operation
 
 
@@ -159,7 +165,9 @@ def begin(zone, vault, backends, progress):
         )
     zone.refresh_from_db()  # Vault is the truth: the row is mirrored from it below
     if stored.get("previous_access_key_id"):
-        progress.log(f"resuming the rotation from access key {stored['previous_access_key_id']} to {stored['access_key_id']}")
+        progress.log(
+            f"resuming the rotation from access key {stored['previous_access_key_id']} to {stored['access_key_id']}"
+        )
         mirror_key(zone, stored)
         return stored
     if stored.get("rotation", zone.rotations_answered) >= zone.rotations_requested:
@@ -174,7 +182,9 @@ def begin(zone, vault, backends, progress):
             iam.delete_access_key(user, stale)
             progress.log(f"deleted unusable access key {stale}")
     key_id, secret = iam.create_access_key(user)
-    progress.log(f"created access key {key_id}; access key {stored['access_key_id']} stays until every cluster runs the new one")
+    progress.log(
+        f"created access key {key_id}; access key {stored['access_key_id']} stays until every cluster runs the new one"
+    )
     stored = {**new_key_record(zone, key_id, secret), "previous_access_key_id": stored["access_key_id"]}
     vault.write(path, stored)
     backends.sts_for(key_id, secret).wait_until_valid()
@@ -188,7 +198,10 @@ def roll(zone, stored, backends, progress):
     clusters = list(zone.organization.clusters.filter(state__in=ROLLED_STATES).order_by("name", "pk"))
     checksum = externaldns.credentials_checksum(stored["access_key_id"], stored["secret_access_key"])
     for done, cluster in enumerate(clusters):
-        progress.step(f"Rolling ExternalDNS in cluster {cluster.name} onto access key {stored['access_key_id']}", 20 + 60 * done // len(clusters))
+        progress.step(
+            f"Rolling ExternalDNS in cluster {cluster.name} onto access key {stored['access_key_id']}",
+            20 + 60 * done // len(clusters),
+        )
         with holding_up(cluster, stored):
             connection = cluster_connection(cluster, backends, progress)
             if connection is None:
@@ -277,7 +290,10 @@ def deployed_checksum(cluster, connection, backends):
         deployment = kube.get("Deployment", externaldns.DEPLOYMENT_NAME, settings.EXTERNALDNS_NAMESPACE)
     finally:
         kube.close()
-    if deployment is None or (deployment["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") != externaldns.OWNER:
+    if (
+        deployment is None
+        or (deployment["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") != externaldns.OWNER
+    ):
         return None
     return externaldns.pod_checksum(deployment)
 

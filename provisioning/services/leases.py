@@ -19,7 +19,9 @@ from ..clients.errors import ProviderError
 from ..models import Operation
 from .backends import redis
 
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+_RENEW = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+)
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
@@ -135,7 +137,9 @@ def organization_lock(org):
     to wait says so on its operation's page, naming the operation it waits for."""
     job = running_job.get()
     connection = job.keepalive.redis if job else redis()
-    lease = Lease(f"orgdns:lock:org:{org.pk}", job.operation.pk if job else "", settings.ORGDNS_ORG_LOCK_LEASE, connection)
+    lease = Lease(
+        f"orgdns:lock:org:{org.pk}", job.operation.pk if job else "", settings.ORGDNS_ORG_LOCK_LEASE, connection
+    )
     deadline = time.monotonic() + settings.ORGDNS_ORG_LOCK_WAIT
     told = None
     while not lease.try_acquire():
@@ -170,6 +174,8 @@ def organization_lock(org):
 
 def describe_holder(holder, job):
     if job and holder == str(job.operation.pk):
-        return f"this operation's earlier run, which stopped (its lease ends within {settings.ORGDNS_ORG_LOCK_LEASE:g} s)"
+        return (
+            f"this operation's earlier run, which stopped (its lease ends within {settings.ORGDNS_ORG_LOCK_LEASE:g} s)"
+        )
     operation = Operation.objects.filter(pk=holder).first() if holder else None
     return f"{operation} started {operation.created_at:%Y-%m-%d %H:%M:%S %Z}" if operation else "a request being served"

@@ -130,7 +130,9 @@ class DatabaseCollector:
         yield from self._externaldns()
 
     def _operations(self):
-        gauge = GaugeMetricFamily("orgdns_operations", "Operations (background jobs) by kind and state.", labels=["kind", "state"])
+        gauge = GaugeMetricFamily(
+            "orgdns_operations", "Operations (background jobs) by kind and state.", labels=["kind", "state"]
+        )
         counts = _counts(Operation.objects, "kind", "state")
         for kind in Operation.Kind.values:
             for state in Operation.State.values:
@@ -156,7 +158,9 @@ class DatabaseCollector:
         for entry in zone_gc.plan(now):
             key = (entry.zone.state, _decision(entry))
             decisions[key] = decisions.get(key, 0) + 1
-        others = _counts(HostedZone.objects.exclude(state__in=[HostedZone.State.ACTIVE, HostedZone.State.DELETING]), "state")
+        others = _counts(
+            HostedZone.objects.exclude(state__in=[HostedZone.State.ACTIVE, HostedZone.State.DELETING]), "state"
+        )
         for (state,), count in others.items():
             decisions[(state, "none")] = count
         for state in HostedZone.State.values:
@@ -168,7 +172,9 @@ class DatabaseCollector:
 
     def _access_key_ages(self, now):
         gauge = GaugeMetricFamily(
-            "orgdns_access_key_age_seconds", "Age of each organization's zone-scoped IAM access key.", labels=["organization"]
+            "orgdns_access_key_age_seconds",
+            "Age of each organization's zone-scoped IAM access key.",
+            labels=["organization"],
         )
         keys = (
             HostedZone.objects.exclude(state=HostedZone.State.DELETED)
@@ -194,7 +200,6 @@ class DatabaseCollector:
             gauge.add_metric([organization, str(pk), names[0] if names else ""], not_after.timestamp())
         return gauge
 
-
     def _externaldns(self):
         """Of each ready cluster whose ExternalDNS was checked (check_externaldns)."""
         labels = ["organization", "cluster"]
@@ -204,7 +209,8 @@ class DatabaseCollector:
             labels=labels,
         )
         checked = GaugeMetricFamily(
-            "orgdns_externaldns_checked_timestamp_seconds", "When the cluster's ExternalDNS was last checked (Unix time).",
+            "orgdns_externaldns_checked_timestamp_seconds",
+            "When the cluster's ExternalDNS was last checked (Unix time).",
             labels=labels,
         )
         last_sync = GaugeMetricFamily(
@@ -216,8 +222,14 @@ class DatabaseCollector:
         rows = (
             Cluster.objects.filter(state=Cluster.State.READY)
             .exclude(externaldns_checked_at=None)
-            .values_list("organization__name", "name", "externaldns_health", "externaldns_checked_at",
-                         "externaldns_last_sync_at", "externaldns_restarts")
+            .values_list(
+                "organization__name",
+                "name",
+                "externaldns_health",
+                "externaldns_checked_at",
+                "externaldns_last_sync_at",
+                "externaldns_restarts",
+            )
         )
         for organization, name, health, checked_at, synced_at, restart_count in rows:
             key = [organization, name]

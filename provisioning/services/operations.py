@@ -82,7 +82,9 @@ def sweep(now, grace, handlers):
         pending = _job_pending(operation, connection, grace)
         if pending is None:
             suspects.append(operation)
-        elif pending == JobStatus.SCHEDULED and operation.state == Operation.State.RUNNING:  # RQ retries a dead horse's job
+        elif (
+            pending == JobStatus.SCHEDULED and operation.state == Operation.State.RUNNING
+        ):  # RQ retries a dead horse's job
             _retrying(operation, "the worker running this job stopped before it finished; it runs again shortly")
     if suspects:  # a heartbeat may be late after a Redis hiccup: give each one more beat before calling it dead
         time.sleep(settings.ORGDNS_HEARTBEAT_INTERVAL + 1)
@@ -192,7 +194,9 @@ def run(operation_id, handlers):
     A transient failure is re-raised so RQ retries the job while retries are left; a permanent one, or the last
     transient one, fails the operation with its message (and RQ does not retry it: a finished row stays finished).
     """
-    operation = Operation.objects.select_related("organization", "cluster", "certificate", "created_by").get(pk=operation_id)
+    operation = Operation.objects.select_related("organization", "cluster", "certificate", "created_by").get(
+        pk=operation_id
+    )
     if operation.finished:
         return operation.state
     with audit.acting(AuditEvent.Source.JOB, actor=operation.created_by, request_id=operation.request_id):
@@ -243,7 +247,9 @@ def _run(operation, handlers):
 def abandoned(operation_id, will_retry, handlers):
     """The worker running the job died (RQ found it abandoned, or the sweep did): the operation must not stay
     "running" forever."""
-    operation = Operation.objects.select_related("organization", "cluster", "certificate", "created_by").get(pk=operation_id)
+    operation = Operation.objects.select_related("organization", "cluster", "certificate", "created_by").get(
+        pk=operation_id
+    )
     if operation.finished:
         return
     if will_retry:
@@ -268,4 +274,6 @@ def _fail(operation, progress, message, on_failure, remote_calls):
 def _audit_outcome(operation, outcome, detail=""):
     target = operation.cluster or operation.certificate or operation.organization
     verb = "succeeded" if outcome == AuditEvent.Outcome.OK else "failed"
-    audit.record(f"{operation.kind}.{verb}", target, organization=operation.organization, outcome=outcome, detail=detail)
+    audit.record(
+        f"{operation.kind}.{verb}", target, organization=operation.organization, outcome=outcome, detail=detail
+    )

@@ -64,7 +64,9 @@ def organization_rows(user):
             ready=count_per_organization(Cluster, Q(state=Cluster.State.READY)),
             failing=count_per_organization(Cluster, Q(state=Cluster.State.ERROR)),
         )
-        .prefetch_related(Prefetch("zones", HostedZone.objects.exclude(state=HostedZone.State.DELETED), to_attr="live_zones"))
+        .prefetch_related(
+            Prefetch("zones", HostedZone.objects.exclude(state=HostedZone.State.DELETED), to_attr="live_zones")
+        )
     )
 
 
@@ -91,13 +93,20 @@ def get_org_for_user(user, name):
 
 def get_cluster_for_user(user, org_name, pk):
     return visible_or_404(
-        user, Cluster.objects.select_related("organization"), f"cluster {pk} of {org_name}", organization__name=org_name, pk=pk
+        user,
+        Cluster.objects.select_related("organization"),
+        f"cluster {pk} of {org_name}",
+        organization__name=org_name,
+        pk=pk,
     )
 
 
 def get_operation_for_user(user, pk):
     return visible_or_404(
-        user, Operation.objects.select_related("organization", "cluster", "certificate", "created_by"), f"operation {pk}", pk=pk
+        user,
+        Operation.objects.select_related("organization", "cluster", "certificate", "created_by"),
+        f"operation {pk}",
+        pk=pk,
     )
 
 
@@ -268,4 +277,6 @@ def remove_member(organization, membership_id):
 def _refuse_losing_last_owner(organization, user):
     owners = Membership.objects.select_for_update().filter(organization=organization, role=Membership.Role.OWNER)
     if not owners.exclude(user=user).exists():
-        raise ValidationError(f"{user.username} is the last owner of {organization.name}: make someone else owner first.")
+        raise ValidationError(
+            f"{user.username} is the last owner of {organization.name}: make someone else owner first."
+        )

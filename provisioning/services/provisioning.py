@@ -39,7 +39,9 @@ def register_cluster(operation, progress, backends):
     cluster = operation.cluster
     org = cluster.organization
     offboarding.refuse_in_job(org)
-    if not Cluster.objects.filter(pk=cluster.pk, state__in=PROVISIONABLE).update(state=Cluster.State.PROVISIONING, message=""):
+    if not Cluster.objects.filter(pk=cluster.pk, state__in=PROVISIONABLE).update(
+        state=Cluster.State.PROVISIONING, message=""
+    ):
         raise ProviderError(
             f"cluster {cluster.name} is {Cluster.objects.get(pk=cluster.pk).state}: nothing to provision",
             service="orgdns",
@@ -64,7 +66,9 @@ def register_cluster(operation, progress, backends):
     message = f"ExternalDNS publishes *.{zone.name} from this cluster"
     if repaired:
         message += f"; repaired what had been changed by hand: {', '.join(repaired)}"
-    Cluster.objects.filter(pk=cluster.pk, state=Cluster.State.PROVISIONING).update(state=Cluster.State.READY, message=message)
+    Cluster.objects.filter(pk=cluster.pk, state=Cluster.State.PROVISIONING).update(
+        state=Cluster.State.READY, message=message
+    )
 
 
 def read_connection(vault, cluster):
@@ -207,7 +211,11 @@ def our_delegations(org):
     is a delegation we wrote."""
     if org.pk is None:
         return set()
-    return {name_server_set(ns) for ns in HostedZone.objects.filter(organization=org).values_list("name_servers", flat=True) if ns}
+    return {
+        name_server_set(ns)
+        for ns in HostedZone.objects.filter(organization=org).values_list("name_servers", flat=True)
+        if ns
+    }
 
 
 def is_our_delegation(record, org):
@@ -241,7 +249,9 @@ def describe_record_sets(records):
     """`an NS record (ns1.example.net, ns2.example.net)`, `a CNAME record (lb.example.net) and an A record (…)`."""
     parts = []
     for record in records:
-        values = [r["Value"] for r in record.get("ResourceRecords", [])] or [record.get("AliasTarget", {}).get("DNSName", "alias")]
+        values = [r["Value"] for r in record.get("ResourceRecords", [])] or [
+            record.get("AliasTarget", {}).get("DNSName", "alias")
+        ]
         shown = ", ".join(values[:4]) + (", …" if len(values) > 4 else "")
         article = "an" if record["Type"][0] in "AEFHILMNORSX" else "a"
         parts.append(f"{article} {record['Type']} record ({shown})")
@@ -255,7 +265,9 @@ def delegate_zone(zone, route53, progress):
     records = route53.record_sets_named(parent, zone.name)
     refuse_foreign_parent_records(zone.organization, records)
     existing = next((r for r in records if r["Type"] == "NS"), None)
-    if existing is not None and name_server_set(r["Value"] for r in existing["ResourceRecords"]) == name_server_set(zone.name_servers):
+    if existing is not None and name_server_set(r["Value"] for r in existing["ResourceRecords"]) == name_server_set(
+        zone.name_servers
+    ):
         progress.log(f"{zone.name} is already delegated from parent zone {parent}")
     else:
         route53.create_delegation(parent, zone.name, zone.name_servers, replacing=existing)
@@ -324,7 +336,9 @@ def ensure_credentials(zone, vault, backends, progress):
     keys = iam.access_key_ids(user)
     stored = stored or {}
     current = stored.get("access_key_id") if stored.get("access_key_id") in keys else None
-    previous = stored.get("previous_access_key_id") if stored.get("previous_access_key_id") in keys else None  # still in use
+    previous = (
+        stored.get("previous_access_key_id") if stored.get("previous_access_key_id") in keys else None
+    )  # still in use
     for stale in keys:
         if stale not in (current, previous):  # a key whose secret we never stored can never be used: delete it
             iam.delete_access_key(user, stale)
@@ -359,11 +373,21 @@ def new_key_record(zone, key_id, secret):
 def mirror_key(zone, stored):
     """Show in the zone's row what Vault holds (key ids, age and rotation state; never a secret)."""
     created = stored.get("created_at")
-    zone.access_key_created_at = datetime.fromisoformat(created) if created else zone.access_key_created_at or timezone.now()
+    zone.access_key_created_at = (
+        datetime.fromisoformat(created) if created else zone.access_key_created_at or timezone.now()
+    )
     zone.access_key_id = stored["access_key_id"]
     zone.previous_access_key_id = stored.get("previous_access_key_id", "")
     zone.rotations_answered = stored.get("rotation", zone.rotations_answered)
-    zone.save(update_fields=["iam_user_name", "access_key_id", "access_key_created_at", "previous_access_key_id", "rotations_answered"])
+    zone.save(
+        update_fields=[
+            "iam_user_name",
+            "access_key_id",
+            "access_key_created_at",
+            "previous_access_key_id",
+            "rotations_answered",
+        ]
+    )
 
 
 def route53_budget(account=None):
@@ -434,7 +458,9 @@ def deploy_externaldns(cluster, zone, credentials, connection, backends, progres
 
 
 def mark_register_failed(operation, message):
-    Cluster.objects.filter(pk=operation.cluster_id, state__in=PROVISIONABLE).update(state=Cluster.State.ERROR, message=message)
+    Cluster.objects.filter(pk=operation.cluster_id, state__in=PROVISIONABLE).update(
+        state=Cluster.State.ERROR, message=message
+    )
 
 
 def deregister(cluster, progress, backends):
@@ -447,8 +473,10 @@ def deregister(cluster, progress, backends):
     if connection:
         remove_externaldns(backends.cluster(usable_connection(connection)), progress)
     else:
-        progress.log("no cluster credentials in Vault (the cluster was forgotten, or an earlier attempt got this far): "
-                     "ExternalDNS is not removed from the cluster")
+        progress.log(
+            "no cluster credentials in Vault (the cluster was forgotten, or an earlier attempt got this far): "
+            "ExternalDNS is not removed from the cluster"
+        )
 
     zone = HostedZone.objects.filter(organization=cluster.organization, state=HostedZone.State.ACTIVE).first()
     if zone and zone.zone_id:

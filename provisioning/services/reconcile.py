@@ -157,12 +157,16 @@ def _remove_vault_path(orphan, org, backends):
 
 
 def _iam_user_expected(user, org, account):
-    live = HostedZone.objects.exclude(state=HostedZone.State.DELETED).filter(aws_account__in=accounts.stored_names(account))
+    live = HostedZone.objects.exclude(state=HostedZone.State.DELETED).filter(
+        aws_account__in=accounts.stored_names(account)
+    )
     return org is not None and live.filter(organization=org, iam_user_name=user).exists()
 
 
 def _find_iam_orphans(iam, account, organizations, scan):
-    live = HostedZone.objects.exclude(state=HostedZone.State.DELETED).filter(aws_account__in=accounts.stored_names(account))
+    live = HostedZone.objects.exclude(state=HostedZone.State.DELETED).filter(
+        aws_account__in=accounts.stored_names(account)
+    )
     named = set(live.values_list("iam_user_name", flat=True))
     for user in iam.users(f"{settings.ORGDNS_RESOURCE_PREFIX}-"):
         if user["name"] in named:
@@ -174,7 +178,9 @@ def _find_iam_orphans(iam, account, organizations, scan):
             continue  # not ours
         why = f"organization {org_name} does not exist" if org is None else "no live zone names it"
         why += _in(account)
-        scan.orphans.append(Orphan(IAM_USER, user["name"], org_name, why, born=user["created_at"], ref={"account": account.name}))
+        scan.orphans.append(
+            Orphan(IAM_USER, user["name"], org_name, why, born=user["created_at"], ref={"account": account.name})
+        )
 
 
 def _remove_iam_user(orphan, org, backends):
@@ -199,7 +205,9 @@ def _named(org_name):
 
 def _find_zone_orphans(route53, account, organizations, scan):
     suffix = f".{settings.ORGDNS_BASE_DOMAIN}."
-    known = set(HostedZone.objects.exclude(state=HostedZone.State.DELETED).exclude(zone_id="").values_list("zone_id", flat=True))
+    known = set(
+        HostedZone.objects.exclude(state=HostedZone.State.DELETED).exclude(zone_id="").values_list("zone_id", flat=True)
+    )
     for zone in route53.zones():
         if zone["private"] or zone["id"] in known or not zone["name"].endswith(suffix):
             continue
@@ -252,7 +260,10 @@ def _remove_zone(orphan, org, backends):
     if action == ADOPT:
         found = {"id": zone_id, "caller_reference": orphan.ref["caller_reference"], "tags": route53.tags(zone_id)}
         zone = HostedZone(
-            organization=org, name=org.zone_name, caller_reference=orphan.ref["caller_reference"], aws_account=org.aws_account
+            organization=org,
+            name=org.zone_name,
+            caller_reference=orphan.ref["caller_reference"],
+            aws_account=org.aws_account,
         )
         adopt_zone(zone, found, route53, NoProgress())
         zone.state = HostedZone.State.ACTIVE
@@ -282,14 +293,20 @@ def _remove_delegation_to(zone_id, name, route53, parent_route53):
 
 
 def _certificate_live(certificate_id, org):
-    return Certificate.objects.filter(pk=certificate_id, organization=org).exclude(state=Certificate.State.DELETED).exists()
+    return (
+        Certificate.objects.filter(pk=certificate_id, organization=org)
+        .exclude(state=Certificate.State.DELETED)
+        .exists()
+    )
 
 
 def _find_secret_orphans(backends, scan):
     """orgdns's token may not list Secrets (that would let it read every Secret of the cluster), so the Secrets looked
     at are those where the database has put a certificate: every installation's place in a ready cluster."""
     places = {}
-    installations = CertificateInstallation.objects.filter(cluster__state=Cluster.State.READY).select_related("cluster__organization")
+    installations = CertificateInstallation.objects.filter(cluster__state=Cluster.State.READY).select_related(
+        "cluster__organization"
+    )
     for installation in installations:
         places.setdefault(installation.cluster, set()).add((installation.namespace, installation.secret_name))
     vault = backends.vault() if places else None
@@ -313,14 +330,21 @@ def _find_secret_orphans(backends, scan):
                     cluster.organization.name,
                     f"holds certificate {certificate_id}, which is deleted (or not {cluster.organization.name}'s)",
                     born=datetime.fromisoformat(meta["creationTimestamp"]),
-                    ref={"cluster": cluster.pk, "namespace": meta["namespace"], "secret": meta["name"], "certificate": certificate_id},
+                    ref={
+                        "cluster": cluster.pk,
+                        "namespace": meta["namespace"],
+                        "secret": meta["name"],
+                        "certificate": certificate_id,
+                    },
                 )
             )
 
 
 def _labelled_ours(labels):
     """Labelled as orgdns labels a certificate's Secret (with a certificate's id)."""
-    return all(labels.get(k) == v for k, v in tls.MANAGED_BY.items()) and labels.get(tls.CERTIFICATE_LABEL, "").isdigit()
+    return (
+        all(labels.get(k) == v for k, v in tls.MANAGED_BY.items()) and labels.get(tls.CERTIFICATE_LABEL, "").isdigit()
+    )
 
 
 def _remove_secret(orphan, org, backends):
@@ -334,7 +358,9 @@ def _remove_secret(orphan, org, backends):
         current = kube.get("Secret", ref["secret"], ref["namespace"])
         if current is None:
             return "already gone"
-        if not _labelled_ours(current["metadata"].get("labels") or {}) or not tls.holds_certificate(current, ref["certificate"]):
+        if not _labelled_ours(current["metadata"].get("labels") or {}) or not tls.holds_certificate(
+            current, ref["certificate"]
+        ):
             return "left: the Secret there now is not this certificate's"
         kube.delete("Secret", ref["secret"], ref["namespace"])
     return "deleted"

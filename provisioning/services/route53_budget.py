@@ -66,7 +66,8 @@ def account_budget(account, stale=True):
     # Flags not known are counted at the interval the fleet calls for, without jitter (so a little high).
     fleet = running + Counter({budget.cluster_flags(interval, budget=plan): unknown})
     fleet_per_hour = sum(
-        count * budget.calls_per_hour(flags, zones, plan.records, plan.changes_per_hour) for flags, count in fleet.items()
+        count * budget.calls_per_hour(flags, zones, plan.records, plan.changes_per_hour)
+        for flags, count in fleet.items()
     )
     requests, seconds = route53_usage.recent_requests(account.name, settings.ORGDNS_ROUTE53_MEASURE_MINUTES)
     load = budget.AccountLoad(

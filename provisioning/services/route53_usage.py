@@ -33,5 +33,7 @@ def recent_requests(account, minutes, now=None):
     `minutes` - 1 before it, and how many seconds that is (the current minute so far included)."""
     now = time.time() if now is None else now
     current = int(now // 60)
-    counts = redis().mget([KEY.format(account=account, minute=minute) for minute in range(current - minutes + 1, current + 1)])
+    counts = redis().mget(
+        [KEY.format(account=account, minute=minute) for minute in range(current - minutes + 1, current + 1)]
+    )
     return sum(int(count) for count in counts if count), max(1.0, (minutes - 1) * 60 + now % 60)

@@ -66,7 +66,9 @@ def offboard(operation, progress, backends):
 
     with transaction.atomic():
         for membership in Membership.objects.filter(organization=org).select_related("user"):
-            audit.record("member.remove", membership, organization=org, detail=f"{membership.user.get_username()}: offboarded")
+            audit.record(
+                "member.remove", membership, organization=org, detail=f"{membership.user.get_username()}: offboarded"
+            )
             membership.delete()
         Organization.objects.filter(pk=org.pk).update(state=Organization.State.OFFBOARDED, offboarded_at=timezone.now())
         audit.record("organization.offboarded", org, detail="only its audit trail and cost ledger remain")

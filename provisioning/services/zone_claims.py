@@ -39,7 +39,9 @@ def claim_for_deletion(zone, user=None):
     before its point of no return), or its register job finds the unstarted claim and takes the zone back.
     """
     with transaction.atomic():
-        if not HostedZone.objects.filter(pk=zone.pk, state=HostedZone.State.ACTIVE).update(state=HostedZone.State.DELETING):
+        if not HostedZone.objects.filter(pk=zone.pk, state=HostedZone.State.ACTIVE).update(
+            state=HostedZone.State.DELETING
+        ):
             return Outcome.TAKEN, None
         if clusters_using(zone.organization_id).exists():
             transaction.set_rollback(True)

@@ -183,7 +183,9 @@ def _remove_delegation(zone, route53, progress):
         route53.delete_record_set(parent, record)
         progress.log(f"removed the NS delegation of {zone.name} from parent zone {parent}")
     elif record is not None:
-        progress.log(f"the NS record of {zone.name} in parent zone {parent} is not a delegation orgdns wrote: left alone")
+        progress.log(
+            f"the NS record of {zone.name} in parent zone {parent} is not a delegation orgdns wrote: left alone"
+        )
     HostedZone.objects.filter(pk=zone.pk).update(delegated=False)
 
 
@@ -257,7 +259,9 @@ def _final_ledger(zone):
     if zone.aws_created_at is None:  # never created in Route53: never billed
         return []
     created, ended = zone.aws_created_at, zone.route53_deleted_at
-    rows = [ZoneCharge(zone=zone, month=m, kind=ZoneCharge.Kind.CHARGED) for m in billing.charged_months(created, ended)]
+    rows = [
+        ZoneCharge(zone=zone, month=m, kind=ZoneCharge.Kind.CHARGED) for m in billing.charged_months(created, ended)
+    ]
     month, young = billing.avoided_month(created, ended)
     kind = ZoneCharge.Kind.AVOIDED_YOUNG if young else ZoneCharge.Kind.AVOIDED_RENEWAL
     return [*rows, ZoneCharge(zone=zone, month=month, kind=kind)]
@@ -298,7 +302,9 @@ def billing_overview(organizations, now):
     """
     month = billing.month_start(now).date()
     visible = set(organizations.values_list("pk", flat=True))
-    ledger = list(ZoneCharge.objects.filter(month=month).select_related("zone__organization").order_by("recorded_at", "pk"))
+    ledger = list(
+        ZoneCharge.objects.filter(month=month).select_related("zone__organization").order_by("recorded_at", "pk")
+    )
     by_account = defaultdict(list)
     for charge in ledger:
         by_account[charge.zone.aws_account or accounts.main().name].append(charge)

@@ -77,12 +77,16 @@ def certificate_summary(request, org, pk):
 
 @login_required
 def certificate_install(request, org, pk):
-    certificate = certificates.get_writable_certificate_for_user(request.user, org, pk, f"{request.method} {request.path}")
+    certificate = certificates.get_writable_certificate_for_user(
+        request.user, org, pk, f"{request.method} {request.path}"
+    )
     form = InstallCertificateForm(request.POST or None, organization=certificate.organization, initial=request.GET)
     if form.is_valid():
         data = form.cleaned_data
         try:
-            certificates.install_certificate(certificate, data["cluster"], data["namespace"], data["secret_name"], request.user)
+            certificates.install_certificate(
+                certificate, data["cluster"], data["namespace"], data["secret_name"], request.user
+            )
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -93,7 +97,9 @@ def certificate_install(request, org, pk):
 
 
 def _certificate_action(request, org, pk, action, success):
-    certificate = certificates.get_writable_certificate_for_user(request.user, org, pk, f"{request.method} {request.path}")
+    certificate = certificates.get_writable_certificate_for_user(
+        request.user, org, pk, f"{request.method} {request.path}"
+    )
     try:
         action(certificate, request.user)
     except ValidationError as exc:
@@ -134,7 +140,9 @@ def _pem_response(read, filename, missing):
 def ca_download(request, org):
     org = organizations.get_org_for_user(request.user, org)
     return _pem_response(
-        lambda: certificates.ca_certificate_pem(org), f"{org.name}-ca.crt", "No CA yet: it is made with the first certificate."
+        lambda: certificates.ca_certificate_pem(org),
+        f"{org.name}-ca.crt",
+        "No CA yet: it is made with the first certificate.",
     )
 
 

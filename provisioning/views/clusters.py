@@ -18,7 +18,9 @@ def cluster_register(request, org):
     form = RegisterClusterForm(request.POST or None, request.FILES or None)
     if form.is_valid():
         try:
-            cluster, _ = clusters.register_cluster(org, form.cleaned_data["name"], form.cleaned_data["connection"], request.user)
+            cluster, _ = clusters.register_cluster(
+                org, form.cleaned_data["name"], form.cleaned_data["connection"], request.user
+            )
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -43,7 +45,11 @@ def cluster_detail(request, org, pk):
 @require_POST
 def cluster_deregister(request, org, pk):
     return _cluster_action(
-        request, org, pk, clusters.deregister_cluster, "Deregistering {}: ExternalDNS and its records are being removed."
+        request,
+        org,
+        pk,
+        clusters.deregister_cluster,
+        "Deregistering {}: ExternalDNS and its records are being removed.",
     )
 
 

@@ -75,13 +75,17 @@ def form_class(spec):
     fields = {"q": forms.CharField(label="Search", required=False, max_length=200, widget=search)}
     for item in spec.filters:
         if item.choices:
-            fields[item.name] = forms.ChoiceField(label=item.label, required=False, choices=[("", item.blank), *item.choices])
+            fields[item.name] = forms.ChoiceField(
+                label=item.label, required=False, choices=[("", item.blank), *item.choices]
+            )
         else:
             fields[item.name] = forms.CharField(label=item.label, required=False, max_length=253)
     sorts = [value for column in spec.columns if column.sort for value in (column.sort, "-" + column.sort)]
     # Hidden, and inside the results, so that each response carries the current sort into the form's next request.
     riding_along = forms.HiddenInput(attrs={"form": FILTER_FORM_ID})
-    fields["sort"] = forms.ChoiceField(label="Sort", required=False, choices=[(s, s) for s in sorts], widget=riding_along)
+    fields["sort"] = forms.ChoiceField(
+        label="Sort", required=False, choices=[(s, s) for s in sorts], widget=riding_along
+    )
     return type(f"{spec.name.title()}ListForm", (forms.Form,), fields)
 
 
@@ -132,6 +136,8 @@ def render_list(request, spec):
         "filter_form_id": FILTER_FORM_ID,
     }
     only_results = request.htmx and not request.htmx.history_restore_request
-    response = render(request, f"{TEMPLATE}#results" if only_results else TEMPLATE, context, status=200 if valid else 400)
+    response = render(
+        request, f"{TEMPLATE}#results" if only_results else TEMPLATE, context, status=200 if valid else 400
+    )
     patch_vary_headers(response, ["HX-Request"])  # so that a browser never shows a cached fragment as the page
     return response

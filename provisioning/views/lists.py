@@ -73,7 +73,10 @@ ZONES = ListSpec(
     filters=(
         live_state_filter(HostedZone.State.choices, HostedZone.State.DELETED),
         Filter(
-            "delegated", "Delegation", lambda value: Q(delegated=value == "yes"), (("yes", "Delegated"), ("no", "Not delegated"))
+            "delegated",
+            "Delegation",
+            lambda value: Q(delegated=value == "yes"),
+            (("yes", "Delegated"), ("no", "Not delegated")),
         ),
         organization_filter(),
     ),
@@ -82,7 +85,9 @@ ZONES = ListSpec(
 OPERATIONS = ListSpec(
     name="operation",
     title="Operations",
-    queryset=lambda user: organizations.visible(Operation, user).select_related("organization", "cluster", "certificate"),
+    queryset=lambda user: organizations.visible(Operation, user).select_related(
+        "organization", "cluster", "certificate"
+    ),
     columns=(
         Column("Operation", "kind"),
         Column("Organization", "organization", "organization__name"),
@@ -118,7 +123,11 @@ def with_expiry(rows):
 CERTIFICATES = ListSpec(
     name="certificate",
     title="Certificates",
-    queryset=lambda user: organizations.visible(Certificate, user).select_related("organization").prefetch_related("installations__cluster"),
+    queryset=lambda user: (
+        organizations.visible(Certificate, user)
+        .select_related("organization")
+        .prefetch_related("installations__cluster")
+    ),
     columns=(
         Column("Names"),
         Column("Organization", "organization", "organization__name"),
@@ -131,7 +140,10 @@ CERTIFICATES = ListSpec(
     filters=(
         live_state_filter(Certificate.State.choices, Certificate.State.DELETED),
         Filter(
-            "expires", "Expires", expiry_condition, (("expired", "Expired"), ("7", "Within 7 days"), ("30", "Within 30 days"))
+            "expires",
+            "Expires",
+            expiry_condition,
+            (("expired", "Expired"), ("7", "Within 7 days"), ("30", "Within 30 days")),
         ),
         organization_filter(),
     ),

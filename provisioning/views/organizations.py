@@ -29,7 +29,9 @@ def home(request):
     recent operations."""
     now = timezone.now()
     visible = organizations.organizations_for(request.user)
-    expiring = Q(not_after__lte=now + EXPIRING_SOON) & ~Q(state__in=[Certificate.State.DELETED, Certificate.State.DELETING])
+    expiring = Q(not_after__lte=now + EXPIRING_SOON) & ~Q(
+        state__in=[Certificate.State.DELETED, Certificate.State.DELETING]
+    )
     rows = organizations.organization_rows(request.user).annotate(
         expiring=organizations.count_per_organization(Certificate, expiring)
     )
@@ -39,12 +41,15 @@ def home(request):
         org.zone = org.live_zones[0] if org.live_zones else None
         org.gc = gc.get(org.pk)
     attention = {
-        "clusters": Cluster.objects.filter(Q(state=Cluster.State.ERROR) | externaldns_health.FAILING, organization__in=visible)
-        .select_related("organization")[:10],
+        "clusters": Cluster.objects.filter(
+            Q(state=Cluster.State.ERROR) | externaldns_health.FAILING, organization__in=visible
+        ).select_related("organization")[:10],
         "operations": Operation.objects.filter(
             organization__in=visible, state=Operation.State.FAILED, finished_at__gte=now - timedelta(days=1)
         ).select_related("organization", "cluster", "certificate")[:10],
-        "certificates": Certificate.objects.filter(expiring | Q(state=Certificate.State.ERROR), organization__in=visible)
+        "certificates": Certificate.objects.filter(
+            expiring | Q(state=Certificate.State.ERROR), organization__in=visible
+        )
         .select_related("organization")
         .order_by("not_after", "pk")[:10],
     }
@@ -165,7 +170,9 @@ def rotate_key(request, org):
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
         return redirect("organization", org.name)
-    messages.success(request, "Key rotation queued: the new key replaces the current one in every cluster before it is deleted.")
+    messages.success(
+        request, "Key rotation queued: the new key replaces the current one in every cluster before it is deleted."
+    )
     return redirect("operation", operation.pk)
 
 

@@ -35,7 +35,9 @@ def worker(transactional_db):
 def no_csp_violations(page):
     """Every page works under the Content-Security-Policy: no inline script or style was refused."""
     refused = []
-    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
+    page.on(
+        "console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None
+    )
     yield
     assert refused == []
 

@@ -55,8 +55,12 @@ def test_another_organizations_page_is_refused(live_server, page, login, persona
 
 def test_filter_and_sort_a_list_in_place(live_server, page, login, personas):
     for i, state in enumerate(["ready", "error", "ready"]):
-        Cluster.objects.create(organization=personas.acme, name=f"edge-{i}", api_server="https://k", owner_id=f"o{i}", state=state)
-    Cluster.objects.create(organization=personas.globex, name="edge-globex", api_server="https://k", owner_id="og", state="ready")
+        Cluster.objects.create(
+            organization=personas.acme, name=f"edge-{i}", api_server="https://k", owner_id=f"o{i}", state=state
+        )
+    Cluster.objects.create(
+        organization=personas.globex, name="edge-globex", api_server="https://k", owner_id="og", state="ready"
+    )
     login(personas.alice, "pw-alice")
     page.goto(f"{live_server.url}/clusters/")
     rows = page.locator("#results tbody tr")

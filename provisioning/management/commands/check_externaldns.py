@@ -21,13 +21,24 @@ class Command(BaseCommand):
         results = externaldns_health.check_all()
         counts = {health: sum(h == health for h in results.values()) for health in externaldns_health.Health.values}
         if as_json:
-            rows = [{"organization": c.organization.name, "cluster": c.name, "id": c.pk, "health": h,
-                     "problem": c.externaldns_problem, "metrics_error": c.externaldns_metrics_error}
-                    for c, h in results.items()]
+            rows = [
+                {
+                    "organization": c.organization.name,
+                    "cluster": c.name,
+                    "id": c.pk,
+                    "health": h,
+                    "problem": c.externaldns_problem,
+                    "metrics_error": c.externaldns_metrics_error,
+                }
+                for c, h in results.items()
+            ]
             self.stdout.write(json.dumps({"checked": len(results), **counts, "clusters": rows}, indent=2))
             return
         for cluster, health in results.items():
             detail = cluster.externaldns_problem or (
-                f"metrics unavailable: {cluster.externaldns_metrics_error}" if cluster.externaldns_metrics_error else "")
-            self.stdout.write(f"{health:>8}  {cluster.organization.name}/{cluster.name}{'  ' + detail if detail else ''}")
+                f"metrics unavailable: {cluster.externaldns_metrics_error}" if cluster.externaldns_metrics_error else ""
+            )
+            self.stdout.write(
+                f"{health:>8}  {cluster.organization.name}/{cluster.name}{'  ' + detail if detail else ''}"
+            )
         self.stdout.write(f"{len(results)} clusters checked: " + ", ".join(f"{n} {h}" for h, n in counts.items()) + ".")

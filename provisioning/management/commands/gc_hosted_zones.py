@@ -42,7 +42,11 @@ class Command(BaseCommand):
                 zone_gc.apply(planned, now)
         summary = summarize(planned, dry_run)
         if as_json:
-            document = {"now": now.astimezone(UTC).isoformat(), "dry_run": dry_run, "zones": [as_dict(e) for e in planned]}
+            document = {
+                "now": now.astimezone(UTC).isoformat(),
+                "dry_run": dry_run,
+                "zones": [as_dict(e) for e in planned],
+            }
             self.stdout.write(json.dumps({**document, "summary": summary}, indent=2))
             return
         for entry in planned:

@@ -23,9 +23,15 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--apply", action="store_true", help="remove (or adopt) what is found; without it, change nothing")
         parser.add_argument(
-            "--grace", type=int, default=10, metavar="MINUTES", help="leave alone what was made less than MINUTES ago (default 10)"
+            "--apply", action="store_true", help="remove (or adopt) what is found; without it, change nothing"
+        )
+        parser.add_argument(
+            "--grace",
+            type=int,
+            default=10,
+            metavar="MINUTES",
+            help="leave alone what was made less than MINUTES ago (default 10)",
         )
         parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON document")
 
@@ -51,11 +57,20 @@ class Command(BaseCommand):
         }
         if as_json:
             rows = [
-                {"kind": o.kind, "name": o.name, "organization": o.organization, "action": o.action, "why": o.why,
-                 "held": o.held or None, "outcome": outcomes.get(id(o))}
+                {
+                    "kind": o.kind,
+                    "name": o.name,
+                    "organization": o.organization,
+                    "action": o.action,
+                    "why": o.why,
+                    "held": o.held or None,
+                    "outcome": outcomes.get(id(o)),
+                }
                 for o in scan.orphans
             ]
-            self.stdout.write(json.dumps({"apply": apply, "orphans": rows, "problems": scan.problems, "summary": summary}, indent=2))
+            self.stdout.write(
+                json.dumps({"apply": apply, "orphans": rows, "problems": scan.problems, "summary": summary}, indent=2)
+            )
         else:
             for orphan in scan.orphans:
                 self.stdout.write(as_line(orphan, outcomes.get(id(orphan))))

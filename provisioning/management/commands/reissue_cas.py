@@ -29,11 +29,15 @@ class Command(BaseCommand):
             for org in selected:
                 self.reissue(org, dry_run)
         verb = "would get" if dry_run else "got"
-        self.stdout.write(f"{len(selected)} organizations {verb} a new CA{' (dry run: nothing changed)' if dry_run else ''}.")
+        self.stdout.write(
+            f"{len(selected)} organizations {verb} a new CA{' (dry run: nothing changed)' if dry_run else ''}."
+        )
 
     def reissue(self, org, dry_run):
         if dry_run:
-            self.stdout.write(f"would reissue  {org.name}  ({org.certificates.exclude(state='deleted').count()} certificates)")
+            self.stdout.write(
+                f"would reissue  {org.name}  ({org.certificates.exclude(state='deleted').count()} certificates)"
+            )
             return
         try:
             renewals, skipped = certificates.reissue_ca(org)
@@ -42,4 +46,6 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"  reissued  {org.name}: {len(renewals)} certificates renewing")
         for certificate, reason in skipped:
-            self.stdout.write(f"   skipped  {org.name}/{certificate.pk} {certificate}: {reason} (renew it once that is done)")
+            self.stdout.write(
+                f"   skipped  {org.name}/{certificate.pk} {certificate}: {reason} (renew it once that is done)"
+            )

@@ -23,7 +23,9 @@ class Command(BaseCommand):
     def handle(self, *args, dry_run, as_json, **options):
         now = timezone.now()
         with audit.acting(AuditEvent.Source.CRON):
-            results = [self.renew(certificate, dry_run) for certificate in certificates.certificates_due_for_renewal(now)]
+            results = [
+                self.renew(certificate, dry_run) for certificate in certificates.certificates_due_for_renewal(now)
+            ]
         summary = {
             "dry_run": dry_run,
             "due": len(results),

@@ -26,6 +26,10 @@ class Command(BaseCommand):
             chosen, left = route53_budget.rerender_stale(limit, dry_run=dry_run)
         for rerender in chosen:
             was = f"{rerender.running.interval} s" if rerender.running else "flags unknown"
-            self.stdout.write(f"{'would queue' if dry_run else 'queued'}  {rerender.cluster}  {was} -> {rerender.wanted.interval} s")
+            self.stdout.write(
+                f"{'would queue' if dry_run else 'queued'}  {rerender.cluster}  {was} -> {rerender.wanted.interval} s"
+            )
         verb = "would be queued" if dry_run else "queued"
-        self.stdout.write(f"{len(chosen)} re-render{'s' if len(chosen) != 1 else ''} {verb}, {left} left for a later run.")
+        self.stdout.write(
+            f"{len(chosen)} re-render{'s' if len(chosen) != 1 else ''} {verb}, {left} left for a later run."
+        )

@@ -20,7 +20,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="list what is due; queue nothing")
         parser.add_argument(
-            "--max-age-days", type=int, default=None, help="rotate keys older than this (default ORGDNS_MAX_KEY_AGE_DAYS)"
+            "--max-age-days",
+            type=int,
+            default=None,
+            help="rotate keys older than this (default ORGDNS_MAX_KEY_AGE_DAYS)",
         )
 
     def handle(self, *args, dry_run, max_age_days, **options):
