@@ -68,15 +68,8 @@ def seed(first, count):
         batch_size=BATCH,
     )
     Operation.objects.bulk_create(
-        [
-            Operation(kind=Operation.Kind.REGISTER, organization_id=c.organization_id, cluster=c, state="succeeded")
-            for c in clusters
-        ]
-        + [
-            Operation(kind=Operation.Kind.DELETE_ZONE, organization=o, state="succeeded")
-            for o in orgs
-            if o.pk % 10 == 0
-        ],
+        [Operation(kind="register", organization_id=c.organization_id, cluster=c, state="succeeded") for c in clusters]
+        + [Operation(kind="delete_zone", organization=o, state="succeeded") for o in orgs if o.pk % 10 == 0],
         batch_size=BATCH,
     )
     with connection.cursor() as cursor:

@@ -140,7 +140,7 @@ def seed(orgs, clusters_per_org):
     Operation.objects.bulk_create(
         [
             Operation(
-                kind=Operation.Kind.REGISTER,
+                kind="register",
                 organization_id=c.organization_id,
                 cluster=c,
                 progress=100,
@@ -151,7 +151,7 @@ def seed(orgs, clusters_per_org):
         ]
         + [
             Operation(
-                kind=Operation.Kind.ISSUE_CERTIFICATE,
+                kind="issue_certificate",
                 organization_id=c.organization_id,
                 certificate=c,
                 state="succeeded",

@@ -15,6 +15,8 @@ EXTERNALDNS_TOOLCHAIN=go1.27.3
 here="$(cd "$(dirname "$0")" && pwd)/gobuild"
 cache="${ORGDNS_BIN_CACHE:-$HOME/.cache/orgdns/bin}"
 mkdir -p "$cache"
+exec 9>"$cache/.build-lock"
+flock 9  # another build (a second checkout's tests, say) finishes first; what it built is then skipped
 
 command -v go >/dev/null || {
   echo "Go is needed to build the local Kubernetes control plane and ExternalDNS: install Go >= 1.26 (https://go.dev/doc/install) and put it on PATH." >&2

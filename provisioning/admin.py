@@ -17,7 +17,17 @@ from .models import (
     Organization,
     ZoneCharge,
 )
-from .services import accounts, api_tokens, audit, certificates, clusters, key_rotation, organizations, zone_gc
+from .services import (
+    accounts,
+    api_tokens,
+    audit,
+    certificates,
+    clusters,
+    key_rotation,
+    operations,
+    organizations,
+    zone_gc,
+)
 from .services.zone_claims import Outcome
 
 
@@ -278,7 +288,7 @@ class OperationAdmin(AuditedAdmin):
     @admin.action(description="Retry (failed cluster operations)", permissions=["act"])
     def retry(self, request, queryset):
         self.run_action(
-            request, queryset.select_related("organization", "cluster"), clusters.retry_operation, "retry queued"
+            request, queryset.select_related("organization", "cluster"), operations.retry_operation, "retry queued"
         )
 
 

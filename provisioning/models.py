@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from . import operation_kinds
 from .validators import validate_cluster_name, validate_org_name
 
 
@@ -230,18 +231,6 @@ class Cluster(models.Model):
 class Operation(models.Model):
     """One background job. Its id is the RQ job id; the row, not RQ, is what pages show."""
 
-    class Kind(models.TextChoices):
-        REGISTER = "register", "Register cluster"
-        DEREGISTER = "deregister", "Deregister cluster"
-        DELETE_ZONE = "delete_zone", "Delete hosted zone"
-        ISSUE_CERTIFICATE = "issue_certificate", "Issue certificate"
-        RENEW_CERTIFICATE = "renew_certificate", "Renew certificate"
-        INSTALL_CERTIFICATE = "install_certificate", "Install certificate"
-        DELETE_CERTIFICATE = "delete_certificate", "Delete certificate"
-        RERENDER_EXTERNALDNS = "rerender_externaldns", "Re-render ExternalDNS"
-        ROTATE_CREDENTIALS = "rotate_credentials", "Rotate access key"
-        OFFBOARD = "offboard", "Offboard organization"
-
     class State(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
@@ -252,7 +241,7 @@ class Operation(models.Model):
     FINISHED = (State.SUCCEEDED, State.FAILED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    kind = models.CharField(max_length=20, choices=operation_kinds.choices)  # declared by each job module
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="operations")
     cluster = models.ForeignKey(Cluster, null=True, blank=True, on_delete=models.PROTECT, related_name="operations")
     certificate = models.ForeignKey(
@@ -280,6 +269,11 @@ class Operation(models.Model):
     @property
     def finished(self):
         return self.state in self.FINISHED
+
+    @property
+    def target(self):
+        """What the operation acts on: its cluster, else its certificate, else its organization."""
+        return self.cluster or self.certificate or self.organization
 
 
 class Certificate(models.Model):

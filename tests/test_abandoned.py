@@ -8,11 +8,12 @@ import django_rq
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
+from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
 from provisioning.models import Cluster, Operation
-from provisioning.services import clusters
+from provisioning.services import clusters, operations
 from tests.conftest import run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,7 +29,10 @@ def worker_died_running(operation):
         state=Operation.State.RUNNING, step="Deploying ExternalDNS", progress=70
     )
     registry = StartedJobRegistry(queue=queue)
-    queue.connection.zadd(registry.key, {job.id: time.time() - 60})
+    with queue.connection.pipeline() as pipeline:
+        execution = Execution.create(job, ttl=60, pipeline=pipeline)
+        pipeline.execute()
+    queue.connection.zadd(registry.key, {execution.composite_key: time.time() - 60})  # its heartbeat stopped
     return registry
 
 
@@ -43,7 +47,7 @@ def test_an_abandoned_job_fails_its_operation_with_what_to_do(personas, cluster_
     assert operation.state == Operation.State.FAILED
     assert "worker running this job stopped" in operation.error and "retry it" in operation.error
     assert cluster.state == Cluster.State.ERROR
-    assert clusters.retry_operation(operation).kind == Operation.Kind.REGISTER  # and it can be retried
+    assert operations.retry_operation(operation).kind == "register"  # and it can be retried
 
 
 def test_lost_jobs_are_queued_again_or_failed_by_the_sweep(personas, make_cluster_api, settings):
@@ -53,7 +57,7 @@ def test_lost_jobs_are_queued_again_or_failed_by_the_sweep(personas, make_cluste
     django_rq.get_connection("default").flushdb()  # Redis restarted without its data
     Operation.objects.filter(pk=was_running.pk).update(state=Operation.State.RUNNING, attempts=1)
     Operation.objects.filter(pk=budget_spent.pk).update(state=Operation.State.RUNNING, attempts=2)
-    recent = Operation.objects.create(kind=Operation.Kind.REGISTER, organization=personas.acme, cluster=cluster)
+    recent = Operation.objects.create(kind="register", organization=personas.acme, cluster=cluster)
     Operation.objects.exclude(pk=recent.pk).update(created_at=timezone.now() - timedelta(minutes=2))
     settings.ORGDNS_JOB_RETRY_INTERVALS = [1]  # two runs in all
 

@@ -20,7 +20,16 @@ from provisioning import budget
 from provisioning.clients.aws import RoleCredentials
 from provisioning.clients.errors import ProviderError
 from provisioning.models import Cluster, HostedZone, Operation, Organization, ZoneCharge
-from provisioning.services import accounts, backends, clusters, provisioning, zone_gc, zones
+from provisioning.services import (
+    accounts,
+    backends,
+    billing_overview,
+    clusters,
+    zone_gc,
+    zone_ledger,
+    zone_setup,
+    zones,
+)
 from provisioning.services.backends import Backends
 from tests.conftest import run_jobs, wait_until
 
@@ -86,8 +95,8 @@ def provision_zone(org):
     """The register job's AWS steps for the organization (no cluster): placement, zone, IAM user and key."""
     backends = Backends()
     with_account = backends.for_account(accounts.place(org))
-    zone = provisioning.ensure_zone(org, with_account, Unobserved())
-    provisioning.ensure_credentials(zone, backends.vault(), with_account, Unobserved())
+    zone = zone_setup.ensure_zone(org, with_account, Unobserved())
+    zone_setup.ensure_credentials(zone, backends.vault(), with_account, Unobserved())
     return HostedZone.objects.get(pk=zone.pk)
 
 
@@ -413,7 +422,7 @@ def test_the_price_tier_counts_each_accounts_zones(personas, two_accounts, setti
     acme = live_zone(personas.acme, "main", created)
     globex = live_zone(personas.globex, "second", created + timedelta(minutes=1))
     initech = live_zone(Organization.objects.create(name="initech"), "second", created + timedelta(minutes=2))
-    zone_gc.record_charges(now)
+    zone_ledger.record_charges(now)
     month = now.replace(day=1).date()
     assert set(ZoneCharge.objects.filter(month=month).values_list("zone", flat=True)) == {
         acme.pk,
@@ -421,7 +430,7 @@ def test_the_price_tier_counts_each_accounts_zones(personas, two_accounts, setti
         initech.pk,
     }
 
-    overview = zone_gc.billing_overview(Organization.objects.all(), now)
+    overview = billing_overview.billing_overview(Organization.objects.all(), now)
     prices = {c.charge.zone.organization.name: c.price for c in overview.charged}
     # One account holding all three would charge 0.50 + 0.10 + 0.10: each account's first zone is at the first price.
     assert prices == {"acme": Decimal("0.50"), "globex": Decimal("0.50"), "initech": Decimal("0.10")}

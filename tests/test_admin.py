@@ -123,7 +123,7 @@ def test_a_cluster_gone_for_good_can_be_forgotten(support, personas, ready_clust
     assert not any(ready_cluster.owner_id in p for p in vault_tree(vault, settings.VAULT_PREFIX))
     assert AuditEvent.objects.filter(action="cluster.forget", actor=personas.sam, source="admin").exists()
     # An ExternalDNS left running in the forgotten cluster has a key that no longer works.
-    assert Operation.objects.get(kind=Operation.Kind.ROTATE_CREDENTIALS).state == Operation.State.SUCCEEDED
+    assert Operation.objects.get(kind="rotate_credentials").state == Operation.State.SUCCEEDED
     keys = [k["AccessKeyId"] for k in aws.iam.list_access_keys(UserName="orgdns-acme")["AccessKeyMetadata"]]
     zone.refresh_from_db()
     assert keys == [zone.access_key_id] and old_key not in keys
@@ -132,4 +132,4 @@ def test_a_cluster_gone_for_good_can_be_forgotten(support, personas, ready_clust
 def test_support_rotates_a_zones_key(support, personas, ready_cluster):
     zone = ready_cluster.organization.zones.get()
     assert "key rotation queued" in act(support, "hostedzone", "rotate_access_key", [zone.pk]).content.decode()
-    assert Operation.objects.get(kind=Operation.Kind.ROTATE_CREDENTIALS).created_by == personas.sam
+    assert Operation.objects.get(kind="rotate_credentials").created_by == personas.sam

@@ -61,7 +61,7 @@ def acme(personas, cluster_api, aws, django_user_model):
         state=Cluster.State.READY,
     )
     failed = Operation.objects.create(
-        kind=Operation.Kind.REGISTER,
+        kind="register",
         organization=personas.acme,
         cluster=cluster,
         state=Operation.State.FAILED,

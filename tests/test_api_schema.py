@@ -65,7 +65,7 @@ def acme_objects(personas, cluster_api, aws, django_user_model):
         state=Cluster.State.READY,
     )
     operation = Operation.objects.create(
-        kind=Operation.Kind.REGISTER,
+        kind="register",
         organization=personas.acme,
         cluster=cluster,
         state=Operation.State.FAILED,

@@ -141,5 +141,5 @@ def test_certificates_are_not_installed_into_system_namespaces(namespace, client
     with pytest.raises(ValidationError, match="application namespace"):
         certificates.install_certificate(certificate, cluster, namespace, "www-tls")
     assert Certificate.objects.count() == 1 and not CertificateInstallation.objects.exists()
-    assert not Operation.objects.filter(kind=Operation.Kind.INSTALL_CERTIFICATE).exists()
+    assert not Operation.objects.filter(kind="install_certificate").exists()
     assert cluster_api.objects("secrets", namespace) == [] or namespace == "external-dns"

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from provisioning import budget
 from provisioning.models import Cluster, HostedZone, Organization
-from provisioning.services import provisioning, route53_budget
+from provisioning.services import accounts, route53_budget
 from provisioning.services.backends import Backends
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,7 +53,7 @@ def route53_requests(count):
 
 def test_the_page_shows_the_accounts_budget_quotas_and_intervals_to_staff(client, personas):
     zones("acme", "globex", deleted=["initech"])
-    plan = provisioning.route53_budget()
+    plan = accounts.budget_of(accounts.main())
     short, long = budget.cluster_flags(60, budget=plan), budget.cluster_flags(120, budget=plan)
     clusters(personas.acme, 2, short)
     clusters(personas.globex, 1, long)
@@ -121,7 +121,7 @@ def test_an_account_needs_attention_above_80_percent_of_a_quota_or_budget_and_no
     settings.ORGDNS_ROUTE53_ZONE_QUOTA = 500
 
     # The fleet's estimate: a rate at which 4 clusters spend 70 % of the fleet's share, so 5 spend 87.5 %.
-    flags = budget.cluster_flags(60, budget=provisioning.route53_budget())
+    flags = budget.cluster_flags(60, budget=accounts.budget_of(accounts.main()))
     per_cluster = budget.calls_per_hour(flags, 5, 300, 6) / 3600
     settings.ORGDNS_ROUTE53_ACCOUNT_RATE = 4 * per_cluster / 0.7 / settings.ORGDNS_ROUTE53_FLEET_SHARE
     clusters(personas.acme, 4, flags)

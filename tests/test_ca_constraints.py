@@ -152,7 +152,7 @@ def test_reissue_cas_replaces_old_cas_and_renews_their_certificates(personas, cl
     assert secret["ca.crt"] == new.certificate
     installed = x509.load_pem_x509_certificate(secret["tls.crt"].encode())
     installed.verify_directly_issued_by(x509.load_pem_x509_certificate(new.certificate.encode()))
-    assert Operation.objects.filter(kind=Operation.Kind.RENEW_CERTIFICATE, state=Operation.State.SUCCEEDED).count() == 1
+    assert Operation.objects.filter(kind="renew_certificate", state=Operation.State.SUCCEEDED).count() == 1
     assert AuditEvent.objects.filter(action="ca.reissue", organization=personas.acme, source="cron").exists()
 
     output = io.StringIO()

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from provisioning import budget
 from provisioning.clients import externaldns
 from provisioning.models import Cluster, HostedZone, Operation
-from provisioning.services import clusters, provisioning
+from provisioning.services import accounts, clusters, externaldns_deploy
 from tests.conftest import run_jobs, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -95,7 +95,7 @@ def test_externaldns_runs_with_the_budgets_flags_and_publishes_a_change_by_event
         if a.split("=")[0]
         in ("--interval", "--aws-zones-cache-duration", "--txt-cache-interval", "--events", "--min-event-sync-interval")
     ]
-    assert flags == budget.externaldns_flags(1, 1, cluster.owner_id, provisioning.route53_budget()).args()
+    assert flags == budget.externaldns_flags(1, 1, cluster.owner_id, accounts.budget_of(accounts.main())).args()
     assert "--events" in args and "--min-event-sync-interval=5s" in args
     assert any(a.startswith("--interval=1h") for a in args)
     assert cluster_api.runner.pods  # the real ExternalDNS accepted them: it runs (rollout available)
@@ -118,13 +118,15 @@ def test_the_flags_follow_the_fleet_in_the_account(personas):
         )
         for i in range(3)
     ]
-    small = provisioning.externaldns_config(made[0], zone).args()
+    small = externaldns_deploy.externaldns_config(made[0], zone).args()
     assert "--interval=1m" in " ".join(small) and "--events" in small and "--txt-cache-interval" in " ".join(small)
-    b = provisioning.route53_budget()
-    assert provisioning.externaldns_flags(made[0]) == budget.externaldns_flags(3, 1, made[0].owner_id, b)
+    b = accounts.budget_of(accounts.main())
+    assert externaldns_deploy.externaldns_flags(made[0]) == budget.externaldns_flags(3, 1, made[0].owner_id, b)
     Cluster.objects.filter(pk=made[1].pk).update(state=Cluster.State.DEREGISTERED)
-    assert provisioning.externaldns_flags(made[0]) == budget.externaldns_flags(2, 1, made[0].owner_id, b)
-    assert provisioning.externaldns_flags(made[0]) != provisioning.externaldns_flags(made[2])  # jittered per owner
+    assert externaldns_deploy.externaldns_flags(made[0]) == budget.externaldns_flags(2, 1, made[0].owner_id, b)
+    assert externaldns_deploy.externaldns_flags(made[0]) != externaldns_deploy.externaldns_flags(
+        made[2]
+    )  # jittered per owner
 
 
 def test_a_token_without_every_permission_is_refused_naming_what_is_missing(personas, cluster_api):

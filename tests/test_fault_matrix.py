@@ -190,7 +190,7 @@ def start_delete_zone(personas, api):
     run_jobs()
     now = timezone.now()
     zone_gc.apply(zone_gc.plan(now), now)  # a young unused zone: deleted at once
-    (operation,) = Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE)
+    (operation,) = Operation.objects.filter(kind="delete_zone")
     return operation
 
 

@@ -48,19 +48,15 @@ def world(personas):
     staging = make_cluster(acme, "staging", Cluster.State.ERROR)
     make_cluster(acme, "retired", Cluster.State.DEREGISTERED)
     web = make_cluster(globex, "web", Cluster.State.PROVISIONING)
+    Operation.objects.create(kind="register", organization=acme, cluster=prod, state=Operation.State.SUCCEEDED)
     Operation.objects.create(
-        kind=Operation.Kind.REGISTER, organization=acme, cluster=prod, state=Operation.State.SUCCEEDED
-    )
-    Operation.objects.create(
-        kind=Operation.Kind.REGISTER,
+        kind="register",
         organization=acme,
         cluster=staging,
         state="failed",
         error="The cluster API did not answer.",
     )
-    Operation.objects.create(
-        kind=Operation.Kind.REGISTER, organization=globex, cluster=web, state="running", progress=40
-    )
+    Operation.objects.create(kind="register", organization=globex, cluster=web, state="running", progress=40)
     make_certificate(acme, "shop", timedelta(days=5))
     make_certificate(globex, "www", timedelta(days=80))
     return personas

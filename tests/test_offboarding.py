@@ -23,7 +23,7 @@ from provisioning.models import (
     Organization,
     ZoneCharge,
 )
-from provisioning.services import certificates, clusters, offboarding, organizations, provisioning
+from provisioning.services import certificates, clusters, offboarding, organizations, zone_setup
 from provisioning.services.backends import Backends
 from provisioning.services.leases import organization_lock
 from tests.conftest import run_jobs, start_worker_process, vault_tree, wait_until
@@ -48,7 +48,7 @@ def issue(org, name, targets):
 
 
 def offboarding_operation(org):
-    return Operation.objects.get(organization=org, kind=Operation.Kind.OFFBOARD)
+    return Operation.objects.get(organization=org, kind="offboard")
 
 
 def gc_command(*args):
@@ -100,7 +100,7 @@ def test_offboarding_leaves_nothing_but_the_audit_trail_and_the_ledger(client, p
         "type its name, acme, exactly: &#x27;acme-corp&#x27; is not it. Nothing was changed." in wrong.content.decode()
     )
     assert Organization.objects.get(name="acme").state == Organization.State.ACTIVE
-    assert not Operation.objects.filter(kind=Operation.Kind.OFFBOARD).exists()
+    assert not Operation.objects.filter(kind="offboard").exists()
 
     response = client.post(reverse("organization-offboard", args=["acme"]), {"confirmation": "acme"})
     operation = offboarding_operation(personas.acme)
@@ -222,8 +222,8 @@ def test_an_offboarded_organizations_paid_zone_is_deleted_in_the_final_window(in
     """A zone created early in the month has its month paid: the GC keeps it until the final window, then deletes it
     (no cluster can reuse it, but deleting earlier saves nothing); its IAM user and key go at once."""
     backends = Backends()
-    zone = provisioning.ensure_zone(personas.acme, backends, Silent())
-    provisioning.ensure_credentials(zone, backends.vault(), backends, Silent())
+    zone = zone_setup.ensure_zone(personas.acme, backends, Silent())
+    zone_setup.ensure_credentials(zone, backends.vault(), backends, Silent())
     created = instant.month + timedelta(hours=1)
     HostedZone.objects.filter(pk=zone.pk).update(aws_created_at=created)
     deadline = instant.next_month - settings.ORGDNS_GC_FINAL_WINDOW

@@ -92,7 +92,7 @@ def test_the_teardown_leaves_an_iam_user_that_is_not_ours_alone(personas, aws):
     aws.iam.create_access_key(UserName="orgdns-acme")
     zone_gc.delete_now(HostedZone.objects.get(), None)
     run_jobs()
-    teardown = Operation.objects.get(kind=Operation.Kind.DELETE_ZONE)
+    teardown = Operation.objects.get(kind="delete_zone")
     assert teardown.state == Operation.State.SUCCEEDED, teardown.error
     assert "IAM user orgdns-acme was not created by orgdns: left alone" in teardown.log
     assert len(aws.iam.list_access_keys(UserName="orgdns-acme")["AccessKeyMetadata"]) == 1
@@ -168,7 +168,7 @@ def test_the_teardown_deletes_only_our_delegation(personas, cluster_api, aws, se
     zone_gc.delete_now(HostedZone.objects.get(), None)
     run_jobs()
 
-    teardown = Operation.objects.get(kind=Operation.Kind.DELETE_ZONE)
+    teardown = Operation.objects.get(kind="delete_zone")
     assert teardown.state == Operation.State.SUCCEEDED, teardown.error
     assert "is not a delegation orgdns wrote: left alone" in teardown.log
     assert records_named(aws, parent, "acme.orgdns.test.") == {("NS", tuple(FOREIGN_NS))}

@@ -163,7 +163,7 @@ def test_orphans_are_listed_then_removed_and_lookalikes_left_alone(personas, clu
     make_zone(aws, "unrelated.example.com", our_tags("acme", paid_at))  # not under the base domain
     # An organization with an unfinished operation: its things are left for a later run.
     initech = Organization.objects.create(name="initech")
-    Operation.objects.create(kind=Operation.Kind.REGISTER, organization=initech, state=Operation.State.RUNNING)
+    Operation.objects.create(kind="register", organization=initech, state=Operation.State.RUNNING)
     put_secret(vault, "orgs/initech/aws")
     make_user(aws, "orgdns-initech", our_tags("initech"))
 

@@ -125,7 +125,7 @@ def test_rerunning_a_finished_job_changes_nothing(personas, cluster_api, aws, va
     versions_before = _aws_secret_version(vault)
     deploy_before = deployment(cluster_api)["metadata"]["resourceVersion"]
 
-    rerun = Operation.objects.create(kind=Operation.Kind.REGISTER, organization=personas.acme, cluster=cluster)
+    rerun = Operation.objects.create(kind="register", organization=personas.acme, cluster=cluster)
     from provisioning.jobs import run_operation
 
     assert run_operation(str(rerun.pk)) == Operation.State.SUCCEEDED

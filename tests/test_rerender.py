@@ -9,13 +9,13 @@ from django.core.management import call_command
 
 from provisioning import budget
 from provisioning.models import Cluster, Operation
-from provisioning.services import clusters, provisioning, route53_budget
+from provisioning.services import accounts, clusters, route53_budget
 from tests.conftest import run_jobs
 from tests.test_budget_page import clusters as make_clusters
 from tests.test_externaldns import deployed_args, register
 
 pytestmark = pytest.mark.django_db(transaction=True)
-RERENDER = Operation.Kind.RERENDER_EXTERNALDNS
+RERENDER = "rerender_externaldns"
 
 
 def rerender(*options):
@@ -35,7 +35,7 @@ def test_adding_and_removing_a_cluster_re_renders_the_other_within_the_budget(
     settings.ORGDNS_ROUTE53_ACCOUNT_RATE = 0.04
     first_api, second_api = make_cluster_api(), make_cluster_api()
     first, _ = register(personas.acme, "first", first_api)
-    plan = provisioning.route53_budget()
+    plan = accounts.budget_of(accounts.main())
     assert first.externaldns_flags == dataclasses.asdict(budget.externaldns_flags(1, 1, first.owner_id, plan))
     registration = first.operations.get()
     (figures,) = route53_budget.account_budgets()  # what orgdns sent Route53 so far is that job's
@@ -84,7 +84,7 @@ def test_adding_and_removing_a_cluster_re_renders_the_other_within_the_budget(
 
 
 def test_re_renders_are_bounded_and_the_most_overspending_go_first(personas):
-    plan = provisioning.route53_budget()
+    plan = accounts.budget_of(accounts.main())
     (unknown,) = make_clusters(personas.acme, 1, prefix="unknown")
     (overspending,) = make_clusters(personas.acme, 1, budget.cluster_flags(30, budget=plan), prefix="fast")
     (underspending,) = make_clusters(personas.acme, 1, budget.cluster_flags(3600, budget=plan), prefix="slow")

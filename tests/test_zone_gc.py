@@ -18,7 +18,7 @@ from django.utils import timezone
 from provisioning import billing
 from provisioning.jobs import run_operation
 from provisioning.models import AuditEvent, Cluster, HostedZone, Operation, Organization, ZoneCharge
-from provisioning.services import clusters, provisioning, zone_gc
+from provisioning.services import billing_overview, clusters, zone_gc, zone_ledger, zone_setup
 from provisioning.services.backends import Backends
 from provisioning.services.leases import organization_lock
 from tests.conftest import WorkerDied, run_jobs, start_manage_process, start_worker_process, vault_tree, wait_until
@@ -56,8 +56,8 @@ def unused_zone(org):
     """A young zone with its IAM user, access key and Vault secret, made by the register job's own steps, in an
     organization without clusters (as after its last one was deregistered)."""
     backends = Backends()
-    zone = provisioning.ensure_zone(org, backends, Unobserved())
-    provisioning.ensure_credentials(zone, backends.vault(), backends, Unobserved())
+    zone = zone_setup.ensure_zone(org, backends, Unobserved())
+    zone_setup.ensure_credentials(zone, backends.vault(), backends, Unobserved())
     return HostedZone.objects.get(pk=zone.pk)
 
 
@@ -98,7 +98,7 @@ def live_zone(org, created, cluster=False):
 
 
 def teardowns(org):
-    return Operation.objects.filter(organization=org, kind=Operation.Kind.DELETE_ZONE)
+    return Operation.objects.filter(organization=org, kind="delete_zone")
 
 
 def with_parent_zone(aws):
@@ -201,7 +201,7 @@ def test_zones_in_use_and_paid_zones_are_kept_until_the_final_window(instant, pe
     assert planned["acme"].action == billing.KEEP and planned["acme"].not_before is None
     if instant.at < deadline:
         assert (planned["globex"].action, planned["globex"].not_before) == (billing.KEEP, deadline)
-        assert not Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).exists()
+        assert not Operation.objects.filter(kind="delete_zone").exists()
         planned = gc_at(instant, deadline + timedelta(minutes=30))
         assert planned["acme"].action == billing.KEEP
     assert (planned["globex"].action, planned["globex"].outcome) == (billing.DELETE, "queued")
@@ -453,7 +453,7 @@ def test_two_gc_runs_at_once_claim_each_zone_once():
     assert sum(run["summary"]["queued"] for run in runs) == zones
     queued = [z["zone"] for run in runs for z in run["zones"] if z["outcome"] == "queued"]
     assert len(queued) == len(set(queued)) == zones
-    assert Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).count() == zones
+    assert Operation.objects.filter(kind="delete_zone").count() == zones
     assert set(HostedZone.objects.values_list("state", flat=True)) == {HostedZone.State.DELETING}
 
 
@@ -558,7 +558,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(planned_zones):
         "teardowns to resume, 0 being deleted; dry run: nothing changed."
     ]
     assert set(HostedZone.objects.values_list("state", flat=True)) == {HostedZone.State.ACTIVE}
-    assert not Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).exists()
+    assert not Operation.objects.filter(kind="delete_zone").exists()
 
 
 def test_now_shows_what_happens_at_month_end(planned_zones):
@@ -576,7 +576,7 @@ def test_now_shows_what_happens_at_month_end(planned_zones):
         "deleting": 0,
         "queued": 0,
     }
-    assert not Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).exists()
+    assert not Operation.objects.filter(kind="delete_zone").exists()
 
 
 def test_json_describes_every_zone(planned_zones):
@@ -603,10 +603,10 @@ def test_a_real_run_queues_the_teardowns_as_jobs(planned_zones):
     assert [z["organization"] for z in document["zones"] if z["outcome"] == "queued"] == queued
     assert document["summary"]["queued"] == len(queued)
     initech = document["zones"][2]
-    operation = Operation.objects.get(kind=Operation.Kind.DELETE_ZONE, organization__name="initech")
+    operation = Operation.objects.get(kind="delete_zone", organization__name="initech")
     assert str(operation.pk) == initech["operation"]
     assert HostedZone.objects.get(name="initech.orgdns.test").state == HostedZone.State.DELETING
-    assert Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).count() == len(queued)
+    assert Operation.objects.filter(kind="delete_zone").count() == len(queued)
     audited = AuditEvent.objects.filter(action="delete_zone.queued").order_by("organization__name")
     assert [(e.organization.name, e.source, e.actor_name) for e in audited] == [
         (org, "cron", "system (cron)") for org in queued
@@ -628,7 +628,7 @@ def test_a_real_run_queues_the_teardowns_as_jobs(planned_zones):
 def test_bad_arguments_are_refused(planned_zones, args, message):
     with pytest.raises(CommandError, match=message):
         run_command(*args)
-    assert not Operation.objects.filter(kind=Operation.Kind.DELETE_ZONE).exists()
+    assert not Operation.objects.filter(kind="delete_zone").exists()
 
 
 def test_settings_out_of_range_are_named(planned_zones, settings):
@@ -657,8 +657,8 @@ def test_the_ledger_records_each_charged_month_once(instant):
     gone = live_zone(Organization.objects.create(name="gone"), now - timedelta(days=40))
     HostedZone.objects.filter(pk=gone.pk).update(state=HostedZone.State.DELETED)
 
-    zone_gc.record_charges(now)
-    zone_gc.record_charges(now)
+    zone_ledger.record_charges(now)
+    zone_ledger.record_charges(now)
 
     expected = billing.charged_months(old.aws_created_at, now)
     assert len(expected) >= 2 and expected[-1] == instant.month.date()
@@ -668,7 +668,7 @@ def test_the_ledger_records_each_charged_month_once(instant):
     ]
     assert not ZoneCharge.objects.filter(zone__in=[young, gone]).exists()
     later = now + timedelta(hours=10)  # 13 hours old: charged, for the next month too if it has begun
-    zone_gc.record_charges(later)
+    zone_ledger.record_charges(later)
     young_months = list(ZoneCharge.objects.filter(zone=young).values_list("month", flat=True))
     assert young_months == billing.charged_months(young.aws_created_at, later)[::-1]
     assert young_months[0] == (instant.next_month if later >= instant.next_month else instant.month).date()
@@ -680,7 +680,7 @@ def test_prices_are_ranked_account_wide_and_savings_valued_at_the_margin(instant
     acme = live_zone(personas.acme, now - timedelta(days=2))
     globex = live_zone(personas.globex, now - timedelta(days=3))
     initech = live_zone(Organization.objects.create(name="initech"), now - timedelta(days=1))
-    zone_gc.record_charges(now)
+    zone_ledger.record_charges(now)
     ZoneCharge.objects.create(
         zone=HostedZone.objects.create(
             organization=Organization.objects.create(name="gone"),
@@ -691,7 +691,7 @@ def test_prices_are_ranked_account_wide_and_savings_valued_at_the_margin(instant
         kind=ZoneCharge.Kind.AVOIDED_YOUNG,
     )
 
-    everything = zone_gc.billing_overview(Organization.objects.all(), now)
+    everything = billing_overview.billing_overview(Organization.objects.all(), now)
     assert everything.month == instant.month.date()
     assert [(c.charge.zone, c.price) for c in everything.charged] == [
         (globex, Decimal("0.50")),
@@ -701,7 +701,7 @@ def test_prices_are_ranked_account_wide_and_savings_valued_at_the_margin(instant
     assert everything.charged_total == Decimal("1.10")
     assert [(c.charge.zone.name, c.price) for c in everything.avoided_young] == [("gone.orgdns.test", Decimal("0.10"))]
     assert everything.avoided_total == Decimal("0.10")
-    acme_only = zone_gc.billing_overview(Organization.objects.filter(pk=personas.acme.pk), now)
+    acme_only = billing_overview.billing_overview(Organization.objects.filter(pk=personas.acme.pk), now)
     assert [(c.charge.zone, c.price) for c in acme_only.charged] == [(acme, Decimal("0.50"))]
     assert acme_only.avoided == []
 
@@ -711,7 +711,7 @@ def ledger(instant, personas):
     """At the instant, acme: a paid zone nobody uses and a young deletion avoided; globex: a paid zone in use."""
     live_zone(personas.acme, instant.at - timedelta(days=2))
     live_zone(personas.globex, instant.at - timedelta(days=2), cluster=True)
-    zone_gc.record_charges(instant.at)
+    zone_ledger.record_charges(instant.at)
     gone = HostedZone.objects.create(
         organization=personas.acme, name="acme.orgdns.test", state=HostedZone.State.DELETED
     )

@@ -5,8 +5,9 @@ from uuid import UUID
 from django.http import HttpResponse
 from ninja import Path, Query, Router
 
+from .. import operation_kinds
 from ..models import Operation
-from ..services import clusters, organizations
+from ..services import operations, organizations
 from . import schemas
 from .clusters import accepted
 from .pagination import PageParams, page_of, paginate
@@ -16,7 +17,7 @@ from .problems import Problem, refused
 router = Router(tags=["operations"])
 
 OperationState = schemas.Literal[tuple(Operation.State.values)]
-OperationKind = schemas.Literal[tuple(Operation.Kind.values)]
+OperationKind = schemas.Literal[tuple(operation_kinds.values())]
 
 
 @router.get("/operations", response=page_of(schemas.Operation))
@@ -52,5 +53,5 @@ def retry_operation(request, response: HttpResponse, operation_id: Path[UUID]):
     operation = organizations.get_operation_for_user(request.user, operation_id)
     organizations.require_write(request.user, operation.organization, f"{request.method} {request.path}")
     with refused(409):
-        retried = clusters.retry_operation(operation, request.user)
+        retried = operations.retry_operation(operation, request.user)
     return accepted(response, retried)

@@ -8,7 +8,7 @@ from django.utils import timezone
 from ninja import Field, Schema
 from pydantic import StringConstraints
 
-from .. import models, validators
+from .. import models, operation_kinds, validators
 from ..services import certificates
 
 # Text that PostgreSQL can store (no NUL) and that fits the columns it is compared with.
@@ -132,7 +132,7 @@ class ZoneRecord(Schema):
 
 class OperationSummary(Schema):
     id: UUID
-    kind: Literal[tuple(models.Operation.Kind.values)]
+    kind: Literal[tuple(operation_kinds.values())]
     state: Literal[tuple(models.Operation.State.values)]
 
 
@@ -196,7 +196,7 @@ class NewCluster(Schema):
 
 class Operation(Schema):
     id: UUID
-    kind: Literal[tuple(models.Operation.Kind.values)]
+    kind: Literal[tuple(operation_kinds.values())]
     organization: str
     cluster: Link | None
     certificate_id: int | None

@@ -8,23 +8,16 @@ from django.utils import timezone
 from ..clients import tls
 from ..clients.errors import ProviderError
 from ..models import Certificate, CertificateInstallation, Cluster
-from . import offboarding
+from ..operation_kinds import OperationKind
+from . import offboarding_rules
 from .leases import organization_lock
-from .provisioning import cluster_secret_path, read_connection, usable_connection
-
-
-def ca_path(vault, org):
-    return vault.org_path(org.name, "tls", "ca")
-
-
-def material_path(vault, certificate):
-    return vault.org_path(certificate.organization.name, "tls", "certs", str(certificate.pk))
+from .vault_paths import ca_path, cluster_secret_path, material_path, read_connection, usable_connection
 
 
 def issue_and_install(operation, progress, backends):
     """ISSUE and RENEW: a new key and certificate (once per operation, so a retried job reuses them), then install."""
     certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
-    offboarding.refuse_in_job(certificate.organization)
+    offboarding_rules.refuse_in_job(certificate.organization)
     vault = backends.vault()
     if certificate.issued_at and certificate.issued_at >= operation.created_at:
         progress.log(f"serial {certificate.serial} was already issued by this operation")
@@ -38,7 +31,7 @@ def issue_and_install(operation, progress, backends):
 
 def install(operation, progress, backends):
     certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
-    offboarding.refuse_in_job(certificate.organization)
+    offboarding_rules.refuse_in_job(certificate.organization)
     install_everywhere(certificate, backends.vault(), backends, progress)
 
 
@@ -246,3 +239,15 @@ def mark_delete_failed(operation, message):
     Certificate.objects.filter(pk=operation.certificate_id).update(
         state=Certificate.State.ERROR, message=f"deletion failed: {message}"
     )
+
+
+ISSUE_CERTIFICATE = OperationKind(
+    "issue_certificate", "Issue certificate", run=issue_and_install, on_failure=mark_failed
+)
+RENEW_CERTIFICATE = OperationKind(
+    "renew_certificate", "Renew certificate", run=issue_and_install, on_failure=mark_failed
+)
+INSTALL_CERTIFICATE = OperationKind("install_certificate", "Install certificate", run=install, on_failure=mark_failed)
+DELETE_CERTIFICATE = OperationKind(
+    "delete_certificate", "Delete certificate", run=delete, on_failure=mark_delete_failed
+)

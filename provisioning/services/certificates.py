@@ -5,9 +5,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from ..clients import tls
-from ..models import Certificate, CertificateInstallation, Cluster, Operation, Organization
+from ..models import Certificate, CertificateInstallation, Cluster, Organization
 from ..validators import certificate_dns_names, validate_certificate_namespace, validate_secret_name
-from . import audit, offboarding, organizations
+from . import audit, certificate_jobs, offboarding_rules, organizations
 from .backends import Backends
 from .certificate_jobs import ca_path, make_ca, material_path
 from .leases import organization_lock
@@ -73,11 +73,13 @@ def issue_certificate(organization, names, targets=(), user=None):
     names = certificate_dns_names(names, organization.zone_name, settings.ORGDNS_TLS_MAX_NAMES)
     targets = [clean_target(organization, *target) for target in dict.fromkeys(targets)]
     with transaction.atomic():
-        offboarding.require_active(organization)
+        offboarding_rules.require_active(organization)
         certificate = Certificate.objects.create(organization=organization, dns_names=names, created_by=user)
         for target in targets:
             add_installation(certificate, *target)
-        operation = start_operation(Operation.Kind.ISSUE_CERTIFICATE, organization, user=user, certificate=certificate)
+        operation = start_operation(
+            certificate_jobs.ISSUE_CERTIFICATE, organization, user=user, certificate=certificate
+        )
     return certificate, operation
 
 
@@ -88,7 +90,7 @@ def install_certificate(certificate, cluster, namespace, secret_name, user=None)
         claim(certificate, [Certificate.State.ACTIVE], Certificate.State.INSTALLING)
         add_installation(certificate, *target)
         return start_operation(
-            Operation.Kind.INSTALL_CERTIFICATE,
+            certificate_jobs.INSTALL_CERTIFICATE,
             certificate.organization,
             cluster=cluster,
             user=user,
@@ -101,7 +103,7 @@ def renew_certificate(certificate, user=None):
     with transaction.atomic():
         claim(certificate, [Certificate.State.ACTIVE, Certificate.State.ERROR], Certificate.State.RENEWING)
         return start_operation(
-            Operation.Kind.RENEW_CERTIFICATE, certificate.organization, user=user, certificate=certificate
+            certificate_jobs.RENEW_CERTIFICATE, certificate.organization, user=user, certificate=certificate
         )
 
 
@@ -110,7 +112,7 @@ def delete_certificate(certificate, user=None):
     with transaction.atomic():
         claim(certificate, [Certificate.State.ACTIVE, Certificate.State.ERROR], Certificate.State.DELETING)
         return start_operation(
-            Operation.Kind.DELETE_CERTIFICATE, certificate.organization, user=user, certificate=certificate
+            certificate_jobs.DELETE_CERTIFICATE, certificate.organization, user=user, certificate=certificate
         )
 
 
@@ -145,7 +147,7 @@ def add_installation(certificate, cluster, namespace, secret_name):
 
 def claim(certificate, from_states, to_state):
     """Move the certificate to to_state if it is in one of from_states, so one job at a time works on it."""
-    offboarding.require_active(certificate.organization)
+    offboarding_rules.require_active(certificate.organization)
     if not Certificate.objects.filter(pk=certificate.pk, state__in=from_states).update(state=to_state, message=""):
         current = Certificate.objects.values_list("state", flat=True).get(pk=certificate.pk)
         raise ValidationError(
@@ -212,7 +214,7 @@ def ca_needs_reissue(organization):
 def reissue_ca(organization, user=None):
     """A new CA for the organization in place of its current one, and a renewal queued for each of its certificates
     (so each is signed by the new CA and installed with it). Returns (renewals, certificates skipped with the reason)."""
-    offboarding.require_active(organization)
+    offboarding_rules.require_active(organization)
     vault = Backends().vault()
     with organization_lock(organization):
         ca = make_ca(organization, vault)

@@ -13,10 +13,11 @@ from ..clients.errors import ProviderError
 from ..clients.kube import ClusterConnection, InvalidConnection, connection_from_kubeconfig
 from ..clients.retry import RetryPolicy
 from ..models import AuditEvent, Cluster, Operation
-from . import audit, key_rotation, offboarding
+from . import audit, key_rotation, offboarding_rules
 from .backends import Backends, probe_rate_limiter
+from .cluster_jobs import DEREGISTER, REGISTER, RERENDER_EXTERNALDNS
 from .operations import start_operation
-from .provisioning import cluster_secret_path
+from .vault_paths import cluster_secret_path
 
 MAX_KUBECONFIG_BYTES = 256 * 1024
 
@@ -66,7 +67,7 @@ def register_cluster(organization, name, connection, user=None):
 
 
 def _register_cluster(organization, name, connection, user):
-    offboarding.require_active(organization)
+    offboarding_rules.require_active(organization)
     Cluster(organization=organization, name=name).clean_fields(exclude=["api_server", "owner_id"])
     longest = Cluster._meta.get_field("api_server").max_length
     if len(connection.server) > longest:
@@ -112,9 +113,9 @@ def _register_cluster(organization, name, connection, user):
         ) from None
     try:
         with transaction.atomic():
-            offboarding.require_active(organization)
+            offboarding_rules.require_active(organization)
             cluster.save()
-            operation = start_operation(Operation.Kind.REGISTER, organization, cluster, user)
+            operation = start_operation(REGISTER, organization, cluster, user)
     except ValidationError:
         vault.destroy(path)
         raise
@@ -173,7 +174,7 @@ def probe_cluster(connection):
 def retry_registration(cluster, user=None):
     """Run the register job again: it converges from wherever the last attempt stopped."""
     with transaction.atomic():
-        offboarding.require_active(cluster.organization)
+        offboarding_rules.require_active(cluster.organization)
         claimed = Cluster.objects.filter(pk=cluster.pk, state__in=[Cluster.State.ERROR, Cluster.State.READY]).update(
             state=Cluster.State.PENDING, message="queued for provisioning"
         )
@@ -181,18 +182,18 @@ def retry_registration(cluster, user=None):
             raise ValidationError(
                 f"Cluster {cluster.name} is {cluster.state}: only a ready or failed cluster can be provisioned again."
             )
-        return start_operation(Operation.Kind.REGISTER, cluster.organization, cluster, user)
+        return start_operation(REGISTER, cluster.organization, cluster, user)
 
 
 def deregister_cluster(cluster, user=None):
     """Queue the deregister job; refused while the cluster is still being provisioned (that job could deploy
     ExternalDNS again after the deregistration removed it)."""
-    if cluster.operations.filter(kind=Operation.Kind.REGISTER).exclude(state__in=Operation.FINISHED).exists():
+    if cluster.operations.filter(kind=REGISTER).exclude(state__in=Operation.FINISHED).exists():
         raise ValidationError(
             f"Cluster {cluster.name} is still being provisioned: deregister it once that has finished."
         )
     with transaction.atomic():
-        offboarding.require_active(cluster.organization)
+        offboarding_rules.require_active(cluster.organization)
         claimed = Cluster.objects.filter(pk=cluster.pk, state__in=[Cluster.State.READY, Cluster.State.ERROR]).update(
             state=Cluster.State.DEREGISTERING, message="queued for deregistration"
         )
@@ -201,7 +202,7 @@ def deregister_cluster(cluster, user=None):
             if state in (Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED):
                 raise ValidationError(f"Cluster {cluster.name} is already being deregistered.")
             raise ValidationError(f"Cluster {cluster.name} is {state}: deregister it once provisioning has finished.")
-        return start_operation(Operation.Kind.DEREGISTER, cluster.organization, cluster, user)
+        return start_operation(DEREGISTER, cluster.organization, cluster, user)
 
 
 def forget_cluster(cluster, user=None):
@@ -210,7 +211,7 @@ def forget_cluster(cluster, user=None):
     organization's access key is rotated at once, so that an ExternalDNS left running there stops working."""
     if cluster.state != Cluster.State.ERROR:
         raise ValidationError(f"Cluster {cluster.name} is {cluster.state}: only a cluster in error can be forgotten.")
-    offboarding.require_active(cluster.organization)
+    offboarding_rules.require_active(cluster.organization)
     vault = Backends().vault()
     vault.destroy(cluster_secret_path(vault, cluster))
     audit.record(
@@ -221,19 +222,12 @@ def forget_cluster(cluster, user=None):
     return operation
 
 
-def retry_operation(operation, user=None):
-    """Start a failed operation again, through the action that started it (and its state checks)."""
-    retry = RETRIES.get(operation.kind)
-    if operation.state != Operation.State.FAILED or retry is None:
-        raise ValidationError("Only a failed cluster operation or key rotation can be retried.")
-    if operation.cluster and operation.cluster.operations.filter(created_at__gt=operation.created_at).exists():
-        raise ValidationError("This operation was already followed by another one: see the cluster's latest operation.")
-    return retry(operation, user)
+@REGISTER.retried_by
+@RERENDER_EXTERNALDNS.retried_by
+def _retry_registration(operation, user):
+    return retry_registration(operation.cluster, user)
 
 
-RETRIES = {
-    Operation.Kind.REGISTER: lambda operation, user: retry_registration(operation.cluster, user),
-    Operation.Kind.RERENDER_EXTERNALDNS: lambda operation, user: retry_registration(operation.cluster, user),
-    Operation.Kind.DEREGISTER: lambda operation, user: deregister_cluster(operation.cluster, user),
-    Operation.Kind.ROTATE_CREDENTIALS: key_rotation.resume_rotation,
-}
+@DEREGISTER.retried_by
+def _retry_deregistration(operation, user):
+    return deregister_cluster(operation.cluster, user)

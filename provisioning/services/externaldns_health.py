@@ -18,7 +18,7 @@ from ..clients.errors import ProviderError
 from ..clients.retry import RetryPolicy
 from ..models import Cluster
 from .backends import Backends
-from .provisioning import read_connection
+from .vault_paths import read_connection
 
 Health = Cluster.Health
 

@@ -24,7 +24,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .. import billing
+from .. import billing, operation_kinds
 from ..models import Certificate, Cluster, HostedZone, Operation
 from . import zone_gc
 from .metrics import COUNTED, FOLDED_KINDS
@@ -134,7 +134,7 @@ class DatabaseCollector:
             "orgdns_operations", "Operations (background jobs) by kind and state.", labels=["kind", "state"]
         )
         counts = _counts(Operation.objects, "kind", "state")
-        for kind in Operation.Kind.values:
+        for kind in operation_kinds.values():
             for state in Operation.State.values:
                 gauge.add_metric([kind, state], counts.get((kind, state), 0))
         return gauge

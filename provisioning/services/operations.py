@@ -1,4 +1,5 @@
-"""Background operations: a database row per job, enqueued on commit, progress written while it runs."""
+"""Background operations: a database row per job, enqueued on commit, progress written while it runs, run by the
+function its kind names (provisioning.operation_kinds), found again by the sweep when its job was lost."""
 
 import logging
 import time
@@ -6,6 +7,7 @@ from datetime import timedelta
 
 import django_rq
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
@@ -15,6 +17,7 @@ from rq import Callback, Queue, Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from .. import operation_kinds
 from ..clients.errors import ProviderError
 from ..models import AuditEvent, Operation
 from . import audit, leases, metrics
@@ -33,8 +36,9 @@ def start_operation(kind, organization, cluster=None, user=None, certificate=Non
         created_by=user,
         request_id=audit.current().request_id,
     )
-    target = cluster or certificate or organization
-    audit.record(f"{kind}.queued", target, organization=organization, actor=user, detail=f"operation {operation.pk}")
+    audit.record(
+        f"{kind}.queued", operation.target, organization=organization, actor=user, detail=f"operation {operation.pk}"
+    )
     transaction.on_commit(lambda: enqueue_after_commit(operation))
     return operation
 
@@ -68,7 +72,7 @@ WAITING = (JobStatus.QUEUED, JobStatus.DEFERRED)
 SCHEDULER_SLACK = timedelta(seconds=60)
 
 
-def sweep(now, grace, handlers):
+def sweep(now, grace):
     """Operations that no job is going to finish — their job was lost (Redis restarted empty, or queueing failed after
     the commit) or its worker died — older than grace: each is queued again while its retry budget lasts, and
     failed, saying to retry it, after that. A running job proves it is alive by its heartbeat. Returns (requeued,
@@ -100,7 +104,7 @@ def sweep(now, grace, handlers):
             enqueue(operation)
             requeued.append(operation)
         else:
-            abandoned(operation.pk, will_retry=False, handlers=handlers)
+            abandoned(operation.pk, will_retry=False)
             failed.append(operation)
     return requeued, failed
 
@@ -188,7 +192,7 @@ def classify(exc):
     return False, INTERNAL_ERROR
 
 
-def run(operation_id, handlers):
+def run(operation_id):
     """Run the handler for this operation's kind and record how it ended.
 
     A transient failure is re-raised so RQ retries the job while retries are left; a permanent one, or the last
@@ -200,22 +204,22 @@ def run(operation_id, handlers):
     if operation.finished:
         return operation.state
     with audit.acting(AuditEvent.Source.JOB, actor=operation.created_by, request_id=operation.request_id):
-        return _run(operation, handlers)
+        return _run(operation)
 
 
-def _run(operation, handlers):
+def _run(operation):
     with metrics.timed_job(operation.kind) as timing, leases.Keepalive(operation.pk) as keepalive:
         Operation.objects.filter(pk=operation.pk).update(
             state=Operation.State.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""
         )
-        handler, on_failure = handlers[operation.kind]
+        kind = operation_kinds.get(operation.kind)
         progress = Progress(operation)
         progress.keepalive = keepalive
         backends = Backends(on_retry=progress.retrying)
         calls = lambda: dict(backends.stats.calls)  # noqa: E731
         running = leases.running_job.set(leases.RunningJob(operation, progress, keepalive))
         try:
-            handler(operation, progress, backends)
+            kind.run(operation, progress, backends)
         except Exception as exc:
             transient, message = classify(exc)
             if message == INTERNAL_ERROR:
@@ -230,7 +234,7 @@ def _run(operation, handlers):
                 )
                 timing.outcome = Operation.State.RETRYING
                 raise
-            _fail(operation, progress, message, on_failure, calls())
+            _fail(operation, progress, message, calls())
             timing.outcome = Operation.State.FAILED
             return Operation.State.FAILED
         finally:
@@ -244,7 +248,7 @@ def _run(operation, handlers):
         return Operation.State.SUCCEEDED
 
 
-def abandoned(operation_id, will_retry, handlers):
+def abandoned(operation_id, will_retry):
     """The worker running the job died (RQ found it abandoned, or the sweep did): the operation must not stay
     "running" forever."""
     operation = Operation.objects.select_related("organization", "cluster", "certificate", "created_by").get(
@@ -259,21 +263,60 @@ def abandoned(operation_id, will_retry, handlers):
         return
     with audit.acting(AuditEvent.Source.JOB, actor=operation.created_by, request_id=operation.request_id):
         message = "the worker running this job stopped before it finished: retry it (every step is safe to re-run)"
-        _fail(operation, Progress(operation), message, handlers[operation.kind][1], operation.remote_calls)
+        _fail(operation, Progress(operation), message, operation.remote_calls)
 
 
-def _fail(operation, progress, message, on_failure, remote_calls):
+def _fail(operation, progress, message, remote_calls):
     progress.log(f"failed: {message}")
     Operation.objects.filter(pk=operation.pk).update(
         state=Operation.State.FAILED, error=message, finished_at=timezone.now(), remote_calls=remote_calls
     )
-    on_failure(operation, message)
+    operation_kinds.get(operation.kind).on_failure(operation, message)
     _audit_outcome(operation, AuditEvent.Outcome.FAILED, message)
 
 
 def _audit_outcome(operation, outcome, detail=""):
-    target = operation.cluster or operation.certificate or operation.organization
     verb = "succeeded" if outcome == AuditEvent.Outcome.OK else "failed"
     audit.record(
-        f"{operation.kind}.{verb}", target, organization=operation.organization, outcome=outcome, detail=detail
+        f"{operation.kind}.{verb}",
+        operation.target,
+        organization=operation.organization,
+        outcome=outcome,
+        detail=detail,
     )
+
+
+def wait_for(operations, progress):
+    """Until operations() (a queryset) is empty, saying on the operation's page which one it waits for."""
+    deadline = time.monotonic() + settings.ORGDNS_WAIT_FOR_JOBS_TIMEOUT
+    shown = None
+    while (running := operations().select_related("cluster", "certificate", "organization").first()) is not None:
+        if time.monotonic() >= deadline:
+            raise ProviderError(
+                f"{describe(running)} is still running after {settings.ORGDNS_WAIT_FOR_JOBS_TIMEOUT} s; will retry",
+                service="orgdns",
+                permanent=False,
+            )
+        if running.pk != shown:
+            progress.waiting(f"Waiting for {describe(running)} to finish")
+            shown = running.pk
+        time.sleep(0.5)
+    if shown:
+        progress.resume()
+
+
+def describe(operation):
+    return f"{operation.get_kind_display().lower()} {operation.target} (operation {operation.pk})"
+
+
+def retry_operation(operation, user=None):
+    """Start a failed operation again, through the action that started it (and its state checks)."""
+    if not can_retry(operation):
+        raise ValidationError("Only a failed cluster operation or key rotation can be retried.")
+    if operation.cluster and operation.cluster.operations.filter(created_at__gt=operation.created_at).exists():
+        raise ValidationError("This operation was already followed by another one: see the cluster's latest operation.")
+    return operation_kinds.get(operation.kind).retry(operation, user)
+
+
+def can_retry(operation):
+    return operation.state == Operation.State.FAILED and operation_kinds.get(operation.kind).retry is not None

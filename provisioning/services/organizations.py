@@ -13,7 +13,7 @@ from ..clients.errors import ProviderError
 from ..models import LIVE_CLUSTER, AuditEvent, Cluster, HostedZone, Membership, Operation, Organization
 from . import audit
 from .backends import Backends
-from .provisioning import describe_record_sets, foreign_records, parent_records
+from .zone_setup import describe_record_sets, foreign_records, parent_records
 
 WRITE_ROLES = (Membership.Role.OWNER, Membership.Role.MEMBER)
 ACT_IN_ANY_ORGANIZATION = "provisioning.act_in_any_organization"

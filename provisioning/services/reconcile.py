@@ -23,18 +23,11 @@ from ..clients.errors import ProviderError
 from ..models import Certificate, CertificateInstallation, Cluster, HostedZone, Operation, Organization
 from ..validators import iam_user_name
 from . import accounts
-from .certificate_jobs import ca_path, cluster_api, material_path
+from .certificate_jobs import cluster_api
 from .leases import organization_lock
-from .provisioning import (
-    CREATED_AT_TAG,
-    NoProgress,
-    adopt_zone,
-    aws_secret_path,
-    cluster_secret_path,
-    name_server_set,
-    tagged_as_ours,
-)
-from .zone_gc import delete_our_iam_user, records_to_delete
+from .vault_paths import aws_secret_path, ca_path, cluster_secret_path, material_path
+from .zone_jobs import delete_our_iam_user, records_to_delete
+from .zone_setup import CREATED_AT_TAG, NoProgress, adopt_zone, name_server_set, tagged_as_ours
 
 DEFAULT_GRACE = timedelta(minutes=10)
 

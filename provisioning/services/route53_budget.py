@@ -14,10 +14,10 @@ from django.db.models import Count, Q
 from .. import budget
 from ..models import Cluster, HostedZone, Operation
 from . import accounts, route53_usage
+from .cluster_jobs import RERENDER_EXTERNALDNS
+from .externaldns_deploy import account_zones, fleet_interval
 from .operations import start_operation
-from .provisioning import account_zones, fleet_interval, register_cluster, route53_budget
 
-RERENDER = Operation.Kind.RERENDER_EXTERNALDNS
 UNFINISHED = [Operation.State.QUEUED, Operation.State.RUNNING, Operation.State.RETRYING]
 
 
@@ -52,7 +52,7 @@ def accounts_needing_attention():
 
 def account_budget(account, stale=True):
     """The account's figures; `stale` (a query more) counts the clusters waiting to be re-rendered, else None."""
-    plan = route53_budget(account)
+    plan = accounts.budget_of(account)
     running, unknown = running_flags(account)
     counts = (
         HostedZone.objects.exclude(state=HostedZone.State.DELETED)
@@ -131,7 +131,7 @@ def stale_clusters(account=None, interval=None):
     if account is None:
         return sorted((r for a in accounts.configured() for r in stale_clusters(a)), key=_overspend)
     interval = fleet_interval(account) if interval is None else interval
-    plan = route53_budget(account)
+    plan = accounts.budget_of(account)
     ready = (
         Cluster.objects.filter(state=Cluster.State.READY, organization__aws_account__in=accounts.stored_names(account))
         .exclude(operations__state__in=UNFINISHED)
@@ -156,7 +156,7 @@ def rerender_stale(limit=None, dry_run=False):
     or running at once: each restarts an ExternalDNS, which reads the account's zones and its zone's records again.
     Returns (the re-renders queued, or planned with dry_run; how many stale clusters are left for a later run)."""
     limit = settings.EXTERNALDNS_RERENDERS_AT_ONCE if limit is None else limit
-    busy = Operation.objects.filter(kind=RERENDER, state__in=UNFINISHED).count()
+    busy = Operation.objects.filter(kind=RERENDER_EXTERNALDNS, state__in=UNFINISHED).count()
     stale = stale_clusters()
     room = max(0, limit - busy)
     clusters = Cluster.objects.select_related("organization").in_bulk([r.cluster_id for r in stale[:room]])
@@ -178,16 +178,5 @@ def queue_rerender(cluster):
         )
         if not idle.exists():
             return False
-        start_operation(RERENDER, cluster.organization, cluster)
+        start_operation(RERENDER_EXTERNALDNS, cluster.organization, cluster)
         return True
-
-
-def rerender_externaldns(operation, progress, backends):
-    """The re-render job: the register job again, which deploys ExternalDNS with the flags the fleet calls for now.
-    For a provisioned cluster it sends Route53 nothing and changes only what differs: the Deployment's args, which
-    restarts ExternalDNS. A cluster that is no longer ready (being deregistered, say) is left alone."""
-    state = Cluster.objects.values_list("state", flat=True).get(pk=operation.cluster_id)
-    if state != Cluster.State.READY:
-        progress.log(f"the cluster is {state} now: nothing to re-render")
-        return
-    register_cluster(operation, progress, backends)

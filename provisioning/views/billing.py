@@ -2,11 +2,11 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.utils import timezone
 
-from ..services import organizations, zone_gc
+from ..services import billing_overview, organizations
 
 
 @login_required
 def billing(request):
     """This month's zone charges, savings and scheduled deletions, for the user's organizations (staff: all)."""
-    overview = zone_gc.billing_overview(organizations.organizations_for(request.user), timezone.now())
+    overview = billing_overview.billing_overview(organizations.organizations_for(request.user), timezone.now())
     return render(request, "provisioning/billing.html", {"overview": overview})

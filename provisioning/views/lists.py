@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.utils import timezone
 
+from .. import operation_kinds
 from ..models import AuditEvent, Certificate, Cluster, HostedZone, Operation
 from ..services import certificates, organizations
 from .listing import Column, Filter, ListSpec, render_list
@@ -99,7 +100,7 @@ OPERATIONS = ListSpec(
     default_sort="-created",
     filters=(
         Filter.exact("state", "State", "state", Operation.State.choices),
-        Filter.exact("kind", "Kind", "kind", Operation.Kind.choices),
+        Filter.exact("kind", "Kind", "kind", operation_kinds.choices()),
         organization_filter(),
     ),
 )

@@ -6,8 +6,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from ..models import Operation
-from ..services import clusters, organizations
+from ..services import operations, organizations
 
 HTMX_STOP_POLLING = 286
 
@@ -17,9 +16,7 @@ def operation_detail(request, pk):
     operation = organizations.get_operation_for_user(request.user, pk)
     context = {
         "operation": operation,
-        "can_retry": operation.state == Operation.State.FAILED
-        and operation.kind in clusters.RETRIES
-        and organizations.can_write(request.user, operation.organization),
+        "can_retry": operations.can_retry(operation) and organizations.can_write(request.user, operation.organization),
     }
     return render(request, "provisioning/operation_detail.html", context)
 
@@ -42,7 +39,7 @@ def operation_retry(request, pk):
     operation = organizations.get_operation_for_user(request.user, pk)
     organizations.require_write(request.user, operation.organization, f"{request.method} {request.path}")
     try:
-        retried = clusters.retry_operation(operation, request.user)
+        retried = operations.retry_operation(operation, request.user)
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
         return redirect("operation", operation.pk)

@@ -5,9 +5,8 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 from django.utils import timezone
 
-from provisioning.jobs import HANDLERS
 from provisioning.models import AuditEvent
-from provisioning.services import audit, operations, provisioning
+from provisioning.services import audit, cluster_jobs, operations
 from provisioning.services.backends import Backends
 
 
@@ -43,8 +42,8 @@ class Command(BaseCommand):
     def sweep(self, grace):
         now = timezone.now()
         with audit.acting(AuditEvent.Source.CRON):
-            requeued, failed = operations.sweep(now, grace, HANDLERS)
-            settled = provisioning.settle_unconfirmed_zones(Backends(), now, grace)
+            requeued, failed = operations.sweep(now, grace)
+            settled = cluster_jobs.settle_unconfirmed_zones(Backends(), now, grace)
         for zone, outcome in settled:
             self.stdout.write(f"zone {zone.name}: {outcome}")
         for operation in requeued:

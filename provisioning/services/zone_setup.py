@@ -1,96 +1,25 @@
-"""The register and deregister jobs (DESIGN.md §2). Every step converges when re-run."""
+"""The organization's hosted zone and its zone-scoped AWS credentials, made or adopted by the register job. Every step
+converges when re-run."""
 
-import dataclasses
 import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from .. import budget
-from ..clients import externaldns
 from ..clients.aws import zone_scoped_policy
 from ..clients.errors import ProviderError
-from ..clients.kube import ClusterConnection, InvalidConnection
-from ..models import Cluster, HostedZone, Operation
+from ..models import HostedZone
 from ..validators import iam_user_name
-from . import accounts, offboarding
-from .leases import organization_lock
+from .vault_paths import aws_secret_path
 from .zone_claims import release_unstarted
 
 POLICY_NAME = "orgdns-zone-records"
 CREATED_AT_TAG = "orgdns:created-at"
-PROVISIONABLE = (Cluster.State.PENDING, Cluster.State.PROVISIONING, Cluster.State.ERROR, Cluster.State.READY)
 
 
 def zone_tags(org):
     return {"orgdns:managed-by": settings.ORGDNS_RESOURCE_PREFIX, "orgdns:organization": org.name}
-
-
-def aws_secret_path(vault, org):
-    return vault.org_path(org.name, "aws")
-
-
-def cluster_secret_path(vault, cluster):
-    return vault.org_path(cluster.organization.name, "clusters", cluster.owner_id)
-
-
-def register_cluster(operation, progress, backends):
-    cluster = operation.cluster
-    org = cluster.organization
-    offboarding.refuse_in_job(org)
-    if not Cluster.objects.filter(pk=cluster.pk, state__in=PROVISIONABLE).update(
-        state=Cluster.State.PROVISIONING, message=""
-    ):
-        raise ProviderError(
-            f"cluster {cluster.name} is {Cluster.objects.get(pk=cluster.pk).state}: nothing to provision",
-            service="orgdns",
-            permanent=True,
-        )
-    vault = backends.vault()
-
-    progress.step("Reading the cluster's credentials from Vault", 5)
-    connection = read_connection(vault, cluster)
-
-    with organization_lock(org):
-        backends = backends.for_account(accounts.place(org))
-        progress.step("Checking that what orgdns would create or change is absent or ours", 10)
-        check_ownership(org, backends, progress)
-        progress.step(f"Ensuring hosted zone {org.zone_name}", 15)
-        zone = ensure_zone(org, backends, progress)
-        progress.step(f"Ensuring IAM user {iam_user_name(org.name)} scoped to zone {zone.zone_id}", 40)
-        credentials = ensure_credentials(zone, vault, backends, progress)
-
-    progress.step("Deploying ExternalDNS into the cluster", 70)
-    repaired = deploy_externaldns(cluster, zone, credentials, connection, backends, progress)
-    message = f"ExternalDNS publishes *.{zone.name} from this cluster"
-    if repaired:
-        message += f"; repaired what had been changed by hand: {', '.join(repaired)}"
-    Cluster.objects.filter(pk=cluster.pk, state=Cluster.State.PROVISIONING).update(
-        state=Cluster.State.READY, message=message
-    )
-
-
-def read_connection(vault, cluster):
-    return usable_connection(vault.read(cluster_secret_path(vault, cluster)))
-
-
-def usable_connection(stored):
-    """The ClusterConnection kept in Vault; ProviderError if it is missing or no longer passes our checks."""
-    if not stored:
-        raise ProviderError(
-            "the cluster's credentials are missing from Vault: register the cluster again",
-            service="vault",
-            permanent=True,
-        )
-    try:
-        return ClusterConnection(**stored)
-    except (InvalidConnection, TypeError) as exc:
-        raise ProviderError(
-            f"the cluster's stored credentials are not usable ({exc}): register the cluster again",
-            service="vault",
-            permanent=True,
-        ) from None
 
 
 def ensure_zone(org, backends, progress):
@@ -135,33 +64,6 @@ def ensure_zone(org, backends, progress):
     if delegate:
         delegate_zone(zone, backends.parent_zone_route53(), progress)
     return zone
-
-
-def settle_unconfirmed_zones(backends, now, grace):
-    """Zones whose creation was asked of Route53 but never confirmed (the job stopped, or the answer was lost) and
-    that no job is finishing: adopted if Route53 has them, so that the GC sees every zone that may cost money, and
-    the row removed if it has not. Returns [(zone, what was done)]."""
-    settled = []
-    unconfirmed = HostedZone.objects.filter(state=HostedZone.State.CREATING, created_at__lt=now - grace)
-    for zone in unconfirmed.select_related("organization"):
-        registering = Operation.objects.filter(organization=zone.organization, kind=Operation.Kind.REGISTER)
-        if registering.exclude(state__in=Operation.FINISHED).exists():
-            continue
-        with organization_lock(zone.organization):
-            zone.refresh_from_db()
-            if zone.state != HostedZone.State.CREATING:
-                continue
-            route53 = backends.for_account(accounts.of_zone(zone)).route53()
-            found = route53.find_zone(zone.name)
-            if found is None:
-                zone.delete()
-                settled.append((zone, "row removed: Route53 has no such zone"))
-                continue
-            adopt_zone(zone, found, route53, NoProgress())
-            zone.state = HostedZone.State.ACTIVE
-            zone.save(update_fields=["zone_id", "name_servers", "aws_created_at", "state"])
-            settled.append((zone, f"adopted {zone.zone_id}; the GC decides when it goes"))
-    return settled
 
 
 class NoProgress:
@@ -387,130 +289,4 @@ def mirror_key(zone, stored):
             "previous_access_key_id",
             "rotations_answered",
         ]
-    )
-
-
-def route53_budget(account=None):
-    """The budget model of the account's Route53 rate (the main account's by default)."""
-    return accounts.budget_of(account or accounts.main())
-
-
-def fleet_size(account):
-    """(clusters, hosted zones) in the account, as far as orgdns knows: its clusters not deregistered (each may run
-    ExternalDNS), and account_zones."""
-    names = accounts.stored_names(account)
-    clusters = Cluster.objects.live().filter(organization__aws_account__in=names).count()
-    zones = HostedZone.objects.exclude(state=HostedZone.State.DELETED).filter(aws_account__in=names).count()
-    return max(1, clusters), account_zones(zones, account)
-
-
-def account_zones(live_zones, account):
-    """The hosted zones every ExternalDNS in the account pages through: orgdns's zones there not deleted (live_zones)
-    and, in the main account, the parent zone."""
-    return max(1, live_zones + (bool(settings.ORGDNS_PARENT_ZONE_ID) and account.is_main))
-
-
-def fleet_interval(account):
-    """The resync interval the fleet in the account as it is now calls for, before each cluster's jitter."""
-    clusters, zones = fleet_size(account)
-    return budget.resync_interval(clusters, zones, route53_budget(account))
-
-
-def externaldns_flags(cluster):
-    """The flags of this cluster's ExternalDNS, for the fleet in its account as it is now (this cluster included)."""
-    account = accounts.of_organization(cluster.organization)
-    return budget.cluster_flags(fleet_interval(account), cluster.owner_id, route53_budget(account))
-
-
-def externaldns_config(cluster, zone):
-    return externaldns.ExternalDNSConfig(
-        namespace=settings.EXTERNALDNS_NAMESPACE,
-        image=settings.EXTERNALDNS_IMAGE,
-        zone_name=zone.name,
-        zone_id=zone.zone_id,
-        owner_id=cluster.owner_id,
-        policy=settings.EXTERNALDNS_POLICY,
-        region=settings.AWS_REGION,
-        memory_limit=settings.EXTERNALDNS_MEMORY_LIMIT,
-        flags=externaldns_flags(cluster),
-    )
-
-
-def deploy_externaldns(cluster, zone, credentials, connection, backends, progress):
-    """Apply the ExternalDNS objects and wait until it runs. Returns the objects found changed by hand (repaired)."""
-    kube = backends.cluster(connection)
-    repaired = []
-    config = externaldns_config(cluster, zone)
-    try:
-        objects = externaldns.manifests(config, credentials["access_key_id"], credentials["secret_access_key"])
-        for obj in objects:
-            outcome = kube.apply(obj)
-            progress.log(f"{obj['kind']} {obj['metadata']['name']}: {outcome}")
-            if outcome == "repaired":
-                repaired.append(f"{obj['kind']} {obj['metadata']['name']}")
-        progress.log(f"waiting for ExternalDNS to be available in cluster {cluster.name}")
-        kube.wait_for_rollout("external-dns", settings.EXTERNALDNS_NAMESPACE, settings.EXTERNALDNS_ROLLOUT_TIMEOUT)
-    finally:
-        kube.close()
-    Cluster.objects.filter(pk=cluster.pk).update(externaldns_flags=dataclasses.asdict(config.flags))
-    progress.log(f"ExternalDNS resyncs every {config.flags.interval} s")
-    return repaired
-
-
-def mark_register_failed(operation, message):
-    Cluster.objects.filter(pk=operation.cluster_id, state__in=PROVISIONABLE).update(
-        state=Cluster.State.ERROR, message=message
-    )
-
-
-def deregister(cluster, progress, backends):
-    """Remove ExternalDNS and the records it owns (teardown.deregister removes our certificates first)."""
-    vault = backends.vault()
-    Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.DEREGISTERING, message="")
-
-    progress.step("Removing ExternalDNS from the cluster", 10)
-    connection = vault.read(cluster_secret_path(vault, cluster))
-    if connection:
-        remove_externaldns(backends.cluster(usable_connection(connection)), progress)
-    else:
-        progress.log(
-            "no cluster credentials in Vault (the cluster was forgotten, or an earlier attempt got this far): "
-            "ExternalDNS is not removed from the cluster"
-        )
-
-    zone = HostedZone.objects.filter(organization=cluster.organization, state=HostedZone.State.ACTIVE).first()
-    if zone and zone.zone_id:
-        progress.step(f"Deleting the records this cluster owns in {zone.name}", 50)
-        route53 = backends.for_account(accounts.of_zone(zone)).route53()
-        owned = externaldns.owned_record_sets(route53.record_sets(zone.zone_id), cluster.owner_id)
-        requests = route53.delete_record_sets(zone.zone_id, owned)
-        progress.log(f"deleted {len(owned)} record sets in {requests} change requests")
-
-    progress.step("Deleting the cluster's credentials from Vault", 90)
-    vault.destroy(cluster_secret_path(vault, cluster))
-    Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.DEREGISTERED, message="deregistered")
-
-
-def remove_externaldns(kube, progress):
-    """Stop ExternalDNS and wait until its pods are gone (a pod still running would publish the records again),
-    then remove the rest and wait until its namespace is gone (so that a new registration can create it)."""
-    namespace = settings.EXTERNALDNS_NAMESPACE
-    timeout = settings.EXTERNALDNS_STOP_TIMEOUT
-    try:
-        for kind, name, ns in externaldns.removal_order(namespace):
-            deleted = kube.delete(kind, name, ns, managed_by=externaldns.OWNER)
-            if deleted:
-                progress.log(f"deleted {kind} {name}")
-            if kind == "Deployment":
-                kube.wait_until_gone("Pod", namespace=namespace, selector=externaldns.POD_SELECTOR, timeout=timeout)
-                progress.log("ExternalDNS has stopped")
-            if kind == "Namespace" and deleted:
-                kube.wait_until_gone("Namespace", namespace, timeout=timeout)
-    finally:
-        kube.close()
-
-
-def mark_deregister_failed(operation, message):
-    Cluster.objects.filter(pk=operation.cluster_id).update(
-        state=Cluster.State.ERROR, message=f"deregistration failed: {message}"
     )

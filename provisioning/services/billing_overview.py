@@ -1,0 +1,68 @@
+"""The billing page's data: what each zone was charged and what the GC avoided (the ledger), and the deletions it plans."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from .. import billing
+from ..models import ZoneCharge
+from . import accounts
+from .zone_gc import plan
+
+
+@dataclass
+class PricedCharge:
+    charge: ZoneCharge
+    price: Decimal
+
+
+@dataclass
+class BillingOverview:
+    month: date
+    charged: list  # PricedCharge
+    avoided_young: list  # PricedCharge
+    avoided_renewal: list  # PricedCharge
+    scheduled: list  # PlannedZone
+
+    @property
+    def charged_total(self):
+        return sum((c.price for c in self.charged), Decimal(0))
+
+    @property
+    def avoided(self):
+        return self.avoided_young + self.avoided_renewal
+
+    @property
+    def avoided_total(self):
+        return sum((c.price for c in self.avoided), Decimal(0))
+
+
+def billing_overview(organizations, now):
+    """This month's ledger and schedule for these organizations' zones.
+
+    Route53's price tiers count every zone of an AWS account, so prices are ranked within each account (the zone's);
+    an avoided charge is valued at what it would have added to its account's bill for the month.
+    """
+    month = billing.month_start(now).date()
+    visible = set(organizations.values_list("pk", flat=True))
+    ledger = list(
+        ZoneCharge.objects.filter(month=month).select_related("zone__organization").order_by("recorded_at", "pk")
+    )
+    by_account = defaultdict(list)
+    for charge in ledger:
+        by_account[charge.zone.aws_account or accounts.main().name].append(charge)
+    priced = []
+    for charges in by_account.values():
+        charged = [c for c in charges if c.kind == ZoneCharge.Kind.CHARGED]
+        avoided = [c for c in charges if c.kind != ZoneCharge.Kind.CHARGED]
+        priced += [PricedCharge(c, p) for c, p in zip(charged + avoided, billing.zone_prices(len(charges)))]
+    priced.sort(key=lambda p: (p.charge.recorded_at, p.charge.pk))
+    mine = [p for p in priced if p.charge.zone.organization_id in visible]
+    return BillingOverview(
+        month=month,
+        charged=[p for p in mine if p.charge.kind == ZoneCharge.Kind.CHARGED],
+        avoided_young=[p for p in mine if p.charge.kind == ZoneCharge.Kind.AVOIDED_YOUNG],
+        avoided_renewal=[p for p in mine if p.charge.kind == ZoneCharge.Kind.AVOIDED_RENEWAL],
+        scheduled=[entry for entry in plan(now, organizations) if entry.scheduled],
+    )

@@ -1,0 +1,91 @@
+"""ExternalDNS in a cluster: its configuration for the fleet in its AWS account, deploying and removing it."""
+
+import dataclasses
+
+from django.conf import settings
+
+from .. import budget
+from ..clients import externaldns
+from ..models import Cluster, HostedZone
+from . import accounts
+
+
+def fleet_size(account):
+    """(clusters, hosted zones) in the account, as far as orgdns knows: its clusters not deregistered (each may run
+    ExternalDNS), and account_zones."""
+    names = accounts.stored_names(account)
+    clusters = Cluster.objects.live().filter(organization__aws_account__in=names).count()
+    zones = HostedZone.objects.exclude(state=HostedZone.State.DELETED).filter(aws_account__in=names).count()
+    return max(1, clusters), account_zones(zones, account)
+
+
+def account_zones(live_zones, account):
+    """The hosted zones every ExternalDNS in the account pages through: orgdns's zones there not deleted (live_zones)
+    and, in the main account, the parent zone."""
+    return max(1, live_zones + (bool(settings.ORGDNS_PARENT_ZONE_ID) and account.is_main))
+
+
+def fleet_interval(account):
+    """The resync interval the fleet in the account as it is now calls for, before each cluster's jitter."""
+    clusters, zones = fleet_size(account)
+    return budget.resync_interval(clusters, zones, accounts.budget_of(account))
+
+
+def externaldns_flags(cluster):
+    """The flags of this cluster's ExternalDNS, for the fleet in its account as it is now (this cluster included)."""
+    account = accounts.of_organization(cluster.organization)
+    return budget.cluster_flags(fleet_interval(account), cluster.owner_id, accounts.budget_of(account))
+
+
+def externaldns_config(cluster, zone):
+    return externaldns.ExternalDNSConfig(
+        namespace=settings.EXTERNALDNS_NAMESPACE,
+        image=settings.EXTERNALDNS_IMAGE,
+        zone_name=zone.name,
+        zone_id=zone.zone_id,
+        owner_id=cluster.owner_id,
+        policy=settings.EXTERNALDNS_POLICY,
+        region=settings.AWS_REGION,
+        memory_limit=settings.EXTERNALDNS_MEMORY_LIMIT,
+        flags=externaldns_flags(cluster),
+    )
+
+
+def deploy_externaldns(cluster, zone, credentials, connection, backends, progress):
+    """Apply the ExternalDNS objects and wait until it runs. Returns the objects found changed by hand (repaired)."""
+    kube = backends.cluster(connection)
+    repaired = []
+    config = externaldns_config(cluster, zone)
+    try:
+        objects = externaldns.manifests(config, credentials["access_key_id"], credentials["secret_access_key"])
+        for obj in objects:
+            outcome = kube.apply(obj)
+            progress.log(f"{obj['kind']} {obj['metadata']['name']}: {outcome}")
+            if outcome == "repaired":
+                repaired.append(f"{obj['kind']} {obj['metadata']['name']}")
+        progress.log(f"waiting for ExternalDNS to be available in cluster {cluster.name}")
+        kube.wait_for_rollout("external-dns", settings.EXTERNALDNS_NAMESPACE, settings.EXTERNALDNS_ROLLOUT_TIMEOUT)
+    finally:
+        kube.close()
+    Cluster.objects.filter(pk=cluster.pk).update(externaldns_flags=dataclasses.asdict(config.flags))
+    progress.log(f"ExternalDNS resyncs every {config.flags.interval} s")
+    return repaired
+
+
+def remove_externaldns(kube, progress):
+    """Stop ExternalDNS and wait until its pods are gone (a pod still running would publish the records again),
+    then remove the rest and wait until its namespace is gone (so that a new registration can create it)."""
+    namespace = settings.EXTERNALDNS_NAMESPACE
+    timeout = settings.EXTERNALDNS_STOP_TIMEOUT
+    try:
+        for kind, name, ns in externaldns.removal_order(namespace):
+            deleted = kube.delete(kind, name, ns, managed_by=externaldns.OWNER)
+            if deleted:
+                progress.log(f"deleted {kind} {name}")
+            if kind == "Deployment":
+                kube.wait_until_gone("Pod", namespace=namespace, selector=externaldns.POD_SELECTOR, timeout=timeout)
+                progress.log("ExternalDNS has stopped")
+            if kind == "Namespace" and deleted:
+                kube.wait_until_gone("Namespace", namespace, timeout=timeout)
+    finally:
+        kube.close()
