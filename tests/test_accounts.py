@@ -83,20 +83,12 @@ def user_names(iam):
     return sorted(u["UserName"] for u in iam.list_users()["Users"])
 
 
-class Unobserved:
-    def step(self, name, percent):
-        pass
-
-    def log(self, line):
-        pass
-
-
 def provision_zone(org):
     """The register job's AWS steps for the organization (no cluster): placement, zone, IAM user and key."""
     backends = Backends()
     with_account = backends.for_account(accounts.place(org))
-    zone = zone_setup.ensure_zone(org, with_account, Unobserved())
-    zone_setup.ensure_credentials(zone, backends.vault(), with_account, Unobserved())
+    zone = zone_setup.ensure_zone(org, with_account, zone_setup.NoProgress())
+    zone_setup.ensure_credentials(zone, backends.vault(), with_account, zone_setup.NoProgress())
     return HostedZone.objects.get(pk=zone.pk)
 
 

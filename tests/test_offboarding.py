@@ -222,8 +222,8 @@ def test_an_offboarded_organizations_paid_zone_is_deleted_in_the_final_window(in
     """A zone created early in the month has its month paid: the GC keeps it until the final window, then deletes it
     (no cluster can reuse it, but deleting earlier saves nothing); its IAM user and key go at once."""
     backends = Backends()
-    zone = zone_setup.ensure_zone(personas.acme, backends, Silent())
-    zone_setup.ensure_credentials(zone, backends.vault(), backends, Silent())
+    zone = zone_setup.ensure_zone(personas.acme, backends, zone_setup.NoProgress())
+    zone_setup.ensure_credentials(zone, backends.vault(), backends, zone_setup.NoProgress())
     created = instant.month + timedelta(hours=1)
     HostedZone.objects.filter(pk=zone.pk).update(aws_created_at=created)
     deadline = instant.next_month - settings.ORGDNS_GC_FINAL_WINDOW
@@ -245,14 +245,6 @@ def test_an_offboarded_organizations_paid_zone_is_deleted_in_the_final_window(in
     assert f"{zone.name}." not in [z["Name"] for z in aws.route53.list_hosted_zones()["HostedZones"]]
     ledger = sorted(ZoneCharge.objects.filter(zone=zone).values_list("month", "kind"))
     assert ledger == [(instant.month.date(), "charged"), (instant.next_month.date(), "avoided_renewal")]
-
-
-class Silent:
-    def step(self, name, percent):
-        pass
-
-    def log(self, line):
-        pass
 
 
 # --- who may, and bad input -----------------------------------------------------------------------

@@ -42,22 +42,12 @@ def deregister(cluster):
     run_jobs()
 
 
-class Unobserved:
-    """Progress of job steps run outside a job."""
-
-    def step(self, name, percent):
-        pass
-
-    def log(self, line):
-        pass
-
-
 def unused_zone(org):
     """A young zone with its IAM user, access key and Vault secret, made by the register job's own steps, in an
     organization without clusters (as after its last one was deregistered)."""
     backends = Backends()
-    zone = zone_setup.ensure_zone(org, backends, Unobserved())
-    zone_setup.ensure_credentials(zone, backends.vault(), backends, Unobserved())
+    zone = zone_setup.ensure_zone(org, backends, zone_setup.NoProgress())
+    zone_setup.ensure_credentials(zone, backends.vault(), backends, zone_setup.NoProgress())
     return HostedZone.objects.get(pk=zone.pk)
 
 

@@ -69,6 +69,9 @@ def ensure_zone(org, backends, progress):
 class NoProgress:
     """For steps run outside a job: what they would tell an operation's page is not kept."""
 
+    def step(self, name, percent):
+        pass
+
     def log(self, line):
         pass
 
