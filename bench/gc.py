@@ -103,7 +103,8 @@ def real_zones(count, records):
     from provisioning.clients.aws import zone_scoped_policy
     from provisioning.models import HostedZone, Organization
     from provisioning.services.backends import Backends
-    from provisioning.services.provisioning import POLICY_NAME, aws_secret_path
+    from provisioning.services.vault_paths import aws_secret_path
+    from provisioning.services.zone_setup import POLICY_NAME
 
     route53 = boto3.client("route53", endpoint_url=settings.AWS_ENDPOINT_URL)
     iam = boto3.client("iam", endpoint_url=settings.AWS_ENDPOINT_URL)

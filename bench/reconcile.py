@@ -38,8 +38,8 @@ def seed(count, orphaned):
 
     from provisioning.models import Certificate, Cluster, HostedZone, Organization
     from provisioning.services.backends import Backends
-    from provisioning.services.certificate_jobs import ca_path, material_path
-    from provisioning.services.provisioning import CREATED_AT_TAG, aws_secret_path, cluster_secret_path, zone_tags
+    from provisioning.services.vault_paths import aws_secret_path, ca_path, cluster_secret_path, material_path
+    from provisioning.services.zone_setup import CREATED_AT_TAG, zone_tags
 
     route53 = boto3.client("route53", endpoint_url=settings.AWS_ENDPOINT_URL)
     iam = boto3.client("iam", endpoint_url=settings.AWS_ENDPOINT_URL)

@@ -25,7 +25,7 @@ from provisioning.models import (
 )
 from provisioning.services import api_tokens
 from provisioning.services.backends import Backends
-from provisioning.services.certificate_jobs import ca_path, material_path
+from provisioning.services.vault_paths import ca_path, material_path
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from provisioning.models import Cluster, HostedZone, Operation
 from provisioning.services import clusters, leases, zone_gc
 from provisioning.services.leases import organization_lock
-from provisioning.services.provisioning import CREATED_AT_TAG
+from provisioning.services.zone_setup import CREATED_AT_TAG
 from tests.conftest import run_jobs, start_manage_process, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

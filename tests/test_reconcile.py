@@ -17,7 +17,7 @@ from provisioning.clients import tls
 from provisioning.models import AuditEvent, Certificate, Cluster, HostedZone, Operation, Organization
 from provisioning.services import certificates, clusters
 from provisioning.services.leases import organization_lock
-from provisioning.services.provisioning import CREATED_AT_TAG
+from provisioning.services.zone_setup import CREATED_AT_TAG
 from tests.conftest import run_jobs, vault_tree, wait_until
 from tests.test_faults import frozen
 
