@@ -5,10 +5,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from .. import budget
 from .errors import ProviderError
 from .kube import pods_problem
 
@@ -28,6 +28,7 @@ HEALTH_PORT = 7979  # /healthz and /metrics
 DEPLOYMENT_NAME = "external-dns"
 CHECKSUM_ANNOTATION = "orgdns.io/credentials-checksum"
 ORGDNS_CLUSTER_ROLE = "orgdns"
+PLAIN_RESYNC = ["--interval=1m"]  # ExternalDNS's flags when none are chosen: a one-minute resync without caches
 
 # What ExternalDNS reads in a cluster (its ClusterRole). Granting it requires holding it (RBAC escalation prevention).
 EXTERNALDNS_RULES = [
@@ -75,6 +76,12 @@ def required_permissions(rules=ORGDNS_CLUSTER_RULES):
     ]
 
 
+class Flags(Protocol):
+    """ExternalDNS's flags that decide its Route53 cost (provisioning.budget.Flags)."""
+
+    def args(self) -> list[str]: ...
+
+
 @dataclass(frozen=True)
 class ExternalDNSConfig:
     namespace: str
@@ -85,9 +92,9 @@ class ExternalDNSConfig:
     policy: str
     region: str
     memory_limit: str = ""
-    # Resync interval, caches and events (provisioning/budget.py chooses them for the account's fleet); None: a
-    # plain one-minute resync without caches.
-    flags: budget.Flags | None = None
+    # Resync interval, caches and events (provisioning/budget.py chooses them for the account's fleet); None:
+    # PLAIN_RESYNC.
+    flags: Flags | None = None
 
     def args(self):
         return [
@@ -103,7 +110,7 @@ class ExternalDNSConfig:
             f"--txt-prefix={TXT_PREFIX}",
             f"--txt-wildcard-replacement={TXT_WILDCARD}",
             "--enable-legacy-annotation-prefix",
-            *(self.flags or budget.TODAY).args(),
+            *(self.flags.args() if self.flags else PLAIN_RESYNC),
         ]
 
 
