@@ -26,11 +26,13 @@ test: lint
 	@./devstack/require-services.sh --postgres --chromium --cluster
 	$(PY) -m pytest
 
-# The house's style, in seconds and without servers: lint, format, one-way imports (pyproject.toml [tool.importlinter]).
+# The house's style, in seconds and without servers: lint, format, one-way imports (pyproject.toml [tool.importlinter]),
+# types (the clients fully; pyproject.toml [tool.mypy]).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 screenshots: venv
 	@./devstack/require-services.sh --chromium --cluster
