@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null || echo ~/.pyenv)/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: demo test screenshots venv clean
+.PHONY: demo test lint screenshots venv clean
 
 venv: $(STAMP)
 
@@ -22,15 +22,21 @@ demo: venv
 	@./devstack/require-services.sh --cluster
 	$(PY) -m devstack.demo
 
-test: venv
+test: lint
 	@./devstack/require-services.sh --postgres --chromium --cluster
+	$(PY) -m pytest
+
+# The house's style, in seconds and without servers: lint, format, one-way imports (pyproject.toml [tool.importlinter]),
+# types (the clients fully; pyproject.toml [tool.mypy]).
+lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 screenshots: venv
 	@./devstack/require-services.sh --chromium --cluster
 	$(PY) -m devstack.screenshots
 
 clean:
-	rm -rf $(VENV) .sandbox .pytest_cache orgdns.egg-info
+	rm -rf $(VENV) .sandbox .pytest_cache .mypy_cache .import_linter_cache orgdns.egg-info

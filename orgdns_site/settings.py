@@ -2,10 +2,14 @@
 
 import ipaddress
 import json
+import logging
+import math
 import os
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -23,16 +27,135 @@ def env(name, default=""):
     return os.environ.get(name, default)
 
 
+# Every setting is parsed and checked here, once, as the process starts: a bad value stops it with
+# ImproperlyConfigured naming the variable and what it must be, never a failure later at use.
+
+
+@dataclass(frozen=True)
+class Rule:
+    says: str  # what the value must be, as the error says it: "must be more than 0"
+    holds: Callable[[object], bool]
+
+
+POSITIVE = Rule("must be more than 0", lambda value: value > 0)
+NOT_NEGATIVE = Rule("must not be negative", lambda value: value >= 0)
+FRACTION = Rule("must be a fraction, more than 0 and at most 1", lambda value: 0 < value <= 1)
+
+
+def between(low, high):
+    return Rule(f"must be {low} to {high}", lambda value: low <= value <= high)
+
+
+def checked(name, value, rule):
+    if rule is not None and not rule.holds(value):
+        raise ImproperlyConfigured(f"{name} {rule.says}, not {value}")
+    return value
+
+
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def envbool(name, default):
-    return env(name, str(default)).lower() in ("1", "true", "yes", "on")
+    value = env(name, str(default))
+    if value.lower() not in BOOLEANS and value != "":
+        raise ImproperlyConfigured(f"{name} must be 1, true, yes or on, or 0, false, no or off; not {value!r}")
+    return BOOLEANS.get(value.lower(), False)
 
 
-def envint(name, default):
-    return int(env(name, str(default)))
+def envint(name, default, rule=None):
+    value = env(name, str(default))
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+    return checked(name, number, rule)
 
 
-def envfloat(name, default):
-    return float(env(name, str(default)))
+def envfloat(name, default, rule=None):
+    value = env(name, str(default))
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}")
+    return checked(name, number, rule)
+
+
+def envdecimal(name, default, rule=None):
+    value = env(name, default)
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        number = Decimal("NaN")
+    if not number.is_finite():
+        raise ImproperlyConfigured(f"{name} must be a decimal number such as 0.50, not {value!r}")
+    return checked(name, number, rule)
+
+
+def envseconds(name, default, rule=NOT_NEGATIVE):
+    return timedelta(seconds=envint(name, default, rule))
+
+
+def envchoice(name, default, choices):
+    value = env(name, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}; not {value!r}")
+    return value
+
+
+def envmatch(name, default, pattern, wanted):
+    """A text setting that must match the regular expression `pattern` (wholly); `wanted` says what it must be."""
+    value = env(name, default)
+    if not re.fullmatch(pattern, value):
+        raise ImproperlyConfigured(f"{name} must be {wanted}, not {value!r}")
+    return value
+
+
+def envurl(name, default, schemes, *, optional=False):
+    value = env(name, default)
+    if optional and not value:
+        return value
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number in range)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in schemes or not (parts.hostname or parts.scheme == "unix"):
+        examples = " or ".join(f"{scheme}://…" for scheme in schemes)
+        raise ImproperlyConfigured(
+            f"{name} must be a URL like {examples}{', or empty' if optional else ''}; not {value!r}"
+        )
+    return value
+
+
+def envlist(name, default, parse, wanted):
+    """A comma-separated setting, every item parsed by `parse` (which raises ValueError for a bad one)."""
+    items = [item.strip() for item in env(name, default).split(",") if item.strip()]
+    for item in items:
+        try:
+            parse(item)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not {wanted}") from None
+    return [parse(item) for item in items]
+
+
+def whole_seconds(item):
+    seconds = int(item)
+    if seconds < 0:
+        raise ValueError(item)
+    return seconds
+
+
+def network(item):
+    """An address or network, as given (10.0.0.0/8, 10.1.2.3); ValueError if it is neither."""
+    ipaddress.ip_network(item, strict=False)
+    return item
+
+
+def check_order(smaller, smaller_value, larger, larger_value):
+    if not smaller_value < larger_value:
+        raise ImproperlyConfigured(f"{smaller} ({smaller_value:g}) must be less than {larger} ({larger_value:g})")
 
 
 def networks(value):
@@ -129,7 +252,7 @@ def database_from_url(url):
             "HOST": parts.hostname or "",
             "PORT": parts.port or "",
         }
-    raise ValueError(f"DATABASE_URL: unsupported scheme {parts.scheme!r} (use sqlite:/// or postgres://)")
+    raise ImproperlyConfigured(f"DATABASE_URL: unsupported scheme {parts.scheme!r} (use sqlite:/// or postgres://)")
 
 
 def proxy_ssl_header(value):
@@ -211,14 +334,14 @@ AUTH_PASSWORD_VALIDATORS = [
 # Login throttling (django-axes), for the dashboard's and the admin's login alike: after LOGIN_FAILURE_LIMIT wrong
 # passwords for one username from one client address, that pair is refused (HTTP 429) for LOGIN_LOCKOUT_MINUTES.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
-AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5, POSITIVE)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15, POSITIVE))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_CALLABLE = "provisioning.middleware.login_attempt_username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # The client address is REMOTE_ADDR, unless TRUSTED_PROXY_COUNT proxies in front of orgdns append to X-Forwarded-For.
-TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0, NOT_NEGATIVE)
 if TRUSTED_PROXY_COUNT:
     AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
@@ -252,18 +375,18 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 12 * 3600)  # seconds
+SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 12 * 3600, POSITIVE)  # seconds
 # Production behind TLS (see README "Production"): redirect to https, HSTS, and how the proxy says a request was https.
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0, NOT_NEGATIVE)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
 SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env("SECURE_PROXY_SSL_HEADER", ""))
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the load balancer's health check may speak plain http
 
-REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = envurl("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix"))
 # Seconds a Redis command may take before it fails: a hung Redis gives a clear error, not a hung request.
-REDIS_TIMEOUT = envfloat("REDIS_TIMEOUT", 5)
+REDIS_TIMEOUT = envfloat("REDIS_TIMEOUT", 5, POSITIVE)
 
 
 def redis_url_with_timeouts(url, seconds):
@@ -280,15 +403,24 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": envchoice("LOG_LEVEL", "INFO", list(logging.getLevelNamesMapping()))},
     # Library debug logs can include request bodies: keep them quiet whatever LOG_LEVEL says (axes: every login).
     "loggers": {name: {"level": "WARNING"} for name in ("botocore", "boto3", "urllib3", "kubernetes", "hvac", "axes")},
 }
 
 # --- orgdns ---------------------------------------------------------------------------------
-ORGDNS_BASE_DOMAIN = env("ORGDNS_BASE_DOMAIN", "orgdns.example.com").rstrip(".")
-ORGDNS_PARENT_ZONE_ID = env("ORGDNS_PARENT_ZONE_ID", "")
-ORGDNS_RESOURCE_PREFIX = env("ORGDNS_RESOURCE_PREFIX", "orgdns")  # IAM user names, tags, Vault prefix
+ORGDNS_BASE_DOMAIN = envmatch(
+    "ORGDNS_BASE_DOMAIN",
+    "orgdns.example.com",
+    r"(?=.{1,254}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?",
+    "a DNS name such as platform.example.com",
+).rstrip(".")
+ORGDNS_PARENT_ZONE_ID = envmatch(
+    "ORGDNS_PARENT_ZONE_ID", "", r"[A-Za-z0-9]*", "a Route53 hosted zone id such as Z0123456789ABCDEFGHIJ, or empty"
+)
+ORGDNS_RESOURCE_PREFIX = envmatch(
+    "ORGDNS_RESOURCE_PREFIX", "orgdns", r"[\w+=,.@-]{1,32}", "1 to 32 letters, digits or +=,.@_- (IAM user names)"
+)  # IAM user names, tags, Vault prefix
 # Organization names never given out (shell-style patterns): <name>.<base domain> would pass for the platform's own.
 ORGDNS_RESERVED_NAMES = [
     pattern.strip()
@@ -302,138 +434,164 @@ ORGDNS_RESERVED_NAMES = [
     if pattern.strip()
 ]
 # The ARN of a managed policy that caps every IAM user orgdns creates (README "Least privilege"); empty: none.
-ORGDNS_IAM_PERMISSIONS_BOUNDARY = env("ORGDNS_IAM_PERMISSIONS_BOUNDARY", "")
+ORGDNS_IAM_PERMISSIONS_BOUNDARY = envmatch(
+    "ORGDNS_IAM_PERMISSIONS_BOUNDARY",
+    "",
+    r"(arn:aws[a-z-]*:iam::\d{12}:policy/[\w+=,.@/-]{1,512})?",
+    "an IAM policy ARN like arn:aws:iam::123456789012:policy/orgdns-tenant-boundary, or empty",
+)
 # Route53 throttles per account (a bucket refilled at 10 requests/s, burst 50), for every caller together.
-ORGDNS_ROUTE53_ACCOUNT_RATE = envfloat("ORGDNS_ROUTE53_ACCOUNT_RATE", 10.0)  # requests/second of the account
-ORGDNS_ROUTE53_FLEET_SHARE = envfloat("ORGDNS_ROUTE53_FLEET_SHARE", 0.6)  # of it, for every tenant's ExternalDNS
-ORGDNS_ROUTE53_SHARE = envfloat("ORGDNS_ROUTE53_SHARE", 0.3)  # of it, for orgdns's workers (the rest: console, scripts)
+ORGDNS_ROUTE53_ACCOUNT_RATE = envfloat("ORGDNS_ROUTE53_ACCOUNT_RATE", 10.0, POSITIVE)  # requests/second of the account
+ORGDNS_ROUTE53_FLEET_SHARE = envfloat(
+    "ORGDNS_ROUTE53_FLEET_SHARE", 0.6, FRACTION
+)  # of it, for every tenant's ExternalDNS
+ORGDNS_ROUTE53_SHARE = envfloat(
+    "ORGDNS_ROUTE53_SHARE", 0.3, FRACTION
+)  # of it, for orgdns's workers (the rest: console, scripts)
 ORGDNS_ROUTE53_RATE = envfloat(
-    "ORGDNS_ROUTE53_RATE", ORGDNS_ROUTE53_ACCOUNT_RATE * ORGDNS_ROUTE53_SHARE
+    "ORGDNS_ROUTE53_RATE", ORGDNS_ROUTE53_ACCOUNT_RATE * ORGDNS_ROUTE53_SHARE, POSITIVE
 )  # requests/s, all workers
 ORGDNS_ROUTE53_BURST = envint(
-    "ORGDNS_ROUTE53_BURST", max(1, int(50 * ORGDNS_ROUTE53_SHARE))
+    "ORGDNS_ROUTE53_BURST", max(1, int(50 * ORGDNS_ROUTE53_SHARE)), POSITIVE
 )  # requests at once, all workers
 if ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE > 1:
     raise ImproperlyConfigured("ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE must not exceed 1")
 # The account's quotas (AWS's defaults; ask AWS for more) and when the Route53 budget page and the home page warn: a
 # quota, or a share of the rate, used above this fraction. orgdns's own rate is measured over the last minutes.
-ORGDNS_ROUTE53_ZONE_QUOTA = envint("ORGDNS_ROUTE53_ZONE_QUOTA", 500)  # hosted zones in the account
-ORGDNS_IAM_USER_QUOTA = envint("ORGDNS_IAM_USER_QUOTA", 5000)  # IAM users in the account (a hard cap)
-ORGDNS_BUDGET_ATTENTION = envfloat("ORGDNS_BUDGET_ATTENTION", 0.8)
-ORGDNS_ROUTE53_MEASURE_MINUTES = envint("ORGDNS_ROUTE53_MEASURE_MINUTES", 15)
-for _name, _value, _valid, _wanted in [
-    ("ORGDNS_ROUTE53_ZONE_QUOTA", ORGDNS_ROUTE53_ZONE_QUOTA, ORGDNS_ROUTE53_ZONE_QUOTA > 0, "more than 0"),
-    ("ORGDNS_IAM_USER_QUOTA", ORGDNS_IAM_USER_QUOTA, ORGDNS_IAM_USER_QUOTA > 0, "more than 0"),
-    (
-        "ORGDNS_BUDGET_ATTENTION",
-        ORGDNS_BUDGET_ATTENTION,
-        0 < ORGDNS_BUDGET_ATTENTION <= 1,
-        "a fraction, more than 0 and at most 1",
-    ),
-    (
-        "ORGDNS_ROUTE53_MEASURE_MINUTES",
-        ORGDNS_ROUTE53_MEASURE_MINUTES,
-        1 <= ORGDNS_ROUTE53_MEASURE_MINUTES <= 180,
-        "1 to 180",
-    ),
-]:
-    if not _valid:
-        raise ImproperlyConfigured(f"{_name} must be {_wanted}, not {_value}")
+ORGDNS_ROUTE53_ZONE_QUOTA = envint("ORGDNS_ROUTE53_ZONE_QUOTA", 500, POSITIVE)  # hosted zones in the account
+ORGDNS_IAM_USER_QUOTA = envint("ORGDNS_IAM_USER_QUOTA", 5000, POSITIVE)  # IAM users in the account (a hard cap)
+ORGDNS_BUDGET_ATTENTION = envfloat("ORGDNS_BUDGET_ATTENTION", 0.8, FRACTION)
+ORGDNS_ROUTE53_MEASURE_MINUTES = envint("ORGDNS_ROUTE53_MEASURE_MINUTES", 15, between(1, 180))
 # The AWS accounts orgdns places organizations in (README "Several AWS accounts"): a JSON list of {"name", "role_arn"
 # (the role orgdns assumes there; empty: orgdns's own account), "zone_quota", "iam_user_quota", "rate",
 # "iam_permissions_boundary"}. Empty: one account, orgdns's own, named "main", with the settings above.
 ORGDNS_AWS_ACCOUNTS = aws_accounts(env("ORGDNS_AWS_ACCOUNTS", ""))
 ORGDNS_AWS_ROLE_SESSION_SECONDS = envint(
-    "ORGDNS_AWS_ROLE_SESSION_SECONDS", 3600
-)  # lifetime of assumed-role credentials
-ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6)  # per remote call, for transient errors
-ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5)  # seconds, doubles each attempt
-ORGDNS_JOB_RETRY_INTERVALS = [int(s) for s in env("ORGDNS_JOB_RETRY_INTERVALS", "30,120,600").split(",") if s]
+    "ORGDNS_AWS_ROLE_SESSION_SECONDS", 3600, between(900, 43200)
+)  # lifetime of assumed-role credentials (STS allows 15 min to 12 h)
+ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6, POSITIVE)  # per remote call, for transient errors
+ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5, NOT_NEGATIVE)  # seconds, doubles each attempt
+ORGDNS_JOB_RETRY_INTERVALS = envlist(
+    "ORGDNS_JOB_RETRY_INTERVALS", "30,120,600", whole_seconds, "a whole number of seconds"
+)
 # A job holds its organization's lock as a lease it renews: a killed job's lock frees within ORGDNS_ORG_LOCK_LEASE.
-ORGDNS_ORG_LOCK_LEASE = envfloat("ORGDNS_ORG_LOCK_LEASE", 30)  # seconds
-ORGDNS_ORG_LOCK_WAIT = envfloat("ORGDNS_ORG_LOCK_WAIT", 600)  # seconds a job waits for it, then retries later
+ORGDNS_ORG_LOCK_LEASE = envfloat("ORGDNS_ORG_LOCK_LEASE", 30, POSITIVE)  # seconds
+ORGDNS_ORG_LOCK_WAIT = envfloat(
+    "ORGDNS_ORG_LOCK_WAIT", 600, NOT_NEGATIVE
+)  # seconds a job waits for it, then retries later
 # A running job renews its heartbeat every INTERVAL; the sweep calls a job dead once it is older than TTL.
-ORGDNS_HEARTBEAT_INTERVAL = envfloat("ORGDNS_HEARTBEAT_INTERVAL", 5)  # seconds
-ORGDNS_HEARTBEAT_TTL = envfloat("ORGDNS_HEARTBEAT_TTL", 20)  # seconds
+ORGDNS_HEARTBEAT_INTERVAL = envfloat("ORGDNS_HEARTBEAT_INTERVAL", 5, POSITIVE)  # seconds
+ORGDNS_HEARTBEAT_TTL = envfloat("ORGDNS_HEARTBEAT_TTL", 20, POSITIVE)  # seconds
+# The heartbeat renews the heartbeat and the lock lease: it must come before either runs out.
+check_order("ORGDNS_HEARTBEAT_INTERVAL", ORGDNS_HEARTBEAT_INTERVAL, "ORGDNS_HEARTBEAT_TTL", ORGDNS_HEARTBEAT_TTL)
+check_order("ORGDNS_HEARTBEAT_INTERVAL", ORGDNS_HEARTBEAT_INTERVAL, "ORGDNS_ORG_LOCK_LEASE", ORGDNS_ORG_LOCK_LEASE)
 ORGDNS_MAX_KEY_AGE_DAYS = envint(
-    "ORGDNS_MAX_KEY_AGE_DAYS", 90
+    "ORGDNS_MAX_KEY_AGE_DAYS", 90, POSITIVE
 )  # rotate_credentials rotates access keys older than this
 # seconds a deregistration or offboarding waits for the running jobs that could put something back (then it retries)
-ORGDNS_WAIT_FOR_JOBS_TIMEOUT = envint("ORGDNS_WAIT_FOR_JOBS_TIMEOUT", 300)
+ORGDNS_WAIT_FOR_JOBS_TIMEOUT = envint("ORGDNS_WAIT_FOR_JOBS_TIMEOUT", 300, POSITIVE)
 
 # Garbage collection of unused hosted zones (DESIGN.md §3); durations in seconds.
-ORGDNS_GC_YOUNG_MARGIN = timedelta(
-    seconds=envint("ORGDNS_GC_YOUNG_MARGIN", 15 * 60)
-)  # delete young zones by 12 h minus this
-ORGDNS_GC_FINAL_WINDOW = timedelta(
-    seconds=envint("ORGDNS_GC_FINAL_WINDOW", 60 * 60)
-)  # delete paid zones this long before the month ends
-ORGDNS_GC_RETRY_AFTER = timedelta(
-    seconds=envint("ORGDNS_GC_RETRY_AFTER", 10 * 60)
-)  # the GC resumes a failed teardown after this
-ORGDNS_ZONE_PRICE_FIRST = Decimal(
-    env("ORGDNS_ZONE_PRICE_FIRST", "0.50")
+ORGDNS_GC_YOUNG_MARGIN = envseconds("ORGDNS_GC_YOUNG_MARGIN", 15 * 60)  # delete young zones by 12 h minus this
+ORGDNS_GC_FINAL_WINDOW = envseconds("ORGDNS_GC_FINAL_WINDOW", 60 * 60)  # delete paid zones this long before month end
+ORGDNS_GC_RETRY_AFTER = envseconds("ORGDNS_GC_RETRY_AFTER", 10 * 60)  # the GC resumes a failed teardown after this
+ORGDNS_ZONE_PRICE_FIRST = envdecimal(
+    "ORGDNS_ZONE_PRICE_FIRST", "0.50", NOT_NEGATIVE
 )  # USD per zone-month, first zones of the account
-ORGDNS_ZONE_PRICE_AFTER = Decimal(env("ORGDNS_ZONE_PRICE_AFTER", "0.10"))  # USD per zone-month beyond the tier
-ORGDNS_ZONE_PRICE_TIER = envint("ORGDNS_ZONE_PRICE_TIER", 25)  # zones charged at the first price each month
+ORGDNS_ZONE_PRICE_AFTER = envdecimal(
+    "ORGDNS_ZONE_PRICE_AFTER", "0.10", NOT_NEGATIVE
+)  # USD per zone-month beyond the tier
+ORGDNS_ZONE_PRICE_TIER = envint(
+    "ORGDNS_ZONE_PRICE_TIER", 25, NOT_NEGATIVE
+)  # zones charged at the first price each month
 
-AWS_ENDPOINT_URL = env("AWS_ENDPOINT_URL", "")  # empty: real AWS
-AWS_REGION = env("AWS_DEFAULT_REGION", "us-east-1")
+AWS_ENDPOINT_URL = envurl("AWS_ENDPOINT_URL", "", ("http", "https"), optional=True)  # empty: real AWS
+AWS_REGION = envmatch("AWS_DEFAULT_REGION", "us-east-1", r"[a-z]{2}(-[a-z]+)+-\d+", "an AWS region such as us-east-1")
 
-VAULT_ADDR = env("VAULT_ADDR", "http://127.0.0.1:8200")
+VAULT_ADDR = envurl("VAULT_ADDR", "http://127.0.0.1:8200", ("http", "https"))
 VAULT_TOKEN = env("VAULT_TOKEN", "")
-VAULT_KV_MOUNT = env("VAULT_KV_MOUNT", "secret")
-VAULT_PREFIX = env("VAULT_PREFIX", "orgdns")
+VAULT_KV_MOUNT = envmatch("VAULT_KV_MOUNT", "secret", r"[^/\s]+(/[^/\s]+)*", "a Vault mount path such as secret")
+VAULT_PREFIX = envmatch("VAULT_PREFIX", "orgdns", r"/*[^/\s]+(/[^/\s]+)*/*", "a Vault path such as orgdns")
 
-EXTERNALDNS_IMAGE = env("EXTERNALDNS_IMAGE", "registry.k8s.io/external-dns/external-dns:v0.23.0")
-EXTERNALDNS_NAMESPACE = env("EXTERNALDNS_NAMESPACE", "external-dns")
-EXTERNALDNS_POLICY = env("EXTERNALDNS_POLICY", "sync")  # sync | upsert-only | create-only
-EXTERNALDNS_MEMORY_LIMIT = env("EXTERNALDNS_MEMORY_LIMIT", "")  # e.g. 512Mi; empty: no limit
-EXTERNALDNS_ROLLOUT_TIMEOUT = envint("EXTERNALDNS_ROLLOUT_TIMEOUT", 180)  # seconds for ExternalDNS to become available
-EXTERNALDNS_STOP_TIMEOUT = envint("EXTERNALDNS_STOP_TIMEOUT", 120)  # seconds for its pods and namespace to go
+EXTERNALDNS_IMAGE = envmatch(
+    "EXTERNALDNS_IMAGE", "registry.k8s.io/external-dns/external-dns:v0.23.0", r"\S+", "an image"
+)
+EXTERNALDNS_NAMESPACE = envmatch(
+    "EXTERNALDNS_NAMESPACE",
+    "external-dns",
+    r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
+    "a Kubernetes namespace name (lowercase letters, digits and inner hyphens, at most 63)",
+)
+EXTERNALDNS_POLICY = envchoice("EXTERNALDNS_POLICY", "sync", ["sync", "upsert-only", "create-only"])
+EXTERNALDNS_MEMORY_LIMIT = envmatch(
+    "EXTERNALDNS_MEMORY_LIMIT",
+    "",
+    r"(\d+(\.\d+)?([eE]\d+|[KMGTPE]i|[kMGTPE])?)?",
+    "a Kubernetes quantity such as 512Mi, or empty",
+)  # empty: no limit
+EXTERNALDNS_ROLLOUT_TIMEOUT = envint(
+    "EXTERNALDNS_ROLLOUT_TIMEOUT", 180, POSITIVE
+)  # seconds for ExternalDNS to become available
+EXTERNALDNS_STOP_TIMEOUT = envint("EXTERNALDNS_STOP_TIMEOUT", 120, POSITIVE)  # seconds for its pods and namespace to go
 # ExternalDNS's resync interval is chosen between these so that the fleet stays within ORGDNS_ROUTE53_FLEET_SHARE,
 # planning for this many record sets per zone and changes per cluster and hour (provisioning/budget.py).
-EXTERNALDNS_MIN_INTERVAL = envint("EXTERNALDNS_MIN_INTERVAL", 60)  # seconds
+EXTERNALDNS_MIN_INTERVAL = envint("EXTERNALDNS_MIN_INTERVAL", 60, POSITIVE)  # seconds
 EXTERNALDNS_MAX_INTERVAL = envint(
-    "EXTERNALDNS_MAX_INTERVAL", 3600
+    "EXTERNALDNS_MAX_INTERVAL", 3600, POSITIVE
 )  # seconds; a record changed by hand is put back by then
+if EXTERNALDNS_MIN_INTERVAL > EXTERNALDNS_MAX_INTERVAL:
+    raise ImproperlyConfigured(
+        f"EXTERNALDNS_MIN_INTERVAL ({EXTERNALDNS_MIN_INTERVAL}) must not exceed EXTERNALDNS_MAX_INTERVAL "
+        f"({EXTERNALDNS_MAX_INTERVAL})"
+    )
 EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = envint(
-    "EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL", 45
+    "EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL", 45, POSITIVE
 )  # a change reaches Route53 within this + a sync
-EXTERNALDNS_PLAN_RECORDS = envint("EXTERNALDNS_PLAN_RECORDS", 300)
-EXTERNALDNS_PLAN_CHANGES_PER_HOUR = envfloat("EXTERNALDNS_PLAN_CHANGES_PER_HOUR", 6.0)
+EXTERNALDNS_PLAN_RECORDS = envint("EXTERNALDNS_PLAN_RECORDS", 300, POSITIVE)
+EXTERNALDNS_PLAN_CHANGES_PER_HOUR = envfloat("EXTERNALDNS_PLAN_CHANGES_PER_HOUR", 6.0, NOT_NEGATIVE)
 # When the fleet's size calls for a resync interval off by more than this fraction from the one a ready cluster runs,
 # `manage.py rerender_externaldns` deploys its ExternalDNS again, at most this many at a time (each restart reads the
 # account's zones and the zone's records once: ⌈Z/100⌉ + ⌈R/300⌉ Route53 calls).
-EXTERNALDNS_RERENDER_THRESHOLD = envfloat("EXTERNALDNS_RERENDER_THRESHOLD", 0.2)
-EXTERNALDNS_RERENDERS_AT_ONCE = envint("EXTERNALDNS_RERENDERS_AT_ONCE", 10)
-if EXTERNALDNS_RERENDER_THRESHOLD < 0 or EXTERNALDNS_RERENDERS_AT_ONCE < 0:
-    raise ImproperlyConfigured("EXTERNALDNS_RERENDER_THRESHOLD and EXTERNALDNS_RERENDERS_AT_ONCE must not be negative")
-KUBE_REQUEST_TIMEOUT = envint("KUBE_REQUEST_TIMEOUT", 15)
-VAULT_TIMEOUT = envfloat("VAULT_TIMEOUT", 10)  # seconds per Vault call in jobs
+EXTERNALDNS_RERENDER_THRESHOLD = envfloat("EXTERNALDNS_RERENDER_THRESHOLD", 0.2, NOT_NEGATIVE)
+EXTERNALDNS_RERENDERS_AT_ONCE = envint("EXTERNALDNS_RERENDERS_AT_ONCE", 10, NOT_NEGATIVE)
+KUBE_REQUEST_TIMEOUT = envint("KUBE_REQUEST_TIMEOUT", 15, POSITIVE)
+VAULT_TIMEOUT = envfloat("VAULT_TIMEOUT", 10, POSITIVE)  # seconds per Vault call in jobs
 ORGDNS_REQUEST_VAULT_TIMEOUT = envfloat(
-    "ORGDNS_REQUEST_VAULT_TIMEOUT", 4
+    "ORGDNS_REQUEST_VAULT_TIMEOUT", 4, POSITIVE
 )  # in a request (two tries), then a clear error
-ORGDNS_HEALTH_CHECK_WORKERS = envint("ORGDNS_HEALTH_CHECK_WORKERS", 8)  # clusters check_externaldns reads at once
+ORGDNS_HEALTH_CHECK_WORKERS = envint(
+    "ORGDNS_HEALTH_CHECK_WORKERS", 8, POSITIVE
+)  # clusters check_externaldns reads at once
 # Registration checks a cluster with one quick request, a few times a minute per user at most.
-ORGDNS_PROBE_TIMEOUT = envfloat("ORGDNS_PROBE_TIMEOUT", 5)  # seconds
-ORGDNS_PROBES_PER_MINUTE = envfloat("ORGDNS_PROBES_PER_MINUTE", 6)
-ORGDNS_PROBE_BURST = envint("ORGDNS_PROBE_BURST", 5)
+ORGDNS_PROBE_TIMEOUT = envfloat("ORGDNS_PROBE_TIMEOUT", 5, POSITIVE)  # seconds
+ORGDNS_PROBES_PER_MINUTE = envfloat("ORGDNS_PROBES_PER_MINUTE", 6, POSITIVE)
+ORGDNS_PROBE_BURST = envint("ORGDNS_PROBE_BURST", 5, POSITIVE)
 # Networks where a cluster API may be even though orgdns refuses them otherwise (loopback, link-local, metadata).
 ORGDNS_CLUSTER_PERMITTED_NETWORKS = networks(env("ORGDNS_CLUSTER_PERMITTED_NETWORKS", ""))
 
 # TLS certificates (per-organization CA in Vault)
-ORGDNS_TLS_CA_DAYS = envint("ORGDNS_TLS_CA_DAYS", 3650)  # validity of a new organization CA
-ORGDNS_TLS_CERT_DAYS = envint("ORGDNS_TLS_CERT_DAYS", 90)  # validity of issued and renewed certificates
-ORGDNS_TLS_RENEW_AT = envfloat("ORGDNS_TLS_RENEW_AT", 2 / 3)  # renew once this fraction of the lifetime has passed
-ORGDNS_TLS_MAX_NAMES = envint("ORGDNS_TLS_MAX_NAMES", 20)  # DNS names per certificate
+ORGDNS_TLS_CA_DAYS = envint("ORGDNS_TLS_CA_DAYS", 3650, POSITIVE)  # validity of a new organization CA
+ORGDNS_TLS_CERT_DAYS = envint("ORGDNS_TLS_CERT_DAYS", 90, POSITIVE)  # validity of issued and renewed certificates
+ORGDNS_TLS_RENEW_AT = envfloat(
+    "ORGDNS_TLS_RENEW_AT", 2 / 3, FRACTION
+)  # renew once this fraction of the lifetime has passed
+ORGDNS_TLS_MAX_NAMES = envint("ORGDNS_TLS_MAX_NAMES", 20, POSITIVE)  # DNS names per certificate
 
 # The REST API (/api/v1/) and its personal tokens
-ORGDNS_API_TOKEN_MAX_DAYS = envint("ORGDNS_API_TOKEN_MAX_DAYS", 365)  # longest validity of a personal API token
-ORGDNS_API_RATE = envfloat("ORGDNS_API_RATE", 10.0)  # requests/second per token (or session user), across web processes
-ORGDNS_API_BURST = envint("ORGDNS_API_BURST", 30)  # requests a token may make at once before the rate applies
+ORGDNS_API_TOKEN_MAX_DAYS = envint(
+    "ORGDNS_API_TOKEN_MAX_DAYS", 365, POSITIVE
+)  # longest validity of a personal API token
+ORGDNS_API_RATE = envfloat(
+    "ORGDNS_API_RATE", 10.0, POSITIVE
+)  # requests/second per token (or session user), across web processes
+ORGDNS_API_BURST = envint("ORGDNS_API_BURST", 30, POSITIVE)  # requests a token may make at once before the rate applies
 
 # /metrics (Prometheus): allowed with `Authorization: Bearer <ORGDNS_METRICS_TOKEN>` or from ORGDNS_METRICS_NETWORKS
 # (comma-separated CIDRs, matched against REMOTE_ADDR); with neither set, every scrape is refused.
 ORGDNS_METRICS_TOKEN = env("ORGDNS_METRICS_TOKEN", "")
-ORGDNS_METRICS_NETWORKS = [n.strip() for n in env("ORGDNS_METRICS_NETWORKS", "").split(",") if n.strip()]
+ORGDNS_METRICS_NETWORKS = envlist(
+    "ORGDNS_METRICS_NETWORKS",
+    "",
+    network,
+    "a network such as 10.0.0.0/8 or an address",
+)

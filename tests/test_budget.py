@@ -6,6 +6,7 @@ import pytest
 
 from provisioning import budget
 from provisioning.budget import TODAY, Budget, Flags
+from provisioning.clients import externaldns
 
 # Measured with a real ExternalDNS v0.23.0 in a local cluster, counted by devstack/awsproxy.py in front of moto
 # (bench/externaldns_calls.py, 3 syncs at --interval=15s, 2 Dec 2026). Calls per sync, by operation.
@@ -108,6 +109,7 @@ def test_flags_render_as_externaldns_durations():
         "--min-event-sync-interval=45s",
     ]
     assert TODAY.args() == ["--interval=1m"]
+    assert externaldns.PLAIN_RESYNC == TODAY.args()  # an ExternalDNS without chosen flags runs as before the budget
 
 
 @pytest.mark.parametrize("clusters", [1, 10, 100, 300, 500, 1000, 1500])

@@ -2,12 +2,16 @@
 
 import os
 import re
+import runpy
 import secrets
 import subprocess
 import sys
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 README = settings.BASE_DIR / "README.md"
 
@@ -100,3 +104,130 @@ def test_route53_shares_that_exceed_the_account_are_refused_and_orgdns_rate_is_i
 def test_route53_budget_settings_out_of_range_are_refused(name, value, said):
     result = run_django({"DEBUG": "1", name: value}, "manage.py", "check")
     assert result.returncode != 0 and said in result.stderr
+
+
+def load_settings(monkeypatch, **environment):
+    """orgdns_site/settings.py run afresh (this process's settings untouched) with these variables on top of the suite's
+    environment."""
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(settings.BASE_DIR / "orgdns_site" / "settings.py"))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        # whole numbers, and their ranges
+        ("SESSION_COOKIE_AGE", "12h", "SESSION_COOKIE_AGE must be a whole number, not '12h'"),
+        ("ORGDNS_RETRY_ATTEMPTS", "0", "ORGDNS_RETRY_ATTEMPTS must be more than 0, not 0"),
+        ("TRUSTED_PROXY_COUNT", "-1", "TRUSTED_PROXY_COUNT must not be negative, not -1"),
+        ("ORGDNS_AWS_ROLE_SESSION_SECONDS", "60", "ORGDNS_AWS_ROLE_SESSION_SECONDS must be 900 to 43200, not 60"),
+        ("ORGDNS_GC_FINAL_WINDOW", "1h", "ORGDNS_GC_FINAL_WINDOW must be a whole number, not '1h'"),
+        # numbers
+        ("REDIS_TIMEOUT", "fast", "REDIS_TIMEOUT must be a number, not 'fast'"),
+        ("VAULT_TIMEOUT", "nan", "VAULT_TIMEOUT must be a number, not 'nan'"),
+        ("ORGDNS_PROBE_TIMEOUT", "-1", "ORGDNS_PROBE_TIMEOUT must be more than 0, not -1.0"),
+        ("ORGDNS_TLS_RENEW_AT", "1.5", "ORGDNS_TLS_RENEW_AT must be a fraction, more than 0 and at most 1, not 1.5"),
+        ("ORGDNS_ROUTE53_SHARE", "0", "ORGDNS_ROUTE53_SHARE must be a fraction, more than 0 and at most 1, not 0.0"),
+        (
+            "ORGDNS_ZONE_PRICE_FIRST",
+            "$0.50",
+            "ORGDNS_ZONE_PRICE_FIRST must be a decimal number such as 0.50, not '$0.50'",
+        ),
+        ("ORGDNS_ZONE_PRICE_AFTER", "-0.10", "ORGDNS_ZONE_PRICE_AFTER must not be negative, not -0.10"),
+        # yes or no
+        (
+            "SECURE_SSL_REDIRECT",
+            "ture",
+            "SECURE_SSL_REDIRECT must be 1, true, yes or on, or 0, false, no or off; not 'ture'",
+        ),
+        # lists
+        ("ORGDNS_JOB_RETRY_INTERVALS", "30,2m", "ORGDNS_JOB_RETRY_INTERVALS: '2m' is not a whole number of seconds"),
+        ("ORGDNS_JOB_RETRY_INTERVALS", "30,-1", "ORGDNS_JOB_RETRY_INTERVALS: '-1' is not a whole number of seconds"),
+        ("ORGDNS_METRICS_NETWORKS", "10.0.0.0/8,intranet", "ORGDNS_METRICS_NETWORKS: 'intranet' is not a network"),
+        (
+            "ORGDNS_CLUSTER_PERMITTED_NETWORKS",
+            "10.0.0.1/8",
+            "ORGDNS_CLUSTER_PERMITTED_NETWORKS: 10.0.0.1/8 has host bits",
+        ),
+        # one of a few
+        (
+            "EXTERNALDNS_POLICY",
+            "delete",
+            "EXTERNALDNS_POLICY must be one of sync, upsert-only, create-only; not 'delete'",
+        ),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL must be one of CRITICAL, FATAL, ERROR, WARN, WARNING, INFO, DEBUG, NOTSET"),
+        # addresses of servers
+        ("REDIS_URL", "127.0.0.1:6379", "REDIS_URL must be a URL like redis://… or rediss://… or unix://…; not"),
+        ("VAULT_ADDR", "vault.internal:8200", "VAULT_ADDR must be a URL like http://… or https://…; not"),
+        ("VAULT_ADDR", "https://vault.internal:82000", "VAULT_ADDR must be a URL like http://… or https://…; not"),
+        ("AWS_ENDPOINT_URL", "localhost:5000", "AWS_ENDPOINT_URL must be a URL like http://… or https://…, or empty"),
+        ("DATABASE_URL", "mysql://db/orgdns", "DATABASE_URL: unsupported scheme 'mysql'"),
+        # names
+        (
+            "ORGDNS_BASE_DOMAIN",
+            "platform example.com",
+            "ORGDNS_BASE_DOMAIN must be a DNS name such as platform.example",
+        ),
+        ("ORGDNS_RESOURCE_PREFIX", "org dns", "ORGDNS_RESOURCE_PREFIX must be 1 to 32 letters, digits or +=,.@_-"),
+        ("ORGDNS_PARENT_ZONE_ID", "example.com", "ORGDNS_PARENT_ZONE_ID must be a Route53 hosted zone id"),
+        (
+            "ORGDNS_IAM_PERMISSIONS_BOUNDARY",
+            "tenant-boundary",
+            "ORGDNS_IAM_PERMISSIONS_BOUNDARY must be an IAM policy ARN",
+        ),
+        ("AWS_DEFAULT_REGION", "US East", "AWS_DEFAULT_REGION must be an AWS region such as us-east-1, not 'US East'"),
+        ("VAULT_KV_MOUNT", "", "VAULT_KV_MOUNT must be a Vault mount path such as secret, not ''"),
+        ("EXTERNALDNS_NAMESPACE", "External_DNS", "EXTERNALDNS_NAMESPACE must be a Kubernetes namespace name"),
+        ("EXTERNALDNS_MEMORY_LIMIT", "512MB", "EXTERNALDNS_MEMORY_LIMIT must be a Kubernetes quantity such as 512Mi"),
+        # settings that must agree
+        (
+            "ORGDNS_HEARTBEAT_INTERVAL",
+            "30",
+            "ORGDNS_HEARTBEAT_INTERVAL (30) must be less than ORGDNS_HEARTBEAT_TTL (5)",
+        ),
+        ("ORGDNS_ORG_LOCK_LEASE", "0.5", "ORGDNS_HEARTBEAT_INTERVAL (1) must be less than ORGDNS_ORG_LOCK_LEASE (0.5)"),
+        (
+            "EXTERNALDNS_MIN_INTERVAL",
+            "7200",
+            "EXTERNALDNS_MIN_INTERVAL (7200) must not exceed EXTERNALDNS_MAX_INTERVAL",
+        ),
+    ],
+)
+def test_a_bad_setting_stops_the_start_naming_the_variable_and_what_it_must_be(monkeypatch, name, value, said):
+    with pytest.raises(ImproperlyConfigured) as refused:
+        load_settings(monkeypatch, **{name: value})
+    assert said in str(refused.value)
+
+
+def test_the_settings_read_every_good_spelling_as_before(monkeypatch):
+    loaded = load_settings(
+        monkeypatch,
+        SECURE_SSL_REDIRECT="yes",
+        SECURE_HSTS_PRELOAD="",
+        SECURE_COOKIES="ON",
+        ORGDNS_JOB_RETRY_INTERVALS="1,2,,4, 8",
+        ORGDNS_METRICS_NETWORKS="10.0.0.1, 10.0.0.0/8,::1",
+        ORGDNS_ZONE_PRICE_FIRST="0.5",
+        ORGDNS_GC_YOUNG_MARGIN="600",
+        ORGDNS_BASE_DOMAIN="Platform.Example.com.",
+        REDIS_URL="unix:///run/redis.sock?db=2",
+        AWS_ENDPOINT_URL="",
+        EXTERNALDNS_MEMORY_LIMIT="512Mi",
+        VAULT_PREFIX="/orgdns/",
+    )
+    assert (loaded["SECURE_SSL_REDIRECT"], loaded["SECURE_HSTS_PRELOAD"], loaded["SESSION_COOKIE_SECURE"]) == (
+        True,
+        False,
+        True,
+    )
+    assert loaded["ORGDNS_JOB_RETRY_INTERVALS"] == [1, 2, 4, 8]
+    assert loaded["ORGDNS_METRICS_NETWORKS"] == ["10.0.0.1", "10.0.0.0/8", "::1"]
+    assert loaded["ORGDNS_ZONE_PRICE_FIRST"] == Decimal("0.5")
+    assert loaded["ORGDNS_GC_YOUNG_MARGIN"] == timedelta(minutes=10)
+    assert loaded["ORGDNS_BASE_DOMAIN"] == "Platform.Example.com"
+    # the suite's own environment gives the settings this process runs with
+    monkeypatch.undo()
+    again = load_settings(monkeypatch)
+    for name in ("ORGDNS_JOB_RETRY_INTERVALS", "ORGDNS_HEARTBEAT_TTL", "ORGDNS_ROUTE53_RATE", "AXES_COOLOFF_TIME"):
+        assert again[name] == getattr(settings, name), name

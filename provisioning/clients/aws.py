@@ -3,10 +3,13 @@ credentials of roles assumed in other accounts, cached."""
 
 import json
 import threading
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 import botocore.config
 import botocore.exceptions
+from boto3.session import Session
 
 from .errors import ProviderError
 from .retry import CallStats, RetryPolicy, call_with_retry
@@ -38,14 +41,23 @@ CONNECTION_ERRORS = (
 MAX_CHANGE_RECORDS = 1000
 MAX_CHANGE_CHARS = 32000
 
+# Route53's record sets and changes, as boto3 gives and takes them.
+RecordSet = dict[str, Any]
+Change = dict[str, Any]
+Credentials = dict[str, str]  # boto3 client arguments: aws_access_key_id, aws_secret_access_key, aws_session_token
 
-def error_code(exc):
+
+class Limiter(Protocol):
+    def acquire(self) -> None: ...
+
+
+def error_code(exc: Exception) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
         return exc.response.get("Error", {}).get("Code", "")
     return ""
 
 
-def is_transient(exc):
+def is_transient(exc: Exception) -> bool:
     return isinstance(exc, CONNECTION_ERRORS) or error_code(exc) in TRANSIENT_CODES
 
 
@@ -56,8 +68,16 @@ class AwsService:
     label = ""
 
     def __init__(
-        self, session, *, endpoint_url=None, region="us-east-1", retry=None, stats=None, limiter=None, credentials=None
-    ):
+        self,
+        session: Session,
+        *,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        retry: RetryPolicy | None = None,
+        stats: CallStats | None = None,
+        limiter: Limiter | None = None,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.retry = retry or RetryPolicy()
         self.stats = stats if stats is not None else CallStats()
         config = botocore.config.Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
@@ -69,16 +89,16 @@ class AwsService:
             events.register(f"before-send.{self.service}", lambda **_: limiter.acquire())
         events.register(f"before-send.{self.service}", self._count)
 
-    def _count(self, event_name, **_):
+    def _count(self, event_name: str, **_: object) -> None:
         self.stats.count(self.label, event_name.rsplit(".", 1)[-1])
 
-    def call(self, operation, retry_codes=(), **params):
+    def call(self, operation: str, retry_codes: Collection[str] = (), **params: Any) -> Any:
         method = getattr(self.client, operation)
 
-        def transient(exc):
+        def transient(exc: Exception) -> bool:
             return is_transient(exc) or error_code(exc) in retry_codes
 
-        def attempt():
+        def attempt() -> Any:
             try:
                 return method(**params)
             except botocore.exceptions.ClientError as exc:
@@ -106,7 +126,7 @@ class Route53(AwsService):
     service = "route53"
     label = "route53"
 
-    def find_zone(self, name):
+    def find_zone(self, name: str) -> dict[str, Any] | None:
         """The public zone named `name` (None if there is none): its id, CallerReference and tags."""
         fqdn = name.rstrip(".") + "."
         found = self.call("list_hosted_zones_by_name", DNSName=fqdn, MaxItems="10")
@@ -116,9 +136,9 @@ class Route53(AwsService):
                 return {"id": zone_id, "caller_reference": zone["CallerReference"], "tags": self.tags(zone_id)}
         return None
 
-    def zones(self):
+    def zones(self) -> Iterator[dict[str, Any]]:
         """Every hosted zone of the account (id, name, CallerReference, private), following every page."""
-        params = {"MaxItems": "100"}
+        params: dict[str, str] = {"MaxItems": "100"}
         while True:
             page = self.call("list_hosted_zones", **params)
             for zone in page["HostedZones"]:
@@ -132,11 +152,11 @@ class Route53(AwsService):
                 return
             params["Marker"] = page["NextMarker"]
 
-    def tags(self, zone_id):
+    def tags(self, zone_id: str) -> dict[str, str]:
         found = self.call("list_tags_for_resource", ResourceType="hostedzone", ResourceId=zone_id)
         return {t["Key"]: t["Value"] for t in found["ResourceTagSet"].get("Tags", [])}
 
-    def create_zone(self, name, caller_reference, tags):
+    def create_zone(self, name: str, caller_reference: str, tags: dict[str, str]) -> tuple[str, list[str]]:
         created = self.call(
             "create_hosted_zone",
             Name=name,
@@ -147,7 +167,7 @@ class Route53(AwsService):
         self.tag_zone(zone_id, tags)
         return zone_id, created["DelegationSet"]["NameServers"]
 
-    def tag_zone(self, zone_id, tags):
+    def tag_zone(self, zone_id: str, tags: dict[str, str]) -> None:
         self.call(
             "change_tags_for_resource",
             ResourceType="hostedzone",
@@ -155,20 +175,27 @@ class Route53(AwsService):
             AddTags=[{"Key": k, "Value": v} for k, v in tags.items()],
         )
 
-    def name_servers(self, zone_id):
+    def name_servers(self, zone_id: str) -> list[str]:
         return self.call("get_hosted_zone", Id=zone_id)["DelegationSet"]["NameServers"]
 
-    def record_sets_named(self, zone_id, name):
+    def record_sets_named(self, zone_id: str, name: str) -> list[RecordSet]:
         """Every record set (of any type) named exactly `name` in the zone."""
         fqdn = name.rstrip(".") + "."
         page = self.call("list_resource_record_sets", HostedZoneId=zone_id, StartRecordName=fqdn, MaxItems="100")
         return [record for record in page["ResourceRecordSets"] if record["Name"] == fqdn]
 
-    def delegation(self, parent_zone_id, name):
+    def delegation(self, parent_zone_id: str, name: str) -> RecordSet | None:
         """The NS record set for `name` in the parent zone, or None."""
         return next((r for r in self.record_sets_named(parent_zone_id, name) if r["Type"] == "NS"), None)
 
-    def create_delegation(self, parent_zone_id, name, name_servers, replacing=None, ttl=172800):
+    def create_delegation(
+        self,
+        parent_zone_id: str,
+        name: str,
+        name_servers: list[str],
+        replacing: RecordSet | None = None,
+        ttl: int = 172800,
+    ) -> None:
         """Create the NS record set for `name`, in one change with deleting `replacing` (an NS record set as listed).
 
         CREATE and DELETE fail if the parent zone changed since it was read, so nobody else's record is overwritten.
@@ -176,13 +203,13 @@ class Route53(AwsService):
         changes = [{"Action": "DELETE", "ResourceRecordSet": replacing}] if replacing else []
         self.change(parent_zone_id, [*changes, _change("CREATE", name, "NS", name_servers, ttl)])
 
-    def delete_record_set(self, zone_id, record_set):
+    def delete_record_set(self, zone_id: str, record_set: RecordSet) -> None:
         """Delete exactly this record set (as listed): fails if it changed meanwhile."""
         self.change(zone_id, [{"Action": "DELETE", "ResourceRecordSet": record_set}])
 
-    def record_sets(self, zone_id):
+    def record_sets(self, zone_id: str) -> Iterator[RecordSet]:
         """Every record set in the zone, following every page."""
-        params = {"HostedZoneId": zone_id, "MaxItems": "300"}
+        params: dict[str, str] = {"HostedZoneId": zone_id, "MaxItems": "300"}
         while True:
             page = self.call("list_resource_record_sets", **params)
             yield from page["ResourceRecordSets"]
@@ -195,7 +222,7 @@ class Route53(AwsService):
             else:
                 params.pop("StartRecordIdentifier", None)
 
-    def delete_record_sets(self, zone_id, record_sets):
+    def delete_record_sets(self, zone_id: str, record_sets: Iterable[RecordSet]) -> int:
         """Delete these record sets, in as few requests as Route53's limits allow. Returns the request count."""
         requests = 0
         for batch in change_batches([{"Action": "DELETE", "ResourceRecordSet": r} for r in record_sets]):
@@ -203,10 +230,10 @@ class Route53(AwsService):
             requests += 1
         return requests
 
-    def change(self, zone_id, changes):
+    def change(self, zone_id: str, changes: list[Change]) -> None:
         self.call("change_resource_record_sets", HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
 
-    def delete_zone(self, zone_id):
+    def delete_zone(self, zone_id: str) -> None:
         try:
             self.call("delete_hosted_zone", Id=zone_id)
         except ProviderError as exc:
@@ -214,7 +241,7 @@ class Route53(AwsService):
                 raise
 
 
-def _change(action, name, rtype, values, ttl):
+def _change(action: str, name: str, rtype: str, values: Iterable[str], ttl: int) -> Change:
     return {
         "Action": action,
         "ResourceRecordSet": {
@@ -226,9 +253,10 @@ def _change(action, name, rtype, values, ttl):
     }
 
 
-def change_batches(changes):
+def change_batches(changes: Iterable[Change]) -> Iterator[list[Change]]:
     """Split changes into batches within Route53's per-request limits (an UPSERT counts twice)."""
-    batch, records, chars = [], 0, 0
+    batch: list[Change] = []
+    records = chars = 0
     for change in changes:
         values = [r["Value"] for r in change["ResourceRecordSet"].get("ResourceRecords", [])] or [""]
         weight = 2 if change["Action"] == "UPSERT" else 1
@@ -247,7 +275,7 @@ class IAM(AwsService):
     service = "iam"
     label = "iam"
 
-    def user_exists(self, user_name):
+    def user_exists(self, user_name: str) -> bool:
         try:
             self.call("get_user", UserName=user_name)
             return True
@@ -256,9 +284,9 @@ class IAM(AwsService):
                 return False
             raise
 
-    def users(self, name_prefix):
+    def users(self, name_prefix: str) -> Iterator[dict[str, Any]]:
         """The account's IAM users whose name starts with name_prefix: name and creation time, following every page."""
-        params = {}
+        params: dict[str, str] = {}
         while True:
             page = self.call("list_users", **params)
             yield from (
@@ -270,7 +298,7 @@ class IAM(AwsService):
                 return
             params["Marker"] = page["Marker"]
 
-    def user_tags(self, user_name):
+    def user_tags(self, user_name: str) -> dict[str, str] | None:
         """The user's tags, or None if there is no such user."""
         try:
             found = self.call("list_user_tags", UserName=user_name)
@@ -280,25 +308,25 @@ class IAM(AwsService):
             raise
         return {t["Key"]: t["Value"] for t in found["Tags"]}
 
-    def create_user(self, user_name, tags, permissions_boundary=""):
+    def create_user(self, user_name: str, tags: dict[str, str], permissions_boundary: str = "") -> None:
         """Create the user with these tags and, given its ARN, a permissions boundary (the most it can ever be allowed)."""
         boundary = {"PermissionsBoundary": permissions_boundary} if permissions_boundary else {}
         self.call("create_user", UserName=user_name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()], **boundary)
 
-    def put_user_policy(self, user_name, policy_name, document):
+    def put_user_policy(self, user_name: str, policy_name: str, document: dict[str, Any]) -> None:
         self.call("put_user_policy", UserName=user_name, PolicyName=policy_name, PolicyDocument=json.dumps(document))
 
-    def access_key_ids(self, user_name):
+    def access_key_ids(self, user_name: str) -> list[str]:
         return [k["AccessKeyId"] for k in self.call("list_access_keys", UserName=user_name)["AccessKeyMetadata"]]
 
-    def create_access_key(self, user_name):
+    def create_access_key(self, user_name: str) -> tuple[str, str]:
         key = self.call("create_access_key", UserName=user_name)["AccessKey"]
         return key["AccessKeyId"], key["SecretAccessKey"]
 
-    def delete_access_key(self, user_name, access_key_id):
+    def delete_access_key(self, user_name: str, access_key_id: str) -> None:
         self.call("delete_access_key", UserName=user_name, AccessKeyId=access_key_id)
 
-    def delete_user(self, user_name):
+    def delete_user(self, user_name: str) -> None:
         """Delete a user the way AWS requires: access keys, inline policies, then the user."""
         if not self.user_exists(user_name):
             return
@@ -313,11 +341,11 @@ class STS(AwsService):
     service = "sts"
     label = "sts"
 
-    def wait_until_valid(self):
+    def wait_until_valid(self) -> str:
         """A new access key takes a few seconds to work everywhere: retry until AWS accepts it."""
         return self.call("get_caller_identity", retry_codes=("InvalidClientTokenId",))["Arn"]
 
-    def assume_role(self, role_arn, session_name, seconds):
+    def assume_role(self, role_arn: str, session_name: str, seconds: int) -> tuple[Credentials, datetime]:
         """Credentials of the role (as boto3 client arguments) and when they expire (an aware datetime)."""
         found = self.call("assume_role", RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=seconds)
         credentials = found["Credentials"]
@@ -332,13 +360,15 @@ class RoleCredentials:
     """Credentials of the roles orgdns assumes in other accounts, kept until `margin` before they expire, so that a
     call never starts with credentials about to lapse. One per process; safe across threads."""
 
-    def __init__(self, margin=timedelta(minutes=5), clock=lambda: datetime.now(UTC)):
+    def __init__(
+        self, margin: timedelta = timedelta(minutes=5), clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self._margin = margin
         self._clock = clock
-        self._cached = {}
+        self._cached: dict[str, tuple[Credentials, datetime]] = {}
         self._lock = threading.Lock()
 
-    def get(self, role_arn, assume):
+    def get(self, role_arn: str, assume: Callable[[str], tuple[Credentials, datetime]]) -> Credentials:
         """The role's credentials: cached ones, or those of `assume(role_arn)` -> (credentials, expiration)."""
         with self._lock:
             cached = self._cached.get(role_arn)
@@ -347,7 +377,7 @@ class RoleCredentials:
             return cached[0]
 
 
-def zone_scoped_policy(zone_id):
+def zone_scoped_policy(zone_id: str) -> dict[str, Any]:
     """Only this zone's records; ListHostedZones cannot be scoped to a zone."""
     return {
         "Version": "2012-10-17",

@@ -5,12 +5,12 @@ class ProviderError(Exception):
     permanent=False: the remote side was busy or unreachable; the job may be retried.
     """
 
-    def __init__(self, message, *, service, permanent, code=""):
+    def __init__(self, message: str, *, service: str, permanent: bool, code: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.service = service
         self.permanent = permanent
         self.code = code  # the remote error code, where the remote side gives one (e.g. NoSuchEntity)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.message

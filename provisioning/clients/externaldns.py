@@ -3,14 +3,18 @@
 import base64
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from .. import budget
 from .errors import ProviderError
-from .kube import pods_problem
+from .kube import KubeCluster, Object, Permission, pods_problem
+
+Rule = dict[str, list[str]]  # an RBAC policy rule: apiGroups, resources, verbs
+RecordSet = dict[str, Any]  # a Route53 record set, as boto3 lists it
 
 OWNER = "orgdns"  # the managed-by label of everything we create in a cluster
 LABELS = {"app.kubernetes.io/managed-by": OWNER, "app.kubernetes.io/name": "external-dns"}
@@ -28,9 +32,10 @@ HEALTH_PORT = 7979  # /healthz and /metrics
 DEPLOYMENT_NAME = "external-dns"
 CHECKSUM_ANNOTATION = "orgdns.io/credentials-checksum"
 ORGDNS_CLUSTER_ROLE = "orgdns"
+PLAIN_RESYNC = ["--interval=1m"]  # ExternalDNS's flags when none are chosen: a one-minute resync without caches
 
 # What ExternalDNS reads in a cluster (its ClusterRole). Granting it requires holding it (RBAC escalation prevention).
-EXTERNALDNS_RULES = [
+EXTERNALDNS_RULES: list[Rule] = [
     {"apiGroups": [""], "resources": ["services", "pods", "nodes"], "verbs": ["get", "watch", "list"]},
     {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "watch", "list"]},
     {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "watch", "list"]},
@@ -38,7 +43,7 @@ EXTERNALDNS_RULES = [
 _MANAGE = ["get", "create", "patch", "delete"]
 # Everything orgdns's own token must be allowed in a registered cluster: deploy ExternalDNS, follow its rollout,
 # remove it, and install certificates. Checked at registration; the README shows it as a ClusterRole.
-ORGDNS_CLUSTER_RULES = [
+ORGDNS_CLUSTER_RULES: list[Rule] = [
     {"apiGroups": [""], "resources": ["namespaces", "secrets", "serviceaccounts"], "verbs": _MANAGE},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": _MANAGE},
     {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},
@@ -54,7 +59,7 @@ ORGDNS_CLUSTER_RULES = [
 ]
 
 
-def orgdns_cluster_role(rules=None):
+def orgdns_cluster_role(rules: list[Rule] | None = None) -> Object:
     """The ClusterRole to bind to the ServiceAccount whose token orgdns is given."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -64,7 +69,7 @@ def orgdns_cluster_role(rules=None):
     }
 
 
-def required_permissions(rules=ORGDNS_CLUSTER_RULES):
+def required_permissions(rules: Iterable[Rule] = ORGDNS_CLUSTER_RULES) -> list[Permission]:
     """(verb, group, resource) triples, one per permission the rules grant."""
     return [
         (verb, group, resource)
@@ -73,6 +78,12 @@ def required_permissions(rules=ORGDNS_CLUSTER_RULES):
         for resource in rule["resources"]
         for verb in rule["verbs"]
     ]
+
+
+class Flags(Protocol):
+    """ExternalDNS's flags that decide its Route53 cost (provisioning.budget.Flags)."""
+
+    def args(self) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -85,11 +96,11 @@ class ExternalDNSConfig:
     policy: str
     region: str
     memory_limit: str = ""
-    # Resync interval, caches and events (provisioning/budget.py chooses them for the account's fleet); None: a
-    # plain one-minute resync without caches.
-    flags: budget.Flags | None = None
+    # Resync interval, caches and events (provisioning/budget.py chooses them for the account's fleet); None:
+    # PLAIN_RESYNC.
+    flags: Flags | None = None
 
-    def args(self):
+    def args(self) -> list[str]:
         return [
             "--source=service",
             "--source=ingress",
@@ -103,23 +114,23 @@ class ExternalDNSConfig:
             f"--txt-prefix={TXT_PREFIX}",
             f"--txt-wildcard-replacement={TXT_WILDCARD}",
             "--enable-legacy-annotation-prefix",
-            *(self.flags or budget.TODAY).args(),
+            *(self.flags.args() if self.flags else PLAIN_RESYNC),
         ]
 
 
-def credentials_checksum(access_key_id, secret_access_key):
+def credentials_checksum(access_key_id: str, secret_access_key: str) -> str:
     """Part of the pod template, so that pods are rolled when the credentials change; tells which key a pod runs with."""
     return hashlib.sha256(f"{access_key_id}:{secret_access_key}".encode()).hexdigest()[:16]
 
 
-def pod_checksum(obj):
+def pod_checksum(obj: Object) -> str | None:
     """The credentials checksum of a pod or of a Deployment's pod template."""
     template = obj.get("spec", {}).get("template")
     meta = template["metadata"] if template else obj["metadata"]
     return (meta.get("annotations") or {}).get(CHECKSUM_ANNOTATION)
 
 
-def key_rollout_problem(pods, checksum):
+def key_rollout_problem(pods: Iterable[Object], checksum: str) -> str:
     """Why ExternalDNS's pods do not all run with the credentials of this checksum, "" if they do and one is ready.
     Pods being deleted do not count."""
     live = [pod for pod in pods if not pod["metadata"].get("deletionTimestamp")]
@@ -131,7 +142,7 @@ def key_rollout_problem(pods, checksum):
     return ""
 
 
-def manifests(config, access_key_id, secret_access_key):
+def manifests(config: ExternalDNSConfig, access_key_id: str, secret_access_key: str) -> list[Object]:
     ns = config.namespace
     labels = dict(LABELS)
     checksum = credentials_checksum(access_key_id, secret_access_key)
@@ -141,7 +152,7 @@ def manifests(config, access_key_id, secret_access_key):
         "AWS_DEFAULT_REGION": config.region,
     }
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "failureThreshold": 3}
-    resources = {"requests": {"cpu": "10m", "memory": "64Mi"}}
+    resources: dict[str, dict[str, str]] = {"requests": {"cpu": "10m", "memory": "64Mi"}}
     if config.memory_limit:
         resources["limits"] = {"memory": config.memory_limit}
     restricted = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
@@ -219,7 +230,7 @@ def manifests(config, access_key_id, secret_access_key):
     ]
 
 
-def removal_order(namespace):
+def removal_order(namespace: str) -> list[tuple[str, str, str | None]]:
     """(kind, name, namespace) of what manifests() creates, workload first so nothing recreates records."""
     return [
         ("Deployment", DEPLOYMENT_NAME, namespace),
@@ -231,7 +242,7 @@ def removal_order(namespace):
     ]
 
 
-def record_owners(record_sets):
+def record_owners(record_sets: Iterable[RecordSet]) -> dict[tuple[str, str], str]:
     """{(name, type): owner id} for every record set an ExternalDNS marked as its own, TXT markers included.
 
     ExternalDNS marks what it owns with a TXT record whose value holds `external-dns/owner=<id>`, named
@@ -239,7 +250,8 @@ def record_owners(record_sets):
     record itself (older releases).
     """
     record_sets = list(record_sets)
-    owners, claims = {}, {}
+    owners: dict[tuple[str, str], str] = {}
+    claims: dict[tuple[str, str | None], str] = {}
     for rs in record_sets:
         owner = _txt_owner(rs)
         if owner is None:
@@ -254,7 +266,7 @@ def record_owners(record_sets):
     return owners
 
 
-def _claimed(marker_name):
+def _claimed(marker_name: str) -> tuple[str, str | None]:
     """(name, type) the ownership marker of this name stands for; type None when the marker names no type."""
     label, _, rest = marker_name.partition(".")
     ours = TXT_PREFIX.split("%")[0]
@@ -267,7 +279,7 @@ def _claimed(marker_name):
     return marker_name, None
 
 
-def owned_record_sets(record_sets, owner_id):
+def owned_record_sets(record_sets: Iterable[RecordSet], owner_id: str) -> list[RecordSet]:
     """The record sets that the ExternalDNS with this owner id created, with their TXT ownership records last
     (so that a deletion cut short leaves the markers that let a re-run find what is left)."""
     record_sets = list(record_sets)
@@ -279,7 +291,7 @@ def owned_record_sets(record_sets, owner_id):
 RECORD_TYPES = {"A", "AAAA", "CNAME", "MX", "NS", "SRV", "TXT", "CAA", "PTR", "NAPTR", "DNAME"}
 
 
-def _txt_owner(record_set):
+def _txt_owner(record_set: RecordSet) -> str | None:
     if record_set["Type"] != "TXT":
         return None
     for record in record_set.get("ResourceRecords", []):
@@ -306,9 +318,9 @@ class SyncMetrics:
     errors: int  # registry and source errors since it started
 
 
-def sync_metrics(text):
+def sync_metrics(text: str) -> SyncMetrics:
     """The SyncMetrics in an ExternalDNS /metrics answer; ValueError if it is not ExternalDNS's metrics."""
-    values = {}
+    values: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             values[sample.name] = sample.value
@@ -336,7 +348,7 @@ class Observation:
     metrics_error: str = ""
 
 
-def observe(kube, namespace):
+def observe(kube: KubeCluster, namespace: str) -> Observation:
     """Read ExternalDNS's Deployment, its pods and (through the API server's pod proxy) a ready pod's /metrics: three
     requests to the cluster API, two when no pod is ready."""
     deployment = kube.get("Deployment", DEPLOYMENT_NAME, namespace)
@@ -369,7 +381,7 @@ def observe(kube, namespace):
     )
 
 
-def health_problem(observation, now):
+def health_problem(observation: Observation, now: float) -> str:
     """Why this ExternalDNS is not working at Unix time now, or "" if, as far as the observation tells, it is."""
     if not observation.deployed:
         return "ExternalDNS is not deployed: its Deployment is missing from the cluster"
@@ -393,20 +405,20 @@ def health_problem(observation, now):
     return ""
 
 
-def _ready(pod):
+def _ready(pod: Object) -> bool:
     return any(
         c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions", [])
     )
 
 
-def _timestamp(text):
+def _timestamp(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
 
 
-def _interval(args):
+def _interval(args: Iterable[str]) -> int:
     """Seconds of the --interval among ExternalDNS's args (a Go duration such as 1h, 1m30s)."""
     for arg in args:
         if arg.startswith("--interval="):
@@ -416,7 +428,7 @@ def _interval(args):
     return DEFAULT_INTERVAL
 
 
-def short_duration(seconds):
+def short_duration(seconds: float) -> str:
     """40 s, 12 min, 3 h: how long ago or for how long, as the pages say it."""
     seconds = int(seconds)
     if seconds < 120:

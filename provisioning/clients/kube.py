@@ -7,7 +7,9 @@ import json
 import re
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import urllib3
@@ -19,6 +21,12 @@ from kubernetes.client.rest import RESTClientObject
 
 from .errors import ProviderError
 from .retry import CallStats, RetryPolicy, call_with_retry
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Object = dict[str, Any]  # a Kubernetes object as JSON
+Permission = tuple[str, str, str]  # verb, API group, resource
+Permissions = list[Permission]
 
 APPLIED_HASH = "orgdns.io/applied-hash"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -39,7 +47,7 @@ KINDS = {
 
 # Addresses a cluster API is never reached at unless a permitted network covers them: the machine orgdns runs on, its
 # link (where clouds serve instance metadata and credentials) and the metadata endpoints outside link-local.
-METADATA_ADDRESSES = {
+METADATA_ADDRESSES: dict[IPAddress, str] = {
     ipaddress.ip_address(a): "cloud metadata" for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
 }
 # ProviderError codes of a cluster connection, for callers that tell the cases apart.
@@ -53,7 +61,7 @@ class InvalidConnection(ValueError):
     """Cluster connection details that cannot work, with a message that says why."""
 
 
-def refused_kind(address):
+def refused_kind(address: IPAddress) -> str:
     """Why orgdns does not connect to this address on its own ("loopback", …), or "" if it may."""
     address = getattr(address, "ipv4_mapped", None) or address
     if address in METADATA_ADDRESSES:
@@ -69,14 +77,14 @@ def refused_kind(address):
     return ""
 
 
-def resolve(host, port, permitted_networks=()):
+def resolve(host: str, port: int, permitted_networks: Iterable[IPNetwork] = ()) -> IPAddress:
     """The address to connect to for host (the first it resolves to). ProviderError if it does not resolve, or if any
     of its addresses is one orgdns does not connect to and no permitted network covers it."""
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
         raise ProviderError(f"cannot resolve {host}", service="kubernetes", permanent=False, code=UNREACHABLE) from None
-    addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in found))
+    addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found))
     for address in addresses:
         kind = refused_kind(address)
         if kind and not any(address in network for network in permitted_networks):
@@ -101,7 +109,7 @@ class ClusterConnection:
     token: str = field(repr=False)
     ca_pem: str = ""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not all(isinstance(value, str) for value in (self.server, self.token, self.ca_pem)):
             raise InvalidConnection("the API server URL, the token and the CA certificate must be text")
         try:
@@ -129,11 +137,11 @@ class ClusterConnection:
             except ValueError:
                 raise InvalidConnection("the CA certificate must be PEM (-----BEGIN CERTIFICATE-----)") from None
 
-    def as_secret(self):
+    def as_secret(self) -> dict[str, str]:
         return asdict(self)
 
 
-def connection_from_kubeconfig(text, context=None):
+def connection_from_kubeconfig(text: str, context: str | None = None) -> ClusterConnection:
     """The connection a kubeconfig describes, for its current (or the named, or only) context."""
     try:
         config = yaml.safe_load(text)
@@ -152,8 +160,9 @@ def connection_from_kubeconfig(text, context=None):
     if name not in contexts:
         raise InvalidConnection(f"the kubeconfig has no context named {name[:100]!r}")
     ctx = contexts[name]
-    cluster = clusters.get(ctx.get("cluster")) if isinstance(ctx.get("cluster"), str) else None
-    user = users.get(ctx.get("user")) if isinstance(ctx.get("user"), str) else None
+    cluster_name, user_name = ctx.get("cluster"), ctx.get("user")
+    cluster = clusters.get(cluster_name) if isinstance(cluster_name, str) else None
+    user = users.get(user_name) if isinstance(user_name, str) else None
     if not cluster or not isinstance(cluster.get("server"), str) or not cluster["server"]:
         raise InvalidConnection(f"context {name!r} names no cluster with a server URL")
     if user is None:
@@ -179,7 +188,7 @@ def connection_from_kubeconfig(text, context=None):
     return ClusterConnection(server=cluster["server"], token=user["token"], ca_pem=ca_pem)
 
 
-def _named(config, section):
+def _named(config: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
     """A kubeconfig section (clusters, users or contexts): a list of {name, <singular>: {...}} → {name: {...}}."""
     entries = config.get(section)
     if entries is None:
@@ -187,7 +196,7 @@ def _named(config, section):
     if not isinstance(entries, list):
         raise InvalidConnection(f"{section} in the kubeconfig must be a list")
     singular = section[:-1]
-    found = {}
+    found: dict[str, dict[str, Any]] = {}
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise InvalidConnection(f"every entry of {section} in the kubeconfig must be a mapping with a name")
@@ -198,7 +207,7 @@ def _named(config, section):
     return found
 
 
-def applied_hash(obj):
+def applied_hash(obj: Object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -206,8 +215,17 @@ class KubeCluster:
     """The cluster API at connection.server, reached at the address it resolved to when this was made (so a name that
     resolves differently later cannot lead requests elsewhere), and only if that address is allowed (see resolve)."""
 
-    def __init__(self, connection, *, retry=None, stats=None, timeout=15, permitted_networks=()):
+    def __init__(
+        self,
+        connection: ClusterConnection,
+        *,
+        retry: RetryPolicy | None = None,
+        stats: CallStats | None = None,
+        timeout: float = 15,
+        permitted_networks: Iterable[IPNetwork] = (),
+    ) -> None:
         parts = urlsplit(connection.server)
+        assert parts.hostname, "ClusterConnection has checked the URL"
         address = resolve(parts.hostname, parts.port or 443, permitted_networks)
         literal = f"[{address}]" if address.version == 6 else str(address)
         config = Configuration(host=f"https://{literal}:{parts.port or 443}")
@@ -223,16 +241,23 @@ class KubeCluster:
         self.retry = retry or RetryPolicy()
         self.stats = stats if stats is not None else CallStats()
 
-    def close(self):
+    def close(self) -> None:
         self.rest.close()
 
-    def request(self, method, path, body=None, content_type="application/json", text=False):
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        content_type: str = "application/json",
+        text: bool = False,
+    ) -> Any:
         """The decoded JSON answer (with text, the answer as text), None for 404; ProviderError for anything else that
         is not 2xx."""
         accept = "text/plain" if text else "application/json"
         headers = {"Authorization": f"Bearer {self.token}", "Accept": accept, "Content-Type": content_type}
 
-        def send():
+        def send() -> tuple[int, bytes]:
             self.stats.count("kubernetes", method)
             response = self.rest.request(
                 method, self.base_url + path, headers=dict(headers), body=body, _request_timeout=self.timeout
@@ -295,7 +320,7 @@ class KubeCluster:
                 code=NOT_KUBERNETES,
             ) from None
 
-    def version(self):
+    def version(self) -> str:
         """The server's version (e.g. v1.32.0); ProviderError if it does not answer like a Kubernetes API server."""
         found = self.request("GET", "/version")
         if not isinstance(found, dict) or not isinstance(found.get("gitVersion"), str):
@@ -307,18 +332,18 @@ class KubeCluster:
             )
         return found["gitVersion"]
 
-    def path(self, kind, name=None, namespace=None):
+    def path(self, kind: str, name: str | None = None, namespace: str | None = None) -> str:
         prefix, plural, namespaced = KINDS[kind]
         path = f"{prefix}/namespaces/{namespace}/{plural}" if namespaced else f"{prefix}/{plural}"
         return f"{path}/{name}" if name else path
 
-    def get(self, kind, name, namespace=None):
+    def get(self, kind: str, name: str | None, namespace: str | None = None) -> Object | None:
         return self.request("GET", self.path(kind, name, namespace))
 
-    def list(self, kind, namespace, selector):
+    def list(self, kind: str, namespace: str | None, selector: str) -> list[Object]:
         return self.request("GET", f"{self.path(kind, namespace=namespace)}?labelSelector={selector}")["items"]
 
-    def apply(self, obj):
+    def apply(self, obj: Object) -> Literal["created", "updated", "repaired", "unchanged"]:
         """Server-side apply obj as our field manager, forcing our fields back where someone changed them by hand.
 
         Returns created, updated (we changed what we want), repaired (someone else had changed fields we own) or
@@ -354,7 +379,7 @@ class KubeCluster:
             return "repaired"
         return "updated"
 
-    def wait_for_rollout(self, name, namespace, timeout, poll=1.0):
+    def wait_for_rollout(self, name: str, namespace: str, timeout: float, poll: float = 1.0) -> None:
         """Until the Deployment's latest version is available; ProviderError saying what stops it otherwise."""
         deadline = time.monotonic() + timeout
         while True:
@@ -370,7 +395,7 @@ class KubeCluster:
                 )
             time.sleep(poll)
 
-    def rollout_problem(self, deployment, namespace):
+    def rollout_problem(self, deployment: Object | None, namespace: str) -> str:
         """What a person can act on: the ReplicaSet's failure, the pod's waiting reason and last log line."""
         if deployment is None:
             return "the Deployment is gone"
@@ -384,7 +409,7 @@ class KubeCluster:
             return "no pod was created"
         return pods_problem(pods) or "its pods are not ready"
 
-    def pod_proxy_get(self, namespace, pod, port, path):
+    def pod_proxy_get(self, namespace: str, pod: str, port: int, path: str) -> str:
         """GET path of the pod's port through the API server's proxy, as text."""
         found = self.request(
             "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}", text=True
@@ -395,10 +420,18 @@ class KubeCluster:
             )
         return found
 
-    def wait_until_gone(self, kind, name=None, namespace=None, selector=None, timeout=120, poll=1.0):
+    def wait_until_gone(
+        self,
+        kind: str,
+        name: str | None = None,
+        namespace: str | None = None,
+        selector: str | None = None,
+        timeout: float = 120,
+        poll: float = 1.0,
+    ) -> None:
         """Until the object (or every object of the kind matching selector in namespace) no longer exists."""
         deadline = time.monotonic() + timeout
-        while (self.list(kind, namespace, selector) if selector else self.get(kind, name, namespace)) not in (None, []):
+        while self.list(kind, namespace, selector) if selector else (self.get(kind, name, namespace) is not None):
             if time.monotonic() > deadline:
                 what = f"{kind}s {selector} in {namespace}" if selector else f"{kind} {name}"
                 raise ProviderError(
@@ -406,7 +439,7 @@ class KubeCluster:
                 )
             time.sleep(poll)
 
-    def missing_permissions(self, permissions):
+    def missing_permissions(self, permissions: Iterable[Permission]) -> Permissions:
         """Of (verb, group, resource) triples, those this token is not allowed cluster-wide.
 
         One SelfSubjectRulesReview in a namespace that does not exist (so only cluster-wide grants count); a
@@ -425,7 +458,7 @@ class KubeCluster:
         rules = [r for r in status.get("resourceRules", []) if not r.get("resourceNames")]
         return [p for p in permissions if not any(_grants(rule, *p) for rule in rules)]
 
-    def _allowed(self, verb, group, resource):
+    def _allowed(self, verb: str, group: str, resource: str) -> bool:
         review = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",
@@ -434,7 +467,7 @@ class KubeCluster:
         answer = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
         return bool(answer.get("status", {}).get("allowed"))
 
-    def delete(self, kind, name, namespace=None, managed_by=None):
+    def delete(self, kind: str, name: str, namespace: str | None = None, managed_by: str | None = None) -> bool:
         """Delete the object if it is there (and, given managed_by, labelled so). True if it was deleted."""
         if managed_by is not None:
             current = self.get(kind, name, namespace)
@@ -443,7 +476,7 @@ class KubeCluster:
         return self.request("DELETE", self.path(kind, name, namespace)) is not None
 
 
-def pods_problem(pods):
+def pods_problem(pods: Iterable[Object]) -> str:
     """What a person can act on about the first pod whose container waits or has ended (its reason, restarts and last
     log line), or "" if none does."""
     for pod in pods:
@@ -462,18 +495,18 @@ def pods_problem(pods):
     return ""
 
 
-def _labels(obj):
+def _labels(obj: Object) -> dict[str, str]:
     return obj["metadata"].get("labels") or {}
 
 
-def _grants(rule, verb, group, resource):
+def _grants(rule: dict[str, Any], verb: str, group: str, resource: str) -> bool:
     return all(
         wanted in (rule.get(field) or []) or "*" in (rule.get(field) or [])
         for field, wanted in (("verbs", verb), ("apiGroups", group), ("resources", resource))
     )
 
 
-def _rolled_out(deployment):
+def _rolled_out(deployment: Object) -> bool:
     """kubectl rollout status's rule: the latest generation observed, every replica updated and available."""
     spec, status = deployment["spec"], deployment.get("status", {})
     wanted = spec.get("replicas", 1)
@@ -486,23 +519,23 @@ def _rolled_out(deployment):
 
 
 class _Unavailable(Exception):
-    def __init__(self, status, message=""):
+    def __init__(self, status: int, message: str = "") -> None:
         self.status = status
         self.message = message
 
 
-def _terminating(status, data):
+def _terminating(status: int, data: bytes) -> bool:
     """403 for content created in a namespace that is being deleted: it will be gone (and creatable) shortly."""
     return status == 403 and "being terminated" in _status_message(data)
 
 
-def _is_transient(exc):
+def _is_transient(exc: Exception) -> bool:
     if isinstance(exc, _Unavailable):
         return True
     return isinstance(exc, urllib3.exceptions.HTTPError)
 
 
-def _status_message(data):
+def _status_message(data: bytes) -> str:
     try:
         return json.loads(data).get("message", "")[:300]
     except (ValueError, AttributeError):

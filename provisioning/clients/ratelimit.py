@@ -1,4 +1,7 @@
 import time
+from collections.abc import Callable
+
+from redis import Redis
 
 # A token bucket kept in Redis, so that every worker process shares one budget.
 # KEYS[1] bucket key; ARGV: rate (tokens/s), capacity. Returns seconds to wait (0 = granted).
@@ -22,7 +25,14 @@ return tostring(wait)
 class RedisRateLimiter:
     """At most `rate` acquisitions per second across all processes sharing `key` in Redis."""
 
-    def __init__(self, redis, key, rate, burst=1, sleep=time.sleep):
+    def __init__(
+        self,
+        redis: Redis,
+        key: str,
+        rate: float,
+        burst: int = 1,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.key = key
@@ -31,10 +41,10 @@ class RedisRateLimiter:
         self.sleep = sleep
         self._take = redis.register_script(_TAKE)
 
-    def acquire(self):
+    def acquire(self) -> None:
         while (wait := self.try_acquire()) != 0:
             self.sleep(wait)
 
-    def try_acquire(self):
+    def try_acquire(self) -> float:
         """Take one token if there is one: 0. Otherwise take none and return the seconds until there is one."""
         return float(self._take(keys=[self.key], args=[self.rate, self.capacity]))

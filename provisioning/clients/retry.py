@@ -1,6 +1,7 @@
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -9,10 +10,12 @@ class RetryPolicy:
     attempts: int = 6
     base_delay: float = 0.5
     max_delay: float = 20.0
-    sleep: callable = time.sleep
-    on_retry: callable = None  # on_retry(what, attempt, attempts, exc): before the given attempt is made
+    sleep: Callable[[float], None] = time.sleep
+    on_retry: Callable[[str, int, int, Exception], None] | None = (
+        None  # on_retry(what, attempt, attempts, exc): before the given attempt is made
+    )
 
-    def delays(self):
+    def delays(self) -> Iterator[float]:
         """Exponential backoff with full jitter, one delay before each retry."""
         for attempt in range(self.attempts - 1):
             yield random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
@@ -22,20 +25,22 @@ class RetryPolicy:
 class CallStats:
     """Remote calls made, by service, and throttled answers: what a job reports about itself and what bench/ prints."""
 
-    calls: Counter = field(default_factory=Counter)
-    throttles: Counter = field(default_factory=Counter)
+    calls: Counter[str] = field(default_factory=Counter)
+    throttles: Counter[str] = field(default_factory=Counter)
 
-    def count(self, service, operation=None):
+    def count(self, service: str, operation: str | None = None) -> None:
         self.calls[service] += 1
         if operation:
             self.calls[f"{service}.{operation}"] += 1
 
-    def throttled(self, service, operation):
+    def throttled(self, service: str, operation: str) -> None:
         """The remote side answered "slow down" (the call is retried, or fails as transient)."""
         self.throttles[f"{service}.{operation}"] += 1
 
 
-def call_with_retry(fn, *, policy, is_transient, what):
+def call_with_retry[T](
+    fn: Callable[[], T], *, policy: RetryPolicy, is_transient: Callable[[Exception], bool], what: str
+) -> T:
     """Call fn(); when it raises an exception that is_transient() accepts, back off and try again.
     `what` names the remote side for policy.on_retry ("AWS route53", "Vault")."""
     delays = policy.delays()

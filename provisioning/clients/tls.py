@@ -3,10 +3,12 @@
 import datetime
 import ipaddress
 from dataclasses import dataclass
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 # Clocks of the machines that check a certificate may run a little behind ours.
@@ -33,14 +35,14 @@ class CertificateInfo:
     fingerprint_sha256: str
     not_before: datetime.datetime
     not_after: datetime.datetime
-    dns_names: list
+    dns_names: list[str]
 
 
-def _now():
+def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _key_usage(**enabled):
+def _key_usage(**enabled: bool) -> x509.KeyUsage:
     flags = [
         "digital_signature",
         "content_commitment",
@@ -55,7 +57,7 @@ def _key_usage(**enabled):
     return x509.KeyUsage(**{flag: enabled.get(flag, False) for flag in flags})
 
 
-def _pem(certificate, key):
+def _pem(certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> KeyPair:
     return KeyPair(
         certificate=certificate.public_bytes(serialization.Encoding.PEM).decode(),
         private_key=key.private_bytes(
@@ -64,7 +66,7 @@ def _pem(certificate, key):
     )
 
 
-def make_ca(zone_name, organization, days, now=None):
+def make_ca(zone_name: str, organization: str, days: int, now: datetime.datetime | None = None) -> KeyPair:
     """A self-signed EC P-256 CA that can sign server certificates for names in zone_name only."""
     now = now or _now()
     key = ec.generate_private_key(ec.SECP256R1())
@@ -94,11 +96,16 @@ def make_ca(zone_name, organization, days, now=None):
     return _pem(certificate, key)
 
 
-def issue_server_certificate(ca, dns_names, organization, days, now=None):
+def issue_server_certificate(
+    ca: KeyPair, dns_names: list[str], organization: str, days: int, now: datetime.datetime | None = None
+) -> KeyPair:
     """A server certificate for dns_names with a new EC P-256 key, signed by ca (a KeyPair); never outlives the CA."""
     now = now or _now()
     ca_certificate = x509.load_pem_x509_certificate(ca.certificate.encode())
-    ca_key = serialization.load_pem_private_key(ca.private_key.encode(), password=None)
+    # make_ca's keys are EC; any key a CA may sign with would do.
+    ca_key = cast(
+        CertificateIssuerPrivateKeyTypes, serialization.load_pem_private_key(ca.private_key.encode(), password=None)
+    )
     key = ec.generate_private_key(ec.SECP256R1())
     subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)]
     if len(dns_names[0]) <= X509_COMMON_NAME_MAX:
@@ -123,7 +130,7 @@ def issue_server_certificate(ca, dns_names, organization, days, now=None):
     return _pem(certificate, key)
 
 
-def excludes_ip_addresses(ca_certificate_pem):
+def excludes_ip_addresses(ca_certificate_pem: str) -> bool:
     """Whether a CA's name constraints exclude every IPv4 and IPv6 address (CAs made before they did, do not)."""
     certificate = x509.load_pem_x509_certificate(ca_certificate_pem.encode())
     try:
@@ -133,7 +140,7 @@ def excludes_ip_addresses(ca_certificate_pem):
     return all(excluded in (constraints.excluded_subtrees or []) for excluded in EXCLUDED_ADDRESSES)
 
 
-def describe(certificate_pem):
+def describe(certificate_pem: str) -> CertificateInfo:
     """What a page may show about a certificate: its public facts."""
     certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
     try:
@@ -150,12 +157,20 @@ def describe(certificate_pem):
     )
 
 
-def renewal_time(not_before, not_after, fraction):
+def renewal_time(not_before: datetime.datetime, not_after: datetime.datetime, fraction: float) -> datetime.datetime:
     """When a certificate valid from not_before to not_after should be renewed: after fraction of its lifetime."""
     return not_before + (not_after - not_before) * fraction
 
 
-def secret_manifest(name, namespace, certificate_id, labels, certificate_pem, private_key_pem, ca_pem):
+def secret_manifest(
+    name: str,
+    namespace: str,
+    certificate_id: str,
+    labels: dict[str, str],
+    certificate_pem: str,
+    private_key_pem: str,
+    ca_pem: str,
+) -> dict[str, Any]:
     """A kubernetes.io/tls Secret labelled with the certificate it holds, so we never touch a Secret that is not ours."""
     return {
         "apiVersion": "v1",
@@ -170,9 +185,9 @@ def secret_manifest(name, namespace, certificate_id, labels, certificate_pem, pr
     }
 
 
-def holds_certificate(secret, certificate_id):
+def holds_certificate(secret: dict[str, Any], certificate_id: str) -> bool:
     return (secret["metadata"].get("labels") or {}).get(CERTIFICATE_LABEL) == certificate_id
 
 
-def namespace_manifest(name):
+def namespace_manifest(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": dict(MANAGED_BY)}}
