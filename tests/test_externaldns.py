@@ -203,16 +203,6 @@ def test_a_rollout_that_never_becomes_available_fails_with_the_reason(personas, 
     assert cluster.state == Cluster.State.ERROR and "exceeded quota" in cluster.message
 
 
-def test_the_readme_shows_the_cluster_role_registration_checks():
-    from pathlib import Path
-
-    import yaml
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    (block,) = [b.split("```")[0] for b in readme.split("```yaml\n")[1:] if "kind: ClusterRole" in b.split("```")[0]]
-    assert yaml.safe_load(block) == externaldns.orgdns_cluster_role()
-
-
 def test_externaldns_crash_looping_fails_the_registration_with_its_last_log_line(personas, cluster_api, settings):
     settings.EXTERNALDNS_ROLLOUT_TIMEOUT = 15
     settings.EXTERNALDNS_POLICY = "everything"  # not a policy ExternalDNS knows: it exits at start
@@ -220,22 +210,6 @@ def test_externaldns_crash_looping_fails_the_registration_with_its_last_log_line
     assert operation.state == Operation.State.FAILED
     assert "CrashLoopBackOff" in cluster.message and "last log line:" in cluster.message
     assert "everything" in cluster.message.split("last log line:")[1]  # ExternalDNS's own words about the flag
-
-
-@pytest.mark.parametrize(
-    "rule, allowed",
-    [
-        ({"verbs": ["get", "delete"], "apiGroups": ["apps"], "resources": ["deployments"]}, True),
-        ({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}, True),
-        ({"verbs": ["get"], "apiGroups": ["apps"], "resources": ["deployments"]}, False),
-        ({"verbs": ["delete"], "apiGroups": [""], "resources": ["deployments"]}, False),
-        ({"verbs": ["delete"], "apiGroups": ["apps"], "resources": ["replicasets"]}, False),
-    ],
-)
-def test_a_listed_rule_grants_a_permission_exactly_when_each_of_its_parts_matches(rule, allowed):
-    from provisioning.clients.kube import _grants
-
-    assert _grants(rule, "delete", "apps", "deployments") is allowed
 
 
 def test_a_cluster_belongs_to_one_organization_whatever_url_it_is_registered_with(personas, cluster_api):
