@@ -20,18 +20,11 @@ from provisioning.models import AuditEvent, Certificate, CertificateInstallation
 from provisioning.services import certificates, clusters
 from provisioning.services.backends import Backends
 from tests.conftest import run_jobs, vault_tree
+from tests.factories import register
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ZONE = "acme.orgdns.test"
-
-
-def register(org, name, server, user=None):
-    cluster, _ = clusters.register_cluster(org, name, server.connection, user)
-    run_jobs()
-    cluster.refresh_from_db()
-    assert cluster.state == Cluster.State.READY, cluster.message
-    return cluster
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from provisioning.clients import externaldns
 from provisioning.models import Cluster
 from provisioning.services import clusters, externaldns_health, metrics_export
 from tests.conftest import run_jobs, wait_until
-from tests.test_externaldns import register
+from tests.factories import register
 
 
 def check_command():
@@ -38,7 +38,7 @@ def metric(name, **labels):
 def test_an_externaldns_that_loses_its_key_shows_as_failing_and_recovers_when_provisioned_again(
     personas, cluster_api, client
 ):
-    cluster, _ = register(personas.acme, "prod", cluster_api)
+    cluster = register(personas.acme, "prod", cluster_api)
     summary = check_command()
     cluster.refresh_from_db()
     assert cluster.externaldns_health == Cluster.Health.OK, cluster.externaldns_problem
@@ -108,7 +108,7 @@ def test_the_metrics_of_the_real_externaldns_are_read_as_its_last_sync_and_faile
 
 @pytest.mark.django_db(transaction=True)
 def test_a_cluster_that_refuses_our_token_is_unknown_and_needs_attention(personas, cluster_api, client):
-    cluster, _ = register(personas.acme, "prod", cluster_api)
+    cluster = register(personas.acme, "prod", cluster_api)
     cluster_api.revoke_token()
     wait_until(lambda: externaldns_health.check(cluster) == Cluster.Health.UNKNOWN, timeout=30)
     cluster.refresh_from_db()
