@@ -41,9 +41,9 @@ def servers():
 
 # The fast tier (`make check`): the tests under tests/unit/, marked `fast`. They use no server and no database.
 UNIT_TESTS = Path(__file__).parent / "unit"
-SERVERS_AND_DATABASE = {"servers", "aws", "vault", "aws_faults", "cluster_farm", "private_redis", "live_server"} | {
-    "db",
-    "transactional_db",
+SERVERS_AND_DATABASE = {
+    *("servers", "aws", "vault", "aws_faults", "cluster_farm", "private_redis", "live_server"),
+    *("db", "transactional_db"),
 }
 
 
