@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null || echo ~/.pyenv)/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: demo test lint screenshots venv clean
+.PHONY: demo test lint check screenshots venv clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,11 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+
+# The fast tier, in seconds, with no server: tests/unit/ (pure functions, forms, rules). Browsers and API fuzzing
+# are not in it, so their pytest plugins are not loaded.
+check: venv
+	ORGDNS_TEST_TIER=fast $(PY) -m pytest tests/unit -p no:playwright -p no:schemathesis
 
 screenshots: venv
 	@./devstack/require-services.sh --chromium --cluster

@@ -9,6 +9,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
@@ -38,9 +39,37 @@ def servers():
     stop(bao)
 
 
+# The fast tier (`make check`): the tests under tests/unit/, marked `fast`. They use no server and no database.
+UNIT_TESTS = Path(__file__).parent / "unit"
+SERVERS_AND_DATABASE = {
+    *("servers", "aws", "vault", "aws_faults", "cluster_farm", "private_redis", "live_server"),
+    *("db", "transactional_db"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    refused = []
+    for item in items:
+        if item.path.is_relative_to(UNIT_TESTS):
+            item.add_marker(pytest.mark.fast)
+        if item.get_closest_marker("fast"):
+            uses = SERVERS_AND_DATABASE.intersection(item.fixturenames)
+            if item.get_closest_marker("django_db"):
+                uses.add("django_db")
+            if uses or not item.path.is_relative_to(UNIT_TESTS):
+                refused.append(f"{item.nodeid}: {', '.join(sorted(uses)) or 'not under tests/unit/'}")
+    if refused:
+        raise pytest.UsageError("fast tests live in tests/unit/ and use no server nor database:\n" + "\n".join(refused))
+
+
 @pytest.fixture(autouse=True)
-def stack(request, servers):
-    """Each test gets an empty AWS account, its own Vault prefix, an empty Redis database and no AWS fault hooks."""
+def stack(request):
+    """Each test but the fast ones gets an empty AWS account, its own Vault prefix, an empty Redis database and no AWS
+    fault hooks."""
+    if request.node.get_closest_marker("fast"):
+        yield None
+        return
+    servers = request.getfixturevalue("servers")
     urllib.request.urlopen(urllib.request.Request(f"{servers.moto_url}/moto-api/reset", method="POST"))
     settings.AWS_ENDPOINT_URL = servers.moto_url
     settings.VAULT_ADDR = servers.vault_url

@@ -6,6 +6,7 @@ from django.urls import reverse
 from provisioning.models import AuditEvent, Cluster, Operation
 from provisioning.services import clusters
 from tests.conftest import run_jobs
+from tests.factories import register, registered_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,10 +21,13 @@ def support(client, personas):
 
 @pytest.fixture
 def ready_cluster(personas, cluster_api):
-    cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection, personas.alice)
-    run_jobs()
-    cluster.refresh_from_db()
-    return cluster
+    return register(personas.acme, "prod", cluster_api, personas.alice)
+
+
+@pytest.fixture
+def cluster_rows(personas):
+    """The rows of acme's ready cluster (and its zone) only: for actions that just queue a job."""
+    return registered_rows(personas.acme, "prod", personas.alice)
 
 
 def act(client, model, action, pks):
@@ -62,8 +66,8 @@ def test_retry_a_failed_operation_from_the_admin(support, personas, cluster_api,
     assert "Only a failed cluster operation or key rotation can be retried" in response.content.decode()
 
 
-def test_gc_dry_run_for_selected_zones_changes_nothing(support, ready_cluster):
-    zone = ready_cluster.organization.zones.get()
+def test_gc_dry_run_for_selected_zones_changes_nothing(support, cluster_rows):
+    zone = cluster_rows.organization.zones.get()
     response = act(support, "hostedzone", "gc_dry_run", [zone.pk])
     assert f"{zone.name}: keep: in use" in response.content.decode().lower()
     zone.refresh_from_db()
@@ -129,7 +133,7 @@ def test_a_cluster_gone_for_good_can_be_forgotten(support, personas, ready_clust
     assert keys == [zone.access_key_id] and old_key not in keys
 
 
-def test_support_rotates_a_zones_key(support, personas, ready_cluster):
-    zone = ready_cluster.organization.zones.get()
+def test_support_rotates_a_zones_key(support, personas, cluster_rows):
+    zone = cluster_rows.organization.zones.get()
     assert "key rotation queued" in act(support, "hostedzone", "rotate_access_key", [zone.pk]).content.decode()
     assert Operation.objects.get(kind="rotate_credentials").created_by == personas.sam

@@ -8,6 +8,7 @@ from django.conf import settings
 from provisioning.models import AuditEvent, Cluster, Operation
 from provisioning.services import api_tokens, clusters
 from tests.conftest import VAULT_ROOT_TOKEN, run_jobs
+from tests.factories import register
 from tests.test_deregister import _upsert, owned_records, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,10 +38,7 @@ def alice(client, personas):
 
 @pytest.fixture
 def ready_cluster(personas, cluster_api):
-    cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection, personas.alice)
-    run_jobs()
-    cluster.refresh_from_db()
-    return cluster
+    return register(personas.acme, "prod", cluster_api, personas.alice)
 
 
 def test_lists_come_a_page_at_a_time_with_links(alice, personas):

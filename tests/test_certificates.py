@@ -19,20 +19,12 @@ from provisioning.clients import tls
 from provisioning.models import AuditEvent, Certificate, CertificateInstallation, Cluster, Operation
 from provisioning.services import certificates, clusters
 from provisioning.services.backends import Backends
-from provisioning.validators import certificate_dns_names
 from tests.conftest import run_jobs, vault_tree
+from tests.factories import register
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ZONE = "acme.orgdns.test"
-
-
-def register(org, name, server, user=None):
-    cluster, _ = clusters.register_cluster(org, name, server.connection, user)
-    run_jobs()
-    cluster.refresh_from_db()
-    assert cluster.state == Cluster.State.READY, cluster.message
-    return cluster
 
 
 @pytest.fixture
@@ -171,15 +163,6 @@ def test_refused_names_change_nothing(personas, vault, names, reason):
     assert not Certificate.objects.exists()
     assert not Operation.objects.exists()
     assert vault_tree(vault, settings.VAULT_PREFIX) == []
-
-
-def test_names_are_normalized_and_wildcard_one_level_below_the_zone_is_allowed():
-    asked = [" WWW.Acme.orgdns.test. ", "*.acme.orgdns.test", "www.acme.orgdns.test", "acme.orgdns.test"]
-    assert certificate_dns_names(asked, ZONE, 5) == [
-        "www.acme.orgdns.test",
-        "*.acme.orgdns.test",
-        "acme.orgdns.test",
-    ]
 
 
 def test_refused_targets_change_nothing(personas, acme_cluster, make_cluster_api, vault):
@@ -451,17 +434,6 @@ def command_output(*args):
     out = StringIO()
     call_command(*args, stdout=out)
     return out.getvalue()
-
-
-def test_the_renewal_point_follows_the_setting(instant, settings):
-    now = instant.at
-    certificate = Certificate(not_before=now - datetime.timedelta(days=40), not_after=now + datetime.timedelta(days=50))
-    settings.ORGDNS_TLS_RENEW_AT = 2 / 3
-    assert not certificates.renewal_due(certificate, now) and certificates.expiry(certificate, now) == "valid"
-    settings.ORGDNS_TLS_RENEW_AT = 0.4
-    assert certificates.renewal_due(certificate, now) and certificates.expiry(certificate, now) == "expiring"
-    assert certificates.expiry(certificate, now + datetime.timedelta(days=51)) == "expired"
-    assert certificates.expiry(Certificate(), now) == ""
 
 
 # --- pages: who may see and do what ---------------------------------------------------------------

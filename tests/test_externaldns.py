@@ -10,6 +10,7 @@ from provisioning.clients import externaldns
 from provisioning.models import Cluster, HostedZone, Operation
 from provisioning.services import accounts, clusters, externaldns_deploy
 from tests.conftest import run_jobs, wait_until
+from tests.factories import attempt_registration, register
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,20 +26,6 @@ def a_records(aws, zone_id):
     return {rs["Name"]: rs["ResourceRecords"][0]["Value"] for rs in record_sets(aws, zone_id) if rs["Type"] == "A"}
 
 
-def attempt_registration(org, name, cluster_api):
-    cluster, operation = clusters.register_cluster(org, name, cluster_api.connection)
-    run_jobs()
-    cluster.refresh_from_db()
-    operation.refresh_from_db()
-    return cluster, operation
-
-
-def register(org, name, cluster_api):
-    cluster, operation = attempt_registration(org, name, cluster_api)
-    assert operation.state == Operation.State.SUCCEEDED, operation.error
-    return cluster, HostedZone.objects.get(organization=org)
-
-
 def test_services_ingresses_and_the_apex_are_published_and_removed_with_the_cluster(personas, cluster_api, aws):
     admin = cluster_api.cluster
     admin.create_load_balancer_service("web", "web.acme.orgdns.test", "203.0.113.10")
@@ -47,7 +34,8 @@ def test_services_ingresses_and_the_apex_are_published_and_removed_with_the_clus
     )
     admin.create_load_balancer_service("stranger", "app.globex.orgdns.test", "203.0.113.12")
     admin.create_ingress("shop", "shop.acme.orgdns.test", "203.0.113.13")
-    cluster, zone = register(personas.acme, "prod", cluster_api)
+    cluster = register(personas.acme, "prod", cluster_api)
+    zone = HostedZone.objects.get(organization=personas.acme)
 
     expected = {
         "web.acme.orgdns.test.": "203.0.113.10",
@@ -87,7 +75,8 @@ def test_externaldns_runs_with_the_budgets_flags_and_publishes_a_change_by_event
     # --events works, and without reading Route53 again (the caches are fresh).
     settings.EXTERNALDNS_MIN_INTERVAL = settings.EXTERNALDNS_MAX_INTERVAL = 3600
     settings.EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = 5
-    cluster, zone = register(personas.acme, "prod", cluster_api)
+    cluster = register(personas.acme, "prod", cluster_api)
+    zone = HostedZone.objects.get(organization=personas.acme)
     args = deployed_args(cluster_api)
     flags = [
         a
@@ -142,12 +131,12 @@ def test_a_token_without_every_permission_is_refused_naming_what_is_missing(pers
     assert not Cluster.objects.exists()
 
     cluster_api.set_permissions(externaldns.ORGDNS_CLUSTER_RULES)
-    cluster, _ = register(personas.acme, "prod", cluster_api)  # the documented permissions are enough
+    cluster = register(personas.acme, "prod", cluster_api)  # the documented permissions are enough
     assert cluster.state == Cluster.State.READY
 
 
 def test_a_deployment_edited_by_hand_is_repaired_by_reprovisioning(personas, cluster_api):
-    cluster, _ = register(personas.acme, "prod", cluster_api)
+    cluster = register(personas.acme, "prod", cluster_api)
     path = "/apis/apps/v1/namespaces/external-dns/deployments/external-dns"
     cluster_api.cluster.api(
         "PATCH",
@@ -205,16 +194,6 @@ def test_a_rollout_that_never_becomes_available_fails_with_the_reason(personas, 
     assert cluster.state == Cluster.State.ERROR and "exceeded quota" in cluster.message
 
 
-def test_the_readme_shows_the_cluster_role_registration_checks():
-    from pathlib import Path
-
-    import yaml
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    (block,) = [b.split("```")[0] for b in readme.split("```yaml\n")[1:] if "kind: ClusterRole" in b.split("```")[0]]
-    assert yaml.safe_load(block) == externaldns.orgdns_cluster_role()
-
-
 def test_externaldns_crash_looping_fails_the_registration_with_its_last_log_line(personas, cluster_api, settings):
     settings.EXTERNALDNS_ROLLOUT_TIMEOUT = 15
     settings.EXTERNALDNS_POLICY = "everything"  # not a policy ExternalDNS knows: it exits at start
@@ -224,24 +203,8 @@ def test_externaldns_crash_looping_fails_the_registration_with_its_last_log_line
     assert "everything" in cluster.message.split("last log line:")[1]  # ExternalDNS's own words about the flag
 
 
-@pytest.mark.parametrize(
-    "rule, allowed",
-    [
-        ({"verbs": ["get", "delete"], "apiGroups": ["apps"], "resources": ["deployments"]}, True),
-        ({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}, True),
-        ({"verbs": ["get"], "apiGroups": ["apps"], "resources": ["deployments"]}, False),
-        ({"verbs": ["delete"], "apiGroups": [""], "resources": ["deployments"]}, False),
-        ({"verbs": ["delete"], "apiGroups": ["apps"], "resources": ["replicasets"]}, False),
-    ],
-)
-def test_a_listed_rule_grants_a_permission_exactly_when_each_of_its_parts_matches(rule, allowed):
-    from provisioning.clients.kube import _grants
-
-    assert _grants(rule, "delete", "apps", "deployments") is allowed
-
-
 def test_a_cluster_belongs_to_one_organization_whatever_url_it_is_registered_with(personas, cluster_api):
-    cluster, _ = register(personas.acme, "prod", cluster_api)
+    cluster = register(personas.acme, "prod", cluster_api)
     assert (
         cluster.kube_system_uid == cluster_api.cluster.api("GET", "/api/v1/namespaces/kube-system")["metadata"]["uid"]
     )
@@ -259,5 +222,5 @@ def test_a_cluster_belongs_to_one_organization_whatever_url_it_is_registered_wit
 
     clusters.deregister_cluster(cluster)
     run_jobs()
-    again, _ = register(personas.globex, "edge", cluster_api)  # once deregistered, it can go elsewhere
+    again = register(personas.globex, "edge", cluster_api)  # once deregistered, it can go elsewhere
     assert again.state == Cluster.State.READY

@@ -13,14 +13,10 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from provisioning.clients import externaldns
-from provisioning.clients.externaldns import Observation, SyncMetrics, health_problem
 from provisioning.models import Cluster
 from provisioning.services import clusters, externaldns_health, metrics_export
 from tests.conftest import run_jobs, wait_until
-from tests.test_externaldns import register
-
-NOW = 1_800_000_000.0  # a fixed Unix time for the rule's own tests
-RUNNING = Observation(deployed=True, available=True, running_since=NOW - 600, interval=60)
+from tests.factories import register
 
 
 def check_command():
@@ -42,7 +38,7 @@ def metric(name, **labels):
 def test_an_externaldns_that_loses_its_key_shows_as_failing_and_recovers_when_provisioned_again(
     personas, cluster_api, client
 ):
-    cluster, _ = register(personas.acme, "prod", cluster_api)
+    cluster = register(personas.acme, "prod", cluster_api)
     summary = check_command()
     cluster.refresh_from_db()
     assert cluster.externaldns_health == Cluster.Health.OK, cluster.externaldns_problem
@@ -112,7 +108,7 @@ def test_the_metrics_of_the_real_externaldns_are_read_as_its_last_sync_and_faile
 
 @pytest.mark.django_db(transaction=True)
 def test_a_cluster_that_refuses_our_token_is_unknown_and_needs_attention(personas, cluster_api, client):
-    cluster, _ = register(personas.acme, "prod", cluster_api)
+    cluster = register(personas.acme, "prod", cluster_api)
     cluster_api.revoke_token()
     wait_until(lambda: externaldns_health.check(cluster) == Cluster.Health.UNKNOWN, timeout=30)
     cluster.refresh_from_db()
@@ -157,47 +153,3 @@ def test_only_the_users_own_failing_clusters_need_their_attention(personas, clie
     assert "web broke" in home and "prod broke" not in home
     client.force_login(personas.charlie)
     assert "broke" not in client.get(reverse("home")).content.decode()
-
-
-@pytest.mark.parametrize(
-    "observation, expected",
-    [
-        (RUNNING, ""),
-        (Observation(deployed=False), "ExternalDNS is not deployed: its Deployment is missing from the cluster"),
-        (Observation(deployed=True, replicas=0), "its Deployment is scaled to 0 replicas"),
-        (
-            Observation(deployed=True, problem="pod x; CrashLoopBackOff: back-off 40s"),
-            "pod x; CrashLoopBackOff: back-off 40s",
-        ),
-        (Observation(deployed=True), "no ExternalDNS pod is available"),
-        (Observation(deployed=True, available=True, interval=60, metrics=SyncMetrics(NOW - 40, 0, 0)), ""),
-        (
-            Observation(deployed=True, available=True, interval=60, metrics=SyncMetrics(NOW - 200, 3, 3)),
-            "its last 3 syncs with Route53 failed (last success 3 min ago)",
-        ),
-        (
-            Observation(deployed=True, available=True, interval=60, metrics=SyncMetrics(0, 2, 2)),
-            "its last 2 syncs with Route53 failed (none succeeded since it started)",
-        ),
-        (
-            Observation(deployed=True, available=True, interval=60, metrics=SyncMetrics(NOW - 721, 0, 0)),
-            "no successful sync for 12 min (it syncs every 60 s)",
-        ),
-        (Observation(deployed=True, available=True, interval=3600, metrics=SyncMetrics(NOW - 3700, 0, 0)), ""),
-        (
-            Observation(
-                deployed=True, available=True, running_since=NOW - 900, interval=60, metrics=SyncMetrics(0, 0, 0)
-            ),
-            "no successful sync for 15 min (it syncs every 60 s)",
-        ),
-    ],
-)
-def test_the_health_rule(observation, expected):
-    assert health_problem(observation, NOW) == expected
-
-
-@pytest.mark.parametrize(
-    "args, seconds", [([], 60), (["--interval=1h"], 3600), (["--x", "--interval=1m30s"], 90), (["--interval=500ms"], 1)]
-)
-def test_the_interval_is_read_from_the_deployments_args(args, seconds):
-    assert externaldns._interval(args) == seconds

@@ -9,16 +9,9 @@ from django.conf import settings
 from provisioning.models import Cluster, HostedZone, Operation
 from provisioning.services import clusters
 from tests.conftest import run_jobs
+from tests.factories import attempt_registration
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def register(org, server):
-    cluster, operation = clusters.register_cluster(org, "prod", server.connection)
-    run_jobs()
-    cluster.refresh_from_db()
-    operation.refresh_from_db()
-    return cluster, operation
 
 
 @pytest.mark.parametrize(
@@ -33,7 +26,7 @@ def register(org, server):
 )
 def test_transient_aws_errors_are_retried(service, operation, code, personas, cluster_api, aws, aws_faults):
     aws_faults.error(service, operation, code, times=3, status=403 if code == "InvalidClientTokenId" else 400)
-    cluster, op = register(personas.acme, cluster_api)
+    cluster, op = attempt_registration(personas.acme, "prod", cluster_api)
     assert op.state == Operation.State.SUCCEEDED, op.error
     assert aws_faults.sent[operation] == 4  # three refusals, then success
     assert len(aws.route53.list_hosted_zones()["HostedZones"]) == 1
@@ -42,7 +35,7 @@ def test_transient_aws_errors_are_retried(service, operation, code, personas, cl
 
 def test_route53_throttling_that_never_ends_fails_the_job_with_a_clear_message(personas, cluster_api, aws_faults):
     aws_faults.error("route53", "CreateHostedZone", "Throttling", times=1000)
-    cluster, op = register(personas.acme, cluster_api)
+    cluster, op = attempt_registration(personas.acme, "prod", cluster_api)
     assert op.state == Operation.State.FAILED
     assert op.error == "route53 CreateHostedZone failed: Throttling: injected Throttling"
     assert aws_faults.sent["CreateHostedZone"] == settings.ORGDNS_RETRY_ATTEMPTS
@@ -51,7 +44,7 @@ def test_route53_throttling_that_never_ends_fails_the_job_with_a_clear_message(p
 
 def test_permanent_aws_error_fails_at_once(personas, cluster_api, aws_faults):
     aws_faults.error("iam", "CreateUser", "LimitExceeded", times=1000, status=409)
-    cluster, op = register(personas.acme, cluster_api)
+    cluster, op = attempt_registration(personas.acme, "prod", cluster_api)
     assert op.state == Operation.State.FAILED
     assert "LimitExceeded" in op.error
     assert aws_faults.sent["CreateUser"] == 1

@@ -20,6 +20,7 @@ from devstack.processes import Supervisor
 from provisioning.models import Certificate, Cluster, HostedZone, Operation
 from provisioning.services import certificates, clusters, zone_gc
 from tests.conftest import manage_command, manage_env, run_jobs, vault_tree, wait_until
+from tests.factories import register
 from tests.test_faults import children_of, frozen
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -162,30 +163,22 @@ DEREGISTER = [
 DELETE_ZONE = ["Deleting every record", "Deleting zone", "Deleting IAM user"]
 
 
-def register_now(org, name, api):
-    cluster, _ = clusters.register_cluster(org, name, api.connection)
-    run_jobs()
-    cluster.refresh_from_db()
-    assert cluster.state == Cluster.State.READY, cluster.message
-    return cluster
-
-
 def start_register(personas, api):
     return clusters.register_cluster(personas.acme, "prod", api.connection)[1]
 
 
 def start_issue(personas, api):
-    cluster = register_now(personas.acme, "prod", api)
+    cluster = register(personas.acme, "prod", api)
     return certificates.issue_certificate(personas.acme, ["www.acme.orgdns.test"], [(cluster, "web", "www-tls")])[1]
 
 
 def start_deregister(personas, api):
-    cluster = register_now(personas.acme, "prod", api)
+    cluster = register(personas.acme, "prod", api)
     return clusters.deregister_cluster(cluster)
 
 
 def start_delete_zone(personas, api):
-    cluster = register_now(personas.acme, "prod", api)
+    cluster = register(personas.acme, "prod", api)
     clusters.deregister_cluster(cluster)
     run_jobs()
     now = timezone.now()

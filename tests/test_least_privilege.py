@@ -5,43 +5,22 @@ it, and checked against the policy documents with moto's own policy evaluator (p
 cannot evaluate). The Vault policy is enforced for real: the whole suite runs with a token made from it.
 """
 
-import json
-from fnmatch import fnmatchcase
 from io import StringIO
 
 import hvac
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from moto.iam.access_control import IAMPolicy, PermissionResult
 
-from devstack.policies import POLICIES, boundary_policy, iam_policy
-from provisioning.clients.aws import zone_scoped_policy
+from devstack.policies import iam_policy
 from provisioning.models import HostedZone, Operation
 from provisioning.services import backends, certificates, clusters, key_rotation, zone_gc
 from tests.conftest import VAULT_ROOT_TOKEN, run_jobs
+from tests.unit.test_policies import ACCOUNT, BOUNDARY, names_allowed, permitted, record_name_patterns
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ACCOUNT = "123456789012"  # moto's
-BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/orgdns-tenant-boundary"
 POLICY_CONDITIONED_ON_THE_BOUNDARY = ("CreateUser", "PutUserPolicy", "DeleteUserPolicy")
-
-
-def permitted(policy, action, resource="*", **conditions):
-    return IAMPolicy(json.dumps(policy)).is_action_permitted(
-        action, resource, incoming_condition_values=conditions
-    ) == (PermissionResult.PERMITTED)
-
-
-def record_name_patterns(policy):
-    """The record names ChangeResourceRecordSets is limited to (a condition moto's evaluator ignores)."""
-    (statement,) = [s for s in policy["Statement"] if "route53:ChangeResourceRecordSets" in s["Action"]]
-    return statement["Condition"]["ForAllValues:StringLike"]["route53:ChangeResourceRecordSetsNormalizedRecordNames"]
-
-
-def names_allowed(patterns, names):
-    return all(any(fnmatchcase(name.rstrip(".").lower(), p) for p in patterns) for name in names)
 
 
 @pytest.fixture
@@ -127,55 +106,6 @@ def test_the_iam_policy_allows_every_call_of_a_full_flow_and_users_get_the_bound
             assert names_allowed(record_name_patterns(policy), names), names
 
 
-def test_the_iam_policy_refuses_what_orgdns_never_needs(settings):
-    policy = iam_policy(ACCOUNT, "orgdns", "orgdns.test", BOUNDARY)
-    tenant = f"arn:aws:iam::{ACCOUNT}:user/orgdns-acme"
-    assert permitted(policy, "iam:CreateUser", tenant, **{"iam:PermissionsBoundary": BOUNDARY})
-    assert not permitted(policy, "iam:CreateUser", tenant, **{"iam:PermissionsBoundary": ""})
-    assert not permitted(policy, "iam:PutUserPolicy", tenant, **{"iam:PermissionsBoundary": ""})
-    assert not permitted(
-        policy, "iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/admin", **{"iam:PermissionsBoundary": BOUNDARY}
-    )
-    assert not permitted(policy, "iam:CreateAccessKey", f"arn:aws:iam::{ACCOUNT}:user/deploy-bot")
-    for action in (
-        "iam:AttachUserPolicy",
-        "iam:DeleteUserPermissionsBoundary",
-        "iam:PutUserPermissionsBoundary",
-        "iam:CreateRole",
-        "iam:CreatePolicy",
-        "sts:AssumeRole",
-        "route53:CreateTrafficPolicy",
-    ):
-        assert not permitted(policy, action, tenant), action
-    patterns = record_name_patterns(policy)
-    assert names_allowed(patterns, ["acme.orgdns.test.", "a-www.acme.orgdns.test"])
-    assert not names_allowed(patterns, ["orgdns.test", "www.example.com", "acme.orgdns.test.evil.example"])
-
-
-def test_the_boundary_allows_the_tenants_record_work_only():
-    boundary = boundary_policy("orgdns.test")
-    tenant = zone_scoped_policy("ZACME")
-    for statement in tenant["Statement"]:
-        for action in statement["Action"]:
-            for resource in statement["Resource"]:
-                assert permitted(boundary, action, resource), (action, resource)  # what ExternalDNS needs still works
-    for action in (
-        "route53:DeleteHostedZone",
-        "route53:CreateHostedZone",
-        "route53:ChangeTagsForResource",
-        "route53:AssociateVPCWithHostedZone",
-        "iam:CreateUser",
-        "iam:CreateAccessKey",
-        "sts:AssumeRole",
-        "s3:GetObject",
-        "ec2:DescribeInstances",
-    ):
-        assert not permitted(boundary, action, "arn:aws:route53:::hostedzone/ZACME"), action
-    patterns = record_name_patterns(boundary)
-    assert names_allowed(patterns, ["acme.orgdns.test", "app.acme.orgdns.test", "orgdns.test"])
-    assert not names_allowed(patterns, ["www.example.com", "orgdns.test.example.com"])
-
-
 def test_orgdns_vault_token_holds_its_policy_only(stack):
     """The token every test gives orgdns (tests/conftest.py) is made from docs/policies/orgdns-vault.hcl."""
     client = hvac.Client(url=stack.vault_url, token=settings.VAULT_TOKEN)
@@ -204,9 +134,3 @@ def test_orgdns_vault_token_holds_its_policy_only(stack):
     ):
         with pytest.raises(hvac.exceptions.Forbidden):
             attempt()
-
-
-def test_the_readme_shows_the_policies_as_they_are():
-    readme = (settings.BASE_DIR / "README.md").read_text()
-    for name in ("orgdns-vault.hcl", "orgdns-iam.json", "tenant-boundary.json"):
-        assert (POLICIES / name).read_text().strip() in readme, name

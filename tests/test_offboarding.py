@@ -27,16 +27,9 @@ from provisioning.services import certificates, clusters, offboarding, organizat
 from provisioning.services.backends import Backends
 from provisioning.services.leases import organization_lock
 from tests.conftest import run_jobs, start_worker_process, vault_tree, wait_until
+from tests.factories import register
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def register(org, name, api):
-    cluster, operation = clusters.register_cluster(org, name, api.connection)
-    run_jobs()
-    cluster.refresh_from_db()
-    assert cluster.state == Cluster.State.READY, cluster.message
-    return cluster
 
 
 def issue(org, name, targets):

@@ -8,18 +8,11 @@ from django.utils import timezone
 from provisioning.models import Cluster, HostedZone, Operation, Organization
 from provisioning.services import clusters, organizations, zone_gc
 from tests.conftest import run_jobs
+from tests.factories import attempt_registration
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 FOREIGN_NS = ["ns1.other-dns.example.net", "ns2.other-dns.example.net"]
-
-
-def register(org, server):
-    cluster, operation = clusters.register_cluster(org, "prod", server.connection)
-    run_jobs()
-    cluster.refresh_from_db()
-    operation.refresh_from_db()
-    return cluster, operation
 
 
 def parent_zone(aws, settings):
@@ -59,7 +52,7 @@ def test_an_iam_user_that_is_not_ours_fails_the_registration_and_is_left_alone(t
     aws.iam.create_user(UserName="orgdns-acme", Tags=tags)
     key = aws.iam.create_access_key(UserName="orgdns-acme")["AccessKey"]["AccessKeyId"]
 
-    cluster, operation = register(personas.acme, cluster_api)
+    cluster, operation = attempt_registration(personas.acme, "prod", cluster_api)
 
     assert operation.state == Operation.State.FAILED
     assert "IAM user orgdns-acme exists in the AWS account but was not created by orgdns for acme" in operation.error
@@ -75,7 +68,7 @@ def test_an_iam_user_of_ours_left_by_an_earlier_attempt_is_reused(personas, clus
         UserName="orgdns-acme",
         Tags=[{"Key": "orgdns:managed-by", "Value": "orgdns"}, {"Key": "orgdns:organization", "Value": "acme"}],
     )
-    cluster, operation = register(personas.acme, cluster_api)
+    cluster, operation = attempt_registration(personas.acme, "prod", cluster_api)
     assert cluster.state == Cluster.State.READY, operation.error
     assert aws.iam.list_user_policies(UserName="orgdns-acme")["PolicyNames"] == ["orgdns-zone-records"]
 
@@ -114,7 +107,7 @@ def test_a_parent_zone_record_that_is_not_our_delegation_fails_the_registration(
     parent = parent_zone(aws, settings)
     put_record(aws, parent, "acme.orgdns.test", rtype, values)
 
-    cluster, operation = register(personas.acme, cluster_api)
+    cluster, operation = attempt_registration(personas.acme, "prod", cluster_api)
 
     assert operation.state == Operation.State.FAILED
     assert (
@@ -135,7 +128,7 @@ def test_a_record_made_between_the_check_and_the_delegation_is_not_overwritten(
         put_record(aws, parent, "acme.orgdns.test", "NS", FOREIGN_NS)
 
     aws_faults.events.register("before-call.route53.CreateHostedZone", someone_else_writes_it)
-    cluster, operation = register(personas.acme, cluster_api)
+    cluster, operation = attempt_registration(personas.acme, "prod", cluster_api)
     assert operation.state == Operation.State.FAILED and "that orgdns did not write" in operation.error
     assert records_named(aws, parent, "acme.orgdns.test.") == {("NS", tuple(FOREIGN_NS))}
     assert not HostedZone.objects.get().delegated
@@ -149,7 +142,7 @@ def test_our_delegation_to_an_earlier_zone_is_replaced(personas, cluster_api, aw
     )
     put_record(aws, parent, "acme.orgdns.test", "NS", [f"{ns}." for ns in earlier])
 
-    cluster, operation = register(personas.acme, cluster_api)
+    cluster, operation = attempt_registration(personas.acme, "prod", cluster_api)
 
     assert cluster.state == Cluster.State.READY, operation.error
     zone = HostedZone.objects.exclude(state=HostedZone.State.DELETED).get()
@@ -159,7 +152,7 @@ def test_our_delegation_to_an_earlier_zone_is_replaced(personas, cluster_api, aw
 
 def test_the_teardown_deletes_only_our_delegation(personas, cluster_api, aws, settings):
     parent = parent_zone(aws, settings)
-    cluster, _ = register(personas.acme, cluster_api)
+    cluster, _ = attempt_registration(personas.acme, "prod", cluster_api)
     clusters.deregister_cluster(cluster)
     run_jobs()
     # Someone pointed the name elsewhere since: that record is theirs now.

@@ -10,16 +10,9 @@ from provisioning import budget
 from provisioning.models import Cluster, HostedZone, Operation
 from provisioning.services import clusters
 from tests.conftest import run_jobs, vault_tree
+from tests.factories import attempt_registration
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def register(org, name, server, user=None):
-    cluster, operation = clusters.register_cluster(org, name, server.connection, user)
-    run_jobs()
-    cluster.refresh_from_db()
-    operation.refresh_from_db()
-    return cluster, operation
 
 
 def deployment(server):
@@ -32,7 +25,7 @@ def deployment_args(server):
 
 
 def test_first_cluster_gets_zone_scoped_user_key_and_externaldns(personas, cluster_api, aws, vault):
-    cluster, operation = register(personas.acme, "prod", cluster_api, personas.alice)
+    cluster, operation = attempt_registration(personas.acme, "prod", cluster_api, personas.alice)
 
     assert operation.state == Operation.State.SUCCEEDED, operation.error
     assert cluster.state == Cluster.State.READY
@@ -88,7 +81,7 @@ def _prefix():
 
 
 def test_iam_policy_allows_only_this_zone(personas, cluster_api, aws):
-    register(personas.acme, "prod", cluster_api)
+    attempt_registration(personas.acme, "prod", cluster_api)
     zone = HostedZone.objects.get(organization=personas.acme)
     document = aws.iam.get_user_policy(UserName="orgdns-acme", PolicyName="orgdns-zone-records")["PolicyDocument"]
     policy = IAMPolicy(json.dumps(document) if isinstance(document, dict) else document)
@@ -106,9 +99,9 @@ def test_iam_policy_allows_only_this_zone(personas, cluster_api, aws):
 
 
 def test_second_cluster_reuses_zone_and_credentials_without_aws_calls(personas, make_cluster_api, aws):
-    first, _ = register(personas.acme, "one", make_cluster_api())
+    first, _ = attempt_registration(personas.acme, "one", make_cluster_api())
     second_api = make_cluster_api()
-    second, operation = register(personas.acme, "two", second_api)
+    second, operation = attempt_registration(personas.acme, "two", second_api)
 
     assert second.state == Cluster.State.READY
     assert "route53" not in operation.remote_calls and "iam" not in operation.remote_calls
@@ -120,7 +113,7 @@ def test_second_cluster_reuses_zone_and_credentials_without_aws_calls(personas, 
 
 
 def test_rerunning_a_finished_job_changes_nothing(personas, cluster_api, aws, vault):
-    cluster, operation = register(personas.acme, "prod", cluster_api)
+    cluster, operation = attempt_registration(personas.acme, "prod", cluster_api)
     zone = HostedZone.objects.get()
     versions_before = _aws_secret_version(vault)
     deploy_before = deployment(cluster_api)["metadata"]["resourceVersion"]
@@ -146,7 +139,7 @@ def _aws_secret_version(vault):
 def test_parent_zone_gets_ns_delegation(personas, cluster_api, aws, settings):
     parent = aws.route53.create_hosted_zone(Name="orgdns.test", CallerReference="parent")["HostedZone"]["Id"]
     settings.ORGDNS_PARENT_ZONE_ID = parent.split("/")[-1]
-    _, operation = register(personas.acme, "prod", cluster_api)
+    _, operation = attempt_registration(personas.acme, "prod", cluster_api)
     assert operation.remote_calls["route53"] == budget.FIRST_REGISTRATION_CALLS  # what the budget counts for it
     zone = HostedZone.objects.get()
     records = aws.route53.list_resource_record_sets(HostedZoneId=parent)["ResourceRecordSets"]
@@ -163,7 +156,7 @@ def test_existing_zone_of_ours_is_adopted_not_duplicated(personas, cluster_api, 
         ResourceId=zone_id,
         AddTags=[{"Key": "orgdns:managed-by", "Value": "orgdns"}, {"Key": "orgdns:organization", "Value": "acme"}],
     )
-    cluster, operation = register(personas.acme, "prod", cluster_api)
+    cluster, operation = attempt_registration(personas.acme, "prod", cluster_api)
     assert cluster.state == Cluster.State.READY
     assert HostedZone.objects.get().zone_id == zone_id
     assert len(aws.route53.list_hosted_zones()["HostedZones"]) == 1
@@ -171,7 +164,7 @@ def test_existing_zone_of_ours_is_adopted_not_duplicated(personas, cluster_api, 
 
 def test_foreign_zone_with_our_name_is_refused(personas, cluster_api, aws):
     aws.route53.create_hosted_zone(Name="acme.orgdns.test", CallerReference="someone-else")
-    cluster, operation = register(personas.acme, "prod", cluster_api)
+    cluster, operation = attempt_registration(personas.acme, "prod", cluster_api)
     assert operation.state == Operation.State.FAILED
     assert "was not created by orgdns" in operation.error
     assert cluster.state == Cluster.State.ERROR and "was not created by orgdns" in cluster.message
@@ -180,7 +173,7 @@ def test_foreign_zone_with_our_name_is_refused(personas, cluster_api, aws):
 
 
 def test_nothing_of_the_flow_lands_outside_the_org_vault_path(personas, cluster_api, vault):
-    cluster, _ = register(personas.acme, "prod", cluster_api)
+    cluster, _ = attempt_registration(personas.acme, "prod", cluster_api)
     paths = vault_tree(vault, _prefix())
     assert sorted(paths) == sorted([f"{_prefix()}/orgs/acme/aws", f"{_prefix()}/orgs/acme/clusters/{cluster.owner_id}"])
 
@@ -193,7 +186,7 @@ def test_a_failed_delegation_leaves_a_zone_the_gc_can_see_and_a_rerun_delegates(
     )[-1]
     settings.ORGDNS_PARENT_ZONE_ID = parent
     aws_faults.error("route53", "ChangeResourceRecordSets", "InvalidChangeBatch", times=1)
-    cluster, operation = register(personas.acme, "prod", cluster_api)
+    cluster, operation = attempt_registration(personas.acme, "prod", cluster_api)
     assert operation.state == Operation.State.FAILED and "InvalidChangeBatch" in operation.error
     zone = HostedZone.objects.get()
     assert zone.state == HostedZone.State.ACTIVE and zone.zone_id and not zone.delegated
@@ -217,5 +210,5 @@ def test_an_adopted_zone_keeps_the_creation_time_we_tagged(personas, cluster_api
         ResourceId=created["Id"].split("/")[-1],
         AddTags=[{"Key": k, "Value": v} for k, v in tags.items()],
     )
-    register(personas.acme, "prod", cluster_api)
+    attempt_registration(personas.acme, "prod", cluster_api)
     assert HostedZone.objects.get().aws_created_at.isoformat() == "2026-01-31T22:00:00+00:00"

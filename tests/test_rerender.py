@@ -11,8 +11,9 @@ from provisioning import budget
 from provisioning.models import Cluster, Operation
 from provisioning.services import accounts, clusters, route53_budget
 from tests.conftest import run_jobs
+from tests.factories import register
 from tests.test_budget_page import clusters as make_clusters
-from tests.test_externaldns import deployed_args, register
+from tests.test_externaldns import deployed_args
 
 pytestmark = pytest.mark.django_db(transaction=True)
 RERENDER = "rerender_externaldns"
@@ -34,7 +35,7 @@ def test_adding_and_removing_a_cluster_re_renders_the_other_within_the_budget(
     # A rate at which one cluster resyncs every minute and two need about 107 s each.
     settings.ORGDNS_ROUTE53_ACCOUNT_RATE = 0.04
     first_api, second_api = make_cluster_api(), make_cluster_api()
-    first, _ = register(personas.acme, "first", first_api)
+    first = register(personas.acme, "first", first_api)
     plan = accounts.budget_of(accounts.main())
     assert first.externaldns_flags == dataclasses.asdict(budget.externaldns_flags(1, 1, first.owner_id, plan))
     registration = first.operations.get()
@@ -42,7 +43,7 @@ def test_adding_and_removing_a_cluster_re_renders_the_other_within_the_budget(
     assert figures.measured_requests == registration.remote_calls["route53"] > 0
     assert rerender() == "0 re-renders queued, 0 left for a later run.\n"
 
-    second, _ = register(personas.globex, "second", second_api)
+    second = register(personas.globex, "second", second_api)
     wanted = budget.externaldns_flags(2, 2, first.owner_id, plan)
     assert second.externaldns_flags["interval"] == budget.externaldns_flags(2, 2, second.owner_id, plan).interval
     was = first.externaldns_flags["interval"]

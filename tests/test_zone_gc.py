@@ -22,19 +22,12 @@ from provisioning.services import billing_overview, clusters, zone_gc, zone_ledg
 from provisioning.services.backends import Backends
 from provisioning.services.leases import organization_lock
 from tests.conftest import WorkerDied, run_jobs, start_manage_process, start_worker_process, vault_tree, wait_until
+from tests.factories import attempt_registration
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 RECORD_SETS = 450  # more than one ListResourceRecordSets page (300)
 VALUES_PER_SET = 3  # 1,350 resource records: more than one change batch (1,000)
-
-
-def register(org, name, server):
-    cluster, operation = clusters.register_cluster(org, name, server.connection)
-    run_jobs()
-    cluster.refresh_from_db()
-    operation.refresh_from_db()
-    return cluster, operation
 
 
 def deregister(cluster):
@@ -143,7 +136,7 @@ def acme_full_zone(personas, make_cluster_api, aws):
     parent_id = with_parent_zone(aws)
     zone = unused_zone(personas.acme)
     fill(aws, zone)
-    register(personas.globex, "prod", make_cluster_api())
+    attempt_registration(personas.globex, "prod", make_cluster_api())
     return zone, parent_id
 
 
@@ -181,7 +174,7 @@ def test_an_unused_young_zone_is_torn_down_completely(personas, acme_full_zone, 
 
 
 def test_zones_in_use_and_paid_zones_are_kept_until_the_final_window(instant, personas, make_cluster_api, aws):
-    register(personas.acme, "prod", make_cluster_api())
+    attempt_registration(personas.acme, "prod", make_cluster_api())
     paid = unused_zone(personas.globex)
     created = instant.at - timedelta(days=3)
     HostedZone.objects.filter(pk=paid.pk).update(aws_created_at=created)
@@ -214,7 +207,7 @@ def test_a_later_cluster_of_the_organization_gets_a_fresh_zone(personas, make_cl
     gc()
     run_jobs()
     api = make_cluster_api()
-    cluster, operation = register(personas.acme, "second", api)
+    cluster, operation = attempt_registration(personas.acme, "second", api)
 
     assert cluster.state == Cluster.State.READY, operation.error
     fresh = HostedZone.objects.get(organization=personas.acme, state=HostedZone.State.ACTIVE)
@@ -231,7 +224,7 @@ def test_a_later_cluster_of_the_organization_gets_a_fresh_zone(personas, make_cl
 
 
 def test_a_claim_is_refused_while_a_cluster_uses_the_zone(personas, cluster_api):
-    register(personas.acme, "prod", cluster_api)
+    attempt_registration(personas.acme, "prod", cluster_api)
     zone = HostedZone.objects.get()
     outcome, operation = zone_gc.delete_now(zone, personas.sam)
     assert (outcome, operation) == ("in-use", None)
@@ -269,7 +262,7 @@ def test_a_cluster_whose_job_runs_before_the_teardown_reclaims_the_zone(personas
 def test_a_cluster_registered_before_the_teardown_starts_keeps_the_zone(personas, make_cluster_api, aws):
     zone = unused_zone(personas.acme)
     gc()
-    cluster, _ = register(personas.acme, "second", make_cluster_api())  # the queued teardown runs first
+    cluster, _ = attempt_registration(personas.acme, "second", make_cluster_api())  # the queued teardown runs first
 
     assert cluster.state == Cluster.State.READY
     (teardown,) = teardowns(personas.acme)
@@ -289,7 +282,7 @@ def test_a_cluster_registered_during_a_stopped_teardown_waits_for_a_fresh_zone(
     old.refresh_from_db()
     assert old.state == HostedZone.State.DELETING and old.teardown_started_at is not None
 
-    cluster, register_op = register(personas.acme, "second", make_cluster_api())
+    cluster, register_op = attempt_registration(personas.acme, "second", make_cluster_api())
     assert register_op.state == Operation.State.FAILED  # it would be retried by RQ; the test suite has no retries
     assert "is being deleted; a new one is created once that finishes" in register_op.error
     assert cluster.state == Cluster.State.ERROR

@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from provisioning.services import clusters
 from tests.conftest import run_jobs
+from tests.factories import registered_rows
 from tests.test_deregister import _upsert, owned_records, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,9 +35,8 @@ def test_records_show_their_owner_cluster_or_unmanaged_a_page_at_a_time(client, 
     assert "owner someone-else" in everything
 
 
-def test_other_organizations_zone_is_not_found(client, personas, cluster_api):
-    clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
-    run_jobs()
+def test_other_organizations_zone_is_not_found(client, personas):
+    registered_rows(personas.acme)
     client.force_login(personas.bob)
     assert client.get(reverse("zone", args=["acme"])).status_code == 404
     assert client.get(reverse("zone-records", args=["acme"])).status_code == 404

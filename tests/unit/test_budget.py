@@ -31,12 +31,6 @@ MEASURED_CACHED = {
 CACHED = Flags(interval=15, zones_cache=3600, txt_cache=3600, events=True, min_event_sync=5)
 
 
-@pytest.fixture(autouse=True)
-def stack():
-    """No servers: overrides the suite's per-test stack."""
-    yield
-
-
 @pytest.mark.parametrize(("key", "calls"), MEASURED_TODAY.items(), ids=str)
 def test_the_model_matches_the_measured_calls_without_caches(key, calls):
     zones, records, changed = key

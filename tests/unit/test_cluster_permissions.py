@@ -1,0 +1,30 @@
+"""What orgdns asks of a cluster (its ClusterRole, as the README shows it) and how a listed RBAC rule is read."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from provisioning.clients import externaldns
+
+
+def test_the_readme_shows_the_cluster_role_registration_checks():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (block,) = [b.split("```")[0] for b in readme.split("```yaml\n")[1:] if "kind: ClusterRole" in b.split("```")[0]]
+    assert yaml.safe_load(block) == externaldns.orgdns_cluster_role()
+
+
+@pytest.mark.parametrize(
+    "rule, allowed",
+    [
+        ({"verbs": ["get", "delete"], "apiGroups": ["apps"], "resources": ["deployments"]}, True),
+        ({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}, True),
+        ({"verbs": ["get"], "apiGroups": ["apps"], "resources": ["deployments"]}, False),
+        ({"verbs": ["delete"], "apiGroups": [""], "resources": ["deployments"]}, False),
+        ({"verbs": ["delete"], "apiGroups": ["apps"], "resources": ["replicasets"]}, False),
+    ],
+)
+def test_a_listed_rule_grants_a_permission_exactly_when_each_of_its_parts_matches(rule, allowed):
+    from provisioning.clients.kube import _grants
+
+    assert _grants(rule, "delete", "apps", "deployments") is allowed
