@@ -17,7 +17,7 @@ from .models import (
     Organization,
     ZoneCharge,
 )
-from .services import accounts, api_tokens, audit, certificates, clusters, key_rotation, organizations, zone_gc
+from .services import access, accounts, api_tokens, audit, certificates, clusters, key_rotation, organizations, zone_gc
 from .services.zone_claims import Outcome
 
 
@@ -43,7 +43,7 @@ class AuditedAdmin(admin.ModelAdmin):
 
     def has_act_permission(self, request):
         """Actions that change remote things (the job path): support staff only, whatever their model permissions."""
-        return organizations.acts_in_any_organization(request.user)
+        return access.acts_in_any_organization(request.user)
 
     def run_action(self, request, queryset, action, done):
         """Call a service action on each selected object; report each outcome."""

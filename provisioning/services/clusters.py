@@ -174,7 +174,7 @@ def retry_registration(cluster, user=None):
     """Run the register job again: it converges from wherever the last attempt stopped."""
     with transaction.atomic():
         offboarding.require_active(cluster.organization)
-        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=[Cluster.State.ERROR, Cluster.State.READY]).update(
+        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=Cluster.SETTLED).update(  # can_retry_registration
             state=Cluster.State.PENDING, message="queued for provisioning"
         )
         if not claimed:
@@ -187,13 +187,13 @@ def retry_registration(cluster, user=None):
 def deregister_cluster(cluster, user=None):
     """Queue the deregister job; refused while the cluster is still being provisioned (that job could deploy
     ExternalDNS again after the deregistration removed it)."""
-    if cluster.operations.filter(kind=Operation.Kind.REGISTER).exclude(state__in=Operation.FINISHED).exists():
+    if cluster.registration_unfinished():
         raise ValidationError(
             f"Cluster {cluster.name} is still being provisioned: deregister it once that has finished."
         )
     with transaction.atomic():
         offboarding.require_active(cluster.organization)
-        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=[Cluster.State.READY, Cluster.State.ERROR]).update(
+        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=Cluster.SETTLED).update(  # Cluster.can_deregister
             state=Cluster.State.DEREGISTERING, message="queued for deregistration"
         )
         if not claimed:
@@ -223,12 +223,16 @@ def forget_cluster(cluster, user=None):
 
 def retry_operation(operation, user=None):
     """Start a failed operation again, through the action that started it (and its state checks)."""
-    retry = RETRIES.get(operation.kind)
-    if operation.state != Operation.State.FAILED or retry is None:
+    if operation.state != Operation.State.FAILED or not retryable_kind(operation.kind):
         raise ValidationError("Only a failed cluster operation or key rotation can be retried.")
-    if operation.cluster and operation.cluster.operations.filter(created_at__gt=operation.created_at).exists():
+    if operation.followed:  # with the state: Operation.can_retry
         raise ValidationError("This operation was already followed by another one: see the cluster's latest operation.")
-    return retry(operation, user)
+    return RETRIES[operation.kind](operation, user)
+
+
+def retryable_kind(kind):
+    """Whether operations of this kind can be retried at all (the pages ask too, to offer Retry)."""
+    return kind in RETRIES  # TODO(lead): re-point at the registry of operation kinds
 
 
 RETRIES = {

@@ -1,12 +1,10 @@
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.utils import timezone
 
-from ..services import organizations, zone_gc
+from ..services import access, zone_gc
 
 
-@login_required
 def billing(request):
     """This month's zone charges, savings and scheduled deletions, for the user's organizations (staff: all)."""
-    overview = zone_gc.billing_overview(organizations.organizations_for(request.user), timezone.now())
+    overview = zone_gc.billing_overview(access.organizations_for(request.user), timezone.now())
     return render(request, "provisioning/billing.html", {"overview": overview})
