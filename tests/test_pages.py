@@ -35,6 +35,21 @@ def test_anonymous_users_are_sent_to_login(client, acme_cluster):
         assert response.status_code == 302 and response["Location"].startswith("/login/"), url
 
 
+def test_what_anonymous_requests_get(client, settings):
+    """LoginRequiredMiddleware sends pages to the login; what authenticates on its own answers for itself."""
+    settings.ORGDNS_METRICS_TOKEN = "scrape-token"
+    assert client.get(reverse("api-tokens"))["Location"].startswith("/login/")
+    assert client.get(reverse("certificate-list"))["Location"].startswith("/login/")
+    assert client.get(reverse("login")).status_code == 200
+    assert client.get(reverse("healthz")).status_code == 200
+    assert client.get(reverse("metrics")).status_code == 401
+    assert client.get("/api/v1/organizations").status_code == 401
+    assert client.get("/api/v1/openapi.json").status_code == 200
+    assert client.get("/admin/")["Location"].startswith("/admin/login/")
+    assert client.get("/admin/login/").status_code == 200
+    assert client.post(reverse("logout"))["Location"] == reverse("login")
+
+
 def test_members_see_their_organization(client, personas, acme_cluster):
     for user in (personas.alice, personas.vera, personas.sam):
         client.force_login(user)

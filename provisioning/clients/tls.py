@@ -150,11 +150,6 @@ def describe(certificate_pem):
     )
 
 
-def renewal_time(not_before, not_after, fraction):
-    """When a certificate valid from not_before to not_after should be renewed: after fraction of its lifetime."""
-    return not_before + (not_after - not_before) * fraction
-
-
 def secret_manifest(name, namespace, certificate_id, labels, certificate_pem, private_key_pem, ca_pem):
     """A kubernetes.io/tls Secret labelled with the certificate it holds, so we never touch a Secret that is not ours."""
     return {
