@@ -70,6 +70,10 @@ class HostedZoneQuerySet(models.QuerySet):
     def live(self):
         return self.filter(LIVE_ZONE)
 
+    def with_credentials(self):
+        """Active zones that have an access key (HostedZone.has_credentials)."""
+        return self.filter(state=HostedZone.State.ACTIVE).exclude(access_key_id="")
+
 
 class HostedZone(models.Model):
     """An organization's Route53 zone and the IAM user scoped to it. Rows are kept after deletion."""
@@ -131,6 +135,11 @@ class HostedZone(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def has_credentials(self):
+        """Whether its access key is in use, so that it can be rotated."""
+        return self.state == self.State.ACTIVE and bool(self.access_key_id)
 
 
 class ZoneCharge(models.Model):

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from provisioning.models import Certificate, Cluster, HostedZone, Operation, past_renewal_point
-from provisioning.services import certificates, clusters
+from provisioning.services import certificates, clusters, key_rotation
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -184,3 +184,17 @@ def test_a_live_zone_is_one_not_deleted(personas):
     for state in (HostedZone.State.CREATING, HostedZone.State.ACTIVE, HostedZone.State.DELETING):
         HostedZone.objects.update_or_create(organization=personas.acme, name="current", defaults={"state": state})
         assert [zone.name for zone in personas.acme.zones.live()] == ["current"]
+
+
+@pytest.mark.parametrize("state", [s for s in HostedZone.State.values if s != HostedZone.State.DELETED])
+@pytest.mark.parametrize("access_key_id", ["", "AKIAEXAMPLE"])
+def test_the_organization_page_offers_a_key_rotation_exactly_when_there_is_a_key_to_rotate(
+    client, personas, state, access_key_id
+):
+    HostedZone.objects.create(
+        organization=personas.acme, name="acme.orgdns.test", state=state, access_key_id=access_key_id
+    )
+    client.force_login(personas.alice)
+    page = client.get(reverse("organization", args=["acme"])).content.decode()
+    offered = f'action="{reverse("rotate-key", args=["acme"])}"' in page
+    assert accepted(key_rotation.rotate_now, personas.acme, personas.alice) == offered

@@ -49,11 +49,7 @@ ROLLED_STATES = (Cluster.State.READY, Cluster.State.ERROR)
 
 def credentials_zone(organization):
     """The organization's active zone if it has an access key, else None."""
-    return (
-        HostedZone.objects.filter(organization=organization, state=HostedZone.State.ACTIVE)
-        .exclude(access_key_id="")
-        .first()
-    )
+    return HostedZone.objects.with_credentials().filter(organization=organization).first()
 
 
 def request_rotation(organization, reason, user=None, new_key=True):
@@ -103,8 +99,7 @@ def zones_due(now, max_age):
         kind=Operation.Kind.ROTATE_CREDENTIALS, organization=OuterRef("organization")
     ).exclude(state__in=Operation.FINISHED)
     return (
-        HostedZone.objects.filter(state=HostedZone.State.ACTIVE)
-        .exclude(access_key_id="")
+        HostedZone.objects.with_credentials()
         .filter(
             Q(access_key_created_at__lte=now - max_age)
             | Q(access_key_created_at=None)
