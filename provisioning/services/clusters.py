@@ -174,7 +174,8 @@ def retry_registration(cluster, user=None):
     """Run the register job again: it converges from wherever the last attempt stopped."""
     with transaction.atomic():
         offboarding.require_active(cluster.organization)
-        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=Cluster.SETTLED).update(  # can_retry_registration
+        # The states Cluster.can_retry_registration allows (the page asks it).
+        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=Cluster.SETTLED).update(
             state=Cluster.State.PENDING, message="queued for provisioning"
         )
         if not claimed:
@@ -193,7 +194,8 @@ def deregister_cluster(cluster, user=None):
         )
     with transaction.atomic():
         offboarding.require_active(cluster.organization)
-        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=Cluster.SETTLED).update(  # Cluster.can_deregister
+        # With registration_unfinished above, what Cluster.can_deregister allows (the page asks it).
+        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=Cluster.SETTLED).update(
             state=Cluster.State.DEREGISTERING, message="queued for deregistration"
         )
         if not claimed:
