@@ -18,6 +18,7 @@ from .models import (
     ZoneCharge,
 )
 from .services import (
+    access,
     accounts,
     api_tokens,
     audit,
@@ -53,7 +54,7 @@ class AuditedAdmin(admin.ModelAdmin):
 
     def has_act_permission(self, request):
         """Actions that change remote things (the job path): support staff only, whatever their model permissions."""
-        return organizations.acts_in_any_organization(request.user)
+        return access.acts_in_any_organization(request.user)
 
     def run_action(self, request, queryset, action, done):
         """Call a service action on each selected object; report each outcome."""

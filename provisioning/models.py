@@ -2,7 +2,9 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Q
+from django.db.models.lookups import LessThanOrEqual
+from django.utils import timezone
 
 from . import operation_kinds
 from .validators import validate_cluster_name, validate_org_name
@@ -61,6 +63,19 @@ class Membership(models.Model):
         return f"{self.user} in {self.organization} ({self.role})"
 
 
+# A zone counts (one per organization, billed, holding its name) until it is deleted.
+LIVE_ZONE = ~Q(state="deleted")
+
+
+class HostedZoneQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(LIVE_ZONE)
+
+    def with_credentials(self):
+        """Active zones that have an access key (HostedZone.has_credentials)."""
+        return self.filter(state=HostedZone.State.ACTIVE).exclude(access_key_id="")
+
+
 class HostedZone(models.Model):
     """An organization's Route53 zone and the IAM user scoped to it. Rows are kept after deletion."""
 
@@ -111,16 +126,21 @@ class HostedZone(models.Model):
         null=True, blank=True, help_text="When Route53 deleted the zone: its billing ends."
     )
 
+    objects = HostedZoneQuerySet.as_manager()
+
     class Meta:
         ordering = ["name", "-created_at"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["organization"], condition=~Q(state="deleted"), name="one_live_zone_per_org"
-            )
+            models.UniqueConstraint(fields=["organization"], condition=LIVE_ZONE, name="one_live_zone_per_org")
         ]
 
     def __str__(self):
         return self.name
+
+    @property
+    def has_credentials(self):
+        """Whether its access key is in use, so that it can be rotated."""
+        return self.state == self.State.ACTIVE and bool(self.access_key_id)
 
 
 class ZoneCharge(models.Model):
@@ -162,6 +182,9 @@ class Cluster(models.Model):
         ERROR = "error"
         DEREGISTERING = "deregistering"
         DEREGISTERED = "deregistered"
+
+    # The states from which it may be provisioned again, or deregistered: no job works on it.
+    SETTLED = (State.READY, State.ERROR)
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="clusters")
     name = models.CharField(max_length=40, validators=[validate_cluster_name])
@@ -227,6 +250,18 @@ class Cluster(models.Model):
     def uses_zone(self):
         return self.state != self.State.DEREGISTERED
 
+    @property
+    def can_retry_registration(self):
+        return self.state in self.SETTLED
+
+    def registration_unfinished(self):
+        """Whether a register job is queued or running: it could deploy ExternalDNS again after a deregistration."""
+        return self.operations.filter(kind="register").exclude(state__in=Operation.FINISHED).exists()
+
+    @property
+    def can_deregister(self):
+        return self.state in self.SETTLED and not self.registration_unfinished()
+
 
 class Operation(models.Model):
     """One background job. Its id is the RQ job id; the row, not RQ, is what pages show."""
@@ -275,6 +310,39 @@ class Operation(models.Model):
         """What the operation acts on: its cluster, else its certificate, else its organization."""
         return self.cluster or self.certificate or self.organization
 
+    @property
+    def followed(self):
+        """Whether another operation on its cluster started after it: what to retry is then that one's business."""
+        return (
+            self.cluster_id is not None
+            and Operation.objects.filter(cluster_id=self.cluster_id, created_at__gt=self.created_at).exists()
+        )
+
+    @property
+    def can_retry(self):
+        """Failed, of a kind that declares how it is retried, and not followed by another."""
+        return (
+            self.state == self.State.FAILED and operation_kinds.get(self.kind).retry is not None and not self.followed
+        )
+
+
+def renewal_point():
+    """When a certificate is renewed (by the cron; before, the pages call it expiring): after ORGDNS_TLS_RENEW_AT of
+    its lifetime. NULL before it is issued."""
+    lifetime = ExpressionWrapper(F("not_after") - F("not_before"), output_field=DurationField())
+    return ExpressionWrapper(F("not_before") + lifetime * settings.ORGDNS_TLS_RENEW_AT, output_field=DateTimeField())
+
+
+def past_renewal_point(now):
+    """The certificates issued and past their renewal point at now (expired ones too): Certificate.renewal_due."""
+    return Q(LessThanOrEqual(renewal_point(), now))
+
+
+class CertificateQuerySet(models.QuerySet):
+    def live(self):
+        """Not deleted (rows are kept after deletion)."""
+        return self.exclude(state="deleted")
+
 
 class Certificate(models.Model):
     """A server certificate signed by its organization's CA. Its key and PEMs live in Vault only; rows are kept after deletion."""
@@ -289,6 +357,8 @@ class Certificate(models.Model):
         ERROR = "error"
 
     BUSY = (State.ISSUING, State.RENEWING, State.INSTALLING, State.DELETING)
+    # The states from which it may be renewed (a failed issue: issued again) or deleted.
+    SETTLED = (State.ACTIVE, State.ERROR)
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="certificates")
     dns_names = models.JSONField(default=list)
@@ -307,6 +377,8 @@ class Certificate(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    objects = CertificateQuerySet.as_manager()
+
     def __str__(self):
         more = f" (+{len(self.dns_names) - 1})" if len(self.dns_names) > 1 else ""
         return f"{self.dns_names[0] if self.dns_names else '?'}{more}"
@@ -314,6 +386,49 @@ class Certificate(models.Model):
     @property
     def busy(self):
         return self.state in self.BUSY
+
+    @property
+    def can_renew(self):
+        return self.state in self.SETTLED
+
+    @property
+    def can_delete(self):
+        return self.state in self.SETTLED
+
+    @property
+    def can_install(self):
+        return self.state == self.State.ACTIVE
+
+    @property
+    def renewal_at(self):
+        """When the cron renews it: after ORGDNS_TLS_RENEW_AT of its lifetime. None before it is issued."""
+        if self.not_after is None:
+            return None
+        return self.not_before + (self.not_after - self.not_before) * settings.ORGDNS_TLS_RENEW_AT
+
+    def renewal_due(self, now):
+        return self.renewal_at is not None and now >= self.renewal_at
+
+    def expiry_at(self, now):
+        """expired, expiring (past its renewal point) or valid; empty before it is issued."""
+        if self.not_after is None:
+            return ""
+        if now >= self.not_after:
+            return "expired"
+        return "expiring" if self.renewal_due(now) else "valid"
+
+    @property
+    def expiry(self):
+        return self.expiry_at(timezone.now())
+
+    @property
+    def is_expiring(self):
+        """Past its renewal point, or expired."""
+        return self.expiry in ("expiring", "expired")
+
+    @property
+    def needs_attention(self):
+        return self.is_expiring or self.state == self.State.ERROR
 
 
 class CertificateInstallation(models.Model):

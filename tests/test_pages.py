@@ -34,6 +34,21 @@ def test_anonymous_users_are_sent_to_login(client, acme_cluster):
         assert response.status_code == 302 and response["Location"].startswith("/login/"), url
 
 
+def test_what_anonymous_requests_get(client, settings):
+    """LoginRequiredMiddleware sends pages to the login; what authenticates on its own answers for itself."""
+    settings.ORGDNS_METRICS_TOKEN = "scrape-token"
+    assert client.get(reverse("api-tokens"))["Location"].startswith("/login/")
+    assert client.get(reverse("certificate-list"))["Location"].startswith("/login/")
+    assert client.get(reverse("login")).status_code == 200
+    assert client.get(reverse("healthz")).status_code == 200
+    assert client.get(reverse("metrics")).status_code == 401
+    assert client.get("/api/v1/organizations").status_code == 401
+    assert client.get("/api/v1/openapi.json").status_code == 200
+    assert client.get("/admin/")["Location"].startswith("/admin/login/")
+    assert client.get("/admin/login/").status_code == 200
+    assert client.post(reverse("logout"))["Location"] == reverse("login")
+
+
 def test_members_see_their_organization(client, personas, acme_cluster):
     for user in (personas.alice, personas.vera, personas.sam):
         client.force_login(user)
@@ -223,6 +238,7 @@ def test_home_shows_health_and_what_needs_attention(client, personas, acme_clust
         organization=personas.acme,
         dns_names=["soon.acme.orgdns.test"],
         state="active",
+        not_before=timezone.now() - timedelta(days=87),
         not_after=timezone.now() + timedelta(days=3),
     )
     Certificate.objects.create(organization=personas.globex, dns_names=["theirs.globex.orgdns.test"], state="error")
@@ -231,7 +247,7 @@ def test_home_shows_health_and_what_needs_attention(client, personas, acme_clust
     body = client.get(reverse("home")).content.decode()
     assert "Needs attention" in body
     assert f'href="/orgs/acme/clusters/{cluster.pk}/">acme/edge</a>' in body and "refused our token" in body
-    assert "soon.acme.orgdns.test" in body and "1 expiring within 30 days" in body
+    assert "soon.acme.orgdns.test" in body and "1 expiring</span>" in body
     assert "theirs.globex" not in body
     assert "delegated" in body and "1 ready of 2" in body and "1 in error" in body
     assert "kept</span> in use" in body  # the zone's garbage collection state

@@ -1,15 +1,15 @@
 """Clusters: register (kubeconfig, or URL/CA/token), state, re-provision, deregister."""
 
 from django.http import HttpResponse
-from django.urls import reverse
-from ninja import Query, Router, Status
+from ninja import Query, Router
 
 from ..models import Cluster
-from ..services import clusters, organizations
+from ..services import access, clusters
 from . import schemas
 from .pagination import PageParams, page_of, paginate
 from .params import Id, OrgName
 from .problems import Problem, refused
+from .responses import accepted, queue
 
 router = Router(tags=["clusters"])
 
@@ -21,15 +21,10 @@ def with_latest_operation(cluster):
     return cluster
 
 
-def accepted(response, operation, **more):
-    response["Location"] = reverse("api-v1:get_operation", args=[operation.pk])
-    return Status(202, {"operation": operation, **more})
-
-
 @router.get("/organizations/{org}/clusters", response={200: page_of(schemas.Cluster), 404: Problem})
 def list_clusters(request, org: OrgName, params: Query[PageParams], state: ClusterState | None = None):
     """The organization's clusters by name; deregistered ones only when state=deregistered asks for them."""
-    organization = organizations.get_org_for_user(request.user, org)
+    organization = access.get_org_for_user(request.user, org)
     return paginate(request, clusters.clusters_of(organization, state), params)
 
 
@@ -40,7 +35,7 @@ def list_clusters(request, org: OrgName, params: Query[PageParams], state: Clust
 def register_cluster(request, response: HttpResponse, org: OrgName, body: schemas.NewCluster):
     """Check that orgdns can reach the cluster with these credentials, keep them in Vault and queue the job that
     provisions the zone, the credentials and ExternalDNS. Follow the operation until it has finished."""
-    organization = organizations.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
+    organization = access.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
     with refused(422):
         connection = clusters.cluster_connection(
             api_server=body.api_server,
@@ -55,7 +50,7 @@ def register_cluster(request, response: HttpResponse, org: OrgName, body: schema
 
 @router.get("/organizations/{org}/clusters/{cluster_id}", response={200: schemas.ClusterDetail, 404: Problem})
 def get_cluster(request, org: OrgName, cluster_id: Id):
-    return with_latest_operation(organizations.get_cluster_for_user(request.user, org, cluster_id))
+    return with_latest_operation(access.get_cluster_for_user(request.user, org, cluster_id))
 
 
 @router.post(
@@ -64,12 +59,8 @@ def get_cluster(request, org: OrgName, cluster_id: Id):
 )
 def reprovision_cluster(request, response: HttpResponse, org: OrgName, cluster_id: Id):
     """Run provisioning again (a ready cluster, or one in error): every step converges from where it stands."""
-    cluster = organizations.get_writable_cluster_for_user(
-        request.user, org, cluster_id, f"{request.method} {request.path}"
-    )
-    with refused(409):
-        operation = clusters.retry_registration(cluster, request.user)
-    return accepted(response, operation)
+    cluster = access.get_writable_cluster_for_user(request.user, org, cluster_id, f"{request.method} {request.path}")
+    return queue(response, clusters.retry_registration, cluster, request.user)
 
 
 @router.delete(
@@ -79,9 +70,5 @@ def reprovision_cluster(request, response: HttpResponse, org: OrgName, cluster_i
 def deregister_cluster(request, response: HttpResponse, org: OrgName, cluster_id: Id):
     """Queue the deregistration: ExternalDNS leaves the cluster, its records leave the zone, its credentials leave
     Vault. The cluster stays listed as deregistered."""
-    cluster = organizations.get_writable_cluster_for_user(
-        request.user, org, cluster_id, f"{request.method} {request.path}"
-    )
-    with refused(409):
-        operation = clusters.deregister_cluster(cluster, request.user)
-    return accepted(response, operation)
+    cluster = access.get_writable_cluster_for_user(request.user, org, cluster_id, f"{request.method} {request.path}")
+    return queue(response, clusters.deregister_cluster, cluster, request.user)

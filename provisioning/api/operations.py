@@ -7,12 +7,12 @@ from ninja import Path, Query, Router
 
 from .. import operation_kinds
 from ..models import Operation
-from ..services import operations, organizations
+from ..services import access, operations
 from . import schemas
-from .clusters import accepted
 from .pagination import PageParams, page_of, paginate
 from .params import text_query
-from .problems import Problem, refused
+from .problems import Problem
+from .responses import queue
 
 router = Router(tags=["operations"])
 
@@ -29,7 +29,7 @@ def list_operations(
     kind: OperationKind | None = None,
 ):
     """Operations of your organizations (staff: all), newest first."""
-    rows = organizations.visible(Operation, request.user).select_related("organization", "cluster", "created_by")
+    rows = access.visible(Operation, request.user).select_related("organization", "cluster", "created_by")
     if organization:
         rows = rows.filter(organization__name=organization)
     if state:
@@ -42,7 +42,7 @@ def list_operations(
 @router.get("/operations/{operation_id}", response={200: schemas.OperationDetail, 404: Problem})
 def get_operation(request, operation_id: Path[UUID]):
     """Poll this until `finished`: then `state` is succeeded or failed (with `error`)."""
-    return organizations.get_operation_for_user(request.user, operation_id)
+    return access.get_operation_for_user(request.user, operation_id)
 
 
 @router.post(
@@ -50,8 +50,5 @@ def get_operation(request, operation_id: Path[UUID]):
 )
 def retry_operation(request, response: HttpResponse, operation_id: Path[UUID]):
     """Start a failed cluster operation again; answers the new operation."""
-    operation = organizations.get_operation_for_user(request.user, operation_id)
-    organizations.require_write(request.user, operation.organization, f"{request.method} {request.path}")
-    with refused(409):
-        retried = operations.retry_operation(operation, request.user)
-    return accepted(response, retried)
+    operation = access.get_writable_operation_for_user(request.user, operation_id, f"{request.method} {request.path}")
+    return queue(response, operations.retry_operation, operation, request.user)

@@ -3,19 +3,19 @@
 from django.http import Http404, HttpResponse
 from ninja import Query, Router, Status
 
-from ..services import offboarding, organizations
+from ..services import access, offboarding, organizations
 from . import schemas
-from .clusters import accepted
 from .pagination import PageParams, page_of, paginate
 from .params import OrgName, Username, text_query
 from .problems import Problem, refused
+from .responses import accepted
 
 router = Router(tags=["organizations"])
 
 
 def organization_row(user, name):
     """The organization as the lists show it (role, zone, cluster counts), if the user may see it."""
-    organization = organizations.get_org_for_user(user, name)
+    organization = access.get_org_for_user(user, name)
     row = organizations.organization_rows(user).filter(pk=organization.pk).first()
     if row is None:
         raise Http404
@@ -24,8 +24,8 @@ def organization_row(user, name):
 
 def detail(user, name):
     row = organization_row(user, name)
-    row.can_write = organizations.can_write(user, row)
-    row.can_manage_members = organizations.can_manage_members(user, row)
+    row.can_write = access.can_write(user, row)
+    row.can_manage_members = access.can_manage_members(user, row)
     return row
 
 
@@ -41,7 +41,7 @@ def list_organizations(
 @router.post("/organizations", response={201: schemas.OrganizationDetail, 403: Problem, 422: Problem})
 def create_organization(request, body: schemas.NewOrganization):
     """Support staff only: a new organization, owned by you."""
-    organizations.require_organization_creation(request.user)
+    access.require_organization_creation(request.user)
     with refused(422):
         organization = organizations.create_organization(body.name, owner=request.user)
     return Status(201, detail(request.user, organization.name))
@@ -61,8 +61,7 @@ def offboard_organization(request, response: HttpResponse, org: OrgName, body: s
     operations, waits for its running ones, deregisters its clusters, deletes its certificates, CA and AWS
     credentials and removes its members; the GC deletes its zone when that costs least. Its audit trail and cost
     ledger remain, and its name stays taken. Again after a failure: resumes it."""
-    organization = organizations.get_org_for_user(request.user, org)
-    organizations.require_offboarding_right(request.user, organization, f"{request.method} {request.path}")
+    organization = access.get_org_to_offboard(request.user, org, f"{request.method} {request.path}")
     with refused(422):
         offboarding.confirm(organization, body.confirmation)
     with refused(409):
@@ -72,7 +71,7 @@ def offboard_organization(request, response: HttpResponse, org: OrgName, body: s
 
 @router.get("/organizations/{org}/members", response={200: page_of(schemas.Member), 404: Problem})
 def list_members(request, org: OrgName, params: Query[PageParams]):
-    organization = organizations.get_org_for_user(request.user, org)
+    organization = access.get_org_for_user(request.user, org)
     return paginate(request, organizations.memberships_of(organization), params)
 
 
@@ -81,8 +80,7 @@ def list_members(request, org: OrgName, params: Query[PageParams]):
 )
 def set_member(request, org: OrgName, username: Username, body: schemas.MemberRole):
     """Owners only: add an existing user to the organization with this role, or change their role."""
-    organization = organizations.get_org_for_user(request.user, org)
-    organizations.require_member_management(request.user, organization)
+    organization = access.get_org_for_member_management(request.user, org)
     with refused(422):
         return organizations.set_member(organization, username, body.role)
 
@@ -92,8 +90,7 @@ def set_member(request, org: OrgName, username: Username, body: schemas.MemberRo
 )
 def remove_member(request, org: OrgName, username: Username):
     """Owners only. The last owner cannot be removed."""
-    organization = organizations.get_org_for_user(request.user, org)
-    organizations.require_member_management(request.user, organization)
+    organization = access.get_org_for_member_management(request.user, org)
     membership = organizations.get_membership(organization, username)
     with refused(409):
         organizations.remove_member(organization, membership.pk)

@@ -4,12 +4,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from django.utils import timezone
 from ninja import Field, Schema
 from pydantic import StringConstraints
 
 from .. import models, operation_kinds, validators
-from ..services import certificates
 
 # Text that PostgreSQL can store (no NUL) and that fits the columns it is compared with.
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=253)]
@@ -275,14 +273,6 @@ class Certificate(Schema):
     @staticmethod
     def resolve_organization(certificate):
         return certificate.organization.name
-
-    @staticmethod
-    def resolve_expiry(certificate):
-        return certificates.expiry(certificate, timezone.now())
-
-    @staticmethod
-    def resolve_renewal_at(certificate):
-        return certificates.renewal_at(certificate)
 
     @staticmethod
     def resolve_installations(certificate):

@@ -4,12 +4,12 @@ from django.http import Http404, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
-from ..services import key_rotation, organizations, zone_gc, zones
+from ..services import access, key_rotation, zone_gc, zones
 from . import schemas
-from .clusters import accepted
 from .pagination import page_of, paginate
 from .params import OrgName
-from .problems import Problem, refused
+from .problems import Problem
+from .responses import queue
 
 router = Router(tags=["zones"])
 
@@ -22,7 +22,7 @@ class RecordPageParams(Schema):
 @router.get("/organizations/{org}/zone", response={200: schemas.Zone, 404: Problem})
 def get_zone(request, org: OrgName):
     """The organization's zone (404 if it has none, or only deleted ones) and what the zone GC will do with it."""
-    organization = organizations.get_org_for_user(request.user, org)
+    organization = access.get_org_for_user(request.user, org)
     zone = zones.live_zone(organization)
     if zone is None:
         raise Http404(f"{organization.name} has no hosted zone: it is made when its first cluster is registered.")
@@ -41,10 +41,8 @@ def get_zone(request, org: OrgName):
 def rotate_key(request, response: HttpResponse, org: OrgName):
     """Replace the zone's access key: the new key runs in every cluster of the organization before the old one is
     deleted (409 if the organization has no key yet)."""
-    organization = organizations.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
-    with refused(409):
-        operation = key_rotation.rotate_now(organization, request.user)
-    return accepted(response, operation)
+    organization = access.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
+    return queue(response, key_rotation.rotate_now, organization, request.user)
 
 
 @router.get(
@@ -52,7 +50,7 @@ def rotate_key(request, response: HttpResponse, org: OrgName):
 )
 def list_zone_records(request, org: OrgName, params: Query[RecordPageParams]):
     """The zone's record sets as Route53 has them (read at most every 30 s), with the cluster that owns each."""
-    organization = organizations.get_org_for_user(request.user, org)
+    organization = access.get_org_for_user(request.user, org)
     records = zones.zone_records(zones.get_active_zone(organization))
     return paginate(request, records, params, prepare=lambda page: [_record(r) for r in page])
 

@@ -157,11 +157,6 @@ def describe(certificate_pem: str) -> CertificateInfo:
     )
 
 
-def renewal_time(not_before: datetime.datetime, not_after: datetime.datetime, fraction: float) -> datetime.datetime:
-    """When a certificate valid from not_before to not_after should be renewed: after fraction of its lifetime."""
-    return not_before + (not_after - not_before) * fraction
-
-
 def secret_manifest(
     name: str,
     namespace: str,

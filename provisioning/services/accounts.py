@@ -181,7 +181,7 @@ class Usage:
 
 def usage():
     """Every configured account's usage, in three grouped queries."""
-    live_zones = HostedZone.objects.exclude(state=HostedZone.State.DELETED).order_by().values("aws_account")
+    live_zones = HostedZone.objects.live().order_by().values("aws_account")
     zones = {
         row["aws_account"]: row
         for row in live_zones.annotate(zones=Count("pk"), users=Count("pk", filter=~Q(iam_user_name="")))
@@ -202,7 +202,7 @@ def usage():
 def check_movable(organization):
     """ValidationError unless the organization can be given another account: only while it has no zone (a zone, its
     IAM user and its key stay in the account they were created in; orgdns never copies them over)."""
-    live = HostedZone.objects.filter(organization=organization).exclude(state=HostedZone.State.DELETED).first()
+    live = HostedZone.objects.live().filter(organization=organization).first()
     if live is not None:
         raise ValidationError(
             f"{organization.name} cannot change AWS account while its zone {live.name} exists (it is "
@@ -216,7 +216,7 @@ def place(organization):
     is a conditional update: a concurrent placement of the same organization wins, and is returned."""
     if organization.aws_account:
         return named(organization.aws_account)
-    if HostedZone.objects.filter(organization=organization).exclude(state=HostedZone.State.DELETED).exists():
+    if HostedZone.objects.live().filter(organization=organization).exists():
         chosen = main()
     else:
         usages = usage()

@@ -209,10 +209,10 @@ def for_each_installation(certificate, action, progress):
             progress.log(f"{installation}: failed: {exc.message}")
             failures.append((installation, exc))
     if failures:
-        first, exc = failures[0]
+        first, first_error = failures[0]
         raise ProviderError(
-            f"{len(failures)} of {len(installations)} installations failed; {first}: {exc.message}",
-            service=exc.service,
+            f"{len(failures)} of {len(installations)} installations failed; {first}: {first_error.message}",
+            service=first_error.service,
             permanent=any(e.permanent for _, e in failures),
         )
 

@@ -5,31 +5,15 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from ..clients import tls
-from ..models import Certificate, CertificateInstallation, Cluster, Organization
+from ..models import Certificate, CertificateInstallation, Cluster, Organization, past_renewal_point
 from ..validators import certificate_dns_names, validate_certificate_namespace, validate_secret_name
-from . import audit, certificate_jobs, offboarding_rules, organizations
+from . import audit, certificate_jobs, offboarding_rules
 from .backends import Backends
 from .certificate_jobs import ca_path, make_ca, material_path
 from .leases import organization_lock
 from .operations import start_operation
 
 UNREACHABLE_CLUSTER_STATES = (Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED)
-
-
-def get_certificate_for_user(user, org_name, pk):
-    return organizations.visible_or_404(
-        user,
-        Certificate.objects.select_related("organization"),
-        f"certificate {pk} of {org_name}",
-        organization__name=org_name,
-        pk=pk,
-    )
-
-
-def get_writable_certificate_for_user(user, org_name, pk, what):
-    certificate = get_certificate_for_user(user, org_name, pk)
-    organizations.require_write(user, certificate.organization, what)
-    return certificate
 
 
 def with_installations(certificates):
@@ -44,7 +28,7 @@ def current(certificate):
 def certificates_of(organization, state=None):
     """The organization's certificates in state, or (no state) those not deleted, newest first, with where they are."""
     rows = with_installations(organization.certificates.all())
-    rows = rows.filter(state=state) if state else rows.exclude(state=Certificate.State.DELETED)
+    rows = rows.filter(state=state) if state else rows.live()
     return rows.order_by("-created_at", "-pk")
 
 
@@ -54,10 +38,6 @@ def get_installable_cluster(organization, pk):
     if cluster is None:
         raise ValidationError(f"{organization.name} has no registered cluster with id {pk}.")
     return cluster
-
-
-def live_certificates(organization):
-    return organization.certificates.exclude(state=Certificate.State.DELETED).prefetch_related("installations__cluster")
 
 
 def installable_clusters(organization):
@@ -87,7 +67,7 @@ def install_certificate(certificate, cluster, namespace, secret_name, user=None)
     """Queue installing the certificate as Secret namespace/secret_name in cluster (again, if it is there already)."""
     target = clean_target(certificate.organization, cluster, namespace, secret_name)
     with transaction.atomic():
-        claim(certificate, [Certificate.State.ACTIVE], Certificate.State.INSTALLING)
+        claim(certificate, [Certificate.State.ACTIVE], Certificate.State.INSTALLING)  # Certificate.can_install
         add_installation(certificate, *target)
         return start_operation(
             certificate_jobs.INSTALL_CERTIFICATE,
@@ -101,7 +81,7 @@ def install_certificate(certificate, cluster, namespace, secret_name, user=None)
 def renew_certificate(certificate, user=None):
     """Queue a new key and certificate, installed everywhere the old one is. Also retries a failed issue."""
     with transaction.atomic():
-        claim(certificate, [Certificate.State.ACTIVE, Certificate.State.ERROR], Certificate.State.RENEWING)
+        claim(certificate, Certificate.SETTLED, Certificate.State.RENEWING)  # Certificate.can_renew
         return start_operation(
             certificate_jobs.RENEW_CERTIFICATE, certificate.organization, user=user, certificate=certificate
         )
@@ -110,7 +90,7 @@ def renew_certificate(certificate, user=None):
 def delete_certificate(certificate, user=None):
     """Queue removing the certificate's Secrets from the clusters and its key and certificate from Vault."""
     with transaction.atomic():
-        claim(certificate, [Certificate.State.ACTIVE, Certificate.State.ERROR], Certificate.State.DELETING)
+        claim(certificate, Certificate.SETTLED, Certificate.State.DELETING)  # Certificate.can_delete
         return start_operation(
             certificate_jobs.DELETE_CERTIFICATE, certificate.organization, user=user, certificate=certificate
         )
@@ -155,27 +135,6 @@ def claim(certificate, from_states, to_state):
         )
 
 
-def renewal_at(certificate):
-    """When the cron command renews it: after ORGDNS_TLS_RENEW_AT of its lifetime. None before it is issued."""
-    if certificate.not_after is None:
-        return None
-    return tls.renewal_time(certificate.not_before, certificate.not_after, settings.ORGDNS_TLS_RENEW_AT)
-
-
-def renewal_due(certificate, now):
-    renew_at = renewal_at(certificate)
-    return renew_at is not None and now >= renew_at
-
-
-def expiry(certificate, now):
-    """expired, expiring (past its renewal time) or valid; empty before it is issued."""
-    if certificate.not_after is None:
-        return ""
-    if now >= certificate.not_after:
-        return "expired"
-    return "expiring" if renewal_due(certificate, now) else "valid"
-
-
 def certificates_due_for_renewal(now):
     """Issued certificates past ORGDNS_TLS_RENEW_AT of their lifetime that are neither failed nor being deleted."""
     candidates = (
@@ -187,7 +146,7 @@ def certificates_due_for_renewal(now):
         .select_related("organization")
         .order_by("not_after", "pk")
     )
-    return [certificate for certificate in candidates if renewal_due(certificate, now)]
+    return list(candidates.filter(past_renewal_point(now)))
 
 
 def ca_certificate_pem(organization):
@@ -225,7 +184,7 @@ def reissue_ca(organization, user=None):
         detail=f"new CA, SHA-256 {tls.describe(ca.certificate).fingerprint_sha256}",
     )
     renewals, skipped = [], []
-    for certificate in organization.certificates.exclude(state=Certificate.State.DELETED).order_by("pk"):
+    for certificate in organization.certificates.live().order_by("pk"):
         try:
             renewals.append(renew_certificate(certificate, user))
         except ValidationError as exc:

@@ -12,7 +12,7 @@ from ..clients import externaldns, kube
 from ..clients.errors import ProviderError
 from ..clients.kube import ClusterConnection, InvalidConnection, connection_from_kubeconfig
 from ..clients.retry import RetryPolicy
-from ..models import AuditEvent, Cluster, Operation
+from ..models import AuditEvent, Cluster
 from . import audit, key_rotation, offboarding_rules
 from .backends import Backends, probe_rate_limiter
 from .cluster_jobs import DEREGISTER, REGISTER, RERENDER_EXTERNALDNS
@@ -175,7 +175,8 @@ def retry_registration(cluster, user=None):
     """Run the register job again: it converges from wherever the last attempt stopped."""
     with transaction.atomic():
         offboarding_rules.require_active(cluster.organization)
-        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=[Cluster.State.ERROR, Cluster.State.READY]).update(
+        # The states Cluster.can_retry_registration allows (the page asks it).
+        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=Cluster.SETTLED).update(
             state=Cluster.State.PENDING, message="queued for provisioning"
         )
         if not claimed:
@@ -188,13 +189,14 @@ def retry_registration(cluster, user=None):
 def deregister_cluster(cluster, user=None):
     """Queue the deregister job; refused while the cluster is still being provisioned (that job could deploy
     ExternalDNS again after the deregistration removed it)."""
-    if cluster.operations.filter(kind=REGISTER).exclude(state__in=Operation.FINISHED).exists():
+    if cluster.registration_unfinished():
         raise ValidationError(
             f"Cluster {cluster.name} is still being provisioned: deregister it once that has finished."
         )
     with transaction.atomic():
         offboarding_rules.require_active(cluster.organization)
-        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=[Cluster.State.READY, Cluster.State.ERROR]).update(
+        # With registration_unfinished above, what Cluster.can_deregister allows (the page asks it).
+        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=Cluster.SETTLED).update(
             state=Cluster.State.DEREGISTERING, message="queued for deregistration"
         )
         if not claimed:

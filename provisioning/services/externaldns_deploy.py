@@ -15,7 +15,7 @@ def fleet_size(account):
     ExternalDNS), and account_zones."""
     names = accounts.stored_names(account)
     clusters = Cluster.objects.live().filter(organization__aws_account__in=names).count()
-    zones = HostedZone.objects.exclude(state=HostedZone.State.DELETED).filter(aws_account__in=names).count()
+    zones = HostedZone.objects.live().filter(aws_account__in=names).count()
     return max(1, clusters), account_zones(zones, account)
 
 

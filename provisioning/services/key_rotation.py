@@ -58,8 +58,7 @@ def zones_due(now, max_age):
         state__in=Operation.FINISHED
     )
     return (
-        HostedZone.objects.filter(state=HostedZone.State.ACTIVE)
-        .exclude(access_key_id="")
+        HostedZone.objects.with_credentials()
         .filter(
             Q(access_key_created_at__lte=now - max_age)
             | Q(access_key_created_at=None)

@@ -40,11 +40,7 @@ ROLLED_STATES = (Cluster.State.READY, Cluster.State.ERROR)
 
 def credentials_zone(organization):
     """The organization's active zone if it has an access key, else None."""
-    return (
-        HostedZone.objects.filter(organization=organization, state=HostedZone.State.ACTIVE)
-        .exclude(access_key_id="")
-        .first()
-    )
+    return HostedZone.objects.with_credentials().filter(organization=organization).first()
 
 
 def rotate_credentials(operation, progress, backends):

@@ -177,7 +177,7 @@ class DatabaseCollector:
             labels=["organization"],
         )
         keys = (
-            HostedZone.objects.exclude(state=HostedZone.State.DELETED)
+            HostedZone.objects.live()
             .exclude(access_key_created_at=None)
             .values_list("organization__name", "access_key_created_at")
         )
@@ -192,7 +192,7 @@ class DatabaseCollector:
             labels=["organization", "certificate", "dns_name"],
         )
         issued = (
-            Certificate.objects.exclude(state=Certificate.State.DELETED)
+            Certificate.objects.live()
             .exclude(not_after=None)
             .values_list("organization__name", "pk", "dns_names", "not_after")
         )

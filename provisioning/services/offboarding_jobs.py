@@ -9,7 +9,7 @@ from django.utils import timezone
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
-from ..models import Certificate, Membership, Operation, Organization
+from ..models import Membership, Operation, Organization
 from ..operation_kinds import OperationKind
 from . import accounts, audit, certificate_jobs, zone_gc, zone_jobs
 from .cluster_jobs import deregister
@@ -39,7 +39,7 @@ def offboard(operation, progress, backends):
         deregister(cluster, progress, backends)
 
     vault = backends.vault()
-    for certificate in org.certificates.exclude(state=Certificate.State.DELETED).select_related("organization"):
+    for certificate in org.certificates.live().select_related("organization"):
         certificate_jobs.remove_certificate(certificate, vault, backends, progress)
     progress.step("Deleting the organization's CA from Vault, with every version", 70)
     vault.destroy(ca_path(vault, org))

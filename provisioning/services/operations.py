@@ -311,12 +311,9 @@ def describe(operation):
 
 def retry_operation(operation, user=None):
     """Start a failed operation again, through the action that started it (and its state checks)."""
-    if not can_retry(operation):
+    retry = operation_kinds.get(operation.kind).retry
+    if operation.state != Operation.State.FAILED or retry is None:
         raise ValidationError("Only a failed cluster operation or key rotation can be retried.")
-    if operation.cluster and operation.cluster.operations.filter(created_at__gt=operation.created_at).exists():
+    if operation.followed:
         raise ValidationError("This operation was already followed by another one: see the cluster's latest operation.")
-    return operation_kinds.get(operation.kind).retry(operation, user)
-
-
-def can_retry(operation):
-    return operation.state == Operation.State.FAILED and operation_kinds.get(operation.kind).retry is not None
+    return retry(operation, user)

@@ -113,8 +113,8 @@ def _minutes(delta):
 def expected_vault_paths(vault, organizations):
     """The paths the rows of these organizations point at: each one's CA, its AWS key while a live zone has one, the
     credentials of each cluster not deregistered, the key and certificate of each certificate not deleted."""
-    live_zones = HostedZone.objects.exclude(state=HostedZone.State.DELETED).exclude(access_key_id="")
-    certificates = Certificate.objects.exclude(state=Certificate.State.DELETED)
+    live_zones = HostedZone.objects.live().exclude(access_key_id="")
+    certificates = Certificate.objects.live()
     paths = {ca_path(vault, org) for org in organizations}
     paths.update(aws_secret_path(vault, z.organization) for z in _of(live_zones, organizations))
     paths.update(cluster_secret_path(vault, c) for c in _of(Cluster.objects.live(), organizations))
@@ -150,16 +150,12 @@ def _remove_vault_path(orphan, org, backends):
 
 
 def _iam_user_expected(user, org, account):
-    live = HostedZone.objects.exclude(state=HostedZone.State.DELETED).filter(
-        aws_account__in=accounts.stored_names(account)
-    )
+    live = HostedZone.objects.live().filter(aws_account__in=accounts.stored_names(account))
     return org is not None and live.filter(organization=org, iam_user_name=user).exists()
 
 
 def _find_iam_orphans(iam, account, organizations, scan):
-    live = HostedZone.objects.exclude(state=HostedZone.State.DELETED).filter(
-        aws_account__in=accounts.stored_names(account)
-    )
+    live = HostedZone.objects.live().filter(aws_account__in=accounts.stored_names(account))
     named = set(live.values_list("iam_user_name", flat=True))
     for user in iam.users(f"{settings.ORGDNS_RESOURCE_PREFIX}-"):
         if user["name"] in named:
@@ -198,9 +194,7 @@ def _named(org_name):
 
 def _find_zone_orphans(route53, account, organizations, scan):
     suffix = f".{settings.ORGDNS_BASE_DOMAIN}."
-    known = set(
-        HostedZone.objects.exclude(state=HostedZone.State.DELETED).exclude(zone_id="").values_list("zone_id", flat=True)
-    )
+    known = set(HostedZone.objects.live().exclude(zone_id="").values_list("zone_id", flat=True))
     for zone in route53.zones():
         if zone["private"] or zone["id"] in known or not zone["name"].endswith(suffix):
             continue
@@ -228,7 +222,7 @@ def _tag_time(tags):
 
 def _zone_decision(org_name, org, zone_id, account):
     """(action, why) for a zone of ours in `account` with no live row; (None, why) if it is to be left alone (now)."""
-    live = HostedZone.objects.filter(organization=org).exclude(state=HostedZone.State.DELETED).first() if org else None
+    live = HostedZone.objects.live().filter(organization=org).first() if org else None
     if live is not None and live.zone_id == zone_id:
         return None, "a live zone row names it now"
     if org is None:
@@ -286,11 +280,7 @@ def _remove_delegation_to(zone_id, name, route53, parent_route53):
 
 
 def _certificate_live(certificate_id, org):
-    return (
-        Certificate.objects.filter(pk=certificate_id, organization=org)
-        .exclude(state=Certificate.State.DELETED)
-        .exists()
-    )
+    return Certificate.objects.filter(pk=certificate_id, organization=org).live().exists()
 
 
 def _find_secret_orphans(backends, scan):

@@ -55,7 +55,7 @@ def account_budget(account, stale=True):
     plan = accounts.budget_of(account)
     running, unknown = running_flags(account)
     counts = (
-        HostedZone.objects.exclude(state=HostedZone.State.DELETED)
+        HostedZone.objects.live()
         .filter(aws_account__in=accounts.stored_names(account))
         .aggregate(
             live=Count("pk"), created=Count("pk", filter=~Q(zone_id="")), users=Count("pk", filter=~Q(iam_user_name=""))

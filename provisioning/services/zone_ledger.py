@@ -7,7 +7,7 @@ from ..models import HostedZone, ZoneCharge
 def record_charges(now):
     """Add the months Route53 has charged the zones that still exist for, each once, oldest zone first."""
     due = (
-        HostedZone.objects.exclude(state=HostedZone.State.DELETED)
+        HostedZone.objects.live()
         .filter(route53_deleted_at=None, aws_created_at__lte=now - billing.FREE_PERIOD)
         .exclude(charges__month=billing.month_start(now).date())
         .only("pk", "aws_created_at")

@@ -23,7 +23,7 @@ def zone_tags(org):
 
 
 def ensure_zone(org, backends, progress):
-    zone = HostedZone.objects.filter(organization=org).exclude(state=HostedZone.State.DELETED).first()
+    zone = HostedZone.objects.live().filter(organization=org).first()
     if zone and zone.state == HostedZone.State.DELETING:
         if not release_unstarted(zone):
             raise ProviderError(
@@ -79,7 +79,7 @@ class NoProgress:
 def check_ownership(org, backends, progress):
     """Before changing anything: fail, naming it, if the IAM user or a parent-zone record that the organization's
     first registration would create already exists and is not ours (the zone itself is checked by ensure_zone)."""
-    zone = HostedZone.objects.filter(organization=org).exclude(state=HostedZone.State.DELETED).first()
+    zone = HostedZone.objects.live().filter(organization=org).first()
     if zone is None or not zone.access_key_id:
         check_iam_user(org, backends.iam())
     if settings.ORGDNS_PARENT_ZONE_ID and not (zone and zone.delegated):

@@ -29,7 +29,7 @@ class ZoneRecord:
 
 def live_zone(organization):
     """The organization's zone that is not deleted (one at most), or None."""
-    return organization.zones.exclude(state=HostedZone.State.DELETED).first()
+    return organization.zones.live().first()
 
 
 def get_active_zone(organization):

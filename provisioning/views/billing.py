@@ -1,12 +1,10 @@
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.utils import timezone
 
-from ..services import billing_overview, organizations
+from ..services import access, billing_overview
 
 
-@login_required
 def billing(request):
     """This month's zone charges, savings and scheduled deletions, for the user's organizations (staff: all)."""
-    overview = billing_overview.billing_overview(organizations.organizations_for(request.user), timezone.now())
+    overview = billing_overview.billing_overview(access.organizations_for(request.user), timezone.now())
     return render(request, "provisioning/billing.html", {"overview": overview})

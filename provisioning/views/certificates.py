@@ -1,40 +1,29 @@
 """Certificate pages: every view starts from a tenant-scoped lookup; writers only for actions."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from ..clients.errors import ProviderError
 from ..forms import InstallCertificateForm, IssueCertificateForm
-from ..services import certificates, organizations
+from ..services import access, certificates
 from .operations import HTMX_STOP_POLLING
 
 
-def _with_expiry(certificate, now):
-    certificate.expiry = certificates.expiry(certificate, now)
-    certificate.renewal_at = certificates.renewal_at(certificate)
-    return certificate
-
-
-@login_required
-def certificate_list(request, org):
-    org = organizations.get_org_for_user(request.user, org)
-    now = timezone.now()
+def organization_certificate_list(request, org):
+    org = access.get_org_for_user(request.user, org)
     context = {
         "org": org,
-        "certificates": [_with_expiry(c, now) for c in certificates.live_certificates(org)],
-        "can_write": organizations.can_write(request.user, org),
+        "certificates": certificates.certificates_of(org),
+        "can_write": access.can_write(request.user, org),
     }
     return render(request, "provisioning/certificate_list.html", context)
 
 
-@login_required
 def certificate_issue(request, org):
-    org = organizations.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
+    org = access.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
     form = IssueCertificateForm(request.POST or None, organization=org)
     if form.is_valid():
         data = form.cleaned_data
@@ -48,38 +37,37 @@ def certificate_issue(request, org):
 
 
 def _detail_context(request, certificate):
+    """The certificate page, which polls (the summary view) while a job works on the certificate or its latest
+    operation has not finished."""
+    operation = certificate.operations.select_related("cluster").first()
     return {
         "org": certificate.organization,
-        "certificate": _with_expiry(certificate, timezone.now()),
+        "certificate": certificate,
         "installations": certificate.installations.select_related("cluster"),
-        "can_write": organizations.can_write(request.user, certificate.organization),
+        "can_write": access.can_write(request.user, certificate.organization),
+        "operation": operation,
+        "operations": certificate.operations.select_related("organization", "cluster")[:10],
+        "polling": certificate.busy or (operation is not None and not operation.finished),
     }
 
 
-@login_required
 def certificate_detail(request, org, pk):
-    certificate = certificates.get_certificate_for_user(request.user, org, pk)
-    context = _detail_context(request, certificate)
-    context["operation"] = certificate.operations.select_related("cluster").first()
-    context["operations"] = certificate.operations.select_related("organization", "cluster")[:10]
-    return render(request, "provisioning/certificate_detail.html", context)
+    certificate = access.get_certificate_for_user(request.user, org, pk)
+    return render(request, "provisioning/certificate_detail.html", _detail_context(request, certificate))
 
 
-@login_required
 def certificate_summary(request, org, pk):
-    """The live part of the certificate page; answering 286 tells htmx to stop polling once no job works on it."""
-    certificate = certificates.get_certificate_for_user(request.user, org, pk)
-    response = render(request, "provisioning/certificate_detail.html#summary", _detail_context(request, certificate))
-    if not certificate.busy:
+    """The live part of the certificate page; answering 286 tells htmx to stop polling once nothing is under way."""
+    certificate = access.get_certificate_for_user(request.user, org, pk)
+    context = _detail_context(request, certificate)
+    response = render(request, "provisioning/certificate_detail.html#summary", context)
+    if not context["polling"]:
         response.status_code = HTMX_STOP_POLLING
     return response
 
 
-@login_required
 def certificate_install(request, org, pk):
-    certificate = certificates.get_writable_certificate_for_user(
-        request.user, org, pk, f"{request.method} {request.path}"
-    )
+    certificate = access.get_writable_certificate_for_user(request.user, org, pk, f"{request.method} {request.path}")
     form = InstallCertificateForm(request.POST or None, organization=certificate.organization, initial=request.GET)
     if form.is_valid():
         data = form.cleaned_data
@@ -97,9 +85,7 @@ def certificate_install(request, org, pk):
 
 
 def _certificate_action(request, org, pk, action, success):
-    certificate = certificates.get_writable_certificate_for_user(
-        request.user, org, pk, f"{request.method} {request.path}"
-    )
+    certificate = access.get_writable_certificate_for_user(request.user, org, pk, f"{request.method} {request.path}")
     try:
         action(certificate, request.user)
     except ValidationError as exc:
@@ -109,14 +95,12 @@ def _certificate_action(request, org, pk, action, success):
     return redirect("certificate", org, certificate.pk)
 
 
-@login_required
 @require_POST
 def certificate_renew(request, org, pk):
     success = "Renewing {}: a new key and certificate, installed everywhere."
     return _certificate_action(request, org, pk, certificates.renew_certificate, success)
 
 
-@login_required
 @require_POST
 def certificate_delete(request, org, pk):
     success = "Deleting {}: its Secrets and its key are being removed."
@@ -136,9 +120,8 @@ def _pem_response(read, filename, missing):
     return response
 
 
-@login_required
 def ca_download(request, org):
-    org = organizations.get_org_for_user(request.user, org)
+    org = access.get_org_for_user(request.user, org)
     return _pem_response(
         lambda: certificates.ca_certificate_pem(org),
         f"{org.name}-ca.crt",
@@ -146,9 +129,8 @@ def ca_download(request, org):
     )
 
 
-@login_required
 def certificate_download(request, org, pk):
-    certificate = certificates.get_certificate_for_user(request.user, org, pk)
+    certificate = access.get_certificate_for_user(request.user, org, pk)
     return _pem_response(
         lambda: certificates.certificate_pem(certificate),
         f"{certificate.organization.name}-certificate-{certificate.pk}.crt",

@@ -1,20 +1,18 @@
 """Cluster pages: register, watch, re-provision, deregister."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from ..forms import RegisterClusterForm
-from ..services import clusters, organizations
+from ..services import access, clusters
 
 
-@login_required
 @sensitive_post_parameters("token", "kubeconfig")
 def cluster_register(request, org):
-    org = organizations.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
+    org = access.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
     form = RegisterClusterForm(request.POST or None, request.FILES or None)
     if form.is_valid():
         try:
@@ -28,20 +26,18 @@ def cluster_register(request, org):
     return render(request, "provisioning/cluster_form.html", {"org": org, "form": form})
 
 
-@login_required
 def cluster_detail(request, org, pk):
-    cluster = organizations.get_cluster_for_user(request.user, org, pk)
+    cluster = access.get_cluster_for_user(request.user, org, pk)
     context = {
         "org": cluster.organization,
         "cluster": cluster,
         "operation": cluster.operations.first(),
         "operations": cluster.operations.select_related("organization")[:10],
-        "can_write": organizations.can_write(request.user, cluster.organization),
+        "can_write": access.can_write(request.user, cluster.organization),
     }
     return render(request, "provisioning/cluster_detail.html", context)
 
 
-@login_required
 @require_POST
 def cluster_deregister(request, org, pk):
     return _cluster_action(
@@ -53,14 +49,13 @@ def cluster_deregister(request, org, pk):
     )
 
 
-@login_required
 @require_POST
 def cluster_reprovision(request, org, pk):
     return _cluster_action(request, org, pk, clusters.retry_registration, "Provisioning {} again.")
 
 
 def _cluster_action(request, org, pk, action, success):
-    cluster = organizations.get_writable_cluster_for_user(request.user, org, pk, f"{request.method} {request.path}")
+    cluster = access.get_writable_cluster_for_user(request.user, org, pk, f"{request.method} {request.path}")
     try:
         action(cluster, request.user)
     except ValidationError as exc:

@@ -1,6 +1,7 @@
 """/metrics for Prometheus: a bearer token (ORGDNS_METRICS_TOKEN) or an allowed network, never a user's session."""
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -8,6 +9,7 @@ from django.views.decorators.http import require_GET
 from ..services import metrics_export
 
 
+@login_not_required
 @require_GET
 @never_cache
 def metrics(request):

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -15,23 +15,28 @@ from django.views.decorators.http import require_POST
 
 from ..clients.errors import ProviderError
 from ..forms import MemberForm, OffboardForm, OrganizationForm
-from ..models import Certificate, Cluster, Operation
-from ..services import externaldns_health, key_rotation, offboarding, organizations, route53_budget, zone_gc, zones
+from ..models import Certificate, Cluster, Operation, past_renewal_point
+from ..services import (
+    access,
+    externaldns_health,
+    key_rotation,
+    offboarding,
+    organizations,
+    route53_budget,
+    zone_gc,
+    zones,
+)
 
 HOME_ORGANIZATIONS = 25
-EXPIRING_SOON = timedelta(days=30)
 RECORDS_PER_PAGE = 100
 
 
-@login_required
 def home(request):
     """Health at a glance of the first organizations (the list page has them all), what needs attention, and
     recent operations."""
     now = timezone.now()
-    visible = organizations.organizations_for(request.user)
-    expiring = Q(not_after__lte=now + EXPIRING_SOON) & ~Q(
-        state__in=[Certificate.State.DELETED, Certificate.State.DELETING]
-    )
+    visible = access.organizations_for(request.user)
+    expiring = past_renewal_point(now) & ~Q(state__in=[Certificate.State.DELETED, Certificate.State.DELETING])
     rows = organizations.organization_rows(request.user).annotate(
         expiring=organizations.count_per_organization(Certificate, expiring)
     )
@@ -62,14 +67,13 @@ def home(request):
         "needs_attention": any(attention.values()),
         "attention_threshold": settings.ORGDNS_BUDGET_ATTENTION,
         "operations": Operation.objects.filter(organization__in=visible).select_related("organization", "cluster")[:10],
-        "can_create_organizations": organizations.can_create_organizations(request.user),
+        "can_create_organizations": access.can_create_organizations(request.user),
     }
     return render(request, "provisioning/home.html", context)
 
 
-@login_required
 def organization_create(request):
-    organizations.require_organization_creation(request.user)
+    access.require_organization_creation(request.user)
     form = OrganizationForm(request.POST or None)
     if form.is_valid():
         try:
@@ -82,9 +86,8 @@ def organization_create(request):
     return render(request, "provisioning/organization_form.html", {"form": form})
 
 
-@login_required
 def organization_detail(request, org):
-    org = organizations.get_org_for_user(request.user, org)
+    org = access.get_org_for_user(request.user, org)
     zone = zones.live_zone(org)
     context = {
         "org": org,
@@ -92,18 +95,16 @@ def organization_detail(request, org):
         "gc": zone_gc.zone_status(org, timezone.now()) if zone else None,
         "clusters": org.clusters.live(),
         "operations": org.operations.select_related("cluster")[:10],
-        "can_write": organizations.can_write(request.user, org),
+        "can_write": access.can_write(request.user, org),
         "key_age_limit": settings.ORGDNS_MAX_KEY_AGE_DAYS,
-        "can_offboard": organizations.can_offboard(request.user, org),
+        "can_offboard": access.can_offboard(request.user, org),
     }
     return render(request, "provisioning/organization_detail.html", context)
 
 
-@login_required
 def organization_offboard(request, org):
     """Delete the organization: typed confirmation, then the offboarding operation's page."""
-    org = organizations.get_org_for_user(request.user, org)
-    organizations.require_offboarding_right(request.user, org, f"{request.method} {request.path}")
+    org = access.get_org_to_offboard(request.user, org, f"{request.method} {request.path}")
     form = OffboardForm(request.POST or None)
     if form.is_valid():
         try:
@@ -118,18 +119,17 @@ def organization_offboard(request, org):
         "form": form,
         "running": offboarding.running_offboarding(org),
         "clusters": org.clusters.live().count(),
-        "certificates": org.certificates.exclude(state=Certificate.State.DELETED).count(),
+        "certificates": org.certificates.live().count(),
     }
     return render(request, "provisioning/organization_offboard.html", context)
 
 
-@login_required
 def members(request, org):
-    org = organizations.get_org_for_user(request.user, org)
-    can_manage = organizations.can_manage_members(request.user, org)
+    org = access.get_org_for_user(request.user, org)
+    can_manage = access.can_manage_members(request.user, org)
     form = MemberForm(request.POST or None)
     if request.method == "POST":
-        organizations.require_member_management(request.user, org)
+        access.require_member_management(request.user, org)
         if form.is_valid():
             try:
                 membership = organizations.set_member(org, form.cleaned_data["username"], form.cleaned_data["role"])
@@ -147,11 +147,9 @@ def members(request, org):
     return render(request, "provisioning/members.html", context)
 
 
-@login_required
 @require_POST
 def member_remove(request, org, pk):
-    org = organizations.get_org_for_user(request.user, org)
-    organizations.require_member_management(request.user, org)
+    org = access.get_org_for_member_management(request.user, org)
     try:
         membership = organizations.remove_member(org, pk)
     except ValidationError as exc:
@@ -161,10 +159,9 @@ def member_remove(request, org, pk):
     return redirect("members", org.name)
 
 
-@login_required
 @require_POST
 def rotate_key(request, org):
-    org = organizations.get_writable_org_for_user(request.user, org, "rotate the access key")
+    org = access.get_writable_org_for_user(request.user, org, "rotate the access key")
     try:
         operation = key_rotation.rotate_now(org, request.user)
     except ValidationError as exc:
@@ -176,17 +173,15 @@ def rotate_key(request, org):
     return redirect("operation", operation.pk)
 
 
-@login_required
 def zone_detail(request, org):
-    org = organizations.get_org_for_user(request.user, org)
+    org = access.get_org_for_user(request.user, org)
     zone = zones.live_zone(org)
     return render(request, "provisioning/zone_detail.html", {"org": org, "zone": zone})
 
 
-@login_required
 def zone_records(request, org):
     """The zone's records read from Route53, a page at a time (loaded into the zone page by htmx)."""
-    org = organizations.get_org_for_user(request.user, org)
+    org = access.get_org_for_user(request.user, org)
     zone = zones.get_active_zone(org)
     try:
         records = zones.zone_records(zone)
@@ -196,5 +191,6 @@ def zone_records(request, org):
     return render(request, "provisioning/zone_detail.html#records", {"org": org, "page": page})
 
 
+@login_not_required
 def healthz(request):
     return HttpResponse("ok", content_type="text/plain")

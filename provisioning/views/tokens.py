@@ -1,7 +1,6 @@
 """The user's personal API tokens: make one (shown once, on this response only), see them, revoke them."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -12,7 +11,6 @@ from ..forms import ApiTokenForm
 from ..services import api_tokens
 
 
-@login_required
 @never_cache
 def token_list(request):
     form = ApiTokenForm(request.POST or None)
@@ -30,7 +28,6 @@ def token_list(request):
     return render(request, "provisioning/tokens.html", context)
 
 
-@login_required
 @require_POST
 def token_revoke(request, pk):
     try:

@@ -35,9 +35,7 @@ class Command(BaseCommand):
 
     def reissue(self, org, dry_run):
         if dry_run:
-            self.stdout.write(
-                f"would reissue  {org.name}  ({org.certificates.exclude(state='deleted').count()} certificates)"
-            )
+            self.stdout.write(f"would reissue  {org.name}  ({org.certificates.live().count()} certificates)")
             return
         try:
             renewals, skipped = certificates.reissue_ca(org)
