@@ -436,21 +436,6 @@ def command_output(*args):
     return out.getvalue()
 
 
-def test_the_renewal_point_follows_the_setting(instant, settings):
-    now = instant.at
-    certificate = Certificate(not_before=now - datetime.timedelta(days=40), not_after=now + datetime.timedelta(days=50))
-    settings.ORGDNS_TLS_RENEW_AT = 2 / 3
-    assert not certificate.renewal_due(now) and certificate.expiry_at(now) == "valid"
-    settings.ORGDNS_TLS_RENEW_AT = 0.4
-    assert certificate.renewal_due(now) and certificate.expiry_at(now) == "expiring"
-    assert certificate.expiry_at(now + datetime.timedelta(days=51)) == "expired"
-    assert Certificate().expiry_at(now) == ""
-
-
-# --- pages: who may see and do what ---------------------------------------------------------------
-
-
-@pytest.fixture
 def acme_certificate(personas, acme_cluster):
     certificate, _ = issue(personas.acme, ["www.acme.orgdns.test"], [(acme_cluster, "web", "www-tls")])
     return certificate

@@ -3,7 +3,6 @@
 import datetime
 
 from provisioning.models import Certificate
-from provisioning.services import certificates
 from provisioning.validators import certificate_dns_names
 
 
@@ -20,8 +19,8 @@ def test_the_renewal_point_follows_the_setting(instant, settings):
     now = instant.at
     certificate = Certificate(not_before=now - datetime.timedelta(days=40), not_after=now + datetime.timedelta(days=50))
     settings.ORGDNS_TLS_RENEW_AT = 2 / 3
-    assert not certificates.renewal_due(certificate, now) and certificates.expiry(certificate, now) == "valid"
+    assert not certificate.renewal_due(now) and certificate.expiry_at(now) == "valid"
     settings.ORGDNS_TLS_RENEW_AT = 0.4
-    assert certificates.renewal_due(certificate, now) and certificates.expiry(certificate, now) == "expiring"
-    assert certificates.expiry(certificate, now + datetime.timedelta(days=51)) == "expired"
-    assert certificates.expiry(Certificate(), now) == ""
+    assert certificate.renewal_due(now) and certificate.expiry_at(now) == "expiring"
+    assert certificate.expiry_at(now + datetime.timedelta(days=51)) == "expired"
+    assert Certificate().expiry_at(now) == ""
