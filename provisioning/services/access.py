@@ -3,46 +3,56 @@ the user may see it, else 404) or get_writable_X_for_user (also 403 unless they 
 only ones: the pages, the API and the admin call them (what: the request or action, for the audit record of a
 refusal). Each refusal raises PermissionDenied (403) or Http404 saying what is missing, after recording it."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from ..models import AuditEvent, Certificate, Cluster, Membership, Operation, Organization
 from . import audit
 
+if TYPE_CHECKING:
+    from typing import Any
+
+    from django.contrib.auth.models import AbstractBaseUser
+    from django.db.models import Model, QuerySet
+
 WRITE_ROLES = (Membership.Role.OWNER, Membership.Role.MEMBER)
 ACT_IN_ANY_ORGANIZATION = "provisioning.act_in_any_organization"
 
 
-def organizations_for(user):
+def organizations_for(user: AbstractBaseUser) -> QuerySet[Organization]:
     """Staff see every organization; everyone else the organizations they belong to."""
     if user.is_staff:
         return Organization.objects.all()
     return Organization.objects.filter(memberships__user=user)
 
 
-def visible(model, user):
+def visible(model: type[Model], user: AbstractBaseUser) -> QuerySet[Model]:
     """The rows of model (which has an `organization`) that belong to the user's organizations."""
     return model.objects.filter(organization__in=organizations_for(user))
 
 
-def audit_events_for(user):
+def audit_events_for(user: AbstractBaseUser) -> QuerySet[AuditEvent]:
     """The events of the user's organizations; staff also see those of no organization (system, deleted ones)."""
     if user.is_staff:
         return AuditEvent.objects.all()
     return visible(AuditEvent, user)
 
 
-def acts_in_any_organization(user):
+def acts_in_any_organization(user: AbstractBaseUser) -> bool:
     """Support staff who may change what they see: staff with the permission (superusers have every permission).
     Other staff only look."""
     return user.is_staff and user.has_perm(ACT_IN_ANY_ORGANIZATION)
 
 
-def can_create_organizations(user):
+def can_create_organizations(user: AbstractBaseUser) -> bool:
     return user.is_staff and user.has_perm("provisioning.add_organization")
 
 
-def can_write(user, organization):
+def can_write(user: AbstractBaseUser, organization: Organization) -> bool:
     if not organization.active:
         return False
     if acts_in_any_organization(user):
@@ -50,7 +60,7 @@ def can_write(user, organization):
     return Membership.objects.filter(user=user, organization=organization, role__in=WRITE_ROLES).exists()
 
 
-def can_manage_members(user, organization):
+def can_manage_members(user: AbstractBaseUser, organization: Organization) -> bool:
     if not organization.active:
         return False
     if acts_in_any_organization(user):
@@ -58,7 +68,7 @@ def can_manage_members(user, organization):
     return Membership.objects.filter(user=user, organization=organization, role=Membership.Role.OWNER).exists()
 
 
-def can_offboard(user, organization):
+def can_offboard(user: AbstractBaseUser, organization: Organization) -> bool:
     """Owners, and support staff with the permission to act, delete an organization (again, if that failed)."""
     if organization.state == Organization.State.OFFBOARDED:
         return False
@@ -67,33 +77,33 @@ def can_offboard(user, organization):
     return Membership.objects.filter(user=user, organization=organization, role=Membership.Role.OWNER).exists()
 
 
-def get_org_for_user(user, name):
+def get_org_for_user(user: AbstractBaseUser, name: str) -> Organization:
     """The organization if the user may see it, else 404 (so others' names are not revealed)."""
     return visible_or_404(user, Organization.objects.all(), f"organization {name}", name=name)
 
 
-def get_writable_org_for_user(user, name, what):
+def get_writable_org_for_user(user: AbstractBaseUser, name: str, what: str) -> Organization:
     """The organization if the user may act in it; 404 if they may not see it, 403 if they may only look."""
     organization = get_org_for_user(user, name)
     require_write(user, organization, what)
     return organization
 
 
-def get_org_for_member_management(user, name):
+def get_org_for_member_management(user: AbstractBaseUser, name: str) -> Organization:
     """The organization if the user may manage its members; 404 if they may not see it, 403 if they may only look."""
     organization = get_org_for_user(user, name)
     require_member_management(user, organization)
     return organization
 
 
-def get_org_to_offboard(user, name, what):
+def get_org_to_offboard(user: AbstractBaseUser, name: str, what: str) -> Organization:
     """The organization if the user may delete it; 404 if they may not see it, 403 otherwise."""
     organization = get_org_for_user(user, name)
     require_offboarding_right(user, organization, what)
     return organization
 
 
-def get_cluster_for_user(user, org_name, pk):
+def get_cluster_for_user(user: AbstractBaseUser, org_name: str, pk: int) -> Cluster:
     return visible_or_404(
         user,
         Cluster.objects.select_related("organization"),
@@ -103,13 +113,13 @@ def get_cluster_for_user(user, org_name, pk):
     )
 
 
-def get_writable_cluster_for_user(user, org_name, pk, what):
+def get_writable_cluster_for_user(user: AbstractBaseUser, org_name: str, pk: int, what: str) -> Cluster:
     cluster = get_cluster_for_user(user, org_name, pk)
     require_write(user, cluster.organization, what)
     return cluster
 
 
-def get_certificate_for_user(user, org_name, pk):
+def get_certificate_for_user(user: AbstractBaseUser, org_name: str, pk: int) -> Certificate:
     return visible_or_404(
         user,
         Certificate.objects.select_related("organization"),
@@ -119,13 +129,13 @@ def get_certificate_for_user(user, org_name, pk):
     )
 
 
-def get_writable_certificate_for_user(user, org_name, pk, what):
+def get_writable_certificate_for_user(user: AbstractBaseUser, org_name: str, pk: int, what: str) -> Certificate:
     certificate = get_certificate_for_user(user, org_name, pk)
     require_write(user, certificate.organization, what)
     return certificate
 
 
-def get_operation_for_user(user, pk):
+def get_operation_for_user(user: AbstractBaseUser, pk: int) -> Operation:
     return visible_or_404(
         user,
         Operation.objects.select_related("organization", "cluster", "certificate", "created_by"),
@@ -134,13 +144,13 @@ def get_operation_for_user(user, pk):
     )
 
 
-def get_writable_operation_for_user(user, pk, what):
+def get_writable_operation_for_user(user: AbstractBaseUser, pk: int, what: str) -> Operation:
     operation = get_operation_for_user(user, pk)
     require_write(user, operation.organization, what)
     return operation
 
 
-def visible_or_404(user, objects, what, **lookup):
+def visible_or_404(user: AbstractBaseUser, objects: QuerySet[Any], what: str, **lookup: Any) -> Any:
     """The object if it is in one of the user's organizations; else 404, and if it is another organization's, an
     audit record of the refusal (so that tenants and support see who reached for what is not theirs)."""
     scope = "pk__in" if objects.model is Organization else "organization__in"
@@ -154,12 +164,12 @@ def visible_or_404(user, objects, what, **lookup):
     return found
 
 
-def refused(user, obj, detail):
+def refused(user: AbstractBaseUser, obj: Model | None, detail: str) -> None:
     """Record that the user was refused access to obj (an object of an organization, or None for the whole site)."""
     audit.record("access.refused", obj, actor=user, outcome=AuditEvent.Outcome.REFUSED, detail=detail)
 
 
-def require_write(user, organization, what):
+def require_write(user: AbstractBaseUser, organization: Organization, what: str) -> None:
     """PermissionDenied, audited, unless the user may change the organization's clusters and certificates."""
     require_not_offboarding(user, organization, what)
     if not can_write(user, organization):
@@ -170,13 +180,13 @@ def require_write(user, organization, what):
         )
 
 
-def require_not_offboarding(user, organization, what):
+def require_not_offboarding(user: AbstractBaseUser, organization: Organization, what: str) -> None:
     if not organization.active:
         refused(user, organization, f"{what}: {organization.name} is {organization.state}")
         raise PermissionDenied(f"{organization.name} is {organization.state}: nothing in it can be changed any more.")
 
 
-def require_offboarding_right(user, organization, what):
+def require_offboarding_right(user: AbstractBaseUser, organization: Organization, what: str) -> None:
     if not can_offboard(user, organization):
         refused(user, organization, f"{what}: {user.get_username()} may not delete {organization.name}")
         if organization.state == Organization.State.OFFBOARDED:
@@ -187,20 +197,20 @@ def require_offboarding_right(user, organization, what):
         )
 
 
-def require_member_management(user, organization):
+def require_member_management(user: AbstractBaseUser, organization: Organization) -> None:
     require_not_offboarding(user, organization, "manage members")
     if not can_manage_members(user, organization):
         refused(user, organization, f"manage members: {user.get_username()} is not an owner of {organization.name}")
         raise PermissionDenied(f"Only owners of {organization.name} manage its members.")
 
 
-def require_organization_creation(user):
+def require_organization_creation(user: AbstractBaseUser) -> None:
     if not can_create_organizations(user):
         refused(user, None, f"create an organization: {user.get_username()} may not")
         raise PermissionDenied("Only support staff with the permission to add organizations create them.")
 
 
-def require_staff(user, what):
+def require_staff(user: AbstractBaseUser, what: str) -> None:
     """PermissionDenied, audited, unless the user is staff (what: the page, for the message and the record)."""
     if not user.is_staff:
         refused(user, None, f"{what}: {user.get_username()} is not staff")

@@ -5,6 +5,8 @@ and, when ORGDNS_AWS_ACCOUNTS lists it, organizations too. An organization is pl
 headroom when its first zone is about to be created, and orgdns never moves it afterwards.
 """
 
+from __future__ import annotations
+
 import re
 from dataclasses import dataclass
 
@@ -35,11 +37,11 @@ class Account:
     iam_permissions_boundary: str  # the ARN of the boundary of every IAM user orgdns creates there; empty: none
 
     @property
-    def is_main(self):
+    def is_main(self) -> bool:
         return not self.role_arn
 
 
-def configured():
+def configured() -> list[Account]:
     """Every configured account, in ORGDNS_AWS_ACCOUNTS's order (placement prefers the first of equals)."""
     if not settings.ORGDNS_AWS_ACCOUNTS:
         return [
@@ -72,7 +74,7 @@ def configured():
     ]
 
 
-def boundary_in(role_arn):
+def boundary_in(role_arn: str) -> str:
     """ORGDNS_IAM_PERMISSIONS_BOUNDARY's policy in the role's account (a boundary must be a policy of the user's own
     account: docs/policies/tenant-boundary.json is created in each account under the same name)."""
     boundary = settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY
@@ -81,7 +83,7 @@ def boundary_in(role_arn):
     return re.sub(r"^(arn:[^:]+:iam::)\d{12}:", lambda m: f"{m[1]}{role_arn.split(':')[4]}:", boundary)
 
 
-def main():
+def main() -> Account:
     """orgdns's own account: the parent zone's, and that of organizations placed before accounts were configured."""
     found = next((account for account in configured() if account.is_main), None)
     if found is None:  # not listed: it holds the parent zone only
@@ -99,13 +101,13 @@ def main():
     return found
 
 
-def every():
+def every() -> list[Account]:
     """Every account orgdns may have something in: the configured ones, and the main account if it is not listed."""
     listed = configured()
     return listed if any(account.is_main for account in listed) else [main(), *listed]
 
 
-def named(name):
+def named(name: str) -> Account:
     """The account called `name` ("" is the main account); ProviderError if no account has that name."""
     if not name:
         return main()
@@ -120,23 +122,23 @@ def named(name):
     return found
 
 
-def stored_names(account):
+def stored_names(account: Account) -> list[str]:
     """The values of `aws_account` that rows in this account carry ("" too, for the main account's)."""
     return [account.name, ""] if account.is_main else [account.name]
 
 
-def of_zone(zone):
+def of_zone(zone: HostedZone) -> Account:
     """The account a zone is in: the one recorded when its row was made (the main account for older rows)."""
     return named(zone.aws_account)
 
 
-def of_organization(organization):
+def of_organization(organization: Organization) -> Account:
     """The account the organization is placed in; the main account if it is not placed yet (it has nothing in AWS
     then, or was provisioned before accounts were configured)."""
     return named(organization.aws_account)
 
 
-def budget_of(account):
+def budget_of(account: Account) -> budget.Budget:
     """The budget model of the account's Route53 rate."""
     return budget.Budget(
         account_rate=account.rate,
@@ -162,13 +164,13 @@ class Usage:
     clusters: int  # not deregistered
 
     @property
-    def cluster_capacity(self):
+    def cluster_capacity(self) -> int:
         """The clusters the account's Route53 rate holds at ORGDNS_BUDGET_ATTENTION of the fleet's share."""
         zones = self.zones + 1 + (bool(settings.ORGDNS_PARENT_ZONE_ID) and self.account.is_main)
         return budget.max_clusters_per_account(zones, budget_of(self.account), settings.ORGDNS_BUDGET_ATTENTION)
 
     @property
-    def headroom(self):
+    def headroom(self) -> float:
         return budget.placement_headroom(
             self.zones,
             self.account.zone_quota,
@@ -179,7 +181,7 @@ class Usage:
         )
 
 
-def usage():
+def usage() -> list[Usage]:
     """Every configured account's usage, in three grouped queries."""
     live_zones = HostedZone.objects.live().order_by().values("aws_account")
     zones = {
@@ -199,7 +201,7 @@ def usage():
     ]
 
 
-def check_movable(organization):
+def check_movable(organization: Organization) -> None:
     """ValidationError unless the organization can be given another account: only while it has no zone (a zone, its
     IAM user and its key stay in the account they were created in; orgdns never copies them over)."""
     live = HostedZone.objects.live().filter(organization=organization).first()
@@ -210,7 +212,7 @@ def check_movable(organization):
         )
 
 
-def place(organization):
+def place(organization: Organization) -> Account:
     """The organization's account, placing it first if it is not placed: in the main account if it already has a
     zone there (provisioned before accounts were configured), else in the account with the most headroom. Placement
     is a conditional update: a concurrent placement of the same organization wins, and is returned."""

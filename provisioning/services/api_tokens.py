@@ -4,10 +4,13 @@ A token acts as its user: what it may see and do is decided at each request by t
 (services.organizations), so removing someone from an organization also takes that organization from their tokens.
 """
 
+from __future__ import annotations
+
 import hashlib
 import logging
 import secrets
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,6 +22,12 @@ from redis.exceptions import RedisError
 from ..models import ApiToken
 from . import audit
 from .backends import api_rate_limiter
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from django.contrib.auth.models import AbstractBaseUser
+    from django.db.models import QuerySet
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +41,17 @@ class InvalidToken(Exception):
     """A bearer token that cannot be used, with the reason to tell its presenter."""
 
 
-def token_hash(raw):
+def token_hash(raw: str) -> str:
     """Tokens carry 256 random bits, so a plain SHA-256 (no salt, no slow hash) cannot be reversed, and it can be
     looked up by equality."""
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def tokens_of(user):
+def tokens_of(user: AbstractBaseUser) -> QuerySet[ApiToken]:
     return user.api_tokens.all()
 
 
-def create_token(user, name, days, form_key=""):
+def create_token(user: AbstractBaseUser, name: str, days: int, form_key: str = "") -> tuple[ApiToken, str]:
     """Make a token for user, valid for `days`. Returns (row, token): the token is not kept anywhere, only its hash.
 
     form_key: the key of the form it comes from; sending that form again (a page reload) makes no second token.
@@ -70,7 +79,7 @@ def create_token(user, name, days, form_key=""):
     return token, raw
 
 
-def revoke_token(user, pk):
+def revoke_token(user: AbstractBaseUser, pk: int) -> ApiToken:
     """Revoke one of the user's own tokens (another user's is not found)."""
     with transaction.atomic():
         token = get_object_or_404(ApiToken.objects.select_for_update(), user=user, pk=pk)
@@ -82,14 +91,14 @@ def revoke_token(user, pk):
     return token
 
 
-def revoke_by_staff(token, user):
+def revoke_by_staff(token: ApiToken, user: AbstractBaseUser) -> None:
     """Support's revocation of anyone's token (a leaked one, say)."""
     if token.revoked_at is None:
         ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=timezone.now())
         audit.record("api_token.revoke", token, actor=user, detail=f"token of {token.user.get_username()}")
 
 
-def authenticate(raw, now=None):
+def authenticate(raw: str, now: datetime | None = None) -> ApiToken:
     """The token that raw is, if it may be used now; InvalidToken saying why not otherwise."""
     now = now or timezone.now()
     if not raw.startswith(TOKEN_PREFIX):
@@ -108,7 +117,7 @@ def authenticate(raw, now=None):
     return token
 
 
-def rate_limit_wait(identity):
+def rate_limit_wait(identity: str) -> float:
     """0 if the token (or session user) named by identity may make a request now, else the seconds to wait.
     Without Redis the API still answers: the limit is there to protect it, not to stop it."""
     try:

@@ -4,15 +4,24 @@ Whoever acts sets the context once (the middleware for requests, the job runner,
 places that change state call record(), which takes the actor, source and request id from it.
 """
 
+from __future__ import annotations
+
 import contextvars
 import re
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from ..models import AuditEvent, Organization
 
-_context = contextvars.ContextVar("orgdns_audit", default=None)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from django.contrib.auth.models import AbstractBaseUser
+    from django.db.models import Model
+
+_context: contextvars.ContextVar[Context | None] = contextvars.ContextVar("orgdns_audit", default=None)
 CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -20,21 +29,23 @@ CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 class Context:
     source: str
     request_id: str  # always ours: a client cannot make its actions pass for another request's
-    actor: object = None  # a user (possibly lazy), or None for the system
+    actor: AbstractBaseUser | None = None  # a user (possibly lazy), or None for the system
     client_request_id: str = ""  # the id the client (or its proxy) gave the request, if it is a sane token
 
 
-def new_request_id():
+def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def client_request_id(proposed):
+def client_request_id(proposed: str | None) -> str:
     """The X-Request-ID a client sent, if it is a sane token (kept beside ours, for finding its requests), else ""."""
     return proposed if proposed and CLIENT_REQUEST_ID.match(proposed) else ""
 
 
 @contextmanager
-def acting(source, actor=None, request_id=None, client_request_id=""):
+def acting(
+    source: str, actor: AbstractBaseUser | None = None, request_id: str | None = None, client_request_id: str = ""
+) -> Iterator[Context | None]:
     token = _context.set(Context(source, request_id or new_request_id(), actor, client_request_id))
     try:
         yield _context.get()
@@ -42,16 +53,24 @@ def acting(source, actor=None, request_id=None, client_request_id=""):
         _context.reset(token)
 
 
-def act_as(actor):
+def act_as(actor: AbstractBaseUser) -> None:
     """The request was authenticated by other means than the session (an API token): later records name actor."""
     _context.set(replace(current(), actor=actor))
 
 
-def current():
+def current() -> Context:
     return _context.get() or Context(AuditEvent.Source.JOB, "")
 
 
-def record(action, obj=None, *, organization=None, outcome=AuditEvent.Outcome.OK, detail="", actor=None):
+def record(
+    action: str,
+    obj: Model | None = None,
+    *,
+    organization: Organization | None = None,
+    outcome: str = AuditEvent.Outcome.OK,
+    detail: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> AuditEvent:
     context = current()
     actor = actor if actor is not None else context.actor
     if actor is not None and not actor.is_authenticated:
@@ -72,7 +91,7 @@ def record(action, obj=None, *, organization=None, outcome=AuditEvent.Outcome.OK
     )
 
 
-def _organization_of(obj):
+def _organization_of(obj: Model | None) -> Organization | None:
     if isinstance(obj, Organization):
         return obj
     return getattr(obj, "organization", None)

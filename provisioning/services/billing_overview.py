@@ -1,14 +1,24 @@
 """The billing page's data: what each zone was charged and what the GC avoided (the ledger), and the deletions it plans."""
 
+from __future__ import annotations
+
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from .. import billing
 from ..models import ZoneCharge
 from . import accounts
 from .zone_gc import plan
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from django.db.models import QuerySet
+
+    from ..models import Organization
 
 
 @dataclass
@@ -26,19 +36,19 @@ class BillingOverview:
     scheduled: list  # PlannedZone
 
     @property
-    def charged_total(self):
+    def charged_total(self) -> Decimal:
         return sum((c.price for c in self.charged), Decimal(0))
 
     @property
-    def avoided(self):
+    def avoided(self) -> list[PricedCharge]:
         return self.avoided_young + self.avoided_renewal
 
     @property
-    def avoided_total(self):
+    def avoided_total(self) -> Decimal:
         return sum((c.price for c in self.avoided), Decimal(0))
 
 
-def billing_overview(organizations, now):
+def billing_overview(organizations: QuerySet[Organization], now: datetime) -> BillingOverview:
     """This month's ledger and schedule for these organizations' zones.
 
     Route53's price tiers count every zone of an AWS account, so prices are ranked within each account (the zone's);

@@ -1,6 +1,9 @@
 """The certificate jobs (DESIGN.md §4): issue or renew, install, delete. Every step converges when re-run."""
 
+from __future__ import annotations
+
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils import timezone
@@ -13,8 +16,18 @@ from . import offboarding_rules
 from .leases import organization_lock
 from .vault_paths import ca_path, cluster_secret_path, material_path, read_connection, usable_connection
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
-def issue_and_install(operation, progress, backends):
+    from ..clients.kube import KubeCluster
+    from ..clients.vault import Vault
+    from ..models import Operation, Organization
+    from .backends import Backends
+    from .operations import Progress
+
+
+def issue_and_install(operation: Operation, progress: Progress, backends: Backends) -> None:
     """ISSUE and RENEW: a new key and certificate (once per operation, so a retried job reuses them), then install."""
     certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
     offboarding_rules.refuse_in_job(certificate.organization)
@@ -29,13 +42,13 @@ def issue_and_install(operation, progress, backends):
     install_everywhere(certificate, vault, backends, progress)
 
 
-def install(operation, progress, backends):
+def install(operation: Operation, progress: Progress, backends: Backends) -> None:
     certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
     offboarding_rules.refuse_in_job(certificate.organization)
     install_everywhere(certificate, backends.vault(), backends, progress)
 
 
-def ensure_ca(org, vault, progress):
+def ensure_ca(org: Organization, vault: Vault, progress: Progress) -> tls.KeyPair:
     """The organization's CA as a tls.KeyPair, made on first need (under the organization lock, so only once)."""
     path = ca_path(vault, org)
     stored = vault.read(path)
@@ -49,14 +62,14 @@ def ensure_ca(org, vault, progress):
     return tls.KeyPair(**stored)
 
 
-def make_ca(org, vault):
+def make_ca(org: Organization, vault: Vault) -> tls.KeyPair:
     """A new CA for the organization, stored in Vault in place of any earlier one (whose versions Vault keeps)."""
     ca = tls.make_ca(org.zone_name, org.name, settings.ORGDNS_TLS_CA_DAYS)
     vault.write(ca_path(vault, org), {"certificate": ca.certificate, "private_key": ca.private_key})
     return ca
 
 
-def issue(certificate, ca, vault, progress):
+def issue(certificate: Certificate, ca: tls.KeyPair, vault: Vault, progress: Progress) -> None:
     pair = tls.issue_server_certificate(
         ca, certificate.dns_names, certificate.organization.name, settings.ORGDNS_TLS_CERT_DAYS
     )
@@ -75,7 +88,7 @@ def issue(certificate, ca, vault, progress):
     progress.log(f"issued serial {info.serial}, valid until {info.not_after:%Y-%m-%d %H:%M} UTC")
 
 
-def read_material(vault, certificate):
+def read_material(vault: Vault, certificate: Certificate) -> dict[str, Any]:
     stored = vault.read(material_path(vault, certificate))
     if stored is None:
         raise ProviderError(
@@ -86,12 +99,12 @@ def read_material(vault, certificate):
     return stored
 
 
-def install_everywhere(certificate, vault, backends, progress):
+def install_everywhere(certificate: Certificate, vault: Vault, backends: Backends, progress: Progress) -> None:
     progress.step("Installing the certificate into its clusters", 60)
     material = read_material(vault, certificate)
     serial = tls.describe(material["certificate"]).serial
 
-    def install_one(installation):
+    def install_one(installation: CertificateInstallation) -> None:
         secret = tls.secret_manifest(
             installation.secret_name,
             installation.namespace,
@@ -115,7 +128,13 @@ def install_everywhere(certificate, vault, backends, progress):
     Certificate.objects.filter(pk=certificate.pk).update(state=Certificate.State.ACTIVE, message="")
 
 
-def put_secret(kube, installation, secret, certificate_id, progress):
+def put_secret(
+    kube: KubeCluster,
+    installation: CertificateInstallation,
+    secret: dict[str, Any],
+    certificate_id: str,
+    progress: Progress,
+) -> str:
     """Create or update the Secret, creating its namespace if needed; never overwrite a Secret that is not ours."""
     namespace, name = installation.namespace, installation.secret_name
     current = kube.get("Secret", name, namespace)
@@ -132,16 +151,16 @@ def put_secret(kube, installation, secret, certificate_id, progress):
     return kube.apply(secret)
 
 
-def delete(operation, progress, backends):
+def delete(operation: Operation, progress: Progress, backends: Backends) -> None:
     certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
     remove_certificate(certificate, backends.vault(), backends, progress)
 
 
-def remove_certificate(certificate, vault, backends, progress):
+def remove_certificate(certificate: Certificate, vault: Vault, backends: Backends, progress: Progress) -> None:
     """Its Secrets out of the clusters, its key and certificate out of Vault; the row stays, `deleted`."""
     progress.step(f"Removing the Secrets of certificate {certificate} from the clusters", 10)
 
-    def remove_one(installation):
+    def remove_one(installation: CertificateInstallation) -> None:
         with cluster_api(installation.cluster, vault, backends) as kube:
             remove_secret(kube, installation, progress)
 
@@ -156,7 +175,7 @@ def remove_certificate(certificate, vault, backends, progress):
     )
 
 
-def remove_secret(kube, installation, progress):
+def remove_secret(kube: KubeCluster, installation: CertificateInstallation, progress: Progress) -> None:
     """Delete the installation's Secret if it still holds its certificate, then the installation."""
     CertificateInstallation.objects.filter(pk=installation.pk).update(state=CertificateInstallation.State.REMOVING)
     current = kube.get("Secret", installation.secret_name, installation.namespace)
@@ -170,7 +189,7 @@ def remove_secret(kube, installation, progress):
     installation.delete()
 
 
-def remove_from_cluster(cluster, vault, backends, progress):
+def remove_from_cluster(cluster: Cluster, vault: Vault, backends: Backends, progress: Progress) -> None:
     """Every certificate Secret we installed in the cluster (for its deregistration)."""
     installations = list(cluster.certificate_installations.select_related("cluster", "certificate"))
     if not installations:
@@ -191,7 +210,9 @@ def remove_from_cluster(cluster, vault, backends, progress):
         kube.close()
 
 
-def for_each_installation(certificate, action, progress):
+def for_each_installation(
+    certificate: Certificate, action: Callable[[CertificateInstallation], None], progress: Progress
+) -> None:
     """Run action on every installation in a live cluster. One that fails is marked failed, the others still run,
     and then the job fails naming it (transient only if every failure was)."""
     installations = list(certificate.installations.select_related("cluster"))
@@ -218,7 +239,7 @@ def for_each_installation(certificate, action, progress):
 
 
 @contextmanager
-def cluster_api(cluster, vault, backends):
+def cluster_api(cluster: Cluster, vault: Vault, backends: Backends) -> Iterator[KubeCluster]:
     kube = backends.cluster(read_connection(vault, cluster))
     try:
         yield kube
@@ -226,7 +247,7 @@ def cluster_api(cluster, vault, backends):
         kube.close()
 
 
-def mark_failed(operation, message):
+def mark_failed(operation: Operation, message: str) -> None:
     """After a failed issue, renewal or installation: still usable if it was issued once."""
     issued = Certificate.objects.filter(pk=operation.certificate_id).exclude(serial="").exists()
     Certificate.objects.filter(pk=operation.certificate_id).update(
@@ -235,7 +256,7 @@ def mark_failed(operation, message):
     )
 
 
-def mark_delete_failed(operation, message):
+def mark_delete_failed(operation: Operation, message: str) -> None:
     Certificate.objects.filter(pk=operation.certificate_id).update(
         state=Certificate.State.ERROR, message=f"deletion failed: {message}"
     )

@@ -1,5 +1,9 @@
 """TLS certificates: validate a request, claim the certificate, queue its job; who may see them; when to renew."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -13,26 +17,35 @@ from .certificate_jobs import ca_path, make_ca, material_path
 from .leases import organization_lock
 from .operations import start_operation
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import datetime
+
+    from django.contrib.auth.models import AbstractBaseUser
+    from django.db.models import QuerySet
+
+    from ..models import Operation
+
 UNREACHABLE_CLUSTER_STATES = (Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED)
 
 
-def with_installations(certificates):
+def with_installations(certificates: QuerySet[Certificate]) -> QuerySet[Certificate]:
     return certificates.select_related("organization").prefetch_related("installations__cluster")
 
 
-def current(certificate):
+def current(certificate: Certificate) -> Certificate:
     """The certificate as it is now, with where it is installed."""
     return with_installations(Certificate.objects).get(pk=certificate.pk)
 
 
-def certificates_of(organization, state=None):
+def certificates_of(organization: Organization, state: str | None = None) -> QuerySet[Certificate]:
     """The organization's certificates in state, or (no state) those not deleted, newest first, with where they are."""
     rows = with_installations(organization.certificates.all())
     rows = rows.filter(state=state) if state else rows.live()
     return rows.order_by("-created_at", "-pk")
 
 
-def get_installable_cluster(organization, pk):
+def get_installable_cluster(organization: Organization, pk: int) -> Cluster:
     """The organization's registered cluster with this id; ValidationError otherwise."""
     cluster = installable_clusters(organization).filter(pk=pk).first()
     if cluster is None:
@@ -40,11 +53,16 @@ def get_installable_cluster(organization, pk):
     return cluster
 
 
-def installable_clusters(organization):
+def installable_clusters(organization: Organization) -> QuerySet[Cluster]:
     return organization.clusters.exclude(state__in=UNREACHABLE_CLUSTER_STATES)
 
 
-def issue_certificate(organization, names, targets=(), user=None):
+def issue_certificate(
+    organization: Organization,
+    names: Iterable[str],
+    targets: Iterable[tuple[Cluster, str, str]] = (),
+    user: AbstractBaseUser | None = None,
+) -> tuple[Certificate, Operation]:
     """Save a certificate for names and queue the job that issues it and installs it into targets.
 
     targets: (cluster, namespace, secret name) triples. Raises ValidationError naming what is wrong; then nothing
@@ -63,7 +81,9 @@ def issue_certificate(organization, names, targets=(), user=None):
     return certificate, operation
 
 
-def install_certificate(certificate, cluster, namespace, secret_name, user=None):
+def install_certificate(
+    certificate: Certificate, cluster: Cluster, namespace: str, secret_name: str, user: AbstractBaseUser | None = None
+) -> Operation:
     """Queue installing the certificate as Secret namespace/secret_name in cluster (again, if it is there already)."""
     target = clean_target(certificate.organization, cluster, namespace, secret_name)
     with transaction.atomic():
@@ -78,7 +98,7 @@ def install_certificate(certificate, cluster, namespace, secret_name, user=None)
         )
 
 
-def renew_certificate(certificate, user=None):
+def renew_certificate(certificate: Certificate, user: AbstractBaseUser | None = None) -> Operation:
     """Queue a new key and certificate, installed everywhere the old one is. Also retries a failed issue."""
     with transaction.atomic():
         claim(certificate, Certificate.SETTLED, Certificate.State.RENEWING)  # Certificate.can_renew
@@ -87,7 +107,7 @@ def renew_certificate(certificate, user=None):
         )
 
 
-def delete_certificate(certificate, user=None):
+def delete_certificate(certificate: Certificate, user: AbstractBaseUser | None = None) -> Operation:
     """Queue removing the certificate's Secrets from the clusters and its key and certificate from Vault."""
     with transaction.atomic():
         claim(certificate, Certificate.SETTLED, Certificate.State.DELETING)  # Certificate.can_delete
@@ -96,7 +116,9 @@ def delete_certificate(certificate, user=None):
         )
 
 
-def clean_target(organization, cluster, namespace, secret_name):
+def clean_target(
+    organization: Organization, cluster: Cluster, namespace: str, secret_name: str
+) -> tuple[Cluster, str, str]:
     if cluster.organization_id != organization.pk:
         raise ValidationError(f"Cluster {cluster.name} does not belong to {organization.name}.")
     if cluster.state in UNREACHABLE_CLUSTER_STATES:
@@ -106,7 +128,9 @@ def clean_target(organization, cluster, namespace, secret_name):
     return cluster, namespace, secret_name
 
 
-def add_installation(certificate, cluster, namespace, secret_name):
+def add_installation(
+    certificate: Certificate, cluster: Cluster, namespace: str, secret_name: str
+) -> CertificateInstallation:
     """A pending installation; refused if another certificate already goes into that Secret."""
     where = {"cluster": cluster, "namespace": namespace, "secret_name": secret_name}
     try:
@@ -125,7 +149,7 @@ def add_installation(certificate, cluster, namespace, secret_name):
     return installation
 
 
-def claim(certificate, from_states, to_state):
+def claim(certificate: Certificate, from_states: Iterable[str], to_state: str) -> None:
     """Move the certificate to to_state if it is in one of from_states, so one job at a time works on it."""
     offboarding_rules.require_active(certificate.organization)
     if not Certificate.objects.filter(pk=certificate.pk, state__in=from_states).update(state=to_state, message=""):
@@ -135,7 +159,7 @@ def claim(certificate, from_states, to_state):
         )
 
 
-def certificates_due_for_renewal(now):
+def certificates_due_for_renewal(now: datetime) -> list[Certificate]:
     """Issued certificates past ORGDNS_TLS_RENEW_AT of their lifetime that are neither failed nor being deleted."""
     candidates = (
         Certificate.objects.exclude(
@@ -149,28 +173,30 @@ def certificates_due_for_renewal(now):
     return list(candidates.filter(past_renewal_point(now)))
 
 
-def ca_certificate_pem(organization):
+def ca_certificate_pem(organization: Organization) -> str | None:
     """The organization CA's certificate (never its key), or None before the first certificate is issued."""
     vault = Backends().vault()
     stored = vault.read(ca_path(vault, organization))
     return stored["certificate"] if stored else None
 
 
-def certificate_pem(certificate):
+def certificate_pem(certificate: Certificate) -> str | None:
     """The certificate (never its key), or None if it is not issued or was deleted."""
     vault = Backends().vault()
     stored = vault.read(material_path(vault, certificate))
     return stored["certificate"] if stored else None
 
 
-def ca_needs_reissue(organization):
+def ca_needs_reissue(organization: Organization) -> bool:
     """Whether the organization has a CA made before CAs excluded every IP address."""
     vault = Backends().vault()
     stored = vault.read(ca_path(vault, organization))
     return stored is not None and not tls.excludes_ip_addresses(stored["certificate"])
 
 
-def reissue_ca(organization, user=None):
+def reissue_ca(
+    organization: Organization, user: AbstractBaseUser | None = None
+) -> tuple[list[Operation], list[tuple[Certificate, str]]]:
     """A new CA for the organization in place of its current one, and a renewal queued for each of its certificates
     (so each is signed by the new CA and installed with it). Returns (renewals, certificates skipped with the reason)."""
     offboarding_rules.require_active(organization)

@@ -1,6 +1,10 @@
 """The cluster jobs (DESIGN.md §2): register (zone, credentials, ExternalDNS), re-render ExternalDNS, deregister.
 Every step converges when re-run."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from ..clients import externaldns
 from ..clients.errors import ProviderError
 from ..models import Cluster, HostedZone, Operation
@@ -13,10 +17,16 @@ from .operations import wait_for
 from .vault_paths import cluster_secret_path, read_connection, usable_connection
 from .zone_setup import NoProgress, adopt_zone, check_ownership, ensure_credentials, ensure_zone
 
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
+    from .backends import Backends
+    from .operations import Progress
+
 PROVISIONABLE = (Cluster.State.PENDING, Cluster.State.PROVISIONING, Cluster.State.ERROR, Cluster.State.READY)
 
 
-def register(operation, progress, backends):
+def register(operation: Operation, progress: Progress, backends: Backends) -> None:
     cluster = operation.cluster
     org = cluster.organization
     offboarding_rules.refuse_in_job(org)
@@ -52,13 +62,13 @@ def register(operation, progress, backends):
     )
 
 
-def mark_register_failed(operation, message):
+def mark_register_failed(operation: Operation, message: str) -> None:
     Cluster.objects.filter(pk=operation.cluster_id, state__in=PROVISIONABLE).update(
         state=Cluster.State.ERROR, message=message
     )
 
 
-def rerender_externaldns(operation, progress, backends):
+def rerender_externaldns(operation: Operation, progress: Progress, backends: Backends) -> None:
     """The register job again, which deploys ExternalDNS with the flags the fleet calls for now. For a provisioned
     cluster it sends Route53 nothing and changes only what differs: the Deployment's args, which restarts ExternalDNS.
     A cluster that is no longer ready (being deregistered, say) is left alone."""
@@ -69,11 +79,11 @@ def rerender_externaldns(operation, progress, backends):
     register(operation, progress, backends)
 
 
-def deregister_job(operation, progress, backends):
+def deregister_job(operation: Operation, progress: Progress, backends: Backends) -> None:
     deregister(operation.cluster, progress, backends)
 
 
-def deregister(cluster, progress, backends):
+def deregister(cluster: Cluster, progress: Progress, backends: Backends) -> None:
     """Certificates first (while the cluster's credentials are still in Vault), then ExternalDNS and the records it
     owns, then the cluster's credentials.
 
@@ -113,7 +123,7 @@ def deregister(cluster, progress, backends):
     Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.DEREGISTERED, message="deregistered")
 
 
-def mark_deregister_failed(operation, message):
+def mark_deregister_failed(operation: Operation, message: str) -> None:
     Cluster.objects.filter(pk=operation.cluster_id).update(
         state=Cluster.State.ERROR, message=f"deregistration failed: {message}"
     )
@@ -126,7 +136,7 @@ RERENDER_EXTERNALDNS = OperationKind(
 DEREGISTER = OperationKind("deregister", "Deregister cluster", run=deregister_job, on_failure=mark_deregister_failed)
 
 
-def settle_unconfirmed_zones(backends, now, grace):
+def settle_unconfirmed_zones(backends: Backends, now: datetime, grace: timedelta) -> list[tuple[HostedZone, str]]:
     """Zones whose creation was asked of Route53 but never confirmed (the job stopped, or the answer was lost) and
     that no job is finishing: adopted if Route53 has them, so that the GC sees every zone that may cost money, and
     the row removed if it has not. Returns [(zone, what was done)]."""

@@ -1,7 +1,10 @@
 """Registering and deregistering clusters: validate, keep credentials in Vault, queue the job."""
 
+from __future__ import annotations
+
 import math
 import secrets
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,10 +22,18 @@ from .cluster_jobs import DEREGISTER, REGISTER, RERENDER_EXTERNALDNS
 from .operations import start_operation
 from .vault_paths import cluster_secret_path
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+    from django.db.models import QuerySet
+
+    from ..models import Operation, Organization
+
 MAX_KUBECONFIG_BYTES = 256 * 1024
 
 
-def cluster_connection(api_server="", token="", ca_pem="", kubeconfig=None, context=""):
+def cluster_connection(
+    api_server: str = "", token: str = "", ca_pem: str = "", kubeconfig: str | None = None, context: str = ""
+) -> ClusterConnection:
     """The connection given either as a kubeconfig (text) or as server URL, CA and token; ValidationError saying
     what is wrong otherwise. The message never contains the token."""
     try:
@@ -37,17 +48,19 @@ def cluster_connection(api_server="", token="", ca_pem="", kubeconfig=None, cont
         raise ValidationError(f"Cluster connection: {exc}") from None
 
 
-def clusters_of(organization, state=None):
+def clusters_of(organization: Organization, state: str | None = None) -> QuerySet[Cluster]:
     """The organization's clusters in state, or (no state) those that are not deregistered, by name."""
     rows = organization.clusters.filter(state=state) if state else organization.clusters.live()
     return rows.select_related("organization", "registered_by").order_by("name", "pk")
 
 
-def latest_operation(cluster):
+def latest_operation(cluster: Cluster) -> Operation | None:
     return cluster.operations.first()
 
 
-def register_cluster(organization, name, connection, user=None):
+def register_cluster(
+    organization: Organization, name: str, connection: ClusterConnection, user: AbstractBaseUser | None = None
+) -> tuple[Cluster, Operation]:
     """Check that we can reach the cluster, store its credentials in Vault and queue the register job.
 
     Raises ValidationError with a message fit for the form when anything is wrong; nothing is left behind
@@ -66,7 +79,9 @@ def register_cluster(organization, name, connection, user=None):
         raise
 
 
-def _register_cluster(organization, name, connection, user):
+def _register_cluster(
+    organization: Organization, name: str, connection: ClusterConnection, user: AbstractBaseUser | None
+) -> tuple[Cluster, Operation]:
     offboarding_rules.require_active(organization)
     Cluster(organization=organization, name=name).clean_fields(exclude=["api_server", "owner_id"])
     longest = Cluster._meta.get_field("api_server").max_length
@@ -142,7 +157,7 @@ PROBE_FAILED = (
 )
 
 
-def probe_cluster(connection):
+def probe_cluster(connection: ClusterConnection) -> str:
     """Reach the cluster with the token and check it holds every permission orgdns needs there, so that a wrong
     URL, CA or token, or a token that could not deploy ExternalDNS, is refused before anything is saved.
     Returns the UID of its kube-system namespace, which tells one cluster from another whatever its URL."""
@@ -171,7 +186,7 @@ def probe_cluster(connection):
     return uid
 
 
-def retry_registration(cluster, user=None):
+def retry_registration(cluster: Cluster, user: AbstractBaseUser | None = None) -> Operation:
     """Run the register job again: it converges from wherever the last attempt stopped."""
     with transaction.atomic():
         offboarding_rules.require_active(cluster.organization)
@@ -186,7 +201,7 @@ def retry_registration(cluster, user=None):
         return start_operation(REGISTER, cluster.organization, cluster, user)
 
 
-def deregister_cluster(cluster, user=None):
+def deregister_cluster(cluster: Cluster, user: AbstractBaseUser | None = None) -> Operation:
     """Queue the deregister job; refused while the cluster is still being provisioned (that job could deploy
     ExternalDNS again after the deregistration removed it)."""
     if cluster.registration_unfinished():
@@ -207,7 +222,7 @@ def deregister_cluster(cluster, user=None):
         return start_operation(DEREGISTER, cluster.organization, cluster, user)
 
 
-def forget_cluster(cluster, user=None):
+def forget_cluster(cluster: Cluster, user: AbstractBaseUser | None = None) -> Operation:
     """For a cluster that is gone for good (unreachable, or our token revoked), so that deregistering it failed:
     drop its credentials and deregister without reaching it. Its records are still deleted from the zone, and the
     organization's access key is rotated at once, so that an ExternalDNS left running there stops working."""
@@ -226,10 +241,10 @@ def forget_cluster(cluster, user=None):
 
 @REGISTER.retried_by
 @RERENDER_EXTERNALDNS.retried_by
-def _retry_registration(operation, user):
+def _retry_registration(operation: Operation, user: AbstractBaseUser | None) -> Operation:
     return retry_registration(operation.cluster, user)
 
 
 @DEREGISTER.retried_by
-def _retry_deregistration(operation, user):
+def _retry_deregistration(operation: Operation, user: AbstractBaseUser | None) -> Operation:
     return deregister_cluster(operation.cluster, user)

@@ -1,6 +1,9 @@
 """ExternalDNS in a cluster: its configuration for the fleet in its AWS account, deploying and removing it."""
 
+from __future__ import annotations
+
 import dataclasses
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -9,8 +12,13 @@ from ..clients import externaldns
 from ..models import Cluster, HostedZone
 from . import accounts
 
+if TYPE_CHECKING:
+    from ..clients.kube import ClusterConnection, KubeCluster
+    from .backends import Backends
+    from .operations import Progress
 
-def fleet_size(account):
+
+def fleet_size(account: accounts.Account) -> tuple[int, int]:
     """(clusters, hosted zones) in the account, as far as orgdns knows: its clusters not deregistered (each may run
     ExternalDNS), and account_zones."""
     names = accounts.stored_names(account)
@@ -19,25 +27,25 @@ def fleet_size(account):
     return max(1, clusters), account_zones(zones, account)
 
 
-def account_zones(live_zones, account):
+def account_zones(live_zones: int, account: accounts.Account) -> int:
     """The hosted zones every ExternalDNS in the account pages through: orgdns's zones there not deleted (live_zones)
     and, in the main account, the parent zone."""
     return max(1, live_zones + (bool(settings.ORGDNS_PARENT_ZONE_ID) and account.is_main))
 
 
-def fleet_interval(account):
+def fleet_interval(account: accounts.Account) -> int:
     """The resync interval the fleet in the account as it is now calls for, before each cluster's jitter."""
     clusters, zones = fleet_size(account)
     return budget.resync_interval(clusters, zones, accounts.budget_of(account))
 
 
-def externaldns_flags(cluster):
+def externaldns_flags(cluster: Cluster) -> budget.Flags:
     """The flags of this cluster's ExternalDNS, for the fleet in its account as it is now (this cluster included)."""
     account = accounts.of_organization(cluster.organization)
     return budget.cluster_flags(fleet_interval(account), cluster.owner_id, accounts.budget_of(account))
 
 
-def externaldns_config(cluster, zone):
+def externaldns_config(cluster: Cluster, zone: HostedZone) -> externaldns.ExternalDNSConfig:
     return externaldns.ExternalDNSConfig(
         namespace=settings.EXTERNALDNS_NAMESPACE,
         image=settings.EXTERNALDNS_IMAGE,
@@ -51,7 +59,14 @@ def externaldns_config(cluster, zone):
     )
 
 
-def deploy_externaldns(cluster, zone, credentials, connection, backends, progress):
+def deploy_externaldns(
+    cluster: Cluster,
+    zone: HostedZone,
+    credentials: dict[str, str],
+    connection: ClusterConnection,
+    backends: Backends,
+    progress: Progress,
+) -> list[str]:
     """Apply the ExternalDNS objects and wait until it runs. Returns the objects found changed by hand (repaired)."""
     kube = backends.cluster(connection)
     repaired = []
@@ -67,12 +82,12 @@ def deploy_externaldns(cluster, zone, credentials, connection, backends, progres
         kube.wait_for_rollout("external-dns", settings.EXTERNALDNS_NAMESPACE, settings.EXTERNALDNS_ROLLOUT_TIMEOUT)
     finally:
         kube.close()
-    Cluster.objects.filter(pk=cluster.pk).update(externaldns_flags=dataclasses.asdict(config.flags))
-    progress.log(f"ExternalDNS resyncs every {config.flags.interval} s")
+    Cluster.objects.filter(pk=cluster.pk).update(externaldns_flags=dataclasses.asdict(config.flags))  # type: ignore[call-overload]  # budget.Flags
+    progress.log(f"ExternalDNS resyncs every {config.flags.interval} s")  # type: ignore[union-attr]  # budget.Flags
     return repaired
 
 
-def remove_externaldns(kube, progress):
+def remove_externaldns(kube: KubeCluster, progress: Progress) -> None:
     """Stop ExternalDNS and wait until its pods are gone (a pod still running would publish the records again),
     then remove the rest and wait until its namespace is gone (so that a new registration can create it)."""
     namespace = settings.EXTERNALDNS_NAMESPACE

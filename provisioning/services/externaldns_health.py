@@ -5,9 +5,12 @@ A check costs one Vault read (the cluster's credentials) and two or three cluste
 observe), without retries: a check that cannot reach the cluster says so, and the next one tries again.
 """
 
+from __future__ import annotations
+
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Q
@@ -20,6 +23,11 @@ from ..models import Cluster
 from .backends import Backends
 from .vault_paths import read_connection
 
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from django.db.models import QuerySet
+
 Health = Cluster.Health
 
 
@@ -31,12 +39,12 @@ class Finding:
     unreachable: str = ""
 
 
-def clusters_to_check():
+def clusters_to_check() -> QuerySet[Cluster]:
     """Ready clusters: those whose ExternalDNS orgdns deployed and did not remove (a cluster in error shows as such)."""
     return Cluster.objects.filter(state=Cluster.State.READY).select_related("organization").order_by("pk")
 
 
-def check_all(now=None, workers=None):
+def check_all(now: datetime | None = None, workers: int | None = None) -> dict[Cluster, str]:
     """Check every ready cluster, a few at a time; returns {cluster: its health after the check}."""
     clusters = list(clusters_to_check())
     with ThreadPoolExecutor(max_workers=workers or settings.ORGDNS_HEALTH_CHECK_WORKERS) as pool:
@@ -45,12 +53,12 @@ def check_all(now=None, workers=None):
     return {cluster: record(cluster, finding, now) for cluster, finding in zip(clusters, findings, strict=True)}
 
 
-def check(cluster, now=None):
+def check(cluster: Cluster, now: datetime | None = None) -> str:
     """Check one cluster now; returns its health."""
     return record(cluster, observe(cluster), now or timezone.now())
 
 
-def observe(cluster, backends=None):
+def observe(cluster: Cluster, backends: Backends | None = None) -> Finding:
     """Read ExternalDNS's state from the cluster (no database access: it runs in threads)."""
     backends = backends or Backends()
     try:
@@ -68,12 +76,14 @@ def observe(cluster, backends=None):
         )
 
 
-def record(cluster, finding, now):
+def record(cluster: Cluster, finding: Finding, now: datetime) -> str:
     """Keep what the check found on the cluster's row if it is still ready (its health fields only: a job may be
     changing the rest)."""
     observation = finding.observation
+    health: str
     if observation is None:
-        health, problem = Health.UNKNOWN, finding.unreachable
+        # Without django-stubs mypy reads a choice given with its label as the (value, label) tuple.
+        health, problem = Health.UNKNOWN, finding.unreachable  # type: ignore[assignment]
     else:
         problem = externaldns.health_problem(observation, now.timestamp())
         health = Health.FAILING if problem else Health.OK

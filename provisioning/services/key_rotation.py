@@ -1,6 +1,10 @@
 """Asking for a rotation of an organization's access key (the job is key_rotation_jobs): from a person, the cron's
 maximum age, a member removed, a cluster forgotten."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
@@ -9,8 +13,19 @@ from ..models import HostedZone, Operation, Organization
 from .key_rotation_jobs import ROTATE_CREDENTIALS, credentials_zone
 from .operations import Progress, start_operation
 
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+    from typing import Any
 
-def request_rotation(organization, reason, user=None, new_key=True):
+    from django.contrib.auth.models import AbstractBaseUser
+    from django.db.models import QuerySet
+
+    from ..models import Membership
+
+
+def request_rotation(
+    organization: Organization, reason: str, user: AbstractBaseUser | None = None, new_key: bool = True
+) -> Operation | None:
     """Queue a rotation of the organization's access key; None if it has none yet.
 
     new_key: the rotation must end with a key made after this request (False: only finish one under way)."""
@@ -25,14 +40,14 @@ def request_rotation(organization, reason, user=None, new_key=True):
     return operation
 
 
-def rotate_after_member_left(sender, instance, **kwargs):
+def rotate_after_member_left(sender: type[Membership], instance: Membership, **kwargs: Any) -> None:
     """A membership was deleted, whichever way (the members page, the API, the admin, a deleted user): they may have
     read the organization's key (through a cluster endpoint of their own), so it is replaced at once."""
     organization = instance.organization
     request_rotation(organization, f"{instance.user.get_username()} was removed from {organization.name}")
 
 
-def rotate_now(organization, user):
+def rotate_now(organization: Organization, user: AbstractBaseUser) -> Operation:
     """A person's request (the page, the API); ValidationError if the organization has no key yet."""
     operation = request_rotation(organization, f"by {user.get_username()}", user)
     if operation is None:
@@ -43,7 +58,7 @@ def rotate_now(organization, user):
 
 
 @ROTATE_CREDENTIALS.retried_by
-def resume_rotation(operation, user=None):
+def resume_rotation(operation: Operation, user: AbstractBaseUser | None = None) -> Operation:
     """Retry a failed rotation: it finishes what its request asked for."""
     resumed = request_rotation(operation.organization, f"retry of operation {operation.pk}", user, new_key=False)
     if resumed is None:
@@ -51,7 +66,7 @@ def resume_rotation(operation, user=None):
     return resumed
 
 
-def zones_due(now, max_age):
+def zones_due(now: datetime, max_age: timedelta) -> QuerySet[HostedZone]:
     """The zones whose key is older than max_age, or whose rotation is under way or was asked for and not done, and
     for which no rotation is queued or running."""
     unfinished = Operation.objects.filter(kind=ROTATE_CREDENTIALS, organization=OuterRef("organization")).exclude(
@@ -71,7 +86,7 @@ def zones_due(now, max_age):
     )
 
 
-def why_due(zone, now):
+def why_due(zone: HostedZone, now: datetime) -> tuple[str, bool]:
     """Why zones_due picked the zone, and whether a new key is wanted (False: only finish what was begun)."""
     if zone.previous_access_key_id:
         return f"finishing the rotation under way (retiring access key {zone.previous_access_key_id})", False

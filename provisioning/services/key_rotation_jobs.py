@@ -18,7 +18,10 @@ each key records the count when it was made: a job makes a new key only if one w
 was made, so that several requests make one rotation and a request made during a rotation gets a key of its own.
 """
 
+from __future__ import annotations
+
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -33,17 +36,27 @@ from .leases import organization_lock
 from .vault_paths import aws_secret_path, cluster_secret_path, usable_connection
 from .zone_setup import check_iam_user, mirror_key, new_key_record
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from ..clients.kube import ClusterConnection
+    from ..clients.vault import Vault
+    from ..models import Organization
+    from .backends import Backends
+    from .operations import Progress
+
 # The clusters whose ExternalDNS may run with the organization's key (one in error may still run it). Those being
 # provisioned are waited for; those being deregistered are losing theirs anyway.
 ROLLED_STATES = (Cluster.State.READY, Cluster.State.ERROR)
 
 
-def credentials_zone(organization):
+def credentials_zone(organization: Organization) -> HostedZone | None:
     """The organization's active zone if it has an access key, else None."""
     return HostedZone.objects.with_credentials().filter(organization=organization).first()
 
 
-def rotate_credentials(operation, progress, backends):
+def rotate_credentials(operation: Operation, progress: Progress, backends: Backends) -> None:
     organization = operation.organization
     zone = credentials_zone(organization)
     if zone is None:
@@ -65,7 +78,7 @@ def rotate_credentials(operation, progress, backends):
             finish(zone, stored, vault, backends, progress)
 
 
-def begin(zone, vault, backends, progress):
+def begin(zone: HostedZone, vault: Vault, backends: Backends, progress: Progress) -> dict[str, Any]:
     """Vault's record of the key, with a new key made if one was asked for and no rotation is under way."""
     path = aws_secret_path(vault, zone.organization)
     stored = vault.read(path)
@@ -104,7 +117,7 @@ def begin(zone, vault, backends, progress):
     return stored
 
 
-def roll(zone, stored, backends, progress):
+def roll(zone: HostedZone, stored: dict[str, Any], backends: Backends, progress: Progress) -> None:
     """Run ExternalDNS with the current key in every cluster of the organization; ProviderError naming the cluster
     that holds the rotation up."""
     clusters = list(zone.organization.clusters.filter(state__in=ROLLED_STATES).order_by("name", "pk"))
@@ -126,7 +139,7 @@ def roll(zone, stored, backends, progress):
             progress.log(f"cluster {cluster.name} runs ExternalDNS with access key {stored['access_key_id']}")
 
 
-def finish(zone, stored, vault, backends, progress):
+def finish(zone: HostedZone, stored: dict[str, Any], vault: Vault, backends: Backends, progress: Progress) -> None:
     """Delete the previous key, once nothing can still be running with it."""
     path = aws_secret_path(vault, zone.organization)
     current = vault.read(path) or {}
@@ -172,7 +185,7 @@ def finish(zone, stored, vault, backends, progress):
 
 
 @contextmanager
-def holding_up(cluster, stored):
+def holding_up(cluster: Cluster, stored: dict[str, Any]) -> Iterator[None]:
     """A cluster's failure, told as holding the rotation up (the previous key stays)."""
     try:
         yield
@@ -186,7 +199,7 @@ def holding_up(cluster, stored):
         ) from None
 
 
-def cluster_connection(cluster, backends, progress):
+def cluster_connection(cluster: Cluster, backends: Backends, progress: Progress) -> ClusterConnection | None:
     vault = backends.vault()
     stored = vault.read(cluster_secret_path(vault, cluster))
     if not stored:
@@ -195,7 +208,7 @@ def cluster_connection(cluster, backends, progress):
     return usable_connection(stored)
 
 
-def deployed_checksum(cluster, connection, backends):
+def deployed_checksum(cluster: Cluster, connection: ClusterConnection, backends: Backends) -> str | None:
     """The credentials checksum of our ExternalDNS Deployment in the cluster; None if it has none of ours."""
     kube = backends.cluster(connection)
     try:
@@ -210,7 +223,7 @@ def deployed_checksum(cluster, connection, backends):
     return externaldns.pod_checksum(deployment)
 
 
-def confirm_pods(cluster, connection, checksum, backends):
+def confirm_pods(cluster: Cluster, connection: ClusterConnection, checksum: str, backends: Backends) -> None:
     """ProviderError unless every ExternalDNS pod that is not being deleted runs with the key, and one is ready."""
     kube = backends.cluster(connection)
     try:
@@ -222,7 +235,7 @@ def confirm_pods(cluster, connection, checksum, backends):
         raise ProviderError(f"{problem} (will retry)", service="kubernetes", permanent=False)
 
 
-def mark_rotation_failed(operation, message):
+def mark_rotation_failed(operation: Operation, message: str) -> None:
     """Nothing to undo: the previous key stays until a later run finishes the rotation (the cron resumes it)."""
 
 

@@ -5,12 +5,15 @@ kills a job (SIGKILL, OOM, a lost machine, a frozen process) also ends what it h
 - the organization lock, held as a lease: a killed job's lock frees by itself.
 """
 
+from __future__ import annotations
+
 import threading
 import time
 import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -19,17 +22,24 @@ from ..clients.errors import ProviderError
 from ..models import Operation
 from .backends import redis
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from ..models import Organization
+    from .operations import Progress
+
 _RENEW = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 )
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
-def heartbeat_key(operation_id):
+def heartbeat_key(operation_id: int | str) -> str:
     return f"orgdns:heartbeat:operation:{operation_id}"
 
 
-def is_alive(operation_id):
+def is_alive(operation_id: int | str) -> bool:
     """Whether a job is running this operation now (its heartbeat has not expired)."""
     return bool(redis().exists(heartbeat_key(operation_id)))
 
@@ -37,36 +47,36 @@ def is_alive(operation_id):
 class Lease:
     """A key in Redis that one holder owns until it stops renewing it for `ttl` seconds."""
 
-    def __init__(self, key, holder, ttl, connection):
+    def __init__(self, key: str, holder: object, ttl: float, connection: Any) -> None:
         self.redis = connection
         self.key = key
         self.token = f"{holder}/{uuid.uuid4().hex}"
         self.ttl = ttl
-        self.renewed_at = None
+        self.renewed_at: float | None = None
         self.lost = False
 
-    def try_acquire(self):
+    def try_acquire(self) -> bool:
         if self.redis.set(self.key, self.token, nx=True, px=int(self.ttl * 1000)):
             self.renewed_at = time.monotonic()
             return True
         return False
 
-    def holder(self):
+    def holder(self) -> str | None:
         """Who holds it now (what was given as holder), or None."""
         value = self.redis.get(self.key)
         return value.decode().rsplit("/", 1)[0] if value else None
 
-    def renew(self):
+    def renew(self) -> None:
         try:
             renewed = self.redis.eval(_RENEW, 1, self.key, self.token, int(self.ttl * 1000))
         except RedisError:  # unknown: lost only once it has certainly expired
             renewed = None
         if renewed:
             self.renewed_at = time.monotonic()
-        elif renewed == 0 or time.monotonic() - self.renewed_at >= self.ttl:
+        elif renewed == 0 or time.monotonic() - self.renewed_at >= self.ttl:  # type: ignore[operator]  # set: renewing follows acquiring
             self.lost = True
 
-    def release(self):
+    def release(self) -> None:
         try:
             self.redis.eval(_RELEASE, 1, self.key, self.token)
         except RedisError:
@@ -77,19 +87,19 @@ class Keepalive:
     """A thread renewing, every ORGDNS_HEARTBEAT_INTERVAL, the heartbeat of a running operation (if given) and the
     leases held meanwhile."""
 
-    def __init__(self, operation_id=None):
+    def __init__(self, operation_id: int | None = None) -> None:
         self.redis = redis()
         self.key = heartbeat_key(operation_id) if operation_id else None
-        self.leases = []
+        self.leases: list[Lease] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="orgdns-keepalive")
 
-    def __enter__(self):
+    def __enter__(self) -> Keepalive:
         self._beat()
         self._thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
         if self.key:
@@ -98,11 +108,11 @@ class Keepalive:
             except RedisError:
                 pass  # it expires by itself
 
-    def _run(self):
+    def _run(self) -> None:
         while not self._stop.wait(settings.ORGDNS_HEARTBEAT_INTERVAL):
             self._beat()
 
-    def _beat(self):
+    def _beat(self) -> None:
         if self.key:
             try:
                 self.redis.set(self.key, "1", px=int(settings.ORGDNS_HEARTBEAT_TTL * 1000))
@@ -111,7 +121,7 @@ class Keepalive:
         for lease in list(self.leases):
             lease.renew()
 
-    def check(self):
+    def check(self) -> None:
         """ProviderError (transient) if a lease held was lost: another job may hold it now, so stop here."""
         if any(lease.lost for lease in self.leases):
             raise ProviderError(
@@ -124,15 +134,15 @@ class Keepalive:
 @dataclass
 class RunningJob:
     operation: Operation
-    progress: object
+    progress: Progress
     keepalive: Keepalive
 
 
-running_job = ContextVar("running_job", default=None)
+running_job: ContextVar[RunningJob | None] = ContextVar("running_job", default=None)
 
 
 @contextmanager
-def organization_lock(org):
+def organization_lock(org: Organization) -> Iterator[None]:
     """Serialize zone, credential and CA changes of one organization across every worker process. A job that has
     to wait says so on its operation's page, naming the operation it waits for."""
     job = running_job.get()
@@ -172,7 +182,7 @@ def organization_lock(org):
                 lease.release()
 
 
-def describe_holder(holder, job):
+def describe_holder(holder: str | None, job: RunningJob | None) -> str:
     if job and holder == str(job.operation.pk):
         return (
             f"this operation's earlier run, which stopped (its lease ends within {settings.ORGDNS_ORG_LOCK_LEASE:g} s)"

@@ -4,12 +4,18 @@ With PROMETHEUS_MULTIPROC_DIR set (for the web processes and every worker, whose
 prometheus_client keeps each process's counts in files there, which a scrape adds up (services.metrics_export).
 """
 
+from __future__ import annotations
+
 import time
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Histogram
 
 from ..clients.retry import CallStats
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 JOB_DURATION = Histogram(
     "orgdns_job_duration_seconds",
@@ -37,17 +43,17 @@ FOLDED_KINDS = ("counter", "histogram", "summary")  # prometheus_client files wh
 class MeteredCallStats(CallStats):
     """A job's tally of remote calls that also counts them (and throttled answers) for Prometheus."""
 
-    def count(self, service, operation=None):
+    def count(self, service: str, operation: str | None = None) -> None:
         super().count(service, operation)
         REMOTE_CALLS.labels(service, operation or "").inc()
 
-    def throttled(self, service, operation):
+    def throttled(self, service: str, operation: str) -> None:
         super().throttled(service, operation)
         REMOTE_THROTTLES.labels(service, operation).inc()
 
 
 @contextmanager
-def timed_job(kind):
+def timed_job(kind: str) -> Iterator[_Run]:
     """Observe the job's duration under the outcome the block sets: `with timed_job(kind) as run: run.outcome = …`."""
     run = _Run()
     started = time.monotonic()

@@ -8,12 +8,15 @@ Two kinds of figures, so that they are right whatever process made them:
   ages, certificate expiry): gauges that every process agrees on.
 """
 
+from __future__ import annotations
+
 import fcntl
 import glob
 import hmac
 import ipaddress
 import os
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Count
@@ -29,10 +32,19 @@ from ..models import Certificate, Cluster, HostedZone, Operation
 from . import zone_gc
 from .metrics import COUNTED, FOLDED_KINDS
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+    from typing import Any
+
+    from django.db.models import QuerySet
+
+    from .zone_gc import PlannedZone
+
 # --- who may scrape -------------------------------------------------------------------------------------------------
 
 
-def scrape_allowed(authorization, remote_addr):
+def scrape_allowed(authorization: str, remote_addr: str) -> bool:
     """With ORGDNS_METRICS_TOKEN as bearer token, or from one of ORGDNS_METRICS_NETWORKS; nobody when neither is set."""
     token = settings.ORGDNS_METRICS_TOKEN
     scheme, _, credentials = authorization.partition(" ")
@@ -48,7 +60,7 @@ def scrape_allowed(authorization, remote_addr):
 # --- the scrape -----------------------------------------------------------------------------------------------------
 
 
-def exposition(accept=""):
+def exposition(accept: str = "") -> tuple[bytes, str]:
     """(body, content type) of a scrape, in the format the scraper's Accept header asks for: every process's counts and
     the database's gauges."""
     encode, content_type = choose_encoder(accept)
@@ -66,7 +78,7 @@ def exposition(accept=""):
 
 
 @contextmanager
-def _locked(directory):
+def _locked(directory: str) -> Iterator[None]:
     """One scrape (or fold) at a time per directory, so none reads a file while another folds it away."""
     with open(os.path.join(directory, "orgdns-scrape.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -76,7 +88,7 @@ def _locked(directory):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def fold_ended_processes(directory):
+def fold_ended_processes(directory: str) -> int:
     """Add the counts of processes that have ended into <kind>_archive.db and remove their files. Returns how many
     files were folded. The caller holds the directory's lock."""
     folded = 0
@@ -85,7 +97,7 @@ def fold_ended_processes(directory):
         if not ended:
             continue
         archive = os.path.join(directory, f"{kind}_archive.db")
-        totals = {}
+        totals: dict[str, float] = {}
         for path in ([archive] if os.path.exists(archive) else []) + ended:
             for key, value, _timestamp, _position in MmapedDict.read_all_values_from_file(path):
                 totals[key] = totals.get(key, 0.0) + value
@@ -103,7 +115,7 @@ def fold_ended_processes(directory):
     return folded
 
 
-def _ended(path):
+def _ended(path: str) -> bool:
     """Whether the process that wrote path (…_<pid>.db) has ended."""
     pid = os.path.basename(path)[: -len(".db")].rpartition("_")[2]
     if not pid.isdigit():
@@ -120,7 +132,7 @@ def _ended(path):
 class DatabaseCollector:
     """Gauges read from the database at each scrape."""
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         now = timezone.now()
         yield self._operations()
         yield self._clusters()
@@ -129,7 +141,7 @@ class DatabaseCollector:
         yield self._certificate_expiry()
         yield from self._externaldns()
 
-    def _operations(self):
+    def _operations(self) -> GaugeMetricFamily:
         gauge = GaugeMetricFamily(
             "orgdns_operations", "Operations (background jobs) by kind and state.", labels=["kind", "state"]
         )
@@ -139,14 +151,14 @@ class DatabaseCollector:
                 gauge.add_metric([kind, state], counts.get((kind, state), 0))
         return gauge
 
-    def _clusters(self):
+    def _clusters(self) -> GaugeMetricFamily:
         gauge = GaugeMetricFamily("orgdns_clusters", "Clusters by state.", labels=["state"])
         counts = _counts(Cluster.objects, "state")
         for state in Cluster.State.values:
             gauge.add_metric([state], counts.get((state,), 0))
         return gauge
 
-    def _zones(self, now):
+    def _zones(self, now: datetime) -> GaugeMetricFamily:
         """Zones by state and by what the zone GC decides for each (none for zones it does not consider)."""
         gauge = GaugeMetricFamily(
             "orgdns_hosted_zones",
@@ -154,7 +166,7 @@ class DatabaseCollector:
             "month), delete (due now), resume (a stopped teardown is queued again), deleting, none.",
             labels=["state", "gc_decision"],
         )
-        decisions = {}
+        decisions: dict[tuple[str, str], int] = {}
         for entry in zone_gc.plan(now):
             key = (entry.zone.state, _decision(entry))
             decisions[key] = decisions.get(key, 0) + 1
@@ -170,7 +182,7 @@ class DatabaseCollector:
             gauge.add_metric([state, decision], count)
         return gauge
 
-    def _access_key_ages(self, now):
+    def _access_key_ages(self, now: datetime) -> GaugeMetricFamily:
         gauge = GaugeMetricFamily(
             "orgdns_access_key_age_seconds",
             "Age of each organization's zone-scoped IAM access key.",
@@ -185,7 +197,7 @@ class DatabaseCollector:
             gauge.add_metric([organization], (now - created).total_seconds())
         return gauge
 
-    def _certificate_expiry(self):
+    def _certificate_expiry(self) -> GaugeMetricFamily:
         gauge = GaugeMetricFamily(
             "orgdns_certificate_expiry_timestamp_seconds",
             "When each issued certificate expires (Unix time): alert on it minus time().",
@@ -200,7 +212,7 @@ class DatabaseCollector:
             gauge.add_metric([organization, str(pk), names[0] if names else ""], not_after.timestamp())
         return gauge
 
-    def _externaldns(self):
+    def _externaldns(self) -> Iterator[GaugeMetricFamily]:
         """Of each ready cluster whose ExternalDNS was checked (check_externaldns)."""
         labels = ["organization", "cluster"]
         healthy = GaugeMetricFamily(
@@ -242,13 +254,13 @@ class DatabaseCollector:
         yield from (healthy, checked, last_sync, restarts)
 
 
-def _decision(entry):
+def _decision(entry: PlannedZone) -> str:
     if entry.action == billing.KEEP:
         return "scheduled" if entry.not_before else "keep"
     return entry.action
 
 
-def _counts(queryset, *fields):
+def _counts(queryset: QuerySet[Any], *fields: str) -> dict[tuple[Any, ...], int]:
     """{(values of fields): how many rows have them}, in one grouped query."""
     grouped = queryset.order_by().values_list(*fields).annotate(n=Count("pk"))
     return {tuple(row[:-1]): row[-1] for row in grouped}

@@ -6,7 +6,10 @@ pointing at it, and it keeps its name, so that nobody else can take over `<name>
 tenant's users, links and trust in its CA (name-constrained to that zone) may still point at.
 """
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -15,10 +18,15 @@ from ..models import Operation, Organization
 from . import offboarding_jobs
 from .operations import start_operation
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
 log = logging.getLogger(__name__)
 
 
-def offboard_organization(organization, confirmation, user=None):
+def offboard_organization(
+    organization: Organization, confirmation: str | None, user: AbstractBaseUser | None = None
+) -> Operation:
     """Queue the offboarding of the organization; confirmation must be its name. Starts it again if the last attempt
     failed. ValidationError, with nothing changed, otherwise."""
     confirm(organization, confirmation)
@@ -34,12 +42,12 @@ def offboard_organization(organization, confirmation, user=None):
         return start_operation(offboarding_jobs.OFFBOARD, current, user=user)
 
 
-def running_offboarding(organization):
+def running_offboarding(organization: Organization) -> Operation | None:
     """The organization's offboarding operation that has not finished, if any."""
     return organization.operations.filter(kind=offboarding_jobs.OFFBOARD).exclude(state__in=Operation.FINISHED).first()
 
 
-def confirm(organization, confirmation):
+def confirm(organization: Organization, confirmation: str | None) -> None:
     """ValidationError unless confirmation is the organization's name."""
     if (confirmation or "").strip() != organization.name:
         raise ValidationError(

@@ -1,6 +1,9 @@
 """The offboarding job: everything of the organization goes but its rows."""
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING
 
 import django_rq
 import redis
@@ -18,12 +21,16 @@ from .operations import describe, wait_for
 from .vault_paths import aws_secret_path, ca_path
 from .zone_jobs import DELETE_ZONE
 
+if TYPE_CHECKING:
+    from .backends import Backends
+    from .operations import Progress
+
 log = logging.getLogger(__name__)
 
 CANCELLED = "cancelled: organization offboarded"
 
 
-def offboard(operation, progress, backends):
+def offboard(operation: Operation, progress: Progress, backends: Backends) -> None:
     """Everything of the organization goes but its rows (kept for the audit trail and the ledger): its clusters are
     deregistered, its certificates and CA deleted, its zone's AWS credentials revoked, its members removed; the zone,
     now unused, is left to the billing-aware GC (gc_hosted_zones), which deletes it when that costs least."""
@@ -63,14 +70,14 @@ def offboard(operation, progress, backends):
         audit.record("organization.offboarded", org, detail="only its audit trail and cost ledger remain")
 
 
-def offboard_failed(operation, message):
+def offboard_failed(operation: Operation, message: str) -> None:
     """The organization stays `offboarding` (nothing new starts in it); offboarding it again resumes the job."""
 
 
 OFFBOARD = OperationKind("offboard", "Offboard organization", run=offboard, on_failure=offboard_failed)
 
 
-def cancel_waiting_operations(organization):
+def cancel_waiting_operations(organization: Organization) -> list[Operation]:
     """Fail the organization's operations that are queued or waiting to be retried (not the running ones: the
     offboarding waits for those). Returns them."""
     waiting = list(
@@ -90,7 +97,7 @@ def cancel_waiting_operations(organization):
     return cancelled
 
 
-def cancel_job(job_id):
+def cancel_job(job_id: str) -> None:
     """Take the RQ job off its queue (the row, already failed, is what counts: a job that runs anyway does nothing)."""
     try:
         Job.fetch(job_id, connection=django_rq.get_connection("default")).cancel()

@@ -1,9 +1,12 @@
 """Background operations: a database row per job, enqueued on commit, progress written while it runs, run by the
 function its kind names (provisioning.operation_kinds), found again by the sweep when its job was lost."""
 
+from __future__ import annotations
+
 import logging
 import time
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import django_rq
 from django.conf import settings
@@ -23,10 +26,27 @@ from ..models import AuditEvent, Operation
 from . import audit, leases, metrics
 from .backends import Backends
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from django.contrib.auth.models import AbstractBaseUser
+    from django.db.models import QuerySet
+    from redis import Redis
+
+    from ..models import Certificate, Cluster, Organization
+    from ..operation_kinds import OperationKind
+
 log = logging.getLogger(__name__)
 
 
-def start_operation(kind, organization, cluster=None, user=None, certificate=None):
+def start_operation(
+    kind: OperationKind,
+    organization: Organization,
+    cluster: Cluster | None = None,
+    user: AbstractBaseUser | None = None,
+    certificate: Certificate | None = None,
+) -> Operation:
     """Save the operation and queue its job once the surrounding transaction commits."""
     operation = Operation.objects.create(
         kind=kind,
@@ -43,7 +63,7 @@ def start_operation(kind, organization, cluster=None, user=None, certificate=Non
     return operation
 
 
-def enqueue_after_commit(operation):
+def enqueue_after_commit(operation: Operation) -> None:
     """The row is the truth: a Redis that does not answer now does not fail the request that saved it; the sweep
     queues the operation within a minute."""
     try:
@@ -52,7 +72,7 @@ def enqueue_after_commit(operation):
         log.warning("operation %s is saved but not queued (Redis: %s): the sweep queues it", operation.pk, exc)
 
 
-def enqueue(operation):
+def enqueue(operation: Operation) -> None:
     """Queue the job that runs the operation, with the retries left of its budget (ORGDNS_JOB_RETRY_INTERVALS)."""
     intervals = settings.ORGDNS_JOB_RETRY_INTERVALS[operation.attempts :]
     django_rq.get_queue("default", commit_mode="auto").enqueue_call(
@@ -64,7 +84,7 @@ def enqueue(operation):
     )
 
 
-def max_runs():
+def max_runs() -> int:
     return 1 + len(settings.ORGDNS_JOB_RETRY_INTERVALS)
 
 
@@ -72,7 +92,7 @@ WAITING = (JobStatus.QUEUED, JobStatus.DEFERRED)
 SCHEDULER_SLACK = timedelta(seconds=60)
 
 
-def sweep(now, grace):
+def sweep(now: datetime, grace: timedelta) -> tuple[list[Operation], list[Operation]]:
     """Operations that no job is going to finish — their job was lost (Redis restarted empty, or queueing failed after
     the commit) or its worker died — older than grace: each is queued again while its retry budget lasts, and
     failed, saying to retry it, after that. A running job proves it is alive by its heartbeat. Returns (requeued,
@@ -109,7 +129,7 @@ def sweep(now, grace):
     return requeued, failed
 
 
-def _forget_job(operation, connection):
+def _forget_job(operation: Operation, connection: Redis) -> None:
     """Remove what RQ still keeps of the operation's earlier job (its registries), so a new one can take its id."""
     try:
         Job.fetch(str(operation.pk), connection=connection).delete()
@@ -117,12 +137,12 @@ def _forget_job(operation, connection):
         pass
 
 
-def _retrying(operation, message):
+def _retrying(operation: Operation, message: str) -> None:
     Operation.objects.filter(pk=operation.pk).update(state=Operation.State.RETRYING, error=message)
     Progress(operation).log(message)
 
 
-def _job_pending(operation, connection, grace):
+def _job_pending(operation: Operation, connection: Redis, grace: timedelta) -> JobStatus | None:
     """The status of the operation's RQ job if it is waiting to run, or has only just started (its heartbeat may not
     be up yet); None if no job is going to run it."""
     try:
@@ -145,32 +165,32 @@ def _job_pending(operation, connection, grace):
 class Progress:
     """What a running job tells the operation's page, committed at once so polling pages see it live."""
 
-    def __init__(self, operation):
+    def __init__(self, operation: Operation) -> None:
         self.operation = operation
         self.current = ""
-        self.keepalive = None
+        self.keepalive: leases.Keepalive | None = None
 
-    def step(self, name, percent):
+    def step(self, name: str, percent: int) -> None:
         if self.keepalive:
             self.keepalive.check()
         self.current = name
         Operation.objects.filter(pk=self.operation.pk).update(step=name, progress=percent)
         self.log(name)
 
-    def waiting(self, why):
+    def waiting(self, why: str) -> None:
         Operation.objects.filter(pk=self.operation.pk).update(step=why)
         self.log(why)
 
-    def resume(self):
+    def resume(self) -> None:
         Operation.objects.filter(pk=self.operation.pk).update(step=self.current)
 
-    def retrying(self, what, attempt, attempts, exc):
+    def retrying(self, what: str, attempt: int, attempts: int, exc: Exception) -> None:
         """A remote call failed and is tried again (RetryPolicy.on_retry)."""
         note = f"{what} is slow or unreachable ({type(exc).__name__}): attempt {attempt} of {attempts}"
         Operation.objects.filter(pk=self.operation.pk).update(step=f"{self.current} — {note}"[:200])
         self.log(note)
 
-    def log(self, line):
+    def log(self, line: str) -> None:
         stamped = f"{timezone.now():%H:%M:%S} {line}\n"
         Operation.objects.filter(pk=self.operation.pk).update(log=Concat(F("log"), Value(stamped)))
 
@@ -178,7 +198,7 @@ class Progress:
 INTERNAL_ERROR = "internal error: the operators have the details in the worker log"
 
 
-def classify(exc):
+def classify(exc: BaseException) -> tuple[bool, str]:
     """(transient, message fit for the operation's page) for whatever a job raised. Failures of orgdns's own
     infrastructure, and calls whose outcome is unknown, are transient: every step is safe to run again."""
     if isinstance(exc, ProviderError):
@@ -192,7 +212,7 @@ def classify(exc):
     return False, INTERNAL_ERROR
 
 
-def run(operation_id):
+def run(operation_id: int | str) -> str:
     """Run the handler for this operation's kind and record how it ended.
 
     A transient failure is re-raised so RQ retries the job while retries are left; a permanent one, or the last
@@ -207,7 +227,7 @@ def run(operation_id):
         return _run(operation)
 
 
-def _run(operation):
+def _run(operation: Operation) -> str:
     with metrics.timed_job(operation.kind) as timing, leases.Keepalive(operation.pk) as keepalive:
         Operation.objects.filter(pk=operation.pk).update(
             state=Operation.State.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""
@@ -248,7 +268,7 @@ def _run(operation):
         return Operation.State.SUCCEEDED
 
 
-def abandoned(operation_id, will_retry):
+def abandoned(operation_id: int | str, will_retry: bool) -> None:
     """The worker running the job died (RQ found it abandoned, or the sweep did): the operation must not stay
     "running" forever."""
     operation = Operation.objects.select_related("organization", "cluster", "certificate", "created_by").get(
@@ -266,7 +286,7 @@ def abandoned(operation_id, will_retry):
         _fail(operation, Progress(operation), message, operation.remote_calls)
 
 
-def _fail(operation, progress, message, remote_calls):
+def _fail(operation: Operation, progress: Progress, message: str, remote_calls: dict[str, int]) -> None:
     progress.log(f"failed: {message}")
     Operation.objects.filter(pk=operation.pk).update(
         state=Operation.State.FAILED, error=message, finished_at=timezone.now(), remote_calls=remote_calls
@@ -275,7 +295,7 @@ def _fail(operation, progress, message, remote_calls):
     _audit_outcome(operation, AuditEvent.Outcome.FAILED, message)
 
 
-def _audit_outcome(operation, outcome, detail=""):
+def _audit_outcome(operation: Operation, outcome: str, detail: str = "") -> None:
     verb = "succeeded" if outcome == AuditEvent.Outcome.OK else "failed"
     audit.record(
         f"{operation.kind}.{verb}",
@@ -286,7 +306,7 @@ def _audit_outcome(operation, outcome, detail=""):
     )
 
 
-def wait_for(operations, progress):
+def wait_for(operations: Callable[[], QuerySet[Operation]], progress: Progress) -> None:
     """Until operations() (a queryset) is empty, saying on the operation's page which one it waits for."""
     deadline = time.monotonic() + settings.ORGDNS_WAIT_FOR_JOBS_TIMEOUT
     shown = None
@@ -305,11 +325,11 @@ def wait_for(operations, progress):
         progress.resume()
 
 
-def describe(operation):
+def describe(operation: Operation) -> str:
     return f"{operation.get_kind_display().lower()} {operation.target} (operation {operation.pk})"
 
 
-def retry_operation(operation, user=None):
+def retry_operation(operation: Operation, user: AbstractBaseUser | None = None) -> Operation:
     """Start a failed operation again, through the action that started it (and its state checks)."""
     retry = operation_kinds.get(operation.kind).retry
     if operation.state != Operation.State.FAILED or retry is None:

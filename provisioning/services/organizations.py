@@ -1,5 +1,9 @@
 """Organizations: creating them, their members, their rows on the pages (who may see or change them: access.py)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -15,14 +19,18 @@ from .access import organizations_for
 from .backends import Backends
 from .zone_setup import describe_record_sets, foreign_records, parent_records
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+    from django.db.models import Model, QuerySet
 
-def count_per_organization(model, condition=Q()):
+
+def count_per_organization(model: type[Model], condition: Q = Q()) -> Coalesce:
     """Per organization row: how many of its `model` rows meet condition (a subquery, so only the shown page pays)."""
     matching = model.objects.filter(condition, organization=OuterRef("pk")).order_by().values("organization")
     return Coalesce(Subquery(matching.annotate(n=Count("pk")).values("n")), 0)
 
 
-def organization_rows(user):
+def organization_rows(user: AbstractBaseUser) -> QuerySet[Organization]:
     """The user's organizations with their role in each, their live zone and cluster counts (live, ready, failing)."""
     return (
         organizations_for(user)
@@ -36,15 +44,15 @@ def organization_rows(user):
     )
 
 
-def memberships_of(organization):
+def memberships_of(organization: Organization) -> QuerySet[Membership]:
     return organization.memberships.select_related("user").order_by("user__username")
 
 
-def get_membership(organization, username):
+def get_membership(organization: Organization, username: str) -> Membership:
     return get_object_or_404(organization.memberships.select_related("user"), user__username=username)
 
 
-def create_organization(name, owner=None):
+def create_organization(name: str, owner: AbstractBaseUser | None = None) -> Organization:
     """A new organization (with its owner). ValidationError, with nothing saved, if the name is not valid, is taken,
     or its zone name is already in use in the parent zone."""
     organization = Organization(name=name)
@@ -64,7 +72,7 @@ def create_organization(name, owner=None):
     return organization
 
 
-def check_zone_name_is_free(organization):
+def check_zone_name_is_free(organization: Organization) -> None:
     """ValidationError if the parent zone (when there is one) already has records named like the organization's zone:
     they are someone else's, and delegating the zone would take their name over."""
     if not settings.ORGDNS_PARENT_ZONE_ID:
@@ -81,7 +89,7 @@ def check_zone_name_is_free(organization):
 
 
 @transaction.atomic
-def set_member(organization, username, role):
+def set_member(organization: Organization, username: str, role: str) -> Membership:
     """Add an existing user to the organization with this role, or change their role."""
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
@@ -98,7 +106,7 @@ def set_member(organization, username, role):
 
 
 @transaction.atomic
-def remove_member(organization, membership_id):
+def remove_member(organization: Organization, membership_id: int) -> Membership:
     membership = get_object_or_404(Membership.objects.select_for_update(), organization=organization, pk=membership_id)
     if membership.role == Membership.Role.OWNER:
         _refuse_losing_last_owner(organization, membership.user)
@@ -107,7 +115,7 @@ def remove_member(organization, membership_id):
     return membership
 
 
-def _refuse_losing_last_owner(organization, user):
+def _refuse_losing_last_owner(organization: Organization, user: AbstractBaseUser) -> None:
     owners = Membership.objects.select_for_update().filter(organization=organization, role=Membership.Role.OWNER)
     if not owners.exclude(user=user).exists():
         raise ValidationError(

@@ -11,10 +11,13 @@ in-flight registration); each removal decides again under the organization lock,
 what it removes.
 """
 
+from __future__ import annotations
+
 import re
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -28,6 +31,16 @@ from .leases import organization_lock
 from .vault_paths import aws_secret_path, ca_path, cluster_secret_path, material_path
 from .zone_jobs import delete_our_iam_user, records_to_delete
 from .zone_setup import CREATED_AT_TAG, NoProgress, adopt_zone, name_server_set, tagged_as_ours
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
+
+    from django.db.models import QuerySet
+
+    from ..clients.aws import IAM, Route53
+    from ..clients.vault import Vault
+    from .backends import Backends
 
 DEFAULT_GRACE = timedelta(minutes=10)
 
@@ -55,7 +68,7 @@ class Orphan:
     held: str = ""  # why it is left for a later run
     ref: dict = field(default_factory=dict)  # what removing it needs: a zone id, a cluster id, a certificate id
 
-    def describe(self):
+    def describe(self) -> str:
         return f"{self.kind} {self.name}"
 
 
@@ -65,11 +78,11 @@ class Scan:
     problems: list  # what could not be checked, and why
 
     @property
-    def actionable(self):
+    def actionable(self) -> list[Orphan]:
         return [orphan for orphan in self.orphans if not orphan.held]
 
 
-def find_orphans(backends, now, grace=DEFAULT_GRACE):
+def find_orphans(backends: Backends, now: datetime, grace: timedelta = DEFAULT_GRACE) -> Scan:
     """Every orphan (those to leave for later marked `held`), and what could not be checked."""
     organizations = {org.name: org for org in Organization.objects.all()}
     scan = Scan([], [])
@@ -90,7 +103,7 @@ def find_orphans(backends, now, grace=DEFAULT_GRACE):
     return scan
 
 
-def remove(orphan, backends):
+def remove(orphan: Orphan, backends: Backends) -> str:
     """Remove (or adopt) one orphan, deciding again under its organization's lock. Returns what was done."""
     org = Organization.objects.filter(name=orphan.organization).first()
     with organization_lock(org) if org else nullcontext():
@@ -99,18 +112,18 @@ def remove(orphan, backends):
         return _REMOVERS[orphan.kind](orphan, org, backends)
 
 
-def _busy(org):
+def _busy(org: Organization) -> bool:
     return Operation.objects.filter(organization=org).exclude(state__in=Operation.FINISHED).exists()
 
 
-def _minutes(delta):
+def _minutes(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 60:.0f} min"
 
 
 # --- Vault -------------------------------------------------------------------------------------------------------
 
 
-def expected_vault_paths(vault, organizations):
+def expected_vault_paths(vault: Vault, organizations: Iterable[Organization]) -> set[str]:
     """The paths the rows of these organizations point at: each one's CA, its AWS key while a live zone has one, the
     credentials of each cluster not deregistered, the key and certificate of each certificate not deleted."""
     live_zones = HostedZone.objects.live().exclude(access_key_id="")
@@ -122,11 +135,11 @@ def expected_vault_paths(vault, organizations):
     return paths
 
 
-def _of(rows, organizations):
+def _of(rows: QuerySet[Any], organizations: Iterable[Organization]) -> QuerySet[Any]:
     return rows.filter(organization__in=organizations).select_related("organization")
 
 
-def _find_vault_orphans(vault, organizations, scan):
+def _find_vault_orphans(vault: Vault, organizations: dict[str, Organization], scan: Scan) -> None:
     root = f"{vault.prefix}/"
     expected = expected_vault_paths(vault, list(organizations.values()))
     for path in vault.paths_under(f"{vault.prefix}/orgs"):
@@ -138,7 +151,7 @@ def _find_vault_orphans(vault, organizations, scan):
         scan.orphans.append(Orphan(VAULT, path, org_name, why, born=vault.last_written(path)))
 
 
-def _remove_vault_path(orphan, org, backends):
+def _remove_vault_path(orphan: Orphan, org: Organization | None, backends: Backends) -> str:
     vault = backends.vault()
     if org is not None and orphan.name in expected_vault_paths(vault, [org]):
         return "left: a row points at it now"
@@ -149,12 +162,12 @@ def _remove_vault_path(orphan, org, backends):
 # --- IAM ---------------------------------------------------------------------------------------------------------
 
 
-def _iam_user_expected(user, org, account):
+def _iam_user_expected(user: str, org: Organization | None, account: accounts.Account) -> bool:
     live = HostedZone.objects.live().filter(aws_account__in=accounts.stored_names(account))
     return org is not None and live.filter(organization=org, iam_user_name=user).exists()
 
 
-def _find_iam_orphans(iam, account, organizations, scan):
+def _find_iam_orphans(iam: IAM, account: accounts.Account, organizations: dict[str, Organization], scan: Scan) -> None:
     live = HostedZone.objects.live().filter(aws_account__in=accounts.stored_names(account))
     named = set(live.values_list("iam_user_name", flat=True))
     for user in iam.users(f"{settings.ORGDNS_RESOURCE_PREFIX}-"):
@@ -172,19 +185,19 @@ def _find_iam_orphans(iam, account, organizations, scan):
         )
 
 
-def _remove_iam_user(orphan, org, backends):
+def _remove_iam_user(orphan: Orphan, org: Organization | None, backends: Backends) -> str:
     account = accounts.named(orphan.ref["account"])
     if _iam_user_expected(orphan.name, org, account):
         return "left: a live zone names it now"
     return delete_our_iam_user(org or _named(orphan.organization), backends.for_account(account).iam())
 
 
-def _in(account):
+def _in(account: accounts.Account) -> str:
     """Where an orphan of AWS is, when orgdns uses more than its own account."""
     return f" (in AWS account {account.name})" if len(accounts.every()) > 1 else ""
 
 
-def _named(org_name):
+def _named(org_name: str) -> Organization:
     """An organization as far as its name goes: for what orgdns made for one that no longer exists."""
     return Organization(name=org_name)
 
@@ -192,7 +205,9 @@ def _named(org_name):
 # --- Route53 -----------------------------------------------------------------------------------------------------
 
 
-def _find_zone_orphans(route53, account, organizations, scan):
+def _find_zone_orphans(
+    route53: Route53, account: accounts.Account, organizations: dict[str, Organization], scan: Scan
+) -> None:
     suffix = f".{settings.ORGDNS_BASE_DOMAIN}."
     known = set(HostedZone.objects.live().exclude(zone_id="").values_list("zone_id", flat=True))
     for zone in route53.zones():
@@ -213,14 +228,16 @@ def _find_zone_orphans(route53, account, organizations, scan):
         scan.orphans.append(orphan)
 
 
-def _tag_time(tags):
+def _tag_time(tags: dict[str, str]) -> datetime | None:
     try:
         return datetime.fromisoformat(tags[CREATED_AT_TAG])
     except (KeyError, ValueError):
         return None
 
 
-def _zone_decision(org_name, org, zone_id, account):
+def _zone_decision(
+    org_name: str, org: Organization | None, zone_id: str, account: accounts.Account
+) -> tuple[str | None, str]:
     """(action, why) for a zone of ours in `account` with no live row; (None, why) if it is to be left alone (now)."""
     live = HostedZone.objects.live().filter(organization=org).first() if org else None
     if live is not None and live.zone_id == zone_id:
@@ -237,7 +254,7 @@ def _zone_decision(org_name, org, zone_id, account):
     return DELETE, f"its organization's zone is {live.zone_id}: deleted, records then zone"
 
 
-def _remove_zone(orphan, org, backends):
+def _remove_zone(orphan: Orphan, org: Organization | None, backends: Backends) -> str:
     zone_id = orphan.ref["zone_id"]
     account = accounts.named(orphan.ref["account"])
     action, why = _zone_decision(orphan.organization, org, zone_id, account)
@@ -248,14 +265,14 @@ def _remove_zone(orphan, org, backends):
         found = {"id": zone_id, "caller_reference": orphan.ref["caller_reference"], "tags": route53.tags(zone_id)}
         zone = HostedZone(
             organization=org,
-            name=org.zone_name,
+            name=org.zone_name,  # type: ignore[union-attr]  # ADOPT is decided for an existing organization
             caller_reference=orphan.ref["caller_reference"],
-            aws_account=org.aws_account,
+            aws_account=org.aws_account,  # type: ignore[union-attr]
         )
         adopt_zone(zone, found, route53, NoProgress())
         zone.state = HostedZone.State.ACTIVE
         zone.save()
-        return f"adopted as {org.name}'s zone (created {zone.aws_created_at:%Y-%m-%d %H:%M} UTC); the GC decides when it goes"
+        return f"adopted as {org.name}'s zone (created {zone.aws_created_at:%Y-%m-%d %H:%M} UTC); the GC decides when it goes"  # type: ignore[union-attr]
     records = records_to_delete(zone_id, orphan.name, route53)
     if records is None:
         return "already gone from Route53"
@@ -265,7 +282,7 @@ def _remove_zone(orphan, org, backends):
     return f"deleted {len(records)} record sets, then zone {zone_id}"
 
 
-def _remove_delegation_to(zone_id, name, route53, parent_route53):
+def _remove_delegation_to(zone_id: str, name: str, route53: Route53, parent_route53: Route53) -> None:
     """A delegation in the parent zone (in the main account) to exactly this zone would dangle once it is deleted (a
     takeover hole)."""
     parent = settings.ORGDNS_PARENT_ZONE_ID
@@ -279,14 +296,14 @@ def _remove_delegation_to(zone_id, name, route53, parent_route53):
 # --- Certificate Secrets in clusters -----------------------------------------------------------------------------
 
 
-def _certificate_live(certificate_id, org):
+def _certificate_live(certificate_id: int | str, org: Organization | None) -> bool:
     return Certificate.objects.filter(pk=certificate_id, organization=org).live().exists()
 
 
-def _find_secret_orphans(backends, scan):
+def _find_secret_orphans(backends: Backends, scan: Scan) -> None:
     """orgdns's token may not list Secrets (that would let it read every Secret of the cluster), so the Secrets looked
     at are those where the database has put a certificate: every installation's place in a ready cluster."""
-    places = {}
+    places: dict[Cluster, set[tuple[str, str]]] = {}
     installations = CertificateInstallation.objects.filter(cluster__state=Cluster.State.READY).select_related(
         "cluster__organization"
     )
@@ -295,7 +312,7 @@ def _find_secret_orphans(backends, scan):
     vault = backends.vault() if places else None
     for cluster, where in places.items():
         try:
-            with cluster_api(cluster, vault, backends) as kube:
+            with cluster_api(cluster, vault, backends) as kube:  # type: ignore[arg-type]  # made when places exist
                 secrets = [kube.get("Secret", name, namespace) for namespace, name in sorted(where)]
         except ProviderError as exc:
             scan.problems.append(f"cluster {cluster}: {exc.message}")
@@ -323,14 +340,14 @@ def _find_secret_orphans(backends, scan):
             )
 
 
-def _labelled_ours(labels):
+def _labelled_ours(labels: dict[str, str]) -> bool:
     """Labelled as orgdns labels a certificate's Secret (with a certificate's id)."""
     return (
         all(labels.get(k) == v for k, v in tls.MANAGED_BY.items()) and labels.get(tls.CERTIFICATE_LABEL, "").isdigit()
     )
 
 
-def _remove_secret(orphan, org, backends):
+def _remove_secret(orphan: Orphan, org: Organization | None, backends: Backends) -> str:
     ref = orphan.ref
     cluster = Cluster.objects.select_related("organization").get(pk=ref["cluster"])
     if cluster.state != Cluster.State.READY:

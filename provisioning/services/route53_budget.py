@@ -3,6 +3,8 @@ modelled to spend (provisioning/budget.py), what orgdns measures it spends itsel
 quotas, and re-rendering ExternalDNS when the fleet's size in an account calls for another resync interval.
 """
 
+from __future__ import annotations
+
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass
@@ -40,17 +42,17 @@ class AccountBudget:
     attention: list  # what is above ORGDNS_BUDGET_ATTENTION of its budget or quota, in words
 
 
-def account_budgets():
+def account_budgets() -> list[AccountBudget]:
     return [account_budget(account) for account in accounts.configured()]
 
 
-def accounts_needing_attention():
+def accounts_needing_attention() -> list[AccountBudget]:
     """The accounts above ORGDNS_BUDGET_ATTENTION of a budget or quota (in two queries each: for the home page)."""
     figures = (account_budget(account, stale=False) for account in accounts.configured())
     return [account for account in figures if account.attention]
 
 
-def account_budget(account, stale=True):
+def account_budget(account: accounts.Account, stale: bool = True) -> AccountBudget:
     """The account's figures; `stale` (a query more) counts the clusters waiting to be re-rendered, else None."""
     plan = accounts.budget_of(account)
     running, unknown = running_flags(account)
@@ -99,9 +101,10 @@ def account_budget(account, stale=True):
     )
 
 
-def running_flags(account):
+def running_flags(account: accounts.Account) -> tuple[Counter[budget.Flags], int]:
     """(Counter of the flags the account's live clusters' ExternalDNS were deployed with, how many clusters' flags are
     not known), in one grouped query."""
+    running: Counter[budget.Flags]
     running, unknown = Counter(), 0
     live = Cluster.objects.live().filter(organization__aws_account__in=accounts.stored_names(account))
     for stored, count in live.order_by().values_list("externaldns_flags").annotate(n=Count("pk")):
@@ -123,7 +126,7 @@ class Rerender:
     cluster: Cluster | None = None  # fetched for those queued
 
 
-def stale_clusters(account=None, interval=None):
+def stale_clusters(account: accounts.Account | None = None, interval: int | None = None) -> list[Rerender]:
     """Ready clusters (of every account, or of `account`) that no job is working on whose ExternalDNS runs with flags
     the size of the fleet in its account no longer calls for (budget.needs_rerender with
     EXTERNALDNS_RERENDER_THRESHOLD): those whose flags are not known first, then those resyncing most often for what
@@ -147,11 +150,11 @@ def stale_clusters(account=None, interval=None):
     return sorted(stale, key=_overspend)
 
 
-def _overspend(rerender):
+def _overspend(rerender: Rerender) -> float:
     return rerender.running.interval / rerender.wanted.interval if rerender.running else 0
 
 
-def rerender_stale(limit=None, dry_run=False):
+def rerender_stale(limit: int | None = None, dry_run: bool = False) -> tuple[list[Rerender], int]:
     """Queue re-renders of the first stale clusters, keeping at most `limit` (EXTERNALDNS_RERENDERS_AT_ONCE) queued
     or running at once: each restarts an ExternalDNS, which reads the account's zones and its zone's records again.
     Returns (the re-renders queued, or planned with dry_run; how many stale clusters are left for a later run)."""
@@ -168,7 +171,7 @@ def rerender_stale(limit=None, dry_run=False):
     return chosen, len(stale) - len(chosen)
 
 
-def queue_rerender(cluster):
+def queue_rerender(cluster: Cluster) -> bool:
     """Queue the re-render unless another process got there first (the cluster is no longer ready, or has a job)."""
     with transaction.atomic():
         idle = (

@@ -2,13 +2,19 @@
 workers' work horses alike): what the Route53 budget page shows as orgdns's measured rate. Each request sent counts,
 a retried one each time, as AWS's bucket counts them; ExternalDNS's requests are not orgdns's and are not counted."""
 
+from __future__ import annotations
+
 import time
+from typing import TYPE_CHECKING
 
 import django_rq
 from redis.exceptions import RedisError
 
+if TYPE_CHECKING:
+    from redis import Redis
 
-def redis():  # backends.redis, which imports this module
+
+def redis() -> Redis:  # backends.redis, which imports this module
     return django_rq.get_connection("default")
 
 
@@ -16,7 +22,7 @@ KEY = "orgdns:route53:requests:{account}:{minute}"
 KEPT = 3 * 3600  # seconds a minute's count is kept
 
 
-def count_request(account, now=None):
+def count_request(account: str, now: float | None = None) -> None:
     """Count a request sent to Route53 in the AWS account named `account`."""
     key = KEY.format(account=account, minute=int((time.time() if now is None else now) // 60))
     pipeline = redis().pipeline()
@@ -28,7 +34,7 @@ def count_request(account, now=None):
         pass
 
 
-def recent_requests(account, minutes, now=None):
+def recent_requests(account: str, minutes: int, now: float | None = None) -> tuple[int, float]:
     """(requests, seconds): orgdns's Route53 requests in the account named `account` in the current minute and the
     `minutes` - 1 before it, and how many seconds that is (the current minute so far included)."""
     now = time.time() if now is None else now

@@ -7,9 +7,19 @@ by the teardown before it starts, or by a register job that finds the zone claim
 Once started, a register job waits for the teardown to finish and then creates a fresh zone.
 """
 
+from __future__ import annotations
+
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from ..models import Cluster, HostedZone, Operation
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from django.db.models import OuterRef, QuerySet
+
+    from ..models import Organization
 
 UNFINISHED = (Operation.State.QUEUED, Operation.State.RUNNING, Operation.State.RETRYING)
 
@@ -20,12 +30,12 @@ class Outcome(StrEnum):
     TAKEN = "taken"  # another GC run or worker got there first
 
 
-def clusters_using(organization):
+def clusters_using(organization: Organization | int | OuterRef) -> QuerySet[Cluster]:
     """The clusters that keep their organization's zone in use (a cluster in error may still run ExternalDNS)."""
     return Cluster.objects.live().filter(organization=organization)
 
 
-def release_unstarted(zone):
+def release_unstarted(zone: HostedZone) -> bool:
     """Give an unstarted claim back (DELETING → ACTIVE). False if the teardown has started (or it is no claim)."""
     return bool(
         HostedZone.objects.filter(pk=zone.pk, state=HostedZone.State.DELETING, teardown_started_at=None).update(
@@ -34,7 +44,7 @@ def release_unstarted(zone):
     )
 
 
-def start_teardown(zone, now):
+def start_teardown(zone: HostedZone, now: datetime) -> bool:
     """Pass the point of no return. False if a cluster reclaimed the zone first."""
     return bool(
         HostedZone.objects.filter(pk=zone.pk, state=HostedZone.State.DELETING, teardown_started_at=None).update(

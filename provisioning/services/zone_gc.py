@@ -4,8 +4,11 @@
 The rule itself is billing.decide_zone; the race-sensitive state changes are in zone_claims.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -17,6 +20,14 @@ from . import zone_claims
 from .operations import start_operation
 from .zone_jobs import DELETE_ZONE
 from .zone_ledger import record_charges
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from django.contrib.auth.models import AbstractBaseUser
+    from django.db.models import QuerySet
+
+    from ..models import Organization
 
 RESUME = "resume"  # a teardown that stopped is queued again
 DELETING = "deleting"  # a teardown is under way, or waits to be resumed (from not_before)
@@ -33,12 +44,12 @@ class PlannedZone:
     operation: Operation | None = None
 
     @property
-    def scheduled(self):
+    def scheduled(self) -> bool:
         """Whether the zone is on its way out: deleted now, later if it stays unused, or being deleted."""
         return self.action != billing.KEEP or self.not_before is not None
 
 
-def billed_from(zone):
+def billed_from(zone: HostedZone) -> datetime:
     """Route53 bills from the zone's creation there (rows without that time fall back to their own creation)."""
     return zone.aws_created_at or zone.created_at
 
@@ -46,7 +57,9 @@ def billed_from(zone):
 # --- the plan ------------------------------------------------------------------------------------
 
 
-def plan(now, organizations=None):
+def plan(
+    now: datetime, organizations: Iterable[Organization] | QuerySet[Organization] | None = None
+) -> list[PlannedZone]:
     """What the GC does with every active zone and every zone being deleted, in one query."""
     last_teardown = teardowns_of(OuterRef("organization"))
     zones = (
@@ -66,7 +79,7 @@ def plan(now, organizations=None):
     return [_plan_zone(zone, now) for zone in zones]
 
 
-def _plan_zone(zone, now):
+def _plan_zone(zone: HostedZone, now: datetime) -> PlannedZone:
     created = billed_from(zone)
     age = now - created
     if zone.state == HostedZone.State.ACTIVE:
@@ -83,7 +96,7 @@ def _plan_zone(zone, now):
     return PlannedZone(zone, age, RESUME, f"{stopped}: resuming it")
 
 
-def apply(planned, now):
+def apply(planned: Iterable[PlannedZone], now: datetime) -> None:
     """Claim the zones to delete and queue their teardowns; queue again the teardowns that stopped; update the ledger."""
     for entry in planned:
         if entry.action == billing.DELETE:
@@ -95,14 +108,14 @@ def apply(planned, now):
     record_charges(now)
 
 
-def delete_now(zone, user):
+def delete_now(zone: HostedZone, user: AbstractBaseUser) -> tuple[zone_claims.Outcome, Operation | None]:
     """Support staff's "delete this zone": the same claim as the GC's, or a new attempt at a stopped teardown."""
     if zone.state == HostedZone.State.DELETING:
         return resume_teardown(zone, user=user)
     return claim_for_deletion(zone, user=user)
 
 
-def zone_status(organization, now):
+def zone_status(organization: Organization, now: datetime) -> PlannedZone | None:
     """The GC's view of this organization's zone (None if it has none active or being deleted)."""
     return next(iter(plan(now, [organization])), None)
 
@@ -113,11 +126,13 @@ def zone_status(organization, now):
 # --- the cost ledger -----------------------------------------------------------------------------
 
 
-def teardowns_of(organization):
+def teardowns_of(organization: Organization | int | OuterRef) -> QuerySet[Operation]:
     return Operation.objects.filter(organization=organization, kind=DELETE_ZONE).order_by("-created_at")
 
 
-def claim_for_deletion(zone, user=None):
+def claim_for_deletion(
+    zone: HostedZone, user: AbstractBaseUser | None = None
+) -> tuple[zone_claims.Outcome, Operation | None]:
     """Claim an unused active zone and queue its teardown, atomically. Returns (Outcome, operation or None).
 
     A cluster registered meanwhile cannot lose the zone: its row is committed before its job runs, so
@@ -135,7 +150,9 @@ def claim_for_deletion(zone, user=None):
         return zone_claims.Outcome.QUEUED, start_operation(DELETE_ZONE, zone.organization, user=user)
 
 
-def resume_teardown(zone, user=None, last_finished_before=None):
+def resume_teardown(
+    zone: HostedZone, user: AbstractBaseUser | None = None, last_finished_before: datetime | None = None
+) -> tuple[zone_claims.Outcome, Operation | None]:
     """Queue a new teardown for a zone stuck in DELETING, unless one is queued or running (or, given
     `last_finished_before`, the last one ended after it). Returns (Outcome, operation or None)."""
     with transaction.atomic():

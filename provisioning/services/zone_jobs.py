@@ -1,5 +1,9 @@
 """The hosted zone's teardown job (queued by the GC or by support): records, delegation, zone, IAM user, secret."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -14,8 +18,14 @@ from .vault_paths import aws_secret_path
 from .zone_ledger import final_ledger
 from .zone_setup import is_our_delegation, tagged_as_ours
 
+if TYPE_CHECKING:
+    from ..clients.aws import IAM, RecordSet, Route53
+    from ..models import Operation, Organization
+    from .backends import Backends
+    from .operations import Progress
 
-def delete_zone(operation, progress, backends):
+
+def delete_zone(operation: Operation, progress: Progress, backends: Backends) -> None:
     """Tear the organization's claimed zone down, in DESIGN.md §3 order.
 
     Every step is idempotent and progress is recorded on the zone row, so a re-run after a crash
@@ -40,7 +50,7 @@ def delete_zone(operation, progress, backends):
         progress.log(f"zone {zone.name} deleted; its row is kept for history and the cost ledger")
 
 
-def _begin(zone, progress):
+def _begin(zone: HostedZone, progress: Progress) -> bool:
     """Re-check usage inside the claim, then pass the point of no return. False if the zone is kept."""
     if zone_claims.clusters_using(zone.organization_id).exists():
         zone_claims.release_unstarted(zone)
@@ -52,7 +62,7 @@ def _begin(zone, progress):
     return True
 
 
-def _delete_from_route53(zone, route53, parent_route53, progress):
+def _delete_from_route53(zone: HostedZone, route53: Route53, parent_route53: Route53, progress: Progress) -> None:
     progress.step("Removing the delegation from the parent zone", 10)
     _remove_delegation(zone, parent_route53, progress)
     progress.step(f"Deleting every record of {zone.name} but its SOA and NS", 25)
@@ -68,7 +78,7 @@ def _delete_from_route53(zone, route53, parent_route53, progress):
     HostedZone.objects.filter(pk=zone.pk).update(route53_deleted_at=zone.route53_deleted_at)
 
 
-def _remove_delegation(zone, route53, progress):
+def _remove_delegation(zone: HostedZone, route53: Route53, progress: Progress) -> None:
     """First of all: a delegation left pointing at a deleted zone lets anyone take the subdomain over."""
     parent = settings.ORGDNS_PARENT_ZONE_ID
     if not parent:
@@ -91,12 +101,12 @@ def _remove_delegation(zone, route53, progress):
     HostedZone.objects.filter(pk=zone.pk).update(delegated=False)
 
 
-def delete_iam_user(org, iam, progress):
+def delete_iam_user(org: Organization, iam: IAM, progress: Progress) -> None:
     progress.step(f"Deleting IAM user {iam_user_name(org.name)}, its access keys and its policy", 75)
     progress.log(delete_our_iam_user(org, iam))
 
 
-def delete_our_iam_user(org, iam):
+def delete_our_iam_user(org: Organization, iam: IAM) -> str:
     """Delete the organization's IAM user (access keys, inline policies, user) if it carries orgdns's tags for it.
     Returns what was done."""
     user = iam_user_name(org.name)
@@ -109,7 +119,7 @@ def delete_our_iam_user(org, iam):
     return f"deleted IAM user {user}, its access keys and its policies"
 
 
-def records_to_delete(zone_id, zone_name, route53):
+def records_to_delete(zone_id: str, zone_name: str, route53: Route53) -> list[RecordSet] | None:
     """Every record set but the apex SOA and NS (Route53 deletes those with the zone); None if the zone is gone."""
     apex = zone_name.rstrip(".") + "."
     try:
@@ -120,13 +130,13 @@ def records_to_delete(zone_id, zone_name, route53):
         raise
 
 
-def _mark_deleted(zone):
+def _mark_deleted(zone: HostedZone) -> None:
     with transaction.atomic():
         HostedZone.objects.filter(pk=zone.pk).update(state=HostedZone.State.DELETED, deleted_at=timezone.now())
         ZoneCharge.objects.bulk_create(final_ledger(zone), ignore_conflicts=True)
 
 
-def mark_teardown_failed(operation, message):
+def mark_teardown_failed(operation: Operation, message: str) -> None:
     """A teardown that failed before deleting anything gives its claim back, so the zone is planned afresh.
 
     One that failed later leaves the zone DELETING: shown on the pages, resumed by the GC.

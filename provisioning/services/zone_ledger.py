@@ -1,10 +1,17 @@
 """The cost ledger of hosted zones: a row per zone and month, charged, or avoided and why."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .. import billing
 from ..models import HostedZone, ZoneCharge
 
+if TYPE_CHECKING:
+    from datetime import datetime
 
-def record_charges(now):
+
+def record_charges(now: datetime) -> None:
     """Add the months Route53 has charged the zones that still exist for, each once, oldest zone first."""
     due = (
         HostedZone.objects.live()
@@ -21,7 +28,7 @@ def record_charges(now):
     ZoneCharge.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
 
 
-def final_ledger(zone):
+def final_ledger(zone: HostedZone) -> list[ZoneCharge]:
     """The months a deleted zone was charged for, and the one its deletion saved."""
     if zone.aws_created_at is None:  # never created in Route53: never billed
         return []

@@ -1,8 +1,11 @@
 """The organization's hosted zone and its zone-scoped AWS credentials, made or adopted by the register job. Every step
 converges when re-run."""
 
+from __future__ import annotations
+
 import uuid
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils import timezone
@@ -14,15 +17,25 @@ from ..validators import iam_user_name
 from .vault_paths import aws_secret_path
 from .zone_claims import release_unstarted
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
+
+    from ..clients.aws import IAM, RecordSet, Route53
+    from ..clients.vault import Vault
+    from ..models import Organization
+    from .backends import Backends
+    from .operations import Progress
+
 POLICY_NAME = "orgdns-zone-records"
 CREATED_AT_TAG = "orgdns:created-at"
 
 
-def zone_tags(org):
+def zone_tags(org: Organization) -> dict[str, str]:
     return {"orgdns:managed-by": settings.ORGDNS_RESOURCE_PREFIX, "orgdns:organization": org.name}
 
 
-def ensure_zone(org, backends, progress):
+def ensure_zone(org: Organization, backends: Backends, progress: Progress | NoProgress) -> HostedZone:
     zone = HostedZone.objects.live().filter(organization=org).first()
     if zone and zone.state == HostedZone.State.DELETING:
         if not release_unstarted(zone):
@@ -69,14 +82,14 @@ def ensure_zone(org, backends, progress):
 class NoProgress:
     """For steps run outside a job: what they would tell an operation's page is not kept."""
 
-    def step(self, name, percent):
+    def step(self, name: str, percent: int) -> None:
         pass
 
-    def log(self, line):
+    def log(self, line: str) -> None:
         pass
 
 
-def check_ownership(org, backends, progress):
+def check_ownership(org: Organization, backends: Backends, progress: Progress | NoProgress) -> None:
     """Before changing anything: fail, naming it, if the IAM user or a parent-zone record that the organization's
     first registration would create already exists and is not ours (the zone itself is checked by ensure_zone)."""
     zone = HostedZone.objects.live().filter(organization=org).first()
@@ -87,7 +100,7 @@ def check_ownership(org, backends, progress):
     progress.log("no IAM user or parent-zone record of someone else's is in the way")
 
 
-def check_iam_user(org, iam):
+def check_iam_user(org: Organization, iam: IAM) -> dict[str, str] | None:
     """The tags of the organization's IAM user (None if there is none); ProviderError if it is not ours."""
     user = iam_user_name(org.name)
     tags = iam.user_tags(user)
@@ -102,16 +115,16 @@ def check_iam_user(org, iam):
     return tags
 
 
-def tagged_as_ours(tags, org):
+def tagged_as_ours(tags: dict[str, str], org: Organization) -> bool:
     """Whether an AWS resource carries the tags orgdns gives what it creates for this organization."""
     return _is_ours(tags, zone_tags(org))
 
 
-def name_server_set(values):
+def name_server_set(values: Iterable[str]) -> frozenset[str]:
     return frozenset(value.rstrip(".").lower() for value in values)
 
 
-def our_delegations(org):
+def our_delegations(org: Organization) -> set[frozenset[str]]:
     """The name server sets of every zone this organization has had: an NS record in the parent zone with one of them
     is a delegation we wrote."""
     if org.pk is None:
@@ -123,22 +136,22 @@ def our_delegations(org):
     }
 
 
-def is_our_delegation(record, org):
+def is_our_delegation(record: RecordSet, org: Organization) -> bool:
     values = [r["Value"] for r in record.get("ResourceRecords", [])]
     return record["Type"] == "NS" and name_server_set(values) in our_delegations(org)
 
 
-def parent_records(org, route53):
+def parent_records(org: Organization, route53: Route53) -> list[RecordSet]:
     """The record sets named like the organization's zone in the parent zone (ORGDNS_PARENT_ZONE_ID must be set)."""
     return route53.record_sets_named(settings.ORGDNS_PARENT_ZONE_ID, org.zone_name)
 
 
-def foreign_records(org, records):
+def foreign_records(org: Organization, records: Iterable[RecordSet]) -> list[RecordSet]:
     """Those of records that are not a delegation we wrote for the organization."""
     return [record for record in records if not is_our_delegation(record, org)]
 
 
-def refuse_foreign_parent_records(org, records):
+def refuse_foreign_parent_records(org: Organization, records: Iterable[RecordSet]) -> None:
     """ProviderError naming them if the parent zone has records named like the organization's zone that we did not write."""
     foreign = foreign_records(org, records)
     if foreign:
@@ -150,7 +163,7 @@ def refuse_foreign_parent_records(org, records):
         )
 
 
-def describe_record_sets(records):
+def describe_record_sets(records: Iterable[RecordSet]) -> str:
     """`an NS record (ns1.example.net, ns2.example.net)`, `a CNAME record (lb.example.net) and an A record (…)`."""
     parts = []
     for record in records:
@@ -163,7 +176,7 @@ def describe_record_sets(records):
     return " and ".join(parts)
 
 
-def delegate_zone(zone, route53, progress):
+def delegate_zone(zone: HostedZone, route53: Route53, progress: Progress | NoProgress) -> None:
     """Delegate the zone from the parent zone: create its NS record, or replace a delegation of ours to an earlier zone;
     anything else of that name is someone else's, and refused."""
     parent = settings.ORGDNS_PARENT_ZONE_ID
@@ -182,7 +195,7 @@ def delegate_zone(zone, route53, progress):
     zone.save(update_fields=["delegated"])
 
 
-def adopt_zone(zone, found, route53, progress):
+def adopt_zone(zone: HostedZone, found: dict[str, Any], route53: Route53, progress: Progress | NoProgress) -> None:
     """Take the Route53 zone `found` (named like the row) as the row's if we created it (its CallerReference is the
     row's, or it carries our tags), tagging what is missing; ProviderError naming it otherwise."""
     org = zone.organization
@@ -204,7 +217,7 @@ def adopt_zone(zone, found, route53, progress):
     progress.log(f"adopted existing zone {zone.zone_id}")
 
 
-def _created_at(tags, recorded, progress):
+def _created_at(tags: dict[str, str], recorded: datetime | None, progress: Progress | NoProgress) -> datetime:
     """A zone's creation time: our tag, else the time recorded just before we asked Route53 to create it (Route53
     does not report it). Unknown: taken as already charged."""
     try:
@@ -216,11 +229,13 @@ def _created_at(tags, recorded, progress):
         return timezone.now() - timedelta(hours=12, minutes=1)
 
 
-def _is_ours(found_tags, our_tags):
+def _is_ours(found_tags: dict[str, str], our_tags: dict[str, str]) -> bool:
     return all(found_tags.get(k) == v for k, v in our_tags.items())
 
 
-def ensure_credentials(zone, vault, backends, progress):
+def ensure_credentials(
+    zone: HostedZone, vault: Vault, backends: Backends, progress: Progress | NoProgress
+) -> dict[str, Any]:
     """One IAM user limited to this zone, its access key, the secret in Vault only. Returns the key pair kept in
     Vault: during a key rotation (key_rotation.py) its current key, the previous one being kept until the rotation
     retires it."""
@@ -264,7 +279,7 @@ def ensure_credentials(zone, vault, backends, progress):
     return credentials
 
 
-def new_key_record(zone, key_id, secret):
+def new_key_record(zone: HostedZone, key_id: str, secret: str) -> dict[str, Any]:
     """What Vault keeps of a key just made. It answers every rotation asked for until now."""
     return {
         "access_key_id": key_id,
@@ -275,7 +290,7 @@ def new_key_record(zone, key_id, secret):
     }
 
 
-def mirror_key(zone, stored):
+def mirror_key(zone: HostedZone, stored: dict[str, Any]) -> None:
     """Show in the zone's row what Vault holds (key ids, age and rotation state; never a secret)."""
     created = stored.get("created_at")
     zone.access_key_created_at = (

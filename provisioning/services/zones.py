@@ -1,6 +1,9 @@
 """What is in an organization's zone right now, as Route53 has it."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.core.cache import cache
 from django.shortcuts import get_object_or_404
@@ -9,6 +12,10 @@ from ..clients import externaldns
 from ..models import HostedZone
 from . import accounts
 from .backends import Backends
+
+if TYPE_CHECKING:
+    from ..clients.aws import RecordSet
+    from ..models import Organization
 
 RECORDS_CACHE_SECONDS = 30
 
@@ -23,21 +30,21 @@ class ZoneRecord:
     cluster: object  # the Cluster whose ExternalDNS owns the record, if it is one of ours
 
     @property
-    def managed(self):
+    def managed(self) -> bool:
         return self.owner_id is not None
 
 
-def live_zone(organization):
+def live_zone(organization: Organization) -> HostedZone | None:
     """The organization's zone that is not deleted (one at most), or None."""
     return organization.zones.live().first()
 
 
-def get_active_zone(organization):
+def get_active_zone(organization: Organization) -> HostedZone:
     """The organization's zone if Route53 has it (404 otherwise): the one whose records can be read."""
     return get_object_or_404(organization.zones, state=HostedZone.State.ACTIVE)
 
 
-def zone_records(zone):
+def zone_records(zone: HostedZone) -> list[ZoneRecord]:
     """Every record set of the zone with its owner; read from Route53 at most every RECORDS_CACHE_SECONDS."""
     key = f"orgdns:zone-records:{zone.zone_id}"
     record_sets = cache.get(key)
@@ -59,6 +66,6 @@ def zone_records(zone):
     ]
 
 
-def _alias(record_set):
+def _alias(record_set: RecordSet) -> str:
     target = record_set.get("AliasTarget", {})
     return f"ALIAS {target.get('DNSName', '?')}"
