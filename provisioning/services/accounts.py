@@ -170,7 +170,7 @@ class Usage:
         return budget.max_clusters_per_account(zones, budget_of(self.account), settings.ORGDNS_BUDGET_ATTENTION)
 
     @property
-    def headroom(self) -> float:
+    def headroom(self) -> float | None:
         return budget.placement_headroom(
             self.zones,
             self.account.zone_quota,

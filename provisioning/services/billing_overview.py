@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from django.db.models import QuerySet
 
     from ..models import Organization
+    from .zone_gc import PlannedZone
 
 
 @dataclass
@@ -30,10 +31,10 @@ class PricedCharge:
 @dataclass
 class BillingOverview:
     month: date
-    charged: list  # PricedCharge
-    avoided_young: list  # PricedCharge
-    avoided_renewal: list  # PricedCharge
-    scheduled: list  # PlannedZone
+    charged: list[PricedCharge]
+    avoided_young: list[PricedCharge]
+    avoided_renewal: list[PricedCharge]
+    scheduled: list[PlannedZone]
 
     @property
     def charged_total(self) -> Decimal:

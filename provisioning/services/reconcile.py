@@ -66,7 +66,9 @@ class Orphan:
     action: str = DELETE  # or ADOPT (a zone)
     born: datetime | None = None  # when it was made (None: unknown, taken as old)
     held: str = ""  # why it is left for a later run
-    ref: dict = field(default_factory=dict)  # what removing it needs: a zone id, a cluster id, a certificate id
+    ref: dict[str, Any] = field(
+        default_factory=dict
+    )  # what removing it needs: a zone id, a cluster id, a certificate id
 
     def describe(self) -> str:
         return f"{self.kind} {self.name}"
@@ -74,8 +76,8 @@ class Orphan:
 
 @dataclass
 class Scan:
-    orphans: list
-    problems: list  # what could not be checked, and why
+    orphans: list[Orphan]
+    problems: list[str]  # what could not be checked, and why
 
     @property
     def actionable(self) -> list[Orphan]:

@@ -34,12 +34,13 @@ class AccountBudget:
     records: int  # record sets per zone the model plans for
     jitter: float  # each cluster's interval is up to this fraction longer
     interval: int  # seconds: the resync interval the fleet calls for now, before each cluster's jitter
-    running: tuple | None  # (shortest, longest) interval the clusters' ExternalDNS were deployed with, if any is known
+    # (shortest, longest) interval the clusters' ExternalDNS were deployed with, if any is known
+    running: tuple[float, float] | None
     unknown: int  # clusters whose flags are not known (deployed before orgdns recorded them, or not deployed yet)
     stale: int | None  # ready clusters waiting to be re-rendered (None: not counted)
     measured_requests: int  # orgdns's Route53 requests in the last measured_minutes
     measured_minutes: int
-    attention: list  # what is above ORGDNS_BUDGET_ATTENTION of its budget or quota, in words
+    attention: list[str]  # what is above ORGDNS_BUDGET_ATTENTION of its budget or quota, in words
 
 
 def account_budgets() -> list[AccountBudget]:

@@ -57,9 +57,7 @@ def billed_from(zone: HostedZone) -> datetime:
 # --- the plan ------------------------------------------------------------------------------------
 
 
-def plan(
-    now: datetime, organizations: Iterable[Organization] | QuerySet[Organization] | None = None
-) -> list[PlannedZone]:
+def plan(now: datetime, organizations: Iterable[Organization] | None = None) -> list[PlannedZone]:
     """What the GC does with every active zone and every zone being deleted, in one query."""
     last_teardown = teardowns_of(OuterRef("organization"))
     zones = (

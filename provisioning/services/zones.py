@@ -15,7 +15,7 @@ from .backends import Backends
 
 if TYPE_CHECKING:
     from ..clients.aws import RecordSet
-    from ..models import Organization
+    from ..models import Cluster, Organization
 
 RECORDS_CACHE_SECONDS = 30
 
@@ -25,9 +25,9 @@ class ZoneRecord:
     name: str
     type: str
     ttl: int | None
-    values: list
+    values: list[str]
     owner_id: str | None
-    cluster: object  # the Cluster whose ExternalDNS owns the record, if it is one of ours
+    cluster: Cluster | None  # the Cluster whose ExternalDNS owns the record, if it is one of ours
 
     @property
     def managed(self) -> bool:
