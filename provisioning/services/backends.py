@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from typing import Any
 
+    from redis import Redis
+
     from ..clients.aws import AwsService, Credentials
     from ..clients.kube import ClusterConnection
     from ..clients.retry import CallStats
@@ -40,7 +42,7 @@ def role_credentials() -> RoleCredentials:
     return RoleCredentials()
 
 
-def redis() -> Any:
+def redis() -> Redis:
     return django_rq.get_connection("default")
 
 
