@@ -34,6 +34,9 @@ class OperationKind(str):
         _KINDS[value] = kind
         return kind
 
+    def __reduce__(self):  # copies and pickles are the declared kind itself
+        return get, (str(self),)
+
     def retried_by(self, retry):
         """Decorator for the request-side function that retries a failed operation of this kind."""
         self.retry = retry
@@ -49,4 +52,4 @@ def values():
 
 
 def choices():
-    return sorted(((kind, kind.label) for kind in _KINDS.values()), key=lambda choice: choice[1])
+    return sorted(((str(kind), kind.label) for kind in _KINDS.values()), key=lambda choice: choice[1])

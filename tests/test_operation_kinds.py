@@ -90,8 +90,3 @@ def test_a_kind_without_retry_offers_none(personas, client):
         assert ">Retry</button>" not in client.get(f"/operations/{operation.pk}/").content.decode()
     finally:
         operation_kinds._KINDS.pop("test_once")
-
-
-def test_a_kind_is_declared_once():
-    with pytest.raises(ValueError, match="declared twice"):
-        OperationKind("register", "Register again", run=lambda *args: None)
