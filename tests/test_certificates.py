@@ -436,6 +436,7 @@ def command_output(*args):
     return out.getvalue()
 
 
+@pytest.fixture
 def acme_certificate(personas, acme_cluster):
     certificate, _ = issue(personas.acme, ["www.acme.orgdns.test"], [(acme_cluster, "web", "www-tls")])
     return certificate
