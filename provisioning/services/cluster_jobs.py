@@ -129,13 +129,6 @@ def mark_deregister_failed(operation: Operation, message: str) -> None:
     )
 
 
-REGISTER = OperationKind("register", "Register cluster", run=register, on_failure=mark_register_failed)
-RERENDER_EXTERNALDNS = OperationKind(
-    "rerender_externaldns", "Re-render ExternalDNS", run=rerender_externaldns, on_failure=mark_register_failed
-)
-DEREGISTER = OperationKind("deregister", "Deregister cluster", run=deregister_job, on_failure=mark_deregister_failed)
-
-
 def settle_unconfirmed_zones(backends: Backends, now: datetime, grace: timedelta) -> list[tuple[HostedZone, str]]:
     """Zones whose creation was asked of Route53 but never confirmed (the job stopped, or the answer was lost) and
     that no job is finishing: adopted if Route53 has them, so that the GC sees every zone that may cost money, and
@@ -161,3 +154,10 @@ def settle_unconfirmed_zones(backends: Backends, now: datetime, grace: timedelta
             zone.save(update_fields=["zone_id", "name_servers", "aws_created_at", "state"])
             settled.append((zone, f"adopted {zone.zone_id}; the GC decides when it goes"))
     return settled
+
+
+REGISTER = OperationKind("register", "Register cluster", run=register, on_failure=mark_register_failed)
+RERENDER_EXTERNALDNS = OperationKind(
+    "rerender_externaldns", "Re-render ExternalDNS", run=rerender_externaldns, on_failure=mark_register_failed
+)
+DEREGISTER = OperationKind("deregister", "Deregister cluster", run=deregister_job, on_failure=mark_deregister_failed)
