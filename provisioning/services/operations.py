@@ -106,9 +106,8 @@ def sweep(now: datetime, grace: timedelta) -> tuple[list[Operation], list[Operat
         pending = _job_pending(operation, connection, grace)
         if pending is None:
             suspects.append(operation)
-        elif (
-            pending == JobStatus.SCHEDULED and operation.state == Operation.State.RUNNING
-        ):  # RQ retries a dead horse's job
+        elif pending == JobStatus.SCHEDULED and operation.state == Operation.State.RUNNING:
+            # RQ retries a dead horse's job
             _retrying(operation, "the worker running this job stopped before it finished; it runs again shortly")
     if suspects:  # a heartbeat may be late after a Redis hiccup: give each one more beat before calling it dead
         time.sleep(settings.ORGDNS_HEARTBEAT_INTERVAL + 1)
