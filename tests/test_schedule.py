@@ -11,10 +11,13 @@ import django_rq
 import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import reverse
 from rq.job import Job
 
 from orgdns_site import schedule
+from provisioning.models import Cluster
 from tests.conftest import manage_env, start_worker_process, wait_until
+from tests.factories import register
 
 
 def due_now(scheduler, tick):
@@ -95,6 +98,23 @@ def test_a_due_command_runs_on_a_worker():
     job = Job.fetch(job.id, connection=connection)
     assert job.get_status() == "finished"
     assert "0 queued again, 0 failed (operations no job was finishing)." in job.return_value()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_scheduled_health_check_runs_on_a_worker_and_the_cluster_page_shows_it(personas, cluster_api, client):
+    cluster = register(personas.acme, "prod", cluster_api)
+    client.force_login(personas.alice)
+    page = reverse("cluster", args=["acme", cluster.pk])
+    assert "not checked yet" in client.get(page).content.decode()
+    scheduler = schedule.scheduler(django_rq.get_connection("default"), name="one")
+    scheduler._cron_jobs = [job for job in scheduler.get_jobs() if job.name == "orgdns:check_externaldns"]
+    due_now(scheduler, datetime.now(UTC).replace(second=0, microsecond=0))
+    assert len(scheduler.enqueue_jobs()) == 1
+    start_worker_process("--burst").wait(180)
+    cluster.refresh_from_db()
+    assert cluster.externaldns_health == Cluster.Health.OK, cluster.externaldns_problem
+    assert cluster.externaldns_checked_at is not None
+    assert "not checked yet" not in client.get(page).content.decode()
 
 
 def test_the_scheduler_process_stops_on_sigterm():
