@@ -52,7 +52,9 @@ def main():
         files = sum(1 for p in (data / "staticfiles").rglob("*") if p.is_file())
 
         started = time.perf_counter()
-        web = subprocess.Popen([*orgdns, "web"], env=env, cwd=data, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        web = subprocess.Popen(
+            [*orgdns, "web"], env=env, cwd=data, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+        )
         url = f"http://127.0.0.1:{port}/readyz"
         while True:
             try:
