@@ -34,7 +34,7 @@ class HostileApi:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"https://127.0.0.1:{self.listener.getsockname()[1]}"
         self.attack = "endless body"
-        self.sent = 0  # body bytes sent, over every connection
+        self.sent = 0  # bytes sent since serve(), over every connection (after the head of each answer)
         self.target = socket.create_server(("127.0.0.1", 0))
         self.target_accepted = 0
         self.stopped = threading.Event()
@@ -104,11 +104,13 @@ class HostileApi:
             body = b"[" * depth + b"]" * depth
             tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
             tls.sendall(f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            self.sent += len(body)
             return
         if attack == "dripped headers":
             tls.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
             while not self.stopped.is_set():
                 tls.sendall(b"a")
+                self.sent += 1
                 time.sleep(0.05)
         if attack == "one-byte drip":
             tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
