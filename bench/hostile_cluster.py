@@ -33,7 +33,9 @@ def main():
         )
         rows = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
     print()
-    print("| attack (3 registrations each) | form answered in (s) | web process RSS growth (MB) | bytes the server sent (last registration) |")
+    print(
+        "| attack (3 registrations each) | form answered in (s) | web process RSS growth (MB) | bytes the server sent (last registration) |"
+    )
     print("|---|---|---|---|")
     for row in rows:
         print(f"| {row['attack']} | {row['seconds']} | {row['rss_growth_mb']} | {row['sent']} |")
