@@ -16,13 +16,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from devstack.processes import free_port, port_open, stop
 from provisioning.clients.kube import ClusterConnection
 from provisioning.models import Cluster
-from provisioning.services import externaldns_health
+from provisioning.services import api_tokens, externaldns_health
 from provisioning.services.backends import Backends
 from provisioning.services.vault_paths import cluster_secret_path
 from tests.conftest import manage_command, manage_env, wait_until
@@ -185,24 +186,35 @@ def test_the_web_process_memory_stays_bounded_against_a_hostile_api(personas, ho
     assert not Cluster.objects.exists()
 
 
+def answer_to_head(port, head):
+    """The answer to a request of which only the head is sent: its body never is."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(head.encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < int(
+            re.search(rb"Content-Length: (\d+)", answer)[1]
+        ):
+            answer += connection.recv(65536)
+    return answer.decode()
+
+
 def test_a_request_body_past_the_limit_is_refused_before_it_is_read(personas, web_process):
     """413 comes back while not one byte of the (claimed) 50 MB body has been sent."""
     path = reverse("cluster-register", args=["acme"])
-    with socket.create_connection(("127.0.0.1", web_process.port), timeout=10) as connection:
-        connection.sendall(
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\n"
-            f"Content-Length: {50 * 2**20}\r\n\r\n".encode()
-        )
-        answer = connection.recv(65536).decode()
+    answer = answer_to_head(
+        web_process.port,
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+        f"Content-Length: {50 * 2**20}\r\n\r\n",
+    )
     assert answer.startswith("HTTP/1.1 413"), answer[:200]
     assert f"The request body is {50 * 2**20} bytes; orgdns accepts at most {2**20}." in answer
-    with socket.create_connection(("127.0.0.1", web_process.port), timeout=10) as connection:
-        connection.sendall(
-            f"POST /api/v1/orgs/acme/clusters HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {2**20 + 1}\r\n\r\n".encode()
-        )
-        answer = connection.recv(65536).decode()
+    answer = answer_to_head(
+        web_process.port,
+        "POST /api/v1/organizations/acme/clusters HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {2**20 + 1}\r\n\r\n",
+    )
     assert answer.startswith("HTTP/1.1 413") and "application/problem+json" in answer, answer[:300]
+    assert json.loads(answer.split("\r\n\r\n", 1)[1])["status"] == 413
 
 
 def test_a_kubeconfig_past_256_kib_is_refused_naming_the_limit(personas, client):
@@ -210,4 +222,33 @@ def test_a_kubeconfig_past_256_kib_is_refused_naming_the_limit(personas, client)
     kubeconfig = SimpleUploadedFile("kubeconfig.yaml", b"# padding\n" * (256 * 1024 // 10 + 1))
     response = client.post(reverse("cluster-register", args=["acme"]), {"name": "edge", "kubeconfig": kubeconfig})
     assert "The kubeconfig is larger than 256 KiB." in response.content.decode()
+    assert not Cluster.objects.exists()
+
+
+KUBECONFIG_WITH_A_NEWLINE_IN_THE_TOKEN = yaml.safe_dump(
+    {
+        "current-context": "main",
+        "contexts": [{"name": "main", "context": {"cluster": "c", "user": "u"}}],
+        "clusters": [{"name": "c", "cluster": {"server": "https://k8s.example:6443"}}],
+        "users": [{"name": "u", "user": {"token": "abc\n"}}],
+    }
+)
+
+
+def test_a_token_with_a_trailing_newline_is_a_clear_error_in_the_form_and_the_api(personas, client):
+    client.force_login(personas.alice)
+    kubeconfig = SimpleUploadedFile("kubeconfig.yaml", KUBECONFIG_WITH_A_NEWLINE_IN_THE_TOKEN.encode())
+    response = client.post(reverse("cluster-register", args=["acme"]), {"name": "edge", "kubeconfig": kubeconfig})
+    assert response.status_code == 200
+    assert "the bearer token must be printable ASCII without spaces" in response.content.decode()
+
+    _, raw = api_tokens.create_token(personas.alice, "ci", 1)
+    response = client.post(
+        "/api/v1/organizations/acme/clusters",
+        {"name": "edge", "kubeconfig": KUBECONFIG_WITH_A_NEWLINE_IN_THE_TOKEN},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {raw}"},
+    )
+    assert response.status_code == 422, response.content
+    assert "the bearer token must be printable ASCII without spaces" in response.json()["detail"]
     assert not Cluster.objects.exists()

@@ -107,7 +107,8 @@ def resolve(host: str, port: int, permitted_networks: Iterable[IPNetwork] = ()) 
     return addresses[0]
 
 
-BEARER_TOKEN = re.compile(r"[!-~]+")  # printable ASCII, no spaces: what an HTTP header can carry as it is
+PRINTABLE_ASCII = re.compile(r"[!-~]+")  # no spaces: what a URL or an HTTP header can carry as it is
+BEARER_TOKEN = PRINTABLE_ASCII
 MAX_TOKEN_LENGTH = 16384
 
 
@@ -120,6 +121,11 @@ class ClusterConnection:
     def __post_init__(self) -> None:
         if not all(isinstance(value, str) for value in (self.server, self.token, self.ca_pem)):
             raise InvalidConnection("the API server URL, the token and the CA certificate must be text")
+        if not PRINTABLE_ASCII.fullmatch(self.server):  # urlsplit would drop a newline or a tab silently
+            raise InvalidConnection(
+                "API server URL must be printable ASCII without spaces (an internationalized name in its xn-- form), "
+                f"got {self.server[:200]!r}"
+            )
         try:
             parts = urlsplit(self.server)
             parts.port  # noqa: B018 (raises ValueError for a port out of range)
@@ -152,7 +158,7 @@ class ClusterConnection:
 def connection_from_kubeconfig(text: str, context: str | None = None) -> ClusterConnection:
     """The connection a kubeconfig describes, for its current (or the named, or only) context."""
     try:
-        config = yaml.safe_load(text)
+        config = yaml.load(text, Loader=_KubeconfigLoader)  # noqa: S506 (a SafeLoader)
     except (yaml.YAMLError, RecursionError):
         raise InvalidConnection("the kubeconfig is not valid YAML") from None
     if not isinstance(config, dict):
@@ -194,6 +200,23 @@ def connection_from_kubeconfig(text: str, context: str | None = None) -> Cluster
         except (ValueError, TypeError):
             raise InvalidConnection("certificate-authority-data is not base64 PEM") from None
     return ClusterConnection(server=cluster["server"], token=user["token"], ca_pem=ca_pem)
+
+
+MAX_YAML_ALIASES = 32  # kubeconfigs written by kubectl or a cloud's CLI use none
+
+
+class _KubeconfigLoader(yaml.SafeLoader):
+    """yaml.SafeLoader, refusing a document with more than MAX_YAML_ALIASES aliases: a few hundred bytes of aliases
+    and merge keys can stand for a document too large to build."""
+
+    aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise InvalidConnection(f"the kubeconfig uses more than {MAX_YAML_ALIASES} YAML aliases (*name)")
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
 
 
 def _named(config: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
