@@ -424,10 +424,25 @@ class KubeCluster:
         return f"{path}/{name}" if name else path
 
     def get(self, kind: str, name: str | None, namespace: str | None = None) -> Object | None:
-        return self.request("GET", self.path(kind, name, namespace))
+        found = self.request("GET", self.path(kind, name, namespace))
+        if found is not None and not _is_object(found):
+            raise self._not_kubernetes(f"GET {self.path(kind, name, namespace)}", "an object with metadata")
+        return found
 
     def list(self, kind: str, namespace: str | None, selector: str) -> list[Object]:
-        return self.request("GET", f"{self.path(kind, namespace=namespace)}?labelSelector={selector}")["items"]
+        found = self.request("GET", f"{self.path(kind, namespace=namespace)}?labelSelector={selector}")
+        items = found.get("items") if isinstance(found, dict) else None
+        if not isinstance(items, list) or not all(_is_object(item) for item in items):
+            raise self._not_kubernetes(f"GET {self.path(kind, namespace=namespace)}", "a list of objects")
+        return items
+
+    def _not_kubernetes(self, what: str, wanted: str) -> ProviderError:
+        return ProviderError(
+            f"{self.host} did not answer {what} with {wanted}: it does not answer like a Kubernetes API server",
+            service="kubernetes",
+            permanent=True,
+            code=NOT_KUBERNETES,
+        )
 
     def apply(self, obj: Object) -> Literal["created", "updated", "repaired", "unchanged"]:
         """Server-side apply obj as our field manager, forcing our fields back where someone changed them by hand.
@@ -579,6 +594,10 @@ def pods_problem(pods: Iterable[Object]) -> str:
                     parts.append(f"last log line: {last['message'].strip().splitlines()[-1]}")
                 return "; ".join(parts)[:500]
     return ""
+
+
+def _is_object(found: Any) -> bool:
+    return isinstance(found, dict) and isinstance(found.get("metadata"), dict)
 
 
 def _labels(obj: Object) -> dict[str, str]:
