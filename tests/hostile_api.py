@@ -37,6 +37,7 @@ class HostileApi:
         self.sent = 0  # bytes sent since serve(), over every connection (after the head of each answer)
         self.target = socket.create_server(("127.0.0.1", 0))
         self.target_accepted = 0
+        self.connections = 0  # accepted by the hostile server
         self.stopped = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
         threading.Thread(target=self._accept_target, daemon=True).start()
@@ -66,6 +67,7 @@ class HostileApi:
                 connection, _ = self.listener.accept()
             except OSError:
                 return
+            self.connections += 1
             threading.Thread(target=self._handle, args=(connection,), daemon=True).start()
 
     def _handle(self, connection):

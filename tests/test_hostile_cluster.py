@@ -4,6 +4,7 @@ process (a real `manage.py runserver`) grows by less than 50 MB; the health chec
 same way. Request bodies past the limit are refused before they are read."""
 
 import http.cookiejar
+import ipaddress
 import json
 import os
 import re
@@ -21,7 +22,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from devstack.processes import free_port, port_open, stop
-from provisioning.clients.kube import ClusterConnection
+from provisioning.clients.errors import ProviderError
+from provisioning.clients.kube import ClusterConnection, KubeCluster
+from provisioning.clients.retry import RetryPolicy
 from provisioning.models import Cluster
 from provisioning.services import api_tokens, externaldns_health
 from provisioning.services.backends import Backends
@@ -112,6 +115,25 @@ def test_the_health_check_of_a_hostile_cluster_is_bounded_and_says_why(personas,
         cluster.refresh_from_db()
         assert health == Cluster.Health.UNKNOWN, attack
         assert cluster.externaldns_problem.startswith("cannot check: ") and told in cluster.externaldns_problem, attack
+
+
+def test_a_connection_kept_from_an_earlier_call_is_bounded_by_the_next_calls_deadline(hostile_api):
+    kube = KubeCluster(
+        ClusterConnection(hostile_api.url, "t", hostile_api.ca_pem),
+        retry=RetryPolicy(attempts=1),
+        timeout=DEADLINE,
+        permitted_networks=[ipaddress.ip_network("127.0.0.0/8")],
+    )
+    hostile_api.serve("nesting past the limit")  # a whole answer: the connection is kept for the next call
+    with pytest.raises(ProviderError, match=TOO_DEEP):
+        kube.version()
+    hostile_api.serve("one-byte drip")
+    started = time.monotonic()
+    with pytest.raises(ProviderError, match=f"did not answer GET /version within {DEADLINE} s") as caught:
+        kube.version()
+    assert time.monotonic() - started < DEADLINE + SLACK
+    assert (caught.value.permanent, caught.value.code) == (False, "timed-out")
+    assert hostile_api.connections == 1
 
 
 class WebProcess:
