@@ -49,12 +49,8 @@ def audited_values(obj):
 
 
 def described_changes(before, after):
-    """field: old → new, for each field that differs (a secret: "field: changed")."""
-    changed = [name for name in after if name in before and before[name] != after[name]]
-    changed += [name for name in after if name in SECRET_FIELDS and name not in changed and before.get(name) is None]
-    return "; ".join(
-        f"{name}: changed" if name in SECRET_FIELDS else f"{name}: {before[name]} → {after[name]}" for name in changed
-    )
+    """field: old → new, for each field whose shown value differs (a secret's never does)."""
+    return "; ".join(f"{name}: {before[name]} → {value}" for name, value in after.items() if before.get(name) != value)
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -109,13 +105,13 @@ class MembershipForm(forms.ModelForm):
         model = Membership
         fields = ["user", "organization", "role"]
 
+    checked_by_formset = False  # in an inline, the formset checks all its rows' changes together
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name in ("user", "organization"):
             if self.instance.pk and name in self.fields:
                 self.fields[name].disabled = True
-
-    checked_by_formset = False  # in an inline, the formset checks all its rows' changes together
 
     def clean(self):
         data = super().clean()
