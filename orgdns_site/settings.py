@@ -302,6 +302,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "orgdns_site.staticfiles.WhiteNoiseMiddleware",
+    "provisioning.middleware.RequestSizeLimitMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -604,11 +605,17 @@ ORGDNS_HEALTH_CHECK_WORKERS = envint(
     "ORGDNS_HEALTH_CHECK_WORKERS", 8, POSITIVE
 )  # clusters check_externaldns reads at once
 # Registration checks a cluster with one quick request, a few times a minute per user at most.
-ORGDNS_PROBE_TIMEOUT = envfloat("ORGDNS_PROBE_TIMEOUT", 5, POSITIVE)  # seconds
+ORGDNS_PROBE_TIMEOUT = envfloat("ORGDNS_PROBE_TIMEOUT", 5, POSITIVE)  # seconds, for all its calls together
 ORGDNS_PROBES_PER_MINUTE = envfloat("ORGDNS_PROBES_PER_MINUTE", 6, POSITIVE)
 ORGDNS_PROBE_BURST = envint("ORGDNS_PROBE_BURST", 5, POSITIVE)
 # Networks where a cluster API may be even though orgdns refuses them otherwise (loopback, link-local, metadata).
 ORGDNS_CLUSTER_PERMITTED_NETWORKS = networks(env("ORGDNS_CLUSTER_PERMITTED_NETWORKS", ""))
+# The largest answer read from a cluster API (streamed: a longer one is cut off and refused), in bytes.
+ORGDNS_CLUSTER_MAX_RESPONSE_BYTES = envint("ORGDNS_CLUSTER_MAX_RESPONSE_BYTES", 1024 * 1024, POSITIVE)
+# The largest request body accepted, by its Content-Length, before any of it is read (a kubeconfig is 256 KiB at most).
+ORGDNS_MAX_REQUEST_BYTES = envint("ORGDNS_MAX_REQUEST_BYTES", 1024 * 1024, POSITIVE)
+DATA_UPLOAD_MAX_MEMORY_SIZE = ORGDNS_MAX_REQUEST_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = ORGDNS_MAX_REQUEST_BYTES  # an upload that passes the limit stays in memory, off the disk
 
 # TLS certificates (per-organization CA in Vault)
 ORGDNS_TLS_CA_DAYS = envint("ORGDNS_TLS_CA_DAYS", 3650, POSITIVE)  # validity of a new organization CA

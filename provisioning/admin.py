@@ -31,16 +31,47 @@ from .services import (
 )
 from .services.zone_claims import Outcome
 
+# Fields whose values no audit entry shows (it says they changed).
+SECRET_FIELDS = {"token_hash", "password"}
+
+
+def audited_values(obj):
+    """obj's fields as an audit entry shows them: text, cut short; secrets as "(secret)"; not the timestamps that
+    change by themselves."""
+    values = {}
+    for field in obj._meta.concrete_fields:
+        if getattr(field, "auto_now", False):
+            continue
+        value = getattr(obj, field.name)
+        shown = "—" if value in (None, "") else str(value)
+        values[field.name] = "(secret)" if field.name in SECRET_FIELDS else shown[:200]
+    return values
+
+
+def described_changes(before, after):
+    """field: old → new, for each field whose shown value differs (a secret's never does)."""
+    return "; ".join(f"{name}: {before[name]} → {value}" for name, value in after.items() if before.get(name) != value)
+
 
 class AuditedAdmin(admin.ModelAdmin):
-    """Every change made in the admin also goes to the audit trail (actions through services audit themselves)."""
+    """Every change made in the admin also goes to the audit trail, with old → new values (actions through services
+    audit themselves)."""
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:  # as it was before this request changes it
+            request.audit_before = {(type(obj), obj.pk): audited_values(obj)}
+        return obj
 
     def log_addition(self, request, obj, message):
-        audit.record("admin.add", obj, detail=str(message))
+        values = audited_values(obj)
+        audit.record("admin.add", obj, detail="; ".join(f"{name}: {value}" for name, value in values.items()))
         return super().log_addition(request, obj, message)
 
     def log_change(self, request, obj, message):
-        audit.record("admin.change", obj, detail=str(message))
+        before = getattr(request, "audit_before", {}).get((type(obj), obj.pk))
+        detail = described_changes(before, audited_values(obj)) if before else ""
+        audit.record("admin.change", obj, detail=detail or str(message))
         return super().log_change(request, obj, message)
 
     def log_deletions(self, request, queryset):
@@ -67,8 +98,88 @@ class AuditedAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{obj}: {done}")
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipForm(forms.ModelForm):
+    """A membership's user and organization are what it is: only its role changes (a new one is added instead)."""
+
+    class Meta:
+        model = Membership
+        fields = ["user", "organization", "role"]
+
+    checked_by_formset = False  # in an inline, the formset checks all its rows' changes together
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("user", "organization"):
+            if self.instance.pk and name in self.fields:
+                self.fields[name].disabled = True
+
+    def clean(self):
+        data = super().clean()
+        organization, user, role = data.get("organization"), data.get("user"), data.get("role")
+        if not self.checked_by_formset and organization and user and role:
+            check_members_may_change(organization)
+            organizations.check_owners_after(organization, {user.pk: role})
+        return data
+
+
+class MembershipInlineForm(MembershipForm):
+    checked_by_formset = True
+
+
+class MembershipFormSet(forms.BaseInlineFormSet):
+    """An organization's members, changed together: it keeps an owner once all the changes are made."""
+
+    def clean(self):
+        super().clean()
+        if any(self.errors) or self.instance.pk is None:
+            return
+        roles = {}
+        for form in self.forms:
+            removed = form in self.deleted_forms
+            user = form.instance.user if form.instance.pk else form.cleaned_data.get("user")
+            if user is not None and (removed or form.has_changed()):
+                roles[user.pk] = None if removed else form.cleaned_data["role"]
+        if roles:
+            check_members_may_change(self.instance)
+            organizations.check_owners_after(self.instance, roles)
+
+
+def check_members_may_change(organization):
+    if not organization.active:
+        raise ValidationError(f"{organization} is {organization.state}: its members stay as they are.")
+
+
+class MembershipWrites:
+    """Adding, changing and removing members in the admin: support staff only (the permission act_in_any_organization
+    besides the model's), through the members page's services (the last-owner rule, the audit trail)."""
+
+    def may_write(self, request):
+        return access.acts_in_any_organization(request.user)
+
+    def has_add_permission(self, request, *args):
+        return super().has_add_permission(request, *args) and self.may_write(request)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self.may_write(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self.may_write(request)
+
+
+def save_member(membership):
+    check_members_may_change(membership.organization)
+    return organizations.set_member(membership.organization, membership.user.get_username(), membership.role)
+
+
+def remove_member(membership):
+    check_members_may_change(membership.organization)
+    organizations.remove_member(membership.organization, membership.pk)
+
+
+class MembershipInline(MembershipWrites, admin.TabularInline):
     model = Membership
+    form = MembershipInlineForm
+    formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ["user"]
 
@@ -112,16 +223,54 @@ class OrganizationAdmin(AuditedAdmin):
         # The zone and IAM user are named after it; its state changes by offboarding only.
         return ["name", "state", "created_at", "offboarded_at"] if obj else ["created_at"]
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Membership:
+            return super().save_formset(request, form, formset, change)
+        # New owners first, removals last: the organization keeps an owner at every step.
+        memberships = formset.save(commit=False)
+        for membership in sorted(memberships, key=lambda m: m.role != Membership.Role.OWNER):
+            membership.organization = form.instance
+            save_member(membership)
+        for membership in formset.deleted_objects:
+            remove_member(membership)
+        return None
+
 
 @admin.register(Membership)
-class MembershipAdmin(AuditedAdmin):
+class MembershipAdmin(MembershipWrites, AuditedAdmin):
     list_display = ["user", "organization", "role"]
     list_filter = ["role"]
     search_fields = ["user__username", "organization__name"]
     list_select_related = ["user", "organization"]
+    form = MembershipForm
 
     def has_delete_permission(self, request, obj=None):
-        return True  # memberships are only rows
+        # Memberships are only rows: the model's delete permission, as for any model (AuditedAdmin refuses it).
+        return admin.ModelAdmin.has_delete_permission(self, request, obj) and self.may_write(request)
+
+    def save_model(self, request, obj, form, change):
+        obj.pk = save_member(obj).pk
+
+    def get_deleted_objects(self, objs, request):
+        """Removing an organization's last owner is refused as Django refuses deleting a protected row: listed."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        removed = {}
+        for membership in objs:
+            removed.setdefault(membership.organization, {})[membership.user_id] = None
+        for organization, roles in removed.items():
+            try:
+                check_members_may_change(organization)
+                organizations.check_owners_after(organization, roles)
+            except ValidationError as exc:
+                protected = [*protected, exc.messages[0]]
+        return deleted, model_count, perms_needed, protected
+
+    def delete_model(self, request, obj):
+        remove_member(obj)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset.select_related("organization", "user"):
+            remove_member(membership)
 
 
 @admin.register(HostedZone)
@@ -227,24 +376,9 @@ class ClusterAdmin(AuditedAdmin):
     list_filter = ["state", "externaldns_health"]
     search_fields = ["name", "organization__name", "api_server", "owner_id"]
     list_select_related = ["organization"]
-    readonly_fields = [
-        "organization",
-        "name",
-        "api_server",
-        "owner_id",
-        "state",
-        "message",
-        "created_at",
-        "updated_at",
-        "registered_by",
-        "externaldns_health",
-        "externaldns_problem",
-        "externaldns_failing_since",
-        "externaldns_checked_at",
-        "externaldns_last_sync_at",
-        "externaldns_restarts",
-        "externaldns_metrics_error",
-    ]
+    # Every field: who owns it, where it is, which cluster it is (kube_system_uid: blanking it would let another
+    # organization register the same cluster), the flags ExternalDNS runs with, the state its jobs keep.
+    readonly_fields = [f.name for f in Cluster._meta.fields]
     actions = ["reprovision", "deregister", "forget"]
 
     def has_add_permission(self, request):

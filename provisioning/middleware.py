@@ -1,3 +1,6 @@
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+
 from .models import AuditEvent
 from .services import audit
 
@@ -27,3 +30,29 @@ def login_attempt_username(request, credentials):
     """The name a login attempt is counted under: what was typed, cut to the longest user name (axes stores it)."""
     username = (credentials or {}).get("username") or request.POST.get("username") or ""
     return username[:150]
+
+
+class RequestSizeLimitMiddleware:
+    """A request whose Content-Length is past ORGDNS_MAX_REQUEST_BYTES is answered 413 before any of its body is read
+    (Django itself would read a file upload whole, to disk, before a form could look at its size)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0  # what Django reads of such a request: nothing
+        limit = settings.ORGDNS_MAX_REQUEST_BYTES
+        if length <= limit:
+            return self.get_response(request)
+        detail = f"The request body is {length} bytes; orgdns accepts at most {limit}."
+        if request.path.startswith("/api/"):
+            body = {"type": "about:blank", "title": "Content Too Large", "status": 413, "detail": detail}
+            body |= {"instance": request.path, "errors": []}
+            response = JsonResponse(body, status=413, content_type="application/problem+json")
+        else:
+            response = HttpResponse(detail, status=413, content_type="text/plain; charset=utf-8")
+        response["Content-Length"] = len(response.content)
+        return response

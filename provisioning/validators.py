@@ -4,13 +4,13 @@ from fnmatch import fnmatchcase
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 IAM_USER_NAME_MAX = 64
 DNS_NAME_MAX = 253
 
 
 def _validate_label(value, what):
-    if not DNS_LABEL.match(value or ""):
+    if not DNS_LABEL.fullmatch(value or ""):
         raise ValidationError(
             f"{what} {value!r} is not a DNS label: use lowercase letters, digits and inner hyphens only.",
             code="invalid",
@@ -77,7 +77,7 @@ def validate_certificate_namespace(value):
 
 
 def validate_secret_name(value):
-    if len(value) > DNS_NAME_MAX or not all(DNS_LABEL.match(label) for label in value.split(".")):
+    if len(value) > DNS_NAME_MAX or not all(DNS_LABEL.fullmatch(label) for label in value.split(".")):
         raise ValidationError(
             f"Secret name {value[:80]!r} is not a DNS subdomain: use lowercase letters, digits, inner hyphens and dots, "
             f"at most {DNS_NAME_MAX} characters.",
@@ -112,7 +112,7 @@ def _certificate_name_error(name, zone):
                 )
         elif len(label) > 63:
             return f"{name}: the label {label[:20]}… is {len(label)} characters; a DNS label has at most 63."
-        elif not DNS_LABEL.match(label):
+        elif not DNS_LABEL.fullmatch(label):
             return (
                 f"{name}: {label!r} is not a DNS label: use lowercase letters, digits and inner hyphens only "
                 "(internationalized names in their xn-- form)."

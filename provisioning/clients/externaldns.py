@@ -415,15 +415,20 @@ def _timestamp(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+GO_DURATION_PART = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)(h|ms|m|s)")
+GO_DURATION = re.compile(rf"(?:{GO_DURATION_PART.pattern}){{1,4}}")
 
 
 def _interval(args: Iterable[str]) -> int:
-    """Seconds of the --interval among ExternalDNS's args (a Go duration such as 1h, 1m30s)."""
+    """Seconds of the --interval among ExternalDNS's args (a Go duration such as 1h, 1m30s); the default if it is not
+    one."""
     for arg in args:
-        if arg.startswith("--interval="):
+        if isinstance(arg, str) and arg.startswith("--interval="):
+            duration = arg.split("=", 1)[1]
+            if not GO_DURATION.fullmatch(duration):
+                return DEFAULT_INTERVAL
             units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
-            seconds = sum(float(n) * units[u] for n, u in GO_DURATION_PART.findall(arg.split("=", 1)[1]))
+            seconds = sum(float(n) * units[u] for n, u in GO_DURATION_PART.findall(duration))
             return max(1, int(seconds))
     return DEFAULT_INTERVAL
 

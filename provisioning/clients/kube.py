@@ -4,8 +4,10 @@ import base64
 import hashlib
 import ipaddress
 import json
+import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -16,7 +18,6 @@ import urllib3
 import yaml
 from cryptography import x509
 from kubernetes.client import Configuration
-from kubernetes.client.exceptions import ApiException
 from kubernetes.client.rest import RESTClientObject
 
 from .errors import ProviderError
@@ -55,6 +56,13 @@ REFUSED_ADDRESS = "refused-address"
 UNREACHABLE = "unreachable"
 UNAUTHORIZED = "unauthorized"
 NOT_KUBERNETES = "not-kubernetes"
+TOO_LARGE = "answer-too-large"
+TIMED_OUT = "timed-out"
+
+# What one answer of a cluster may cost: its size (ORGDNS_CLUSTER_MAX_RESPONSE_BYTES) and how deeply its JSON nests.
+MAX_RESPONSE_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 100
+READ_CHUNK = 64 * 1024
 
 
 class InvalidConnection(ValueError):
@@ -99,7 +107,8 @@ def resolve(host: str, port: int, permitted_networks: Iterable[IPNetwork] = ()) 
     return addresses[0]
 
 
-BEARER_TOKEN = re.compile(r"^[!-~]+$")  # printable ASCII, no spaces: what an HTTP header can carry as it is
+PRINTABLE_ASCII = re.compile(r"[!-~]+")  # no spaces: what a URL or an HTTP header can carry as it is
+BEARER_TOKEN = PRINTABLE_ASCII
 MAX_TOKEN_LENGTH = 16384
 
 
@@ -112,6 +121,11 @@ class ClusterConnection:
     def __post_init__(self) -> None:
         if not all(isinstance(value, str) for value in (self.server, self.token, self.ca_pem)):
             raise InvalidConnection("the API server URL, the token and the CA certificate must be text")
+        if not PRINTABLE_ASCII.fullmatch(self.server):  # urlsplit would drop a newline or a tab silently
+            raise InvalidConnection(
+                "API server URL must be printable ASCII without spaces (an internationalized name in its xn-- form), "
+                f"got {self.server[:200]!r}"
+            )
         try:
             parts = urlsplit(self.server)
             parts.port  # noqa: B018 (raises ValueError for a port out of range)
@@ -127,7 +141,7 @@ class ClusterConnection:
             )
         if not self.token.strip():
             raise InvalidConnection("a bearer token is required")
-        if len(self.token) > MAX_TOKEN_LENGTH or not BEARER_TOKEN.match(self.token):
+        if len(self.token) > MAX_TOKEN_LENGTH or not BEARER_TOKEN.fullmatch(self.token):
             raise InvalidConnection(
                 f"the bearer token must be printable ASCII without spaces, at most {MAX_TOKEN_LENGTH} characters"
             )
@@ -144,7 +158,7 @@ class ClusterConnection:
 def connection_from_kubeconfig(text: str, context: str | None = None) -> ClusterConnection:
     """The connection a kubeconfig describes, for its current (or the named, or only) context."""
     try:
-        config = yaml.safe_load(text)
+        config = yaml.load(text, Loader=_KubeconfigLoader)  # noqa: S506 (a SafeLoader)
     except (yaml.YAMLError, RecursionError):
         raise InvalidConnection("the kubeconfig is not valid YAML") from None
     if not isinstance(config, dict):
@@ -188,6 +202,23 @@ def connection_from_kubeconfig(text: str, context: str | None = None) -> Cluster
     return ClusterConnection(server=cluster["server"], token=user["token"], ca_pem=ca_pem)
 
 
+MAX_YAML_ALIASES = 32  # kubeconfigs written by kubectl or a cloud's CLI use none
+
+
+class _KubeconfigLoader(yaml.SafeLoader):
+    """yaml.SafeLoader, refusing a document with more than MAX_YAML_ALIASES aliases: a few hundred bytes of aliases
+    and merge keys can stand for a document too large to build."""
+
+    aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise InvalidConnection(f"the kubeconfig uses more than {MAX_YAML_ALIASES} YAML aliases (*name)")
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
+
+
 def _named(config: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
     """A kubeconfig section (clusters, users or contexts): a list of {name, <singular>: {...}} → {name: {...}}."""
     entries = config.get(section)
@@ -223,7 +254,11 @@ class KubeCluster:
         stats: CallStats | None = None,
         timeout: float = 15,
         permitted_networks: Iterable[IPNetwork] = (),
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        deadline: float | None = None,
     ) -> None:
+        """timeout: seconds for one call, from connecting to the answer's last byte; deadline: a time.monotonic()
+        instant no call goes past (a probe's, for all its calls); max_response_bytes: the largest answer read."""
         parts = urlsplit(connection.server)
         assert parts.hostname, "ClusterConnection has checked the URL"
         address = resolve(parts.hostname, parts.port or 443, permitted_networks)
@@ -236,8 +271,15 @@ class KubeCluster:
         self.host = connection.server.rstrip("/")
         self.base_url = config.host
         self.rest = RESTClientObject(config)
+        # Connections whose sockets are shut down when the deadline of the call using them passes.
+        self.rest.pool_manager.pool_classes_by_scheme = {
+            **self.rest.pool_manager.pool_classes_by_scheme,
+            "https": _WatchedHTTPSConnectionPool,
+        }
         self.token = connection.token
         self.timeout = timeout
+        self.deadline = deadline
+        self.max_response_bytes = max_response_bytes
         self.retry = retry or RetryPolicy()
         self.stats = stats if stats is not None else CallStats()
 
@@ -255,14 +297,41 @@ class KubeCluster:
         """The decoded JSON answer (with text, the answer as text), None for 404; ProviderError for anything else that
         is not 2xx."""
         accept = "text/plain" if text else "application/json"
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": accept, "Content-Type": content_type}
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "Accept": accept,
+            "Accept-Encoding": "identity",
+            "Content-Type": content_type,
+        }
+        if body is not None and not isinstance(body, str | bytes):
+            body = json.dumps(body)
+        what = f"{method} {path.split('?')[0]}"
 
         def send() -> tuple[int, bytes]:
             self.stats.count("kubernetes", method)
-            response = self.rest.request(
-                method, self.base_url + path, headers=dict(headers), body=body, _request_timeout=self.timeout
-            )
-            data = response.read()
+            seconds = self.timeout if self.deadline is None else min(self.timeout, self.deadline - time.monotonic())
+            if seconds <= 0:
+                raise _TimedOut(self.timeout)
+            with _CallDeadline(seconds) as deadline:
+                try:
+                    response = self.rest.pool_manager.request(
+                        method,
+                        self.base_url + path,
+                        body=body,
+                        headers=headers,
+                        timeout=urllib3.Timeout(connect=seconds, read=seconds),
+                        retries=False,
+                        redirect=False,
+                        preload_content=False,
+                        decode_content=False,
+                    )
+                    data = _read_capped(response, self.max_response_bytes)
+                except (urllib3.exceptions.HTTPError, OSError):
+                    if deadline.expired:
+                        raise _TimedOut(seconds) from None
+                    raise
+                if deadline.expired:  # what was read may be cut short
+                    raise _TimedOut(seconds)
             if response.status == 429:
                 self.stats.throttled("kubernetes", method)
             if response.status >= 500 or response.status in (409, 429) or _terminating(response.status, data):
@@ -280,14 +349,29 @@ class KubeCluster:
                 service="kubernetes",
                 permanent=False,
             ) from None
-        except ApiException:  # how the kubernetes client reports a failed TLS handshake
+        except _TimedOut as exc:
+            raise ProviderError(
+                f"the cluster API at {self.host} did not answer {what} within {exc.seconds:g} s; will retry",
+                service="kubernetes",
+                permanent=False,
+                code=TIMED_OUT,
+            ) from None
+        except _TooLarge:
+            raise ProviderError(
+                f"the cluster API at {self.host} answered {what} with more than {self.max_response_bytes} bytes "
+                "(ORGDNS_CLUSTER_MAX_RESPONSE_BYTES): the answer was not read",
+                service="kubernetes",
+                permanent=True,
+                code=TOO_LARGE,
+            ) from None
+        except urllib3.exceptions.SSLError:
             raise ProviderError(
                 f"TLS verification of {self.host} failed: check the cluster CA certificate",
                 service="kubernetes",
                 permanent=True,
                 code=UNREACHABLE,
             ) from None
-        except urllib3.exceptions.HTTPError as exc:
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ProviderError(
                 f"cannot reach the cluster API at {self.host} ({type(exc).__name__})",
                 service="kubernetes",
@@ -303,18 +387,20 @@ class KubeCluster:
                 permanent=True,
                 code=UNAUTHORIZED,
             )
-        if status >= 400:
+        if not 200 <= status < 300:  # redirects are not followed: they could lead past resolve()'s check
             message = _status_message(data)
             raise ProviderError(
                 f"the cluster refused {method} {path}: {status} {message}", service="kubernetes", permanent=True
             )
         if text:
             return data.decode(errors="replace")
+        if not data:
+            return {}
         try:
-            return json.loads(data) if data else {}
-        except ValueError:
+            return parse_json(data)
+        except ValueError as exc:
             raise ProviderError(
-                f"{self.host} did not answer {method} {path} with JSON: it is not a Kubernetes API server",
+                f"{self.host} did not answer {what} with JSON ({exc}): it is not a Kubernetes API server",
                 service="kubernetes",
                 permanent=True,
                 code=NOT_KUBERNETES,
@@ -338,10 +424,25 @@ class KubeCluster:
         return f"{path}/{name}" if name else path
 
     def get(self, kind: str, name: str | None, namespace: str | None = None) -> Object | None:
-        return self.request("GET", self.path(kind, name, namespace))
+        found = self.request("GET", self.path(kind, name, namespace))
+        if found is not None and not _is_object(found):
+            raise self._not_kubernetes(f"GET {self.path(kind, name, namespace)}", "an object with metadata")
+        return found
 
     def list(self, kind: str, namespace: str | None, selector: str) -> list[Object]:
-        return self.request("GET", f"{self.path(kind, namespace=namespace)}?labelSelector={selector}")["items"]
+        found = self.request("GET", f"{self.path(kind, namespace=namespace)}?labelSelector={selector}")
+        items = found.get("items") if isinstance(found, dict) else None
+        if not isinstance(items, list) or not all(_is_object(item) for item in items):
+            raise self._not_kubernetes(f"GET {self.path(kind, namespace=namespace)}", "a list of objects")
+        return items
+
+    def _not_kubernetes(self, what: str, wanted: str) -> ProviderError:
+        return ProviderError(
+            f"{self.host} did not answer {what} with {wanted}: it does not answer like a Kubernetes API server",
+            service="kubernetes",
+            permanent=True,
+            code=NOT_KUBERNETES,
+        )
 
     def apply(self, obj: Object) -> Literal["created", "updated", "repaired", "unchanged"]:
         """Server-side apply obj as our field manager, forcing our fields back where someone changed them by hand.
@@ -495,6 +596,10 @@ def pods_problem(pods: Iterable[Object]) -> str:
     return ""
 
 
+def _is_object(found: Any) -> bool:
+    return isinstance(found, dict) and isinstance(found.get("metadata"), dict)
+
+
 def _labels(obj: Object) -> dict[str, str]:
     return obj["metadata"].get("labels") or {}
 
@@ -530,13 +635,136 @@ def _terminating(status: int, data: bytes) -> bool:
 
 
 def _is_transient(exc: Exception) -> bool:
-    if isinstance(exc, _Unavailable):
+    if isinstance(exc, _Unavailable | _TimedOut):
         return True
-    return isinstance(exc, urllib3.exceptions.HTTPError)
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return False
+    return isinstance(exc, urllib3.exceptions.HTTPError | OSError)
 
 
 def _status_message(data: bytes) -> str:
     try:
-        return json.loads(data).get("message", "")[:300]
+        message = parse_json(data).get("message", "")
     except (ValueError, AttributeError):
         return ""
+    return message[:300] if isinstance(message, str) else ""
+
+
+def parse_json(data: bytes) -> Any:
+    """The JSON value of data; ValueError saying why if it is not JSON, or nests deeper than MAX_JSON_DEPTH."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except ValueError:
+        raise ValueError("not valid JSON") from None
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return value
+
+
+class _TimedOut(Exception):
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _read_capped(response: urllib3.BaseHTTPResponse, limit: int) -> bytes:
+    """The body of response, read in chunks; _TooLarge as soon as it (or its Content-Length) is past limit bytes, and
+    the connection is closed rather than drained."""
+    try:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _TooLarge
+        chunks, size = [], 0
+        while chunk := response.read(READ_CHUNK, decode_content=False):
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+    except BaseException:
+        response.close()
+        raise
+    finally:
+        response.release_conn()
+    return b"".join(chunks)
+
+
+class _CallDeadline:
+    """One call's deadline, however the server trickles its answer: when it passes, the sockets the call uses are shut
+    down, so that a read waiting on them returns at once (a timeout of the socket bounds one read only)."""
+
+    current = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_CallDeadline":
+        _CallDeadline.current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        _CallDeadline.current.deadline = None
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    @classmethod
+    def watch(cls, sock: socket.socket | None) -> None:
+        """Shut sock down when the current call's deadline passes (at once if it has)."""
+        deadline = getattr(cls.current, "deadline", None)
+        if deadline is None or sock is None:
+            return
+        # A descriptor of our own to the same socket: shutting it down stops every read of the connection, and
+        # closing it later leaves the connection (kept for the next call) open.
+        watched = socket.socket(fileno=os.dup(sock.fileno()))
+        with deadline._lock:
+            deadline._sockets.append(watched)
+            if deadline.expired:
+                _shut_down(watched)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut_down(sock)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    """An HTTPS connection whose socket is watched by the deadline of the call using it (see _CallDeadline)."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _CallDeadline.watch(sock)  # before the TLS handshake, which a server may trickle too
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _CallDeadline.watch(self.sock)  # a connection kept from an earlier call (None: it connects first)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection

@@ -80,7 +80,7 @@ def boundary_in(role_arn: str) -> str:
     boundary = settings.ORGDNS_IAM_PERMISSIONS_BOUNDARY
     if not (role_arn and boundary):
         return boundary
-    return re.sub(r"^(arn:[^:]+:iam::)\d{12}:", lambda m: f"{m[1]}{role_arn.split(':')[4]}:", boundary)
+    return re.sub(r"^(arn:[^:]+:iam::)[0-9]{12}:", lambda m: f"{m[1]}{role_arn.split(':')[4]}:", boundary)
 
 
 def main() -> Account:

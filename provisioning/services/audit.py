@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from django.db.models import Model
 
 _context: contextvars.ContextVar[Context | None] = contextvars.ContextVar("orgdns_audit", default=None)
-CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def new_request_id() -> str:
 
 def client_request_id(proposed: str | None) -> str:
     """The X-Request-ID a client sent, if it is a sane token (kept beside ours, for finding its requests), else ""."""
-    return proposed if proposed and CLIENT_REQUEST_ID.match(proposed) else ""
+    return proposed if proposed and CLIENT_REQUEST_ID.fullmatch(proposed) else ""
 
 
 @contextmanager

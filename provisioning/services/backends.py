@@ -150,12 +150,18 @@ class Backends:
         )
 
     def cluster(
-        self, connection: ClusterConnection, retry: RetryPolicy | None = None, timeout: float | None = None
+        self,
+        connection: ClusterConnection,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
     ) -> KubeCluster:
         return KubeCluster(
             connection,
             retry=retry or self.retry,
             stats=self.stats,
             timeout=timeout or settings.KUBE_REQUEST_TIMEOUT,
+            deadline=deadline,
             permitted_networks=settings.ORGDNS_CLUSTER_PERMITTED_NETWORKS,
+            max_response_bytes=settings.ORGDNS_CLUSTER_MAX_RESPONSE_BYTES,
         )

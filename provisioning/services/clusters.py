@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import time
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -39,7 +40,7 @@ def cluster_connection(
     try:
         if kubeconfig:
             if len(kubeconfig.encode()) > MAX_KUBECONFIG_BYTES:
-                raise ValidationError("The kubeconfig is larger than 256 KiB.")
+                raise ValidationError(f"The kubeconfig is larger than {MAX_KUBECONFIG_BYTES // 1024} KiB.")
             return connection_from_kubeconfig(kubeconfig, context or None)
         if api_server or token:
             return ClusterConnection(server=api_server.strip(), token=token.strip(), ca_pem=ca_pem.strip())
@@ -161,8 +162,11 @@ def probe_cluster(connection: ClusterConnection) -> str:
     """Reach the cluster with the token and check it holds every permission orgdns needs there, so that a wrong
     URL, CA or token, or a token that could not deploy ExternalDNS, is refused before anything is saved.
     Returns the UID of its kube-system namespace, which tells one cluster from another whatever its URL."""
-    try:
-        cluster = Backends().cluster(connection, retry=RetryPolicy(attempts=1), timeout=settings.ORGDNS_PROBE_TIMEOUT)
+    timeout = settings.ORGDNS_PROBE_TIMEOUT
+    try:  # one deadline for the probe's few calls: the form answers within it whatever the server does
+        cluster = Backends().cluster(
+            connection, retry=RetryPolicy(attempts=1), timeout=timeout, deadline=time.monotonic() + timeout
+        )
         try:
             cluster.version()
             missing = cluster.missing_permissions(externaldns.required_permissions())
@@ -170,7 +174,7 @@ def probe_cluster(connection: ClusterConnection) -> str:
         finally:
             cluster.close()
     except ProviderError as exc:
-        told = exc.code in (kube.REFUSED_ADDRESS, kube.UNAUTHORIZED, kube.NOT_KUBERNETES)
+        told = exc.code in (kube.REFUSED_ADDRESS, kube.UNAUTHORIZED, kube.NOT_KUBERNETES, kube.TOO_LARGE)
         raise ValidationError(
             f"Cannot use this cluster: {exc.message if told else PROBE_FAILED.format(server=connection.server)}"
         ) from None

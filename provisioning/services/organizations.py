@@ -118,6 +118,25 @@ def remove_member(organization: Organization, membership_id: int) -> Membership:
 def _refuse_losing_last_owner(organization: Organization, user: AbstractBaseUser) -> None:
     owners = Membership.objects.select_for_update().filter(organization=organization, role=Membership.Role.OWNER)
     if not owners.exclude(user=user).exists():
-        raise ValidationError(
-            f"{user.username} is the last owner of {organization.name}: make someone else owner first."
+        raise ValidationError(_last_owner(user, organization))
+
+
+def check_owners_after(organization: Organization, roles: dict[int, str | None]) -> None:
+    """ValidationError if the organization, which has an owner, would have none once the users (by id) in roles have
+    those roles (None: removed). For changes of several members at once (the admin); set_member and remove_member
+    check each change again as they make it."""
+    owners = set(
+        Membership.objects.filter(organization=organization, role=Membership.Role.OWNER).values_list(
+            "user_id", flat=True
         )
+    )
+    after = {user for user in owners if user not in roles} | {
+        user for user, role in roles.items() if role == Membership.Role.OWNER
+    }
+    if owners and not after:
+        leaving = get_user_model().objects.get(pk=min(owners & roles.keys()))
+        raise ValidationError(_last_owner(leaving, organization))
+
+
+def _last_owner(user: AbstractBaseUser, organization: Organization) -> str:
+    return f"{user.get_username()} is the last owner of {organization.name}: make someone else owner first."

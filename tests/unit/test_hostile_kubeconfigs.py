@@ -22,6 +22,13 @@ def kubeconfig(cluster=None, user=None, context=None, **top):
     return yaml.safe_dump(config)
 
 
+def merge_key_bomb(levels):
+    """About 700 bytes of YAML in which each level merges the one below eight times."""
+    lines = ["l0: &l0 {k: v}"]
+    lines += [f"l{i}: &l{i} {{<<: [{', '.join([f'*l{i - 1}'] * 8)}]}}" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n" + kubeconfig()
+
+
 def b64(data):
     return base64.b64encode(data).decode()
 
@@ -72,6 +79,13 @@ KUBECONFIGS = {
     ),
     "token with a newline": (kubeconfig(user={"token": "abc\nHost: evil"}), "printable ASCII"),
     "token not ASCII": (kubeconfig(user={"token": "tökén"}), "printable ASCII"),
+    "token with a trailing newline": (kubeconfig(user={"token": "abc\n"}), "printable ASCII"),
+    "server with a trailing newline": (kubeconfig(cluster={"server": "https://k8s.example\n"}), "printable ASCII"),
+    "server with a newline in its name": (
+        kubeconfig(cluster={"server": "https://k8s\n.example:6443"}),
+        "printable ASCII",
+    ),
+    "merge keys standing for a huge document": (merge_key_bomb(levels=12), "more than 32 YAML aliases"),
 }
 
 
@@ -79,6 +93,16 @@ KUBECONFIGS = {
 def test_malformed_kubeconfigs_are_refused_with_the_reason(text, message):
     with pytest.raises(InvalidConnection, match=message):
         connection_from_kubeconfig(text)
+
+
+def test_the_merge_key_bomb_is_small():
+    assert len(merge_key_bomb(levels=12).encode()) < 1000
+
+
+def test_a_few_aliases_are_fine():
+    text = kubeconfig(users=[{"name": "u", "user": {"token": "t"}}]).replace("user:\n", "user: &shared\n")
+    text += "extensions:\n- *shared\n- *shared\n"
+    assert connection_from_kubeconfig(text).token == "t"
 
 
 def test_a_usable_kubeconfig_still_works():
