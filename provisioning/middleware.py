@@ -1,3 +1,7 @@
+from axes.handlers.database import AxesDatabaseHandler
+from django.conf import settings
+from django.db.models import Sum
+
 from .models import AuditEvent
 from .services import audit
 
@@ -27,3 +31,21 @@ def login_attempt_username(request, credentials):
     """The name a login attempt is counted under: what was typed, cut to the longest user name (axes stores it)."""
     username = (credentials or {}).get("username") or request.POST.get("username") or ""
     return username[:150]
+
+
+class LoginAttempts(AxesDatabaseHandler):
+    """axes's count of failed logins, with a limit of its own for each of AXES_LOCKOUT_PARAMETERS: one username from one
+    address is locked after AXES_FAILURE_LIMIT failures, one username from all addresses together after the larger
+    LOGIN_USERNAME_FAILURE_LIMIT (so that spreading guesses over many addresses does not help, while a stranger needs
+    many more tries to lock a user out everywhere).
+
+    axes compares one number with AXES_FAILURE_LIMIT: that number is the count closest to its own limit, shifted so
+    that reaching its limit is reaching AXES_FAILURE_LIMIT."""
+
+    def get_failures(self, request, credentials=None):
+        by_address, by_username = (
+            attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0
+            for attempts in self.get_user_attempts(request, credentials)
+        )
+        headroom = settings.LOGIN_USERNAME_FAILURE_LIMIT - settings.AXES_FAILURE_LIMIT
+        return max(by_address, by_username - headroom)

@@ -16,10 +16,10 @@ from ..clients.errors import ProviderError
 from ..clients.kube import ClusterConnection, InvalidConnection, connection_from_kubeconfig
 from ..clients.retry import RetryPolicy
 from ..models import AuditEvent, Cluster
-from . import audit, key_rotation, offboarding_rules
+from . import audit, key_rotation, offboarding_rules, pending_writes
 from .backends import Backends, probe_rate_limiter
 from .cluster_jobs import DEREGISTER, REGISTER, RERENDER_EXTERNALDNS
-from .operations import start_operation
+from .operations import require_room_for_operation, start_operation
 from .vault_paths import cluster_secret_path
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ def _register_cluster(
     if Cluster.objects.live().filter(organization=organization, name=name).exists():
         raise ValidationError(f"{organization.name} already has a cluster named {name!r}.")
     if user is not None:
+        with transaction.atomic():  # before reaching the cluster; start_operation checks again
+            require_room_for_operation(organization)
         try:
             wait = probe_rate_limiter(user).try_acquire()
         except RedisError:  # the limit guards what orgdns's network may be made to reach: no limit, no probe
@@ -115,10 +117,11 @@ def _register_cluster(
     )
     vault = Backends(retry=RetryPolicy(attempts=2)).vault(timeout=settings.ORGDNS_REQUEST_VAULT_TIMEOUT)
     path = cluster_secret_path(vault, cluster)
+    pending = pending_writes.record(path, organization)
     try:
         vault.write(path, connection.as_secret())
     except ProviderError:
-        try:  # the write may have landed although it timed out; what this misses, `reconcile` removes
+        try:  # the write may have landed although it timed out, or land later: the sweep destroys it (pending_writes)
             vault.destroy(path)
         except ProviderError:
             pass
@@ -131,11 +134,14 @@ def _register_cluster(
             offboarding_rules.require_active(organization)
             cluster.save()
             operation = start_operation(REGISTER, organization, cluster, user)
+            pending_writes.forget(pending)
     except ValidationError:
         vault.destroy(path)
+        pending_writes.forget(pending)  # the write was confirmed, so it cannot land again
         raise
     except IntegrityError:
         vault.destroy(path)
+        pending_writes.forget(pending)
         if Cluster.objects.live().filter(kube_system_uid=kube_system_uid).exists():
             raise ValidationError(ALREADY_REGISTERED) from None
         raise ValidationError(f"{organization.name} already has a cluster named {name!r}.") from None
