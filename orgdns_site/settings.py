@@ -1,5 +1,6 @@
 """Settings, all from the environment (see README "Configuration")."""
 
+import hashlib
 import ipaddress
 import json
 import logging
@@ -156,6 +157,15 @@ def network(item):
 def check_order(smaller, smaller_value, larger, larger_value):
     if not smaller_value < larger_value:
         raise ImproperlyConfigured(f"{smaller} ({smaller_value:g}) must be less than {larger} ({larger_value:g})")
+
+
+def deployment_id_from(base_domain):
+    """`dns.example.com` → `dns-example-com`: this deployment's default id (cut to 40 characters, with a hash of the
+    whole name when cut, so that two long names still differ)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", base_domain.lower()).strip("-") or "orgdns"
+    if len(slug) > 40:
+        slug = f"{slug[:31].rstrip('-')}-{hashlib.sha256(base_domain.encode()).hexdigest()[:8]}"
+    return slug
 
 
 def networks(value):
@@ -427,6 +437,15 @@ ORGDNS_PARENT_ZONE_ID = envmatch(
 ORGDNS_RESOURCE_PREFIX = envmatch(
     "ORGDNS_RESOURCE_PREFIX", "orgdns", r"[\w+=,.@-]{1,32}", "1 to 32 letters, digits or +=,.@_- (IAM user names)"
 )  # IAM user names, tags, Vault prefix
+# What names this deployment in every mark orgdns recognizes its own things by (Route53 zone and IAM user tags, Vault
+# paths under VAULT_PREFIX, Kubernetes labels): deployments that share an AWS account, a Vault or a cluster (staging
+# and production) never take each other's things for theirs. Changing it orphans what was made under the old one.
+ORGDNS_DEPLOYMENT_ID = envmatch(
+    "ORGDNS_DEPLOYMENT_ID",
+    deployment_id_from(ORGDNS_BASE_DOMAIN),
+    r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?",
+    "1 to 40 lowercase letters, digits and inner hyphens, such as prod-eu",
+)
 # Organization names never given out (shell-style patterns): <name>.<base domain> would pass for the platform's own.
 ORGDNS_RESERVED_NAMES = [
     pattern.strip()

@@ -18,7 +18,7 @@ from django.utils import timezone
 from provisioning.clients import tls
 from provisioning.models import AuditEvent, Certificate, CertificateInstallation, Cluster, Operation
 from provisioning.services import certificates, clusters
-from provisioning.services.backends import Backends
+from provisioning.services.backends import Backends, vault_root
 from tests.conftest import run_jobs, vault_tree
 from tests.factories import register
 
@@ -274,7 +274,7 @@ def test_a_retried_job_installs_what_it_issued_without_issuing_again(
     assert "temporary failure, will retry" in operation.log and "was already issued by this operation" in operation.log
     assert format(served_certificate(cluster_api, "web", "www-tls").serial_number, "X") == certificate.serial
     metadata = vault.secrets.kv.v2.read_secret_metadata(
-        path=f"{settings.VAULT_PREFIX}/orgs/acme/tls/certs/{certificate.pk}", mount_point="secret"
+        path=f"{vault_root()}/orgs/acme/tls/certs/{certificate.pk}", mount_point="secret"
     )
     assert metadata["data"]["current_version"] == 1
 
