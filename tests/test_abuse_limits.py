@@ -102,12 +102,23 @@ def test_a_token_limited_to_one_organization_does_not_reach_the_users_others(cli
     assert client.get("/api/v1/organizations/globex", headers=bearer(unlimited)).status_code == 200
 
 
-def test_a_staff_token_limited_to_one_organization_neither_reaches_others_nor_staff_pages(client, personas):
+def test_a_staff_token_limited_to_one_organization_reaches_nothing_else(client, personas, django_user_model):
     _, raw = api_tokens.create_token(personas.sam, "acme-support", 30, organizations=[personas.acme])
     assert client.get("/api/v1/organizations/acme", headers=bearer(raw)).status_code == 200
     assert client.get("/api/v1/organizations/globex", headers=bearer(raw)).status_code == 404
     events = client.get("/api/v1/audit-events", headers=bearer(raw)).json()["items"]
     assert all(e["organization"] == "acme" for e in events)
+    superuser_token = api_tokens.create_token(
+        django_user_model.objects.create_superuser("root", password="pw-root"), "one", 30, organizations=[personas.acme]
+    )[1]
+    create = {"name": "initech"}
+    refused = client.post(
+        "/api/v1/organizations", create, content_type="application/json", headers=bearer(superuser_token)
+    )
+    assert refused.status_code == 403
+    _, unlimited = api_tokens.create_token(django_user_model.objects.get(username="root"), "all", 30)
+    made = client.post("/api/v1/organizations", create, content_type="application/json", headers=bearer(unlimited))
+    assert made.status_code == 201
 
 
 def test_a_token_cannot_be_limited_to_someone_elses_organization(personas):

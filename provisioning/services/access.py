@@ -63,7 +63,8 @@ def acts_in_any_organization(user: AbstractBaseUser) -> bool:
 
 
 def can_create_organizations(user: AbstractBaseUser) -> bool:
-    return user.is_staff and user.has_perm("provisioning.add_organization")
+    """Staff with the permission; not through a token limited to some organizations."""
+    return user.is_staff and user.has_perm("provisioning.add_organization") and token_organizations(user) is None
 
 
 def can_write(user: AbstractBaseUser, organization: Organization) -> bool:
