@@ -3,17 +3,20 @@ may land after the form said "nothing was saved"; the sweep destroys it within i
 cluster's."""
 
 import io
+import threading
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
+from django.db import connection, transaction
 from django.urls import reverse
 
 from devstack.stallproxy import StallProxy
 from provisioning.models import Cluster, PendingVaultWrite
-from provisioning.services.backends import Backends
+from provisioning.services import pending_writes
+from provisioning.services.backends import Backends, vault_root
 from provisioning.services.vault_paths import cluster_secret_path
 from tests.conftest import vault_tree
 
@@ -106,3 +109,31 @@ def test_a_registered_clusters_secret_is_kept_by_the_sweep(personas, cluster_api
     assert f"Vault {path}: kept: a registration owns it" in out
     assert vault_tree(vault, django_settings.VAULT_PREFIX) == [path]
     assert not PendingVaultWrite.objects.exists()
+
+
+def test_the_sweep_leaves_a_write_under_way_alone(personas, vault):
+    """A request that recorded its write holds the record until it ends: even with no grace, the sweep passes it by."""
+    path = f"{vault_root()}/orgs/acme/clusters/acme-prod-0123abcd"
+    write = pending_writes.record(path, personas.acme)
+    vault.secrets.kv.v2.create_or_update_secret(path=path, secret={"token": "t"}, mount_point="secret")
+    holding, release = threading.Event(), threading.Event()
+
+    def request():
+        with transaction.atomic():
+            pending_writes.hold(write)
+            holding.set()
+            release.wait(30)
+        connection.close()
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    try:
+        assert holding.wait(30)
+        assert "Vault" not in sweep()
+        assert vault_tree(vault, django_settings.VAULT_PREFIX) == [path]
+    finally:
+        release.set()
+        thread.join()
+
+    assert f"Vault {path}: no registration owns it: destroyed" in sweep()  # the request ended without saving
+    assert vault_tree(vault, django_settings.VAULT_PREFIX) == []

@@ -118,33 +118,33 @@ def _register_cluster(
     vault = Backends(retry=RetryPolicy(attempts=2)).vault(timeout=settings.ORGDNS_REQUEST_VAULT_TIMEOUT)
     path = cluster_secret_path(vault, cluster)
     pending = pending_writes.record(path, organization)
-    try:
-        vault.write(path, connection.as_secret())
-    except ProviderError:
-        try:  # the write may have landed although it timed out, or land later: the sweep destroys it (pending_writes)
-            vault.destroy(path)
+    with transaction.atomic():
+        pending_writes.hold(pending)  # until this request ends: the sweep leaves a write under way alone
+        try:
+            vault.write(path, connection.as_secret())
         except ProviderError:
-            pass
-        raise ValidationError(
-            "Vault, where orgdns keeps the cluster's credentials, is not answering: the cluster was not registered "
-            "and nothing was saved. Try again in a minute."
-        ) from None
-    try:
-        with transaction.atomic():
-            offboarding_rules.require_active(organization)
-            cluster.save()
-            operation = start_operation(REGISTER, organization, cluster, user)
-            pending_writes.forget(pending)
-    except ValidationError:
-        vault.destroy(path)
-        pending_writes.forget(pending)  # the write was confirmed, so it cannot land again
-        raise
-    except IntegrityError:
-        vault.destroy(path)
-        pending_writes.forget(pending)
-        if Cluster.objects.live().filter(kube_system_uid=kube_system_uid).exists():
-            raise ValidationError(ALREADY_REGISTERED) from None
-        raise ValidationError(f"{organization.name} already has a cluster named {name!r}.") from None
+            try:  # the write may have landed although it timed out, or land later: the sweep destroys it
+                vault.destroy(path)
+            except ProviderError:
+                pass
+            raise ValidationError(
+                "Vault, where orgdns keeps the cluster's credentials, is not answering: the cluster was not "
+                "registered and nothing was saved. Try again in a minute."
+            ) from None
+        try:
+            with transaction.atomic():
+                offboarding_rules.require_active(organization)
+                cluster.save()
+                operation = start_operation(REGISTER, organization, cluster, user)
+                pending_writes.forget(pending)
+        except ValidationError:
+            vault.destroy(path)
+            raise
+        except IntegrityError:
+            vault.destroy(path)
+            if Cluster.objects.live().filter(kube_system_uid=kube_system_uid).exists():
+                raise ValidationError(ALREADY_REGISTERED) from None
+            raise ValidationError(f"{organization.name} already has a cluster named {name!r}.") from None
     return cluster, operation
 
 

@@ -4,7 +4,8 @@ A write that times out may land all the same, seconds or minutes after the reque
 nothing was saved. Its record outlives the request: the registration that succeeds removes it, in the transaction
 that saves the cluster; any other is settled by the sweep (sweep_operations, every minute), which destroys the path,
 every version, unless a registration owns it — at each run until ORGDNS_PENDING_WRITE_WATCH has passed, since the
-write may land after a destroy too.
+write may land after a destroy too. The request holds its record locked while it writes and saves, so the sweep never
+settles a write still under way, whatever its grace; a request whose process died has released it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db import transaction
 
 from ..clients.errors import ProviderError
 from ..models import PendingVaultWrite
@@ -20,6 +22,7 @@ from .reconcile import expected_vault_paths
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
+    from ..clients.vault import Vault
     from ..models import Organization
     from .backends import Backends
 
@@ -27,6 +30,12 @@ if TYPE_CHECKING:
 def record(path: str, organization: Organization) -> PendingVaultWrite:
     """Before writing `path`: committed at once, whatever transaction the caller is in later."""
     return PendingVaultWrite.objects.create(path=path, organization=organization)
+
+
+def hold(write: PendingVaultWrite) -> None:
+    """In the transaction of the request making the write: its record is locked until that ends (or its process
+    dies), and the sweep passes it by meanwhile."""
+    PendingVaultWrite.objects.select_for_update().filter(pk=write.pk).first()
 
 
 def forget(write: PendingVaultWrite) -> None:
@@ -43,22 +52,29 @@ def settle(backends: Backends, now: datetime, grace: timedelta) -> list[tuple[Pe
         return settled
     vault = backends.vault()
     for write in pending:
-        org = write.organization
-        if org is not None and write.path in expected_vault_paths(vault, [org]):
-            forget(write)
-            settled.append((write, "kept: a registration owns it"))
-            continue
-        try:
-            landed = vault.last_written(write.path) is not None
-            if landed:
-                vault.destroy(write.path)
-        except ProviderError as exc:
-            settled.append((write, f"left for the next sweep: {exc.message}"))
-            continue
+        with transaction.atomic():
+            if PendingVaultWrite.objects.select_for_update(skip_locked=True).filter(pk=write.pk).exists():
+                settled += _settle(write, vault, now)
+    return settled
+
+
+def _settle(write: PendingVaultWrite, vault: Vault, now: datetime) -> list[tuple[PendingVaultWrite, str]]:
+    """One record, locked: no request is making its write any more."""
+    org = write.organization
+    if org is not None and write.path in expected_vault_paths(vault, [org]):
+        forget(write)
+        return [(write, "kept: a registration owns it")]
+    try:
+        landed = vault.last_written(write.path) is not None
         if landed:
-            PendingVaultWrite.objects.filter(pk=write.pk).update(destroyed_at=now)
-            settled.append((write, "no registration owns it: destroyed, with every version"))
-        if now - write.created_at >= settings.ORGDNS_PENDING_WRITE_WATCH:
-            forget(write)
-            settled.append((write, "no longer watched"))
+            vault.destroy(write.path)
+    except ProviderError as exc:
+        return [(write, f"left for the next sweep: {exc.message}")]
+    settled = []
+    if landed:
+        PendingVaultWrite.objects.filter(pk=write.pk).update(destroyed_at=now)
+        settled.append((write, "no registration owns it: destroyed, with every version"))
+    if now - write.created_at >= settings.ORGDNS_PENDING_WRITE_WATCH:
+        forget(write)
+        settled.append((write, "no longer watched"))
     return settled
