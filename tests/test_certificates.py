@@ -117,7 +117,7 @@ def test_the_org_ca_is_a_name_constrained_ca_made_once(personas, vault, tmp_path
     usage = ca.extensions.get_extension_for_class(x509.KeyUsage).value
     assert usage.key_cert_sign and usage.crl_sign
     assert ca.not_valid_after_utc - ca.not_valid_before_utc > datetime.timedelta(days=3000)
-    prefix = settings.VAULT_PREFIX
+    prefix = vault_root()
     assert sorted(vault_tree(vault, prefix)) == sorted(
         [
             f"{prefix}/orgs/acme/tls/ca",
@@ -339,7 +339,7 @@ def test_delete_removes_the_secrets_and_the_vault_material(personas, acme_cluste
     assert cluster_api.objects("secrets", "web") == []
     assert certificate.state == Certificate.State.DELETED and certificate.deleted_at
     assert not certificate.installations.exists()
-    prefix = settings.VAULT_PREFIX
+    prefix = vault_root()
     assert not [p for p in vault_tree(vault, prefix) if "/tls/certs/" in p]
     assert f"{prefix}/orgs/acme/tls/ca" in vault_tree(vault, prefix)  # the CA still signs the other certificates
     client.force_login(personas.alice)

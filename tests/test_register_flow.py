@@ -75,9 +75,9 @@ def test_first_cluster_gets_zone_scoped_user_key_and_externaldns(personas, clust
 
 
 def _prefix():
-    from django.conf import settings
+    from provisioning.services.backends import vault_root
 
-    return settings.VAULT_PREFIX
+    return vault_root()
 
 
 def test_iam_policy_allows_only_this_zone(personas, cluster_api, aws):
