@@ -2,6 +2,7 @@
 server that hangs without refusing — and held requests can later be delivered to the server, after their clients gave
 up, as a slow network or a paused server would deliver them."""
 
+import http.client
 import socket
 import threading
 
@@ -36,9 +37,9 @@ class StallProxy:
         for received in chosen:
             with socket.create_connection(self.target, timeout=10) as upstream:
                 upstream.sendall(bytes(received))
-                upstream.shutdown(socket.SHUT_WR)
-                while upstream.recv(65536):
-                    pass
+                answer = http.client.HTTPResponse(upstream)  # read whole (a half-close would cancel the request)
+                answer.begin()
+                answer.read()
         return len(chosen)
 
     def stop(self):

@@ -68,7 +68,9 @@ def test_a_write_that_lands_after_the_form_gave_up_is_destroyed_by_the_next_swee
     # Vault gets the write only now, after the form answered (the destroy the form also tried never arrives).
     stalling_vault.resume()
     assert stalling_vault.deliver(b"POST /v1/secret/data/") >= 1
-    landed = vault.secrets.kv.v2.read_secret_version(path=pending.path, mount_point="secret")["data"]["data"]
+    landed = vault.secrets.kv.v2.read_secret_version(
+        path=pending.path, mount_point="secret", raise_on_deleted_version=True
+    )["data"]["data"]
     assert landed["token"] == cluster_api.connection.token
 
     out = sweep()
