@@ -14,8 +14,8 @@ import redis
 from django.conf import settings
 from django.core.management import call_command
 
-from provisioning.models import Organization
-from provisioning.services import offboarding, zone_setup
+from provisioning.models import Cluster, Organization
+from provisioning.services import certificates, clusters, offboarding, zone_setup
 from provisioning.services.backends import Backends, vault_root
 from provisioning.services.certificate_jobs import ensure_ca
 from tests.conftest import manage_command, manage_env, run_jobs, vault_tree
@@ -220,3 +220,25 @@ def test_upgrading_moves_this_deployments_things_onto_its_marks_and_nothing_else
     )["access_key_id"]
 
     assert adopt("--apply").strip() == "Everything of this deployment's already carries its marks."
+
+
+def test_upgrading_labels_the_certificate_secrets_this_deployment_installed(personas, cluster_api, vault):
+    cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
+    run_jobs()
+    certificate, _ = certificates.issue_certificate(
+        personas.acme, ["www.acme.orgdns.test"], [(Cluster.objects.get(pk=cluster.pk), "web", "www-tls")]
+    )
+    run_jobs()
+    # As an orgdns from before deployment ids labelled it; and someone else's Secret beside it, labelled by no one.
+    path = "/api/v1/namespaces/web/secrets/www-tls"
+    unlabel = {"metadata": {"labels": {"orgdns.io/deployment": None}}}
+    cluster_api.cluster.api("PATCH", path, unlabel, content_type="application/merge-patch+json")
+    assert "orgdns.io/deployment" not in cluster_api.cluster.api("GET", path)["metadata"]["labels"]
+
+    assert "Secret web/www-tls in acme/prod: would label orgdns.io/deployment=orgdns-test" in adopt()
+    assert "orgdns.io/deployment" not in cluster_api.cluster.api("GET", path)["metadata"]["labels"]
+    assert "Secret web/www-tls in acme/prod: labelled orgdns.io/deployment=orgdns-test" in adopt("--apply")
+    labels = cluster_api.cluster.api("GET", path)["metadata"]["labels"]
+    assert labels["orgdns.io/deployment"] == "orgdns-test"
+    assert labels["orgdns.io/certificate"] == str(certificate.pk)
+    assert "Secret" not in adopt("--apply")
