@@ -1,5 +1,6 @@
 """Settings, all from the environment (see README "Configuration")."""
 
+import hashlib
 import ipaddress
 import json
 import logging
@@ -159,6 +160,15 @@ def network(item):
 def check_order(smaller, smaller_value, larger, larger_value):
     if not smaller_value < larger_value:
         raise ImproperlyConfigured(f"{smaller} ({smaller_value:g}) must be less than {larger} ({larger_value:g})")
+
+
+def deployment_id_from(base_domain):
+    """`dns.example.com` → `dns-example-com`: this deployment's default id (cut to 40 characters, with a hash of the
+    whole name when cut, so that two long names still differ)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", base_domain.lower()).strip("-") or "orgdns"
+    if len(slug) > 40:
+        slug = f"{slug[:31].rstrip('-')}-{hashlib.sha256(base_domain.encode()).hexdigest()[:8]}"
+    return slug
 
 
 def networks(value):
@@ -344,11 +354,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 # Login throttling (django-axes), for the dashboard's and the admin's login alike: after LOGIN_FAILURE_LIMIT wrong
-# passwords for one username from one client address, that pair is refused (HTTP 429) for LOGIN_LOCKOUT_MINUTES.
+# passwords for one username from one client address, that pair is refused (HTTP 429) for LOGIN_LOCKOUT_MINUTES; after
+# LOGIN_USERNAME_FAILURE_LIMIT for one username from any addresses together (guessing spread over many), the username
+# is (provisioning.middleware.LoginAttempts).
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5, POSITIVE)
+LOGIN_USERNAME_FAILURE_LIMIT = envint("LOGIN_USERNAME_FAILURE_LIMIT", 4 * AXES_FAILURE_LIMIT, POSITIVE)
+check_order("LOGIN_FAILURE_LIMIT", AXES_FAILURE_LIMIT, "LOGIN_USERNAME_FAILURE_LIMIT", LOGIN_USERNAME_FAILURE_LIMIT)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15, POSITIVE))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]  # in this order: LoginAttempts reads them so
+AXES_HANDLER = "provisioning.middleware.LoginAttempts"
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_CALLABLE = "provisioning.middleware.login_attempt_username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
@@ -463,6 +478,15 @@ ORGDNS_PARENT_ZONE_ID = envmatch(
 ORGDNS_RESOURCE_PREFIX = envmatch(
     "ORGDNS_RESOURCE_PREFIX", "orgdns", r"[\w+=,.@-]{1,32}", "1 to 32 letters, digits or +=,.@_- (IAM user names)"
 )  # IAM user names, tags, Vault prefix
+# What names this deployment in every mark orgdns recognizes its own things by (Route53 zone and IAM user tags, Vault
+# paths under VAULT_PREFIX, Kubernetes labels): deployments that share an AWS account, a Vault or a cluster (staging
+# and production) never take each other's things for theirs. Changing it orphans what was made under the old one.
+ORGDNS_DEPLOYMENT_ID = envmatch(
+    "ORGDNS_DEPLOYMENT_ID",
+    deployment_id_from(ORGDNS_BASE_DOMAIN),
+    r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?",
+    "1 to 40 lowercase letters, digits and inner hyphens, such as prod-eu",
+)
 # Organization names never given out (shell-style patterns): <name>.<base domain> would pass for the platform's own.
 ORGDNS_RESERVED_NAMES = [
     pattern.strip()
@@ -601,6 +625,13 @@ VAULT_TIMEOUT = envfloat("VAULT_TIMEOUT", 10, POSITIVE)  # seconds per Vault cal
 ORGDNS_REQUEST_VAULT_TIMEOUT = envfloat(
     "ORGDNS_REQUEST_VAULT_TIMEOUT", 4, POSITIVE
 )  # in a request (two tries), then a clear error
+# Abuse limits (docs/security.md): operations one organization may have queued or running at once (a user's
+# request beyond it is refused: 429 from the API, a form error on pages), and live API tokens per user.
+ORGDNS_ORG_OPERATION_LIMIT = envint("ORGDNS_ORG_OPERATION_LIMIT", 20, POSITIVE)
+ORGDNS_API_TOKENS_PER_USER = envint("ORGDNS_API_TOKENS_PER_USER", 10, POSITIVE)
+# A Vault write a request gave up on may land later: the sweep destroys it (no registration owns it) at every run for
+# this long after the write was recorded, then forgets it (`reconcile` removes what lands later still).
+ORGDNS_PENDING_WRITE_WATCH = envseconds("ORGDNS_PENDING_WRITE_WATCH", 15 * 60, POSITIVE)
 ORGDNS_HEALTH_CHECK_WORKERS = envint(
     "ORGDNS_HEALTH_CHECK_WORKERS", 8, POSITIVE
 )  # clusters check_externaldns reads at once

@@ -476,11 +476,21 @@ class CertificateInstallationAdmin(AuditedAdmin):
 class ApiTokenAdmin(AuditedAdmin):
     """Users make their tokens on their API tokens page (the token is shown to them only); support can revoke one."""
 
-    list_display = ["__str__", "user", "created_at", "expires_at", "last_used_at", "revoked_at"]
-    list_filter = ["revoked_at"]
+    list_display = ["__str__", "user", "read_only", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at", "read_only"]
     search_fields = ["name", "prefix", "user__username"]
     list_select_related = ["user"]
-    readonly_fields = ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    readonly_fields = [
+        "user",
+        "name",
+        "prefix",
+        "read_only",
+        "organizations",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     exclude = ["token_hash"]
     actions = ["revoke"]
 

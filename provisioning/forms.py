@@ -5,8 +5,8 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from .models import Cluster, Membership
-from .services import api_tokens, certificates, clusters
+from .models import Cluster, Membership, Organization
+from .services import access, api_tokens, certificates, clusters
 from .validators import validate_certificate_namespace, validate_cluster_name, validate_org_name, validate_secret_name
 
 
@@ -110,8 +110,19 @@ class ApiTokenForm(forms.Form):
         initial=90,
     )
 
-    def __init__(self, *args, **kwargs):
+    read_only = forms.BooleanField(
+        required=False, label="Read-only", help_text="It can look, but every request that changes something is refused."
+    )
+    organizations = forms.ModelMultipleChoiceField(
+        queryset=Organization.objects.none(),
+        required=False,
+        label="Only in",
+        help_text="The organizations it may reach; none chosen: all of yours.",
+    )
+
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["form_key"].initial = secrets.token_hex(16)
+        self.fields["organizations"].queryset = access.organizations_for(user).order_by("name")
         allowed = [days for days in api_tokens.LIFETIMES if days <= settings.ORGDNS_API_TOKEN_MAX_DAYS]
         self.fields["days"].choices = [(days, f"{days} days") for days in allowed]

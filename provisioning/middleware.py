@@ -1,5 +1,7 @@
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
+from axes.handlers.database import AxesDatabaseHandler
+from django.db.models import Sum
 
 from .models import AuditEvent
 from .services import audit
@@ -56,3 +58,19 @@ class RequestSizeLimitMiddleware:
             response = HttpResponse(detail, status=413, content_type="text/plain; charset=utf-8")
         response["Content-Length"] = len(response.content)
         return response
+class LoginAttempts(AxesDatabaseHandler):
+    """axes's count of failed logins, with a limit of its own for each of AXES_LOCKOUT_PARAMETERS: one username from one
+    address is locked after AXES_FAILURE_LIMIT failures, one username from all addresses together after the larger
+    LOGIN_USERNAME_FAILURE_LIMIT (so that spreading guesses over many addresses does not help, while a stranger needs
+    many more tries to lock a user out everywhere).
+
+    axes compares one number with AXES_FAILURE_LIMIT: that number is the count closest to its own limit, shifted so
+    that reaching its limit is reaching AXES_FAILURE_LIMIT."""
+
+    def get_failures(self, request, credentials=None):
+        by_address, by_username = (
+            attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0
+            for attempts in self.get_user_attempts(request, credentials)
+        )
+        headroom = settings.LOGIN_USERNAME_FAILURE_LIMIT - settings.AXES_FAILURE_LIMIT
+        return max(by_address, by_username - headroom)

@@ -505,7 +505,8 @@ class AuditEvent(models.Model):
 
 class ApiToken(models.Model):
     """A personal API token. It acts as its user, with the user's organizations and roles as they are at each
-    request. Only a SHA-256 hash of the token is kept: the token itself is shown once, when it is made."""
+    request, within its scope (read-only, named organizations). Only a SHA-256 hash of the token is kept: the token
+    itself is shown once, when it is made."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100, help_text="What it is for, e.g. the CI job that uses it.")
@@ -522,6 +523,15 @@ class ApiToken(models.Model):
         blank=True,
         help_text="The key of the form that made it, so that sending that form again makes no second token.",
     )
+    read_only = models.BooleanField(
+        default=False, help_text="It may only read (GET): every request that would change something is refused."
+    )
+    organizations = models.ManyToManyField(
+        Organization,
+        blank=True,
+        related_name="+",
+        help_text="The only organizations it may reach (among its user's); none named: all of its user's.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -531,3 +541,26 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"
+
+
+class PendingVaultWrite(models.Model):
+    """A Vault write made while a request waits (a cluster's credentials, at registration), recorded before it is made:
+    if the request gives up (Vault too slow) the write may still land later, and the sweep destroys what no
+    registration owns (services/pending_writes.py). Removed once the registration is saved, or once settled."""
+
+    path = models.CharField(max_length=500, help_text="The Vault path (under VAULT_PREFIX) about to be written.")
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="pending_vault_writes"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    destroyed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the sweep last destroyed the path (it may still land again: kept a while).",
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return self.path

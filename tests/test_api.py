@@ -3,10 +3,10 @@ retries, the audit trail, and no secret in any answer."""
 
 import pytest
 from cryptography import x509
-from django.conf import settings
 
 from provisioning.models import AuditEvent, Cluster, Operation
 from provisioning.services import api_tokens, clusters
+from provisioning.services.backends import vault_root
 from tests.conftest import VAULT_ROOT_TOKEN, run_jobs
 from tests.factories import register
 from tests.test_deregister import _upsert, owned_records, write
@@ -200,7 +200,7 @@ def test_audit_events_are_filtered_and_carry_the_request_id(alice, personas, rea
 
 def test_no_secret_in_any_answer(alice, personas, ready_cluster, cluster_api, make_cluster_api, vault):
     aws_secret = vault.secrets.kv.v2.read_secret_version(
-        path=f"{settings.VAULT_PREFIX}/orgs/acme/aws", mount_point="secret", raise_on_deleted_version=True
+        path=f"{vault_root()}/orgs/acme/aws", mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]["secret_access_key"]
     operation = ready_cluster.operations.get()
     answers = [

@@ -4,11 +4,11 @@ import base64
 
 import pytest
 import yaml
-from django.conf import settings
 from django.urls import reverse
 
 from provisioning.models import AuditEvent, Cluster, Operation
 from provisioning.services import api_tokens
+from provisioning.services.backends import vault_root
 from tests.conftest import run_jobs, vault_tree
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,7 +69,7 @@ def kubeconfig_of(api):
 
 def outcome(cluster, vault):
     """What a registration leaves: its states, its audit trail (by source) and the organization's Vault secrets."""
-    prefix = f"{settings.VAULT_PREFIX}/orgs/{cluster.organization.name}"
+    prefix = f"{vault_root()}/orgs/{cluster.organization.name}"
     secrets = {}
     for path in vault_tree(vault, prefix):
         data = vault.secrets.kv.v2.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)

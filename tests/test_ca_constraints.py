@@ -11,12 +11,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from django.conf import settings
 from django.core.management import call_command
 
 from provisioning.clients import tls
 from provisioning.models import AuditEvent, Certificate, Operation
 from provisioning.services import certificates, clusters
+from provisioning.services.backends import vault_root
 from tests.conftest import run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,7 +87,7 @@ def ca_without_ip_exclusion(zone_name, organization):
 
 def stored_ca(vault, org="acme"):
     data = vault.secrets.kv.v2.read_secret_version(
-        path=f"{settings.VAULT_PREFIX}/orgs/{org}/tls/ca", mount_point="secret", raise_on_deleted_version=True
+        path=f"{vault_root()}/orgs/{org}/tls/ca", mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]
     return tls.KeyPair(**data)
 
@@ -122,7 +122,7 @@ def test_reissue_cas_replaces_old_cas_and_renews_their_certificates(personas, cl
     run_jobs()
     old = ca_without_ip_exclusion("acme.orgdns.test", "acme")
     vault.secrets.kv.v2.create_or_update_secret(
-        path=f"{settings.VAULT_PREFIX}/orgs/acme/tls/ca",
+        path=f"{vault_root()}/orgs/acme/tls/ca",
         secret={"certificate": old.certificate, "private_key": old.private_key},
         mount_point="secret",
     )

@@ -18,7 +18,7 @@ from django.utils import timezone
 from provisioning.clients import tls
 from provisioning.models import AuditEvent, Certificate, CertificateInstallation, Cluster, Operation
 from provisioning.services import certificates, clusters
-from provisioning.services.backends import Backends
+from provisioning.services.backends import Backends, vault_root
 from tests.conftest import run_jobs, vault_tree
 from tests.factories import register
 
@@ -117,7 +117,7 @@ def test_the_org_ca_is_a_name_constrained_ca_made_once(personas, vault, tmp_path
     usage = ca.extensions.get_extension_for_class(x509.KeyUsage).value
     assert usage.key_cert_sign and usage.crl_sign
     assert ca.not_valid_after_utc - ca.not_valid_before_utc > datetime.timedelta(days=3000)
-    prefix = settings.VAULT_PREFIX
+    prefix = vault_root()
     assert sorted(vault_tree(vault, prefix)) == sorted(
         [
             f"{prefix}/orgs/acme/tls/ca",
@@ -274,7 +274,7 @@ def test_a_retried_job_installs_what_it_issued_without_issuing_again(
     assert "temporary failure, will retry" in operation.log and "was already issued by this operation" in operation.log
     assert format(served_certificate(cluster_api, "web", "www-tls").serial_number, "X") == certificate.serial
     metadata = vault.secrets.kv.v2.read_secret_metadata(
-        path=f"{settings.VAULT_PREFIX}/orgs/acme/tls/certs/{certificate.pk}", mount_point="secret"
+        path=f"{vault_root()}/orgs/acme/tls/certs/{certificate.pk}", mount_point="secret"
     )
     assert metadata["data"]["current_version"] == 1
 
@@ -339,7 +339,7 @@ def test_delete_removes_the_secrets_and_the_vault_material(personas, acme_cluste
     assert cluster_api.objects("secrets", "web") == []
     assert certificate.state == Certificate.State.DELETED and certificate.deleted_at
     assert not certificate.installations.exists()
-    prefix = settings.VAULT_PREFIX
+    prefix = vault_root()
     assert not [p for p in vault_tree(vault, prefix) if "/tls/certs/" in p]
     assert f"{prefix}/orgs/acme/tls/ca" in vault_tree(vault, prefix)  # the CA still signs the other certificates
     client.force_login(personas.alice)

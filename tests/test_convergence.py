@@ -7,6 +7,7 @@ from django.conf import settings
 
 from provisioning.models import Cluster, HostedZone, Operation
 from provisioning.services import clusters
+from provisioning.services.backends import vault_root
 from tests.conftest import run_jobs, vault_tree
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,11 +21,11 @@ def assert_converged(aws, vault, cluster_api, org="acme"):
     assert [u["UserName"] for u in aws.iam.list_users()["Users"]] == [f"orgdns-{org}"]
     keys = [k["AccessKeyId"] for k in aws.iam.list_access_keys(UserName=f"orgdns-{org}")["AccessKeyMetadata"]]
     stored = vault.secrets.kv.v2.read_secret_version(
-        path=f"{settings.VAULT_PREFIX}/orgs/{org}/aws", mount_point="secret", raise_on_deleted_version=True
+        path=f"{vault_root()}/orgs/{org}/aws", mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]
     assert keys == [stored["access_key_id"]] == [zone.access_key_id]
     assert [p for p in vault_tree(vault, settings.VAULT_PREFIX) if p.endswith("/aws")] == [
-        f"{settings.VAULT_PREFIX}/orgs/{org}/aws"
+        f"{vault_root()}/orgs/{org}/aws"
     ]
     (deployment,) = cluster_api.objects("deployments", "external-dns")
     (secret,) = cluster_api.objects("secrets", "external-dns")

@@ -19,6 +19,7 @@ from django.utils import timezone
 from devstack.processes import Supervisor
 from provisioning.models import Certificate, Cluster, HostedZone, Operation
 from provisioning.services import certificates, clusters, zone_gc
+from provisioning.services.backends import vault_root
 from tests.conftest import manage_command, manage_env, run_jobs, vault_tree, wait_until
 from tests.factories import register
 from tests.test_faults import children_of, frozen
@@ -114,7 +115,7 @@ def leftovers(aws, vault, cluster_apis):
         keys = [k["AccessKeyId"] for k in aws.iam.list_access_keys(UserName=zone.iam_user_name)["AccessKeyMetadata"]]
         if keys != [zone.access_key_id]:
             found.append(f"access keys {keys} of {zone.iam_user_name} (expected [{zone.access_key_id}])")
-    prefix = django_settings.VAULT_PREFIX
+    prefix = vault_root()
     expected = {f"{prefix}/orgs/{z.organization.name}/aws" for z in live if z.access_key_id}
     expected |= {f"{prefix}/orgs/{c.organization.name}/clusters/{c.owner_id}" for c in Cluster.objects.live()}
     for certificate in Certificate.objects.select_related("organization"):

@@ -13,6 +13,7 @@ from django.urls import reverse
 from provisioning.clients import externaldns
 from provisioning.models import Cluster, HostedZone, Membership, Operation, Organization
 from provisioning.services import clusters, key_rotation, leases, operations, organizations
+from provisioning.services.backends import vault_root
 from tests.conftest import run_jobs, start_worker_process, wait_until
 from tests.instants import INSTANTS
 from tests.test_faults import kill_worker
@@ -27,7 +28,7 @@ def iam_keys(aws):
 
 def vault_key(vault, org="acme"):
     return vault.secrets.kv.v2.read_secret_version(
-        path=f"{settings.VAULT_PREFIX}/orgs/{org}/aws", mount_point="secret", raise_on_deleted_version=True
+        path=f"{vault_root()}/orgs/{org}/aws", mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]
 
 

@@ -24,7 +24,7 @@ from provisioning.models import (
     ZoneCharge,
 )
 from provisioning.services import certificates, clusters, offboarding, organizations, zone_setup
-from provisioning.services.backends import Backends
+from provisioning.services.backends import Backends, vault_root
 from provisioning.services.leases import organization_lock
 from tests.conftest import run_jobs, start_worker_process, vault_tree, wait_until
 from tests.factories import register
@@ -63,7 +63,7 @@ def assert_nothing_of_acme_in_its_clusters(*apis):
 
 def assert_nothing_of_acme_in_aws_credentials_or_vault(aws, vault):
     assert "orgdns-acme" not in [u["UserName"] for u in aws.iam.list_users()["Users"]]
-    assert vault_tree(vault, f"{settings.VAULT_PREFIX}/orgs/acme") == []
+    assert vault_tree(vault, f"{vault_root()}/orgs/acme") == []
 
 
 @pytest.fixture

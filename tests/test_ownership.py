@@ -45,8 +45,20 @@ def assert_no_zone_created(aws):
 
 @pytest.mark.parametrize(
     "tags",
-    [[], [{"Key": "orgdns:managed-by", "Value": "orgdns"}, {"Key": "orgdns:organization", "Value": "globex"}]],
-    ids=["untagged", "tagged-for-another-organization"],
+    [
+        [],
+        [
+            {"Key": "orgdns:managed-by", "Value": "orgdns"},
+            {"Key": "orgdns:organization", "Value": "globex"},
+            {"Key": "orgdns:deployment", "Value": "orgdns-test"},
+        ],
+        [
+            {"Key": "orgdns:managed-by", "Value": "orgdns"},
+            {"Key": "orgdns:organization", "Value": "acme"},
+            {"Key": "orgdns:deployment", "Value": "staging"},
+        ],
+    ],
+    ids=["untagged", "tagged-for-another-organization", "tagged-by-another-deployment"],
 )
 def test_an_iam_user_that_is_not_ours_fails_the_registration_and_is_left_alone(tags, personas, cluster_api, aws):
     aws.iam.create_user(UserName="orgdns-acme", Tags=tags)
@@ -66,7 +78,11 @@ def test_an_iam_user_that_is_not_ours_fails_the_registration_and_is_left_alone(t
 def test_an_iam_user_of_ours_left_by_an_earlier_attempt_is_reused(personas, cluster_api, aws):
     aws.iam.create_user(
         UserName="orgdns-acme",
-        Tags=[{"Key": "orgdns:managed-by", "Value": "orgdns"}, {"Key": "orgdns:organization", "Value": "acme"}],
+        Tags=[
+            {"Key": "orgdns:managed-by", "Value": "orgdns"},
+            {"Key": "orgdns:organization", "Value": "acme"},
+            {"Key": "orgdns:deployment", "Value": "orgdns-test"},
+        ],
     )
     cluster, operation = attempt_registration(personas.acme, "prod", cluster_api)
     assert cluster.state == Cluster.State.READY, operation.error

@@ -16,6 +16,7 @@ from django.urls import reverse
 from provisioning.clients import tls
 from provisioning.models import AuditEvent, Certificate, Cluster, HostedZone, Operation, Organization
 from provisioning.services import certificates, clusters
+from provisioning.services.backends import vault_root
 from provisioning.services.leases import organization_lock
 from provisioning.services.zone_setup import CREATED_AT_TAG
 from tests.conftest import run_jobs, vault_tree, wait_until
@@ -39,12 +40,12 @@ def listed(report, held=False):
 def put_secret(vault, path, data=None):
     """A write as a timed-out form (or a killed job) leaves it: in Vault, with no row."""
     vault.secrets.kv.v2.create_or_update_secret(
-        path=f"{settings.VAULT_PREFIX}/{path}", secret=data or {"x": "y"}, mount_point="secret"
+        path=f"{vault_root()}/{path}", secret=data or {"x": "y"}, mount_point="secret"
     )
 
 
 def our_tags(org, created_at=None):
-    tags = {"orgdns:managed-by": OURS, "orgdns:organization": org}
+    tags = {"orgdns:managed-by": OURS, "orgdns:organization": org, "orgdns:deployment": settings.ORGDNS_DEPLOYMENT_ID}
     if created_at:
         tags[CREATED_AT_TAG] = created_at.isoformat()
     return [{"Key": k, "Value": v} for k, v in tags.items()]
@@ -123,7 +124,11 @@ def test_orphans_are_listed_then_removed_and_lookalikes_left_alone(personas, clu
     certificates.delete_certificate(Certificate.objects.get(pk=deleted.pk))
     run_jobs()
     assert Certificate.objects.get(pk=deleted.pk).state == Certificate.State.DELETED
-    race = secret_manifest("www-tls", "web", {**tls.MANAGED_BY, tls.CERTIFICATE_LABEL: str(deleted.pk)})
+    race = secret_manifest(
+        "www-tls",
+        "web",
+        {**tls.MANAGED_BY, tls.DEPLOYMENT_LABEL: settings.ORGDNS_DEPLOYMENT_ID, tls.CERTIFICATE_LABEL: str(deleted.pk)},
+    )
     cluster_api.cluster.api("POST", "/api/v1/namespaces/web/secrets", race)
     # Someone else's Secret, unlabelled, where the database also has a certificate to go.
     cluster_api.cluster.api(
@@ -138,7 +143,7 @@ def test_orphans_are_listed_then_removed_and_lookalikes_left_alone(personas, clu
 
     # Vault: a timed-out registration's credentials, a CA of an organization that is gone, an AWS key of an
     # organization that has no zone; a path orgdns does not write, left alone.
-    prefix = settings.VAULT_PREFIX
+    prefix = vault_root()
     put_secret(vault, "orgs/acme/clusters/acme-ghost-0bad1dea", {"server": "https://x", "token": "t"})
     put_secret(vault, "orgs/gone/tls/ca")
     put_secret(vault, "orgs/globex/aws")
@@ -232,10 +237,10 @@ def test_the_dry_run_prints_a_line_per_orphan_and_a_summary(personas, vault):
     call_command("reconcile", "--grace", "0", stdout=out)
     lines = out.getvalue().splitlines()
     assert lines[0].startswith(
-        f"delete  vault     {settings.VAULT_PREFIX}/orgs/gone/tls/ca  org gone  organization gone does not exist"
+        f"delete  vault     {vault_root()}/orgs/gone/tls/ca  org gone  organization gone does not exist"
     )
     assert lines[-1] == "1 orphans, 0 left for a later run; dry run: nothing changed (--apply removes them)."
-    assert vault_tree(vault, settings.VAULT_PREFIX) == [f"{settings.VAULT_PREFIX}/orgs/gone/tls/ca"]
+    assert vault_tree(vault, settings.VAULT_PREFIX) == [f"{vault_root()}/orgs/gone/tls/ca"]
 
 
 def test_a_credentials_write_that_lands_after_the_form_gave_up_is_removed(
@@ -254,7 +259,7 @@ def test_a_credentials_write_that_lands_after_the_form_gave_up_is_removed(
         )
     assert "is not answering" in response.content.decode()
     assert not Cluster.objects.exists()
-    clusters_path = f"{settings.VAULT_PREFIX}/orgs/acme/clusters"
+    clusters_path = f"{vault_root()}/orgs/acme/clusters"
     # OpenBao runs again and serves what the form sent and gave up on: the write and then the form's destroy, which
     # it serves concurrently — whichever lands last decides whether the credentials stay.
     wait_until(lambda: not requests_given_up_on(urlsplit(servers.vault_url).port), timeout=60)
@@ -295,7 +300,7 @@ def test_a_cluster_that_cannot_be_read_is_reported_and_the_rest_still_done(perso
     assert report["problems"] == [
         "cluster acme/prod: the cluster's credentials are missing from Vault: register the cluster again"
     ]
-    assert listed(report) == {("vault", f"{settings.VAULT_PREFIX}/orgs/gone/tls/ca")}
+    assert listed(report) == {("vault", f"{vault_root()}/orgs/gone/tls/ca")}
     assert vault_tree(vault, settings.VAULT_PREFIX) == []
 
 
@@ -309,9 +314,7 @@ def test_nothing_is_removed_while_another_holds_the_organization_lock(personas, 
         "failed: organization acme is busy with another operation (a request being served); will retry"
         in out.getvalue()
     )
-    assert vault_tree(vault, settings.VAULT_PREFIX) == [
-        f"{settings.VAULT_PREFIX}/orgs/acme/clusters/acme-ghost-0bad1dea"
-    ]
+    assert vault_tree(vault, settings.VAULT_PREFIX) == [f"{vault_root()}/orgs/acme/clusters/acme-ghost-0bad1dea"]
     assert AuditEvent.objects.get(action="reconcile.delete").outcome == AuditEvent.Outcome.FAILED
 
     call_command("reconcile", "--apply", "--grace", "0", stdout=StringIO())

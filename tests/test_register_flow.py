@@ -75,9 +75,9 @@ def test_first_cluster_gets_zone_scoped_user_key_and_externaldns(personas, clust
 
 
 def _prefix():
-    from django.conf import settings
+    from provisioning.services.backends import vault_root
 
-    return settings.VAULT_PREFIX
+    return vault_root()
 
 
 def test_iam_policy_allows_only_this_zone(personas, cluster_api, aws):
@@ -154,7 +154,11 @@ def test_existing_zone_of_ours_is_adopted_not_duplicated(personas, cluster_api, 
     aws.route53.change_tags_for_resource(
         ResourceType="hostedzone",
         ResourceId=zone_id,
-        AddTags=[{"Key": "orgdns:managed-by", "Value": "orgdns"}, {"Key": "orgdns:organization", "Value": "acme"}],
+        AddTags=[
+            {"Key": "orgdns:managed-by", "Value": "orgdns"},
+            {"Key": "orgdns:organization", "Value": "acme"},
+            {"Key": "orgdns:deployment", "Value": "orgdns-test"},
+        ],
     )
     cluster, operation = attempt_registration(personas.acme, "prod", cluster_api)
     assert cluster.state == Cluster.State.READY
@@ -203,6 +207,7 @@ def test_an_adopted_zone_keeps_the_creation_time_we_tagged(personas, cluster_api
     tags = {
         "orgdns:managed-by": "orgdns",
         "orgdns:organization": "acme",
+        "orgdns:deployment": "orgdns-test",
         "orgdns:created-at": "2026-01-31T22:00:00+00:00",
     }
     aws.route53.change_tags_for_resource(

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from provisioning.services import clusters
+from provisioning.services.backends import vault_root
 from tests.conftest import VAULT_ROOT_TOKEN, run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,7 +47,7 @@ def test_secrets_appear_nowhere_but_vault_and_the_cluster(
     run_jobs()
 
     aws_secret = vault.secrets.kv.v2.read_secret_version(
-        path=f"{settings.VAULT_PREFIX}/orgs/acme/aws", mount_point="secret", raise_on_deleted_version=True
+        path=f"{vault_root()}/orgs/acme/aws", mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]["secret_access_key"]
     secrets = {
         "aws secret key": aws_secret,

@@ -182,7 +182,21 @@ def load_settings(monkeypatch, **environment):
         ("VAULT_KV_MOUNT", "", "VAULT_KV_MOUNT must be a Vault mount path such as secret, not ''"),
         ("EXTERNALDNS_NAMESPACE", "External_DNS", "EXTERNALDNS_NAMESPACE must be a Kubernetes namespace name"),
         ("EXTERNALDNS_MEMORY_LIMIT", "512MB", "EXTERNALDNS_MEMORY_LIMIT must be a Kubernetes quantity such as 512Mi"),
+        (
+            "ORGDNS_DEPLOYMENT_ID",
+            "Prod_EU",
+            "ORGDNS_DEPLOYMENT_ID must be 1 to 40 lowercase letters, digits and inner hyphens, such as prod-eu",
+        ),
+        ("ORGDNS_DEPLOYMENT_ID", "prod\n", "ORGDNS_DEPLOYMENT_ID must be 1 to 40 lowercase letters"),
+        ("ORGDNS_DEPLOYMENT_ID", "a" * 41, "ORGDNS_DEPLOYMENT_ID must be 1 to 40 lowercase letters"),
+        ("ORGDNS_ORG_OPERATION_LIMIT", "0", "ORGDNS_ORG_OPERATION_LIMIT must be more than 0, not 0"),
+        ("ORGDNS_API_TOKENS_PER_USER", "many", "ORGDNS_API_TOKENS_PER_USER must be a whole number, not 'many'"),
         # settings that must agree
+        (
+            "LOGIN_USERNAME_FAILURE_LIMIT",
+            "3",
+            "LOGIN_FAILURE_LIMIT (5) must be less than LOGIN_USERNAME_FAILURE_LIMIT (3)",
+        ),
         (
             "ORGDNS_HEARTBEAT_INTERVAL",
             "30",
@@ -233,3 +247,19 @@ def test_the_settings_read_every_good_spelling_as_before(monkeypatch):
     again = load_settings(monkeypatch)
     for name in ("ORGDNS_JOB_RETRY_INTERVALS", "ORGDNS_HEARTBEAT_TTL", "ORGDNS_ROUTE53_RATE", "AXES_COOLOFF_TIME"):
         assert again[name] == getattr(settings, name), name
+
+
+@pytest.mark.parametrize(
+    ("base_domain", "deployment_id"),
+    [
+        ("orgdns.example.com", "orgdns-example-com"),
+        ("Staging.DNS.example.com.", "staging-dns-example-com"),
+        # Cut to 40 characters with a hash of the whole name: two long names that share their start still differ.
+        ("a-very-long-platform-name.eu-west-1.internal.example.com", "a-very-long-platform-name-eu-we-"),
+    ],
+)
+def test_the_deployment_id_defaults_to_one_derived_from_the_base_domain(monkeypatch, base_domain, deployment_id):
+    monkeypatch.delenv("ORGDNS_DEPLOYMENT_ID", raising=False)
+    derived = load_settings(monkeypatch, ORGDNS_BASE_DOMAIN=base_domain)["ORGDNS_DEPLOYMENT_ID"]
+    assert derived.startswith(deployment_id) and len(derived) <= 40
+    assert load_settings(monkeypatch, ORGDNS_DEPLOYMENT_ID="prod-eu")["ORGDNS_DEPLOYMENT_ID"] == "prod-eu"

@@ -19,7 +19,7 @@ from provisioning import billing
 from provisioning.jobs import run_operation
 from provisioning.models import AuditEvent, Cluster, HostedZone, Operation, Organization, ZoneCharge
 from provisioning.services import billing_overview, clusters, zone_gc, zone_ledger, zone_setup
-from provisioning.services.backends import Backends
+from provisioning.services.backends import Backends, vault_root
 from provisioning.services.leases import organization_lock
 from tests.conftest import WorkerDied, run_jobs, start_manage_process, start_worker_process, vault_tree, wait_until
 from tests.factories import attempt_registration
@@ -125,7 +125,7 @@ def assert_nothing_left(org, aws, vault, parent_id=None):
     if parent_id:
         assert f"{org.zone_name}." not in record_names(aws, parent_id)
     assert f"orgdns-{org.name}" not in [u["UserName"] for u in aws.iam.list_users()["Users"]]
-    assert vault_tree(vault, f"{settings.VAULT_PREFIX}/orgs/{org.name}") == []
+    assert vault_tree(vault, f"{vault_root()}/orgs/{org.name}") == []
     zone = HostedZone.objects.get(organization=org)
     assert zone.state == HostedZone.State.DELETED and zone.deleted_at and zone.route53_deleted_at
 
@@ -165,7 +165,7 @@ def test_an_unused_young_zone_is_torn_down_completely(personas, acme_full_zone, 
     assert aws.route53.get_hosted_zone(Id=globex.zone_id)["HostedZone"]["Name"] == "globex.orgdns.test."
     assert "globex.orgdns.test." in record_names(aws, parent_id)
     assert aws.iam.get_user(UserName="orgdns-globex")
-    assert len(vault_tree(vault, f"{settings.VAULT_PREFIX}/orgs/globex")) == 2
+    assert len(vault_tree(vault, f"{vault_root()}/orgs/globex")) == 2
     # the row stays, with the charge the young deletion avoided
     (charge,) = ZoneCharge.objects.filter(zone=zone)
     assert (

@@ -16,7 +16,10 @@ COMMON_PROBLEMS = {
     400: "The request cannot be parsed (e.g. a body that is not JSON).",
     401: "No valid API token or session.",
     422: "The request is not valid: `errors` names each field and what is wrong with it.",
-    429: "Too many requests for this token: wait as Retry-After says.",
+    429: (
+        "Too many requests for this token, or too many operations queued or running in the organization: wait as "
+        "Retry-After says."
+    ),
 }
 
 

@@ -16,6 +16,7 @@ from ninja.errors import AuthenticationError, HttpError, Throttled
 from ninja.errors import ValidationError as RequestValidationError
 
 from ..clients.errors import ProviderError
+from ..services.operations import TooManyOperations
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ def refused(status):
     """A service's ValidationError raised inside `with refused(409):` becomes a problem with that status."""
     try:
         yield
+    except TooManyOperations:
+        raise
     except ValidationError as exc:
         raise ApiProblem(status, " ".join(exc.messages)) from None
 
@@ -106,6 +109,10 @@ def install(api):
     @api.exception_handler(ValidationError)
     def refused_by_service(request, exc):
         return problem_response(request, 422, " ".join(exc.messages))
+
+    @api.exception_handler(TooManyOperations)
+    def too_many_operations(request, exc):
+        return problem_response(request, 429, " ".join(exc.messages), headers={"Retry-After": str(exc.retry_after)})
 
     @api.exception_handler(PermissionDenied)
     def forbidden(request, exc):

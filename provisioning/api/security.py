@@ -30,6 +30,7 @@ class TokenAuth(AuthBase):
             raise AuthenticationError() from None
         request.user = token.user
         audit.act_as(token.user)
+        api_tokens.scope_request(token, request.method)
         return token
 
 

@@ -313,6 +313,9 @@ class IAM(AwsService):
         boundary = {"PermissionsBoundary": permissions_boundary} if permissions_boundary else {}
         self.call("create_user", UserName=user_name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()], **boundary)
 
+    def tag_user(self, user_name: str, tags: dict[str, str]) -> None:
+        self.call("tag_user", UserName=user_name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
     def put_user_policy(self, user_name: str, policy_name: str, document: dict[str, Any]) -> None:
         self.call("put_user_policy", UserName=user_name, PolicyName=policy_name, PolicyDocument=json.dumps(document))
 

@@ -14,6 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 # Clocks of the machines that check a certificate may run a little behind ours.
 BACKDATE = datetime.timedelta(minutes=5)
 CERTIFICATE_LABEL = "orgdns.io/certificate"
+DEPLOYMENT_LABEL = "orgdns.io/deployment"  # which deployment of orgdns put it there
 MANAGED_BY = {"app.kubernetes.io/managed-by": "orgdns"}
 X509_COMMON_NAME_MAX = 64
 # An organization CA signs for names in its zone only, never for an IP address (an IP SAN is not a DNS name, so the

@@ -24,10 +24,24 @@ ACT_IN_ANY_ORGANIZATION = "provisioning.act_in_any_organization"
 
 
 def organizations_for(user: AbstractBaseUser) -> QuerySet[Organization]:
-    """Staff see every organization; everyone else the organizations they belong to."""
-    if user.is_staff:
-        return Organization.objects.all()
-    return Organization.objects.filter(memberships__user=user)
+    """Staff see every organization; everyone else the organizations they belong to. Through an API token limited to
+    named organizations, only those of them."""
+    organizations = Organization.objects.all() if user.is_staff else Organization.objects.filter(memberships__user=user)
+    limited_to = token_organizations(user)
+    return organizations if limited_to is None else organizations.filter(pk__in=limited_to)
+
+
+def token_organizations(user: AbstractBaseUser) -> frozenset[int] | None:
+    """The organizations the API token the user authenticated with is limited to; None: not limited (or a session)."""
+    return getattr(user, TOKEN_ORGANIZATIONS, None)
+
+
+def limit_to_token(user: AbstractBaseUser, organization_ids: frozenset[int] | None) -> None:
+    """For this request, the user acts through a token limited to these organizations (None: not limited)."""
+    setattr(user, TOKEN_ORGANIZATIONS, organization_ids)
+
+
+TOKEN_ORGANIZATIONS = "_orgdns_token_organizations"
 
 
 def visible(model: type[Model], user: AbstractBaseUser) -> QuerySet[Model]:
@@ -37,7 +51,7 @@ def visible(model: type[Model], user: AbstractBaseUser) -> QuerySet[Model]:
 
 def audit_events_for(user: AbstractBaseUser) -> QuerySet[AuditEvent]:
     """The events of the user's organizations; staff also see those of no organization (system, deleted ones)."""
-    if user.is_staff:
+    if user.is_staff and token_organizations(user) is None:
         return AuditEvent.objects.all()
     return visible(AuditEvent, user)
 
@@ -49,7 +63,8 @@ def acts_in_any_organization(user: AbstractBaseUser) -> bool:
 
 
 def can_create_organizations(user: AbstractBaseUser) -> bool:
-    return user.is_staff and user.has_perm("provisioning.add_organization")
+    """Staff with the permission; not through a token limited to some organizations."""
+    return user.is_staff and user.has_perm("provisioning.add_organization") and token_organizations(user) is None
 
 
 def can_write(user: AbstractBaseUser, organization: Organization) -> bool:
@@ -159,7 +174,7 @@ def visible_or_404(user: AbstractBaseUser, objects: QuerySet[Any], what: str, **
         target = objects.filter(**{k: v for k, v in lookup.items() if k != "organization__name"}).first()
         owner = target if isinstance(target, Organization) else getattr(target, "organization", None)
         if owner is not None and not organizations_for(user).filter(pk=owner.pk).exists():
-            refused(user, target, f"{what}: not visible to {user.get_username()}")
+            refused_across_organizations(user, target, owner)
         raise Http404(f"No {objects.model._meta.verbose_name} matches the given query.")
     return found
 
@@ -167,6 +182,21 @@ def visible_or_404(user: AbstractBaseUser, objects: QuerySet[Any], what: str, **
 def refused(user: AbstractBaseUser, obj: Model | None, detail: str) -> None:
     """Record that the user was refused access to obj (an object of an organization, or None for the whole site)."""
     audit.record("access.refused", obj, actor=user, outcome=AuditEvent.Outcome.REFUSED, detail=detail)
+
+
+def refused_across_organizations(user: AbstractBaseUser, target: Model, owner: Organization) -> None:
+    """A user reached for another organization's object. Recorded for staff only (an event of no organization): the
+    organization probed did not ask for it, and ids are sequential, so probing would fill its audit trail with a
+    stranger's entries. Nothing of the request is written, only what the database says (no path, no query)."""
+    audit.record(
+        "access.refused",
+        target,
+        staff_only=True,
+        actor=user,
+        outcome=AuditEvent.Outcome.REFUSED,
+        detail=f"{target._meta.model_name} {target.pk} of organization {owner.name}: not visible to "
+        f"{user.get_username()}",
+    )
 
 
 def require_write(user: AbstractBaseUser, organization: Organization, what: str) -> None:
@@ -215,3 +245,6 @@ def require_staff(user: AbstractBaseUser, what: str) -> None:
     if not user.is_staff:
         refused(user, None, f"{what}: {user.get_username()} is not staff")
         raise PermissionDenied(f"Only platform staff see {what}.")
+    if token_organizations(user) is not None:
+        refused(user, None, f"{what}: through a token limited to some organizations")
+        raise PermissionDenied(f"An API token limited to some organizations does not reach {what}.")

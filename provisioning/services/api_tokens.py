@@ -13,21 +13,25 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from ..models import ApiToken
-from . import audit
+from . import access, audit
 from .backends import api_rate_limiter
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from datetime import datetime
 
     from django.contrib.auth.models import AbstractBaseUser
     from django.db.models import QuerySet
+
+    from ..models import Organization
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +55,48 @@ def tokens_of(user: AbstractBaseUser) -> QuerySet[ApiToken]:
     return user.api_tokens.all()
 
 
-def create_token(user: AbstractBaseUser, name: str, days: int, form_key: str = "") -> tuple[ApiToken, str]:
+def live_tokens_of(user: AbstractBaseUser, now: datetime | None = None) -> QuerySet[ApiToken]:
+    """The user's tokens that still work (neither revoked nor expired): those ORGDNS_API_TOKENS_PER_USER counts."""
+    return user.api_tokens.filter(revoked_at=None, expires_at__gt=now or timezone.now())
+
+
+def create_token(
+    user: AbstractBaseUser,
+    name: str,
+    days: int,
+    form_key: str = "",
+    *,
+    read_only: bool = False,
+    organizations: Iterable[Organization] = (),
+) -> tuple[ApiToken, str]:
     """Make a token for user, valid for `days`. Returns (row, token): the token is not kept anywhere, only its hash.
 
     form_key: the key of the form it comes from; sending that form again (a page reload) makes no second token.
+    read_only: it may only read. organizations: the only ones (of the user's) it may reach; none: all of the user's.
+    Refused once the user has ORGDNS_API_TOKENS_PER_USER tokens that still work.
     """
     name = (name or "").strip()
     if not name:
         raise ValidationError("Give the token a name that says what uses it.")
     if not 1 <= days <= settings.ORGDNS_API_TOKEN_MAX_DAYS:
         raise ValidationError(f"A token is valid for 1 to {settings.ORGDNS_API_TOKEN_MAX_DAYS} days.")
+    organizations = list(organizations)
+    reachable = set(
+        access.organizations_for(user).filter(pk__in=[o.pk for o in organizations]).values_list("pk", flat=True)
+    )
+    if foreign := sorted(o.name for o in organizations if o.pk not in reachable):
+        raise ValidationError(f"A token can only be limited to your own organizations, not {', '.join(foreign)}.")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     try:
         with transaction.atomic():
+            # The user's row, locked: two forms sent at once cannot both take the last place.
+            get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+            cap = settings.ORGDNS_API_TOKENS_PER_USER
+            if live_tokens_of(user).count() >= cap:
+                raise ValidationError(
+                    f"You already have {cap} API tokens that still work, as many as one user may: revoke one you no "
+                    "longer use, then make this one."
+                )
             token = ApiToken.objects.create(
                 user=user,
                 name=name[:100],
@@ -71,12 +104,38 @@ def create_token(user: AbstractBaseUser, name: str, days: int, form_key: str = "
                 token_hash=token_hash(raw),
                 expires_at=timezone.now() + timedelta(days=days),
                 form_key=form_key,
+                read_only=read_only,
             )
-            audit.record("api_token.create", token, actor=user, detail=f"expires {token.expires_at:%Y-%m-%d %H:%M} UTC")
+            token.organizations.set(organizations)
+            audit.record(
+                "api_token.create",
+                token,
+                actor=user,
+                detail=f"expires {token.expires_at:%Y-%m-%d %H:%M} UTC; {describe_scope(token)}",
+            )
     except IntegrityError:
         made = ApiToken.objects.filter(user=user, form_key=form_key).first()
         raise ValidationError(f"This form already made token {made}: a token is shown once only.") from None
     return token, raw
+
+
+def describe_scope(token: ApiToken) -> str:
+    """ "read-only, in acme and globex", "read and write, in all of its user's organizations"."""
+    names = sorted(token.organizations.values_list("name", flat=True))
+    where = f"in {', '.join(names)}" if names else "in all of its user's organizations"
+    return f"{'read-only' if token.read_only else 'read and write'}, {where}"
+
+
+def scope_request(token: ApiToken, method: str) -> None:
+    """Apply the token's scope to the request it authenticates: PermissionDenied for a change through a read-only
+    token; a token limited to named organizations sees only those (services.access)."""
+    if token.read_only and method not in SAFE_METHODS:
+        raise PermissionDenied(f"The API token {token.prefix}… is read-only: it cannot change anything.")
+    limited = frozenset(token.organizations.values_list("pk", flat=True))
+    access.limit_to_token(token.user, limited or None)
+
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def revoke_token(user: AbstractBaseUser, pk: int) -> ApiToken:

@@ -70,7 +70,9 @@ def record(
     outcome: str = AuditEvent.Outcome.OK,
     detail: str = "",
     actor: AbstractBaseUser | None = None,
+    staff_only: bool = False,
 ) -> AuditEvent:
+    """staff_only: recorded as an event of no organization (only staff see those), whatever obj's organization."""
     context = current()
     actor = actor if actor is not None else context.actor
     if actor is not None and not actor.is_authenticated:
@@ -80,7 +82,7 @@ def record(
         actor_name=actor.get_username() if actor else f"system ({context.source})",
         source=context.source,
         action=action,
-        organization=organization or _organization_of(obj),
+        organization=None if staff_only else organization or _organization_of(obj),
         object_type=obj._meta.model_name if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
         object_repr=str(obj)[:200] if obj is not None else "",

@@ -138,12 +138,13 @@ class Backends:
         credentials = {"aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key}
         return self._aws(STS, credentials=credentials)
 
-    def vault(self, timeout: float | None = None) -> Vault:
+    def vault(self, timeout: float | None = None, prefix: str | None = None) -> Vault:
+        """Vault, its paths under this deployment's part of VAULT_PREFIX (vault_root()); given a prefix, under that."""
         return Vault(
             settings.VAULT_ADDR,
             settings.VAULT_TOKEN,
             mount=settings.VAULT_KV_MOUNT,
-            prefix=settings.VAULT_PREFIX,
+            prefix=prefix or vault_root(),
             retry=self.retry,
             stats=self.stats,
             timeout=timeout or settings.VAULT_TIMEOUT,
@@ -165,3 +166,9 @@ class Backends:
             permitted_networks=settings.ORGDNS_CLUSTER_PERMITTED_NETWORKS,
             max_response_bytes=settings.ORGDNS_CLUSTER_MAX_RESPONSE_BYTES,
         )
+
+
+def vault_root() -> str:
+    """Where this deployment keeps its secrets: <VAULT_PREFIX>/<ORGDNS_DEPLOYMENT_ID>, so that deployments sharing a
+    Vault and a prefix never see each other's."""
+    return f"{settings.VAULT_PREFIX.strip('/')}/{settings.ORGDNS_DEPLOYMENT_ID}"

@@ -109,7 +109,10 @@ def install_everywhere(certificate: Certificate, vault: Vault, backends: Backend
             installation.secret_name,
             installation.namespace,
             certificate_id=str(certificate.pk),
-            labels={"orgdns.io/organization": certificate.organization.name},
+            labels={
+                "orgdns.io/organization": certificate.organization.name,
+                tls.DEPLOYMENT_LABEL: settings.ORGDNS_DEPLOYMENT_ID,
+            },
             certificate_pem=material["certificate"],
             private_key_pem=material["private_key"],
             ca_pem=material["ca_certificate"],

@@ -17,10 +17,10 @@ from ..clients.errors import ProviderError
 from ..clients.kube import ClusterConnection, InvalidConnection, connection_from_kubeconfig
 from ..clients.retry import RetryPolicy
 from ..models import AuditEvent, Cluster
-from . import audit, key_rotation, offboarding_rules
+from . import audit, key_rotation, offboarding_rules, pending_writes
 from .backends import Backends, probe_rate_limiter
 from .cluster_jobs import DEREGISTER, REGISTER, RERENDER_EXTERNALDNS
-from .operations import start_operation
+from .operations import require_room_for_operation, start_operation
 from .vault_paths import cluster_secret_path
 
 if TYPE_CHECKING:
@@ -93,6 +93,8 @@ def _register_cluster(
     if Cluster.objects.live().filter(organization=organization, name=name).exists():
         raise ValidationError(f"{organization.name} already has a cluster named {name!r}.")
     if user is not None:
+        with transaction.atomic():  # before reaching the cluster; start_operation checks again
+            require_room_for_operation(organization)
         try:
             wait = probe_rate_limiter(user).try_acquire()
         except RedisError:  # the limit guards what orgdns's network may be made to reach: no limit, no probe
@@ -116,30 +118,34 @@ def _register_cluster(
     )
     vault = Backends(retry=RetryPolicy(attempts=2)).vault(timeout=settings.ORGDNS_REQUEST_VAULT_TIMEOUT)
     path = cluster_secret_path(vault, cluster)
-    try:
-        vault.write(path, connection.as_secret())
-    except ProviderError:
-        try:  # the write may have landed although it timed out; what this misses, `reconcile` removes
-            vault.destroy(path)
+    pending = pending_writes.record(path, organization)
+    with transaction.atomic():
+        pending_writes.hold(pending)  # until this request ends: the sweep leaves a write under way alone
+        try:
+            vault.write(path, connection.as_secret())
         except ProviderError:
-            pass
-        raise ValidationError(
-            "Vault, where orgdns keeps the cluster's credentials, is not answering: the cluster was not registered "
-            "and nothing was saved. Try again in a minute."
-        ) from None
-    try:
-        with transaction.atomic():
-            offboarding_rules.require_active(organization)
-            cluster.save()
-            operation = start_operation(REGISTER, organization, cluster, user)
-    except ValidationError:
-        vault.destroy(path)
-        raise
-    except IntegrityError:
-        vault.destroy(path)
-        if Cluster.objects.live().filter(kube_system_uid=kube_system_uid).exists():
-            raise ValidationError(ALREADY_REGISTERED) from None
-        raise ValidationError(f"{organization.name} already has a cluster named {name!r}.") from None
+            try:  # the write may have landed although it timed out, or land later: the sweep destroys it
+                vault.destroy(path)
+            except ProviderError:
+                pass
+            raise ValidationError(
+                "Vault, where orgdns keeps the cluster's credentials, is not answering: the cluster was not "
+                "registered and nothing was saved. Try again in a minute."
+            ) from None
+        try:
+            with transaction.atomic():
+                offboarding_rules.require_active(organization)
+                cluster.save()
+                operation = start_operation(REGISTER, organization, cluster, user)
+                pending_writes.forget(pending)
+        except ValidationError:
+            vault.destroy(path)
+            raise
+        except IntegrityError:
+            vault.destroy(path)
+            if Cluster.objects.live().filter(kube_system_uid=kube_system_uid).exists():
+                raise ValidationError(ALREADY_REGISTERED) from None
+            raise ValidationError(f"{organization.name} already has a cluster named {name!r}.") from None
     return cluster, operation
 
 

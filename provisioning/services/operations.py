@@ -22,7 +22,7 @@ from rq.job import Job, JobStatus
 
 from .. import operation_kinds
 from ..clients.errors import ProviderError
-from ..models import AuditEvent, Operation
+from ..models import AuditEvent, Operation, Organization
 from . import audit, leases, metrics
 from .backends import Backends
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from django.db.models import QuerySet
     from redis import Redis
 
-    from ..models import Certificate, Cluster, Organization
+    from ..models import Certificate, Cluster
     from ..operation_kinds import OperationKind
 
 log = logging.getLogger(__name__)
@@ -47,20 +47,44 @@ def start_operation(
     user: AbstractBaseUser | None = None,
     certificate: Certificate | None = None,
 ) -> Operation:
-    """Save the operation and queue its job once the surrounding transaction commits."""
-    operation = Operation.objects.create(
-        kind=kind,
-        organization=organization,
-        cluster=cluster,
-        certificate=certificate,
-        created_by=user,
-        request_id=audit.current().request_id,
-    )
+    """Save the operation and queue its job once the surrounding transaction commits. A user's is refused
+    (TooManyOperations) while the organization has ORGDNS_ORG_OPERATION_LIMIT operations queued or running; what orgdns
+    starts itself (the GC, the sweep) is not."""
+    with transaction.atomic():
+        if user is not None:
+            require_room_for_operation(organization)
+        operation = Operation.objects.create(
+            kind=kind,
+            organization=organization,
+            cluster=cluster,
+            certificate=certificate,
+            created_by=user,
+            request_id=audit.current().request_id,
+        )
     audit.record(
         f"{kind}.queued", operation.target, organization=organization, actor=user, detail=f"operation {operation.pk}"
     )
     transaction.on_commit(lambda: enqueue_after_commit(operation))
     return operation
+
+
+class TooManyOperations(ValidationError):
+    """The organization has as many operations queued or running as one organization may (the API answers 429)."""
+
+    retry_after = 30  # seconds: about what one operation takes
+
+
+def require_room_for_operation(organization: Organization) -> None:
+    """TooManyOperations if the organization already has ORGDNS_ORG_OPERATION_LIMIT operations queued or running. In
+    a transaction: the organization's row is locked, so that concurrent requests cannot both take the last place."""
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    unfinished = Operation.objects.filter(organization=organization).exclude(state__in=Operation.FINISHED).count()
+    limit = settings.ORGDNS_ORG_OPERATION_LIMIT
+    if unfinished >= limit:
+        raise TooManyOperations(
+            f"{organization.name} already has {unfinished} operations queued or running, as many as an organization "
+            f"may have at once ({limit}): wait for some to finish, then try again."
+        )
 
 
 def enqueue_after_commit(operation: Operation) -> None:

@@ -30,7 +30,7 @@ from .certificate_jobs import cluster_api
 from .leases import organization_lock
 from .vault_paths import aws_secret_path, ca_path, cluster_secret_path, material_path
 from .zone_jobs import delete_our_iam_user, records_to_delete
-from .zone_setup import CREATED_AT_TAG, NoProgress, adopt_zone, name_server_set, tagged_as_ours
+from .zone_setup import CREATED_AT_TAG, ORGANIZATION_TAG, NoProgress, adopt_zone, name_server_set, tagged_as_ours
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -176,7 +176,7 @@ def _find_iam_orphans(iam: IAM, account: accounts.Account, organizations: dict[s
         if user["name"] in named:
             continue
         tags = iam.user_tags(user["name"]) or {}
-        org_name = tags.get("orgdns:organization", "")
+        org_name = tags.get(ORGANIZATION_TAG, "")
         org = organizations.get(org_name)
         if not org_name or user["name"] != iam_user_name(org_name) or not tagged_as_ours(tags, _named(org_name)):
             continue  # not ours
@@ -216,7 +216,7 @@ def _find_zone_orphans(
         if zone["private"] or zone["id"] in known or not zone["name"].endswith(suffix):
             continue
         tags = route53.tags(zone["id"])
-        org_name = tags.get("orgdns:organization", "")
+        org_name = tags.get(ORGANIZATION_TAG, "")
         if not org_name or zone["name"] != f"{org_name}{suffix}" or not tagged_as_ours(tags, _named(org_name)):
             continue  # not ours
         action, why = _zone_decision(org_name, organizations.get(org_name), zone["id"], account)
@@ -343,9 +343,11 @@ def _find_secret_orphans(backends: Backends, scan: Scan) -> None:
 
 
 def _labelled_ours(labels: dict[str, str]) -> bool:
-    """Labelled as orgdns labels a certificate's Secret (with a certificate's id)."""
+    """Labelled as this deployment of orgdns labels a certificate's Secret (with a certificate's id)."""
     return (
-        all(labels.get(k) == v for k, v in tls.MANAGED_BY.items()) and labels.get(tls.CERTIFICATE_LABEL, "").isdigit()
+        all(labels.get(k) == v for k, v in tls.MANAGED_BY.items())
+        and labels.get(tls.DEPLOYMENT_LABEL) == settings.ORGDNS_DEPLOYMENT_ID
+        and labels.get(tls.CERTIFICATE_LABEL, "").isdigit()
     )
 
 

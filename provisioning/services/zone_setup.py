@@ -29,10 +29,24 @@ if TYPE_CHECKING:
 
 POLICY_NAME = "orgdns-zone-records"
 CREATED_AT_TAG = "orgdns:created-at"
+MANAGED_BY_TAG = "orgdns:managed-by"
+ORGANIZATION_TAG = "orgdns:organization"
+DEPLOYMENT_TAG = "orgdns:deployment"
 
 
 def zone_tags(org: Organization) -> dict[str, str]:
-    return {"orgdns:managed-by": settings.ORGDNS_RESOURCE_PREFIX, "orgdns:organization": org.name}
+    """The tags of what orgdns creates in AWS for the organization (its zone, its IAM user): all of them mark it ours,
+    the deployment's among them (ORGDNS_DEPLOYMENT_ID)."""
+    return {
+        MANAGED_BY_TAG: settings.ORGDNS_RESOURCE_PREFIX,
+        ORGANIZATION_TAG: org.name,
+        DEPLOYMENT_TAG: settings.ORGDNS_DEPLOYMENT_ID,
+    }
+
+
+def legacy_tags(org: Organization) -> dict[str, str]:
+    """The tags orgdns gave before deployments were named: what `adopt_deployment_marks` adds the deployment's to."""
+    return {MANAGED_BY_TAG: settings.ORGDNS_RESOURCE_PREFIX, ORGANIZATION_TAG: org.name}
 
 
 def ensure_zone(org: Organization, backends: Backends, progress: Progress | NoProgress) -> HostedZone:

@@ -1,5 +1,6 @@
 """The user's personal API tokens: make one (shown once, on this response only), see them, revoke them."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
@@ -13,18 +14,32 @@ from ..services import api_tokens
 
 @never_cache
 def token_list(request):
-    form = ApiTokenForm(request.POST or None)
+    form = ApiTokenForm(request.POST or None, user=request.user)
     created = None
     if form.is_valid():
         try:
             data = form.cleaned_data
-            token, raw = api_tokens.create_token(request.user, data["name"], data["days"], data["form_key"])
+            token, raw = api_tokens.create_token(
+                request.user,
+                data["name"],
+                data["days"],
+                data["form_key"],
+                read_only=data["read_only"],
+                organizations=data["organizations"],
+            )
         except ValidationError as exc:
             messages.error(request, exc.messages[0])
         else:
             created = {"token": token, "raw": raw}
-        form = ApiTokenForm()  # a new form key: this one has been used
-    context = {"form": form, "created": created, "tokens": api_tokens.tokens_of(request.user), "now": timezone.now()}
+        form = ApiTokenForm(user=request.user)  # a new form key: this one has been used
+    tokens = api_tokens.tokens_of(request.user).prefetch_related("organizations")
+    context = {
+        "form": form,
+        "created": created,
+        "tokens": tokens,
+        "now": timezone.now(),
+        "cap": settings.ORGDNS_API_TOKENS_PER_USER,
+    }
     return render(request, "provisioning/tokens.html", context)
 
 

@@ -6,7 +6,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from provisioning.models import AuditEvent
-from provisioning.services import audit, cluster_jobs, operations
+from provisioning.services import audit, cluster_jobs, operations, pending_writes
 from provisioning.services.backends import Backends
 
 
@@ -17,7 +17,8 @@ class Command(BaseCommand):
         "each again while its retry budget lasts, or fail it with a message saying to retry it. Run it every minute "
         "(cron), or with --every under a supervisor; safe from several hosts. Also settles the hosted zones whose "
         "creation was never confirmed and that no job is finishing: adopted if Route53 has them (the GC then decides), "
-        "the row removed if not."
+        "the row removed if not; and destroys what Vault writes that a request gave up on left there (a registration "
+        "refused while Vault was slow), unless a registration owns it."
     )
 
     def add_arguments(self, parser):
@@ -44,8 +45,11 @@ class Command(BaseCommand):
         with audit.acting(AuditEvent.Source.CRON):
             requeued, failed = operations.sweep(now, grace)
             settled = cluster_jobs.settle_unconfirmed_zones(Backends(), now, grace)
+            writes = pending_writes.settle(Backends(), now, grace)
         for zone, outcome in settled:
             self.stdout.write(f"zone {zone.name}: {outcome}")
+        for write, outcome in writes:
+            self.stdout.write(f"Vault {write.path}: {outcome}")
         for operation in requeued:
             self.stdout.write(f"queued again  {operation.pk}  {operation}")
         for operation in failed:
