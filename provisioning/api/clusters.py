@@ -48,9 +48,7 @@ def cluster_bootstrap(request, org: OrgName):
     return bootstrap_of(access.get_org_for_user(request.user, org))
 
 
-@router.get(
-    "/organizations/{org}/clusters/{cluster_id}/bootstrap", response={200: schemas.Bootstrap, 404: Problem}
-)
+@router.get("/organizations/{org}/clusters/{cluster_id}/bootstrap", response={200: schemas.Bootstrap, 404: Problem})
 def registered_cluster_bootstrap(request, org: OrgName, cluster_id: Id):
     """The bootstrap manifest of a registered cluster (to re-apply after drift, or to move a cluster registered before
     it)."""

@@ -184,7 +184,9 @@ class ClusterSetup(Schema):
         "(docs/least-privilege-clusters.md)."
     )
     token_excess: list[str] = Field(description="What the token may do beyond orgdns's needs, as registration found.")
-    drift: list[str] = Field(description="How the tenant's part differs from what ExternalDNS needs, at the last check.")
+    drift: list[str] = Field(
+        description="How the tenant's part differs from what ExternalDNS needs, at the last check."
+    )
     checked_at: datetime | None
     certificate_namespaces: list[str] = Field(
         description="Namespaces where orgdns was last found allowed to install certificate Secrets."

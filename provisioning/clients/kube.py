@@ -25,8 +25,6 @@ from .retry import CallStats, RetryPolicy, call_with_retry
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Object = dict[str, Any]  # a Kubernetes object as JSON
-Permission = tuple[str, str, str]  # verb, API group, resource
-Permissions = list[Permission]
 
 
 @dataclass(frozen=True)
@@ -498,39 +496,11 @@ class KubeCluster:
                 )
             time.sleep(poll)
 
-    def missing_permissions(self, permissions: Iterable[Permission]) -> Permissions:
-        """Of (verb, group, resource) triples, those this token is not allowed cluster-wide.
-
-        One SelfSubjectRulesReview in a namespace that does not exist (so only cluster-wide grants count); a
-        SelfSubjectAccessReview per permission when the authorizer cannot list its rules.
-        """
-        review = {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SelfSubjectRulesReview",
-            "spec": {"namespace": f"orgdns-no-such-namespace-{hashlib.sha256(self.host.encode()).hexdigest()[:8]}"},
-        }
-        status = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", body=review).get(
-            "status", {}
-        )
-        if status.get("incomplete"):
-            return [p for p in permissions if not self._allowed(*p)]
-        rules = [r for r in status.get("resourceRules", []) if not r.get("resourceNames")]
-        return [p for p in permissions if not any(_grants(rule, *p) for rule in rules)]
-
     def may(self, access: Access) -> bool:
         """Whether the API server would allow this token the request (one SelfSubjectAccessReview): RBAC's
         namespaced rules and resourceNames included."""
         answer = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=access.review())
         return bool((answer or {}).get("status", {}).get("allowed"))
-
-    def _allowed(self, verb: str, group: str, resource: str) -> bool:
-        review = {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource}},
-        }
-        answer = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
-        return bool(answer.get("status", {}).get("allowed"))
 
     def delete(self, kind: str, name: str, namespace: str | None = None, managed_by: str | None = None) -> bool:
         """Delete the object if it is there (and, given managed_by, labelled so). True if it was deleted."""
@@ -562,13 +532,6 @@ def pods_problem(pods: Iterable[Object]) -> str:
 
 def _labels(obj: Object) -> dict[str, str]:
     return obj["metadata"].get("labels") or {}
-
-
-def _grants(rule: dict[str, Any], verb: str, group: str, resource: str) -> bool:
-    return all(
-        wanted in (rule.get(field) or []) or "*" in (rule.get(field) or [])
-        for field, wanted in (("verbs", verb), ("apiGroups", group), ("resources", resource))
-    )
 
 
 def _rolled_out(deployment: Object) -> bool:

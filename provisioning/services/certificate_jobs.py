@@ -152,7 +152,9 @@ def put_secret(
     except ProviderError as exc:
         if exc.code == kube_client.FORBIDDEN:
             raise ProviderError(
-                least_privilege.certificate_refusal(installation.cluster, namespace), service="kubernetes", permanent=True
+                least_privilege.certificate_refusal(installation.cluster, namespace),
+                service="kubernetes",
+                permanent=True,
             ) from None
         if exc.code == kube_client.NO_NAMESPACE:
             raise ProviderError(

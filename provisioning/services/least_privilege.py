@@ -90,7 +90,10 @@ def record_drift(cluster: Cluster, kube: KubeCluster) -> list[str]:
 
 
 def certificate_access(namespace_name: str, secret_name: str) -> list[Access]:
-    return [Access(verb, "", "secrets", namespace=namespace_name, name=secret_name) for verb in ("get", "create", "patch", "delete")]
+    return [
+        Access(verb, "", "secrets", namespace=namespace_name, name=secret_name)
+        for verb in ("get", "create", "patch", "delete")
+    ]
 
 
 def rolebinding_command(namespace_name: str) -> str:
