@@ -314,7 +314,12 @@ class LocalCluster:
 
     def allow_certificates(self, namespace):
         """What the tenant does so that orgdns may install certificates in namespace: bind ClusterRole
-        orgdns-certificates to orgdns's ServiceAccount there (the kubectl create rolebinding line orgdns shows)."""
+        orgdns-certificates to orgdns's ServiceAccount there (the kubectl create rolebinding line orgdns shows),
+        making the namespace first if it is not there."""
+        if self.api("GET", f"/api/v1/namespaces/{namespace}") is None:
+            self.api(
+                "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+            )
         self.api(
             "POST",
             f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings",
