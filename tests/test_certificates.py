@@ -106,7 +106,7 @@ def test_installed_certificate_verifies_against_the_org_ca_with_the_names_asked(
         CertificateInstallation.State.INSTALLED,
         certificate.serial,
     )
-    assert cluster_api.namespaces() == ["external-dns", "web"]
+    assert cluster_api.namespaces() == ["apps", "web"]  # the tenant made them; orgdns made none
 
 
 def test_the_org_ca_is_a_name_constrained_ca_made_once(personas, vault, tmp_path):
