@@ -37,14 +37,27 @@ from provisioning.clients.kube import ClusterConnection
 BUILD_SCRIPT = Path(__file__).resolve().parent / "build-cluster.sh"
 VERSIONS = {"etcd": "v3.6.16", "kubernetes": "v1.37.2", "kwok": "v0.8.0", "external-dns": "v0.23.0"}
 NODE_NAME = "kwok-node-0"
-ORGDNS_NAMESPACE = "orgdns-system"  # where the ServiceAccount orgdns uses lives
+# ExternalDNS's namespace (orgdns's EXTERNALDNS_NAMESPACE default), made by the bootstrap manifest the tenant applies;
+# the ServiceAccount orgdns uses lives there too.
+ORGDNS_NAMESPACE = "external-dns"
 SYSTEM_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease", ORGDNS_NAMESPACE}
 API_GROUPS = {
     "deployments": "/apis/apps/v1",
     "replicasets": "/apis/apps/v1",
     "clusterroles": "/apis/rbac.authorization.k8s.io/v1",
     "clusterrolebindings": "/apis/rbac.authorization.k8s.io/v1",
+    "roles": "/apis/rbac.authorization.k8s.io/v1",
+    "rolebindings": "/apis/rbac.authorization.k8s.io/v1",
     "ingresses": "/apis/networking.k8s.io/v1",
+}
+KIND_PLURALS = {
+    "Namespace": "namespaces",
+    "ServiceAccount": "serviceaccounts",
+    "Secret": "secrets",
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
 }
 
 
@@ -97,8 +110,8 @@ class Etcd:
 class LocalCluster:
     """One Kubernetes cluster: API server on https://127.0.0.1:<port>, its controllers and a kwok node.
 
-    `admin_token` is cluster-admin (system:masters); orgdns is given `orgdns_token`, a ServiceAccount token holding
-    only the permissions the README documents (externaldns.ORGDNS_CLUSTER_RULES).
+    `admin_token` is cluster-admin (system:masters). As a tenant would, its admin applies orgdns's bootstrap manifest
+    (externaldns.bootstrap); orgdns is given `orgdns_token`, the token of the bootstrap's orgdns ServiceAccount.
     """
 
     def __init__(self, name, etcd, workdir, port=None, logs=None):
@@ -223,7 +236,8 @@ class LocalCluster:
         return [] if answer is None else answer["items"]
 
     def reset(self, wait=True, timeout=90):
-        """Back to a fresh cluster: every namespace but the system ones, and every cluster-wide object of ours, gone.
+        """Back to a fresh cluster: every namespace but the system ones gone, what orgdns created in ExternalDNS's
+        namespace gone, every cluster-wide object orgdns once managed gone, and the bootstrap as applied at first.
         The namespace controller takes a few seconds for each: wait=False returns before that (see `is_clean`)."""
         label = f"app.kubernetes.io/managed-by={externaldns.OWNER}"
         for plural in ("clusterrolebindings", "clusterroles"):
@@ -235,6 +249,11 @@ class LocalCluster:
                 self.api("DELETE", f"/api/v1/namespaces/{name}")
             # No graceful stop to wait for: the namespace controller would wait for it before finishing.
             self.api("DELETE", f"/api/v1/namespaces/{name}/pods?gracePeriodSeconds=0")
+        ours = ORGDNS_NAMESPACE
+        for plural, group in (("deployments", "/apis/apps/v1"), ("services", "/api/v1"), ("secrets", "/api/v1")):
+            for obj in self.objects(plural, ours, selector=label):
+                self.api("DELETE", f"{group}/namespaces/{ours}/{plural}/{obj['metadata']['name']}")
+        self.api("DELETE", f"/api/v1/namespaces/{ours}/pods?gracePeriodSeconds=0")
         for namespace in ("default",):
             for plural in ("services", "secrets"):
                 for obj in self.objects(plural, namespace):
@@ -245,14 +264,85 @@ class LocalCluster:
                 self.api(
                     "DELETE", f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{obj['metadata']['name']}"
                 )
+            for obj in self.objects("rolebindings", namespace):
+                self.api(
+                    "DELETE",
+                    f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings/{obj['metadata']['name']}",
+                )
         if wait:
             self.wait_clean(timeout)
 
     def is_clean(self):
-        return not self.tenant_namespaces()
+        return not self.tenant_namespaces() and not self.objects("pods", ORGDNS_NAMESPACE)
 
     def wait_clean(self, timeout=90):
         _wait(self.is_clean, None, f"namespaces of {self.name} to be deleted", timeout=timeout)
+        self.apply_bootstrap()
+
+    # --- the tenant's part: orgdns's bootstrap manifest ------------------------------------------------------
+
+    def bootstrap_objects(self):
+        return externaldns.bootstrap(ORGDNS_NAMESPACE)
+
+    def apply_bootstrap(self):
+        """What `kubectl apply -f orgdns-bootstrap.yaml` does as the cluster's admin: create what is missing, put
+        back what was changed. A token made anew (its namespace or Secret was gone) becomes orgdns_token."""
+        namespace = self.api("GET", f"/api/v1/namespaces/{ORGDNS_NAMESPACE}")
+        if namespace is not None and namespace["metadata"].get("deletionTimestamp"):
+            _wait(
+                lambda: self.api("GET", f"/api/v1/namespaces/{ORGDNS_NAMESPACE}") is None,
+                None,
+                f"namespace {ORGDNS_NAMESPACE} of {self.name} to be deleted",
+                timeout=90,
+            )
+        new_token = False
+        for obj in self.bootstrap_objects():
+            path = self._object_path(obj)
+            current = self.api("GET", path)
+            if current is None:
+                self.api("POST", path.rsplit("/", 1)[0], obj)
+                new_token = new_token or obj["kind"] == "Secret"
+            elif obj["kind"] in ("ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding"):
+                self.api("PUT", path, obj)
+        if new_token or self.orgdns_token is None:
+            self._read_token()
+
+    def _object_path(self, obj):
+        plural = KIND_PLURALS[obj["kind"]]
+        group = API_GROUPS.get(plural, "/api/v1")
+        namespace = obj["metadata"].get("namespace")
+        base = f"{group}/namespaces/{namespace}/{plural}" if namespace else f"{group}/{plural}"
+        return f"{base}/{obj['metadata']['name']}"
+
+    def allow_certificates(self, namespace):
+        """What the tenant does so that orgdns may install certificates in namespace: bind ClusterRole
+        orgdns-certificates to orgdns's ServiceAccount there (the kubectl create rolebinding line orgdns shows),
+        making the namespace first if it is not there."""
+        if self.api("GET", f"/api/v1/namespaces/{namespace}") is None:
+            self.api(
+                "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+            )
+        self.api(
+            "POST",
+            f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": externaldns.CERTIFICATES_CLUSTER_ROLE, "namespace": namespace},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": externaldns.CERTIFICATES_CLUSTER_ROLE,
+                },
+                "subjects": [
+                    {
+                        "kind": "ServiceAccount",
+                        "name": externaldns.ORGDNS_SERVICE_ACCOUNT,
+                        "namespace": ORGDNS_NAMESPACE,
+                    }
+                ],
+            },
+        )
 
     def tenant_namespaces(self):
         return [ns for ns in self.objects("namespaces") if ns["metadata"]["name"] not in SYSTEM_NAMESPACES]
@@ -303,23 +393,19 @@ class LocalCluster:
 
     def new_orgdns_token(self):
         """A fresh long-lived token of the orgdns ServiceAccount; the previous one stops working (it is deleted)."""
-        secret = "orgdns-token"
+        secret = externaldns.TOKEN_SECRET
         self.api("DELETE", f"/api/v1/namespaces/{ORGDNS_NAMESPACE}/secrets/{secret}")
         _wait(
             lambda: self.api("GET", f"/api/v1/namespaces/{ORGDNS_NAMESPACE}/secrets/{secret}") is None,
             None,
             "token secret deletion",
         )
-        self.api(
-            "POST",
-            f"/api/v1/namespaces/{ORGDNS_NAMESPACE}/secrets",
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "kubernetes.io/service-account-token",
-                "metadata": {"name": secret, "annotations": {"kubernetes.io/service-account.name": "orgdns"}},
-            },
-        )
+        (token_secret,) = [obj for obj in self.bootstrap_objects() if obj["metadata"]["name"] == secret]
+        self.api("POST", f"/api/v1/namespaces/{ORGDNS_NAMESPACE}/secrets", token_secret)
+        return self._read_token()
+
+    def _read_token(self):
+        secret = externaldns.TOKEN_SECRET
 
         def token():
             data = (self.api("GET", f"/api/v1/namespaces/{ORGDNS_NAMESPACE}/secrets/{secret}") or {}).get("data") or {}
@@ -327,7 +413,7 @@ class LocalCluster:
 
         _wait(token, None, "the token controller to fill the orgdns token")
         old, self.orgdns_token = self.orgdns_token, token()
-        if old:  # the API server caches authenticated tokens for a few seconds
+        if old and old != self.orgdns_token:  # the API server caches authenticated tokens for a few seconds
             _wait(lambda: self._refused(old), None, "the revoked token to be refused", timeout=30)
         return self.orgdns_token
 
@@ -339,9 +425,23 @@ class LocalCluster:
         return False
 
     def set_orgdns_rules(self, rules):
-        """Replace the permissions the orgdns ServiceAccount holds (tests take one away)."""
-        role = externaldns.orgdns_cluster_role(rules)
-        self.api("PUT", f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{role['metadata']['name']}", role)
+        """Replace the rules of orgdns's Role in ExternalDNS's namespace (tests take one away; reset puts them back)."""
+        (role,) = [obj for obj in self.bootstrap_objects() if obj["kind"] == "Role"]
+        self.api("PUT", self._object_path(role), {**role, "rules": rules})
+
+    def may(self, token, verb, resource, group="", namespace="", name="", subresource=""):
+        """Whether the API server allows token the request (a SelfSubjectAccessReview made as that token)."""
+        attributes = {"verb": verb, "group": group, "resource": resource}
+        for key, value in (("namespace", namespace), ("name", name), ("subresource", subresource)):
+            if value:
+                attributes[key] = value
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+        answer = self.api("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review, token=token)
+        return bool(answer["status"].get("allowed"))
 
     def kubeconfig(self, token, user=None):
         """A kubeconfig (as a dict) reaching this cluster with token."""
@@ -381,7 +481,7 @@ class LocalCluster:
             return False
 
     def _bootstrap(self):
-        """The kwok node, and the orgdns ServiceAccount with exactly the documented permissions."""
+        """The kwok node, and orgdns's bootstrap manifest applied as the tenant would."""
         self.api(
             "POST",
             "/api/v1/nodes",
@@ -395,34 +495,7 @@ class LocalCluster:
                 },
             },
         )
-        self.api(
-            "POST",
-            "/api/v1/namespaces",
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ORGDNS_NAMESPACE}},
-        )
-        self.api(
-            "POST",
-            f"/api/v1/namespaces/{ORGDNS_NAMESPACE}/serviceaccounts",
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "orgdns"}},
-        )
-        role = externaldns.orgdns_cluster_role()
-        self.api("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", role)
-        self.api(
-            "POST",
-            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRoleBinding",
-                "metadata": {"name": role["metadata"]["name"]},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": role["metadata"]["name"],
-                },
-                "subjects": [{"kind": "ServiceAccount", "name": "orgdns", "namespace": ORGDNS_NAMESPACE}],
-            },
-        )
-        self.new_orgdns_token()
+        self.apply_bootstrap()
         _wait(lambda: any(_node_ready(n) for n in self.objects("nodes")), None, f"kwok node of {self.name}")
 
     def _write_pki(self):
@@ -512,8 +585,16 @@ class ClusterAccess:
         self.proxy.fail_next(times, status, message, method, path)
 
     def set_permissions(self, rules):
-        """The cluster's admin changes what orgdns's ServiceAccount may do (undone by reset)."""
+        """The cluster's admin changes orgdns's Role in ExternalDNS's namespace (undone by reset)."""
         self.cluster.set_orgdns_rules(rules)
+
+    def allow_certificates(self, namespace):
+        self.cluster.allow_certificates(namespace)
+
+    @property
+    def admin_connection(self):
+        """The cluster reached as its admin (cluster-admin), through the fault proxy."""
+        return ClusterConnection(server=self.url, token=self.cluster.admin_token, ca_pem=self.ca_pem)
 
     def revoke_token(self):
         """The cluster's admin revokes the token orgdns holds (a new one is made, for a later registration)."""
@@ -521,7 +602,6 @@ class ClusterAccess:
 
     def reset(self, wait=True):
         self.proxy.heal()
-        self.cluster.set_orgdns_rules(externaldns.ORGDNS_CLUSTER_RULES)
         self.cluster.reset(wait=wait)
 
     def stop(self):

@@ -94,7 +94,11 @@ def running_stack():
             "ORGDNS_METRICS_NETWORKS": "127.0.0.1/32",
         }
         write_kubeconfig(env["KUBECONFIG"], kube)
+        # Each cluster's admin has applied orgdns's bootstrap manifest (LocalCluster does, as a tenant would): this is
+        # the token of its orgdns ServiceAccount, and the manifest itself.
         kube["demo-3"].cluster.write_kubeconfig(SANDBOX / "demo-3-orgdns.kubeconfig", kube["demo-3"].token)
+        for access in kube.values():
+            access.cluster.allow_certificates("default")  # the tenant lets orgdns install certificates there
         add_sample_workloads(kube["demo-1"].cluster)
         write_env(env)
         os.environ.update(env)
@@ -269,7 +273,9 @@ the zone page). Publish a name yourself — it appears within a minute (External
     -p '{{"status":{{"loadBalancer":{{"ingress":[{{"ip":"203.0.113.20"}}]}}}}}}'
 
 Register demo-3 yourself: on the organization page, upload {SANDBOX / "demo-3-orgdns.kubeconfig"}
-(a token holding only the permissions orgdns needs, as the README's ClusterRole).
+(the token of the orgdns ServiceAccount of the bootstrap manifest already applied there: no cluster-wide write; see
+docs/least-privilege-clusters.md). Uploading the admin kubeconfig (context demo-3) registers too, with a warning
+naming what that token can do beyond orgdns's needs.
 
 Ctrl-C stops everything the demo started.""",
         flush=True,

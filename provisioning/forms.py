@@ -54,12 +54,21 @@ class RegisterClusterForm(forms.Form):
         return data
 
 
+class ReplaceTokenForm(RegisterClusterForm):
+    """A new connection (the same cluster) for a registered cluster: e.g. the bootstrap's token replacing an older one."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["name"]
+
+
 class TargetFields(forms.Form):
     namespace = forms.CharField(max_length=63, initial="default", validators=[validate_certificate_namespace])
     secret_name = forms.CharField(
         max_length=253,
         validators=[validate_secret_name],
-        help_text="A kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt; the namespace is created if missing.",
+        help_text="A kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt. orgdns writes only in namespaces "
+        "where the cluster's admin bound ClusterRole orgdns-certificates to its ServiceAccount.",
     )
 
 

@@ -228,6 +228,26 @@ class Cluster(models.Model):
         max_length=300, blank=True, help_text="Why its metrics could not be read at the last check."
     )
 
+    # Least privilege (docs/least-privilege-clusters.md): the tenant applies orgdns's bootstrap manifest; orgdns's token
+    # may then write only its own objects in ExternalDNS's namespace.
+    legacy_rbac = models.BooleanField(
+        default=False,
+        help_text="Registered before the bootstrap manifest: orgdns's token holds the old cluster-wide ClusterRole, "
+        "and orgdns still reaches ExternalDNS's metrics through pods/proxy.",
+    )
+    token_excess = models.TextField(
+        blank=True, help_text="What the token orgdns holds may do beyond what it needs, as registration found."
+    )
+    setup_drift = models.TextField(
+        blank=True, help_text="How the tenant's part (the bootstrap) differs from what ExternalDNS needs, last check."
+    )
+    setup_checked_at = models.DateTimeField(null=True, blank=True)
+    certificate_namespaces = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Namespaces where orgdns's token was last found allowed to write certificate Secrets.",
+    )
+
     objects = ClusterQuerySet.as_manager()
 
     class Meta:

@@ -315,7 +315,7 @@ def test_a_cluster_registered_in_the_second_account_end_to_end(
     assert sorted(v["Value"] for v in ns["ResourceRecords"]) == sorted(served)
 
     # ExternalDNS runs with a key of the second account's user, and publishes into the zone there.
-    secret = cluster_api.objects("secrets", "external-dns")[0]
+    secret = cluster_api.objects("secrets", "external-dns", "app.kubernetes.io/managed-by=orgdns")[0]
     key_id = base64.b64decode(secret["data"]["AWS_ACCESS_KEY_ID"]).decode()
     key_secret = base64.b64decode(secret["data"]["AWS_SECRET_ACCESS_KEY"]).decode()
     identity = boto3.client(

@@ -38,6 +38,7 @@ def alice(client, personas):
 
 @pytest.fixture
 def ready_cluster(personas, cluster_api):
+    cluster_api.allow_certificates("web")
     return register(personas.acme, "prod", cluster_api, personas.alice)
 
 

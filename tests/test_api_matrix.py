@@ -52,6 +52,7 @@ REFUSED_TOKENS = ("anonymous", "revoked token", "expired token")
 
 @pytest.fixture
 def acme(personas, cluster_api, aws, django_user_model):
+    cluster_api.allow_certificates("web")
     """acme with a ready cluster (whose last register failed), a zone in Route53, an issued certificate in Vault."""
     cluster = Cluster.objects.create(
         organization=personas.acme,

@@ -43,7 +43,7 @@ def in_process_requests(personas, cluster_api, monkeypatch, settings):
     def probe_only_the_test_cluster(connection):
         if connection.server != cluster_api.url:
             raise ValidationError("Cannot use this cluster: the test reaches no cluster but its own.")
-        real_probe(connection)
+        return real_probe(connection)
 
     monkeypatch.setattr(cluster_service, "probe_cluster", probe_only_the_test_cluster)
     # The test's database transaction must survive each in-process WSGI request (Django's test Client does the same).

@@ -29,6 +29,8 @@ ZONE = "acme.orgdns.test"
 
 @pytest.fixture
 def acme_cluster(personas, cluster_api):
+    for namespace in ("web", "apps", "default"):
+        cluster_api.allow_certificates(namespace)  # the tenant lets orgdns install certificates there
     return register(personas.acme, "prod", cluster_api, personas.alice)
 
 
@@ -104,7 +106,7 @@ def test_installed_certificate_verifies_against_the_org_ca_with_the_names_asked(
         CertificateInstallation.State.INSTALLED,
         certificate.serial,
     )
-    assert cluster_api.namespaces() == ["external-dns", "web"]
+    assert cluster_api.namespaces() == ["apps", "web"]  # the tenant made them; orgdns made none
 
 
 def test_the_org_ca_is_a_name_constrained_ca_made_once(personas, vault, tmp_path):
@@ -183,6 +185,8 @@ def test_refused_targets_change_nothing(personas, acme_cluster, make_cluster_api
 
 def test_renewal_replaces_the_certificate_in_every_cluster(personas, make_cluster_api, tmp_path):
     servers = [make_cluster_api(), make_cluster_api()]
+    for server in servers:
+        server.allow_certificates("web")
     targets = [(register(personas.acme, f"c{i}", server), "web", "www-tls") for i, server in enumerate(servers)]
     certificate, _ = issue(personas.acme, ["www.acme.orgdns.test"], targets)
     old_serial, old_key = certificate.serial, installed_secret(servers[0], "web", "www-tls")["data"]["tls.key"]
@@ -207,6 +211,7 @@ def test_renewal_replaces_the_certificate_in_every_cluster(personas, make_cluste
 def test_a_cluster_registered_later_receives_an_existing_certificate(personas, acme_cluster, make_cluster_api):
     certificate, _ = issue(personas.acme, ["api.acme.orgdns.test"], [(acme_cluster, "default", "api-tls")])
     later_api = make_cluster_api()
+    later_api.allow_certificates("apps")
     later = register(personas.acme, "later", later_api)
 
     operation = certificates.install_certificate(certificate, later, "apps", "api-tls", personas.alice)
@@ -283,6 +288,7 @@ def test_deregistering_a_cluster_removes_the_certificates_installed_there(
     personas, acme_cluster, cluster_api, make_cluster_api
 ):
     other_api = make_cluster_api()
+    other_api.allow_certificates("web")
     other = register(personas.acme, "other", other_api)
     certificate, _ = issue(
         personas.acme, ["www.acme.orgdns.test"], [(acme_cluster, "web", "www-tls"), (other, "web", "www-tls")]

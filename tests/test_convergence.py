@@ -27,7 +27,7 @@ def assert_converged(aws, vault, cluster_api, org="acme"):
         f"{settings.VAULT_PREFIX}/orgs/{org}/aws"
     ]
     (deployment,) = cluster_api.objects("deployments", "external-dns")
-    (secret,) = cluster_api.objects("secrets", "external-dns")
+    (secret,) = cluster_api.objects("secrets", "external-dns", "app.kubernetes.io/managed-by=orgdns")
     assert base64.b64decode(secret["data"]["AWS_ACCESS_KEY_ID"]).decode() == zone.access_key_id
     assert f"--zone-id-filter={zone.zone_id}" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert Cluster.objects.get(organization__name=org).state == Cluster.State.READY

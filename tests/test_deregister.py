@@ -78,10 +78,15 @@ def test_deregister_removes_externaldns_and_only_this_clusters_records(personas,
     assert (f"{zone.name}.", "SOA") in names and (f"{zone.name}.", "NS") in names
     assert "deleted 700 record sets" in operation.log
 
-    for plural in ("deployments", "secrets", "serviceaccounts"):
-        assert api_one.objects(plural, "external-dns") == []
+    for plural in ("deployments", "secrets", "services"):
+        assert api_one.objects(plural, "external-dns", "app.kubernetes.io/managed-by=orgdns") == []
     assert api_one.objects("clusterroles", selector="app.kubernetes.io/managed-by=orgdns") == []
-    assert api_one.namespaces() == []
+    assert api_one.namespaces() == []  # and the bootstrap's objects stay the tenant's
+    assert [sa["metadata"]["name"] for sa in api_one.objects("serviceaccounts", "external-dns")] == [
+        "default",
+        "external-dns",
+        "orgdns",
+    ]
     assert len(api_two.objects("deployments", "external-dns")) == 1
     paths = vault_tree(vault, settings.VAULT_PREFIX)
     assert not any(one.owner_id in p for p in paths)
@@ -131,23 +136,24 @@ def test_deregistering_while_provisioning_is_refused_and_a_stale_register_job_do
 
 
 def test_objects_that_are_not_ours_are_never_replaced_or_deleted(personas, cluster_api):
-    from provisioning.services.backends import Backends
-
     theirs = {
         "apiVersion": "v1",
-        "kind": "Namespace",
+        "kind": "Service",
         "metadata": {"name": "external-dns", "labels": {"team": "platform"}},
+        "spec": {"ports": [{"port": 80}]},
     }
-    Backends().cluster(cluster_api.connection).request("POST", "/api/v1/namespaces", body=theirs)
+    cluster_api.cluster.api("POST", "/api/v1/namespaces/external-dns/services", theirs)
     cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
     run_jobs()
     operation.refresh_from_db()
     assert operation.state == Operation.State.FAILED
-    assert "Namespace external-dns already exists in the cluster and is not managed by orgdns" in operation.error
-    assert cluster_api.namespaces() == ["external-dns"]
-    (namespace,) = [ns for ns in cluster_api.objects("namespaces") if ns["metadata"]["name"] == "external-dns"]
-    assert namespace["metadata"]["labels"]["team"] == "platform"
+    assert "Service external-dns/external-dns already exists in the cluster and is not managed by orgdns" in (
+        operation.error
+    )
+    (service,) = cluster_api.objects("services", "external-dns")
+    assert service["metadata"]["labels"]["team"] == "platform"
 
     clusters.deregister_cluster(Cluster.objects.get(pk=cluster.pk))
     run_jobs()
-    assert cluster_api.namespaces() == ["external-dns"]
+    (service,) = cluster_api.objects("services", "external-dns")
+    assert service["metadata"]["labels"]["team"] == "platform"

@@ -58,6 +58,11 @@ def test_services_ingresses_and_the_apex_are_published_and_removed_with_the_clus
     cluster.refresh_from_db()
     assert cluster.state == Cluster.State.DEREGISTERED, cluster.message
     assert cluster_api.namespaces() == [] and cluster_api.objects("clusterroles", selector=OURS) == []
+    assert [cluster_api.objects(p, "external-dns", OURS) for p in ("deployments", "services", "secrets")] == [
+        [],
+        [],
+        [],
+    ]
     assert cluster_api.runner.pods == {}  # no ExternalDNS process left
     time.sleep(3)
     assert {rs["Type"] for rs in record_sets(aws, zone.zone_id)} == {"SOA", "NS"}  # and nothing came back
@@ -119,18 +124,18 @@ def test_the_flags_follow_the_fleet_in_the_account(personas):
 
 
 def test_a_token_without_every_permission_is_refused_naming_what_is_missing(personas, cluster_api):
-    rules = [dict(rule) for rule in externaldns.ORGDNS_CLUSTER_RULES]
-    rules[0] = {**rules[0], "verbs": ["get", "create", "patch"]}  # no delete of namespaces, secrets, serviceaccounts
+    rules = [dict(rule) for rule in externaldns.orgdns_rules()]
+    rules[0] = {**rules[0], "verbs": ["get", "create", "patch"]}  # no delete of its Secret
     cluster_api.set_permissions(rules)
     with pytest.raises(ValidationError) as refused:
         clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
     assert (
-        "lacks permissions orgdns needs in this cluster: delete namespaces, delete secrets, delete serviceaccounts."
+        "lacks permissions orgdns needs in this cluster: delete secrets external-dns-aws in namespace external-dns."
         in refused.value.messages[0]
     )
     assert not Cluster.objects.exists()
 
-    cluster_api.set_permissions(externaldns.ORGDNS_CLUSTER_RULES)
+    cluster_api.set_permissions(externaldns.orgdns_rules())
     cluster = register(personas.acme, "prod", cluster_api)  # the documented permissions are enough
     assert cluster.state == Cluster.State.READY
 

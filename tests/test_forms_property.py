@@ -95,6 +95,7 @@ def world(personas, make_cluster_api, settings, aws, vault):
     """acme with a ready cluster and an issued certificate, and a cluster nobody registered yet (`unregistered`);
     alice (owner) and sam (support staff) logged in at will."""
     cluster_api = make_cluster_api()
+    cluster_api.allow_certificates("web")
     settings.ORGDNS_PROBE_TIMEOUT = 1
     settings.ORGDNS_PROBE_BURST = 10**6  # the per-user budget has its own test
     cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)

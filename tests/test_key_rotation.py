@@ -32,7 +32,7 @@ def vault_key(vault, org="acme"):
 
 
 def secret_key_id(cluster_api):
-    (secret,) = cluster_api.objects("secrets", "external-dns")
+    (secret,) = cluster_api.objects("secrets", "external-dns", "app.kubernetes.io/managed-by=orgdns")
     return base64.b64decode(secret["data"]["AWS_ACCESS_KEY_ID"]).decode()
 
 

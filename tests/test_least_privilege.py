@@ -65,6 +65,7 @@ def test_the_iam_policy_allows_every_call_of_a_full_flow_and_users_get_the_bound
     aws_calls.clear()
 
     api = make_cluster_api()
+    api.allow_certificates("web")
     cluster, _ = clusters.register_cluster(personas.acme, "prod", api.connection)
     run_jobs()
     certificates.issue_certificate(personas.acme, ["www.acme.orgdns.test"], [(cluster, "web", "www-tls")])

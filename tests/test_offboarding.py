@@ -70,6 +70,8 @@ def assert_nothing_of_acme_in_aws_credentials_or_vault(aws, vault):
 def acme_in_use(personas, make_cluster_api):
     """acme with two real clusters, a certificate installed in both, and another one whose issue is queued."""
     api_one, api_two = make_cluster_api(), make_cluster_api()
+    api_one.allow_certificates("web")
+    api_two.allow_certificates("web")
     one, two = register(personas.acme, "one", api_one), register(personas.acme, "two", api_two)
     installed = issue(personas.acme, "www", [(one, "web", "www-tls"), (two, "web", "www-tls")])
     queued, queued_issue = certificates.issue_certificate(
@@ -152,6 +154,8 @@ def test_offboarding_waits_for_a_running_job_and_removes_what_it_made(client, pe
     """The first certificate of the organization makes its CA under the organization lock; held here, its job keeps
     running while the organization is offboarded. The offboarding waits, says so, and removes what the job made."""
     api = make_cluster_api()
+    api.allow_certificates("web")
+    api.allow_certificates("web")
     cluster = register(personas.acme, "one", api)
     workers = []
     try:

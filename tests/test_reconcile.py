@@ -110,6 +110,7 @@ def secret_manifest(name, namespace, labels):
 
 def test_orphans_are_listed_then_removed_and_lookalikes_left_alone(personas, cluster_api, aws, vault):
     acme, globex = personas.acme, personas.globex
+    cluster_api.allow_certificates("web")
     prod, _ = clusters.register_cluster(acme, "prod", cluster_api.connection)
     run_jobs()
     prod.refresh_from_db()

@@ -20,6 +20,7 @@ def grant(user, *codenames):
 
 @pytest.fixture
 def acme(personas, cluster_api):
+    cluster_api.allow_certificates("web")
     cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection, personas.alice)
     certificate, _ = certificates.issue_certificate(
         personas.acme, ["www.acme.orgdns.test"], [(cluster, "web", "www-tls")]

@@ -3,8 +3,9 @@
 from django.http import HttpResponse
 from ninja import Query, Router
 
+from ..clients import externaldns
 from ..models import Cluster
-from ..services import access, clusters
+from ..services import access, clusters, least_privilege
 from . import schemas
 from .pagination import PageParams, page_of, paginate
 from .params import Id, OrgName
@@ -26,6 +27,33 @@ def list_clusters(request, org: OrgName, params: Query[PageParams], state: Clust
     """The organization's clusters by name; deregistered ones only when state=deregistered asks for them."""
     organization = access.get_org_for_user(request.user, org)
     return paginate(request, clusters.clusters_of(organization, state), params)
+
+
+def bootstrap_of(organization, cluster=None):
+    return {
+        "manifest": least_privilege.bootstrap_yaml(organization, cluster),
+        "namespace": least_privilege.namespace(),
+        "service_account": externaldns.ORGDNS_SERVICE_ACCOUNT,
+        "token_command": least_privilege.token_command(),
+        "kubeconfig_commands": least_privilege.kubeconfig_commands(),
+        "delete_command": least_privilege.delete_command(),
+        "certificates_cluster_role": externaldns.CERTIFICATES_CLUSTER_ROLE,
+    }
+
+
+@router.get("/organizations/{org}/clusters/bootstrap", response={200: schemas.Bootstrap, 404: Problem})
+def cluster_bootstrap(request, org: OrgName):
+    """The bootstrap manifest to apply (as the cluster's admin) before registering a cluster: it creates ExternalDNS's
+    namespace and RBAC and orgdns's ServiceAccount, whose token registration takes."""
+    return bootstrap_of(access.get_org_for_user(request.user, org))
+
+
+@router.get("/organizations/{org}/clusters/{cluster_id}/bootstrap", response={200: schemas.Bootstrap, 404: Problem})
+def registered_cluster_bootstrap(request, org: OrgName, cluster_id: Id):
+    """The bootstrap manifest of a registered cluster (to re-apply after drift, or to move a cluster registered before
+    it)."""
+    cluster = access.get_cluster_for_user(request.user, org, cluster_id)
+    return bootstrap_of(cluster.organization, cluster)
 
 
 @router.post(

@@ -176,8 +176,48 @@ class Cluster(Schema):
         return cluster.registered_by.get_username() if cluster.registered_by else None
 
 
+class ClusterSetup(Schema):
+    """What orgdns's token may do in the cluster and how the tenant's part (the bootstrap) stands."""
+
+    legacy_rbac: bool = Field(
+        description="Registered before the bootstrap manifest: apply it and give orgdns the new token "
+        "(docs/least-privilege-clusters.md)."
+    )
+    token_excess: list[str] = Field(description="What the token may do beyond orgdns's needs, as registration found.")
+    drift: list[str] = Field(
+        description="How the tenant's part differs from what ExternalDNS needs, at the last check."
+    )
+    checked_at: datetime | None
+    certificate_namespaces: list[str] = Field(
+        description="Namespaces where orgdns was last found allowed to install certificate Secrets."
+    )
+
+
 class ClusterDetail(Cluster):
     latest_operation: OperationSummary | None
+    setup: ClusterSetup
+
+    @staticmethod
+    def resolve_setup(cluster):
+        return {
+            "legacy_rbac": cluster.legacy_rbac,
+            "token_excess": [part for part in cluster.token_excess.split("; ") if part],
+            "drift": cluster.setup_drift.splitlines(),
+            "checked_at": cluster.setup_checked_at,
+            "certificate_namespaces": list(cluster.certificate_namespaces),
+        }
+
+
+class Bootstrap(Schema):
+    """The manifest a cluster's admin applies (kubectl apply -f) before registering it, and how to get the token."""
+
+    manifest: str = Field(description="YAML, several documents.")
+    namespace: str
+    service_account: str
+    token_command: str
+    kubeconfig_commands: str
+    delete_command: str
+    certificates_cluster_role: str
 
 
 class NewCluster(Schema):

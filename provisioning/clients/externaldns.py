@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from .errors import ProviderError
-from .kube import KubeCluster, Object, Permission, pods_problem
+from .kube import Access, KubeCluster, Object, pods_problem
 
 Rule = dict[str, list[str]]  # an RBAC policy rule: apiGroups, resources, verbs
 RecordSet = dict[str, Any]  # a Route53 record set, as boto3 lists it
@@ -19,7 +20,6 @@ RecordSet = dict[str, Any]  # a Route53 record set, as boto3 lists it
 OWNER = "orgdns"  # the managed-by label of everything we create in a cluster
 LABELS = {"app.kubernetes.io/managed-by": OWNER, "app.kubernetes.io/name": "external-dns"}
 POD_SELECTOR = "app.kubernetes.io/name=external-dns"
-CLUSTER_OBJECT_NAME = "orgdns-external-dns"
 SECRET_NAME = "external-dns-aws"
 ANNOTATION = (
     "external-dns.kubernetes.io/hostname"  # the GA prefix; the legacy external-dns.alpha.kubernetes.io/ is read too
@@ -30,54 +30,229 @@ TXT_PREFIX = "_extdns-%{record_type}."
 TXT_WILDCARD = "wildcard"
 HEALTH_PORT = 7979  # /healthz and /metrics
 DEPLOYMENT_NAME = "external-dns"
+SERVICE_NAME = "external-dns"  # a ClusterIP Service in front of its metrics port, for the API server's service proxy
+# The Service as the API server's proxy names it (scheme:name:port) and RBAC sees it: the Role pins exactly this.
+METRICS_PROXY_NAME = f"http:{SERVICE_NAME}:{HEALTH_PORT}"
 CHECKSUM_ANNOTATION = "orgdns.io/credentials-checksum"
-ORGDNS_CLUSTER_ROLE = "orgdns"
 PLAIN_RESYNC = ["--interval=1m"]  # ExternalDNS's flags when none are chosen: a one-minute resync without caches
 
-# What ExternalDNS reads in a cluster (its ClusterRole). Granting it requires holding it (RBAC escalation prevention).
+# --- the tenant's part: the bootstrap manifest --------------------------------------------------------------------
+
+EXTERNALDNS_SERVICE_ACCOUNT = "external-dns"
+EXTERNALDNS_CLUSTER_ROLE = "orgdns-external-dns"  # ExternalDNS's read-only ClusterRole and its binding
+ORGDNS_SERVICE_ACCOUNT = "orgdns"  # whose token orgdns is given; in ExternalDNS's namespace
+ORGDNS_ROLE = "orgdns"  # the Role (and RoleBinding) in ExternalDNS's namespace
+ORGDNS_CHECKS_ROLE = "orgdns-checks"  # the ClusterRole (and binding) of the few objects orgdns reads to check the setup
+CERTIFICATES_CLUSTER_ROLE = "orgdns-certificates"  # bound by the tenant, per namespace, for certificate Secrets
+TOKEN_SECRET = "orgdns-token"
+BOOTSTRAP_LABELS = {"app.kubernetes.io/part-of": "orgdns"}  # not managed-by orgdns: the tenant owns these
+
+# What ExternalDNS reads in a cluster (its ClusterRole).
 EXTERNALDNS_RULES: list[Rule] = [
     {"apiGroups": [""], "resources": ["services", "pods", "nodes"], "verbs": ["get", "watch", "list"]},
     {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "watch", "list"]},
     {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "watch", "list"]},
 ]
+# orgdns creates, changes and deletes its objects with server-side apply, which the API server authorizes as `create`
+# with the object's name: so even create is pinned by name (a plain POST, kubectl create, could not be).
 _MANAGE = ["get", "create", "patch", "delete"]
-# Everything orgdns's own token must be allowed in a registered cluster: deploy ExternalDNS, follow its rollout,
-# remove it, and install certificates. Checked at registration; the README shows it as a ClusterRole.
-ORGDNS_CLUSTER_RULES: list[Rule] = [
-    {"apiGroups": [""], "resources": ["namespaces", "secrets", "serviceaccounts"], "verbs": _MANAGE},
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": _MANAGE},
-    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},
-    # ExternalDNS's /metrics through the API server (health checks). Cluster-wide: a RoleBinding in ExternalDNS's
-    # namespace would go with the namespace, which orgdns creates and deletes, and pod names cannot be listed ahead.
-    {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]},
-    {
-        "apiGroups": ["rbac.authorization.k8s.io"],
-        "resources": ["clusterroles", "clusterrolebindings"],
-        "verbs": _MANAGE,
-    },
-    *EXTERNALDNS_RULES,
+
+
+def orgdns_rules() -> list[Rule]:
+    """The Role orgdns holds in ExternalDNS's namespace: its own three objects by name, reading what tells how
+    ExternalDNS runs, and ExternalDNS's metrics through the API server's service proxy."""
+    return [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [SECRET_NAME], "verbs": _MANAGE},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": [DEPLOYMENT_NAME], "verbs": _MANAGE},
+        {"apiGroups": [""], "resources": ["services"], "resourceNames": [SERVICE_NAME], "verbs": _MANAGE},
+        {
+            "apiGroups": [""],
+            "resources": ["serviceaccounts"],
+            "resourceNames": [EXTERNALDNS_SERVICE_ACCOUNT],
+            "verbs": ["get"],
+        },
+        {"apiGroups": [""], "resources": ["pods", "events"], "verbs": ["get", "list"]},
+        {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list"]},
+        {
+            "apiGroups": [""],
+            "resources": ["services/proxy"],
+            "resourceNames": [METRICS_PROXY_NAME],
+            "verbs": ["get"],
+        },
+    ]
+
+
+def orgdns_check_rules(namespace: str) -> list[Rule]:
+    """The cluster-scoped objects orgdns reads, by name only: kube-system's namespace (its UID tells one cluster from
+    another), ExternalDNS's namespace, its ClusterRole and binding and the certificates' ClusterRole (drift)."""
+    return [
+        {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["kube-system", namespace], "verbs": ["get"]},
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterroles"],
+            "resourceNames": [EXTERNALDNS_CLUSTER_ROLE, CERTIFICATES_CLUSTER_ROLE],
+            "verbs": ["get"],
+        },
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterrolebindings"],
+            "resourceNames": [EXTERNALDNS_CLUSTER_ROLE],
+            "verbs": ["get"],
+        },
+    ]
+
+
+# What orgdns needs in a namespace to install certificates there; the tenant binds it with a RoleBinding per namespace.
+# Secret names are chosen per installation, so the ClusterRole names none; a Role with resourceNames works too.
+CERTIFICATE_RULES: list[Rule] = [{"apiGroups": [""], "resources": ["secrets"], "verbs": _MANAGE}]
+
+
+def required_access(namespace: str) -> list[Access]:
+    """Every request orgdns's token must be allowed, exactly as orgdns makes them (registration checks each)."""
+    wanted = [
+        Access(verb, group, resource, namespace=namespace, name=name)
+        for group, resource, name in (
+            ("", "secrets", SECRET_NAME),
+            ("apps", "deployments", DEPLOYMENT_NAME),
+            ("", "services", SERVICE_NAME),
+        )
+        for verb in _MANAGE
+    ]
+    wanted += [Access(verb, "", "pods", namespace=namespace) for verb in ("get", "list")]
+    wanted += [Access("list", "apps", "replicasets", namespace=namespace)]
+    wanted += [Access("get", "", "serviceaccounts", namespace=namespace, name=EXTERNALDNS_SERVICE_ACCOUNT)]
+    wanted += [Access("get", "", "services", "proxy", namespace, METRICS_PROXY_NAME)]
+    wanted += [Access("get", "", "namespaces", name=name) for name in ("kube-system", namespace)]
+    wanted += [
+        Access("get", "rbac.authorization.k8s.io", "clusterroles", name=EXTERNALDNS_CLUSTER_ROLE),
+        Access("get", "rbac.authorization.k8s.io", "clusterrolebindings", name=EXTERNALDNS_CLUSTER_ROLE),
+    ]
+    return wanted
+
+
+# Requests no token given to orgdns should be allowed, with what holding them means; registration asks for each and
+# warns (the cluster still registers) naming those allowed.
+DANGEROUS_ACCESS: list[tuple[Access, str]] = [
+    (Access("list", "", "secrets"), "this token can read every Secret of the cluster"),
+    (Access("create", "", "pods", namespace="kube-system"), "it can run pods in kube-system"),
+    (
+        Access("create", "", "serviceaccounts", "token", "kube-system"),
+        "it can mint tokens for kube-system's ServiceAccounts",
+    ),
+    (
+        Access("create", "rbac.authorization.k8s.io", "clusterrolebindings"),
+        "it can grant itself anything (create ClusterRoleBindings)",
+    ),
+    (Access("delete", "", "namespaces"), "it can delete any namespace"),
+    (Access("get", "", "pods", "proxy"), "it can reach any pod's ports through the API server (pods/proxy)"),
+    (Access("create", "apps", "deployments", namespace="kube-system"), "it can run Deployments in kube-system"),
 ]
 
 
-def orgdns_cluster_role(rules: list[Rule] | None = None) -> Object:
-    """The ClusterRole to bind to the ServiceAccount whose token orgdns is given."""
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRole",
-        "metadata": {"name": ORGDNS_CLUSTER_ROLE},
-        "rules": ORGDNS_CLUSTER_RULES if rules is None else rules,
-    }
+def bootstrap(namespace: str) -> list[Object]:
+    """The objects the tenant applies (as cluster admin) before registering: ExternalDNS's namespace, its
+    ServiceAccount and read-only ClusterRole, and orgdns's ServiceAccount, its token, its Role in that namespace and the
+    few reads its checks make. Plus the ClusterRole the tenant binds in namespaces where certificates may go."""
+    labels = dict(BOOTSTRAP_LABELS)
+    restricted = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
+    rbac = "rbac.authorization.k8s.io/v1"
 
+    def binding(kind: str, name: str, role_kind: str, account: str, ns: str | None = None) -> Object:
+        meta: dict[str, Any] = {"name": name, "labels": labels}
+        if ns:
+            meta["namespace"] = ns
+        return {
+            "apiVersion": rbac,
+            "kind": kind,
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        }
 
-def required_permissions(rules: Iterable[Rule] = ORGDNS_CLUSTER_RULES) -> list[Permission]:
-    """(verb, group, resource) triples, one per permission the rules grant."""
     return [
-        (verb, group, resource)
-        for rule in rules
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {**labels, **restricted}}},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": EXTERNALDNS_SERVICE_ACCOUNT, "namespace": namespace, "labels": labels},
+        },
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRole",
+            "metadata": {"name": EXTERNALDNS_CLUSTER_ROLE, "labels": labels},
+            "rules": EXTERNALDNS_RULES,
+        },
+        binding("ClusterRoleBinding", EXTERNALDNS_CLUSTER_ROLE, "ClusterRole", EXTERNALDNS_SERVICE_ACCOUNT),
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": ORGDNS_SERVICE_ACCOUNT, "namespace": namespace, "labels": labels},
+        },
+        {
+            "apiVersion": rbac,
+            "kind": "Role",
+            "metadata": {"name": ORGDNS_ROLE, "namespace": namespace, "labels": labels},
+            "rules": orgdns_rules(),
+        },
+        binding("RoleBinding", ORGDNS_ROLE, "Role", ORGDNS_SERVICE_ACCOUNT, namespace),
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRole",
+            "metadata": {"name": ORGDNS_CHECKS_ROLE, "labels": labels},
+            "rules": orgdns_check_rules(namespace),
+        },
+        binding("ClusterRoleBinding", ORGDNS_CHECKS_ROLE, "ClusterRole", ORGDNS_SERVICE_ACCOUNT),
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRole",
+            "metadata": {"name": CERTIFICATES_CLUSTER_ROLE, "labels": labels},
+            "rules": CERTIFICATE_RULES,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/service-account-token",
+            "metadata": {
+                "name": TOKEN_SECRET,
+                "namespace": namespace,
+                "labels": labels,
+                "annotations": {"kubernetes.io/service-account.name": ORGDNS_SERVICE_ACCOUNT},
+            },
+        },
     ]
+
+
+def token_command(namespace: str) -> str:
+    """The shell line that prints orgdns's token once the bootstrap is applied."""
+    return f"kubectl -n {namespace} get secret {TOKEN_SECRET} -o jsonpath='{{.data.token}}' | base64 -d"
+
+
+def kubeconfig_commands(namespace: str) -> str:
+    """Shell lines that write orgdns.kubeconfig (the current context's server and CA, orgdns's token) to upload."""
+    return "\n".join(
+        [
+            "kubectl config view --raw --minify --flatten > orgdns.kubeconfig",
+            "USER=$(kubectl config view --kubeconfig orgdns.kubeconfig -o jsonpath='{.users[0].name}')",
+            "kubectl config unset --kubeconfig orgdns.kubeconfig users.$USER",
+            f"kubectl config set-credentials $USER --kubeconfig orgdns.kubeconfig --token=$({token_command(namespace)})",
+        ]
+    )
+
+
+def bootstrap_yaml(namespace: str, header: str = "") -> str:
+    """The bootstrap as one YAML stream for `kubectl apply -f`, with how to get the token in its opening comment."""
+    lines = [
+        "# orgdns bootstrap: apply as cluster admin before registering the cluster with orgdns.",
+        *(f"# {line}" for line in header.splitlines()),
+        "#   kubectl apply -f orgdns-bootstrap.yaml",
+        "# orgdns's token, once applied (the token controller fills the Secret within seconds):",
+        f"#   {token_command(namespace)}",
+        "# A kubeconfig to upload, from your current context:",
+        *(f"#   {line}" for line in kubeconfig_commands(namespace).splitlines()),
+        "# To remove it all after deregistering: kubectl delete -f orgdns-bootstrap.yaml",
+    ]
+    documents = [yaml.safe_dump(obj, sort_keys=False) for obj in bootstrap(namespace)]
+    return "\n".join(lines) + "\n---\n" + "---\n".join(documents)
 
 
 class Flags(Protocol):
@@ -155,9 +330,7 @@ def manifests(config: ExternalDNSConfig, access_key_id: str, secret_access_key: 
     resources: dict[str, dict[str, str]] = {"requests": {"cpu": "10m", "memory": "64Mi"}}
     if config.memory_limit:
         resources["limits"] = {"memory": config.memory_limit}
-    restricted = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {**labels, **restricted}}},
         {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -167,21 +340,13 @@ def manifests(config: ExternalDNSConfig, access_key_id: str, secret_access_key: 
         },
         {
             "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {"name": "external-dns", "namespace": ns, "labels": labels},
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": CLUSTER_OBJECT_NAME, "labels": labels},
-            "rules": EXTERNALDNS_RULES,
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": CLUSTER_OBJECT_NAME, "labels": labels},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_OBJECT_NAME},
-            "subjects": [{"kind": "ServiceAccount", "name": "external-dns", "namespace": ns}],
+            "kind": "Service",
+            "metadata": {"name": SERVICE_NAME, "namespace": ns, "labels": labels},
+            "spec": {
+                "type": "ClusterIP",
+                "selector": {"app.kubernetes.io/name": "external-dns"},
+                "ports": [{"name": "http", "port": HEALTH_PORT, "targetPort": "http", "protocol": "TCP"}],
+            },
         },
         {
             "apiVersion": "apps/v1",
@@ -197,7 +362,7 @@ def manifests(config: ExternalDNSConfig, access_key_id: str, secret_access_key: 
                         "annotations": {CHECKSUM_ANNOTATION: checksum},
                     },
                     "spec": {
-                        "serviceAccountName": "external-dns",
+                        "serviceAccountName": EXTERNALDNS_SERVICE_ACCOUNT,
                         "securityContext": {
                             "runAsNonRoot": True,
                             "runAsUser": 65534,
@@ -230,16 +395,86 @@ def manifests(config: ExternalDNSConfig, access_key_id: str, secret_access_key: 
     ]
 
 
-def removal_order(namespace: str) -> list[tuple[str, str, str | None]]:
-    """(kind, name, namespace) of what manifests() creates, workload first so nothing recreates records."""
+def removal_order(namespace: str) -> list[tuple[str, str, str]]:
+    """(kind, name, namespace) of what manifests() creates, workload first so nothing recreates records. The
+    namespace, ServiceAccounts and RBAC are the tenant's (the bootstrap): never removed by orgdns."""
     return [
         ("Deployment", DEPLOYMENT_NAME, namespace),
-        ("ClusterRoleBinding", CLUSTER_OBJECT_NAME, None),
-        ("ClusterRole", CLUSTER_OBJECT_NAME, None),
-        ("ServiceAccount", "external-dns", namespace),
+        ("Service", SERVICE_NAME, namespace),
         ("Secret", SECRET_NAME, namespace),
-        ("Namespace", namespace, None),
     ]
+
+
+def setup_drift(kube: KubeCluster, namespace: str) -> list[str]:
+    """How the tenant's part in the cluster (the bootstrap) differs from what ExternalDNS needs, one sentence each;
+    [] if it does not. Read-only: five GETs."""
+    found: list[str] = []
+
+    def read(kind: str, name: str, ns: str | None = None) -> Object | None | str:
+        try:
+            return kube.get(kind, name, ns)
+        except ProviderError as exc:
+            if not exc.permanent:
+                raise
+            return f"orgdns may no longer read {kind} {name} (its ClusterRole {ORGDNS_CHECKS_ROLE} or Role {ORGDNS_ROLE} changed)"
+
+    checks: list[tuple[str, str, str | None]] = [
+        ("Namespace", namespace, None),
+        ("ServiceAccount", EXTERNALDNS_SERVICE_ACCOUNT, namespace),
+        ("ClusterRole", EXTERNALDNS_CLUSTER_ROLE, None),
+        ("ClusterRoleBinding", EXTERNALDNS_CLUSTER_ROLE, None),
+    ]
+    objects: dict[str, Object] = {}
+    for kind, name, ns in checks:
+        obj = read(kind, name, ns)
+        if isinstance(obj, str):
+            found.append(obj)
+        elif obj is None or obj.get("metadata", {}).get("deletionTimestamp"):
+            where = f" in namespace {ns}" if ns else ""
+            found.append(f"{kind} {name}{where} is gone")
+        else:
+            objects[kind] = obj
+    role = objects.get("ClusterRole")
+    if role is not None:
+        lacking = _rule_keys(EXTERNALDNS_RULES) - _rule_keys(role.get("rules") or [])
+        extra = _rule_keys(role.get("rules") or []) - _rule_keys(EXTERNALDNS_RULES)
+        if lacking:
+            found.append(f"ClusterRole {EXTERNALDNS_CLUSTER_ROLE} no longer grants ExternalDNS {_listed(lacking)}")
+        if extra:
+            found.append(f"ClusterRole {EXTERNALDNS_CLUSTER_ROLE} now also grants {_listed(extra)}")
+    role_binding = objects.get("ClusterRoleBinding")
+    if role_binding is not None:
+        subject = {"kind": "ServiceAccount", "name": EXTERNALDNS_SERVICE_ACCOUNT, "namespace": namespace}
+        bound = (
+            any({key: s.get(key) for key in subject} == subject for s in role_binding.get("subjects") or [])
+            and (role_binding.get("roleRef") or {}).get("name") == EXTERNALDNS_CLUSTER_ROLE
+        )
+        if not bound:
+            found.append(
+                f"ClusterRoleBinding {EXTERNALDNS_CLUSTER_ROLE} no longer binds ClusterRole {EXTERNALDNS_CLUSTER_ROLE} "
+                f"to ServiceAccount {namespace}/{EXTERNALDNS_SERVICE_ACCOUNT}"
+            )
+    return found
+
+
+def _rule_keys(rules: Iterable[Rule]) -> set[tuple[str, str, str, str]]:
+    """(verb, group, resource, name) for every permission the rules grant; name "" for any."""
+    return {
+        (verb, group, resource, name)
+        for rule in rules
+        for group in rule.get("apiGroups") or []
+        for resource in rule.get("resources") or []
+        for verb in rule.get("verbs") or []
+        for name in (rule.get("resourceNames") or [""])
+    }
+
+
+def _listed(keys: set[tuple[str, str, str, str]]) -> str:
+    shown = sorted(
+        f"{verb} {resource}{'.' + group if group else ''}{' ' + name if name else ''}"
+        for verb, group, resource, name in keys
+    )
+    return ", ".join(shown[:8]) + (f" and {len(shown) - 8} more" if len(shown) > 8 else "")
 
 
 def record_owners(record_sets: Iterable[RecordSet]) -> dict[tuple[str, str], str]:
@@ -348,9 +583,10 @@ class Observation:
     metrics_error: str = ""
 
 
-def observe(kube: KubeCluster, namespace: str) -> Observation:
-    """Read ExternalDNS's Deployment, its pods and (through the API server's pod proxy) a ready pod's /metrics: three
-    requests to the cluster API, two when no pod is ready."""
+def observe(kube: KubeCluster, namespace: str, through_service: bool = True) -> Observation:
+    """Read ExternalDNS's Deployment, its pods and (through the API server's service proxy, or for a cluster set up
+    before the bootstrap its pod proxy) a ready pod's /metrics: three requests to the cluster API, two when no pod
+    is ready."""
     deployment = kube.get("Deployment", DEPLOYMENT_NAME, namespace)
     if deployment is None:
         return Observation(deployed=False)
@@ -361,7 +597,11 @@ def observe(kube: KubeCluster, namespace: str) -> Observation:
     metrics, metrics_error = None, "no ExternalDNS pod is ready"
     if ready:
         try:
-            metrics = sync_metrics(kube.pod_proxy_get(namespace, ready[0]["metadata"]["name"], HEALTH_PORT, "metrics"))
+            if through_service:
+                text = kube.service_proxy_get(namespace, METRICS_PROXY_NAME, "metrics")
+            else:
+                text = kube.pod_proxy_get(namespace, ready[0]["metadata"]["name"], HEALTH_PORT, "metrics")
+            metrics = sync_metrics(text)
             metrics_error = ""
         except ProviderError as exc:
             metrics_error = exc.message[:300]

@@ -25,8 +25,38 @@ from .retry import CallStats, RetryPolicy, call_with_retry
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Object = dict[str, Any]  # a Kubernetes object as JSON
-Permission = tuple[str, str, str]  # verb, API group, resource
-Permissions = list[Permission]
+
+
+@dataclass(frozen=True)
+class Access:
+    """One request a token may or may not make, as the API server's authorizer sees it: namespace "" is cluster-wide
+    (every namespace, for a namespaced resource), name "" any object."""
+
+    verb: str
+    group: str
+    resource: str
+    subresource: str = ""
+    namespace: str = ""
+    name: str = ""
+
+    def __str__(self) -> str:
+        resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        resource += f".{self.group}" if self.group else ""
+        named = f" {self.name}" if self.name else ""
+        where = f" in namespace {self.namespace}" if self.namespace else " cluster-wide"
+        return f"{self.verb} {resource}{named}{where}"
+
+    def review(self) -> dict[str, Any]:
+        attributes = {"verb": self.verb, "group": self.group, "resource": self.resource}
+        for key in ("subresource", "namespace", "name"):
+            if getattr(self, key):
+                attributes[key] = getattr(self, key)
+        return {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+
 
 APPLIED_HASH = "orgdns.io/applied-hash"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -37,6 +67,7 @@ KINDS = {
     "Namespace": ("/api/v1", "namespaces", False),
     "Secret": ("/api/v1", "secrets", True),
     "ServiceAccount": ("/api/v1", "serviceaccounts", True),
+    "Service": ("/api/v1", "services", True),
     "Deployment": ("/apis/apps/v1", "deployments", True),
     "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
     "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
@@ -55,6 +86,8 @@ REFUSED_ADDRESS = "refused-address"
 UNREACHABLE = "unreachable"
 UNAUTHORIZED = "unauthorized"
 NOT_KUBERNETES = "not-kubernetes"
+FORBIDDEN = "forbidden"
+NO_NAMESPACE = "no-namespace"
 
 
 class InvalidConnection(ValueError):
@@ -306,7 +339,10 @@ class KubeCluster:
         if status >= 400:
             message = _status_message(data)
             raise ProviderError(
-                f"the cluster refused {method} {path}: {status} {message}", service="kubernetes", permanent=True
+                f"the cluster refused {method} {path}: {status} {message}",
+                service="kubernetes",
+                permanent=True,
+                code=FORBIDDEN if status == 403 else "",
             )
         if text:
             return data.decode(errors="replace")
@@ -371,6 +407,13 @@ class KubeCluster:
             body=json.dumps(obj),
             content_type="application/apply-patch+yaml",
         )
+        if applied is None:  # 404: its namespace does not exist
+            raise ProviderError(
+                f"cannot apply {kind} {name}: namespace {namespace} does not exist in the cluster",
+                service="kubernetes",
+                permanent=True,
+                code=NO_NAMESPACE,
+            )
         if current is None:
             return "created"
         if applied["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]:
@@ -409,6 +452,20 @@ class KubeCluster:
             return "no pod was created"
         return pods_problem(pods) or "its pods are not ready"
 
+    def service_proxy_get(self, namespace: str, service: str, path: str) -> str:
+        """GET path of a Service through the API server's proxy, as text; service in the proxy's form, e.g.
+        http:external-dns:7979 (scheme, name and port: the name RBAC sees, hence what resourceNames pin)."""
+        found = self.request(
+            "GET", f"/api/v1/namespaces/{namespace}/services/{service}/proxy/{path.lstrip('/')}", text=True
+        )
+        if found is None:
+            raise ProviderError(
+                f"service {service} in {namespace} or its /{path.lstrip('/')} is gone",
+                service="kubernetes",
+                permanent=False,
+            )
+        return found
+
     def pod_proxy_get(self, namespace: str, pod: str, port: int, path: str) -> str:
         """GET path of the pod's port through the API server's proxy, as text."""
         found = self.request(
@@ -439,33 +496,11 @@ class KubeCluster:
                 )
             time.sleep(poll)
 
-    def missing_permissions(self, permissions: Iterable[Permission]) -> Permissions:
-        """Of (verb, group, resource) triples, those this token is not allowed cluster-wide.
-
-        One SelfSubjectRulesReview in a namespace that does not exist (so only cluster-wide grants count); a
-        SelfSubjectAccessReview per permission when the authorizer cannot list its rules.
-        """
-        review = {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SelfSubjectRulesReview",
-            "spec": {"namespace": f"orgdns-no-such-namespace-{hashlib.sha256(self.host.encode()).hexdigest()[:8]}"},
-        }
-        status = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", body=review).get(
-            "status", {}
-        )
-        if status.get("incomplete"):
-            return [p for p in permissions if not self._allowed(*p)]
-        rules = [r for r in status.get("resourceRules", []) if not r.get("resourceNames")]
-        return [p for p in permissions if not any(_grants(rule, *p) for rule in rules)]
-
-    def _allowed(self, verb: str, group: str, resource: str) -> bool:
-        review = {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource}},
-        }
-        answer = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
-        return bool(answer.get("status", {}).get("allowed"))
+    def may(self, access: Access) -> bool:
+        """Whether the API server would allow this token the request (one SelfSubjectAccessReview): RBAC's
+        namespaced rules and resourceNames included."""
+        answer = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=access.review())
+        return bool((answer or {}).get("status", {}).get("allowed"))
 
     def delete(self, kind: str, name: str, namespace: str | None = None, managed_by: str | None = None) -> bool:
         """Delete the object if it is there (and, given managed_by, labelled so). True if it was deleted."""
@@ -497,13 +532,6 @@ def pods_problem(pods: Iterable[Object]) -> str:
 
 def _labels(obj: Object) -> dict[str, str]:
     return obj["metadata"].get("labels") or {}
-
-
-def _grants(rule: dict[str, Any], verb: str, group: str, resource: str) -> bool:
-    return all(
-        wanted in (rule.get(field) or []) or "*" in (rule.get(field) or [])
-        for field, wanted in (("verbs", verb), ("apiGroups", group), ("resources", resource))
-    )
 
 
 def _rolled_out(deployment: Object) -> bool:

@@ -183,6 +183,3 @@ def secret_manifest(
 def holds_certificate(secret: dict[str, Any], certificate_id: str) -> bool:
     return (secret["metadata"].get("labels") or {}).get(CERTIFICATE_LABEL) == certificate_id
 
-
-def namespace_manifest(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": dict(MANAGED_BY)}}

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.utils import timezone
 
+from ..clients import kube as kube_client
 from ..clients import tls
 from ..clients.errors import ProviderError
 from ..models import Certificate, CertificateInstallation, Cluster
 from ..operation_kinds import OperationKind
-from . import offboarding_rules
+from . import least_privilege, offboarding_rules
 from .leases import organization_lock
 from .vault_paths import ca_path, cluster_secret_path, material_path, read_connection, usable_connection
 
@@ -135,20 +136,34 @@ def put_secret(
     certificate_id: str,
     progress: Progress,
 ) -> str:
-    """Create or update the Secret, creating its namespace if needed; never overwrite a Secret that is not ours."""
+    """Create or update the Secret; never overwrite a Secret that is not ours. The namespace is the tenant's: orgdns
+    writes only where the tenant bound it the certificates' ClusterRole (least_privilege), and creates none."""
     namespace, name = installation.namespace, installation.secret_name
-    current = kube.get("Secret", name, namespace)
-    if current is not None and not tls.holds_certificate(current, certificate_id):
-        raise ProviderError(
-            f"Secret {namespace}/{name} in cluster {installation.cluster.name} already exists and does not hold this "
-            "certificate: delete it, or install under another Secret name",
-            service="kubernetes",
-            permanent=True,
-        )
-    if current is None and kube.get("Namespace", namespace) is None:
-        kube.apply(tls.namespace_manifest(namespace))
-        progress.log(f"{installation}: created namespace {namespace}")
-    return kube.apply(secret)
+    try:
+        current = kube.get("Secret", name, namespace)
+        if current is not None and not tls.holds_certificate(current, certificate_id):
+            raise ProviderError(
+                f"Secret {namespace}/{name} in cluster {installation.cluster.name} already exists and does not hold "
+                "this certificate: delete it, or install under another Secret name",
+                service="kubernetes",
+                permanent=True,
+            )
+        return kube.apply(secret)
+    except ProviderError as exc:
+        if exc.code == kube_client.FORBIDDEN:
+            raise ProviderError(
+                least_privilege.certificate_refusal(installation.cluster, namespace),
+                service="kubernetes",
+                permanent=True,
+            ) from None
+        if exc.code == kube_client.NO_NAMESPACE:
+            raise ProviderError(
+                f"namespace {namespace} does not exist in cluster {installation.cluster.name}: orgdns creates no "
+                "namespace; create it and bind orgdns there",
+                service="kubernetes",
+                permanent=True,
+            ) from None
+        raise
 
 
 def delete(operation: Operation, progress: Progress, backends: Backends) -> None:

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from ..clients import tls
 from ..models import Certificate, CertificateInstallation, Cluster, Organization, past_renewal_point
 from ..validators import certificate_dns_names, validate_certificate_namespace, validate_secret_name
-from . import audit, certificate_jobs, offboarding_rules
+from . import audit, certificate_jobs, least_privilege, offboarding_rules
 from .backends import Backends
 from .certificate_jobs import ca_path, make_ca, material_path
 from .leases import organization_lock
@@ -125,6 +125,7 @@ def clean_target(
         raise ValidationError(f"Cluster {cluster.name} is {cluster.state}: choose a registered cluster.")
     validate_certificate_namespace(namespace)
     validate_secret_name(secret_name)
+    least_privilege.check_certificate_target(cluster, namespace, secret_name)
     return cluster, namespace, secret_name
 
 

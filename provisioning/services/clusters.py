@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -11,12 +12,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from redis.exceptions import RedisError
 
-from ..clients import externaldns, kube
+from ..clients import kube
 from ..clients.errors import ProviderError
 from ..clients.kube import ClusterConnection, InvalidConnection, connection_from_kubeconfig
 from ..clients.retry import RetryPolicy
 from ..models import AuditEvent, Cluster
-from . import audit, key_rotation, offboarding_rules
+from . import audit, key_rotation, least_privilege, offboarding_rules
 from .backends import Backends, probe_rate_limiter
 from .cluster_jobs import DEREGISTER, REGISTER, RERENDER_EXTERNALDNS
 from .operations import start_operation
@@ -101,7 +102,8 @@ def _register_cluster(
             ) from None
         if wait:
             raise ValidationError(f"Too many cluster registrations in a short time: try again in {math.ceil(wait)} s.")
-    kube_system_uid = probe_cluster(connection)
+    probe = probe_cluster(connection)
+    kube_system_uid = probe.kube_system_uid
     if Cluster.objects.live().filter(kube_system_uid=kube_system_uid).exists():
         raise ValidationError(ALREADY_REGISTERED)
 
@@ -112,6 +114,7 @@ def _register_cluster(
         owner_id=f"{organization.name}-{name}-{secrets.token_hex(4)}",
         kube_system_uid=kube_system_uid,
         registered_by=user,
+        token_excess=probe.token_excess,
     )
     vault = Backends(retry=RetryPolicy(attempts=2)).vault(timeout=settings.ORGDNS_REQUEST_VAULT_TIMEOUT)
     path = cluster_secret_path(vault, cluster)
@@ -157,16 +160,22 @@ PROBE_FAILED = (
 )
 
 
-def probe_cluster(connection: ClusterConnection) -> str:
-    """Reach the cluster with the token and check it holds every permission orgdns needs there, so that a wrong
-    URL, CA or token, or a token that could not deploy ExternalDNS, is refused before anything is saved.
-    Returns the UID of its kube-system namespace, which tells one cluster from another whatever its URL."""
+@dataclass(frozen=True)
+class Probe:
+    kube_system_uid: str  # tells one cluster from another whatever its URL
+    token_excess: str  # what the token may do beyond orgdns's needs ("" if nothing of what is asked)
+
+
+def probe_cluster(connection: ClusterConnection) -> Probe:
+    """Reach the cluster with the token and check, asking the API server, that it may make every request orgdns makes
+    there (least_privilege), so that a wrong URL, CA or token, or a token that could not deploy ExternalDNS, is refused
+    before anything is saved; and find whether it may do dangerous things beyond that."""
     try:
         cluster = Backends().cluster(connection, retry=RetryPolicy(attempts=1), timeout=settings.ORGDNS_PROBE_TIMEOUT)
         try:
             cluster.version()
-            missing = cluster.missing_permissions(externaldns.required_permissions())
-            kube_system = cluster.get("Namespace", "kube-system") if not missing else None
+            check = least_privilege.check_token(cluster)
+            kube_system = cluster.get("Namespace", "kube-system") if not check.missing else None
         finally:
             cluster.close()
     except ProviderError as exc:
@@ -174,16 +183,45 @@ def probe_cluster(connection: ClusterConnection) -> str:
         raise ValidationError(
             f"Cannot use this cluster: {exc.message if told else PROBE_FAILED.format(server=connection.server)}"
         ) from None
-    if missing:
-        listed = ", ".join(f"{verb} {resource}" + (f".{group}" if group else "") for verb, group, resource in missing)
-        raise ValidationError(
-            f"The token lacks permissions orgdns needs in this cluster: {listed}. "
-            "Bind it to the ClusterRole shown in the README."
-        )
+    if check.missing:
+        raise ValidationError(least_privilege.missing_message(check.missing))
     uid = ((kube_system or {}).get("metadata") or {}).get("uid")
     if not uid:
         raise ValidationError("Cannot use this cluster: it has no kube-system namespace.")
-    return uid
+    return Probe(uid, check.excess_text())
+
+
+def replace_token(cluster: Cluster, connection: ClusterConnection, user: AbstractBaseUser | None = None) -> Operation:
+    """Give orgdns a new connection to a registered cluster (the same one: its kube-system UID), checked like a
+    registration; then provision it again with it. For a cluster registered before the bootstrap manifest, this moves
+    it to least privilege once its admin applied the bootstrap."""
+    offboarding_rules.require_active(cluster.organization)
+    if cluster.state not in Cluster.SETTLED:
+        raise ValidationError(f"Cluster {cluster.name} is {cluster.state}: replace its token once that has finished.")
+    if connection.server != cluster.api_server:
+        raise ValidationError(
+            f"The new connection is to {connection.server}; this cluster is registered at {cluster.api_server}."
+        )
+    probe = probe_cluster(connection)
+    if probe.kube_system_uid != cluster.kube_system_uid:
+        raise ValidationError("The new token reaches another cluster (a different kube-system namespace).")
+    vault = Backends(retry=RetryPolicy(attempts=2)).vault(timeout=settings.ORGDNS_REQUEST_VAULT_TIMEOUT)
+    try:
+        vault.write(cluster_secret_path(vault, cluster), connection.as_secret())
+    except ProviderError:
+        raise ValidationError(
+            "Vault, where orgdns keeps the cluster's credentials, is not answering: the token was not replaced. Try "
+            "again in a minute."
+        ) from None
+    Cluster.objects.filter(pk=cluster.pk).update(legacy_rbac=False, token_excess=probe.token_excess)
+    cluster.legacy_rbac, cluster.token_excess = False, probe.token_excess
+    audit.record(
+        "cluster.token_replaced",
+        cluster,
+        actor=user,
+        detail="with excess: " + probe.token_excess if probe.token_excess else "least privilege",
+    )
+    return retry_registration(cluster, user)
 
 
 def retry_registration(cluster: Cluster, user: AbstractBaseUser | None = None) -> Operation:

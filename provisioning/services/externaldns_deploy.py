@@ -9,8 +9,9 @@ from django.conf import settings
 
 from .. import budget
 from ..clients import externaldns
+from ..clients.errors import ProviderError
 from ..models import Cluster, HostedZone
-from . import accounts
+from . import accounts, least_privilege
 
 if TYPE_CHECKING:
     from ..clients.kube import ClusterConnection, KubeCluster
@@ -67,13 +68,27 @@ def deploy_externaldns(
     backends: Backends,
     progress: Progress,
 ) -> list[str]:
-    """Apply the ExternalDNS objects and wait until it runs. Returns the objects found changed by hand (repaired)."""
+    """Apply the ExternalDNS objects (its Secret, Service and Deployment, in the namespace the tenant's bootstrap
+    made) and wait until it runs. Returns the objects found changed by hand (repaired)."""
     kube = backends.cluster(connection)
     repaired = []
     config = externaldns_config(cluster, zone)
     try:
+        drift = least_privilege.record_drift(cluster, kube)
+        if any(line.startswith(f"Namespace {config.namespace} ") for line in drift):
+            raise ProviderError(
+                f"ExternalDNS's namespace {config.namespace} is not in cluster {cluster.name}: apply orgdns's "
+                "bootstrap manifest (shown on the cluster's page), then provision again",
+                service="kubernetes",
+                permanent=True,
+            )
+        for line in drift:
+            progress.log(f"the cluster's setup has drifted: {line}")
         objects = externaldns.manifests(config, credentials["access_key_id"], credentials["secret_access_key"])
         for obj in objects:
+            if cluster.legacy_rbac and obj["kind"] == "Service":
+                progress.log("Service external-dns: skipped (the token predates the bootstrap and may not create it)")
+                continue
             outcome = kube.apply(obj)
             progress.log(f"{obj['kind']} {obj['metadata']['name']}: {outcome}")
             if outcome == "repaired":
@@ -89,7 +104,8 @@ def deploy_externaldns(
 
 def remove_externaldns(kube: KubeCluster, progress: Progress) -> None:
     """Stop ExternalDNS and wait until its pods are gone (a pod still running would publish the records again),
-    then remove the rest and wait until its namespace is gone (so that a new registration can create it)."""
+    then remove the rest of what orgdns created. The namespace, ServiceAccounts and RBAC are the tenant's (its
+    bootstrap, removed with `kubectl delete -f`)."""
     namespace = settings.EXTERNALDNS_NAMESPACE
     timeout = settings.EXTERNALDNS_STOP_TIMEOUT
     try:
@@ -100,7 +116,5 @@ def remove_externaldns(kube: KubeCluster, progress: Progress) -> None:
             if kind == "Deployment":
                 kube.wait_until_gone("Pod", namespace=namespace, selector=externaldns.POD_SELECTOR, timeout=timeout)
                 progress.log("ExternalDNS has stopped")
-            if kind == "Namespace" and deleted:
-                kube.wait_until_gone("Namespace", namespace, timeout=timeout)
     finally:
         kube.close()

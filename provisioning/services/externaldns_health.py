@@ -1,8 +1,9 @@
 """Whether each ready cluster's ExternalDNS works, as its cluster API tells: read by check_externaldns (cron), kept on
 the Cluster row for the pages, the API and /metrics.
 
-A check costs one Vault read (the cluster's credentials) and two or three cluster API requests (clients/externaldns.py
-observe), without retries: a check that cannot reach the cluster says so, and the next one tries again.
+A check costs one Vault read (the cluster's credentials), two or three cluster API requests (clients/externaldns.py
+observe) and four reads of the tenant's part (setup_drift), without retries: a check that cannot reach the cluster says
+so, and the next one tries again.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Finding:
 
     observation: externaldns.Observation | None
     unreachable: str = ""
+    drift: list[str] | None = None  # how the tenant's part of the cluster drifted; None: not read
 
 
 def clusters_to_check() -> QuerySet[Cluster]:
@@ -65,7 +67,13 @@ def observe(cluster: Cluster, backends: Backends | None = None) -> Finding:
         connection = read_connection(backends.vault(), cluster)
         kube = backends.cluster(connection, retry=RetryPolicy(attempts=1))
         try:
-            return Finding(externaldns.observe(kube, settings.EXTERNALDNS_NAMESPACE))
+            namespace = settings.EXTERNALDNS_NAMESPACE
+            observation = externaldns.observe(kube, namespace, through_service=not cluster.legacy_rbac)
+            try:
+                drift: list[str] | None = externaldns.setup_drift(kube, namespace)
+            except ProviderError:
+                drift = None
+            return Finding(observation, drift=drift)
         finally:
             kube.close()
     except ProviderError as exc:
@@ -97,6 +105,8 @@ def record(cluster: Cluster, finding: Finding, now: datetime) -> str:
             cluster.externaldns_failing_since if cluster.externaldns_health in (Health.FAILING, Health.UNKNOWN) else now
         ),
     }
+    if finding.drift is not None:
+        fields.update(setup_drift="\n".join(finding.drift), setup_checked_at=now)
     if observation is not None:
         last_sync = observation.metrics.last_sync if observation.metrics else 0
         fields.update(

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from ..clients.errors import ProviderError
 from ..forms import InstallCertificateForm, IssueCertificateForm
-from ..services import access, certificates
+from ..services import access, certificates, least_privilege
 from .operations import HTMX_STOP_POLLING
 
 
@@ -80,7 +80,13 @@ def certificate_install(request, org, pk):
         else:
             messages.success(request, f"Installing {certificate} into {data['cluster'].name}.")
             return redirect("certificate", org, certificate.pk)
-    context = {"org": certificate.organization, "certificate": certificate, "form": form}
+    context = {
+        "org": certificate.organization,
+        "certificate": certificate,
+        "form": form,
+        "clusters": certificates.installable_clusters(certificate.organization).order_by("name"),
+        "rolebinding_command": least_privilege.rolebinding_command("NAMESPACE"),
+    }
     return render(request, "provisioning/certificate_install.html", context)
 
 

@@ -2,12 +2,13 @@
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from ..forms import RegisterClusterForm
-from ..services import access, clusters
+from ..forms import RegisterClusterForm, ReplaceTokenForm
+from ..services import access, clusters, least_privilege
 
 
 @sensitive_post_parameters("token", "kubeconfig")
@@ -23,7 +24,35 @@ def cluster_register(request, org):
             form.add_error(None, exc)
         else:
             return redirect("cluster", org.name, cluster.pk)
-    return render(request, "provisioning/cluster_form.html", {"org": org, "form": form})
+    context = {"org": org, "form": form, **setup_context(org)}
+    return render(request, "provisioning/cluster_form.html", context)
+
+
+def setup_context(org, cluster=None):
+    return {
+        "bootstrap": least_privilege.bootstrap_yaml(org, cluster),
+        "token_command": least_privilege.token_command(),
+        "kubeconfig_commands": least_privilege.kubeconfig_commands(),
+        "delete_command": least_privilege.delete_command(),
+        "externaldns_namespace": least_privilege.namespace(),
+    }
+
+
+def cluster_bootstrap(request, org):
+    """The bootstrap manifest, as a file to apply."""
+    org = access.get_org_for_user(request.user, org)
+    return _yaml_download(least_privilege.bootstrap_yaml(org))
+
+
+def registered_cluster_bootstrap(request, org, pk):
+    cluster = access.get_cluster_for_user(request.user, org, pk)
+    return _yaml_download(least_privilege.bootstrap_yaml(cluster.organization, cluster))
+
+
+def _yaml_download(text):
+    response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="orgdns-bootstrap.yaml"'
+    return response
 
 
 def cluster_detail(request, org, pk):
@@ -34,6 +63,10 @@ def cluster_detail(request, org, pk):
         "operation": cluster.operations.first(),
         "operations": cluster.operations.select_related("organization")[:10],
         "can_write": access.can_write(request.user, cluster.organization),
+        "token_excess": [part for part in cluster.token_excess.split("; ") if part],
+        "setup_drift": cluster.setup_drift.splitlines(),
+        "replace_token_form": ReplaceTokenForm(),
+        **setup_context(cluster.organization, cluster),
     }
     return render(request, "provisioning/cluster_detail.html", context)
 
@@ -47,6 +80,23 @@ def cluster_deregister(request, org, pk):
         clusters.deregister_cluster,
         "Deregistering {}: ExternalDNS and its records are being removed.",
     )
+
+
+@sensitive_post_parameters("token", "kubeconfig")
+@require_POST
+def cluster_replace_token(request, org, pk):
+    cluster = access.get_writable_cluster_for_user(request.user, org, pk, f"{request.method} {request.path}")
+    form = ReplaceTokenForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            clusters.replace_token(cluster, form.cleaned_data["connection"], request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, f"orgdns now uses the new token for {cluster.name}; provisioning it again.")
+    else:
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+    return redirect("cluster", cluster.organization.name, cluster.pk)
 
 
 @require_POST

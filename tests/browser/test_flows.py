@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from provisioning.clients.externaldns import ORGDNS_CLUSTER_RULES
+from provisioning.clients.externaldns import orgdns_rules
 from provisioning.models import Cluster
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -38,7 +38,7 @@ def test_see_a_failure_and_retry_it(live_server, page, login, personas, cluster_
     page.goto(f"{live_server.url}/orgs/acme/clusters/{cluster.pk}/")
     expect(page.get_by_role("alert")).to_contain_text("403", timeout=30_000)
 
-    cluster_api.set_permissions(ORGDNS_CLUSTER_RULES)
+    cluster_api.set_permissions(orgdns_rules())
     page.get_by_role("button", name="Retry provisioning").click()
     expect(page.locator("#operation-status .badge").first).to_have_text("succeeded", timeout=30_000)
     cluster.refresh_from_db()

@@ -64,16 +64,30 @@ def test_a_new_key_changes_the_pod_template_so_pods_are_replaced():
     assert externaldns.pod_checksum(old) != externaldns.pod_checksum(new)
 
 
-def test_everything_is_labelled_ours_and_the_namespace_enforces_the_restricted_pod_security():
+def test_everything_is_labelled_ours_and_the_pod_runs_restricted():
     objects = manifests(CONFIG, "A", "s")
     assert all(obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "orgdns" for obj in objects)
-    labels = by_kind(objects)["Namespace"]["metadata"]["labels"]
-    assert {labels[f"pod-security.kubernetes.io/{m}"] for m in ("enforce", "warn", "audit")} == {"restricted"}
+    assert {obj["kind"] for obj in objects} == {"Secret", "Service", "Deployment"}  # no namespace, account or RBAC
     pod = by_kind(objects)["Deployment"]["spec"]["template"]["spec"]
     assert (
         pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     )
     assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pod["serviceAccountName"] == externaldns.EXTERNALDNS_SERVICE_ACCOUNT
+
+
+def test_the_metrics_service_is_the_one_the_role_lets_orgdns_proxy_to():
+    service = by_kind(manifests(CONFIG, "A", "s"))["Service"]
+    (port,) = service["spec"]["ports"]
+    assert (service["metadata"]["name"], port["name"], port["port"]) == ("external-dns", "http", 7979)
+    assert externaldns.METRICS_PROXY_NAME == f"http:{service['metadata']['name']}:{port['port']}"
+    (proxy,) = [rule for rule in externaldns.orgdns_rules() if rule["resources"] == ["services/proxy"]]
+    assert proxy == {
+        "apiGroups": [""],
+        "resources": ["services/proxy"],
+        "resourceNames": ["http:external-dns:7979"],
+        "verbs": ["get"],
+    }
 
 
 def test_removal_takes_away_exactly_what_was_applied_workload_first():
@@ -82,7 +96,7 @@ def test_removal_takes_away_exactly_what_was_applied_workload_first():
     }
     order = removal_order("external-dns")
     assert set(order) == applied and len(order) == len(applied)
-    assert order[0][0] == "Deployment" and order[-1][0] == "Namespace"
+    assert order[0][0] == "Deployment"
 
 
 def pod(name, checksum, ready=True, deleting=False):
