@@ -79,38 +79,25 @@ def test_the_api_servers_proxy_reaches_externaldns_at_the_pods_own_address(clust
     (link,) = json.loads(shown.stdout)
     assert link["operstate"] == "UP" and link["addr_info"] == []
 
-    # Through the API server's pod proxy, then through a Service's endpoints (made by the real EndpointSlice
-    # controller from the pod's address) and the service proxy: ExternalDNS's own metrics.
+    # Through the API server's pod proxy, then through the endpoints of ExternalDNS's Service (made by the real
+    # EndpointSlice controller from the pod's address) and the service proxy: ExternalDNS's own metrics.
     kube = admin(cluster_api)
     name = pod["metadata"]["name"]
     text = kube.pod_proxy_get(NAMESPACE, name, externaldns.HEALTH_PORT, "metrics")
     assert time.time() - 120 < externaldns.sync_metrics(text).last_sync <= time.time()
-    kube.request(
-        "POST",
-        f"/api/v1/namespaces/{NAMESPACE}/services",
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "metrics-probe"},
-            "spec": {
-                "selector": dict(externaldns.LABELS),
-                "ports": [{"name": "http", "port": 7979, "targetPort": "http"}],
-            },
-        },
-    )
 
     def endpoints():
         slices = cluster_api.cluster.api(
             "GET",
             f"/apis/discovery.k8s.io/v1/namespaces/{NAMESPACE}/endpointslices"
-            "?labelSelector=kubernetes.io/service-name=metrics-probe",
+            f"?labelSelector=kubernetes.io/service-name={externaldns.SERVICE_NAME}",
         )["items"]
         return [a for s in slices for e in s.get("endpoints") or [] for a in e["addresses"]]
 
     wait_until(lambda: endpoints() == [str(address)], timeout=30)
-    path = f"/api/v1/namespaces/{NAMESPACE}/services/http:metrics-probe:7979/proxy/metrics"
-    text = kube.request("GET", path, text=True)
+    text = kube.service_proxy_get(NAMESPACE, externaldns.METRICS_PROXY_NAME, "metrics")
     assert externaldns.LAST_SYNC in text
+    path = f"/api/v1/namespaces/{NAMESPACE}/services/{externaldns.METRICS_PROXY_NAME}/proxy/metrics"
     assert ("GET", path) in cluster_api.proxy.requests  # it went through the API server (the fault proxy before it)
     kube.close()
 
