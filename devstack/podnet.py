@@ -84,7 +84,7 @@ class PodNetwork:
         n = next(_names)
         owner = os.getpid()
         self.name = f"{NETNS_PREFIX}{owner}-{n}"
-        self.host_link = f"od{owner}-{n}"[:15]
+        self.host_link = host_link(self.name)
         self.address = None
         self.forwarder = None
         _run("ip", "netns", "add", self.name)
@@ -153,7 +153,13 @@ def _wait_listening(network, ports, timeout=10):
         time.sleep(0.05)
 
 
+def host_link(namespace):
+    """The machine's end of the veth pair of the pod namespace of this name."""
+    return f"od{namespace[len(NETNS_PREFIX) :]}"[:15]
+
+
 def remove_namespace(name):
+    """Kill what runs in it, remove its veth pair (its host route goes with it) and delete it."""
     for pid in _run("ip", "netns", "pids", name, check=False).stdout.split():
         try:
             os.kill(int(pid), signal.SIGKILL)
@@ -162,6 +168,7 @@ def remove_namespace(name):
     deadline = time.monotonic() + 5  # SIGKILLed processes leave the namespace once reaped
     while _run("ip", "netns", "pids", name, check=False).stdout.split() and time.monotonic() < deadline:
         time.sleep(0.05)
+    _run("ip", "link", "delete", host_link(name), check=False)  # at once: the kernel frees a namespace later
     _run("ip", "netns", "delete", name, check=False)
 
 
