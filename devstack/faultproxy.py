@@ -22,7 +22,7 @@ class FaultProxy:
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.request_count = 0
-        self.requests = collections.deque(maxlen=10000)  # (method, path) of the latest requests since heal(), oldest first
+        self.requests = collections.deque(maxlen=10000)  # (method, path) of requests since heal(), oldest first
         self.bytes_received = 0  # HTTP requests (request line, headers, body) and answers, as the proxy sees them
         self.bytes_sent = 0
         self.delay = 0.0
