@@ -244,6 +244,11 @@ class ClusterAdmin(AuditedAdmin):
         "externaldns_last_sync_at",
         "externaldns_restarts",
         "externaldns_metrics_error",
+        "legacy_rbac",
+        "token_excess",
+        "setup_drift",
+        "setup_checked_at",
+        "certificate_namespaces",
     ]
     actions = ["reprovision", "deregister", "forget"]
 

@@ -181,8 +181,8 @@ def test_provisioning_without_externaldns_namespace_fails_saying_to_apply_the_bo
     run_jobs()
     cluster.refresh_from_db()
     assert cluster.state == Cluster.State.ERROR
-    # orgdns may no longer read its namespace nor anything in it (its Role went with it): the drift says so.
-    assert "bootstrap" in cluster.message, cluster.message
+    # orgdns's ServiceAccount went with the namespace, and its token with it.
+    assert "refused our token" in cluster.message and "apply orgdns's bootstrap manifest" in cluster.message
 
 
 def test_a_cluster_registered_before_the_bootstrap_keeps_working_and_moves_with_a_new_token(

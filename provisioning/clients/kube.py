@@ -331,7 +331,9 @@ class KubeCluster:
             return None
         if status == 401:
             raise ProviderError(
-                f"the cluster at {self.host} refused our token (401 Unauthorized): register it again with a valid token",
+                f"the cluster at {self.host} refused our token (401 Unauthorized): it was revoked, or its ServiceAccount "
+                "deleted (orgdns's, with ExternalDNS's namespace); apply orgdns's bootstrap manifest and give orgdns "
+                "a valid token",
                 service="kubernetes",
                 permanent=True,
                 code=UNAUTHORIZED,

@@ -182,4 +182,3 @@ def secret_manifest(
 
 def holds_certificate(secret: dict[str, Any], certificate_id: str) -> bool:
     return (secret["metadata"].get("labels") or {}).get(CERTIFICATE_LABEL) == certificate_id
-
