@@ -11,8 +11,8 @@ UnixBridge in the machine's namespace, which connects to the machine's 127.0.0.1
 namespace drops any connection the pod itself opens through its veth, so it never targets the machine's addresses.
 
 Everything made here is named after the process that made it (orgdns-pod-<pid>-<n>) and removed when it is done
-with; a guard process removes what is left when that process dies (even by SIGKILL), and the next start removes what
-a dead process left behind without a guard.
+with; a guard process removes what is left when that process dies (even by SIGKILL), with the other processes of the
+devstack it was told about (guard()), and the next start removes what a dead process left behind without a guard.
 
 Run as a script it is the forwarder (`forward PORT=SOCKET...`) or the guard (`guard PID`); stdlib only.
 """
@@ -128,17 +128,17 @@ class PodNetwork:
             self.forwarder = None
 
 
-def _claim_address(host_link):
+def _claim_address(link):
     """A free pod address: the host route to it is the claim, so two processes never take the same one."""
     size = POD_NETWORK.num_addresses
     start = random.randrange(1, size - 1)
     for offset in range(size - 2):
         address = POD_NETWORK[1 + (start + offset) % (size - 2)]
-        done = _run("ip", "route", "add", f"{address}/32", "dev", host_link, check=False)
+        done = _run("ip", "route", "add", f"{address}/32", "dev", link, check=False)
         if done.returncode == 0:
             return address
         if "File exists" not in done.stderr:
-            raise PodNetworkError(f"ip route add {address}/32 dev {host_link}: {done.stderr.strip()}")
+            raise PodNetworkError(f"ip route add {address}/32 dev {link}: {done.stderr.strip()}")
     raise PodNetworkError(f"no free address left in {POD_NETWORK}")
 
 

@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from devstack import podnet
+
 BIN = Path(sys.executable).parent
 
 
@@ -50,6 +52,7 @@ def _executable(name):
 
 def start_moto(port, log=subprocess.DEVNULL):
     process = subprocess.Popen([_executable("moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    podnet.guard(pid=process.pid)  # killed even if we are
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/moto-api/", process)
     return process, url
@@ -73,6 +76,7 @@ def start_bao(port, token, log=subprocess.DEVNULL):
         stderr=log,
         env=env,
     )
+    podnet.guard(pid=process.pid)  # killed even if we are
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/v1/sys/health", process)
     return process, url
@@ -137,9 +141,11 @@ class Supervisor:
         return self.children[name][-1].pid
 
     def _spawn(self, command, log_path, env):
-        return subprocess.Popen(
+        process = subprocess.Popen(
             command, cwd=self.cwd, env=env, stdout=open(log_path, "a"), stderr=subprocess.STDOUT, start_new_session=True
         )
+        podnet.guard(pid=process.pid)  # it and its group killed even if we are
+        return process
 
     @staticmethod
     def _end_group(process):
