@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from devstack import podnet
 from devstack.faultproxy import FaultProxy
 from devstack.podrunner import ExternalDNSRunner
 from devstack.processes import die_with_parent, free_port, stop
@@ -100,6 +101,7 @@ class Etcd:
             stderr=log,
             preexec_fn=die_with_parent,
         )
+        podnet.guard(pid=self.process.pid)  # killed even if we are
         try:
             _wait(lambda: _http_ok(f"{self.url}/health"), self.process, f"etcd at {self.url}")
         except BaseException:
@@ -479,7 +481,9 @@ class LocalCluster:
 
     def _spawn(self, component, command):
         log = open(self.logs / f"{self.name}-{component}.log", "w")
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        podnet.guard(pid=process.pid)  # killed even if we are
+        return process
 
     def _ready(self):
         request = urllib.request.Request(self.url + "/readyz", headers={"Authorization": f"Bearer {self.admin_token}"})

@@ -2,6 +2,7 @@
 (500/503, 409, 403 "being terminated"), slowness, or a cluster that is down. It serves the API server's own
 certificate, so clients trust it with the cluster's CA."""
 
+import collections
 import http.client
 import http.server
 import json
@@ -21,6 +22,7 @@ class FaultProxy:
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.request_count = 0
+        self.requests = collections.deque(maxlen=10000)  # (method, path) of requests since heal(), oldest first
         self.bytes_received = 0  # HTTP requests (request line, headers, body) and answers, as the proxy sees them
         self.bytes_sent = 0
         self.delay = 0.0
@@ -46,6 +48,7 @@ class FaultProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with proxy._lock:
                     proxy.request_count += 1
+                    proxy.requests.append((self.command, self.path))
                     proxy.bytes_received += len(self.raw_requestline) + len(self.headers.as_bytes()) + len(body)
                     fault = proxy._take_fault(self.command, self.path)
                 if proxy.delay:
@@ -117,6 +120,7 @@ class FaultProxy:
     def heal(self):
         with self._lock:
             self._faults.clear()
+            self.requests.clear()
         self.delay, self.down = 0.0, False
 
     def _take_fault(self, method, path):

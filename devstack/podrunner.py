@@ -3,10 +3,16 @@ external-dns binary runs as a local process with the pod's args, the env from it
 local AWS, and a kubeconfig holding a token of the pod's ServiceAccount (TokenRequest), so its permissions are
 the real RBAC ones. Readiness comes from its /healthz; crashes show as CrashLoopBackOff with the last log lines
 (the container's FallbackToLogsOnError termination message); a deleted pod is stopped, then removed.
+
+Each pod runs in a network namespace of its own with an address of its own (devstack/podnet.py, what a CNI plugin
+does), reported as its podIP: ExternalDNS serves /healthz and /metrics on the pod's port 7979, which the API
+server's proxy reaches like in any cluster (through the Service's endpoints or the pod). The pod reaches its API
+server and the local AWS on its own loopback, bridged to the machine's.
 """
 
 import base64
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -14,10 +20,13 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from devstack.processes import die_with_parent, free_port
+from devstack import podnet
+from devstack.processes import die_with_parent
 
 SELECTOR = "app.kubernetes.io/name=external-dns"
+DEFAULT_HTTP_PORT = 7979  # ExternalDNS's default --metrics-address
 MAX_BACKOFF = 40  # seconds; the kubelet's is 300, shortened so tests and the demo see restarts
 
 
@@ -25,7 +34,7 @@ class PodProcess:
     def __init__(self, pod):
         self.uid = pod["metadata"]["uid"]
         self.process = None
-        self.port = None
+        self.network = None  # its podnet.PodNetwork, kept across restarts of its container
         self.log_path = None
         self.term_deadline = None  # set once SIGTERM was sent
         self.ready = False
@@ -45,6 +54,9 @@ class ExternalDNSRunner:
         self.logs = Path(logs)
         self.interval = interval
         self.pods = {}
+        # The machine's ports a pod reaches on its own loopback: its API server and the local AWS.
+        self.bridged_ports = [cluster.port, urlsplit(aws_endpoint_url).port]
+        self.socket_dir, self.bridges = podnet.bridges(self.bridged_ports)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"externaldns-runner-{cluster.name}", daemon=True)
 
@@ -56,8 +68,11 @@ class ExternalDNSRunner:
         self._stop.set()
         self._thread.join(timeout=10)
         for state in self.pods.values():
-            _kill(state)
+            _remove(state)
         self.pods.clear()
+        for bridge in self.bridges:
+            bridge.stop()
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def _loop(self):
         while not self._stop.is_set():
@@ -82,7 +97,7 @@ class ExternalDNSRunner:
             self._run(pod, state)
             self._report(pod, state)
         for uid in set(self.pods) - live:
-            _kill(self.pods.pop(uid))
+            _remove(self.pods.pop(uid))
 
     def _run(self, pod, state):
         if state.process is not None and state.process.poll() is not None:
@@ -96,7 +111,7 @@ class ExternalDNSRunner:
         if state.process is None and time.monotonic() >= state.backoff_until:
             self._start(pod, state)
         if state.process is not None and not state.ready:
-            state.ready = _healthy(state.port)
+            state.ready = _healthy(state.network.address, _http_port(pod))
 
     def _start(self, pod, state):
         meta, container = pod["metadata"], pod["spec"]["containers"][0]
@@ -117,10 +132,16 @@ class ExternalDNSRunner:
         )["status"]["token"]
         workdir = self.logs / f"pod-{meta['namespace']}-{meta['name']}"
         workdir.mkdir(parents=True, exist_ok=True)
+        # The pod's loopback has the API server at the machine's API server port (bridged), so its URL holds.
         kubeconfig = self.cluster.write_kubeconfig(workdir / "kubeconfig", token)
-        state.port = free_port()
+        if state.network is None:
+            try:
+                state.network = podnet.PodNetwork(self.socket_dir, self.bridged_ports)
+            except podnet.PodNetworkError as exc:  # the kubelet's FailedCreatePodSandBox
+                state.waiting = ("ContainerCreating", f"failed to create the pod's network: {exc}")
+                return
         state.log_path = workdir / "external-dns.log"
-        args = [*container.get("args", []), f"--kubeconfig={kubeconfig}", f"--metrics-address=127.0.0.1:{state.port}"]
+        args = [*container.get("args", []), f"--kubeconfig={kubeconfig}", f"--metrics-address=:{_http_port(pod)}"]
         env = {
             **env,
             "AWS_ENDPOINT_URL": self.aws_endpoint_url,
@@ -128,7 +149,7 @@ class ExternalDNSRunner:
             "PATH": os.environ.get("PATH", ""),
         }
         state.process = subprocess.Popen(
-            [self.binary, *args],
+            [*state.network.exec_prefix(), self.binary, *args],
             env=env,
             stdout=open(state.log_path, "ab"),
             stderr=subprocess.STDOUT,
@@ -201,7 +222,8 @@ class ExternalDNSRunner:
                     "finishedAt": finished,
                 }
             }
-        key = (state.ready, running, state.restarts, state.waiting)
+        address = str(state.network.address) if state.network else None
+        key = (state.ready, running, state.restarts, state.waiting, address)
         if key == state.reported:
             return
         ready = "True" if state.ready else "False"
@@ -216,7 +238,7 @@ class ExternalDNSRunner:
             "status": {
                 "phase": "Running",
                 "hostIP": "127.0.0.1",
-                "podIP": "127.0.0.1",
+                **({"podIP": address, "podIPs": [{"ip": address}]} if address else {}),
                 "startTime": pod.get("status", {}).get("startTime") or _now(),
                 "conditions": [
                     condition("PodScheduled", "True"),
@@ -241,9 +263,16 @@ class ExternalDNSRunner:
             log.write(f"{_now()} {line}\n")
 
 
-def _healthy(port):
+def _http_port(pod):
+    """The container's port named http (ExternalDNS's /healthz and /metrics)."""
+    ports = pod["spec"]["containers"][0].get("ports", [])
+    return next((p["containerPort"] for p in ports if p.get("name") == "http"), DEFAULT_HTTP_PORT)
+
+
+def _healthy(address, port):
+    """Its readiness probe, at the pod's address like the kubelet's."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+        with urllib.request.urlopen(f"http://{address}:{port}/healthz", timeout=1) as response:
             return response.status == 200
     except OSError:
         return False
@@ -254,6 +283,14 @@ def _kill(state):
         os.killpg(state.process.pid, signal.SIGKILL)
         state.process.wait()
     state.process = None
+
+
+def _remove(state):
+    """The pod is gone: stop its process and remove its network namespace."""
+    _kill(state)
+    if state.network is not None:
+        state.network.close()
+        state.network = None
 
 
 def _tail(path, limit=2048):

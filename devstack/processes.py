@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from devstack import podnet
+
 BIN = Path(sys.executable).parent
 
 
@@ -70,6 +72,7 @@ def start_moto(port, log=subprocess.DEVNULL):
         stderr=log,
         preexec_fn=die_with_parent,
     )
+    podnet.guard(pid=process.pid)  # killed even if we are
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/moto-api/", process)
     return process, url
@@ -94,6 +97,7 @@ def start_bao(port, token, log=subprocess.DEVNULL):
         env=env,
         preexec_fn=die_with_parent,
     )
+    podnet.guard(pid=process.pid)  # killed even if we are
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/v1/sys/health", process)
     return process, url
@@ -158,7 +162,7 @@ class Supervisor:
         return self.children[name][-1].pid
 
     def _spawn(self, command, log_path, env):
-        return subprocess.Popen(
+        process = subprocess.Popen(
             command,
             cwd=self.cwd,
             env=env,
@@ -167,6 +171,8 @@ class Supervisor:
             start_new_session=True,
             preexec_fn=die_with_parent,
         )
+        podnet.guard(pid=process.pid)  # it and its group killed even if we are
+        return process
 
     @staticmethod
     def _end_group(process):

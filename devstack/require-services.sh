@@ -4,7 +4,8 @@
 #   with --postgres, PostgreSQL: $DATABASE_URL when it is set, else a throwaway cluster of our own
 #     (trust auth on 127.0.0.1:$ORGDNS_PG_PORT, data in $ORGDNS_PG_DATA), initialised and started here;
 #   with --chromium, Debian's Chromium for the browser tests;
-#   with --cluster, the Go-built etcd, Kubernetes control plane, kwok and ExternalDNS (devstack/build-cluster.sh).
+#   with --cluster, the Go-built etcd, Kubernetes control plane, kwok and ExternalDNS (devstack/build-cluster.sh),
+#     and iproute2 and nftables, with which each ExternalDNS pod gets a network namespace of its own (root only).
 # Whatever cannot be set up is explained, with what to do.
 set -euo pipefail
 
@@ -56,5 +57,13 @@ if [[ " $* " == *" --chromium "* ]] && ! have chromium; then
 fi
 
 if [[ " $* " == *" --cluster "* ]]; then
+  missing=()
+  have ip || missing+=(iproute2)
+  have nft || missing+=(nftables)
+  if ((${#missing[@]})); then
+    apt_install "${missing[@]}" || true
+    have ip && have nft || fail "The local clusters give each ExternalDNS pod a network namespace of its own: install" \
+      "iproute2 and nftables (apt-get install iproute2 nftables) and run as root."
+  fi
   "$(dirname "$0")/build-cluster.sh" >/dev/null
 fi

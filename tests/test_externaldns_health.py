@@ -1,9 +1,13 @@
 """ExternalDNS's health per cluster: read from a real cluster running the real ExternalDNS, kept on the cluster, shown
-on its page and in "Needs attention", given by the API and exported to /metrics."""
+on its page and in "Needs attention", given by the API and exported to /metrics.
+
+ExternalDNS's own metrics are read as in any cluster: through the API server's service proxy, which reaches the pod at
+its own address (docs/local-clusters.md); the fault proxy in front of the API server sees every such request."""
 
 import io
-import time
-import urllib.request
+import os
+import re
+import signal
 from datetime import timedelta
 
 import pytest
@@ -25,6 +29,12 @@ def check_command():
     return out.getvalue()
 
 
+def metrics_requests(access):
+    """The requests for ExternalDNS's /metrics the API server was sent, through its service proxy."""
+    path = f"/api/v1/namespaces/external-dns/services/{externaldns.METRICS_PROXY_NAME}/proxy/metrics"
+    return [request for request in access.proxy.requests if request == ("GET", path)]
+
+
 def metric(name, **labels):
     body, _ = metrics_export.exposition()
     for family in text_string_to_metric_families(body.decode()):
@@ -44,12 +54,11 @@ def test_an_externaldns_that_loses_its_key_shows_as_failing_and_recovers_when_pr
     assert cluster.externaldns_health == Cluster.Health.OK, cluster.externaldns_problem
     assert "1 clusters checked: 1 ok, 0 failing, 0 unknown." in summary
     assert cluster.externaldns_restarts == 0 and cluster.externaldns_failing_since is None
-    # The API server proxies only to pod IPs that are global unicast; here ExternalDNS runs as a local process and its
-    # pod reports 127.0.0.1, so the metrics cannot be read through the proxy: said, and not counted as a failure.
-    assert "address not allowed" in cluster.externaldns_metrics_error
+    assert cluster.externaldns_metrics_error == "" and len(metrics_requests(cluster_api)) == 1
+    assert timezone.now() - timedelta(minutes=2) < cluster.externaldns_last_sync_at <= timezone.now()
     client.force_login(personas.alice)
     page = client.get(reverse("cluster", args=["acme", cluster.pk])).content.decode()
-    assert "running" in page and "its metrics could not be read: " in page
+    assert re.search(r"running, last sync \d+ s ago", page) and "its metrics could not be read" not in page
 
     # The cluster's admin deletes the Secret holding the AWS key; the pod is replaced (a node drained, say).
     admin = cluster_api.cluster
@@ -94,16 +103,45 @@ def test_an_externaldns_that_loses_its_key_shows_as_failing_and_recovers_when_pr
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_metrics_of_the_real_externaldns_are_read_as_its_last_sync_and_failed_syncs(personas, cluster_api):
-    register(personas.acme, "prod", cluster_api)
-    (process,) = cluster_api.runner.pods.values()
-    # Read from the process itself, on the port the runner gave it (the API server's proxy cannot reach it here).
-    text = urllib.request.urlopen(f"http://127.0.0.1:{process.port}/metrics", timeout=5).read().decode()
-    read = externaldns.sync_metrics(text)
-    assert time.time() - 120 < read.last_sync <= time.time()  # its sync at start
-    assert read.failed_syncs == 0 and read.errors == 0
+def test_the_metrics_of_the_real_externaldns_are_read_through_the_api_server(personas, cluster_api):
+    cluster = register(personas.acme, "prod", cluster_api)
+    assert externaldns_health.check(cluster) == Cluster.Health.OK
+    synced = cluster.externaldns_last_sync_at
+    assert timezone.now() - timedelta(minutes=2) < synced <= timezone.now()  # its sync at start
+    assert len(metrics_requests(cluster_api)) == 1
+
+    # The metrics answer is the API server's: a fault injected in front of it is what the check sees.
+    cluster_api.fail_next(1, 503, "injected at the API server", path="/proxy/metrics")
+    assert externaldns_health.check(cluster) == Cluster.Health.OK  # the pods are fine; the metrics are not read
+    assert "answered 503 (injected at the API server)" in cluster.externaldns_metrics_error
+    assert cluster.externaldns_last_sync_at is None
+    assert len(metrics_requests(cluster_api)) == 2
+
     with pytest.raises(ValueError, match="not ExternalDNS's metrics"):
         externaldns.sync_metrics("# TYPE up gauge\nup 1\n")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_externaldns_whose_process_dies_is_failing_until_it_runs_again(personas, cluster_api, client):
+    cluster = register(personas.acme, "prod", cluster_api)
+    assert externaldns_health.check(cluster) == Cluster.Health.OK
+    (pod,) = cluster_api.runner.pods.values()
+    os.killpg(pod.process.pid, signal.SIGKILL)  # the container's process dies; the kubelet restarts it after a back-off
+
+    def health():
+        externaldns_health.check(cluster)
+        return cluster.externaldns_health
+
+    wait_until(lambda: health() == Cluster.Health.FAILING, timeout=30)
+    assert "CrashLoopBackOff" in cluster.externaldns_problem and cluster.externaldns_restarts == 1
+    client.force_login(personas.alice)
+    assert "failing for " in client.get(reverse("cluster", args=["acme", cluster.pk])).content.decode()
+
+    wait_until(lambda: health() == Cluster.Health.OK, timeout=90)  # started again, its metrics read anew
+    assert cluster.externaldns_metrics_error == "" and cluster.externaldns_restarts == 1
+    assert cluster.externaldns_last_sync_at > timezone.now() - timedelta(minutes=2)
+    page = client.get(reverse("cluster", args=["acme", cluster.pk])).content.decode()
+    assert re.search(r"running, last sync \d+ s ago", page) and "restarted 1 times" in page
 
 
 @pytest.mark.django_db(transaction=True)

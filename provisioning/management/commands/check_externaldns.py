@@ -8,7 +8,7 @@ from provisioning.services import externaldns_health
 class Command(BaseCommand):
     help = (
         "Read the health of ExternalDNS in every ready cluster through its API (its Deployment, its pods' restarts "
-        "and waiting reasons, and its own metrics through the API server's pod proxy: last successful sync, failed "
+        "and waiting reasons, and its own metrics through the API server's service proxy: last successful sync, failed "
         "syncs) and keep it on the cluster for the pages, the API and /metrics. Clusters in other states are left "
         "alone. Two or three cluster API requests and one Vault read per cluster. Run it from cron, e.g. every 2 "
         "minutes."
