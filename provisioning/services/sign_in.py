@@ -22,6 +22,7 @@ from authlib.integrations.base_client.errors import MismatchingStateError
 from authlib.integrations.django_client import OAuth
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.signals import user_login_failed
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -272,7 +273,8 @@ def record_failure(request: HttpRequest, failure: SignInFailed) -> None:
 
 # The audit trail of sign-ins, both paths (connected to Django's signals in apps.py).
 def audit_login(sender: Any, request: HttpRequest, user: AbstractBaseUser, **kwargs: Any) -> None:
-    how = provider_name() if getattr(user, "backend", "") == IDENTITY_PROVIDER_BACKEND else "a password"
+    backend = request.session.get(BACKEND_SESSION_KEY) if request is not None else None
+    how = provider_name() if backend == IDENTITY_PROVIDER_BACKEND else "a password"
     audit.record("login", user, actor=user, detail=f"signed in with {how}")
 
 
