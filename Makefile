@@ -19,11 +19,11 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: venv
-	@./devstack/require-services.sh --cluster
+	@./devstack/require-services.sh --cluster --directory
 	$(PY) -m devstack.demo
 
 test: lint
-	@./devstack/require-services.sh --postgres --chromium --cluster
+	@./devstack/require-services.sh --postgres --chromium --cluster --directory
 	$(PY) -m pytest
 
 # The house's style, in seconds and without servers: lint, format, one-way imports (pyproject.toml [tool.importlinter]),

@@ -4,7 +4,8 @@
 #   with --postgres, PostgreSQL: $DATABASE_URL when it is set, else a throwaway cluster of our own
 #     (trust auth on 127.0.0.1:$ORGDNS_PG_PORT, data in $ORGDNS_PG_DATA), initialised and started here;
 #   with --chromium, Debian's Chromium for the browser tests;
-#   with --cluster, the Go-built etcd, Kubernetes control plane, kwok and ExternalDNS (devstack/build-cluster.sh).
+#   with --cluster, the Go-built etcd, Kubernetes control plane, kwok and ExternalDNS (devstack/build-cluster.sh);
+#   with --directory, OpenLDAP's slapd and ldap-utils (Debian's packages) and the Go-built Dex (the sign-in's provider).
 # Whatever cannot be set up is explained, with what to do.
 set -euo pipefail
 
@@ -57,4 +58,13 @@ fi
 
 if [[ " $* " == *" --cluster "* ]]; then
   "$(dirname "$0")/build-cluster.sh" >/dev/null
+fi
+
+if [[ " $* " == *" --directory "* ]]; then
+  if ! have slapd && [[ ! -x /usr/sbin/slapd ]] || ! have ldapmodify; then
+    apt_install slapd ldap-utils || true
+  fi
+  { have slapd || [[ -x /usr/sbin/slapd ]]; } && have ldapmodify \
+    || fail "The sign-in tests and the demo need OpenLDAP: install it (apt-get install slapd ldap-utils)."
+  "$(dirname "$0")/build-cluster.sh" dex >/dev/null
 fi

@@ -71,6 +71,7 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
+    readonly_fields = ["source"]  # a directory membership is set again at its person's next sign-in
 
 
 class OrganizationAdminForm(forms.ModelForm):
@@ -115,8 +116,9 @@ class OrganizationAdmin(AuditedAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(AuditedAdmin):
-    list_display = ["user", "organization", "role"]
-    list_filter = ["role"]
+    list_display = ["user", "organization", "role", "source"]
+    list_filter = ["role", "source"]
+    readonly_fields = ["source"]  # a directory membership is set again at its person's next sign-in
     search_fields = ["user__username", "organization__name"]
     list_select_related = ["user", "organization"]
 

@@ -225,6 +225,16 @@ def test_directory_memberships_are_marked_and_not_editable_by_hand(provider, per
     client.post(f"/orgs/acme/members/{membership.pk}/remove")
     changed = client.post("/orgs/acme/members/", {"username": pat.uid, "role": "owner"})
     assert "comes from the company directory" in changed.content.decode()
+    _, raw = api_tokens.create_token(personas.alice, "ci", 7)
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    put = api.put(f"/api/v1/organizations/acme/members/{pat.uid}", {"role": "owner"}, content_type="application/json")
+    delete = api.delete(f"/api/v1/organizations/acme/members/{pat.uid}")
+    assert (put.status_code, delete.status_code) == (422, 409)
+    assert all("comes from the company directory" in answer.json()["detail"] for answer in (put, delete))
+    sources = {
+        item["username"]: item["source"] for item in api.get("/api/v1/organizations/acme/members").json()["items"]
+    }
+    assert (sources[pat.uid], sources["alice"]) == ("directory", "hand")
     membership.refresh_from_db()
     assert membership.role == "member"
     # Hand-made ones are managed as before.
