@@ -456,6 +456,8 @@ ORGDNS_OIDC_DISCOVERY_TTL = envint("ORGDNS_OIDC_DISCOVERY_TTL", 3600, POSITIVE) 
 ORGDNS_OIDC_DOWN_RETRY = envint(
     "ORGDNS_OIDC_DOWN_RETRY", 30, NOT_NEGATIVE
 )  # seconds an unreachable provider is not tried
+if ORGDNS_OIDC_ISSUER:  # logging out may end in the provider's end_session_endpoint, which form-action must allow
+    SECURE_CSP["form-action"].append("{0.scheme}://{0.netloc}".format(urlsplit(ORGDNS_OIDC_ISSUER)))
 # Local passwords: off for everyone but the break-glass accounts (comma-separated user names) when the provider is on.
 ORGDNS_LOCAL_LOGIN = envbool("ORGDNS_LOCAL_LOGIN", True)
 ORGDNS_BREAK_GLASS_USERS = [name.strip() for name in env("ORGDNS_BREAK_GLASS_USERS", "").split(",") if name.strip()]

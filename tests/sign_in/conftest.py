@@ -10,18 +10,10 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import requests
 
-from devstack.directory import Person, start_dex, start_slapd
+from devstack.directory import Person, start_dex
 from provisioning.services import sign_in
 
 CALLBACK = "http://testserver/oidc/callback/"
-
-
-@pytest.fixture(scope="session")
-def directory(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("slapd")
-    running = start_slapd(workdir, log=open(workdir / "slapd.log", "w"))
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="session")
