@@ -450,7 +450,8 @@ ORGDNS_OIDC_NAME_CLAIM = env("ORGDNS_OIDC_NAME_CLAIM", "name")
 ORGDNS_OIDC_GROUPS_CLAIM = env("ORGDNS_OIDC_GROUPS_CLAIM", "groups")
 ORGDNS_OIDC_GROUP_PATTERN = group_pattern(env("ORGDNS_OIDC_GROUP_PATTERN", ""))
 ORGDNS_OIDC_GROUP_MAP = group_table(env("ORGDNS_OIDC_GROUP_MAP", ""))
-ORGDNS_OIDC_TIMEOUT = envfloat("ORGDNS_OIDC_TIMEOUT", 3, between(0.1, 4))  # seconds per call to the provider
+# Seconds to connect to the provider, and again to read each answer: the sign-in page's button answers within 5 s.
+ORGDNS_OIDC_TIMEOUT = envfloat("ORGDNS_OIDC_TIMEOUT", 2, between(0.1, 2.5))
 ORGDNS_OIDC_CLOCK_SKEW = envint("ORGDNS_OIDC_CLOCK_SKEW", 60, between(0, 300))  # seconds allowed on exp, iat, nbf
 ORGDNS_OIDC_DISCOVERY_TTL = envint("ORGDNS_OIDC_DISCOVERY_TTL", 3600, POSITIVE)  # seconds discovery is kept
 ORGDNS_OIDC_DOWN_RETRY = envint(
@@ -461,6 +462,11 @@ if ORGDNS_OIDC_ISSUER:  # logging out may end in the provider's end_session_endp
 # Local passwords: off for everyone but the break-glass accounts (comma-separated user names) when the provider is on.
 ORGDNS_LOCAL_LOGIN = envbool("ORGDNS_LOCAL_LOGIN", True)
 ORGDNS_BREAK_GLASS_USERS = [name.strip() for name in env("ORGDNS_BREAK_GLASS_USERS", "").split(",") if name.strip()]
+if not (ORGDNS_LOCAL_LOGIN or ORGDNS_OIDC_ISSUER or ORGDNS_BREAK_GLASS_USERS):
+    raise ImproperlyConfigured(
+        "ORGDNS_LOCAL_LOGIN is off and there is neither ORGDNS_OIDC_ISSUER nor ORGDNS_BREAK_GLASS_USERS: nobody could "
+        "sign in"
+    )
 # Every session ends this long after its sign-in, however active (seconds; default SESSION_COOKIE_AGE).
 ORGDNS_SESSION_MAX_AGE = envint("ORGDNS_SESSION_MAX_AGE", SESSION_COOKIE_AGE, POSITIVE)
 # Production behind TLS (see README "Production"): redirect to https, HSTS, and how the proxy says a request was https.
