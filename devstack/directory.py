@@ -87,6 +87,15 @@ class Directory:
             "ldapmodify", f"dn: cn={name},{GROUPS}\nchangetype: modify\nadd: member\nmember: uid={uid},{PEOPLE}\n"
         )
 
+    def join(self, name, uid):
+        """Add uid to the group, making the group if it is not there yet."""
+        try:
+            self.add_to_group(name, uid)
+        except RuntimeError as exc:
+            if "No such object" not in str(exc):
+                raise
+            self.add_group(name, uid)
+
     def remove_from_group(self, name, uid):
         self.ldap(
             "ldapmodify", f"dn: cn={name},{GROUPS}\nchangetype: modify\ndelete: member\nmember: uid={uid},{PEOPLE}\n"

@@ -46,11 +46,12 @@ class SignInFailed(Exception):
     """A sign-in that did not work. message: for the person (says what to do); detail: for the audit trail. Neither
     holds a secret (no token, code or client secret)."""
 
-    def __init__(self, message: str, detail: str, status: int = 400):
+    def __init__(self, message: str, detail: str, status: int = 400, throttled: bool = True):
         super().__init__(message)
         self.message = message
         self.detail = detail
         self.status = status
+        self.throttled = throttled  # counts towards the client address's limit (not when the provider is down)
 
 
 def provider_enabled() -> bool:
@@ -131,6 +132,7 @@ def _unreachable(what: str, exc: Exception) -> SignInFailed:
         "minutes; if it lasts, tell the platform team (break-glass accounts still sign in with a password).",
         f"{what} failed: {type(exc).__name__}: {_short(exc)}",
         status=503,
+        throttled=False,
     )
 
 
@@ -264,11 +266,12 @@ def provider_sign_in_locked(request: HttpRequest) -> bool:
 
 
 def record_failure(request: HttpRequest, failure: SignInFailed) -> None:
-    """Audit a failed sign-in through the provider and count it against the client address."""
+    """Audit a failed sign-in through the provider and, unless the provider was unreachable (nobody's doing), count
+    it against the client address."""
     log.info("sign-in with the identity provider failed: %s", failure.detail)
-    user_login_failed.send(
-        sender=__name__, credentials={"username": throttle_name(), "detail": failure.detail}, request=request
-    )
+    audit.record("login.provider_failed", None, outcome=AuditEvent.Outcome.FAILED, detail=failure.detail)
+    if failure.throttled:
+        user_login_failed.send(sender=__name__, credentials={"username": throttle_name()}, request=request)
 
 
 # The audit trail of sign-ins, both paths (connected to Django's signals in apps.py).
@@ -282,9 +285,9 @@ def audit_failed_login(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
     username = str(credentials.get("username", ""))[:150]
-    detail = credentials.get("detail") or f"wrong password (or no such user) for {username!r}"
-    action = "login.provider_failed" if username == throttle_name() else "login.failed"
-    audit.record(action, None, outcome=AuditEvent.Outcome.FAILED, detail=str(detail))
+    if username != throttle_name():  # record_failure audited those
+        detail = f"wrong password (or no such user) for {username!r}"
+        audit.record("login.failed", None, outcome=AuditEvent.Outcome.FAILED, detail=detail)
 
 
 def stamp_session(sender: Any, request: HttpRequest, user: AbstractBaseUser, **kwargs: Any) -> None:

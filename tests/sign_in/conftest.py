@@ -64,13 +64,7 @@ def person(directory):
 
 
 def join(directory, group, uid):
-    """Add uid to group, making the group if it is not there yet."""
-    try:
-        directory.add_to_group(group, uid)
-    except RuntimeError as exc:
-        if "No such object" not in str(exc):
-            raise
-        directory.add_group(group, uid)
+    directory.join(group, uid)
 
 
 def at_dex(client, person, next_url=None):
