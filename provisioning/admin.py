@@ -11,6 +11,7 @@ from .models import (
     Certificate,
     CertificateInstallation,
     Cluster,
+    ExternalIdentity,
     HostedZone,
     Membership,
     Operation,
@@ -124,6 +125,19 @@ class MembershipAdmin(AuditedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return True  # memberships are only rows
+
+
+@admin.register(ExternalIdentity)
+class ExternalIdentityAdmin(AuditedAdmin):
+    """Who each user is at the identity provider. Deleting one makes the person's next sign-in a new user."""
+
+    list_display = ["user", "issuer", "subject", "last_login_at"]
+    search_fields = ["user__username", "subject", "issuer"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "issuer", "subject", "created_at", "last_login_at", "groups"]
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(HostedZone)
