@@ -214,6 +214,12 @@ def finish(request: HttpRequest) -> dict[str, Any]:
         ) from None
     except requests.RequestException as exc:
         raise _unreachable("the token request", exc) from None
+    except (ValueError, KeyError, TypeError) as exc:  # an answer that is not the JSON it should be
+        raise SignInFailed(
+            f"{provider_name()} answered something orgdns cannot read: try again; if it lasts, tell the platform team.",
+            f"unreadable answer from the provider: {type(exc).__name__}: {_short(exc)}",
+            status=502,
+        ) from None
     if not token.get("userinfo"):
         raise SignInFailed(
             f"{provider_name()} sent no identity token: tell the platform team.",

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -80,6 +81,9 @@ def provider_callback(request):
     try:
         user = identities.signed_in_user(sign_in.finish(request))
     except sign_in.SignInFailed as failure:
+        return failed(request, failure)
+    except IntegrityError:  # the same person's first sign-in, twice at once: the other one made the user
+        failure = sign_in.SignInFailed("Signing in did not finish: start again.", "concurrent first sign-in")
         return failed(request, failure)
     login(request, user, backend=sign_in.IDENTITY_PROVIDER_BACKEND)
     return redirect(sign_in.safe_next(request, next_url) or settings.LOGIN_REDIRECT_URL)

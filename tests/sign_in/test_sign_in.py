@@ -344,3 +344,21 @@ def test_passwords_off_refuse_everyone_but_break_glass(settings, personas):
 def test_wrong_passwords_are_audited(personas):
     Client().post("/login/", {"username": "alice", "password": "guess"})
     assert audited("login.failed", outcome="failed", detail__contains="'alice'").exists()
+
+
+def test_the_provider_refusing_gives_a_clear_page(provider, person, through_dex):
+    client = Client()
+    callback = urlsplit(through_dex.at_dex(client, person()))
+    state = dict(parse_qsl(callback.query))["state"]
+    answer = client.get(callback.path, {"error": "access_denied", "error_description": "cancelled", "state": state})
+    assert answer.status_code == 400 and "Dex did not sign you in (access_denied)" in answer.content.decode()
+    assert audited("login.provider_failed", detail__contains="access_denied").exists()
+
+
+def test_the_sign_in_page_offers_the_provider_first(provider, settings):
+    page = Client().get("/login/?next=/orgs/").content.decode()
+    assert page.index("Sign in with Dex") < page.index('name="password"')
+    assert 'href="/login/provider/?next=/orgs/"' in page and "Or with a password" in page
+    settings.ORGDNS_LOCAL_LOGIN = False
+    settings.ORGDNS_BREAK_GLASS_USERS = ["admin"]
+    assert "Break-glass account" in Client().get("/login/").content.decode()
