@@ -330,7 +330,8 @@ def test_passwords_off_refuse_everyone_but_break_glass(settings, personas):
     assert refused.status_code == 200 and "Passwords are switched off here" in refused.content.decode()
     assert audited("login.refused", detail__contains="'alice'").exists()
     assert Client().post("/admin/login/", {"username": "alice", "password": "pw-alice"}).status_code == 200
-    assert Client().post("/login/", {"username": "sam", "password": "pw-sam"}).status_code == 302
+    signed_in = Client().post("/login/", {"username": "sam", "password": "pw-sam", "next": "https://evil.example/"})
+    assert signed_in.status_code == 302 and signed_in["Location"] == "/"  # never off-site
     assert audited("login", actor=personas.sam, detail="signed in with a password").exists()
     # A password session begun before passwords were switched off ends.
     settings.ORGDNS_LOCAL_LOGIN = True
