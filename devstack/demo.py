@@ -21,7 +21,7 @@ import redis
 import yaml
 
 from devstack.cluster import ClusterFarm, binaries
-from devstack.directory import GROUPS, Person, start_dex, start_slapd
+from devstack.directory import GROUPS, PEOPLE, Person, start_dex, start_slapd
 from devstack.policies import boundary_policy, scoped_vault_token
 from devstack.processes import Supervisor, port_open, stack_env, start_bao, start_moto, stop, wait_for_http
 
@@ -41,7 +41,7 @@ BASE_DOMAIN = "platform.example.com"
 ORG = "demo"
 CLUSTERS = ("demo-1", "demo-2")  # registered by the seed; demo-3 is left for the user to register
 # The company directory's people (uid, name, what they are) and their groups: what they get at their first sign-in.
-PEOPLE = (
+DIRECTORY_PEOPLE = (
     ("olivia", "Olivia Owner", f"owner of {ORG}", f"orgdns:{ORG}:owner"),
     ("victor", "Victor Viewer", f"viewer of {ORG}", f"orgdns:{ORG}:viewer"),
     ("paula", "Paula Platform", "platform admin (superuser)", "platform-admins"),
@@ -91,7 +91,7 @@ def running_stack():
             fresh_directory(SANDBOX / "directory"), PORTS["ldap"], log=open(logs / "slapd.log", "w")
         )
         children.append(directory.process)
-        for uid, name, _, group in PEOPLE:
+        for uid, name, _, group in DIRECTORY_PEOPLE:
             directory.add_person(Person(uid, secrets.token_urlsafe(9), name, f"{uid}@example.com"))
             directory.add_group(group, uid)
         web_url = f"http://127.0.0.1:{PORTS['web']}"
@@ -295,7 +295,7 @@ def print_summary(env, password, logs, directory):
     states = ", ".join(f"{c.name}: {c.state}" for c in Cluster.objects.order_by("name"))
     people = "\n".join(
         f"              {uid:<7} password {directory.people[uid].password:<13} {what:<27} (group {group})"
-        for uid, _, what, group in PEOPLE
+        for uid, _, what, group in DIRECTORY_PEOPLE
     )
     ldap = f"-x -H {directory.url} -D {directory.bind_dn} -w {directory.password}"
     print(
@@ -326,12 +326,12 @@ the zone page). Publish a name yourself — it appears within a minute (External
 
 Change a group and watch the effect at that person's next sign-in (e.g. victor becomes an owner of {ORG}):
 
-  ldapmodify {ldap} <<'EOF'
-  dn: cn=orgdns:{ORG}:owner,{GROUPS}
-  changetype: modify
-  add: member
-  member: uid=victor,ou=people,{directory.bind_dn.split(",", 1)[1]}
-  EOF
+ldapmodify {ldap} <<'EOF'
+dn: cn=orgdns:{ORG}:owner,{GROUPS}
+changetype: modify
+add: member
+member: uid=victor,{PEOPLE}
+EOF
 
 Register demo-3 yourself: on the organization page, upload {SANDBOX / "demo-3-orgdns.kubeconfig"}
 (a token holding only the permissions orgdns needs, as the README's ClusterRole).
