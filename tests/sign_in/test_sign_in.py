@@ -177,6 +177,17 @@ def test_a_rotated_signing_key_is_fetched_when_a_token_names_it(provider, person
     assert "retired" not in [key.get("kid") for key in client_app.server_metadata["jwks"]["keys"]]
 
 
+def test_a_token_signed_by_another_key_does_not_verify(provider, person, through_dex):
+    """orgdns holds, under the provider's key ids, keys that did not sign the token: its signature is refused."""
+    client_app = sign_in._client()
+    real = client_app.fetch_jwk_set()
+    other = RSAKey.import_key(rsa.generate_private_key(public_exponent=65537, key_size=2048)).as_dict(private=False)
+    client_app.server_metadata["jwks"] = {"keys": [{**other, "kid": key["kid"]} for key in real["keys"]]}
+    answer = through_dex.sign_in(Client(), person())
+    assert answer.status_code == 400 and "did not verify" in answer.content.decode()
+    assert audited("login.provider_failed", detail__contains="bad_signature").exists()
+
+
 def test_a_missing_claim_gives_a_clear_page(provider, person, through_dex, settings):
     settings.ORGDNS_OIDC_USERNAME_CLAIM = "nickname"  # Dex sends none
     answer = through_dex.sign_in(Client(), person())
