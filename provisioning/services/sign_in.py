@@ -124,8 +124,10 @@ def forget_provider() -> None:
     _down_until.clear()
 
 
-def _unreachable(what: str, exc: Exception) -> SignInFailed:
-    _down_until[settings.ORGDNS_OIDC_ISSUER] = time.monotonic() + settings.ORGDNS_OIDC_DOWN_RETRY
+def _unreachable(what: str, exc: Exception, remember: bool = True) -> SignInFailed:
+    """The failure of a provider that did not answer; remember: not asked again for ORGDNS_OIDC_DOWN_RETRY s."""
+    if remember:
+        _down_until[settings.ORGDNS_OIDC_ISSUER] = time.monotonic() + settings.ORGDNS_OIDC_DOWN_RETRY
     log.warning("identity provider %s unreachable (%s): %s", settings.ORGDNS_OIDC_ISSUER, what, type(exc).__name__)
     return SignInFailed(
         f"{provider_name()} cannot be reached right now, so signing in with it does not work. Try again in a few "
@@ -145,7 +147,9 @@ def discovered(client: Any) -> dict[str, Any]:
     while the provider is known to be unreachable."""
     issuer = settings.ORGDNS_OIDC_ISSUER
     if time.monotonic() < _down_until.get(issuer, 0):
-        raise _unreachable("discovery (the provider was unreachable moments ago)", ConnectionError("not retried yet"))
+        raise _unreachable(
+            "discovery (the provider was unreachable moments ago)", ConnectionError("not retried yet"), remember=False
+        )
     loaded_at = client.server_metadata.get("_loaded_at")
     if loaded_at is not None and time.time() - loaded_at > settings.ORGDNS_OIDC_DISCOVERY_TTL:
         client.server_metadata.clear()
