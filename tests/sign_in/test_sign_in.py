@@ -96,14 +96,17 @@ def test_the_session_ends_at_its_maximum_age(provider, person, through_dex, sett
     settings.ORGDNS_SESSION_MAX_AGE = 600
     Organization.objects.create(name="acme")
     pat = person("orgdns:acme:member")
-    client = Client()
+    client, api = Client(), Client()
     with time_machine.travel(time.time(), tick=True) as traveller:
         through_dex.sign_in(client, pat)
+        through_dex.sign_in(api, pat)
         assert client.get("/orgs/acme/").status_code == 200
         traveller.shift(timedelta(seconds=590))
         assert client.get("/orgs/acme/").status_code == 200  # activity does not extend it
+        assert api.get("/api/v1/organizations/acme").status_code == 200
         traveller.shift(timedelta(seconds=20))
         answer = client.get("/orgs/acme/")
+        assert api.get("/api/v1/organizations/acme").status_code == 401  # the API's session ends too
     assert answer.status_code == 302 and answer["Location"].startswith("/login/?next=/orgs/acme/")
     assert "_auth_user_id" not in client.session
     assert audited("session.expired", detail__startswith=pat.uid).exists()
