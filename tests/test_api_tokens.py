@@ -66,7 +66,7 @@ def test_making_and_revoking_tokens_is_audited_without_the_token(client, persona
     token = ApiToken.objects.get()
     client.post(reverse("api-token-revoke", args=[token.pk]))
 
-    events = AuditEvent.objects.exclude(action="login").order_by("id")  # but her sign-in
+    events = AuditEvent.objects.order_by("id")
     assert [(e.action, e.actor_name, e.source) for e in events] == [
         ("api_token.create", "alice", "ui"),
         ("api_token.revoke", "alice", "ui"),

@@ -286,6 +286,8 @@ def record_failure(request: HttpRequest, failure: SignInFailed) -> None:
 
 # The audit trail of sign-ins, both paths (connected to Django's signals in apps.py).
 def audit_login(sender: Any, request: HttpRequest, user: AbstractBaseUser, **kwargs: Any) -> None:
+    if not audit.current().request_id:
+        return  # not a sign-in through a page (a script's or a test's force_login): nobody signed in
     backend = request.session.get(BACKEND_SESSION_KEY) if request is not None else None
     how = provider_name() if backend == IDENTITY_PROVIDER_BACKEND else "a password"
     audit.record("login", user, actor=user, detail=f"signed in with {how}")
