@@ -432,7 +432,7 @@ SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 12 * 3600, POSITIVE)  # seconds
 # Sign-in with the company's identity provider (OpenID Connect; docs/sign-in.md). Empty issuer: off.
-ORGDNS_OIDC_ISSUER = envurl("ORGDNS_OIDC_ISSUER", "", ("http", "https"), optional=True).rstrip("/")
+ORGDNS_OIDC_ISSUER = envurl("ORGDNS_OIDC_ISSUER", "", ("http", "https"), optional=True)  # exactly as its tokens say
 ORGDNS_OIDC_CLIENT_ID = env("ORGDNS_OIDC_CLIENT_ID", "")
 ORGDNS_OIDC_CLIENT_SECRET = env("ORGDNS_OIDC_CLIENT_SECRET", "")
 if ORGDNS_OIDC_ISSUER and not (ORGDNS_OIDC_CLIENT_ID and ORGDNS_OIDC_CLIENT_SECRET):

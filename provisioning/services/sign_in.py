@@ -107,7 +107,7 @@ def _client() -> Any:
             CLIENT_NAME,
             client_id=settings.ORGDNS_OIDC_CLIENT_ID,
             client_secret=settings.ORGDNS_OIDC_CLIENT_SECRET,
-            server_metadata_url=f"{settings.ORGDNS_OIDC_ISSUER}/.well-known/openid-configuration",
+            server_metadata_url=discovery_url(),
             client_kwargs={
                 "scope": " ".join(settings.ORGDNS_OIDC_SCOPES),
                 "code_challenge_method": "S256",
@@ -116,6 +116,10 @@ def _client() -> Any:
         )
         client = _clients[key] = registry.create_client(CLIENT_NAME)
     return client
+
+
+def discovery_url() -> str:
+    return f"{settings.ORGDNS_OIDC_ISSUER.rstrip('/')}/.well-known/openid-configuration"
 
 
 def forget_provider() -> None:
@@ -156,7 +160,7 @@ def discovered(client: Any) -> dict[str, Any]:
     try:
         metadata: dict[str, Any] = client.load_server_metadata()
     except (requests.RequestException, ValueError) as exc:
-        raise _unreachable(f"discovery at {issuer}/.well-known/openid-configuration", exc) from None
+        raise _unreachable(f"discovery at {discovery_url()}", exc) from None
     if metadata.get("issuer") != issuer:
         client.server_metadata.clear()
         raise SignInFailed(

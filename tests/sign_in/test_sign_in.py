@@ -383,3 +383,10 @@ def test_the_sign_in_page_offers_the_provider_first(provider, settings):
     settings.ORGDNS_LOCAL_LOGIN = False
     settings.ORGDNS_BREAK_GLASS_USERS = ["admin"]
     assert "Break-glass account" in Client().get("/login/").content.decode()
+
+
+def test_an_issuer_other_than_the_configured_one_is_refused(provider, settings):
+    settings.ORGDNS_OIDC_ISSUER = provider.issuer + "/"  # the same discovery document, which names another issuer
+    answer = Client().get("/login/provider/")
+    assert answer.status_code == 502 and "Dex is not set up as orgdns expects" in answer.content.decode()
+    assert audited("login.provider_failed", detail__contains="discovery says issuer").exists()
