@@ -29,11 +29,11 @@ lock: venv
 	$(LOCK) --extra dev -o requirements-dev.lock
 
 demo: venv
-	@./devstack/require-services.sh --cluster
+	@./devstack/require-services.sh --cluster --directory
 	$(PY) -m devstack.demo
 
 test: lint check-pythons
-	@./devstack/require-services.sh --postgres --chromium --cluster
+	@./devstack/require-services.sh --postgres --chromium --cluster --directory
 	$(PY) -m pytest
 
 # The house's style, in seconds and without servers: lint, format, one-way imports (pyproject.toml [tool.importlinter]),

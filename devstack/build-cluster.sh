@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the real cluster side of the local stack from Go modules, once per version:
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (and its stages) and external-dns.
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (and its stages) and external-dns;
+# and Dex, the OIDC provider the sign-in tests and the demo use (not part of the default set).
 # Binaries are cached outside the repository in $ORGDNS_BIN_CACHE (default ~/.cache/orgdns/bin) as NAME-VERSION.
 # Usage: devstack/build-cluster.sh [NAME...]   (no NAME: all of them); prints the cache directory.
 set -euo pipefail
@@ -11,6 +12,8 @@ KWOK_VERSION=v0.8.0
 EXTERNALDNS_VERSION=v0.23.0
 # ExternalDNS v0.23 needs Go 1.27; the go command fetches this toolchain through the module proxy.
 EXTERNALDNS_TOOLCHAIN=go1.27.3
+# Dex v2.41.1 is the commit its module pins in gobuild/dex (dex's go.mod replaces its api module, so no `go install`).
+DEX_VERSION=v2.41.1
 
 here="$(cd "$(dirname "$0")" && pwd)/gobuild"
 cache="${ORGDNS_BIN_CACHE:-$HOME/.cache/orgdns/bin}"
@@ -62,6 +65,8 @@ external_dns() {
     -ldflags "-s -w -X sigs.k8s.io/external-dns/pkg/apis/externaldns.Version=$EXTERNALDNS_VERSION" -o "$1" sigs.k8s.io/external-dns)
 }
 
+dex() { (cd "$here/dex" && go build -trimpath -ldflags "-s -w -X main.version=$DEX_VERSION" -o "$1" github.com/dexidp/dex/cmd/dex); }
+
 want=("$@")
 [[ ${#want[@]} -gt 0 ]] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwok-stages external-dns)
 for name in "${want[@]}"; do
@@ -74,6 +79,7 @@ for name in "${want[@]}"; do
     kwok) build kwok "$KWOK_VERSION" 3 kwok ;;
     kwok-stages) build kwok-stages "$KWOK_VERSION.yaml" "" kwok_stages ;;
     external-dns) build external-dns "$EXTERNALDNS_VERSION" 5 external_dns ;;
+    dex) build dex "$DEX_VERSION" 2 dex ;;
     *) echo "unknown binary $name" >&2; exit 2 ;;
   esac
 done

@@ -8,6 +8,7 @@ are made anew in .sandbox/clusters/.
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -20,20 +21,36 @@ import redis
 import yaml
 
 from devstack.cluster import ClusterFarm, binaries
+from devstack.directory import GROUPS, PEOPLE, Person, start_dex, start_slapd
 from devstack.policies import boundary_policy, scoped_vault_token
 from devstack.processes import Supervisor, port_open, stack_env, start_bao, start_moto, stop, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX = ROOT / ".sandbox"
-PORTS = {"web": 8000, "moto": 5055, "vault": 8250, "demo-1": 6551, "demo-2": 6552, "demo-3": 6553}
+PORTS = {
+    "web": 8000,
+    "moto": 5055,
+    "vault": 8250,
+    "ldap": 3890,
+    "dex": 5556,
+    "demo-1": 6551,
+    "demo-2": 6552,
+    "demo-3": 6553,
+}
 BASE_DOMAIN = "platform.example.com"
 ORG = "demo"
 CLUSTERS = ("demo-1", "demo-2")  # registered by the seed; demo-3 is left for the user to register
+# The company directory's people (uid, name, what they are) and their groups: what they get at their first sign-in.
+DIRECTORY_PEOPLE = (
+    ("olivia", "Olivia Owner", f"owner of {ORG}", f"orgdns:{ORG}:owner"),
+    ("victor", "Victor Viewer", f"viewer of {ORG}", f"orgdns:{ORG}:viewer"),
+    ("paula", "Paula Platform", "platform admin (superuser)", "platform-admins"),
+)
 
 
 def main():
-    with running_stack() as (env, password):
-        print_summary(env, password, SANDBOX / "logs")
+    with running_stack() as (env, password, directory):
+        print_summary(env, password, SANDBOX / "logs", directory)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             while True:
@@ -44,7 +61,8 @@ def main():
 
 @contextmanager
 def running_stack():
-    """Start the stack, seed it through the normal paths and yield (env, admin password); stop it all after."""
+    """Start the stack, seed it through the normal paths and yield (env, admin password, directory); stop it all
+    after."""
     busy = [f"{name} ({port})" for name, port in PORTS.items() if port_open("127.0.0.1", port)]
     if busy:
         sys.exit(
@@ -69,6 +87,25 @@ def running_stack():
         bao, vault_url = start_bao(PORTS["vault"], root_token, log=open(logs / "openbao.log", "w"))
         children.append(bao)
         vault_token = scoped_vault_token(vault_url, root_token, "secret", "orgdns")  # the README's policy, not root
+        directory = start_slapd(
+            fresh_directory(SANDBOX / "directory"), PORTS["ldap"], log=open(logs / "slapd.log", "w")
+        )
+        children.append(directory.process)
+        for uid, name, _, group in DIRECTORY_PEOPLE:
+            directory.add_person(Person(uid, secrets.token_urlsafe(9), name, f"{uid}@example.com"))
+            directory.add_group(group, uid)
+        web_url = f"http://127.0.0.1:{PORTS['web']}"
+        dex = start_dex(
+            directory,
+            SANDBOX / "dex",
+            [f"{web_url}/oidc/callback/", f"http://localhost:{PORTS['web']}/oidc/callback/"],
+            PORTS["dex"],
+            log=open(logs / "dex.log", "w"),
+        )
+        children.append(dex.process)
+        client_secret = SANDBOX / "dex-client-secret"
+        client_secret.write_text(dex.client_secret)
+        client_secret.chmod(0o600)
         shutil.rmtree(SANDBOX / "clusters", ignore_errors=True)
         print(
             "Starting three local Kubernetes clusters (etcd, kube-apiserver, controllers, kwok, ExternalDNS runner)…",
@@ -93,6 +130,15 @@ def running_stack():
             "PROMETHEUS_MULTIPROC_DIR": str(fresh_directory(SANDBOX / "metrics")),  # web and worker count together
             "ORGDNS_METRICS_NETWORKS": "127.0.0.1/32",
             "ORGDNS_SCHEDULE_DRY_RUN": "gc_hosted_zones",
+            # Sign-in through Dex, which reads the directory; passwords only for the break-glass admin.
+            "ORGDNS_OIDC_ISSUER": dex.issuer,
+            "ORGDNS_OIDC_CLIENT_ID": dex.client_id,
+            "ORGDNS_OIDC_CLIENT_SECRET_FILE": str(client_secret),
+            "ORGDNS_OIDC_PROVIDER_NAME": "Dex",
+            "ORGDNS_OIDC_GROUP_PATTERN": "orgdns:{org}:{role}",
+            "ORGDNS_OIDC_GROUP_MAP": json.dumps({"platform-admins": ["superuser"]}),
+            "ORGDNS_LOCAL_LOGIN": "off",
+            "ORGDNS_BREAK_GLASS_USERS": "admin",
         }
         write_kubeconfig(env["KUBECONFIG"], kube)
         # Each cluster's admin has applied orgdns's bootstrap manifest (LocalCluster does, as a tenant would): this is
@@ -122,7 +168,7 @@ def running_stack():
         subprocess.run([*manage, "check_externaldns"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         add_hand_made_record(moto_url)
         wait_for_http(env["ORGDNS_URL"] + "/healthz")
-        yield env, password
+        yield env, password, directory
     finally:
         if supervisor is not None:
             supervisor.stop()
@@ -186,7 +232,7 @@ def write_kubeconfig(path, clusters):
 
 def write_env(env):
     path = SANDBOX / "env"
-    path.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+    path.write_text("".join(f"{key}={shlex.quote(value)}\n" for key, value in env.items()))
     os.chmod(path, 0o600)
 
 
@@ -253,15 +299,25 @@ def wait_for_seeded_operations(timeout=120):
     print("Some operations are still running: see the dashboard.")
 
 
-def print_summary(env, password, logs):
+def print_summary(env, password, logs, directory):
     from provisioning.models import Cluster
 
     states = ", ".join(f"{c.name}: {c.state}" for c in Cluster.objects.order_by("name"))
+    people = "\n".join(
+        f"              {uid:<7} password {directory.people[uid].password:<13} {what:<27} (group {group})"
+        for uid, _, what, group in DIRECTORY_PEOPLE
+    )
+    ldap = f"-x -H {directory.url} -D {directory.bind_dn} -w {directory.password}"
     print(
         f"""
 orgdns demo is running.
 
-  Dashboard   {env["ORGDNS_URL"]}/      user admin, password {password}
+  Dashboard   {env["ORGDNS_URL"]}/   "Sign in with Dex" (the company directory's people):
+{people}
+              admin   password {password}  break-glass account: "Break-glass account" on the sign-in page
+              (passwords are off for everyone else)
+  Directory   {directory.url}   bind DN {directory.bind_dn}   password {directory.password}
+  Dex         {env["ORGDNS_OIDC_ISSUER"]}
   Admin       {env["ORGDNS_URL"]}/admin/
   API         {env["ORGDNS_URL"]}/api/v1/docs  (tokens: API tokens in the top bar)   Metrics {env["ORGDNS_URL"]}/metrics
   Clusters    {states}
@@ -277,6 +333,15 @@ the zone page). Publish a name yourself — it appears within a minute (External
   .venv/bin/kubectl --context demo-2 annotate service hello external-dns.kubernetes.io/hostname=hello.{ORG}.{BASE_DOMAIN}
   .venv/bin/kubectl --context demo-2 patch service hello --subresource=status --type=merge \\
     -p '{{"status":{{"loadBalancer":{{"ingress":[{{"ip":"203.0.113.20"}}]}}}}}}'
+
+Change a group and watch the effect at that person's next sign-in (e.g. victor becomes an owner of {ORG}):
+
+ldapmodify {ldap} <<'EOF'
+dn: cn=orgdns:{ORG}:owner,{GROUPS}
+changetype: modify
+add: member
+member: uid=victor,{PEOPLE}
+EOF
 
 Register demo-3 yourself: on the organization page, upload {SANDBOX / "demo-3-orgdns.kubeconfig"}
 (the token of the orgdns ServiceAccount of the bootstrap manifest already applied there: no cluster-wide write; see

@@ -6,6 +6,7 @@
 #   with --chromium, Debian's Chromium for the browser tests;
 #   with --cluster, the Go-built etcd, Kubernetes control plane, kwok and ExternalDNS (devstack/build-cluster.sh),
 #     and iproute2 and nftables, with which each ExternalDNS pod gets a network namespace of its own (root only).
+#   with --directory, OpenLDAP's slapd and ldap-utils (Debian's packages) and the Go-built Dex (the sign-in's provider).
 # Whatever cannot be set up is explained, with what to do.
 set -euo pipefail
 
@@ -66,4 +67,13 @@ if [[ " $* " == *" --cluster "* ]]; then
       "iproute2 and nftables (apt-get install iproute2 nftables) and run as root."
   fi
   "$(dirname "$0")/build-cluster.sh" >/dev/null
+fi
+
+if [[ " $* " == *" --directory "* ]]; then
+  if ! have slapd && [[ ! -x /usr/sbin/slapd ]] || ! have ldapmodify; then
+    apt_install slapd ldap-utils || true
+  fi
+  { have slapd || [[ -x /usr/sbin/slapd ]]; } && have ldapmodify \
+    || fail "The sign-in tests and the demo need OpenLDAP: install it (apt-get install slapd ldap-utils)."
+  "$(dirname "$0")/build-cluster.sh" dex >/dev/null
 fi

@@ -36,7 +36,7 @@ def pages():
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
-    with running_stack() as (env, password):
+    with running_stack() as (env, password, _directory):
         targets = pages()  # the ORM is not usable inside Playwright's sync context
         with sync_playwright() as playwright:
             shoot(playwright, env["ORGDNS_URL"], password, targets)
@@ -47,6 +47,9 @@ def shoot(playwright, base, password, targets):
     browser = playwright.chromium.launch(executable_path=path, args=args)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(f"{base}/login/")
+    page.screenshot(path=OUT / "sign-in.png", full_page=True)
+    print(f"wrote {(OUT / 'sign-in.png').relative_to(ROOT)}")
+    page.get_by_text("Break-glass account").click()  # the demo's admin: passwords are off for everyone else
     page.get_by_label("Username").fill("admin")
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()

@@ -280,6 +280,55 @@ def proxy_ssl_header(value):
     return "HTTP_" + header.strip().upper().replace("-", "_"), expected.strip()
 
 
+ROLES = ("owner", "member", "viewer")  # provisioning.models.Membership.Role
+SITE_GRANTS = ("staff", "superuser")
+
+
+def group_pattern(value):
+    """ORGDNS_OIDC_GROUP_PATTERN such as `orgdns:{org}:{role}` → a regular expression with the groups org and role
+    (empty: no pattern). The rest of the pattern is matched literally."""
+    if not value:
+        return None
+    if value.count("{org}") != 1 or value.count("{role}") != 1:
+        raise ImproperlyConfigured(
+            f"ORGDNS_OIDC_GROUP_PATTERN must hold {{org}} and {{role}} once each, like orgdns:{{org}}:{{role}}; "
+            f"not {value!r}"
+        )
+    parts = re.split(r"(\{org\}|\{role\})", value)
+    wanted = {"{org}": r"(?P<org>[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)", "{role}": f"(?P<role>{'|'.join(ROLES)})"}
+    return "".join(wanted.get(part, re.escape(part)) for part in parts)
+
+
+def group_table(value):
+    """ORGDNS_OIDC_GROUP_MAP (JSON) → {group: [grant, …]}, a grant being staff, superuser or ORG:ROLE; checked here,
+    every error naming the group. Empty: {}."""
+    if not value.strip():
+        return {}
+    example = '{"platform-admins": ["superuser"], "acme-devs": ["acme:member"]}'
+    try:
+        table = json.loads(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"ORGDNS_OIDC_GROUP_MAP is not valid JSON ({exc}); it looks like {example}"
+        ) from None
+    if not isinstance(table, dict):
+        raise ImproperlyConfigured(f"ORGDNS_OIDC_GROUP_MAP must be a JSON object like {example}")
+    checked_table = {}
+    for group, grants in table.items():
+        grants = [grants] if isinstance(grants, str) else grants
+        if not isinstance(grants, list) or not grants:
+            raise ImproperlyConfigured(f"ORGDNS_OIDC_GROUP_MAP[{group!r}] must be a grant or a list of them")
+        for grant in grants:
+            org, _, role = str(grant).rpartition(":")
+            if not (grant in SITE_GRANTS or (isinstance(grant, str) and org and role in ROLES)):
+                raise ImproperlyConfigured(
+                    f"ORGDNS_OIDC_GROUP_MAP[{group!r}]: {grant!r} is not a grant: use staff, superuser or ORG:ROLE with "
+                    f"ROLE one of {', '.join(ROLES)}"
+                )
+        checked_table[group] = grants
+    return checked_table
+
+
 DEBUG = envbool("DEBUG", False)
 # Where orgdns writes what it keeps on disk: the default SQLite database and the collected static files. Default: the
 # directory it is started in (a checkout's root for `manage.py`); never the installed package.
@@ -324,6 +373,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "provisioning.middleware.AuditContextMiddleware",
     "axes.middleware.AxesMiddleware",
+    "provisioning.middleware.SessionMaxAgeMiddleware",
 ]
 
 ROOT_URLCONF = "orgdns_site.urls"
@@ -357,7 +407,11 @@ AUTH_PASSWORD_VALIDATORS = [
 # passwords for one username from one client address, that pair is refused (HTTP 429) for LOGIN_LOCKOUT_MINUTES; after
 # LOGIN_USERNAME_FAILURE_LIMIT for one username from any addresses together (guessing spread over many), the username
 # is (provisioning.middleware.LoginAttempts).
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "provisioning.services.sign_in.LocalPasswordBackend",
+    "provisioning.services.sign_in.IdentityProviderBackend",
+]
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5, POSITIVE)
 LOGIN_USERNAME_FAILURE_LIMIT = envint("LOGIN_USERNAME_FAILURE_LIMIT", 4 * AXES_FAILURE_LIMIT, POSITIVE)
 check_order("LOGIN_FAILURE_LIMIT", AXES_FAILURE_LIMIT, "LOGIN_USERNAME_FAILURE_LIMIT", LOGIN_USERNAME_FAILURE_LIMIT)
@@ -410,6 +464,44 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 12 * 3600, POSITIVE)  # seconds
+# Sign-in with the company's identity provider (OpenID Connect; docs/sign-in.md). Empty issuer: off.
+ORGDNS_OIDC_ISSUER = envurl("ORGDNS_OIDC_ISSUER", "", ("http", "https"), optional=True)  # exactly as its tokens say
+ORGDNS_OIDC_CLIENT_ID = env("ORGDNS_OIDC_CLIENT_ID", "")
+ORGDNS_OIDC_CLIENT_SECRET = env("ORGDNS_OIDC_CLIENT_SECRET", "")
+if ORGDNS_OIDC_ISSUER and not (ORGDNS_OIDC_CLIENT_ID and ORGDNS_OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured(
+        "ORGDNS_OIDC_ISSUER is set: ORGDNS_OIDC_CLIENT_ID and ORGDNS_OIDC_CLIENT_SECRET (or ORGDNS_OIDC_CLIENT_SECRET_FILE) "
+        "must be set too"
+    )
+ORGDNS_OIDC_PROVIDER_NAME = env("ORGDNS_OIDC_PROVIDER_NAME", "single sign-on")  # "Sign in with <this>"
+ORGDNS_OIDC_SCOPES = env("ORGDNS_OIDC_SCOPES", "openid email profile groups").split()
+if ORGDNS_OIDC_ISSUER and "openid" not in ORGDNS_OIDC_SCOPES:
+    raise ImproperlyConfigured(f"ORGDNS_OIDC_SCOPES must include openid, not {' '.join(ORGDNS_OIDC_SCOPES)!r}")
+ORGDNS_OIDC_USERNAME_CLAIM = env("ORGDNS_OIDC_USERNAME_CLAIM", "preferred_username")
+ORGDNS_OIDC_EMAIL_CLAIM = env("ORGDNS_OIDC_EMAIL_CLAIM", "email")
+ORGDNS_OIDC_NAME_CLAIM = env("ORGDNS_OIDC_NAME_CLAIM", "name")
+ORGDNS_OIDC_GROUPS_CLAIM = env("ORGDNS_OIDC_GROUPS_CLAIM", "groups")
+ORGDNS_OIDC_GROUP_PATTERN = group_pattern(env("ORGDNS_OIDC_GROUP_PATTERN", ""))
+ORGDNS_OIDC_GROUP_MAP = group_table(env("ORGDNS_OIDC_GROUP_MAP", ""))
+# Seconds to connect to the provider, and again to read each answer: the sign-in page's button answers within 5 s.
+ORGDNS_OIDC_TIMEOUT = envfloat("ORGDNS_OIDC_TIMEOUT", 2, between(0.1, 2.5))
+ORGDNS_OIDC_CLOCK_SKEW = envint("ORGDNS_OIDC_CLOCK_SKEW", 60, between(0, 300))  # seconds allowed on exp, iat, nbf
+ORGDNS_OIDC_DISCOVERY_TTL = envint("ORGDNS_OIDC_DISCOVERY_TTL", 3600, POSITIVE)  # seconds discovery is kept
+ORGDNS_OIDC_DOWN_RETRY = envint(
+    "ORGDNS_OIDC_DOWN_RETRY", 30, NOT_NEGATIVE
+)  # seconds an unreachable provider is not tried
+if ORGDNS_OIDC_ISSUER:  # logging out may end in the provider's end_session_endpoint, which form-action must allow
+    SECURE_CSP["form-action"].append("{0.scheme}://{0.netloc}".format(urlsplit(ORGDNS_OIDC_ISSUER)))
+# Local passwords: off for everyone but the break-glass accounts (comma-separated user names) when the provider is on.
+ORGDNS_LOCAL_LOGIN = envbool("ORGDNS_LOCAL_LOGIN", True)
+ORGDNS_BREAK_GLASS_USERS = [name.strip() for name in env("ORGDNS_BREAK_GLASS_USERS", "").split(",") if name.strip()]
+if not (ORGDNS_LOCAL_LOGIN or ORGDNS_OIDC_ISSUER or ORGDNS_BREAK_GLASS_USERS):
+    raise ImproperlyConfigured(
+        "ORGDNS_LOCAL_LOGIN is off and there is neither ORGDNS_OIDC_ISSUER nor ORGDNS_BREAK_GLASS_USERS: nobody could "
+        "sign in"
+    )
+# Every session ends this long after its sign-in, however active (seconds; default SESSION_COOKIE_AGE).
+ORGDNS_SESSION_MAX_AGE = envint("ORGDNS_SESSION_MAX_AGE", SESSION_COOKIE_AGE, POSITIVE)
 # Production behind TLS (see README "Production"): redirect to https, HSTS, and how the proxy says a request was https.
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0, NOT_NEGATIVE)

@@ -1,9 +1,9 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import URLResolver, include, path
 
 from provisioning.api import api
+from provisioning.views import sign_in
 
 
 def public(urls):
@@ -23,8 +23,10 @@ def _mark_public(patterns):
 
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", login_not_required(auth_views.LogoutView.as_view()), name="logout"),
+    path("login/", sign_in.SignInView.as_view(), name="login"),
+    path("login/provider/", sign_in.provider_start, name="oidc-login"),
+    path("oidc/callback/", sign_in.provider_callback, name="oidc-callback"),
+    path("logout/", sign_in.logout_view, name="logout"),
     path("admin/", public(admin.site.urls)),
     path("api/v1/", public(api.urls)),
     path("", include("provisioning.urls")),

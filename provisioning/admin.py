@@ -11,6 +11,7 @@ from .models import (
     Certificate,
     CertificateInstallation,
     Cluster,
+    ExternalIdentity,
     HostedZone,
     Membership,
     Operation,
@@ -182,6 +183,7 @@ class MembershipInline(MembershipWrites, admin.TabularInline):
     formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ["user"]
+    readonly_fields = ["source"]  # a directory membership is set again at its person's next sign-in
 
 
 class OrganizationAdminForm(forms.ModelForm):
@@ -238,8 +240,9 @@ class OrganizationAdmin(AuditedAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(MembershipWrites, AuditedAdmin):
-    list_display = ["user", "organization", "role"]
-    list_filter = ["role"]
+    list_display = ["user", "organization", "role", "source"]
+    list_filter = ["role", "source"]
+    readonly_fields = ["source"]  # a directory membership is set again at its person's next sign-in
     search_fields = ["user__username", "organization__name"]
     list_select_related = ["user", "organization"]
     form = MembershipForm
@@ -271,6 +274,19 @@ class MembershipAdmin(MembershipWrites, AuditedAdmin):
     def delete_queryset(self, request, queryset):
         for membership in queryset.select_related("organization", "user"):
             remove_member(membership)
+
+
+@admin.register(ExternalIdentity)
+class ExternalIdentityAdmin(AuditedAdmin):
+    """Who each user is at the identity provider. Deleting one makes the person's next sign-in a new user."""
+
+    list_display = ["user", "issuer", "subject", "last_login_at"]
+    search_fields = ["user__username", "subject", "issuer"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "issuer", "subject", "created_at", "last_login_at", "groups"]
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(HostedZone)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_delete
 
 
@@ -9,8 +10,12 @@ class ProvisioningConfig(AppConfig):
     def ready(self):
         from . import jobs  # noqa: F401  (declares every operation kind)
         from .models import Membership
-        from .services import clusters, key_rotation  # noqa: F401  (clusters declares how its operations are retried)
+        from .services import clusters, key_rotation, sign_in  # noqa: F401  (clusters declares its retries)
 
         post_delete.connect(
             key_rotation.rotate_after_member_left, sender=Membership, dispatch_uid="rotate_after_member_left"
         )
+        user_logged_in.connect(sign_in.audit_login, dispatch_uid="audit_login")
+        user_logged_in.connect(sign_in.stamp_session, dispatch_uid="stamp_session")
+        user_login_failed.connect(sign_in.audit_failed_login, dispatch_uid="audit_failed_login")
+        user_logged_out.connect(sign_in.audit_logout, dispatch_uid="audit_logout")

@@ -1,10 +1,15 @@
-from django.conf import settings
-from django.http import HttpResponse, JsonResponse
+import time
+
 from axes.handlers.database import AxesDatabaseHandler
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
 from django.db.models import Sum
+from django.http import HttpResponse, JsonResponse
 
 from .models import AuditEvent
-from .services import audit
+from .services import audit, sign_in
 
 
 class AuditContextMiddleware:
@@ -58,6 +63,8 @@ class RequestSizeLimitMiddleware:
             response = HttpResponse(detail, status=413, content_type="text/plain; charset=utf-8")
         response["Content-Length"] = len(response.content)
         return response
+
+
 class LoginAttempts(AxesDatabaseHandler):
     """axes's count of failed logins, with a limit of its own for each of AXES_LOCKOUT_PARAMETERS: one username from one
     address is locked after AXES_FAILURE_LIMIT failures, one username from all addresses together after the larger
@@ -74,3 +81,26 @@ class LoginAttempts(AxesDatabaseHandler):
         )
         headroom = settings.LOGIN_USERNAME_FAILURE_LIMIT - settings.AXES_FAILURE_LIMIT
         return max(by_address, by_username - headroom)
+
+
+class SessionMaxAgeMiddleware:
+    """A session ends ORGDNS_SESSION_MAX_AGE after its sign-in, however active it is, so that what the directory
+    took away (a group, the person) is gone by then at the latest. A session from before this rule gets its clock
+    now."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.user.is_authenticated:
+            signed_in_at = request.session.setdefault(sign_in.SIGNED_IN_AT_KEY, time.time())
+            if time.time() - signed_in_at > settings.ORGDNS_SESSION_MAX_AGE:
+                username = request.user.get_username()
+                logout(request)
+                detail = f"{username}: signed in more than {settings.ORGDNS_SESSION_MAX_AGE} s ago"
+                audit.record("session.expired", None, detail=detail)
+                messages.info(request, "Your session reached its maximum age: sign in again.")
+                if request.path.startswith("/api/"):
+                    return self.get_response(request)  # the API answers 401 itself
+                return redirect_to_login(request.get_full_path())
+        return self.get_response(request)

@@ -52,15 +52,42 @@ class Membership(models.Model):
         MEMBER = "member"
         VIEWER = "viewer"
 
+    class Source(models.TextChoices):
+        HAND = "hand"
+        DIRECTORY = "directory"
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    source = models.CharField(
+        max_length=9,
+        choices=Source.choices,
+        default=Source.HAND,
+        help_text="directory: made from the identity provider's groups at sign-in, and changed only there.",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "organization"], name="one_membership_per_user_and_org")]
 
     def __str__(self):
         return f"{self.user} in {self.organization} ({self.role})"
+
+
+class ExternalIdentity(models.Model):
+    """Who a person is at the identity provider: its issuer and subject (`sub`), never an e-mail address."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+    groups = models.JSONField(default=list, blank=True, help_text="The groups the provider gave at the last sign-in.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="one_user_per_external_identity")]
+
+    def __str__(self):
+        return f"{self.subject} at {self.issuer}"
 
 
 # A zone counts (one per organization, billed, holding its name) until it is deleted.

@@ -21,6 +21,7 @@ from django.conf import settings
 from rq import SimpleWorker
 
 from devstack.cluster import ClusterFarm
+from devstack.directory import start_slapd
 from devstack.policies import scoped_vault_token
 from devstack.processes import free_port, port_open, start_bao, start_moto, stop
 from provisioning.models import Membership, Organization
@@ -39,10 +40,19 @@ def servers():
     stop(bao)
 
 
+@pytest.fixture(scope="session")
+def directory(tmp_path_factory):
+    """The company directory: a real OpenLDAP (slapd) of the run's own, people and groups added by each test."""
+    workdir = tmp_path_factory.mktemp("slapd")
+    running = start_slapd(workdir, log=open(workdir / "slapd.log", "w"))
+    yield running
+    running.stop()
+
+
 # The fast tier (`make check`): the tests under tests/unit/, marked `fast`. They use no server and no database.
 UNIT_TESTS = Path(__file__).parent / "unit"
 SERVERS_AND_DATABASE = {
-    *("servers", "aws", "vault", "aws_faults", "cluster_farm", "private_redis", "live_server"),
+    *("servers", "aws", "vault", "aws_faults", "cluster_farm", "private_redis", "live_server", "directory"),
     *("db", "transactional_db"),
 }
 

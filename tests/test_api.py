@@ -139,6 +139,7 @@ def test_owners_manage_members_and_the_last_owner_stays(client, alice, personas)
     assert alice.put("/organizations/acme/members/charlie", {"role": "member"}).json() == {
         "username": "charlie",
         "role": "member",
+        "source": "hand",
     }
     assert alice.delete("/organizations/acme/members/charlie").status_code == 204
     unknown = alice.put("/organizations/acme/members/nobody", {"role": "member"})

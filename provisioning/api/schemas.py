@@ -83,6 +83,10 @@ class NewOrganization(Schema):
 class Member(Schema):
     username: str
     role: Role
+    source: Literal[tuple(models.Membership.Source.values)] = Field(
+        description="directory: given by the identity provider's groups at sign-in, changed only there (the API "
+        "refuses to); hand: added by an owner."
+    )
 
     @staticmethod
     def resolve_username(membership):

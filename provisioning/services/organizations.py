@@ -90,29 +90,65 @@ def check_zone_name_is_free(organization: Organization) -> None:
 
 @transaction.atomic
 def set_member(organization: Organization, username: str, role: str) -> Membership:
-    """Add an existing user to the organization with this role, or change their role."""
+    """Add an existing user to the organization with this role, or change their role (by hand: not a membership
+    that comes from the directory's groups)."""
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise ValidationError(f"There is no user named {username!r}: they must have an account first.")
     if role not in Membership.Role.values:
         raise ValidationError(f"{role!r} is not a role: use one of {', '.join(Membership.Role.values)}.")
     current = Membership.objects.select_for_update().filter(organization=organization, user=user).first()
+    if current and current.source == Membership.Source.DIRECTORY:
+        raise_from_directory(current)
     if current and current.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
         _refuse_losing_last_owner(organization, user)
-    membership, _ = Membership.objects.update_or_create(organization=organization, user=user, defaults={"role": role})
+    return put_membership(organization, user, role, Membership.Source.HAND, current)
+
+
+def put_membership(
+    organization: Organization,
+    user: AbstractBaseUser,
+    role: str,
+    source: str,
+    current: Membership | None,
+    why: str = "",
+) -> Membership:
+    """Give the user this role in the organization (current: their membership now, locked, or None), audited."""
+    membership, _ = Membership.objects.update_or_create(
+        organization=organization, user=user, defaults={"role": role, "source": source}
+    )
     was = f"{current.role} → " if current else "added as "
-    audit.record("member.set", membership, organization=organization, detail=f"{username}: {was}{role}")
+    audit.record("member.set", membership, organization=organization, detail=f"{user.get_username()}: {was}{role}{why}")
     return membership
 
 
 @transaction.atomic
 def remove_member(organization: Organization, membership_id: int) -> Membership:
+    """Remove a membership by hand (not one that comes from the directory's groups)."""
     membership = get_object_or_404(Membership.objects.select_for_update(), organization=organization, pk=membership_id)
+    if membership.source == Membership.Source.DIRECTORY:
+        raise_from_directory(membership)
     if membership.role == Membership.Role.OWNER:
         _refuse_losing_last_owner(organization, membership.user)
-    audit.record("member.remove", membership, organization=organization, detail=membership.user.get_username())
-    membership.delete()  # which queues a rotation of the organization's key (key_rotation.rotate_after_member_left)
+    return remove_membership(membership)
+
+
+def remove_membership(membership: Membership, why: str = "") -> Membership:
+    """Remove the membership (locked by the caller), audited; its deletion queues a rotation of the organization's
+    key (key_rotation.rotate_after_member_left), whoever removes it."""
+    organization = membership.organization
+    audit.record(
+        "member.remove", membership, organization=organization, detail=f"{membership.user.get_username()}{why}"
+    )
+    membership.delete()
     return membership
+
+
+def raise_from_directory(membership: Membership) -> None:
+    raise ValidationError(
+        f"{membership.user.get_username()}'s membership of {membership.organization.name} comes from the company "
+        "directory's groups: change it there (it is applied at their next sign-in)."
+    )
 
 
 def _refuse_losing_last_owner(organization: Organization, user: AbstractBaseUser) -> None:
