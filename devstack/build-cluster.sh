@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the real cluster side of the local stack from Go modules, once per version:
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (and its stages) and external-dns.
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (and its stages) and external-dns;
+# and helm, for the chart's tests (charts/orgdns).
 # Binaries are cached outside the repository in $ORGDNS_BIN_CACHE (default ~/.cache/orgdns/bin) as NAME-VERSION.
 # Usage: devstack/build-cluster.sh [NAME...]   (no NAME: all of them); prints the cache directory.
 set -euo pipefail
@@ -11,6 +12,7 @@ KWOK_VERSION=v0.8.0
 EXTERNALDNS_VERSION=v0.23.0
 # ExternalDNS v0.23 needs Go 1.27; the go command fetches this toolchain through the module proxy.
 EXTERNALDNS_TOOLCHAIN=go1.27.3
+HELM_VERSION=v4.3.2
 
 here="$(cd "$(dirname "$0")" && pwd)/gobuild"
 cache="${ORGDNS_BIN_CACHE:-$HOME/.cache/orgdns/bin}"
@@ -57,13 +59,19 @@ kwok_stages() {  # kwok runs no stage unless configured: upstream's default node
     echo "---"; cat "$dir/kustomize/stage/$stage.yaml"
   done > "$1"
 }
+helm() {
+  local gobin; gobin=$(mktemp -d)
+  GOBIN=$gobin go install -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  mv "$gobin/helm" "$1"; rmdir "$gobin"
+}
 external_dns() {
   (cd "$here/externaldns" && GOTOOLCHAIN=$EXTERNALDNS_TOOLCHAIN go build -trimpath \
     -ldflags "-s -w -X sigs.k8s.io/external-dns/pkg/apis/externaldns.Version=$EXTERNALDNS_VERSION" -o "$1" sigs.k8s.io/external-dns)
 }
 
 want=("$@")
-[[ ${#want[@]} -gt 0 ]] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwok-stages external-dns)
+[[ ${#want[@]} -gt 0 ]] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwok-stages external-dns helm)
 for name in "${want[@]}"; do
   case $name in
     etcd) build etcd "$ETCD_VERSION" 1 etcd ;;
@@ -74,6 +82,7 @@ for name in "${want[@]}"; do
     kwok) build kwok "$KWOK_VERSION" 3 kwok ;;
     kwok-stages) build kwok-stages "$KWOK_VERSION.yaml" "" kwok_stages ;;
     external-dns) build external-dns "$EXTERNALDNS_VERSION" 5 external_dns ;;
+    helm) build helm "$HELM_VERSION" 3 helm ;;
     *) echo "unknown binary $name" >&2; exit 2 ;;
   esac
 done
