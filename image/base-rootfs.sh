@@ -41,7 +41,10 @@ debian_mirror() {
 }
 
 if [[ ! -s $tarball ]]; then
-  command -v mmdebstrap >/dev/null || "$here/../devstack/require-services.sh" --image >/dev/null
+  command -v mmdebstrap >/dev/null || {
+    echo "mmdebstrap is needed: devstack/require-services.sh --image installs it (apt-get install mmdebstrap)." >&2
+    exit 1
+  }
   mirror=${ORGDNS_DEBIAN_MIRROR:-$(debian_mirror | head -1)}
   [[ -n $mirror ]] || { echo "No Debian mirror found in /etc/apt/sources.list*: set ORGDNS_DEBIAN_MIRROR to one." >&2; exit 1; }
   echo "Making the Debian $suite base root filesystem with mmdebstrap from $mirror (first time only, about 2 min; cached in $cache)" >&2

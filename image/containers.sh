@@ -19,5 +19,8 @@ case $tool in
   podman|buildah) ;;
   *) echo "image/containers.sh runs podman or buildah, not $tool" >&2; exit 2 ;;
 esac
-command -v "$tool" >/dev/null || "$(dirname "$0")/../devstack/require-services.sh" --image >/dev/null
+command -v "$tool" >/dev/null || {
+  echo "$tool is needed: devstack/require-services.sh --image installs it (apt-get install podman buildah mmdebstrap crun fuse-overlayfs uidmap runc)." >&2
+  exit 1
+}
 exec "$tool" "$@"
