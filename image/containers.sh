@@ -1,26 +1,51 @@
 #!/usr/bin/env bash
 # Run podman or buildah with the settings orgdns's image build and tests use, so that they live in one place:
-#   storage of our own (vfs driver; graph root and run root under $ORGDNS_IMAGE_CACHE, default ~/.cache/orgdns/image),
+#   storage of our own under $ORGDNS_IMAGE_CACHE (default ~/.cache/orgdns/image): the overlay driver where the kernel
+#   lets us mount overlays (found out once per machine), else vfs (slower: a full copy per layer and per container);
+#   $ORGDNS_IMAGE_STORAGE_DRIVER chooses;
 #   no default ulimits (sandboxes that refuse setrlimit inside containers), the cgroupfs cgroup manager, the runc runtime.
 # Usage: image/containers.sh podman|buildah ARGS...    e.g. image/containers.sh podman images
 set -euo pipefail
-
-cache="${ORGDNS_IMAGE_CACHE:-$HOME/.cache/orgdns/image}"
-mkdir -p "$cache"
-conf="$cache/containers.conf"
-storage_conf="$cache/storage.conf"
-# Written every time: the cache directory may have moved with $ORGDNS_IMAGE_CACHE.
-printf '%s\n' '[containers]' 'default_ulimits = []' '' '[engine]' 'cgroup_manager = "cgroupfs"' 'runtime = "runc"' > "$conf"
-printf '%s\n' '[storage]' 'driver = "vfs"' "graphroot = \"$cache/storage\"" "runroot = \"$cache/run\"" > "$storage_conf"
-export CONTAINERS_CONF="$conf" CONTAINERS_STORAGE_CONF="$storage_conf"
 
 tool=${1:?usage: image/containers.sh podman|buildah ARGS...}; shift
 case $tool in
   podman|buildah) ;;
   *) echo "image/containers.sh runs podman or buildah, not $tool" >&2; exit 2 ;;
 esac
-command -v "$tool" >/dev/null || {
-  echo "$tool is needed: devstack/require-services.sh --image installs it (apt-get install podman buildah mmdebstrap crun fuse-overlayfs uidmap runc)." >&2
-  exit 1
+for needed in podman buildah; do
+  command -v $needed >/dev/null || {
+    echo "$needed is needed: devstack/require-services.sh --image installs it (apt-get install podman buildah mmdebstrap crun fuse-overlayfs uidmap runc)." >&2
+    exit 1
+  }
+done
+
+cache="${ORGDNS_IMAGE_CACHE:-$HOME/.cache/orgdns/image}"
+mkdir -p "$cache"
+conf="$cache/containers.conf"
+# Written every time: the cache directory may have moved with $ORGDNS_IMAGE_CACHE.
+printf '%s\n' '[containers]' 'default_ulimits = []' '' '[engine]' 'cgroup_manager = "cgroupfs"' 'runtime = "runc"' > "$conf"
+export CONTAINERS_CONF="$conf"
+
+overlay_mounts() {  # whether containers/storage can mount an overlay here: a scratch container, mounted, removed
+  local probe="$cache/overlay-probe" container ok=1
+  local storage=(--storage-driver overlay --root "$probe/root" --runroot "$probe/run")
+  if container=$(buildah "${storage[@]}" from scratch 2>/dev/null); then
+    buildah "${storage[@]}" mount "$container" >/dev/null 2>&1 && ok=0
+    buildah "${storage[@]}" rm "$container" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$probe"
+  return $ok
 }
+driver=${ORGDNS_IMAGE_STORAGE_DRIVER:-}
+if [[ -z $driver ]]; then
+  if [[ ! -s $cache/storage-driver ]]; then
+    if overlay_mounts; then echo overlay; else echo vfs; fi > "$cache/storage-driver"
+  fi
+  driver=$(cat "$cache/storage-driver")
+fi
+storage_conf="$cache/storage-$driver.conf"
+printf '%s\n' '[storage]' "driver = \"$driver\"" "graphroot = \"$cache/storage-$driver\"" "runroot = \"$cache/run-$driver\"" \
+  > "$storage_conf"
+export CONTAINERS_STORAGE_CONF="$storage_conf"
+
 exec "$tool" "$@"
