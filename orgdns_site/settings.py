@@ -16,7 +16,10 @@ from urllib.parse import unquote, urlsplit
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+# The source checkout (tests and the devstack read files there); nothing is read from or written to it at run time.
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Templates and static files ship inside the package (the wheel carries them).
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def env(name, default=""):
@@ -242,7 +245,7 @@ def _aws_account(number, entry):
 def database_from_url(url):
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path[1:]) or BASE_DIR / "db.sqlite3"}
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path[1:]) or DATA_DIR / "db.sqlite3"}
     if parts.scheme in ("postgres", "postgresql"):
         return {
             "ENGINE": "django.db.backends.postgresql",
@@ -251,6 +254,8 @@ def database_from_url(url):
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": parts.port or "",
+            # a server that does not answer fails a request (and /readyz) in seconds, not after TCP's minutes
+            "OPTIONS": {"connect_timeout": DATABASE_CONNECT_TIMEOUT},
         }
     raise ImproperlyConfigured(f"DATABASE_URL: unsupported scheme {parts.scheme!r} (use sqlite:/// or postgres://)")
 
@@ -266,6 +271,9 @@ def proxy_ssl_header(value):
 
 
 DEBUG = envbool("DEBUG", False)
+# Where orgdns writes what it keeps on disk: the default SQLite database and the collected static files. Default: the
+# directory it is started in (a checkout's root for `manage.py`); never the installed package.
+DATA_DIR = Path(env("ORGDNS_DATA_DIR", "") or Path.cwd()).resolve()
 SECRET_KEY = env("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
@@ -293,6 +301,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -312,7 +321,7 @@ WSGI_APPLICATION = "orgdns_site.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [PACKAGE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -325,7 +334,8 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": database_from_url(env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
+DATABASE_CONNECT_TIMEOUT = envint("DATABASE_CONNECT_TIMEOUT", 5, POSITIVE)  # seconds (PostgreSQL)
+DATABASES = {"default": database_from_url(env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -357,9 +367,16 @@ TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = False
 USE_TZ = True
 
+# Static files are served by the app itself (whitenoise): `orgdns collectstatic` copies them into STATIC_ROOT under
+# names carrying their content's hash, compressed (gzip, brotli), served with far-future cache headers.
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [PACKAGE_DIR / "static"]
+STATIC_ROOT = Path(env("STATIC_ROOT", "") or DATA_DIR / "staticfiles").resolve()
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "orgdns_site.staticfiles.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG or not (STATIC_ROOT / "staticfiles.json").exists()  # not collected: the sources
 
 # Security headers. No inline script or style anywhere: CSP allows only our own origin.
 SECURE_CSP = {
@@ -383,7 +400,7 @@ SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0, NOT_NEGATIVE)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
 SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env("SECURE_PROXY_SSL_HEADER", ""))
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the load balancer's health check may speak plain http
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # the load balancer's health check may speak plain http
 
 REDIS_URL = envurl("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix"))
 # Seconds a Redis command may take before it fails: a hung Redis gives a clear error, not a hung request.
@@ -396,6 +413,8 @@ def redis_url_with_timeouts(url, seconds):
     return f"{url}{'&' if '?' in url else '?'}socket_timeout={seconds}&socket_connect_timeout={seconds}"
 
 
+# /readyz: seconds the Redis PING may take (the database's is DATABASE_CONNECT_TIMEOUT).
+ORGDNS_READY_TIMEOUT = envfloat("ORGDNS_READY_TIMEOUT", 2, POSITIVE)
 RQ_QUEUES = {"default": {"URL": redis_url_with_timeouts(REDIS_URL, REDIS_TIMEOUT), "DEFAULT_TIMEOUT": 900}}
 RQ_SHOW_ADMIN_LINK = False
 
@@ -408,6 +427,19 @@ LOGGING = {
     # Library debug logs can include request bodies: keep them quiet whatever LOG_LEVEL says (axes: every login).
     "loggers": {name: {"level": "WARNING"} for name in ("botocore", "boto3", "urllib3", "kubernetes", "hvac", "axes")},
 }
+
+# `orgdns web` (gunicorn, orgdns_site/cli.py): where it listens (host:port, or unix:/path), its processes and their
+# threads, seconds a request may take, and seconds requests under way get to finish after SIGTERM.
+ORGDNS_WEB_BIND = envmatch(
+    "ORGDNS_WEB_BIND", "0.0.0.0:8000", r"unix:/\S+|(\[[0-9A-Fa-f:.]+\]|[\w.-]*):\d{1,5}", "host:port or unix:/path"
+)
+ORGDNS_WEB_WORKERS = envint("ORGDNS_WEB_WORKERS", 2, POSITIVE)
+ORGDNS_WEB_THREADS = envint("ORGDNS_WEB_THREADS", 4, POSITIVE)
+ORGDNS_WEB_TIMEOUT = envint("ORGDNS_WEB_TIMEOUT", 60, POSITIVE)
+ORGDNS_WEB_GRACEFUL_TIMEOUT = envint("ORGDNS_WEB_GRACEFUL_TIMEOUT", 25, POSITIVE)
+# `orgdns scheduler` (orgdns_site/schedule.py): the periodic commands not to queue, and those to queue as dry runs.
+ORGDNS_SCHEDULE_OFF = envlist("ORGDNS_SCHEDULE_OFF", "", str, "a command")
+ORGDNS_SCHEDULE_DRY_RUN = envlist("ORGDNS_SCHEDULE_DRY_RUN", "", str, "a command")
 
 # --- orgdns ---------------------------------------------------------------------------------
 ORGDNS_BASE_DOMAIN = envmatch(

@@ -5,6 +5,7 @@ from .views import billing, budget, certificates, clusters, lists, metrics, oper
 urlpatterns = [
     path("", organizations.home, name="home"),
     path("healthz", organizations.healthz, name="healthz"),
+    path("readyz", organizations.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
     path("billing/", billing.billing, name="billing"),
     path("route53-budget/", budget.route53_budget_page, name="route53-budget"),

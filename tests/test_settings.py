@@ -163,6 +163,8 @@ def load_settings(monkeypatch, **environment):
         ("VAULT_ADDR", "https://vault.internal:82000", "VAULT_ADDR must be a URL like http://… or https://…; not"),
         ("AWS_ENDPOINT_URL", "localhost:5000", "AWS_ENDPOINT_URL must be a URL like http://… or https://…, or empty"),
         ("DATABASE_URL", "mysql://db/orgdns", "DATABASE_URL: unsupported scheme 'mysql'"),
+        ("ORGDNS_WEB_BIND", "8000", "ORGDNS_WEB_BIND must be host:port or unix:/path, not '8000'"),
+        ("DATABASE_CONNECT_TIMEOUT", "0", "DATABASE_CONNECT_TIMEOUT must be more than 0, not 0"),
         # names
         (
             "ORGDNS_BASE_DOMAIN",

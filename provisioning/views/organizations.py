@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -22,6 +22,7 @@ from ..services import (
     key_rotation,
     offboarding,
     organizations,
+    readiness,
     route53_budget,
     zone_gc,
     zones,
@@ -193,4 +194,13 @@ def zone_records(request, org):
 
 @login_not_required
 def healthz(request):
+    """Liveness: the process answers. Nothing else is checked (a load balancer asks /readyz)."""
     return HttpResponse("ok", content_type="text/plain")
+
+
+@login_not_required
+def readyz(request):
+    """Readiness: the database and Redis answer; 503 naming what failed otherwise."""
+    outcome = readiness.readiness()
+    ready = all(result == "ok" for result in outcome.values())
+    return JsonResponse({"ready": ready, **outcome}, status=200 if ready else 503)
