@@ -23,7 +23,9 @@ import psycopg
 from devstack.image import CONTAINERS, IMAGE, ROOT, build_image, podman, podman_run_command, render, workload
 from devstack.processes import free_port
 
-POSTGRES = os.environ.get("BENCH_POSTGRES_URL", f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', 54329)}")
+POSTGRES = os.environ.get(
+    "BENCH_POSTGRES_URL", f"postgres://postgres@127.0.0.1:{os.environ.get('ORGDNS_PG_PORT', 54329)}"
+)
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
@@ -58,7 +60,9 @@ def start_to_ready(directory, database, starts):
     values = {"web": {"port": port}, "config": {"ORGDNS_BASE_DOMAIN": "bench.example.com"}}
     objects = render(values, directory)
     secret = {"SECRET_KEY": uuid.uuid4().hex * 2, "DATABASE_URL": f"{POSTGRES}/{database}", "REDIS_URL": REDIS_URL}
-    migrate = podman_run_command(objects, workload(objects, "Job", "migrate")["spec"]["template"], secret, "bench-migrate")
+    migrate = podman_run_command(
+        objects, workload(objects, "Job", "migrate")["spec"]["template"], secret, "bench-migrate"
+    )
     podman(*migrate, capture_output=True)
     template = workload(objects, "Deployment", "web")["spec"]["template"]
     ready, stopped = [], []

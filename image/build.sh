@@ -15,6 +15,7 @@ write_archive=1
 if [[ ${1:-} == --no-archive ]]; then write_archive=0; shift; fi
 
 base=$("$here/base-rootfs.sh")
+previous=$("$containers" podman image inspect --format '{{.Id}}' localhost/orgdns:latest 2>/dev/null || true)
 start=$SECONDS
 # chroot isolation and the host's network: no container runtime nor network namespace is needed to build; the host's
 # CA certificates let pip reach its index from inside.
@@ -22,7 +23,10 @@ start=$SECONDS
   -v /etc/ssl/certs:/etc/ssl/certs:ro --build-arg "BASE=$base" \
   -f "$here/Containerfile" -t localhost/orgdns:latest -t "localhost/orgdns:$version" "$@" "$root"
 echo "Built localhost/orgdns:latest ($version) in $((SECONDS - start)) s" >&2
-"$containers" podman image prune --force >/dev/null  # the images the tags moved away from
+# The image the tags moved away from (the builder stage's layers stay: they are the next build's cache).
+if [[ -n $previous && $previous != $("$containers" podman image inspect --format '{{.Id}}' localhost/orgdns:latest) ]]; then
+  "$containers" podman rmi "$previous" >/dev/null 2>&1 || true
+fi
 
 if (( write_archive )); then
   mkdir -p "$root/dist"
