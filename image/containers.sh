@@ -21,9 +21,14 @@ done
 
 cache="${ORGDNS_IMAGE_CACHE:-$HOME/.cache/orgdns/image}"
 mkdir -p "$cache"
+write() {  # write FILE LINE...: atomically, as other podman commands may be reading it
+  local file=$1; shift
+  printf '%s\n' "$@" > "$file.$$"
+  mv "$file.$$" "$file"
+}
 conf="$cache/containers.conf"
 # Written every time: the cache directory may have moved with $ORGDNS_IMAGE_CACHE.
-printf '%s\n' '[containers]' 'default_ulimits = []' '' '[engine]' 'cgroup_manager = "cgroupfs"' 'runtime = "runc"' > "$conf"
+write "$conf" '[containers]' 'default_ulimits = []' '' '[engine]' 'cgroup_manager = "cgroupfs"' 'runtime = "runc"'
 export CONTAINERS_CONF="$conf"
 
 overlay_mounts() {  # whether containers/storage can mount an overlay here: a scratch container, mounted, removed
@@ -39,13 +44,13 @@ overlay_mounts() {  # whether containers/storage can mount an overlay here: a sc
 driver=${ORGDNS_IMAGE_STORAGE_DRIVER:-}
 if [[ -z $driver ]]; then
   if [[ ! -s $cache/storage-driver ]]; then
-    if overlay_mounts; then echo overlay; else echo vfs; fi > "$cache/storage-driver"
+    if overlay_mounts; then write "$cache/storage-driver" overlay; else write "$cache/storage-driver" vfs; fi
   fi
   driver=$(cat "$cache/storage-driver")
 fi
 storage_conf="$cache/storage-$driver.conf"
-printf '%s\n' '[storage]' "driver = \"$driver\"" "graphroot = \"$cache/storage-$driver\"" "runroot = \"$cache/run-$driver\"" \
-  > "$storage_conf"
+write "$storage_conf" '[storage]' "driver = \"$driver\"" "graphroot = \"$cache/storage-$driver\"" \
+  "runroot = \"$cache/run-$driver\""
 export CONTAINERS_STORAGE_CONF="$storage_conf"
 
 exec "$tool" "$@"
