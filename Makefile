@@ -7,22 +7,32 @@ STAMP := $(VENV)/.installed
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null || echo ~/.pyenv)/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: demo test lint check screenshots venv clean image
+.PHONY: demo test lint check check-pythons screenshots venv lock clean image
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The dependencies exactly as locked (versions and hashes: requirements-dev.lock), then orgdns itself, editable.
+$(STAMP): pyproject.toml requirements-dev.lock
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 is needed (Django 6): install python3.12 or newer." >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
+
+# The lock files, from pyproject.toml's bounds, every dependency at its newest allowed version: requirements.lock (what
+# orgdns runs with: the image, a production install) and requirements-dev.lock (plus the tools and tests). For every
+# platform and Python >= 3.12.
+LOCK := $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.12 --generate-hashes --upgrade -q
+lock: venv
+	$(LOCK) -o requirements.lock
+	$(LOCK) --extra dev -o requirements-dev.lock
 
 demo: venv
 	@./devstack/require-services.sh --cluster
 	$(PY) -m devstack.demo
 
-test: lint
+test: lint check-pythons
 	@./devstack/require-services.sh --postgres --chromium --cluster --image
 	$(PY) -m pytest
 
@@ -39,6 +49,26 @@ lint: venv
 check: venv
 	ORGDNS_TEST_TIER=fast $(PY) -m pytest tests/unit -p no:playwright -p no:schemathesis
 
+# Every Python >= 3.12 this machine has (on PATH, then under pyenv), the first found of each version: 3.12=/path ...
+PYTHONS = $(shell for p in python3.12 python3.13 python3.14 python3.15 $$(ls -d $$(pyenv root 2>/dev/null || echo ~/.pyenv)/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
+	v=$$($$p -c 'import sys; sys.version_info >= (3, 12) and print("%d.%d" % sys.version_info[:2])' 2>/dev/null) && \
+	test -n "$$v" && echo "$$v=$$(command -v $$p)"; done | sort -s -t= -k1,1 -u)
+
+# The fast tier under each of them, each in a venv of its own installed from the lock file (.venv for its own version,
+# .venv-3.X for the others).
+check-pythons: venv
+	@own=$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	for pair in $(PYTHONS); do version=$${pair%%=*}; python=$${pair#*=}; venv=.venv-$$version; \
+		test "$$version" = "$$own" && venv=$(VENV); \
+		echo "== the fast tier on Python $$version ($$venv)"; \
+		if [ ! -f $$venv/.installed ] || [ requirements-dev.lock -nt $$venv/.installed ]; then \
+			{ test -x $$venv/bin/python || $$python -m venv $$venv; } && \
+			$$venv/bin/python -m pip install -q --require-hashes -r requirements-dev.lock && \
+			$$venv/bin/python -m pip install -q --no-deps -e . && touch $$venv/.installed || exit 1; \
+		fi; \
+		ORGDNS_TEST_TIER=fast $$venv/bin/python -m pytest -q tests/unit -p no:playwright -p no:schemathesis || exit 1; \
+	done
+
 # The OCI image, built here without any registry (image/): localhost/orgdns:latest and dist/orgdns-image.oci.tar.
 image:
 	@./devstack/require-services.sh --image
@@ -49,4 +79,4 @@ screenshots: venv
 	$(PY) -m devstack.screenshots
 
 clean:
-	rm -rf $(VENV) dist .sandbox .pytest_cache .mypy_cache .import_linter_cache orgdns.egg-info
+	rm -rf $(VENV) .venv-3.* dist .sandbox .pytest_cache .mypy_cache .import_linter_cache orgdns.egg-info

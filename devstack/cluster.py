@@ -29,7 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from devstack.faultproxy import FaultProxy
 from devstack.podrunner import ExternalDNSRunner
-from devstack.processes import free_port, stop
+from devstack.processes import die_with_parent, free_port, stop
 from provisioning.clients import externaldns
 from provisioning.clients.kube import ClusterConnection
 
@@ -85,8 +85,13 @@ class Etcd:
             ],
             stdout=log,
             stderr=log,
+            preexec_fn=die_with_parent,
         )
-        _wait(lambda: _http_ok(f"{self.url}/health"), self.process, f"etcd at {self.url}")
+        try:
+            _wait(lambda: _http_ok(f"{self.url}/health"), self.process, f"etcd at {self.url}")
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self):
         stop(self.process)
@@ -112,6 +117,14 @@ class LocalCluster:
         self.orgdns_token = None
 
     def start(self):
+        """Start the control plane; if any part fails, stop the parts already started and raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self):
         started = time.monotonic()
         bins = binaries()
         self._write_pki()
@@ -366,7 +379,7 @@ class LocalCluster:
 
     def _spawn(self, component, command):
         log = open(self.logs / f"{self.name}-{component}.log", "w")
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
 
     def _ready(self):
         request = urllib.request.Request(self.url + "/readyz", headers={"Authorization": f"Bearer {self.admin_token}"})
@@ -435,8 +448,10 @@ class LocalCluster:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - years)
             .not_valid_after(now + years)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
         key = ec.generate_private_key(ec.SECP256R1())
@@ -450,8 +465,12 @@ class LocalCluster:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - years)
             .not_valid_after(now + years)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
         pem = lambda c: c.public_bytes(serialization.Encoding.PEM)  # noqa: E731
@@ -544,7 +563,11 @@ class ClusterFarm:
         cluster = LocalCluster(
             name or f"cluster-{len(self.clusters) + 1}", self.etcd, self.workdir, port, self.logs
         ).start()
-        access = ClusterAccess(cluster, self.aws_endpoint_url, self.logs)
+        try:
+            access = ClusterAccess(cluster, self.aws_endpoint_url, self.logs)
+        except BaseException:
+            cluster.stop()
+            raise
         self.clusters.append(access)
         return access
 

@@ -92,6 +92,7 @@ def running_stack():
             "DJANGO_SETTINGS_MODULE": "orgdns_site.settings",
             "PROMETHEUS_MULTIPROC_DIR": str(fresh_directory(SANDBOX / "metrics")),  # web and worker count together
             "ORGDNS_METRICS_NETWORKS": "127.0.0.1/32",
+            "ORGDNS_SCHEDULE_DRY_RUN": "gc_hosted_zones",
         }
         write_kubeconfig(env["KUBECONFIG"], kube)
         kube["demo-3"].cluster.write_kubeconfig(SANDBOX / "demo-3-orgdns.kubeconfig", kube["demo-3"].token)
@@ -106,6 +107,8 @@ def running_stack():
         supervisor = Supervisor(ROOT)
         supervisor.start("worker", [*manage, "rqworker", "--with-scheduler", "default"], logs / "worker.log")
         supervisor.start("sweep", [*manage, "sweep_operations", "--every", "15"], logs / "sweep.log")
+        # the periodic work (orgdns_site/schedule.py): health checks, renewals, rotation, re-rendering; GC as a dry run
+        supervisor.start("scheduler", [sys.executable, "-m", "orgdns_site.cli", "scheduler"], logs / "scheduler.log")
         supervisor.start(
             "web", [*manage, "runserver", f"127.0.0.1:{PORTS['web']}", "--noreload", "--insecure"], logs / "web.log"
         )

@@ -15,7 +15,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from devstack.processes import free_port
+from devstack.processes import die_with_parent, free_port
 
 SELECTOR = "app.kubernetes.io/name=external-dns"
 MAX_BACKOFF = 40  # seconds; the kubelet's is 300, shortened so tests and the demo see restarts
@@ -133,6 +133,7 @@ class ExternalDNSRunner:
             stdout=open(state.log_path, "ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         state.started_at = _now()
         state.waiting = None

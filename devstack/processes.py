@@ -1,5 +1,6 @@
 """Start the local stand-ins for AWS (moto) and Vault (OpenBao) as child processes."""
 
+import ctypes
 import os
 import secrets
 import shutil
@@ -43,13 +44,32 @@ def wait_for_http(url, process=None, timeout=30):
     raise RuntimeError(f"nothing answered at {url} within {timeout}s")
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent():
+    """Popen's preexec_fn: the child is killed when the devstack process that started it dies, even by SIGKILL or the
+    OOM killer, so nothing it started outlives it. (Linux: the signal comes when the thread that spawned the child
+    ends; the devstack spawns from threads that outlive their children.)"""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _executable(name):
     path = BIN / name
     return str(path) if path.exists() else shutil.which(name) or name
 
 
 def start_moto(port, log=subprocess.DEVNULL):
-    process = subprocess.Popen([_executable("moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    process = subprocess.Popen(
+        [_executable("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=log,
+        preexec_fn=die_with_parent,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/moto-api/", process)
     return process, url
@@ -72,6 +92,7 @@ def start_bao(port, token, log=subprocess.DEVNULL):
         stdout=log,
         stderr=log,
         env=env,
+        preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/v1/sys/health", process)
@@ -138,7 +159,13 @@ class Supervisor:
 
     def _spawn(self, command, log_path, env):
         return subprocess.Popen(
-            command, cwd=self.cwd, env=env, stdout=open(log_path, "a"), stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=self.cwd,
+            env=env,
+            stdout=open(log_path, "a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
     @staticmethod

@@ -301,7 +301,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "orgdns_site.staticfiles.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -437,6 +437,14 @@ ORGDNS_WEB_WORKERS = envint("ORGDNS_WEB_WORKERS", 2, POSITIVE)
 ORGDNS_WEB_THREADS = envint("ORGDNS_WEB_THREADS", 4, POSITIVE)
 ORGDNS_WEB_TIMEOUT = envint("ORGDNS_WEB_TIMEOUT", 60, POSITIVE)
 ORGDNS_WEB_GRACEFUL_TIMEOUT = envint("ORGDNS_WEB_GRACEFUL_TIMEOUT", 25, POSITIVE)
+
+# Retention (`orgdns prune`, daily on the schedule), in days: finished operations with their logs; audit entries and
+# login records (kept for security reviews: over a year by default); API tokens once expired or revoked. Zones and the
+# zone charges ledger are never pruned (billing).
+ORGDNS_RETAIN_OPERATIONS_DAYS = envint("ORGDNS_RETAIN_OPERATIONS_DAYS", 90, POSITIVE)
+ORGDNS_RETAIN_AUDIT_DAYS = envint("ORGDNS_RETAIN_AUDIT_DAYS", 400, POSITIVE)
+ORGDNS_RETAIN_TOKENS_DAYS = envint("ORGDNS_RETAIN_TOKENS_DAYS", 30, NOT_NEGATIVE)
+
 # `orgdns scheduler` (orgdns_site/schedule.py): the periodic commands not to queue, and those to queue as dry runs.
 ORGDNS_SCHEDULE_OFF = envlist("ORGDNS_SCHEDULE_OFF", "", str, "a command")
 ORGDNS_SCHEDULE_DRY_RUN = envlist("ORGDNS_SCHEDULE_DRY_RUN", "", str, "a command")

@@ -1,5 +1,8 @@
 """How static files are named and served: hashed, compressed names once `orgdns collectstatic` has run."""
 
+import os
+
+from whitenoise.middleware import WhiteNoiseMiddleware as BaseWhiteNoiseMiddleware
 from whitenoise.storage import CompressedManifestStaticFilesStorage
 
 
@@ -12,3 +15,12 @@ class StaticFilesStorage(CompressedManifestStaticFilesStorage):
         if not self.hashed_files:
             return name
         return super().stored_name(name)
+
+
+class WhiteNoiseMiddleware(BaseWhiteNoiseMiddleware):
+    """whitenoise's, quiet about a STATIC_ROOT not collected yet when the sources are served instead."""
+
+    def add_files(self, root, prefix=None):
+        if self.use_finders and not os.path.isdir(root):
+            return
+        super().add_files(root, prefix)
