@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null || echo ~/.pyenv)/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: demo test lint check check-pythons screenshots venv lock clean
+.PHONY: demo test lint check check-pythons screenshots venv lock clean image
 
 venv: $(STAMP)
 
@@ -33,7 +33,7 @@ demo: venv
 	$(PY) -m devstack.demo
 
 test: lint check-pythons
-	@./devstack/require-services.sh --postgres --chromium --cluster --directory
+	@./devstack/require-services.sh --postgres --chromium --cluster --directory --image
 	$(PY) -m pytest
 
 # The house's style, in seconds and without servers: lint, format, one-way imports (pyproject.toml [tool.importlinter]),
@@ -69,9 +69,14 @@ check-pythons: venv
 		ORGDNS_TEST_TIER=fast $$venv/bin/python -m pytest -q tests/unit -p no:playwright -p no:schemathesis || exit 1; \
 	done
 
+# The OCI image, built here without any registry (image/): localhost/orgdns:latest and dist/orgdns-image.oci.tar.
+image:
+	@./devstack/require-services.sh --image
+	./image/build.sh
+
 screenshots: venv
 	@./devstack/require-services.sh --chromium --cluster
 	$(PY) -m devstack.screenshots
 
 clean:
-	rm -rf $(VENV) .venv-3.* .sandbox .pytest_cache .mypy_cache .import_linter_cache orgdns.egg-info
+	rm -rf $(VENV) .venv-3.* dist .sandbox .pytest_cache .mypy_cache .import_linter_cache orgdns.egg-info

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the real cluster side of the local stack from Go modules, once per version:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (and its stages) and external-dns;
-# and Dex, the OIDC provider the sign-in tests and the demo use (not part of the default set).
+# and Dex, the OIDC provider the sign-in tests and the demo use (not part of the default set);
+# and helm, for the chart's tests (charts/orgdns).
 # Binaries are cached outside the repository in $ORGDNS_BIN_CACHE (default ~/.cache/orgdns/bin) as NAME-VERSION.
 # Usage: devstack/build-cluster.sh [NAME...]   (no NAME: all of them); prints the cache directory.
 set -euo pipefail
@@ -60,6 +61,12 @@ kwok_stages() {  # kwok runs no stage unless configured: upstream's default node
     echo "---"; cat "$dir/kustomize/stage/$stage.yaml"
   done > "$1"
 }
+helm() {
+  local gobin; gobin=$(mktemp -d)
+  GOBIN=$gobin go install -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  mv "$gobin/helm" "$1"; rmdir "$gobin"
+}
 external_dns() {
   (cd "$here/externaldns" && GOTOOLCHAIN=$EXTERNALDNS_TOOLCHAIN go build -trimpath \
     -ldflags "-s -w -X sigs.k8s.io/external-dns/pkg/apis/externaldns.Version=$EXTERNALDNS_VERSION" -o "$1" sigs.k8s.io/external-dns)
@@ -68,7 +75,7 @@ external_dns() {
 dex() { (cd "$here/dex" && go build -trimpath -ldflags "-s -w -X main.version=$DEX_VERSION" -o "$1" github.com/dexidp/dex/cmd/dex); }
 
 want=("$@")
-[[ ${#want[@]} -gt 0 ]] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwok-stages external-dns)
+[[ ${#want[@]} -gt 0 ]] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwok-stages external-dns helm)
 for name in "${want[@]}"; do
   case $name in
     etcd) build etcd "$ETCD_VERSION" 1 etcd ;;
@@ -80,6 +87,7 @@ for name in "${want[@]}"; do
     kwok-stages) build kwok-stages "$KWOK_VERSION.yaml" "" kwok_stages ;;
     external-dns) build external-dns "$EXTERNALDNS_VERSION" 5 external_dns ;;
     dex) build dex "$DEX_VERSION" 2 dex ;;
+    helm) build helm "$HELM_VERSION" 3 helm ;;
     *) echo "unknown binary $name" >&2; exit 2 ;;
   esac
 done

@@ -4,9 +4,10 @@
 #   with --postgres, PostgreSQL: $DATABASE_URL when it is set, else a throwaway cluster of our own
 #     (trust auth on 127.0.0.1:$ORGDNS_PG_PORT, data in $ORGDNS_PG_DATA), initialised and started here;
 #   with --chromium, Debian's Chromium for the browser tests;
-#   with --cluster, the Go-built etcd, Kubernetes control plane, kwok and ExternalDNS (devstack/build-cluster.sh),
+#   with --cluster, the Go-built etcd, Kubernetes control plane, kwok, ExternalDNS and helm (devstack/build-cluster.sh);
 #     and iproute2 and nftables, with which each ExternalDNS pod gets a network namespace of its own (root only).
 #   with --directory, OpenLDAP's slapd and ldap-utils (Debian's packages) and the Go-built Dex (the sign-in's provider).
+#   with --image, podman, buildah and mmdebstrap (and the runtimes and helpers they use), for the image (image/).
 # Whatever cannot be set up is explained, with what to do.
 set -euo pipefail
 
@@ -55,6 +56,18 @@ fi
 if [[ " $* " == *" --chromium "* ]] && ! have chromium; then
   apt_install chromium || true
   have chromium || fail "The browser tests need Chromium at /usr/bin/chromium: install it (apt-get install chromium)."
+fi
+
+if [[ " $* " == *" --image "* ]]; then
+  image_tools=(podman buildah mmdebstrap crun fuse-overlayfs newuidmap runc)
+  missing=(); for tool in "${image_tools[@]}"; do have "$tool" || missing+=("$tool"); done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    apt_install --no-install-recommends podman buildah mmdebstrap crun fuse-overlayfs uidmap runc || true
+    for tool in "${image_tools[@]}"; do
+      have "$tool" || fail "The image is built and run with podman, buildah and mmdebstrap: install them" \
+        "(apt-get install podman buildah mmdebstrap crun fuse-overlayfs uidmap runc)."
+    done
+  fi
 fi
 
 if [[ " $* " == *" --cluster "* ]]; then

@@ -15,6 +15,9 @@ PROCESSES = ("web", "worker", "scheduler")
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orgdns_site.settings")
+    metrics_directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if metrics_directory:  # on a tmpfs (the image's /tmp), it does not exist when the container starts
+        os.makedirs(metrics_directory, exist_ok=True)
     command = argv[0] if argv else "help"
     if command in PROCESSES:
         import django
