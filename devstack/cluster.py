@@ -96,7 +96,7 @@ class LocalCluster:
     """One Kubernetes cluster: API server on https://127.0.0.1:<port>, its controllers and a kwok node.
 
     `admin_token` is cluster-admin (system:masters); orgdns is given `orgdns_token`, a ServiceAccount token holding
-    only the permissions the README documents (externaldns.ORGDNS_CLUSTER_RULES).
+    only the permissions the docs show (docs/policies/orgdns-cluster-role.yaml, externaldns.ORGDNS_CLUSTER_RULES).
     """
 
     def __init__(self, name, etcd, workdir, port=None, logs=None):

@@ -68,7 +68,7 @@ def running_stack():
         root_token = secrets.token_urlsafe(24)
         bao, vault_url = start_bao(PORTS["vault"], root_token, log=open(logs / "openbao.log", "w"))
         children.append(bao)
-        vault_token = scoped_vault_token(vault_url, root_token, "secret", "orgdns")  # the README's policy, not root
+        vault_token = scoped_vault_token(vault_url, root_token, "secret", "orgdns")  # docs/policies/' policy, not root
         shutil.rmtree(SANDBOX / "clusters", ignore_errors=True)
         print(
             "Starting three local Kubernetes clusters (etcd, kube-apiserver, controllers, kwok, ExternalDNS runner)…",
@@ -141,7 +141,7 @@ def local_route53(moto_url):
 
 
 def create_boundary_policy(moto_url):
-    """The README's permissions boundary for the users orgdns creates (moto records it; it does not enforce it)."""
+    """docs/policies/' permissions boundary for the users orgdns creates (moto records it; it does not enforce it)."""
     document = json.dumps(boundary_policy(BASE_DOMAIN))
     return local_aws("iam", moto_url).create_policy(PolicyName="orgdns-tenant-boundary", PolicyDocument=document)[
         "Policy"
@@ -269,7 +269,7 @@ the zone page). Publish a name yourself — it appears within a minute (External
     -p '{{"status":{{"loadBalancer":{{"ingress":[{{"ip":"203.0.113.20"}}]}}}}}}'
 
 Register demo-3 yourself: on the organization page, upload {SANDBOX / "demo-3-orgdns.kubeconfig"}
-(a token holding only the permissions orgdns needs, as the README's ClusterRole).
+(a token holding only the permissions orgdns needs: docs/policies/orgdns-cluster-role.yaml).
 
 Ctrl-C stops everything the demo started.""",
         flush=True,

@@ -42,7 +42,7 @@ EXTERNALDNS_RULES: list[Rule] = [
 ]
 _MANAGE = ["get", "create", "patch", "delete"]
 # Everything orgdns's own token must be allowed in a registered cluster: deploy ExternalDNS, follow its rollout,
-# remove it, and install certificates. Checked at registration; the README shows it as a ClusterRole.
+# remove it, and install certificates. Checked at registration; docs/policies/orgdns-cluster-role.yaml is it as a ClusterRole.
 ORGDNS_CLUSTER_RULES: list[Rule] = [
     {"apiGroups": [""], "resources": ["namespaces", "secrets", "serviceaccounts"], "verbs": _MANAGE},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": _MANAGE},

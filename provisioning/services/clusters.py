@@ -178,7 +178,7 @@ def probe_cluster(connection: ClusterConnection) -> str:
         listed = ", ".join(f"{verb} {resource}" + (f".{group}" if group else "") for verb, group, resource in missing)
         raise ValidationError(
             f"The token lacks permissions orgdns needs in this cluster: {listed}. "
-            "Bind it to the ClusterRole shown in the README."
+            "Bind it to orgdns's ClusterRole (docs/policies/orgdns-cluster-role.yaml)."
         )
     uid = ((kube_system or {}).get("metadata") or {}).get("uid")
     if not uid:
