@@ -88,7 +88,11 @@ def test_every_variable_the_code_reads_is_documented():
     read = variables_in_code()
     assert len(read) > 60  # the reader still understands settings.py
     missing = sorted(set(read) - set(documented_rows()))
-    assert not missing, f"read in the code but not in a table of docs/configuration.md: {', '.join(missing)}"
+    rows = "\n".join(
+        f"| `{name}` | {'?' if read[name] is None else as_documented(read[name])} | (what it means) |"
+        for name in missing
+    )
+    assert not missing, f"read in the code but not in a table of docs/configuration.md; add rows such as:\n{rows}"
 
 
 def test_every_documented_variable_is_read():
