@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` and `make test`. Everything else is what they need.
+# The two commands of the README: `make demo` and `make test`. Everything else is what they need (docs/development.md).
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -37,12 +37,15 @@ test: lint check-pythons
 	$(PY) -m pytest
 
 # The house's style, in seconds and without servers: lint, format, one-way imports (pyproject.toml [tool.importlinter]),
-# types (the clients fully; pyproject.toml [tool.mypy]).
+# types (the clients fully; pyproject.toml [tool.mypy]), and the docs site (mkdocs.yml) built with strict link checking
+# into a throwaway directory.
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+	@site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && \
+		NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir "$$site" && echo "docs: mkdocs build --strict ok"
 
 # The fast tier, in seconds, with no server: tests/unit/ (pure functions, forms, rules). Browsers and API fuzzing
 # are not in it, so their pytest plugins are not loaded.

@@ -13,6 +13,7 @@ KWOK_VERSION=v0.8.0
 EXTERNALDNS_VERSION=v0.23.0
 # ExternalDNS v0.23 needs Go 1.27; the go command fetches this toolchain through the module proxy.
 EXTERNALDNS_TOOLCHAIN=go1.27.3
+HELM_VERSION=v4.3.2
 # Dex v2.41.1 is the commit its module pins in gobuild/dex (dex's go.mod replaces its api module, so no `go install`).
 DEX_VERSION=v2.41.1
 

@@ -197,7 +197,7 @@ def local_route53(moto_url):
 
 
 def create_boundary_policy(moto_url):
-    """The README's permissions boundary for the users orgdns creates (moto records it; it does not enforce it)."""
+    """docs/policies/' permissions boundary for the users orgdns creates (moto records it; it does not enforce it)."""
     document = json.dumps(boundary_policy(BASE_DOMAIN))
     return local_aws("iam", moto_url).create_policy(PolicyName="orgdns-tenant-boundary", PolicyDocument=document)[
         "Policy"

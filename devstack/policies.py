@@ -1,4 +1,4 @@
-"""The least-privilege policies of docs/policies/ (shown in the README), filled in for a deployment."""
+"""The least-privilege policies of docs/policies/ (included in docs/security-model.md), filled in for a deployment."""
 
 import json
 from pathlib import Path

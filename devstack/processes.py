@@ -142,7 +142,7 @@ def stop(process, timeout=10):
 
 class Supervisor:
     """Runs long-lived processes and starts again any that exits, saying so (what systemd's Restart=always does
-    for the README's deployment)."""
+    for the deployment of docs/hosts.md)."""
 
     def __init__(self, cwd, poll_seconds=1.0):
         self.cwd = cwd

@@ -1,4 +1,4 @@
-"""Settings, all from the environment (see README "Configuration")."""
+"""Settings, all from the environment: docs/configuration.md lists every one (a fast test keeps them in step)."""
 
 import hashlib
 import ipaddress
@@ -502,7 +502,7 @@ if not (ORGDNS_LOCAL_LOGIN or ORGDNS_OIDC_ISSUER or ORGDNS_BREAK_GLASS_USERS):
     )
 # Every session ends this long after its sign-in, however active (seconds; default SESSION_COOKIE_AGE).
 ORGDNS_SESSION_MAX_AGE = envint("ORGDNS_SESSION_MAX_AGE", SESSION_COOKIE_AGE, POSITIVE)
-# Production behind TLS (see README "Production"): redirect to https, HSTS, and how the proxy says a request was https.
+# Production behind TLS (docs/configuration.md "Production"): redirect to https, HSTS, and how the proxy says a request was https.
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0, NOT_NEGATIVE)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
@@ -591,7 +591,7 @@ ORGDNS_RESERVED_NAMES = [
     ).split(",")
     if pattern.strip()
 ]
-# The ARN of a managed policy that caps every IAM user orgdns creates (README "Least privilege"); empty: none.
+# The ARN of a managed policy that caps every IAM user orgdns creates (docs/security-model.md); empty: none.
 ORGDNS_IAM_PERMISSIONS_BOUNDARY = envmatch(
     "ORGDNS_IAM_PERMISSIONS_BOUNDARY",
     "",
@@ -620,7 +620,7 @@ ORGDNS_ROUTE53_ZONE_QUOTA = envint("ORGDNS_ROUTE53_ZONE_QUOTA", 500, POSITIVE)  
 ORGDNS_IAM_USER_QUOTA = envint("ORGDNS_IAM_USER_QUOTA", 5000, POSITIVE)  # IAM users in the account (a hard cap)
 ORGDNS_BUDGET_ATTENTION = envfloat("ORGDNS_BUDGET_ATTENTION", 0.8, FRACTION)
 ORGDNS_ROUTE53_MEASURE_MINUTES = envint("ORGDNS_ROUTE53_MEASURE_MINUTES", 15, between(1, 180))
-# The AWS accounts orgdns places organizations in (README "Several AWS accounts"): a JSON list of {"name", "role_arn"
+# The AWS accounts orgdns places organizations in (docs/aws-accounts.md): a JSON list of {"name", "role_arn"
 # (the role orgdns assumes there; empty: orgdns's own account), "zone_quota", "iam_user_quota", "rate",
 # "iam_permissions_boundary"}. Empty: one account, orgdns's own, named "main", with the settings above.
 ORGDNS_AWS_ACCOUNTS = aws_accounts(env("ORGDNS_AWS_ACCOUNTS", ""))
@@ -649,7 +649,7 @@ ORGDNS_MAX_KEY_AGE_DAYS = envint(
 # seconds a deregistration or offboarding waits for the running jobs that could put something back (then it retries)
 ORGDNS_WAIT_FOR_JOBS_TIMEOUT = envint("ORGDNS_WAIT_FOR_JOBS_TIMEOUT", 300, POSITIVE)
 
-# Garbage collection of unused hosted zones (DESIGN.md §3); durations in seconds.
+# Garbage collection of unused hosted zones (docs/gc-billing.md); durations in seconds.
 ORGDNS_GC_YOUNG_MARGIN = envseconds("ORGDNS_GC_YOUNG_MARGIN", 15 * 60)  # delete young zones by 12 h minus this
 ORGDNS_GC_FINAL_WINDOW = envseconds("ORGDNS_GC_FINAL_WINDOW", 60 * 60)  # delete paid zones this long before month end
 ORGDNS_GC_RETRY_AFTER = envseconds("ORGDNS_GC_RETRY_AFTER", 10 * 60)  # the GC resumes a failed teardown after this

@@ -195,7 +195,7 @@ class OrganizationAdminForm(forms.ModelForm):
         label="AWS account",
         required=False,
         help_text="Where its next zone and IAM user are created. Empty: placed by orgdns, in the account with the most "
-        'headroom. It can change only while the organization has no zone (README "Several AWS accounts").',
+        "headroom. It can change only while the organization has no zone (docs/aws-accounts.md).",
     )
 
     def __init__(self, *args, **kwargs):

@@ -1,4 +1,4 @@
-"""Route53 billing of hosted zones, as pure functions (DESIGN.md §3).
+"""Route53 billing of hosted zones, as pure functions (docs/gc-billing.md).
 
 Route53 charges a zone for a whole month at creation and again on the 1st (UTC) of every later
 month; a zone deleted within 12 hours of its creation is not charged at all. Every function here

@@ -1,7 +1,7 @@
 """The Route53 request budget of one AWS account: what every tenant's ExternalDNS and orgdns itself spend, and the
 ExternalDNS flags that keep the fleet within its share. Pure functions: no Django, no I/O.
 
-Route53 throttles per account (DESIGN §5: a bucket refilled at 10 requests/s, burst 50), shared by orgdns's workers,
+Route53 throttles per account (a bucket refilled at 10 requests/s, burst 50: docs/route53-budget.md), shared by orgdns's workers,
 every tenant's ExternalDNS and the console. ExternalDNS v0.23.0's cost, counted at moto (bench/externaldns_calls.py):
 - a sync without caches reads the account's zones twice (its domain filter and its records: 2·⌈Z/100⌉
   ListHostedZones) and the zone's records (⌈R/300⌉ ListResourceRecordSets); a sync that changes something makes one
@@ -149,7 +149,7 @@ def fleet_calls_per_second(clusters, flags, zones, records, changes_per_hour=0.0
 
 @dataclass(frozen=True)
 class Budget:
-    account_rate: float = 10.0  # requests/s the account's bucket refills (DESIGN §5)
+    account_rate: float = 10.0  # requests/s the account's bucket refills
     fleet_share: float = 0.6  # of it, for every tenant's ExternalDNS together
     records: int = 300  # record sets per zone to plan for
     changes_per_hour: float = 6.0  # changes per cluster to plan for

@@ -84,7 +84,7 @@ def stack(request):
     settings.AWS_ENDPOINT_URL = servers.moto_url
     settings.VAULT_ADDR = servers.vault_url
     settings.VAULT_PREFIX = f"orgdns-test-{uuid.uuid4().hex[:8]}"
-    # orgdns runs with the README's Vault policy for its prefix, not the root token: the suite proves the policy enough.
+    # orgdns runs with docs/policies/'s Vault policy for its prefix, not the root token: the suite proves the policy enough.
     settings.VAULT_TOKEN = scoped_vault_token(servers.vault_url, VAULT_ROOT_TOKEN, "secret", settings.VAULT_PREFIX)
     settings.ORGDNS_PARENT_ZONE_ID = ""
     backends.aws_session.cache_clear()

@@ -124,9 +124,9 @@ def test_orgdns_refuses_to_start_with_a_bad_account_naming_it():
     assert "ORGDNS_AWS_ACCOUNTS entry 2 ('eu-2'): zone_quota must be more than 0, not -5" in result.stderr
 
 
-def test_the_readmes_example_is_a_valid_setting(settings):
-    readme = (settings.BASE_DIR / "README.md").read_text()
-    example = readme.split("## Several AWS accounts", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+def test_the_documented_example_is_a_valid_setting(settings):
+    page = (settings.BASE_DIR / "docs" / "aws-accounts.md").read_text()
+    example = page.split("```json\n", 1)[1].split("```", 1)[0]
     main, other = aws_accounts(example)
     assert (main["name"], main["role_arn"], other["name"], other["zone_quota"]) == ("main", "", "eu-2", 1000)
     assert other["iam_user_quota"] == 5000  # the default

@@ -1,4 +1,4 @@
-"""The least-privilege policies of the README (docs/policies/) are enough for a full flow, and no more than that.
+"""The least-privilege policies of docs/policies/ (docs/security-model.md includes them) are enough for a full flow, and no more than that.
 
 moto does not enforce IAM policies, so every AWS call orgdns makes in a full flow is recorded where botocore builds
 it, and checked against the policy documents with moto's own policy evaluator (plus the record-name condition it

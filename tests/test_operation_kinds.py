@@ -1,4 +1,4 @@
-"""A kind declared in one place (as the README's checklist says) is run, failed, retried, shown and audited by the
+"""A kind declared in one place (as docs/architecture.md's checklist says) is run, failed, retried, shown and audited by the
 same machinery as the product's own kinds, with no migration and no list of kinds to extend."""
 
 from types import SimpleNamespace

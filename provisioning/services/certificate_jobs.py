@@ -1,4 +1,4 @@
-"""The certificate jobs (DESIGN.md §4): issue or renew, install, delete. Every step converges when re-run."""
+"""The certificate jobs (docs/certificates.md): issue or renew, install, delete. Every step converges when re-run."""
 
 from __future__ import annotations
 

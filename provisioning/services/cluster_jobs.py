@@ -1,4 +1,4 @@
-"""The cluster jobs (DESIGN.md §2): register (zone, credentials, ExternalDNS), re-render ExternalDNS, deregister.
+"""The cluster jobs (docs/clusters.md): register (zone, credentials, ExternalDNS), re-render ExternalDNS, deregister.
 Every step converges when re-run."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Garbage collection of unused hosted zones (DESIGN.md §3): which to delete when, and queueing their teardown
+"""Garbage collection of unused hosted zones (docs/gc-billing.md): which to delete when, and queueing their teardown
 (zone_jobs) and the ledger (zone_ledger).
 
 The rule itself is billing.decide_zone; the race-sensitive state changes are in zone_claims.

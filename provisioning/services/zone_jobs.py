@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 
 def delete_zone(operation: Operation, progress: Progress, backends: Backends) -> None:
-    """Tear the organization's claimed zone down, in DESIGN.md §3 order.
+    """Tear the organization's claimed zone down: the parent delegation, the records, the zone, the IAM user, the
+    Vault secret (docs/gc-billing.md).
 
     Every step is idempotent and progress is recorded on the zone row, so a re-run after a crash
     resumes where the last run stopped.

@@ -12,7 +12,7 @@ from provisioning.services import audit, zone_gc
 
 class Command(BaseCommand):
     help = (
-        "Delete the hosted zones nobody uses, when it costs least (DESIGN.md §3). A zone is unused when its "
+        "Delete the hosted zones nobody uses, when it costs least (docs/gc-billing.md). A zone is unused when its "
         "organization has no cluster that is not deregistered. An unused zone younger than 12 h minus "
         "ORGDNS_GC_YOUNG_MARGIN is deleted at once (free); an older one is already paid for this month, so it is "
         "kept for reuse until ORGDNS_GC_FINAL_WINDOW before the next month starts (UTC), then deleted. A teardown "
