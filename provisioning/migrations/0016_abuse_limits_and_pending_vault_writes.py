@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('provisioning', '0014_operation_kinds_declared_by_jobs'),
+        ('provisioning', '0015_cluster_least_privilege'),
     ]
 
     operations = [

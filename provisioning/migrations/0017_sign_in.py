@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('provisioning', '0014_operation_kinds_declared_by_jobs'),
+        ('provisioning', '0016_abuse_limits_and_pending_vault_writes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
