@@ -38,6 +38,7 @@ schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", WSGIHandler())
 @pytest.fixture(autouse=True)
 def in_process_requests(personas, cluster_api, monkeypatch, settings):
     settings.ORGDNS_API_RATE, settings.ORGDNS_API_BURST = 1000.0, 1000
+    settings.ORGDNS_API_TOKENS_PER_USER = 1000  # a token per generated request, all for the same few users
     real_probe = cluster_service.probe_cluster
 
     def probe_only_the_test_cluster(connection):
