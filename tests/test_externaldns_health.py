@@ -44,9 +44,11 @@ def test_an_externaldns_that_loses_its_key_shows_as_failing_and_recovers_when_pr
     assert cluster.externaldns_health == Cluster.Health.OK, cluster.externaldns_problem
     assert "1 clusters checked: 1 ok, 0 failing, 0 unknown." in summary
     assert cluster.externaldns_restarts == 0 and cluster.externaldns_failing_since is None
-    # The API server proxies only to pod IPs that are global unicast; here ExternalDNS runs as a local process and its
-    # pod reports 127.0.0.1, so the metrics cannot be read through the proxy: said, and not counted as a failure.
-    assert "address not allowed" in cluster.externaldns_metrics_error
+    # orgdns reads them through the API server's proxy to ExternalDNS's Service; here ExternalDNS runs as a local
+    # process whose pod reports 127.0.0.1, which the API server neither proxies to nor lists as an endpoint: the
+    # metrics cannot be read, which is said, and not counted as a failure.
+    assert "no endpoints available" in cluster.externaldns_metrics_error
+    assert "forbidden" not in cluster.externaldns_metrics_error  # the Role's pinned services/proxy let it through
     client.force_login(personas.alice)
     page = client.get(reverse("cluster", args=["acme", cluster.pk])).content.decode()
     assert "running" in page and "its metrics could not be read: " in page
