@@ -251,9 +251,13 @@ class LocalCluster:
             self.api("DELETE", f"/api/v1/namespaces/{name}/pods?gracePeriodSeconds=0")
         ours = ORGDNS_NAMESPACE
         for plural, group in (("deployments", "/apis/apps/v1"), ("services", "/api/v1"), ("secrets", "/api/v1")):
-            for obj in self.objects(plural, ours, selector=label):
-                self.api("DELETE", f"{group}/namespaces/{ours}/{plural}/{obj['metadata']['name']}")
+            # orgdns's, and what a test put there in its way (the bootstrap's token Secret stays)
+            for obj in self.objects(plural, ours):
+                if obj["metadata"]["name"] != externaldns.TOKEN_SECRET:
+                    self.api("DELETE", f"{group}/namespaces/{ours}/{plural}/{obj['metadata']['name']}")
         self.api("DELETE", f"/api/v1/namespaces/{ours}/pods?gracePeriodSeconds=0")
+        for obj in self.objects("resourcequotas", ours):  # a test's, which would stop ExternalDNS from starting
+            self.api("DELETE", f"/api/v1/namespaces/{ours}/resourcequotas/{obj['metadata']['name']}")
         for namespace in ("default",):
             for plural in ("services", "secrets"):
                 for obj in self.objects(plural, namespace):

@@ -225,8 +225,7 @@ def test_a_cluster_registered_later_receives_an_existing_certificate(personas, a
 
 
 def test_a_secret_that_is_not_ours_is_never_overwritten(personas, acme_cluster, cluster_api):
-    kube = Backends().cluster(cluster_api.connection)
-    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}})
+    kube = Backends().cluster(cluster_api.admin_connection)  # the tenant's own Secret, where it lets orgdns write
     theirs = {"name": "www-tls", "namespace": "web"}
     kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": theirs, "stringData": {"tls.crt": "theirs"}})
     kube.close()

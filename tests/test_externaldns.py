@@ -178,16 +178,7 @@ def test_externaldns_runs_under_pod_security_restricted(personas, cluster_api):
 
 def test_a_rollout_that_never_becomes_available_fails_with_the_reason(personas, cluster_api, settings):
     settings.EXTERNALDNS_ROLLOUT_TIMEOUT = 5
-    admin = cluster_api.cluster  # the cluster's admin allows no pod in orgdns's namespace
-    admin.api(
-        "POST",
-        "/api/v1/namespaces",
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": "external-dns", "labels": {"app.kubernetes.io/managed-by": "orgdns"}},
-        },
-    )
+    admin = cluster_api.cluster  # the cluster's admin allows no pod in ExternalDNS's namespace (reset removes it)
     admin.api(
         "POST",
         "/api/v1/namespaces/external-dns/resourcequotas",

@@ -59,7 +59,7 @@ def self_signed(tmp_path):
 @pytest.fixture
 def https_server(tmp_path):
     """An HTTPS server on loopback answering every GET with the body (and status) it is given — but for a kube-system
-    namespace — and every POST (the permission review) with rules that allow everything."""
+    namespace — and every POST (a SelfSubjectAccessReview) with "allowed"."""
     ca_pem = self_signed(tmp_path)
     answer = {"status": 200, "body": b"<html>hello</html>"}
 
@@ -78,9 +78,7 @@ def https_server(tmp_path):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self.send_response(201)
             self.end_headers()
-            self.wfile.write(
-                b'{"status": {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]}}'
-            )
+            self.wfile.write(b'{"status": {"allowed": true}}')
 
         def log_message(self, *args):
             pass
