@@ -107,6 +107,7 @@ def test_the_alerts_use_metrics_orgdns_exports_and_the_prometheusrule_carries_th
     assert rule["spec"] == rules
 
 
+@pytest.mark.timeout(600)
 def test_helm_installs_and_upgrades_into_a_namespace_that_enforces_pod_security_restricted(cluster_api, tmp_path):
     cluster = cluster_api.cluster
     namespace = f"orgdns-{secrets.token_hex(3)}"

@@ -76,7 +76,6 @@ app.kubernetes.io/component: {{ index . 1 }}
 
 {{/* The pod spec's parts every component shares. */}}
 {{- define "orgdns.podCommon" -}}
-serviceAccountName: {{ include "orgdns.serviceAccountName" . }}
 automountServiceAccountToken: false
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
