@@ -25,7 +25,7 @@ from provisioning.models import (
 )
 from provisioning.services import api_tokens
 from provisioning.services.backends import Backends
-from provisioning.services.vault_paths import ca_path, material_path
+from provisioning.services.vault_paths import ca_path, cluster_secret_path, material_path
 
 pytestmark = pytest.mark.django_db
 
@@ -52,8 +52,9 @@ REFUSED_TOKENS = ("anonymous", "revoked token", "expired token")
 
 @pytest.fixture
 def acme(personas, cluster_api, aws, django_user_model):
+    """acme with a ready cluster (whose last register failed), a zone in Route53, an issued certificate in Vault; its
+    tenant let orgdns install certificates in namespace web."""
     cluster_api.allow_certificates("web")
-    """acme with a ready cluster (whose last register failed), a zone in Route53, an issued certificate in Vault."""
     cluster = Cluster.objects.create(
         organization=personas.acme,
         name="prod",
@@ -85,6 +86,7 @@ def acme(personas, cluster_api, aws, django_user_model):
         not_after=now + timedelta(days=89),
     )
     vault = Backends().vault()
+    vault.write(cluster_secret_path(vault, cluster), cluster_api.connection.as_secret())  # what registration keeps
     vault.write(
         ca_path(vault, personas.acme), {"certificate": "-----BEGIN CERTIFICATE-----\nCA\n", "key": "never shown"}
     )
