@@ -18,6 +18,7 @@ VARIABLE = re.compile(
     r"SECRET|LOG|TIME)_[A-Z0-9_]+|DEBUG)\b"
 )
 EXAMPLE_VARIABLES = {"ORGDNS_URL", "ORGDNS_TOKEN"}  # the API examples' own (docs/api.md): a CI job's, not orgdns's
+SCRIPTS = ("devstack", "image", "bench")  # the local stack's, the image build's and the benches' variables count too
 
 
 def command_lines():
@@ -52,14 +53,18 @@ def test_every_variable_the_docs_name_is_in_the_configuration_reference():
     code = "\n".join(
         path.read_text() for package in ("provisioning", "orgdns_site") for path in (ROOT / package).rglob("*.py")
     )
-    devstack = "\n".join(path.read_text() for path in (ROOT / "devstack").glob("*.*") if path.suffix in (".py", ".sh"))
+    scripts = [
+        ROOT / "Makefile",
+        *(path for folder in SCRIPTS for path in (ROOT / folder).rglob("*") if path.is_file()),
+    ]
+    tooling = "\n".join(path.read_text(errors="replace") for path in scripts if path.suffix in ("", ".py", ".sh"))
     unknown = set()
     for page in PAGES:
         for span in re.findall(r"`([^`\n]+)`", page.read_text()):
             for name in VARIABLE.findall(span):
                 read = name.removesuffix("_FILE")
                 constant = re.search(rf"^{name}\b", code, re.M)  # a constant of the code the docs point to
-                if name in EXAMPLE_VARIABLES or name in devstack:  # the local stack's (docs/development.md)
+                if name in EXAMPLE_VARIABLES or re.search(rf"\b{name}\b", tooling):  # the local stack's, a build's
                     continue
                 if read not in documented and name not in placeholders and not constant:
                     unknown.add(f"{page.name}: {name}")
