@@ -551,12 +551,15 @@ class KubeCluster:
             "kind": "SelfSubjectRulesReview",
             "spec": {"namespace": f"orgdns-no-such-namespace-{hashlib.sha256(self.host.encode()).hexdigest()[:8]}"},
         }
-        status = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", body=review).get(
-            "status", {}
-        )
+        path = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"
+        answer = self.request("POST", path, body=review)
+        status = answer.get("status") if isinstance(answer, dict) else None
+        rules = status.get("resourceRules", []) if isinstance(status, dict) else None
+        if not isinstance(status, dict) or not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+            raise self._not_kubernetes(f"POST {path}", "a review's rules")
         if status.get("incomplete"):
             return [p for p in permissions if not self._allowed(*p)]
-        rules = [r for r in status.get("resourceRules", []) if not r.get("resourceNames")]
+        rules = [r for r in rules if not r.get("resourceNames")]
         return [p for p in permissions if not any(_grants(rule, *p) for rule in rules)]
 
     def _allowed(self, verb: str, group: str, resource: str) -> bool:
@@ -566,7 +569,8 @@ class KubeCluster:
             "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource}},
         }
         answer = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
-        return bool(answer.get("status", {}).get("allowed"))
+        status = answer.get("status") if isinstance(answer, dict) else None
+        return isinstance(status, dict) and status.get("allowed") is True
 
     def delete(self, kind: str, name: str, namespace: str | None = None, managed_by: str | None = None) -> bool:
         """Delete the object if it is there (and, given managed_by, labelled so). True if it was deleted."""
