@@ -20,6 +20,7 @@ ATTACKS = {
     "deep nesting": "200 with a JSON body of 400,000 nested lists (800 kB)",
     "nesting past the limit": "200 with JSON nested 150 levels deep (parseable, but deeper than orgdns reads)",
     "redirect": "302 to another server (the reader must not follow it)",
+    "a list for an object": "200 with a version for GET /version, then [1, 2] for whatever orgdns asks next",
 }
 
 
@@ -74,8 +75,8 @@ class HostileApi:
         try:
             with self.context.wrap_socket(connection, server_side=True) as tls:
                 tls.settimeout(30)
-                while self._read_head(tls):
-                    self._answer(tls)
+                while head := self._read_head(tls):
+                    self._answer(tls, head)
         except (OSError, ssl.SSLError):
             pass  # the reader hung up: what it should do
 
@@ -93,13 +94,17 @@ class HostileApi:
         body = head.split(b"\r\n\r\n", 1)[1]
         while len(body) < length:
             body += tls.recv(length - len(body))
-        return True
+        return head
 
-    def _answer(self, tls):
+    def _answer(self, tls, head):
         attack = self.attack
         if attack == "redirect":
             location = f"https://127.0.0.1:{self.target.getsockname()[1]}/version"
             tls.sendall(f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode())
+            return
+        if attack == "a list for an object":
+            body = b'{"gitVersion": "v1.37.2"}' if head.startswith(b"GET /version ") else b"[1, 2]"
+            tls.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
             return
         if attack in ("deep nesting", "nesting past the limit"):
             depth = 400_000 if attack == "deep nesting" else 150
