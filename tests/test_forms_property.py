@@ -22,6 +22,7 @@ from provisioning.models import (
     Organization,
 )
 from provisioning.services import certificates, clusters
+from provisioning.services.backends import vault_root
 from tests.conftest import run_jobs, vault_tree
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -240,7 +241,7 @@ def test_register_cluster(world, check, name, api_server, token, ca_pem, context
     def done(before, after):
         (cluster,) = Cluster.objects.filter(pk__in=added(before, after, "rows", "Cluster"))
         assert cluster.operations.get().kind == "register"
-        assert added(before, after, "vault") == {f"{world.settings_prefix}/orgs/acme/clusters/{cluster.owner_id}"}
+        assert added(before, after, "vault") == {f"{vault_root()}/orgs/acme/clusters/{cluster.owner_id}"}
         assert after["zones"] == before["zones"] and after["users"] == before["users"]
         cluster.operations.all().delete()
         cluster.delete()  # the next example starts from the same world
