@@ -12,7 +12,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from .errors import ProviderError
-from .kube import Access, KubeCluster, Object, pods_problem
+from .kube import FORBIDDEN, Access, KubeCluster, Object, pods_problem
 
 Rule = dict[str, list[str]]  # an RBAC policy rule: apiGroups, resources, verbs
 RecordSet = dict[str, Any]  # a Route53 record set, as boto3 lists it
@@ -414,7 +414,7 @@ def setup_drift(kube: KubeCluster, namespace: str) -> list[str]:
         try:
             return kube.get(kind, name, ns)
         except ProviderError as exc:
-            if not exc.permanent:
+            if exc.code != FORBIDDEN:
                 raise
             return f"orgdns may no longer read {kind} {name} (its ClusterRole {ORGDNS_CHECKS_ROLE} or Role {ORGDNS_ROLE} changed)"
 

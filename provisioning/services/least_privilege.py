@@ -74,11 +74,13 @@ def missing_message(missing: list[Access]) -> str:
 
 
 def record_drift(cluster: Cluster, kube: KubeCluster) -> list[str]:
-    """Read the tenant's part of the cluster and keep how it drifted on the cluster's row; transient failures leave
+    """Read the tenant's part of the cluster and keep how it drifted on the cluster's row; a transient failure leaves
     the last finding as it was. Returns the drift found."""
     try:
         drift = externaldns.setup_drift(kube, namespace())
-    except ProviderError:
+    except ProviderError as exc:
+        if exc.permanent:  # e.g. a token the cluster refuses: what the caller must hear
+            raise
         return cluster.setup_drift.splitlines()
     text = "\n".join(drift)
     Cluster.objects.filter(pk=cluster.pk).update(setup_drift=text, setup_checked_at=timezone.now())
