@@ -1,5 +1,5 @@
 """The periodic work, declared once: what runs when. `orgdns scheduler` queues each command on RQ as it falls due and
-the workers run it (docs/running.md; the cron lines there are the alternative, without a scheduler).
+the workers run it (docs/schedule.md; the cron lines there are the alternative, without a scheduler).
 
 The scheduler is RQ's own (rq.cron, in the rq that django-rq already installs): nothing more to run or to keep
 up to date. Several schedulers may run at once (two replicas, a rolling update): before queueing a due command each
