@@ -53,8 +53,8 @@ REFUSED_TOKENS = ("anonymous", "revoked token", "expired token")
 @pytest.fixture
 def acme(personas, cluster_api, aws, django_user_model):
     """acme with a ready cluster (whose last register failed), a zone in Route53, an issued certificate in Vault; its
-    tenant let orgdns install certificates in namespace web."""
-    cluster_api.allow_certificates("web")
+    tenant let orgdns install certificates in namespace default (which the cluster keeps between tests)."""
+    cluster_api.allow_certificates("default")
     cluster = Cluster.objects.create(
         organization=personas.acme,
         name="prod",
@@ -105,7 +105,7 @@ def endpoints(acme):
     base = "/api/v1/organizations/acme"
     cluster, certificate = f"{base}/clusters/{acme.cluster.pk}", f"{base}/certificates/{acme.certificate.pk}"
     connection = {"api_server": acme.api.url, "token": acme.api.token, "ca_pem": acme.api.ca_pem}
-    target = {"cluster": acme.cluster.pk, "namespace": "web", "secret_name": "app-tls"}
+    target = {"cluster": acme.cluster.pk, "namespace": "default", "secret_name": "app-tls"}
     return [
         (ANYONE, "get", "/api/v1/me", None, 200),
         (ANYONE, "get", "/api/v1/organizations", None, 200),
