@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from provisioning.models import Certificate, Cluster, HostedZone, Operation, past_renewal_point
 from provisioning.services import certificates, clusters, key_rotation, operations
+from provisioning.services.backends import Backends
+from provisioning.services.vault_paths import cluster_secret_path
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,11 +101,17 @@ def test_the_operation_page_offers_retry_exactly_when_the_service_retries(
 
 
 @pytest.mark.parametrize("state", Certificate.State.values)
-def test_the_certificate_page_offers_what_the_services_accept(client, personas, state):
+def test_the_certificate_page_offers_what_the_services_accept(client, personas, cluster_api, state):
     certificate = Certificate.objects.create(
         organization=personas.acme, dns_names=["www.acme.orgdns.test"], state=state, serial="01"
     )
+    # A real cluster whose tenant let orgdns install certificates in default: installing asks it where orgdns may.
     cluster = make_cluster(personas.acme, Cluster.State.READY)
+    Cluster.objects.filter(pk=cluster.pk).update(api_server=cluster_api.url)
+    cluster.refresh_from_db()
+    vault = Backends().vault()
+    vault.write(cluster_secret_path(vault, cluster), cluster_api.connection.as_secret())
+    cluster_api.allow_certificates("default")
     client.force_login(personas.alice)
     page = client.get(reverse("certificate", args=["acme", certificate.pk])).content.decode()
     offered = {
@@ -114,7 +122,7 @@ def test_the_certificate_page_offers_what_the_services_accept(client, personas, 
     actions = {
         "renew": lambda c: certificates.renew_certificate(c),
         "delete": lambda c: certificates.delete_certificate(c),
-        "install": lambda c: certificates.install_certificate(c, cluster, "web", "web-tls"),
+        "install": lambda c: certificates.install_certificate(c, cluster, "default", "web-tls"),
     }
     for name, action in actions.items():
         Certificate.objects.filter(pk=certificate.pk).update(state=state)
