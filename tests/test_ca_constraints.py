@@ -118,6 +118,7 @@ def test_without_the_exclusion_an_ip_address_would_verify(tmp_path):
 
 
 def test_reissue_cas_replaces_old_cas_and_renews_their_certificates(personas, cluster_api, vault):
+    cluster_api.allow_certificates("web")
     cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
     run_jobs()
     old = ca_without_ip_exclusion("acme.orgdns.test", "acme")
