@@ -223,6 +223,7 @@ def test_upgrading_moves_this_deployments_things_onto_its_marks_and_nothing_else
 
 
 def test_upgrading_labels_the_certificate_secrets_this_deployment_installed(personas, cluster_api, vault):
+    cluster_api.allow_certificates("web")
     cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
     run_jobs()
     certificate, _ = certificates.issue_certificate(
