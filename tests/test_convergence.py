@@ -64,7 +64,8 @@ def test_job_dying_after_a_step_converges_when_rerun(service, operation, persona
 
 def test_job_dying_while_deploying_converges_when_rerun(personas, cluster_api, aws, vault):
     cluster, first = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
-    cluster_api.fail_next(settings.ORGDNS_RETRY_ATTEMPTS)  # every attempt of the first cluster request
+    # every attempt of the first write to the cluster (the read-only drift check before it tolerates a transient fault)
+    cluster_api.fail_next(settings.ORGDNS_RETRY_ATTEMPTS, method="PATCH")
     run_jobs()
     first.refresh_from_db()
     assert first.state == Operation.State.FAILED
