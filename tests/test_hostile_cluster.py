@@ -51,7 +51,7 @@ TOLD = {
     "deep nesting": TOO_DEEP,
     "nesting past the limit": TOO_DEEP,
     "redirect": PROBE_FAILED,
-    "a list for an object": "with a review&#x27;s rules: it does not answer like a Kubernetes API server",
+    "a list for an object": "with an access review: it does not answer like a Kubernetes API server",
 }
 
 

@@ -602,9 +602,12 @@ class KubeCluster:
     def may(self, access: Access) -> bool:
         """Whether the API server would allow this token the request (one SelfSubjectAccessReview): RBAC's
         namespaced rules and resourceNames included."""
-        answer = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=access.review())
+        path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+        answer = self.request("POST", path, body=access.review())
         status = answer.get("status") if isinstance(answer, dict) else None
-        return isinstance(status, dict) and status.get("allowed") is True
+        if not isinstance(status, dict):
+            raise self._not_kubernetes(f"POST {path}", "an access review")
+        return status.get("allowed") is True
 
     def delete(self, kind: str, name: str, namespace: str | None = None, managed_by: str | None = None) -> bool:
         """Delete the object if it is there (and, given managed_by, labelled so). True if it was deleted."""
