@@ -36,6 +36,7 @@ def worker(transactional_db):
 def test_the_readme_curl_examples_run(live_server, worker, personas, cluster_api, tmp_path):
     examples = readme_api_examples()
     assert len(examples) == 2
+    cluster_api.allow_certificates("web")  # the tenant's RoleBinding, as the example's text says
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         yaml.safe_dump(
