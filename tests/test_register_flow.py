@@ -7,6 +7,7 @@ import pytest
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from provisioning import budget
+from provisioning.clients.externaldns import EXTERNALDNS_CLUSTER_ROLE
 from provisioning.models import Cluster, HostedZone, Operation
 from provisioning.services import clusters
 from tests.conftest import run_jobs, vault_tree
@@ -61,9 +62,11 @@ def test_first_cluster_gets_zone_scoped_user_key_and_externaldns(personas, clust
     assert image.endswith(":v0.23.0")
     (pod,) = cluster_api.objects("pods", "external-dns")
     assert [c["status"] for c in pod["status"]["conditions"] if c["type"] == "Ready"] == ["True"]
+    # ExternalDNS reads with the tenant's bootstrap ClusterRole; orgdns itself made nothing cluster-wide.
     ours = "app.kubernetes.io/managed-by=orgdns"
-    assert len(cluster_api.objects("clusterrolebindings", selector=ours)) == 1
-    (role,) = cluster_api.objects("clusterroles", selector=ours)
+    assert cluster_api.objects("clusterrolebindings", selector=ours) == []
+    assert cluster_api.objects("clusterroles", selector=ours) == []
+    role = cluster_api.cluster.api("GET", f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{EXTERNALDNS_CLUSTER_ROLE}")
     rules = role["rules"]
     assert {res for rule in rules for res in rule["resources"]} >= {
         "services",
