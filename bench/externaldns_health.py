@@ -4,7 +4,7 @@ real ExternalDNS, and the time of a check.
 
     .venv/bin/python bench/externaldns_health.py [--checks 10] [--every 120 300]
 
-A check is what services/externaldns_health.py does per cluster: a new connection (a TLS handshake, not counted
+A check is what services/clusters/externaldns_health.py does per cluster: a new connection (a TLS handshake, not counted
 here: the proxy counts HTTP requests and answers, headers included), then clients/externaldns.observe(): the
 Deployment, the pods, and ExternalDNS's /metrics through the API server's proxy, which reaches the pod at its own
 address (each local pod has a network namespace of its own, docs/local-clusters.md). It also reads the cluster's

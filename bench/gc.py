@@ -82,7 +82,7 @@ def measure_plan(runs=5):
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from provisioning.services import zone_gc
+    from provisioning.services.zones import gc as zone_gc
 
     with CaptureQueriesContext(connection) as queries:
         planned = zone_gc.plan(timezone.now())
@@ -103,8 +103,8 @@ def real_zones(count, records):
     from provisioning.clients.aws import zone_scoped_policy
     from provisioning.models import HostedZone, Organization
     from provisioning.services.backends import Backends
-    from provisioning.services.vault_paths import aws_secret_path
-    from provisioning.services.zone_setup import POLICY_NAME
+    from provisioning.services.credentials.vault_paths import aws_secret_path
+    from provisioning.services.zones.setup import POLICY_NAME
 
     route53 = boto3.client("route53", endpoint_url=settings.AWS_ENDPOINT_URL)
     iam = boto3.client("iam", endpoint_url=settings.AWS_ENDPOINT_URL)
@@ -160,7 +160,7 @@ def tear_down(orgs, workers):
     from django.utils import timezone
 
     from provisioning.models import HostedZone, Operation
-    from provisioning.services import zone_gc
+    from provisioning.services.zones import gc as zone_gc
 
     now = timezone.now()
     planned = zone_gc.plan(now, orgs)

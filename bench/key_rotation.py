@@ -42,7 +42,9 @@ def main():
 
             from provisioning.clients.kube import ClusterConnection
             from provisioning.models import Operation
-            from provisioning.services import clusters, key_rotation, organizations
+            from provisioning.services.clusters import actions as clusters
+            from provisioning.services.credentials import actions as key_rotation
+            from provisioning.services.organizations import actions as organizations
 
             call_command("migrate", verbosity=0)
             queue = django_rq.get_queue("default")

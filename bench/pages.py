@@ -271,7 +271,7 @@ def main():
         from django.db import connections
         from django.test import Client
 
-        from provisioning.services import api_tokens
+        from provisioning.services.people import api_tokens
 
         call_command("migrate", verbosity=0)
         org = seed(args.orgs, args.clusters)

@@ -58,7 +58,8 @@ def main():
 
             from provisioning.clients.kube import ClusterConnection
             from provisioning.models import Operation
-            from provisioning.services import clusters, organizations
+            from provisioning.services.clusters import actions as clusters
+            from provisioning.services.organizations import actions as organizations
 
             parent = boto3.client("route53", endpoint_url=moto_url).create_hosted_zone(
                 Name="bench.example.com", CallerReference="bench"

@@ -38,8 +38,13 @@ def seed(count, orphaned):
 
     from provisioning.models import Certificate, Cluster, HostedZone, Organization
     from provisioning.services.backends import Backends
-    from provisioning.services.vault_paths import aws_secret_path, ca_path, cluster_secret_path, material_path
-    from provisioning.services.zone_setup import CREATED_AT_TAG, zone_tags
+    from provisioning.services.credentials.vault_paths import (
+        aws_secret_path,
+        ca_path,
+        cluster_secret_path,
+        material_path,
+    )
+    from provisioning.services.zones.setup import CREATED_AT_TAG, zone_tags
 
     route53 = boto3.client("route53", endpoint_url=settings.AWS_ENDPOINT_URL)
     iam = boto3.client("iam", endpoint_url=settings.AWS_ENDPOINT_URL)
@@ -111,8 +116,8 @@ def main():
             from django.utils import timezone
 
             from provisioning.clients.retry import CallStats
-            from provisioning.services import reconcile
             from provisioning.services.backends import Backends
+            from provisioning.services.reconcile import orphans as reconcile
 
             call_command("migrate", verbosity=0)
             started = time.perf_counter()

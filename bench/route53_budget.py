@@ -1,4 +1,4 @@
-"""The Route53 budget of 1 to 10,000 clusters spread over 1..N AWS accounts, from the model (provisioning/budget.py):
+"""The Route53 budget of 1 to 10,000 clusters spread over 1..N AWS accounts, from the model (provisioning/rules/budget.py):
 the ExternalDNS fleet's calls per second per account with today's flags (--interval=1m, no caches, no events) and
 with the flags orgdns now chooses, the clusters one account holds at <= 80 % of the fleet's share, and how long a
 change takes to reach Route53.
@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from provisioning import budget  # noqa: E402
+from provisioning.rules import budget  # noqa: E402
 
 CLUSTERS = [1, 10, 100, 300, 1000, 3000, 10_000]
 ZONE_QUOTA = 500

@@ -87,7 +87,7 @@ def main():
 
         from orgdns_site.settings import group_pattern
         from provisioning.models import Organization
-        from provisioning.services import sign_in
+        from provisioning.services.people import sign_in
 
         call_command("migrate", "--noinput", verbosity=0)
         settings.ORGDNS_OIDC_ISSUER, settings.ORGDNS_OIDC_CLIENT_ID = dex.issuer, dex.client_id

@@ -245,7 +245,10 @@ def seed(clusters_by_name):
 
     from provisioning.clients.kube import ClusterConnection
     from provisioning.models import AuditEvent
-    from provisioning.services import audit, certificates, clusters, organizations
+    from provisioning.services import audit
+    from provisioning.services.certificates import actions as certificates
+    from provisioning.services.clusters import actions as clusters
+    from provisioning.services.organizations import actions as organizations
 
     password = secrets.token_urlsafe(12)
     admin = get_user_model().objects.create_superuser("admin", "admin@example.com", password)

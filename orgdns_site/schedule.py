@@ -40,7 +40,7 @@ SCHEDULE = (
     Periodic("rotate_credentials", "43 * * * *"),
     Periodic("reconcile", "43 * * * *", apply=("--apply",), dry_run=()),  # without --apply it only reports
     Periodic("renew_certificates", "17 3 * * *"),
-    Periodic("prune", "29 4 * * *"),  # retention (provisioning/services/retention.py)
+    Periodic("prune", "29 4 * * *"),  # retention (provisioning/services/operations/retention.py)
 )
 
 

@@ -409,8 +409,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # is (provisioning.middleware.LoginAttempts).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "provisioning.services.sign_in.LocalPasswordBackend",
-    "provisioning.services.sign_in.IdentityProviderBackend",
+    "provisioning.services.people.sign_in.LocalPasswordBackend",
+    "provisioning.services.people.sign_in.IdentityProviderBackend",
 ]
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5, POSITIVE)
 LOGIN_USERNAME_FAILURE_LIMIT = envint("LOGIN_USERNAME_FAILURE_LIMIT", 4 * AXES_FAILURE_LIMIT, POSITIVE)
@@ -692,7 +692,7 @@ EXTERNALDNS_ROLLOUT_TIMEOUT = envint(
 )  # seconds for ExternalDNS to become available
 EXTERNALDNS_STOP_TIMEOUT = envint("EXTERNALDNS_STOP_TIMEOUT", 120, POSITIVE)  # seconds for its pods and namespace to go
 # ExternalDNS's resync interval is chosen between these so that the fleet stays within ORGDNS_ROUTE53_FLEET_SHARE,
-# planning for this many record sets per zone and changes per cluster and hour (provisioning/budget.py).
+# planning for this many record sets per zone and changes per cluster and hour (provisioning/rules/budget.py).
 EXTERNALDNS_MIN_INTERVAL = envint("EXTERNALDNS_MIN_INTERVAL", 60, POSITIVE)  # seconds
 EXTERNALDNS_MAX_INTERVAL = envint(
     "EXTERNALDNS_MAX_INTERVAL", 3600, POSITIVE

@@ -5,6 +5,17 @@ from django.utils import timezone
 from django_rq.admin import QueueAdmin
 from django_rq.models import Dashboard
 
+from provisioning.services import access, audit
+from provisioning.services.aws_accounts import assignment as accounts
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.credentials import actions as key_rotation
+from provisioning.services.operations import running as operations
+from provisioning.services.organizations import actions as organizations
+from provisioning.services.people import api_tokens
+from provisioning.services.zones import gc as zone_gc
+from provisioning.services.zones.claims import Outcome
+
 from .models import (
     ApiToken,
     AuditEvent,
@@ -18,19 +29,6 @@ from .models import (
     Organization,
     ZoneCharge,
 )
-from .services import (
-    access,
-    accounts,
-    api_tokens,
-    audit,
-    certificates,
-    clusters,
-    key_rotation,
-    operations,
-    organizations,
-    zone_gc,
-)
-from .services.zone_claims import Outcome
 
 # Fields whose values no audit entry shows (it says they changed).
 SECRET_FIELDS = {"token_hash", "password"}

@@ -8,9 +8,12 @@ class ProvisioningConfig(AppConfig):
     verbose_name = "orgdns provisioning"
 
     def ready(self):
+        from provisioning.services.clusters import actions as clusters  # noqa: F401  (clusters declares its retries)
+        from provisioning.services.credentials import actions as key_rotation
+        from provisioning.services.people import sign_in
+
         from . import jobs  # noqa: F401  (declares every operation kind)
         from .models import Membership
-        from .services import clusters, key_rotation, sign_in  # noqa: F401  (clusters declares its retries)
 
         post_delete.connect(
             key_rotation.rotate_after_member_left, sender=Membership, dispatch_uid="rotate_after_member_left"

@@ -5,9 +5,18 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from provisioning.rules.validators import (
+    validate_certificate_namespace,
+    validate_cluster_name,
+    validate_org_name,
+    validate_secret_name,
+)
+from provisioning.services import access
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.people import api_tokens
+
 from .models import Cluster, Membership, Organization
-from .services import access, api_tokens, certificates, clusters
-from .validators import validate_certificate_namespace, validate_cluster_name, validate_org_name, validate_secret_name
 
 
 class OrganizationForm(forms.Form):

@@ -2,14 +2,8 @@
 
 from rq.exceptions import AbandonedJobError
 
-from .services import (  # noqa: F401  (each declares its operation kinds)
-    certificate_jobs,
-    cluster_jobs,
-    key_rotation,
-    offboarding_jobs,
-    operations,
-    zone_jobs,
-)
+from provisioning.services.certificates import jobs as certificate_jobs  # noqa: F401  (each declares its operation kinds)
+from provisioning.services.operations import running as operations
 
 
 def run_operation(operation_id):

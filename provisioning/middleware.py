@@ -8,8 +8,10 @@ from django.contrib.auth.views import redirect_to_login
 from django.db.models import Sum
 from django.http import HttpResponse, JsonResponse
 
+from provisioning.services import audit
+from provisioning.services.people import sign_in
+
 from .models import AuditEvent
-from .services import audit, sign_in
 
 
 class AuditContextMiddleware:

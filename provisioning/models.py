@@ -6,8 +6,9 @@ from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F,
 from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 
+from provisioning.rules.validators import validate_cluster_name, validate_org_name
+
 from . import operation_kinds
-from .validators import validate_cluster_name, validate_org_name
 
 
 class Organization(models.Model):
@@ -233,7 +234,7 @@ class Cluster(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    # ExternalDNS's health, as the last check_externaldns run read it from the cluster (services/externaldns_health.py).
+    # ExternalDNS's health, as the last check_externaldns run read it from the cluster (services/clusters/externaldns_health.py).
     class Health(models.TextChoices):
         OK = "ok"
         FAILING = "failing"
@@ -593,7 +594,7 @@ class ApiToken(models.Model):
 class PendingVaultWrite(models.Model):
     """A Vault write made while a request waits (a cluster's credentials, at registration), recorded before it is made:
     if the request gives up (Vault too slow) the write may still land later, and the sweep destroys what no
-    registration owns (services/pending_writes.py). Removed once the registration is saved, or once settled."""
+    registration owns (services/credentials/pending_writes.py). Removed once the registration is saved, or once settled."""
 
     path = models.CharField(max_length=500, help_text="The Vault path (under VAULT_PREFIX) about to be written.")
     organization = models.ForeignKey(

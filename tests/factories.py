@@ -5,7 +5,7 @@ Vault), for tests of what registration does; and rows made directly, for tests o
 from django.utils import timezone
 
 from provisioning.models import Cluster, HostedZone, Operation
-from provisioning.services import clusters
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs
 
 

@@ -13,7 +13,8 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
 from provisioning.models import Cluster, Operation
-from provisioning.services import clusters, operations
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.operations import running as operations
 from tests.conftest import run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)

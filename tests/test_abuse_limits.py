@@ -10,8 +10,9 @@ from django.test import Client
 from django.urls import reverse
 
 from provisioning.models import ApiToken, AuditEvent, Cluster, HostedZone, Membership, Operation
-from provisioning.services import api_tokens, zone_gc
-from provisioning.services.certificate_jobs import ISSUE_CERTIFICATE
+from provisioning.services.certificates.jobs import ISSUE_CERTIFICATE
+from provisioning.services.people import api_tokens
+from provisioning.services.zones import gc as zone_gc
 
 pytestmark = pytest.mark.django_db
 

@@ -18,17 +18,15 @@ from orgdns_site.settings import aws_accounts
 from provisioning.clients.aws import RoleCredentials
 from provisioning.clients.errors import ProviderError
 from provisioning.models import Cluster, HostedZone, Operation, Organization, ZoneCharge
-from provisioning.services import (
-    accounts,
-    backends,
-    billing_overview,
-    clusters,
-    zone_gc,
-    zone_ledger,
-    zone_setup,
-    zones,
-)
+from provisioning.services import backends
+from provisioning.services.aws_accounts import assignment as accounts
 from provisioning.services.backends import Backends
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.zones import billing_overview
+from provisioning.services.zones import gc as zone_gc
+from provisioning.services.zones import ledger as zone_ledger
+from provisioning.services.zones import records as zones
+from provisioning.services.zones import setup as zone_setup
 from tests.conftest import run_jobs, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -413,7 +411,7 @@ def test_the_budget_page_shows_every_account_with_its_own_figures(client, person
 
 
 def route53_budget_figures():
-    from provisioning.services import route53_budget
+    from provisioning.services.aws_accounts import route53_budget
 
     return route53_budget.account_budgets()
 
@@ -456,7 +454,7 @@ def test_reconcile_finds_and_removes_orphans_in_every_account_and_never_adopts_a
 
 
 def test_a_key_rotation_replaces_the_key_in_the_organizations_account(personas, two_accounts, aws, second):
-    from provisioning.services import key_rotation
+    from provisioning.services.credentials import actions as key_rotation
 
     two_accounts(main_zones=1)
     provision_zone(personas.acme)

@@ -9,9 +9,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from provisioning.models import Certificate, Cluster, HostedZone, Operation, past_renewal_point
-from provisioning.services import certificates, clusters, key_rotation, operations
 from provisioning.services.backends import Backends
-from provisioning.services.vault_paths import cluster_secret_path
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.credentials import actions as key_rotation
+from provisioning.services.credentials.vault_paths import cluster_secret_path
+from provisioning.services.operations import running as operations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -23,9 +23,9 @@ from provisioning.models import (
     Membership,
     Operation,
 )
-from provisioning.services import api_tokens
 from provisioning.services.backends import Backends
-from provisioning.services.vault_paths import ca_path, cluster_secret_path, material_path
+from provisioning.services.credentials.vault_paths import ca_path, cluster_secret_path, material_path
+from provisioning.services.people import api_tokens
 
 pytestmark = pytest.mark.django_db
 

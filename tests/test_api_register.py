@@ -7,8 +7,8 @@ import yaml
 from django.urls import reverse
 
 from provisioning.models import AuditEvent, Cluster, Operation
-from provisioning.services import api_tokens
 from provisioning.services.backends import vault_root
+from provisioning.services.people import api_tokens
 from tests.conftest import run_jobs, vault_tree
 
 pytestmark = pytest.mark.django_db(transaction=True)

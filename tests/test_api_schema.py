@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from provisioning.models import Certificate, Cluster, HostedZone, Membership, Operation
-from provisioning.services import api_tokens
-from provisioning.services import clusters as cluster_service
+from provisioning.services.clusters import actions as cluster_service
+from provisioning.services.people import api_tokens
 
 pytestmark = pytest.mark.django_db
 

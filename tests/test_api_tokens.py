@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from provisioning.models import ApiToken, AuditEvent
-from provisioning.services import api_tokens
+from provisioning.services.people import api_tokens
 
 pytestmark = pytest.mark.django_db
 

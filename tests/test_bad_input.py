@@ -6,7 +6,8 @@ from django.urls import reverse
 
 from provisioning.clients.kube import ClusterConnection
 from provisioning.models import Certificate, CertificateInstallation, Cluster, Operation
-from provisioning.services import certificates, clusters
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs
 from tests.unit.test_hostile_kubeconfigs import KUBECONFIGS
 

@@ -6,7 +6,7 @@ import yaml
 from django.urls import reverse
 
 from provisioning.clients import externaldns
-from provisioning.services import api_tokens
+from provisioning.services.people import api_tokens
 from tests.factories import cluster_row
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,10 @@ import dataclasses
 import pytest
 from django.urls import reverse
 
-from provisioning import budget
 from provisioning.models import Cluster, HostedZone, Organization
-from provisioning.services import accounts, route53_budget
+from provisioning.rules import budget
+from provisioning.services.aws_accounts import assignment as accounts
+from provisioning.services.aws_accounts import route53_budget
 from provisioning.services.backends import Backends
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,8 +15,9 @@ from django.core.management import call_command
 
 from provisioning.clients import tls
 from provisioning.models import AuditEvent, Certificate, Operation
-from provisioning.services import certificates, clusters
 from provisioning.services.backends import vault_root
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)

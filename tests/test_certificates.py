@@ -17,8 +17,9 @@ from django.utils import timezone
 
 from provisioning.clients import tls
 from provisioning.models import AuditEvent, Certificate, CertificateInstallation, Cluster, Operation
-from provisioning.services import certificates, clusters
 from provisioning.services.backends import Backends, vault_root
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs, vault_tree
 from tests.factories import register
 

@@ -13,7 +13,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.image import CHART, HelmFailed, helm, render, values_file, workload
-from provisioning.services import metrics, metrics_export
+from provisioning.services.metrics import counters as metrics
+from provisioning.services.metrics import export as metrics_export
 
 EVERYTHING = {
     "ingress": {"enabled": True, "host": "orgdns.example.com", "tls": [{"secretName": "orgdns-tls"}]},

@@ -11,8 +11,11 @@ from django.urls import reverse
 
 from provisioning.clients import externaldns
 from provisioning.models import Certificate, Cluster, HostedZone
-from provisioning.services import backends, certificates, clusters, externaldns_health
-from provisioning.services.vault_paths import read_connection
+from provisioning.services import backends
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters import externaldns_health
+from provisioning.services.credentials.vault_paths import read_connection
 from tests.conftest import run_jobs, wait_until
 from tests.factories import register
 from tests.test_externaldns import a_records

@@ -6,7 +6,7 @@ from rq import Worker
 from rq.job import Job
 
 from provisioning.models import Cluster, HostedZone
-from provisioning.services import clusters
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import start_worker_process, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,9 +15,12 @@ from django.conf import settings
 from django.core.management import call_command
 
 from provisioning.models import Cluster, Organization
-from provisioning.services import certificates, clusters, offboarding, zone_setup
 from provisioning.services.backends import Backends, vault_root
-from provisioning.services.certificate_jobs import ensure_ca
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.certificates.jobs import ensure_ca
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.organizations import offboarding
+from provisioning.services.zones import setup as zone_setup
 from tests.conftest import manage_command, manage_env, run_jobs, vault_tree
 from tests.settings import claim_redis_database
 

@@ -4,7 +4,7 @@ import pytest
 from django.conf import settings
 
 from provisioning.models import Cluster, HostedZone, Operation
-from provisioning.services import clusters
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs, vault_tree
 
 pytestmark = pytest.mark.django_db(transaction=True)

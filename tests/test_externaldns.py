@@ -5,10 +5,12 @@ import time
 import pytest
 from django.core.exceptions import ValidationError
 
-from provisioning import budget
 from provisioning.clients import externaldns
 from provisioning.models import Cluster, HostedZone, Operation
-from provisioning.services import accounts, clusters, externaldns_deploy
+from provisioning.rules import budget
+from provisioning.services.aws_accounts import assignment as accounts
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters import externaldns as externaldns_deploy
 from tests.conftest import run_jobs, wait_until
 from tests.factories import attempt_registration, register
 

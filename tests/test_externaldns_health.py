@@ -18,7 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from provisioning.clients import externaldns
 from provisioning.models import Cluster
-from provisioning.services import clusters, externaldns_health, metrics_export
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters import externaldns_health
+from provisioning.services.metrics import export as metrics_export
 from tests.conftest import run_jobs, wait_until
 from tests.factories import register
 

@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 
 from provisioning.models import Cluster, HostedZone, Operation
-from provisioning.services import clusters
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs
 from tests.factories import attempt_registration
 

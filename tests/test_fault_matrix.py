@@ -18,8 +18,10 @@ from django.utils import timezone
 
 from devstack.processes import Supervisor
 from provisioning.models import Certificate, Cluster, HostedZone, Operation
-from provisioning.services import certificates, clusters, zone_gc
 from provisioning.services.backends import vault_root
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.zones import gc as zone_gc
 from tests.conftest import manage_command, manage_env, run_jobs, vault_tree, wait_until
 from tests.factories import register
 from tests.test_faults import children_of, frozen

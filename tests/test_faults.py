@@ -13,9 +13,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from provisioning.models import Cluster, HostedZone, Operation
-from provisioning.services import clusters, leases, zone_gc
-from provisioning.services.leases import organization_lock
-from provisioning.services.zone_setup import CREATED_AT_TAG
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.operations import leases
+from provisioning.services.operations.leases import organization_lock
+from provisioning.services.zones import gc as zone_gc
+from provisioning.services.zones.setup import CREATED_AT_TAG
 from tests.conftest import run_jobs, start_manage_process, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -21,8 +21,9 @@ from provisioning.models import (
     Operation,
     Organization,
 )
-from provisioning.services import certificates, clusters
 from provisioning.services.backends import vault_root
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs, vault_tree
 
 pytestmark = pytest.mark.django_db(transaction=True)

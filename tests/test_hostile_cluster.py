@@ -26,9 +26,10 @@ from provisioning.clients.errors import ProviderError
 from provisioning.clients.kube import ClusterConnection, KubeCluster
 from provisioning.clients.retry import RetryPolicy
 from provisioning.models import Cluster
-from provisioning.services import api_tokens, externaldns_health
 from provisioning.services.backends import Backends
-from provisioning.services.vault_paths import cluster_secret_path
+from provisioning.services.clusters import externaldns_health
+from provisioning.services.credentials.vault_paths import cluster_secret_path
+from provisioning.services.people import api_tokens
 from tests.conftest import manage_command, manage_env, wait_until
 from tests.hostile_api import ATTACKS, HostileApi
 

@@ -22,7 +22,7 @@ from rq.job import Job
 from devstack.image import CONTAINERS, IMAGE, build_image, podman, podman_run_command, render, workload
 from devstack.processes import free_port, wait_for_http
 from provisioning.models import Cluster, HostedZone
-from provisioning.services import api_tokens
+from provisioning.services.people import api_tokens
 from tests.conftest import wait_until
 from tests.test_externaldns import a_records
 

@@ -12,8 +12,12 @@ from django.urls import reverse
 
 from provisioning.clients import externaldns
 from provisioning.models import Cluster, HostedZone, Membership, Operation, Organization
-from provisioning.services import clusters, key_rotation, leases, operations, organizations
 from provisioning.services.backends import vault_root
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.credentials import actions as key_rotation
+from provisioning.services.operations import leases
+from provisioning.services.operations import running as operations
+from provisioning.services.organizations import actions as organizations
 from tests.conftest import run_jobs, start_worker_process, wait_until
 from tests.instants import INSTANTS
 from tests.test_faults import kill_worker

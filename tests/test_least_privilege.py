@@ -14,7 +14,11 @@ from django.core.management import call_command
 
 from devstack.policies import iam_policy
 from provisioning.models import HostedZone, Operation
-from provisioning.services import backends, certificates, clusters, key_rotation, zone_gc
+from provisioning.services import backends
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.credentials import actions as key_rotation
+from provisioning.services.zones import gc as zone_gc
 from tests.conftest import VAULT_ROOT_TOKEN, run_jobs
 from tests.unit.test_policies import ACCOUNT, BOUNDARY, names_allowed, permitted, record_name_patterns
 

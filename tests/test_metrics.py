@@ -12,7 +12,8 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from provisioning.models import Certificate, Operation
-from provisioning.services import clusters, metrics_export
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.metrics import export as metrics_export
 from tests.conftest import run_jobs, start_worker_process, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -23,9 +23,13 @@ from provisioning.models import (
     Organization,
     ZoneCharge,
 )
-from provisioning.services import certificates, clusters, offboarding, organizations, zone_setup
 from provisioning.services.backends import Backends, vault_root
-from provisioning.services.leases import organization_lock
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.operations.leases import organization_lock
+from provisioning.services.organizations import actions as organizations
+from provisioning.services.organizations import offboarding
+from provisioning.services.zones import setup as zone_setup
 from tests.conftest import run_jobs, start_worker_process, vault_tree, wait_until
 from tests.factories import register
 
@@ -296,7 +300,7 @@ def test_a_job_queued_before_the_offboarding_refuses_to_run(personas, cluster_ap
 
 
 def test_the_api_offboards_with_the_typed_name(client, personas):
-    from provisioning.services import api_tokens
+    from provisioning.services.people import api_tokens
 
     _, raw = api_tokens.create_token(personas.alice, "ci", 30)
     headers = {"Authorization": f"Bearer {raw}"}

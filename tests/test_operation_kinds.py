@@ -11,8 +11,8 @@ from provisioning import operation_kinds
 from provisioning.clients.errors import ProviderError
 from provisioning.models import AuditEvent, Operation
 from provisioning.operation_kinds import OperationKind
-from provisioning.services import operations
-from provisioning.services.operations import start_operation
+from provisioning.services.operations import running as operations
+from provisioning.services.operations.running import start_operation
 from tests.conftest import run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)

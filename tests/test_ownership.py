@@ -6,7 +6,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from provisioning.models import Cluster, HostedZone, Operation, Organization
-from provisioning.services import clusters, organizations, zone_gc
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.organizations import actions as organizations
+from provisioning.services.zones import gc as zone_gc
 from tests.conftest import run_jobs
 from tests.factories import attempt_registration
 

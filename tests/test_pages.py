@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from provisioning.models import Cluster, Operation
-from provisioning.services import clusters
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs
 from tests.factories import registered_rows
 

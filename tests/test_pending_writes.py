@@ -15,9 +15,9 @@ from django.urls import reverse
 
 from devstack.stallproxy import StallProxy
 from provisioning.models import Cluster, PendingVaultWrite
-from provisioning.services import pending_writes
 from provisioning.services.backends import Backends, vault_root
-from provisioning.services.vault_paths import cluster_secret_path
+from provisioning.services.credentials import pending_writes
+from provisioning.services.credentials.vault_paths import cluster_secret_path
 from tests.conftest import vault_tree
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -19,7 +19,7 @@ from django.urls import reverse
 
 from provisioning.clients.kube import ClusterConnection
 from provisioning.models import AuditEvent, Cluster, Operation
-from provisioning.services import clusters
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)

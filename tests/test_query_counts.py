@@ -22,7 +22,7 @@ from provisioning.models import (
     Operation,
     Organization,
 )
-from provisioning.services import api_tokens
+from provisioning.services.people import api_tokens
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ import yaml
 from django.conf import settings
 
 from provisioning.models import Certificate, Cluster
-from provisioning.services import api_tokens
+from provisioning.services.people import api_tokens
 from tests.conftest import start_worker_process
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,10 +15,11 @@ from django.urls import reverse
 
 from provisioning.clients import tls
 from provisioning.models import AuditEvent, Certificate, Cluster, HostedZone, Operation, Organization
-from provisioning.services import certificates, clusters
 from provisioning.services.backends import vault_root
-from provisioning.services.leases import organization_lock
-from provisioning.services.zone_setup import CREATED_AT_TAG
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.operations.leases import organization_lock
+from provisioning.services.zones.setup import CREATED_AT_TAG
 from tests.conftest import run_jobs, vault_tree, wait_until
 from tests.test_faults import frozen
 

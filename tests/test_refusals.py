@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from provisioning.models import AuditEvent, Certificate, Cluster, Operation
-from provisioning.services import clusters
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,10 +6,10 @@ import json
 import pytest
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
-from provisioning import budget
 from provisioning.clients.externaldns import EXTERNALDNS_CLUSTER_ROLE
 from provisioning.models import Cluster, HostedZone, Operation
-from provisioning.services import clusters
+from provisioning.rules import budget
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs, vault_tree
 from tests.factories import attempt_registration
 

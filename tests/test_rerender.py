@@ -7,9 +7,11 @@ import io
 import pytest
 from django.core.management import call_command
 
-from provisioning import budget
 from provisioning.models import Cluster, Operation
-from provisioning.services import accounts, clusters, route53_budget
+from provisioning.rules import budget
+from provisioning.services.aws_accounts import assignment as accounts
+from provisioning.services.aws_accounts import route53_budget
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs
 from tests.factories import register
 from tests.test_budget_page import clusters as make_clusters

@@ -9,8 +9,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
 
-from provisioning.services import clusters
 from provisioning.services.backends import vault_root
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import VAULT_ROOT_TOKEN, run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -5,7 +5,8 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from provisioning.models import AuditEvent, Certificate, Cluster, Membership, Operation, Organization
-from provisioning.services import certificates, clusters
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,8 +8,9 @@ from django.core.exceptions import ValidationError
 
 from provisioning.clients.kube import ClusterConnection
 from provisioning.models import Cluster, Operation, Organization
-from provisioning.services import clusters, organizations
-from provisioning.validators import max_org_name_length
+from provisioning.rules.validators import max_org_name_length
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.organizations import actions as organizations
 from tests.conftest import vault_tree
 
 pytestmark = pytest.mark.django_db

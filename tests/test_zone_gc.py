@@ -15,12 +15,16 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from provisioning import billing
 from provisioning.jobs import run_operation
 from provisioning.models import AuditEvent, Cluster, HostedZone, Operation, Organization, ZoneCharge
-from provisioning.services import billing_overview, clusters, zone_gc, zone_ledger, zone_setup
+from provisioning.rules import billing
 from provisioning.services.backends import Backends, vault_root
-from provisioning.services.leases import organization_lock
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.operations.leases import organization_lock
+from provisioning.services.zones import billing_overview
+from provisioning.services.zones import gc as zone_gc
+from provisioning.services.zones import ledger as zone_ledger
+from provisioning.services.zones import setup as zone_setup
 from tests.conftest import WorkerDied, run_jobs, start_manage_process, start_worker_process, vault_tree, wait_until
 from tests.factories import attempt_registration
 

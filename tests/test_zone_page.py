@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from provisioning.services import clusters
+from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs
 from tests.factories import registered_rows
 from tests.test_deregister import _upsert, owned_records, write

@@ -3,8 +3,10 @@
 from django.http import Http404, HttpResponse
 from ninja import Query, Router
 
+from provisioning.services import access
+from provisioning.services.certificates import actions as certificates
+
 from ..models import Certificate
-from ..services import access, certificates
 from . import schemas
 from .pagination import PageParams, page_of, paginate
 from .params import Id, OrgName

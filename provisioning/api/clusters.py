@@ -3,9 +3,12 @@
 from django.http import HttpResponse
 from ninja import Query, Router
 
+from provisioning.services import access
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters import least_privilege
+
 from ..clients import externaldns
 from ..models import Cluster
-from ..services import access, clusters, least_privilege
 from . import schemas
 from .pagination import PageParams, page_of, paginate
 from .params import Id, OrgName

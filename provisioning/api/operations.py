@@ -5,9 +5,11 @@ from uuid import UUID
 from django.http import HttpResponse
 from ninja import Path, Query, Router
 
+from provisioning.services import access
+from provisioning.services.operations import running as operations
+
 from .. import operation_kinds
 from ..models import Operation
-from ..services import access, operations
 from . import schemas
 from .pagination import PageParams, page_of, paginate
 from .params import text_query

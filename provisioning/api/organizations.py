@@ -3,7 +3,10 @@
 from django.http import Http404, HttpResponse
 from ninja import Query, Router, Status
 
-from ..services import access, offboarding, organizations
+from provisioning.services import access
+from provisioning.services.organizations import actions as organizations
+from provisioning.services.organizations import offboarding
+
 from . import schemas
 from .pagination import PageParams, page_of, paginate
 from .params import OrgName, Username, text_query

@@ -15,8 +15,9 @@ from ninja import Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled
 from ninja.errors import ValidationError as RequestValidationError
 
+from provisioning.services.operations.running import TooManyOperations
+
 from ..clients.errors import ProviderError
-from ..services.operations import TooManyOperations
 
 log = logging.getLogger(__name__)
 

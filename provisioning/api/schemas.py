@@ -7,7 +7,8 @@ from uuid import UUID
 from ninja import Field, Schema
 from pydantic import StringConstraints
 
-from .. import models, operation_kinds, validators
+from provisioning import models, operation_kinds
+from provisioning.rules import validators
 
 # Text that PostgreSQL can store (no NUL) and that fits the columns it is compared with.
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=253)]

@@ -8,8 +8,10 @@ from ninja.security.base import AuthBase
 from ninja.throttling import BaseThrottle
 from ninja.utils import check_csrf
 
+from provisioning.services import audit
+from provisioning.services.people import api_tokens
+
 from ..models import ApiToken
-from ..services import api_tokens, audit
 
 
 class TokenAuth(AuthBase):

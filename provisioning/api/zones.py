@@ -4,7 +4,11 @@ from django.http import Http404, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
-from ..services import access, key_rotation, zone_gc, zones
+from provisioning.services import access
+from provisioning.services.credentials import actions as key_rotation
+from provisioning.services.zones import gc as zone_gc
+from provisioning.services.zones import records as zones
+
 from . import schemas
 from .pagination import page_of, paginate
 from .params import OrgName

@@ -256,7 +256,7 @@ def bootstrap_yaml(namespace: str, header: str = "") -> str:
 
 
 class Flags(Protocol):
-    """ExternalDNS's flags that decide its Route53 cost (provisioning.budget.Flags)."""
+    """ExternalDNS's flags that decide its Route53 cost (provisioning.rules.budget.Flags)."""
 
     def args(self) -> list[str]: ...
 
@@ -271,7 +271,7 @@ class ExternalDNSConfig:
     policy: str
     region: str
     memory_limit: str = ""
-    # Resync interval, caches and events (provisioning/budget.py chooses them for the account's fleet); None:
+    # Resync interval, caches and events (provisioning/rules/budget.py chooses them for the account's fleet); None:
     # PLAIN_RESYNC.
     flags: Flags | None = None
 

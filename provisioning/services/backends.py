@@ -9,13 +9,15 @@ import boto3
 import django_rq
 from django.conf import settings
 
+from provisioning.services.aws_accounts import assignment as accounts
+from provisioning.services.aws_accounts import route53_usage
+from provisioning.services.metrics.counters import MeteredCallStats
+
 from ..clients.aws import IAM, STS, RoleCredentials, Route53
 from ..clients.kube import KubeCluster
 from ..clients.ratelimit import RedisRateLimiter
 from ..clients.retry import RetryPolicy
 from ..clients.vault import Vault
-from . import accounts, route53_usage
-from .metrics import MeteredCallStats
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -1,7 +1,8 @@
 from django.shortcuts import render
 from django.utils import timezone
 
-from ..services import access, billing_overview
+from provisioning.services import access
+from provisioning.services.zones import billing_overview
 
 
 def billing(request):

@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.shortcuts import render
 
-from ..services import access, route53_budget
+from provisioning.services import access
+from provisioning.services.aws_accounts import route53_budget
 
 
 def route53_budget_page(request):

@@ -6,9 +6,12 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from provisioning.services import access
+from provisioning.services.certificates import actions as certificates
+from provisioning.services.clusters import least_privilege
+
 from ..clients.errors import ProviderError
 from ..forms import InstallCertificateForm, IssueCertificateForm
-from ..services import access, certificates, least_privilege
 from .operations import HTMX_STOP_POLLING
 
 

@@ -7,8 +7,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
+from provisioning.services import access
+from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters import least_privilege
+
 from ..forms import RegisterClusterForm, ReplaceTokenForm
-from ..services import access, clusters, least_privilege
 
 
 @sensitive_post_parameters("token", "kubeconfig")

@@ -5,10 +5,12 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
+from provisioning.services import access
+from provisioning.services.organizations import actions as organizations
+from provisioning.views.list_pages import Column, Filter, ListSpec, render_list
+
 from .. import operation_kinds
 from ..models import AuditEvent, Certificate, Cluster, HostedZone, Operation
-from ..services import access, organizations
-from .listing import Column, Filter, ListSpec, render_list
 
 
 def organization_filter():

@@ -6,7 +6,7 @@ from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from ..services import metrics_export
+from provisioning.services.metrics import export as metrics_export
 
 
 @login_not_required

@@ -5,7 +5,8 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from ..services import access, operations
+from provisioning.services import access
+from provisioning.services.operations import running as operations
 
 HTMX_STOP_POLLING = 286
 

@@ -13,20 +13,19 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from provisioning.services import access
+from provisioning.services.aws_accounts import route53_budget
+from provisioning.services.clusters import externaldns_health
+from provisioning.services.credentials import actions as key_rotation
+from provisioning.services.metrics import readiness
+from provisioning.services.organizations import actions as organizations
+from provisioning.services.organizations import offboarding
+from provisioning.services.zones import gc as zone_gc
+from provisioning.services.zones import records as zones
+
 from ..clients.errors import ProviderError
 from ..forms import MemberForm, OffboardForm, OrganizationForm
 from ..models import Certificate, Cluster, Operation, past_renewal_point
-from ..services import (
-    access,
-    externaldns_health,
-    key_rotation,
-    offboarding,
-    organizations,
-    readiness,
-    route53_budget,
-    zone_gc,
-    zones,
-)
 
 HOME_ORGANIZATIONS = 25
 RECORDS_PER_PAGE = 100

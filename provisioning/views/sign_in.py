@@ -12,8 +12,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from provisioning.services import audit
+from provisioning.services.people import identities, sign_in
+
 from ..models import AuditEvent
-from ..services import audit, identities, sign_in
 
 
 class PasswordForm(AuthenticationForm):

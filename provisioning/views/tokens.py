@@ -8,8 +8,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from provisioning.services.people import api_tokens
+
 from ..forms import ApiTokenForm
-from ..services import api_tokens
 
 
 @never_cache

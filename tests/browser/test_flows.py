@@ -30,7 +30,7 @@ def test_register_a_cluster_and_watch_it_become_ready(live_server, page, login, 
 
 
 def test_see_a_failure_and_retry_it(live_server, page, login, personas, cluster_api, worker):
-    from provisioning.services import clusters
+    from provisioning.services.clusters import actions as clusters
 
     cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection, personas.alice)
     cluster_api.set_permissions([])  # the cluster's admin takes orgdns's permissions away, then gives them back

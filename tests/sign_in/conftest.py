@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from devstack.directory import Person, start_dex
-from provisioning.services import sign_in
+from provisioning.services.people import sign_in
 
 CALLBACK = "http://testserver/oidc/callback/"
 

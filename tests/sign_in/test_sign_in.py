@@ -15,7 +15,7 @@ from django.test import Client
 from joserfc.jwk import RSAKey
 
 from provisioning.models import ApiToken, AuditEvent, ExternalIdentity, HostedZone, Membership, Operation, Organization
-from provisioning.services import api_tokens, sign_in
+from provisioning.services.people import api_tokens, sign_in
 from tests.sign_in.conftest import join
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provisioning.billing import (
+from provisioning.rules.billing import (
     DELETE,
     FREE_PERIOD,
     KEEP,

@@ -1,12 +1,12 @@
-"""The Route53 budget model (provisioning/budget.py): pure, no servers."""
+"""The Route53 budget model (provisioning/rules/budget.py): pure, no servers."""
 
 import math
 
 import pytest
 
-from provisioning import budget
-from provisioning.budget import TODAY, Budget, Flags
 from provisioning.clients import externaldns
+from provisioning.rules import budget
+from provisioning.rules.budget import TODAY, Budget, Flags
 
 # Measured with a real ExternalDNS v0.23.0 in a local cluster, counted by devstack/awsproxy.py in front of moto
 # (bench/externaldns_calls.py, 3 syncs at --interval=15s, 2 Dec 2026). Calls per sync, by operation.

@@ -3,7 +3,7 @@
 import datetime
 
 from provisioning.models import Certificate
-from provisioning.validators import certificate_dns_names
+from provisioning.rules.validators import certificate_dns_names
 
 
 def test_names_are_normalized_and_wildcard_one_level_below_the_zone_is_allowed():

@@ -3,9 +3,9 @@
 import base64
 from dataclasses import replace
 
-from provisioning import budget
 from provisioning.clients import externaldns
 from provisioning.clients.externaldns import ExternalDNSConfig, key_rollout_problem, manifests, removal_order
+from provisioning.rules import budget
 
 CONFIG = ExternalDNSConfig(
     namespace="external-dns",

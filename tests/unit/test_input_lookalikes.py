@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 from pydantic import ValidationError as SchemaError
 
-from provisioning import validators
 from provisioning.api import params, schemas
 from provisioning.clients import externaldns
 from provisioning.clients.kube import ClusterConnection, InvalidConnection, connection_from_kubeconfig
+from provisioning.rules import validators
 from provisioning.services import audit
 
 POISON = [

@@ -7,7 +7,7 @@ import pytest
 
 from provisioning import operation_kinds
 from provisioning.operation_kinds import OperationKind
-from provisioning.services.cluster_jobs import REGISTER
+from provisioning.services.clusters.jobs import REGISTER
 
 
 def test_a_kind_is_declared_once():

@@ -1,8 +1,9 @@
 from django.core.management.base import BaseCommand
 
 from provisioning.models import AuditEvent
-from provisioning.services import audit, deployment_marks
+from provisioning.services import audit
 from provisioning.services.backends import Backends
+from provisioning.services.reconcile import deployment_marks
 
 
 class Command(BaseCommand):

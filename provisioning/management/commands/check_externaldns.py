@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from provisioning.services import externaldns_health
+from provisioning.services.clusters import externaldns_health
 
 
 class Command(BaseCommand):

@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from provisioning import billing
 from provisioning.models import AuditEvent
-from provisioning.services import audit, zone_gc
+from provisioning.rules import billing
+from provisioning.services import audit
+from provisioning.services.zones import gc as zone_gc
 
 
 class Command(BaseCommand):

@@ -2,7 +2,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from provisioning.models import AuditEvent, Organization
-from provisioning.services import audit, offboarding
+from provisioning.services import audit
+from provisioning.services.organizations import offboarding
 
 
 class Command(BaseCommand):

@@ -4,7 +4,8 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from provisioning.models import AuditEvent
-from provisioning.services import audit, retention
+from provisioning.services import audit
+from provisioning.services.operations import retention
 
 
 class Command(BaseCommand):

@@ -6,8 +6,9 @@ from django.utils import timezone
 
 from provisioning.clients.errors import ProviderError
 from provisioning.models import AuditEvent, Organization
-from provisioning.services import audit, reconcile
+from provisioning.services import audit
 from provisioning.services.backends import Backends
+from provisioning.services.reconcile import orphans as reconcile
 
 
 class Command(BaseCommand):

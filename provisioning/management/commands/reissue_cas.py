@@ -2,7 +2,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from provisioning.clients.errors import ProviderError
 from provisioning.models import AuditEvent, Organization
-from provisioning.services import audit, certificates
+from provisioning.services import audit
+from provisioning.services.certificates import actions as certificates
 
 
 class Command(BaseCommand):

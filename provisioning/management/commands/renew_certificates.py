@@ -5,7 +5,8 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from provisioning.models import AuditEvent
-from provisioning.services import audit, certificates
+from provisioning.services import audit
+from provisioning.services.certificates import actions as certificates
 
 
 class Command(BaseCommand):

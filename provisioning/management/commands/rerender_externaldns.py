@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from provisioning.models import AuditEvent
-from provisioning.services import audit, route53_budget
+from provisioning.services import audit
+from provisioning.services.aws_accounts import route53_budget
 
 
 class Command(BaseCommand):

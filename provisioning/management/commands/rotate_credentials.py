@@ -5,7 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from provisioning.models import AuditEvent
-from provisioning.services import audit, key_rotation
+from provisioning.services import audit
+from provisioning.services.credentials import actions as key_rotation
 
 
 class Command(BaseCommand):

@@ -6,8 +6,11 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from provisioning.models import AuditEvent
-from provisioning.services import audit, cluster_jobs, operations, pending_writes
+from provisioning.services import audit
 from provisioning.services.backends import Backends
+from provisioning.services.clusters import jobs as cluster_jobs
+from provisioning.services.credentials import pending_writes
+from provisioning.services.operations import running as operations
 
 
 class Command(BaseCommand):

@@ -1,0 +1,165 @@
+"""The cluster jobs (docs/clusters.md): register (zone, credentials, ExternalDNS), re-render ExternalDNS, deregister.
+Every step converges when re-run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from provisioning.clients import externaldns
+from provisioning.clients.errors import ProviderError
+from provisioning.models import Cluster, HostedZone, Operation
+from provisioning.operation_kinds import OperationKind
+from provisioning.rules.validators import iam_user_name
+from provisioning.services.aws_accounts import assignment as accounts
+from provisioning.services.certificates import jobs as certificate_jobs
+from provisioning.services.clusters.externaldns import deploy_externaldns, remove_externaldns
+from provisioning.services.credentials.vault_paths import cluster_secret_path, read_connection, usable_connection
+from provisioning.services.operations.leases import organization_lock
+from provisioning.services.operations.running import wait_for
+from provisioning.services.organizations import rules as offboarding_rules
+from provisioning.services.zones.setup import NoProgress, adopt_zone, check_ownership, ensure_credentials, ensure_zone
+
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
+    from provisioning.services.backends import Backends
+    from provisioning.services.operations.running import Progress
+
+PROVISIONABLE = (Cluster.State.PENDING, Cluster.State.PROVISIONING, Cluster.State.ERROR, Cluster.State.READY)
+
+
+def register(operation: Operation, progress: Progress, backends: Backends) -> None:
+    cluster = operation.cluster
+    org = cluster.organization
+    offboarding_rules.refuse_in_job(org)
+    if not Cluster.objects.filter(pk=cluster.pk, state__in=PROVISIONABLE).update(
+        state=Cluster.State.PROVISIONING, message=""
+    ):
+        raise ProviderError(
+            f"cluster {cluster.name} is {Cluster.objects.get(pk=cluster.pk).state}: nothing to provision",
+            service="orgdns",
+            permanent=True,
+        )
+    vault = backends.vault()
+
+    progress.step("Reading the cluster's credentials from Vault", 5)
+    connection = read_connection(vault, cluster)
+
+    with organization_lock(org):
+        backends = backends.for_account(accounts.place(org))
+        progress.step("Checking that what orgdns would create or change is absent or ours", 10)
+        check_ownership(org, backends, progress)
+        progress.step(f"Ensuring hosted zone {org.zone_name}", 15)
+        zone = ensure_zone(org, backends, progress)
+        progress.step(f"Ensuring IAM user {iam_user_name(org.name)} scoped to zone {zone.zone_id}", 40)
+        credentials = ensure_credentials(zone, vault, backends, progress)
+
+    progress.step("Deploying ExternalDNS into the cluster", 70)
+    repaired = deploy_externaldns(cluster, zone, credentials, connection, backends, progress)
+    message = f"ExternalDNS publishes *.{zone.name} from this cluster"
+    if repaired:
+        message += f"; repaired what had been changed by hand: {', '.join(repaired)}"
+    Cluster.objects.filter(pk=cluster.pk, state=Cluster.State.PROVISIONING).update(
+        state=Cluster.State.READY, message=message
+    )
+
+
+def mark_register_failed(operation: Operation, message: str) -> None:
+    Cluster.objects.filter(pk=operation.cluster_id, state__in=PROVISIONABLE).update(
+        state=Cluster.State.ERROR, message=message
+    )
+
+
+def rerender_externaldns(operation: Operation, progress: Progress, backends: Backends) -> None:
+    """The register job again, which deploys ExternalDNS with the flags the fleet calls for now. For a provisioned
+    cluster it sends Route53 nothing and changes only what differs: the Deployment's args, which restarts ExternalDNS.
+    A cluster that is no longer ready (being deregistered, say) is left alone."""
+    state = Cluster.objects.values_list("state", flat=True).get(pk=operation.cluster_id)
+    if state != Cluster.State.READY:
+        progress.log(f"the cluster is {state} now: nothing to re-render")
+        return
+    register(operation, progress, backends)
+
+
+def deregister_job(operation: Operation, progress: Progress, backends: Backends) -> None:
+    deregister(operation.cluster, progress, backends)
+
+
+def deregister(cluster: Cluster, progress: Progress, backends: Backends) -> None:
+    """Certificates first (while the cluster's credentials are still in Vault), then ExternalDNS and the records it
+    owns, then the cluster's credentials.
+
+    From DEREGISTERING on, no certificate job starts installing into the cluster; one already running may, so it is
+    waited for before our Secrets are removed."""
+    Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.DEREGISTERING, message="")
+    wait_for(
+        lambda: Operation.objects.filter(
+            organization=cluster.organization_id, state=Operation.State.RUNNING, certificate__isnull=False
+        ),
+        progress,
+    )
+    vault = backends.vault()
+    progress.step(f"Removing the certificates orgdns installed in cluster {cluster.name}", 5)
+    certificate_jobs.remove_from_cluster(cluster, vault, backends, progress)
+
+    progress.step("Removing ExternalDNS from the cluster", 10)
+    connection = vault.read(cluster_secret_path(vault, cluster))
+    if connection:
+        remove_externaldns(backends.cluster(usable_connection(connection)), progress)
+    else:
+        progress.log(
+            "no cluster credentials in Vault (the cluster was forgotten, or an earlier attempt got this far): "
+            "ExternalDNS is not removed from the cluster"
+        )
+
+    zone = HostedZone.objects.filter(organization=cluster.organization, state=HostedZone.State.ACTIVE).first()
+    if zone and zone.zone_id:
+        progress.step(f"Deleting the records this cluster owns in {zone.name}", 50)
+        route53 = backends.for_account(accounts.of_zone(zone)).route53()
+        owned = externaldns.owned_record_sets(route53.record_sets(zone.zone_id), cluster.owner_id)
+        requests = route53.delete_record_sets(zone.zone_id, owned)
+        progress.log(f"deleted {len(owned)} record sets in {requests} change requests")
+
+    progress.step("Deleting the cluster's credentials from Vault", 90)
+    vault.destroy(cluster_secret_path(vault, cluster))
+    Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.DEREGISTERED, message="deregistered")
+
+
+def mark_deregister_failed(operation: Operation, message: str) -> None:
+    Cluster.objects.filter(pk=operation.cluster_id).update(
+        state=Cluster.State.ERROR, message=f"deregistration failed: {message}"
+    )
+
+
+def settle_unconfirmed_zones(backends: Backends, now: datetime, grace: timedelta) -> list[tuple[HostedZone, str]]:
+    """Zones whose creation was asked of Route53 but never confirmed (the job stopped, or the answer was lost) and
+    that no job is finishing: adopted if Route53 has them, so that the GC sees every zone that may cost money, and
+    the row removed if it has not. Returns [(zone, what was done)]."""
+    settled = []
+    unconfirmed = HostedZone.objects.filter(state=HostedZone.State.CREATING, created_at__lt=now - grace)
+    for zone in unconfirmed.select_related("organization"):
+        registering = Operation.objects.filter(organization=zone.organization, kind=REGISTER)
+        if registering.exclude(state__in=Operation.FINISHED).exists():
+            continue
+        with organization_lock(zone.organization):
+            zone.refresh_from_db()
+            if zone.state != HostedZone.State.CREATING:
+                continue
+            route53 = backends.for_account(accounts.of_zone(zone)).route53()
+            found = route53.find_zone(zone.name)
+            if found is None:
+                zone.delete()
+                settled.append((zone, "row removed: Route53 has no such zone"))
+                continue
+            adopt_zone(zone, found, route53, NoProgress())
+            zone.state = HostedZone.State.ACTIVE
+            zone.save(update_fields=["zone_id", "name_servers", "aws_created_at", "state"])
+            settled.append((zone, f"adopted {zone.zone_id}; the GC decides when it goes"))
+    return settled
+
+
+REGISTER = OperationKind("register", "Register cluster", run=register, on_failure=mark_register_failed)
+RERENDER_EXTERNALDNS = OperationKind(
+    "rerender_externaldns", "Re-render ExternalDNS", run=rerender_externaldns, on_failure=mark_register_failed
+)
+DEREGISTER = OperationKind("deregister", "Deregister cluster", run=deregister_job, on_failure=mark_deregister_failed)
