@@ -1,5 +1,6 @@
 """Start the local stand-ins for AWS (moto) and Vault (OpenBao) as child processes."""
 
+import contextlib
 import ctypes
 import os
 import secrets
@@ -177,10 +178,8 @@ class Supervisor:
     @staticmethod
     def _end_group(process):
         """Kill what the process left in its process group (an RQ worker's scheduler process outlives a SIGKILL)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def _watch(self):
         while not self._stopping.wait(self.poll_seconds):

@@ -2,6 +2,7 @@
 server that hangs without refusing — and held requests can later be delivered to the server, after their clients gave
 up, as a slow network or a paused server would deliver them."""
 
+import contextlib
 import http.client
 import socket
 import threading
@@ -82,10 +83,8 @@ class StallProxy:
                 pass
             finally:
                 for end in (sink, source):
-                    try:
+                    with contextlib.suppress(OSError):
                         end.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
 
         threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
         pump(client, upstream)

@@ -1,5 +1,6 @@
 """Transient failures are retried with backoff; permanent ones fail at once with a message a person can act on."""
 
+import contextlib
 import socket
 import threading
 
@@ -137,10 +138,8 @@ class FlakyProxy:
             pass
         finally:
             for s in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self):
         self.listener.close()
