@@ -2,11 +2,11 @@
 server that hangs without refusing — and held requests can later be delivered to the server, after their clients gave
 up, as a slow network or a paused server would deliver them."""
 
-import contextlib
 import http.client
 import socket
 import threading
 
+from .podnet import relay
 from .processes import free_port
 
 
@@ -74,17 +74,5 @@ class StallProxy:
             client.close()
             return
         upstream.settimeout(None)
-
-        def pump(source, sink):
-            try:
-                while chunk := source.recv(65536):
-                    sink.sendall(chunk)
-            except OSError:
-                pass
-            finally:
-                for end in (sink, source):
-                    with contextlib.suppress(OSError):
-                        end.shutdown(socket.SHUT_RDWR)
-
-        threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
-        pump(client, upstream)
+        with client, upstream:
+            relay(client, upstream)
