@@ -561,17 +561,19 @@ def listed_between(name: str, rtype: str, first: RecordSet | None, last: RecordS
     )
 
 
-def markers_elsewhere(page: list[RecordSet], zone_name: str, first_page: bool, last_page: bool) -> list[str]:
-    """The marker names that may give an owner to a record set of this page, of one ListResourceRecordSets page,
-    yet lie on another page: those of its record sets without an owner on the page, that Route53 would list before
-    the page's first record set or after its last (the zone's own SOA, and names outside the zone, have none).
-    Sorted in Route53's order."""
+def markers_elsewhere(
+    page: list[RecordSet], read: list[RecordSet], zone_name: str, zone_start: bool, zone_end: bool
+) -> list[str]:
+    """The marker names that may give an owner to a record set of this page yet were not read with it: those of its
+    record sets without an owner among `read` (the page and what the same answer held after it), that Route53 lists
+    before the page's first record set (unless the page starts the zone) or after the last one read (unless that
+    is the zone's last). The zone's own SOA, and names outside the zone, have none. Sorted in Route53's order."""
     if not page:
         return []
     zone = zone_name.rstrip(".") + "."
-    owners = record_owners(page)
-    present = {(rs["Name"], rs["Type"]) for rs in page}
-    first, last = (None if first_page else page[0]), (None if last_page else page[-1])
+    owners = record_owners(read)
+    present = {(rs["Name"], rs["Type"]) for rs in read}
+    first, last = (None if zone_start else page[0]), (None if zone_end else read[-1])
     wanted = {
         name
         for rs in page

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 RECORDS_CACHE_SECONDS = 30
 RECORDS_PER_PAGE = 100
+LOOKAHEAD = 20  # record sets read after a page, for the ownership markers Route53 lists just after their records
 MAX_NAME_LENGTH = 1024
 MAX_IDENTIFIER_LENGTH = 128
 RECORD_NAME = re.compile(r"(?:[a-z0-9_*-]|\\[0-7]{3})+(?:\.(?:[a-z0-9_*-]|\\[0-7]{3})+)*\.")  # as Route53 lists names
@@ -101,16 +102,21 @@ def position(
 
 
 def record_page(zone: HostedZone, start: RecordPosition | None = None, size: int = RECORDS_PER_PAGE) -> RecordPage:
-    """One page of the zone's record sets from `start` on, each with its owner: one ListResourceRecordSets call, and
-    as few more as the ownership markers of its records that lie on other pages need (usually none or one). Never
-    the whole zone. Read from Route53 at most every RECORDS_CACHE_SECONDS."""
+    """One page of the zone's record sets from `start` on, each with its owner: one ListResourceRecordSets call (the
+    page and LOOKAHEAD record sets after it, where the markers of its last records usually are), and as few more as
+    the ownership markers of its records that lie on other pages need (usually none or one). Never the whole zone.
+    Read from Route53 at most every RECORDS_CACHE_SECONDS."""
     key = "orgdns:zone-records:" + hashlib.sha256(repr((zone.zone_id, start, size)).encode()).hexdigest()
     read = cache.get(key)
     if read is None:
         route53 = Backends().for_account(accounts.of_zone(zone)).route53()
-        record_sets, following = route53.record_set_page(zone.zone_id, start, size)
-        wanted = externaldns.markers_elsewhere(record_sets, zone.name, start is None, following is None)
-        read = record_sets, _markers(route53, zone.zone_id, wanted), following
+        read_sets, following = route53.record_set_page(zone.zone_id, start, min(size + LOOKAHEAD, MAX_LIST_RECORDS))
+        record_sets, beyond = read_sets[:size], read_sets[size:]
+        wanted = externaldns.markers_elsewhere(record_sets, read_sets, zone.name, start is None, following is None)
+        markers = [rs for rs in beyond if rs["Type"] == "TXT"] + _markers(route53, zone.zone_id, wanted)
+        if beyond:
+            following = RecordPosition(beyond[0]["Name"], beyond[0]["Type"], beyond[0].get("SetIdentifier"))
+        read = record_sets, markers, following
         cache.set(key, read, RECORDS_CACHE_SECONDS)
     record_sets, markers, following = read
     owners = externaldns.record_owners([*record_sets, *markers])
