@@ -330,7 +330,7 @@ def test_a_cluster_registered_in_the_second_account_end_to_end(
         return {r["Name"]: r["ResourceRecords"][0]["Value"] for r in found if r["Type"] == "A"}
 
     wait_until(lambda: published() == {"web.globex.orgdns.test.": "203.0.113.20"}, timeout=60)
-    shown = zones.zone_records(zone)  # the zone page reads it in the second account
+    shown = zones.record_page(zone).records  # the zone page reads it in the second account
     assert ("web.globex.orgdns.test.", "A", ["203.0.113.20"]) in [(r.name, r.type, r.values) for r in shown]
 
     # Deregistered: its records go from the zone in the second account; then the GC deletes the zone there.

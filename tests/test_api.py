@@ -134,6 +134,18 @@ def test_zone_and_its_records_with_their_owner_cluster(alice, personas, ready_cl
     by_name = {(r["name"], r["type"]): r for r in records["items"]}
     assert by_name[("app0.acme.orgdns.test.", "A")]["cluster"] == {"id": ready_cluster.pk, "name": "prod"}
     assert by_name[("manual.acme.orgdns.test.", "CNAME")]["cluster"] is None
+    assert records["next"] is None and "count" not in records
+
+    # Three at a time, as Route53 pages them: following `next` gives every record set once, with the same owners.
+    paged, url = [], "/organizations/acme/zone/records?page_size=3"
+    while url:
+        page = alice.get(url).json()
+        assert len(page["items"]) <= 3
+        paged += page["items"]
+        url = page["next"]
+    assert paged == records["items"]
+    refused = alice.get("/organizations/acme/zone/records?start_name=www.example.org.&start_type=A")
+    assert refused.status_code == 422 and "is not a record name in acme.orgdns.test." in refused.json()["detail"]
 
 
 def test_owners_manage_members_and_the_last_owner_stays(client, alice, personas):

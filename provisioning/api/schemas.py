@@ -133,6 +133,11 @@ class ZoneRecord(Schema):
     cluster: Link | None = Field(description="Our cluster that owner is.")
 
 
+class ZoneRecordPage(Schema):
+    items: list[ZoneRecord]
+    next: str | None = Field(description="The URL of the next page (it starts where this one ends); null on the last.")
+
+
 class OperationSummary(Schema):
     id: UUID
     kind: Literal[tuple(operation_kinds.values())]

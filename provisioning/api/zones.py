@@ -4,13 +4,13 @@ from django.http import Http404, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
+from provisioning.clients.aws import MAX_LIST_RECORDS
 from provisioning.services import access
 from provisioning.services.credentials import actions as key_rotation
 from provisioning.services.zones import gc as zone_gc
 from provisioning.services.zones import records as zones
 
 from . import schemas
-from .pagination import page_of, paginate
 from .params import OrgName
 from .problems import Problem
 from .responses import queue
@@ -19,8 +19,14 @@ router = Router(tags=["zones"])
 
 
 class RecordPageParams(Schema):
-    page: int = Field(1, ge=1, le=1_000_000)
-    page_size: int = Field(100, ge=1, le=300)
+    start_name: str | None = Field(
+        None, max_length=zones.MAX_NAME_LENGTH, description="The record name the page starts at (from `next`)."
+    )
+    start_type: str | None = Field(None, max_length=10, description="The record type the page starts at.")
+    start_identifier: str | None = Field(
+        None, max_length=zones.MAX_IDENTIFIER_LENGTH, description="The set identifier the page starts at, if any."
+    )
+    page_size: int = Field(zones.RECORDS_PER_PAGE, ge=1, le=MAX_LIST_RECORDS)
 
 
 @router.get("/organizations/{org}/zone", response={200: schemas.Zone, 404: Problem})
@@ -50,13 +56,26 @@ def rotate_key(request, response: HttpResponse, org: OrgName):
 
 
 @router.get(
-    "/organizations/{org}/zone/records", response={200: page_of(schemas.ZoneRecord), 404: Problem, 503: Problem}
+    "/organizations/{org}/zone/records",
+    response={200: schemas.ZoneRecordPage, 404: Problem, 422: Problem, 503: Problem},
 )
 def list_zone_records(request, org: OrgName, params: Query[RecordPageParams]):
-    """The zone's record sets as Route53 has them (read at most every 30 s), with the cluster that owns each."""
+    """One page of the zone's record sets as Route53 has them (each page read at most every 30 s), with the cluster
+    that owns each; `next` links the following page (Route53 pages by position, so there is no page count)."""
     organization = access.get_org_for_user(request.user, org)
-    records = zones.zone_records(zones.get_active_zone(organization))
-    return paginate(request, records, params, prepare=lambda page: [_record(r) for r in page])
+    zone = zones.get_active_zone(organization)
+    start = zones.position(zone, params.start_name, params.start_type, params.start_identifier)  # 422 if it is not one
+    page = zones.record_page(zone, start, params.page_size)
+    return {"items": [_record(r) for r in page.records], "next": page.following and _url(request, page.following)}
+
+
+def _url(request, position):
+    query = request.GET.copy()
+    query["start_name"], query["start_type"] = position.name, position.type
+    query.pop("start_identifier", None)
+    if position.identifier:
+        query["start_identifier"] = position.identifier
+    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
 
 def _record(record):

@@ -4,6 +4,7 @@ credentials of roles assumed in other accounts, cached."""
 import json
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -40,6 +41,18 @@ CONNECTION_ERRORS = (
 # Route53 limits for one ChangeResourceRecordSets request.
 MAX_CHANGE_RECORDS = 1000
 MAX_CHANGE_CHARS = 32000
+
+MAX_LIST_RECORDS = 300  # record sets per ListResourceRecordSets answer
+
+
+@dataclass(frozen=True)
+class RecordPosition:
+    """Where a ListResourceRecordSets page starts: Route53's StartRecordName, StartRecordType, StartRecordIdentifier."""
+
+    name: str
+    type: str
+    identifier: str | None = None
+
 
 # Route53's record sets and changes, as boto3 gives and takes them.
 RecordSet = dict[str, Any]
@@ -209,18 +222,28 @@ class Route53(AwsService):
 
     def record_sets(self, zone_id: str) -> Iterator[RecordSet]:
         """Every record set in the zone, following every page."""
-        params: dict[str, str] = {"HostedZoneId": zone_id, "MaxItems": "300"}
+        start: RecordPosition | None = None
         while True:
-            page = self.call("list_resource_record_sets", **params)
-            yield from page["ResourceRecordSets"]
-            if not page.get("IsTruncated"):
+            record_sets, start = self.record_set_page(zone_id, start, MAX_LIST_RECORDS)
+            yield from record_sets
+            if start is None:
                 return
-            params["StartRecordName"] = page["NextRecordName"]
-            params["StartRecordType"] = page["NextRecordType"]
-            if page.get("NextRecordIdentifier"):
-                params["StartRecordIdentifier"] = page["NextRecordIdentifier"]
-            else:
-                params.pop("StartRecordIdentifier", None)
+
+    def record_set_page(
+        self, zone_id: str, start: RecordPosition | None, max_items: int
+    ) -> tuple[list[RecordSet], RecordPosition | None]:
+        """One ListResourceRecordSets call: up to max_items record sets from `start` on (the zone's first if None),
+        in Route53's order, and the position of the next one (None after the last)."""
+        params: dict[str, str] = {"HostedZoneId": zone_id, "MaxItems": str(max_items)}
+        if start is not None:
+            params["StartRecordName"], params["StartRecordType"] = start.name, start.type
+            if start.identifier:
+                params["StartRecordIdentifier"] = start.identifier
+        page = self.call("list_resource_record_sets", **params)
+        if not page.get("IsTruncated"):
+            return page["ResourceRecordSets"], None
+        following = RecordPosition(page["NextRecordName"], page["NextRecordType"], page.get("NextRecordIdentifier"))
+        return page["ResourceRecordSets"], following
 
     def delete_record_sets(self, zone_id: str, record_sets: Iterable[RecordSet]) -> int:
         """Delete these record sets, in as few requests as Route53's limits allow. Returns the request count."""

@@ -526,6 +526,67 @@ def owned_record_sets(record_sets: Iterable[RecordSet], owner_id: str) -> list[R
 RECORD_TYPES = {"A", "AAAA", "CNAME", "MX", "NS", "SRV", "TXT", "CAA", "PTR", "NAPTR", "DNAME"}
 
 
+# --- ownership one page of a zone at a time ----------------------------------------------------------------------------
+
+
+def marker_names(record_set: RecordSet) -> list[str]:
+    """The names an ownership marker of this record set may have, in each style record_owners reads: ours
+    (`_extdns-<type>.<name>`, "wildcard" for a leading `*`), the record's own name (older releases), and
+    `<type>-<name>` (the default of current releases)."""
+    name, rtype = record_set["Name"], record_set["Type"].lower()
+    first, _, rest = name.partition(".")
+    ours = f"{TXT_PREFIX.split('%')[0]}{rtype}."
+    return [
+        f"{ours}{TXT_WILDCARD}.{rest}" if first == "\\052" else f"{ours}{name}",
+        name,
+        f"{rtype}-{first}.{rest}",
+    ]
+
+
+def route53_orders(name: str, rtype: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Where Route53 lists a record set: by name with its labels reversed, then by type. Route53 documents the name
+    with its trailing dot (`com.example.www.`), which puts `a-b` before `a`; some implementations (moto) compare it
+    without. Both orders, so that a decision holds in either."""
+    reversed_name = ".".join(reversed(name.rstrip(".").split(".")))
+    return (reversed_name + ".", rtype), (reversed_name, rtype)
+
+
+def listed_between(name: str, rtype: str, first: RecordSet | None, last: RecordSet | None) -> bool:
+    """Whether Route53 lists (name, rtype) between these two record sets, in either order (None: the zone's end)."""
+    orders = route53_orders(name, rtype)
+    low = route53_orders(first["Name"], first["Type"]) if first else None
+    high = route53_orders(last["Name"], last["Type"]) if last else None
+    return all(
+        (low is None or low[i] <= orders[i]) and (high is None or orders[i] <= high[i]) for i in range(len(orders))
+    )
+
+
+def markers_elsewhere(
+    page: list[RecordSet], read: list[RecordSet], zone_name: str, zone_start: bool, zone_end: bool
+) -> list[str]:
+    """The marker names that may give an owner to a record set of this page yet were not read with it: those of its
+    record sets without an owner among `read` (the page and what the same answer held after it), that Route53 lists
+    before the page's first record set (unless the page starts the zone) or after the last one read (unless that
+    is the zone's last). The zone's own SOA, and names outside the zone, have none. Sorted in Route53's order."""
+    if not page:
+        return []
+    zone = zone_name.rstrip(".") + "."
+    owners = record_owners(read)
+    present = {(rs["Name"], rs["Type"]) for rs in read}
+    first, last = (None if zone_start else page[0]), (None if zone_end else read[-1])
+    wanted = {
+        name
+        for rs in page
+        if rs["Type"] != "SOA" and (rs["Name"], rs["Type"]) not in owners
+        for name in marker_names(rs)
+        if (name, "TXT") != (rs["Name"], rs["Type"])
+        and (name == zone or name.endswith("." + zone))
+        and (name, "TXT") not in present
+        and not listed_between(name, "TXT", first, last)
+    }
+    return sorted(wanted, key=lambda name: route53_orders(name, "TXT")[0])
+
+
 def _txt_owner(record_set: RecordSet) -> str | None:
     if record_set["Type"] != "TXT":
         return None

@@ -1,12 +1,12 @@
 """Organization pages: home, an organization, its members and its zone."""
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -28,7 +28,6 @@ from ..forms import MemberForm, OffboardForm, OrganizationForm
 from ..models import Certificate, Cluster, Operation, past_renewal_point
 
 HOME_ORGANIZATIONS = 25
-RECORDS_PER_PAGE = 100
 
 
 def home(request):
@@ -180,15 +179,36 @@ def zone_detail(request, org):
 
 
 def zone_records(request, org):
-    """The zone's records read from Route53, a page at a time (loaded into the zone page by htmx)."""
+    """One page of the zone's records read from Route53 (loaded into the zone page by htmx): the first, or the one
+    starting at ?name=&type=(&identifier=) that the previous page links to; ?from= is its first row's number."""
     org = access.get_org_for_user(request.user, org)
     zone = zones.get_active_zone(org)
     try:
-        records = zones.zone_records(zone)
+        start = zones.position(zone, request.GET.get("name"), request.GET.get("type"), request.GET.get("identifier"))
+    except ValidationError as exc:
+        return render(
+            request, "provisioning/zone_detail.html#records", {"org": org, "error": exc.messages[0]}, status=400
+        )
+    shown_from = request.GET.get("from", "")
+    first_row = int(shown_from) if start and shown_from.isdigit() and 0 < len(shown_from) < 10 else 1
+    try:
+        page = zones.record_page(zone, start)
     except ProviderError as exc:
         return render(request, "provisioning/zone_detail.html#records", {"org": org, "error": exc.message})
-    page = Paginator(records, RECORDS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "provisioning/zone_detail.html#records", {"org": org, "page": page})
+    following = page.following and {
+        "name": page.following.name,
+        "type": page.following.type,
+        **({"identifier": page.following.identifier} if page.following.identifier else {}),
+        "from": first_row + len(page.records),
+    }
+    context = {
+        "org": org,
+        "page": page,
+        "first_row": first_row,
+        "last_row": first_row + len(page.records) - 1,
+        "next_query": following and urlencode(following),
+    }
+    return render(request, "provisioning/zone_detail.html#records", context)
 
 
 @login_not_required

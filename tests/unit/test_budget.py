@@ -200,6 +200,8 @@ def test_orgdns_own_calls():
     assert budget.teardown_calls(2, values=0, delegated=False) == 1 + 1
     assert budget.deregistration_calls(300, owned=20) == 1 + 1
     assert budget.orgdns_calls_per_hour(first_registrations=10, zone_page_views=100, records=600) == 60 + 200
+    # A zone page reads one page of records, not the zone: 10,000 record sets cost what 600 do.
+    assert budget.orgdns_calls_per_hour(zone_page_views=100, records=10_000) == 100 * 2
     # Month end: 500 paid unused zones of 300 record sets within the default final window of an hour.
     assert budget.gc_final_window_rate(500, 3600, 300) == pytest.approx(500 * 5 / 3600)
     assert budget.orgdns_rate(Budget(account_rate=10, fleet_share=0.6)) == pytest.approx(3)
