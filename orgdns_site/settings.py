@@ -4,16 +4,16 @@ import hashlib
 import ipaddress
 import json
 import logging
-import math
-import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
+import dj_database_url
+import environs
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
@@ -22,23 +22,33 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # Templates and static files ship inside the package (the wheel carries them).
 PACKAGE_DIR = Path(__file__).resolve().parent
 
+# Every setting is parsed (by environs) and checked here, once, as the process starts: a bad value stops it with
+# ImproperlyConfigured naming the variable and what it must be, never a failure later at use. Any NAME may instead be
+# read from the file NAME_FILE names (secrets mounted as files), its surrounding whitespace stripped.
+ENVIRONMENT = environs.FileAwareEnv(strip_whitespace=True)
+
 
 def env(name, default=""):
-    """A setting from NAME, or from the file named by NAME_FILE (for secrets)."""
-    path = os.environ.get(f"{name}_FILE")
-    if path:
-        return Path(path).read_text().strip()
-    return os.environ.get(name, default)
+    """NAME as text: the one reader every other one goes through."""
+    return parsed(ENVIRONMENT.str, name, default, "readable text")
 
 
-# Every setting is parsed and checked here, once, as the process starts: a bad value stops it with
-# ImproperlyConfigured naming the variable and what it must be, never a failure later at use.
+def parsed(read, name, default, wanted, rule=None, **options):
+    """NAME through `read` (ENVIRONMENT.int, .float, …); a value it refuses, or one `rule` does not hold for, stops the
+    start: "NAME must be <wanted>, not <the value>"."""
+    try:
+        value = read(name, default, **options)
+    except environs.EnvValidationError:
+        raise ImproperlyConfigured(f"{name} must be {wanted}, not {ENVIRONMENT.str(name)!r}") from None
+    except ValueError as error:  # NAME_FILE names no readable file
+        raise ImproperlyConfigured(str(error)) from None
+    return checked(name, value, rule)
 
 
 @dataclass(frozen=True)
 class Rule:
     says: str  # what the value must be, as the error says it: "must be more than 0"
-    holds: Callable[[object], bool]
+    holds: Any  # value -> bool
 
 
 POSITIVE = Rule("must be more than 0", lambda value: value > 0)
@@ -56,45 +66,25 @@ def checked(name, value, rule):
     return value
 
 
-BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+# The one parser of each kind of value.
 
 
 def envbool(name, default):
-    value = env(name, str(default))
-    if value.lower() not in BOOLEANS and value != "":
-        raise ImproperlyConfigured(f"{name} must be 1, true, yes or on, or 0, false, no or off; not {value!r}")
-    return BOOLEANS.get(value.lower(), False)
+    # an empty value is off, as it always was
+    falsy = {*environs.ma.fields.Boolean.falsy, ""}
+    return parsed(ENVIRONMENT.bool, name, default, "1, true, yes or on, or 0, false, no or off", falsy=falsy)
 
 
 def envint(name, default, rule=None):
-    value = env(name, str(default))
-    try:
-        number = int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
-    return checked(name, number, rule)
+    return parsed(ENVIRONMENT.int, name, default, "a whole number", rule)
 
 
 def envfloat(name, default, rule=None):
-    value = env(name, str(default))
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):
-        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}")
-    return checked(name, number, rule)
+    return parsed(ENVIRONMENT.float, name, float(default), "a number", rule)
 
 
 def envdecimal(name, default, rule=None):
-    value = env(name, default)
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        number = Decimal("NaN")
-    if not number.is_finite():
-        raise ImproperlyConfigured(f"{name} must be a decimal number such as 0.50, not {value!r}")
-    return checked(name, number, rule)
+    return parsed(ENVIRONMENT.decimal, name, Decimal(default), "a decimal number such as 0.50", rule)
 
 
 def envseconds(name, default, rule=NOT_NEGATIVE):
@@ -102,18 +92,13 @@ def envseconds(name, default, rule=NOT_NEGATIVE):
 
 
 def envchoice(name, default, choices):
-    value = env(name, default)
-    if value not in choices:
-        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}; not {value!r}")
-    return value
+    wanted = f"one of {', '.join(choices)}"
+    return parsed(ENVIRONMENT.str, name, default, wanted, validate=environs.validate.OneOf(choices))
 
 
 def envmatch(name, default, pattern, wanted):
     """A text setting that must match the regular expression `pattern` (wholly); `wanted` says what it must be."""
-    value = env(name, default)
-    if not re.fullmatch(pattern, value):
-        raise ImproperlyConfigured(f"{name} must be {wanted}, not {value!r}")
-    return value
+    return parsed(ENVIRONMENT.str, name, default, wanted, validate=environs.validate.Regexp(rf"(?:{pattern})\Z"))
 
 
 def envurl(name, default, schemes, *, optional=False):
@@ -128,7 +113,7 @@ def envurl(name, default, schemes, *, optional=False):
     if parts is None or parts.scheme not in schemes or not (parts.hostname or parts.scheme == "unix"):
         examples = " or ".join(f"{scheme}://…" for scheme in schemes)
         raise ImproperlyConfigured(
-            f"{name} must be a URL like {examples}{', or empty' if optional else ''}; not {value!r}"
+            f"{name} must be a URL like {examples}{', or empty' if optional else ''}, not {value!r}"
         )
     return value
 
@@ -142,6 +127,24 @@ def envlist(name, default, parse, wanted):
         except ValueError:
             raise ImproperlyConfigured(f"{name}: {item!r} is not {wanted}") from None
     return [parse(item) for item in items]
+
+
+def envdatabase(name, default, *, connect_timeout, max_age, health_checks):
+    """A database URL (sqlite:///path or postgres://user:password@host:port/name?option=value&…): its query options
+    (sslmode, sslrootcert, options=-c …, connect_timeout …) go to the driver as they are. The error never repeats the
+    URL, which may hold a password."""
+    url = env(name, default)
+    scheme = url.partition(":")[0]
+    if scheme not in ("sqlite", "postgres", "postgresql"):
+        raise ImproperlyConfigured(f"{name}: unsupported scheme {scheme!r} (use sqlite:/// or postgres://)")
+    try:
+        database = dj_database_url.parse(url, conn_max_age=max_age, conn_health_checks=health_checks)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a URL like postgres://user:password@host:5432/name") from None
+    if scheme != "sqlite":
+        # a server that does not answer fails a request (and /readyz) in seconds, not after TCP's minutes
+        database.setdefault("OPTIONS", {}).setdefault("connect_timeout", connect_timeout)
+    return database
 
 
 def whole_seconds(item):
@@ -169,14 +172,6 @@ def deployment_id_from(base_domain):
     if len(slug) > 40:
         slug = f"{slug[:31].rstrip('-')}-{hashlib.sha256(base_domain.encode()).hexdigest()[:8]}"
     return slug
-
-
-def networks(value):
-    """`10.0.0.0/8,::1/128` → [IPv4Network('10.0.0.0/8'), IPv6Network('::1/128')]."""
-    try:
-        return [ipaddress.ip_network(item.strip()) for item in value.split(",") if item.strip()]
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"ORGDNS_CLUSTER_PERMITTED_NETWORKS: {exc}") from None
 
 
 AWS_ACCOUNT_FIELDS = {
@@ -250,24 +245,6 @@ def _aws_account(number, entry):
         raise ImproperlyConfigured(f"{where}: the name main is the main account's (the one with an empty role_arn)")
     account["rate"] = float(account["rate"])
     return account
-
-
-def database_from_url(url):
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path[1:]) or DATA_DIR / "db.sqlite3"}
-    if parts.scheme in ("postgres", "postgresql"):
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(parts.path[1:]),
-            "USER": unquote(parts.username or ""),
-            "PASSWORD": unquote(parts.password or ""),
-            "HOST": parts.hostname or "",
-            "PORT": parts.port or "",
-            # a server that does not answer fails a request (and /readyz) in seconds, not after TCP's minutes
-            "OPTIONS": {"connect_timeout": DATABASE_CONNECT_TIMEOUT},
-        }
-    raise ImproperlyConfigured(f"DATABASE_URL: unsupported scheme {parts.scheme!r} (use sqlite:/// or postgres://)")
 
 
 def proxy_ssl_header(value):
@@ -396,7 +373,19 @@ TEMPLATES = [
 ]
 
 DATABASE_CONNECT_TIMEOUT = envint("DATABASE_CONNECT_TIMEOUT", 5, POSITIVE)  # seconds (PostgreSQL)
-DATABASES = {"default": database_from_url(env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"))}
+# Seconds a connection stays open for the next request of its thread (0: closed after each request), and whether a
+# kept connection is checked before it is used again (a restarted server then costs no failed request).
+DATABASE_CONN_MAX_AGE = envint("DATABASE_CONN_MAX_AGE", 0, NOT_NEGATIVE)
+DATABASE_CONN_HEALTH_CHECKS = envbool("DATABASE_CONN_HEALTH_CHECKS", False)
+DATABASES = {
+    "default": envdatabase(
+        "DATABASE_URL",
+        f"sqlite:///{DATA_DIR / 'db.sqlite3'}",
+        connect_timeout=DATABASE_CONNECT_TIMEOUT,
+        max_age=DATABASE_CONN_MAX_AGE,
+        health_checks=DATABASE_CONN_HEALTH_CHECKS,
+    )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -732,7 +721,9 @@ ORGDNS_PROBE_TIMEOUT = envfloat("ORGDNS_PROBE_TIMEOUT", 5, POSITIVE)  # seconds,
 ORGDNS_PROBES_PER_MINUTE = envfloat("ORGDNS_PROBES_PER_MINUTE", 6, POSITIVE)
 ORGDNS_PROBE_BURST = envint("ORGDNS_PROBE_BURST", 5, POSITIVE)
 # Networks where a cluster API may be even though orgdns refuses them otherwise (loopback, link-local, metadata).
-ORGDNS_CLUSTER_PERMITTED_NETWORKS = networks(env("ORGDNS_CLUSTER_PERMITTED_NETWORKS", ""))
+ORGDNS_CLUSTER_PERMITTED_NETWORKS = envlist(
+    "ORGDNS_CLUSTER_PERMITTED_NETWORKS", "", ipaddress.ip_network, "a network such as 10.0.0.0/8, with no host bits set"
+)
 # The largest answer read from a cluster API (streamed: a longer one is cut off and refused), in bytes.
 ORGDNS_CLUSTER_MAX_RESPONSE_BYTES = envint("ORGDNS_CLUSTER_MAX_RESPONSE_BYTES", 1024 * 1024, POSITIVE)
 # The largest request body accepted, by its Content-Length, before any of it is read (a kubeconfig is 256 KiB at most).
