@@ -318,8 +318,8 @@ if not SECRET_KEY:
             "development machine"
         )
     SECRET_KEY = "dev-only-insecure-key"
-ALLOWED_HOSTS = env("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
-CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver", str, "a host name")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "", str, "an origin")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -476,14 +476,13 @@ ORGDNS_OIDC_GROUP_MAP = group_table(env("ORGDNS_OIDC_GROUP_MAP", ""))
 ORGDNS_OIDC_TIMEOUT = envfloat("ORGDNS_OIDC_TIMEOUT", 2, between(0.1, 2.5))
 ORGDNS_OIDC_CLOCK_SKEW = envint("ORGDNS_OIDC_CLOCK_SKEW", 60, between(0, 300))  # seconds allowed on exp, iat, nbf
 ORGDNS_OIDC_DISCOVERY_TTL = envint("ORGDNS_OIDC_DISCOVERY_TTL", 3600, POSITIVE)  # seconds discovery is kept
-ORGDNS_OIDC_DOWN_RETRY = envint(
-    "ORGDNS_OIDC_DOWN_RETRY", 30, NOT_NEGATIVE
-)  # seconds an unreachable provider is not tried
+# seconds an unreachable provider is not tried
+ORGDNS_OIDC_DOWN_RETRY = envint("ORGDNS_OIDC_DOWN_RETRY", 30, NOT_NEGATIVE)
 if ORGDNS_OIDC_ISSUER:  # logging out may end in the provider's end_session_endpoint, which form-action must allow
     SECURE_CSP["form-action"].append("{0.scheme}://{0.netloc}".format(urlsplit(ORGDNS_OIDC_ISSUER)))
 # Local passwords: off for everyone but the break-glass accounts (comma-separated user names) when the provider is on.
 ORGDNS_LOCAL_LOGIN = envbool("ORGDNS_LOCAL_LOGIN", True)
-ORGDNS_BREAK_GLASS_USERS = [name.strip() for name in env("ORGDNS_BREAK_GLASS_USERS", "").split(",") if name.strip()]
+ORGDNS_BREAK_GLASS_USERS = envlist("ORGDNS_BREAK_GLASS_USERS", "", str, "a user name")
 if not (ORGDNS_LOCAL_LOGIN or ORGDNS_OIDC_ISSUER or ORGDNS_BREAK_GLASS_USERS):
     raise ImproperlyConfigured(
         "ORGDNS_LOCAL_LOGIN is off and there is neither ORGDNS_OIDC_ISSUER nor ORGDNS_BREAK_GLASS_USERS: nobody could "
@@ -569,17 +568,15 @@ ORGDNS_DEPLOYMENT_ID = envmatch(
     "1 to 40 lowercase letters, digits and inner hyphens, such as prod-eu",
 )
 # Organization names never given out (shell-style patterns): <name>.<base domain> would pass for the platform's own.
-ORGDNS_RESERVED_NAMES = [
-    pattern.strip()
-    for pattern in env(
-        "ORGDNS_RESERVED_NAMES",
-        "www,api,app,apps,admin,administrator,root,mail,email,smtp,imap,pop,pop3,mx,webmail,autodiscover,autoconfig,"
-        "ftp,sftp,ns*,dns,_*,hostmaster,postmaster,webmaster,abuse,security,support,help,status,login,auth,sso,oauth,"
-        "id,account,accounts,billing,dashboard,console,portal,static,assets,cdn,media,vpn,git,registry,docs,blog,"
-        "internal,localhost,wpad,isatap,orgdns",
-    ).split(",")
-    if pattern.strip()
-]
+ORGDNS_RESERVED_NAMES = envlist(
+    "ORGDNS_RESERVED_NAMES",
+    "www,api,app,apps,admin,administrator,root,mail,email,smtp,imap,pop,pop3,mx,webmail,autodiscover,autoconfig,"
+    "ftp,sftp,ns*,dns,_*,hostmaster,postmaster,webmaster,abuse,security,support,help,status,login,auth,sso,oauth,"
+    "id,account,accounts,billing,dashboard,console,portal,static,assets,cdn,media,vpn,git,registry,docs,blog,"
+    "internal,localhost,wpad,isatap,orgdns",
+    str,
+    "a name pattern",
+)
 # The ARN of a managed policy that caps every IAM user orgdns creates (docs/security-model.md); empty: none.
 ORGDNS_IAM_PERMISSIONS_BOUNDARY = envmatch(
     "ORGDNS_IAM_PERMISSIONS_BOUNDARY",
@@ -589,18 +586,14 @@ ORGDNS_IAM_PERMISSIONS_BOUNDARY = envmatch(
 )
 # Route53 throttles per account (a bucket refilled at 10 requests/s, burst 50), for every caller together.
 ORGDNS_ROUTE53_ACCOUNT_RATE = envfloat("ORGDNS_ROUTE53_ACCOUNT_RATE", 10.0, POSITIVE)  # requests/second of the account
-ORGDNS_ROUTE53_FLEET_SHARE = envfloat(
-    "ORGDNS_ROUTE53_FLEET_SHARE", 0.6, FRACTION
-)  # of it, for every tenant's ExternalDNS
-ORGDNS_ROUTE53_SHARE = envfloat(
-    "ORGDNS_ROUTE53_SHARE", 0.3, FRACTION
-)  # of it, for orgdns's workers (the rest: console, scripts)
-ORGDNS_ROUTE53_RATE = envfloat(
-    "ORGDNS_ROUTE53_RATE", ORGDNS_ROUTE53_ACCOUNT_RATE * ORGDNS_ROUTE53_SHARE, POSITIVE
-)  # requests/s, all workers
-ORGDNS_ROUTE53_BURST = envint(
-    "ORGDNS_ROUTE53_BURST", max(1, int(50 * ORGDNS_ROUTE53_SHARE)), POSITIVE
-)  # requests at once, all workers
+# of it, for every tenant's ExternalDNS
+ORGDNS_ROUTE53_FLEET_SHARE = envfloat("ORGDNS_ROUTE53_FLEET_SHARE", 0.6, FRACTION)
+# of it, for orgdns's workers (the rest: console, scripts)
+ORGDNS_ROUTE53_SHARE = envfloat("ORGDNS_ROUTE53_SHARE", 0.3, FRACTION)
+# requests/s, all workers
+ORGDNS_ROUTE53_RATE = envfloat("ORGDNS_ROUTE53_RATE", ORGDNS_ROUTE53_ACCOUNT_RATE * ORGDNS_ROUTE53_SHARE, POSITIVE)
+# requests at once, all workers
+ORGDNS_ROUTE53_BURST = envint("ORGDNS_ROUTE53_BURST", max(1, int(50 * ORGDNS_ROUTE53_SHARE)), POSITIVE)
 if ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE > 1:
     raise ImproperlyConfigured("ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE must not exceed 1")
 # The account's quotas (AWS's defaults; ask AWS for more) and when the Route53 budget page and the home page warn: a
@@ -613,9 +606,8 @@ ORGDNS_ROUTE53_MEASURE_MINUTES = envint("ORGDNS_ROUTE53_MEASURE_MINUTES", 15, be
 # (the role orgdns assumes there; empty: orgdns's own account), "zone_quota", "iam_user_quota", "rate",
 # "iam_permissions_boundary"}. Empty: one account, orgdns's own, named "main", with the settings above.
 ORGDNS_AWS_ACCOUNTS = aws_accounts(env("ORGDNS_AWS_ACCOUNTS", ""))
-ORGDNS_AWS_ROLE_SESSION_SECONDS = envint(
-    "ORGDNS_AWS_ROLE_SESSION_SECONDS", 3600, between(900, 43200)
-)  # lifetime of assumed-role credentials (STS allows 15 min to 12 h)
+# lifetime of assumed-role credentials (STS allows 15 min to 12 h)
+ORGDNS_AWS_ROLE_SESSION_SECONDS = envint("ORGDNS_AWS_ROLE_SESSION_SECONDS", 3600, between(900, 43200))
 ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6, POSITIVE)  # per remote call, for transient errors
 ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5, NOT_NEGATIVE)  # seconds, doubles each attempt
 ORGDNS_JOB_RETRY_INTERVALS = envlist(
@@ -623,18 +615,16 @@ ORGDNS_JOB_RETRY_INTERVALS = envlist(
 )
 # A job holds its organization's lock as a lease it renews: a killed job's lock frees within ORGDNS_ORG_LOCK_LEASE.
 ORGDNS_ORG_LOCK_LEASE = envfloat("ORGDNS_ORG_LOCK_LEASE", 30, POSITIVE)  # seconds
-ORGDNS_ORG_LOCK_WAIT = envfloat(
-    "ORGDNS_ORG_LOCK_WAIT", 600, NOT_NEGATIVE
-)  # seconds a job waits for it, then retries later
+# seconds a job waits for it, then retries later
+ORGDNS_ORG_LOCK_WAIT = envfloat("ORGDNS_ORG_LOCK_WAIT", 600, NOT_NEGATIVE)
 # A running job renews its heartbeat every INTERVAL; the sweep calls a job dead once it is older than TTL.
 ORGDNS_HEARTBEAT_INTERVAL = envfloat("ORGDNS_HEARTBEAT_INTERVAL", 5, POSITIVE)  # seconds
 ORGDNS_HEARTBEAT_TTL = envfloat("ORGDNS_HEARTBEAT_TTL", 20, POSITIVE)  # seconds
 # The heartbeat renews the heartbeat and the lock lease: it must come before either runs out.
 check_order("ORGDNS_HEARTBEAT_INTERVAL", ORGDNS_HEARTBEAT_INTERVAL, "ORGDNS_HEARTBEAT_TTL", ORGDNS_HEARTBEAT_TTL)
 check_order("ORGDNS_HEARTBEAT_INTERVAL", ORGDNS_HEARTBEAT_INTERVAL, "ORGDNS_ORG_LOCK_LEASE", ORGDNS_ORG_LOCK_LEASE)
-ORGDNS_MAX_KEY_AGE_DAYS = envint(
-    "ORGDNS_MAX_KEY_AGE_DAYS", 90, POSITIVE
-)  # rotate_credentials rotates access keys older than this
+# rotate_credentials rotates access keys older than this
+ORGDNS_MAX_KEY_AGE_DAYS = envint("ORGDNS_MAX_KEY_AGE_DAYS", 90, POSITIVE)
 # seconds a deregistration or offboarding waits for the running jobs that could put something back (then it retries)
 ORGDNS_WAIT_FOR_JOBS_TIMEOUT = envint("ORGDNS_WAIT_FOR_JOBS_TIMEOUT", 300, POSITIVE)
 
@@ -642,15 +632,12 @@ ORGDNS_WAIT_FOR_JOBS_TIMEOUT = envint("ORGDNS_WAIT_FOR_JOBS_TIMEOUT", 300, POSIT
 ORGDNS_GC_YOUNG_MARGIN = envseconds("ORGDNS_GC_YOUNG_MARGIN", 15 * 60)  # delete young zones by 12 h minus this
 ORGDNS_GC_FINAL_WINDOW = envseconds("ORGDNS_GC_FINAL_WINDOW", 60 * 60)  # delete paid zones this long before month end
 ORGDNS_GC_RETRY_AFTER = envseconds("ORGDNS_GC_RETRY_AFTER", 10 * 60)  # the GC resumes a failed teardown after this
-ORGDNS_ZONE_PRICE_FIRST = envdecimal(
-    "ORGDNS_ZONE_PRICE_FIRST", "0.50", NOT_NEGATIVE
-)  # USD per zone-month, first zones of the account
-ORGDNS_ZONE_PRICE_AFTER = envdecimal(
-    "ORGDNS_ZONE_PRICE_AFTER", "0.10", NOT_NEGATIVE
-)  # USD per zone-month beyond the tier
-ORGDNS_ZONE_PRICE_TIER = envint(
-    "ORGDNS_ZONE_PRICE_TIER", 25, NOT_NEGATIVE
-)  # zones charged at the first price each month
+# USD per zone-month, first zones of the account
+ORGDNS_ZONE_PRICE_FIRST = envdecimal("ORGDNS_ZONE_PRICE_FIRST", "0.50", NOT_NEGATIVE)
+# USD per zone-month beyond the tier
+ORGDNS_ZONE_PRICE_AFTER = envdecimal("ORGDNS_ZONE_PRICE_AFTER", "0.10", NOT_NEGATIVE)
+# zones charged at the first price each month
+ORGDNS_ZONE_PRICE_TIER = envint("ORGDNS_ZONE_PRICE_TIER", 25, NOT_NEGATIVE)
 
 AWS_ENDPOINT_URL = envurl("AWS_ENDPOINT_URL", "", ("http", "https"), optional=True)  # empty: real AWS
 AWS_REGION = envmatch("AWS_DEFAULT_REGION", "us-east-1", r"[a-z]{2}(-[a-z]+)+-\d+", "an AWS region such as us-east-1")
@@ -676,24 +663,21 @@ EXTERNALDNS_MEMORY_LIMIT = envmatch(
     r"(\d+(\.\d+)?([eE]\d+|[KMGTPE]i|[kMGTPE])?)?",
     "a Kubernetes quantity such as 512Mi, or empty",
 )  # empty: no limit
-EXTERNALDNS_ROLLOUT_TIMEOUT = envint(
-    "EXTERNALDNS_ROLLOUT_TIMEOUT", 180, POSITIVE
-)  # seconds for ExternalDNS to become available
+# seconds for ExternalDNS to become available
+EXTERNALDNS_ROLLOUT_TIMEOUT = envint("EXTERNALDNS_ROLLOUT_TIMEOUT", 180, POSITIVE)
 EXTERNALDNS_STOP_TIMEOUT = envint("EXTERNALDNS_STOP_TIMEOUT", 120, POSITIVE)  # seconds for its pods and namespace to go
 # ExternalDNS's resync interval is chosen between these so that the fleet stays within ORGDNS_ROUTE53_FLEET_SHARE,
 # planning for this many record sets per zone and changes per cluster and hour (provisioning/rules/budget.py).
 EXTERNALDNS_MIN_INTERVAL = envint("EXTERNALDNS_MIN_INTERVAL", 60, POSITIVE)  # seconds
-EXTERNALDNS_MAX_INTERVAL = envint(
-    "EXTERNALDNS_MAX_INTERVAL", 3600, POSITIVE
-)  # seconds; a record changed by hand is put back by then
+# seconds; a record changed by hand is put back by then
+EXTERNALDNS_MAX_INTERVAL = envint("EXTERNALDNS_MAX_INTERVAL", 3600, POSITIVE)
 if EXTERNALDNS_MIN_INTERVAL > EXTERNALDNS_MAX_INTERVAL:
     raise ImproperlyConfigured(
         f"EXTERNALDNS_MIN_INTERVAL ({EXTERNALDNS_MIN_INTERVAL}) must not exceed EXTERNALDNS_MAX_INTERVAL "
         f"({EXTERNALDNS_MAX_INTERVAL})"
     )
-EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = envint(
-    "EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL", 45, POSITIVE
-)  # a change reaches Route53 within this + a sync
+# a change reaches Route53 within this + a sync
+EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = envint("EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL", 45, POSITIVE)
 EXTERNALDNS_PLAN_RECORDS = envint("EXTERNALDNS_PLAN_RECORDS", 300, POSITIVE)
 EXTERNALDNS_PLAN_CHANGES_PER_HOUR = envfloat("EXTERNALDNS_PLAN_CHANGES_PER_HOUR", 6.0, NOT_NEGATIVE)
 # When the fleet's size calls for a resync interval off by more than this fraction from the one a ready cluster runs,
@@ -703,9 +687,8 @@ EXTERNALDNS_RERENDER_THRESHOLD = envfloat("EXTERNALDNS_RERENDER_THRESHOLD", 0.2,
 EXTERNALDNS_RERENDERS_AT_ONCE = envint("EXTERNALDNS_RERENDERS_AT_ONCE", 10, NOT_NEGATIVE)
 KUBE_REQUEST_TIMEOUT = envint("KUBE_REQUEST_TIMEOUT", 15, POSITIVE)
 VAULT_TIMEOUT = envfloat("VAULT_TIMEOUT", 10, POSITIVE)  # seconds per Vault call in jobs
-ORGDNS_REQUEST_VAULT_TIMEOUT = envfloat(
-    "ORGDNS_REQUEST_VAULT_TIMEOUT", 4, POSITIVE
-)  # in a request (two tries), then a clear error
+# in a request (two tries), then a clear error
+ORGDNS_REQUEST_VAULT_TIMEOUT = envfloat("ORGDNS_REQUEST_VAULT_TIMEOUT", 4, POSITIVE)
 # Abuse limits (docs/security.md): operations one organization may have queued or running at once (a user's
 # request beyond it is refused: 429 from the API, a form error on pages), and live API tokens per user.
 ORGDNS_ORG_OPERATION_LIMIT = envint("ORGDNS_ORG_OPERATION_LIMIT", 20, POSITIVE)
@@ -713,9 +696,8 @@ ORGDNS_API_TOKENS_PER_USER = envint("ORGDNS_API_TOKENS_PER_USER", 10, POSITIVE)
 # A Vault write a request gave up on may land later: the sweep destroys it (no registration owns it) at every run for
 # this long after the write was recorded, then forgets it (`reconcile` removes what lands later still).
 ORGDNS_PENDING_WRITE_WATCH = envseconds("ORGDNS_PENDING_WRITE_WATCH", 15 * 60, POSITIVE)
-ORGDNS_HEALTH_CHECK_WORKERS = envint(
-    "ORGDNS_HEALTH_CHECK_WORKERS", 8, POSITIVE
-)  # clusters check_externaldns reads at once
+# clusters check_externaldns reads at once
+ORGDNS_HEALTH_CHECK_WORKERS = envint("ORGDNS_HEALTH_CHECK_WORKERS", 8, POSITIVE)
 # Registration checks a cluster with one quick request, a few times a minute per user at most.
 ORGDNS_PROBE_TIMEOUT = envfloat("ORGDNS_PROBE_TIMEOUT", 5, POSITIVE)  # seconds, for all its calls together
 ORGDNS_PROBES_PER_MINUTE = envfloat("ORGDNS_PROBES_PER_MINUTE", 6, POSITIVE)
@@ -734,18 +716,15 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = ORGDNS_MAX_REQUEST_BYTES  # an upload that passes 
 # TLS certificates (per-organization CA in Vault)
 ORGDNS_TLS_CA_DAYS = envint("ORGDNS_TLS_CA_DAYS", 3650, POSITIVE)  # validity of a new organization CA
 ORGDNS_TLS_CERT_DAYS = envint("ORGDNS_TLS_CERT_DAYS", 90, POSITIVE)  # validity of issued and renewed certificates
-ORGDNS_TLS_RENEW_AT = envfloat(
-    "ORGDNS_TLS_RENEW_AT", 2 / 3, FRACTION
-)  # renew once this fraction of the lifetime has passed
+# renew once this fraction of the lifetime has passed
+ORGDNS_TLS_RENEW_AT = envfloat("ORGDNS_TLS_RENEW_AT", 2 / 3, FRACTION)
 ORGDNS_TLS_MAX_NAMES = envint("ORGDNS_TLS_MAX_NAMES", 20, POSITIVE)  # DNS names per certificate
 
 # The REST API (/api/v1/) and its personal tokens
-ORGDNS_API_TOKEN_MAX_DAYS = envint(
-    "ORGDNS_API_TOKEN_MAX_DAYS", 365, POSITIVE
-)  # longest validity of a personal API token
-ORGDNS_API_RATE = envfloat(
-    "ORGDNS_API_RATE", 10.0, POSITIVE
-)  # requests/second per token (or session user), across web processes
+# longest validity of a personal API token
+ORGDNS_API_TOKEN_MAX_DAYS = envint("ORGDNS_API_TOKEN_MAX_DAYS", 365, POSITIVE)
+# requests/second per token (or session user), across web processes
+ORGDNS_API_RATE = envfloat("ORGDNS_API_RATE", 10.0, POSITIVE)
 ORGDNS_API_BURST = envint("ORGDNS_API_BURST", 30, POSITIVE)  # requests a token may make at once before the rate applies
 
 # /metrics (Prometheus): allowed with `Authorization: Bearer <ORGDNS_METRICS_TOKEN>` or from ORGDNS_METRICS_NETWORKS
