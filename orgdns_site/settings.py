@@ -174,21 +174,45 @@ def deployment_id_from(base_domain):
     return slug
 
 
-AWS_ACCOUNT_FIELDS = {
-    "name": str,
-    "role_arn": str,
-    "zone_quota": int,
-    "iam_user_quota": int,
-    "rate": float,
-    "iam_permissions_boundary": str,
-}
-AWS_ACCOUNT_DEFAULTS = {
-    "role_arn": "",
-    "zone_quota": 500,
-    "iam_user_quota": 5000,
-    "rate": 10.0,
-    "iam_permissions_boundary": "",
-}
+POSITIVE_FIELD = environs.validate.Range(min=0, min_inclusive=False, error="must be more than 0")
+
+
+def must_be(wanted):
+    """A JSON field's errors, as the settings say them."""
+    return {"invalid": f"must be {wanted}", "required": f"must be {wanted}"}
+
+
+class AwsAccount(environs.ma.Schema):
+    """An entry of ORGDNS_AWS_ACCOUNTS (docs/aws-accounts.md); every error says what the field must be."""
+
+    name = environs.ma.fields.String(
+        required=True,
+        error_messages=must_be("a string"),
+        validate=environs.validate.Regexp(
+            r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?\Z", error="must be 1 to 32 lowercase letters, digits and inner hyphens"
+        ),
+    )
+    role_arn = environs.ma.fields.String(
+        load_default="",
+        error_messages=must_be("a string"),
+        validate=environs.validate.Regexp(
+            r"(arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512})?\Z",
+            error="must be an IAM role ARN like arn:aws:iam::123456789012:role/orgdns, or empty for orgdns's own account",
+        ),
+    )
+    zone_quota = environs.ma.fields.Integer(
+        strict=True, load_default=500, error_messages=must_be("a whole number"), validate=POSITIVE_FIELD
+    )
+    iam_user_quota = environs.ma.fields.Integer(
+        strict=True, load_default=5000, error_messages=must_be("a whole number"), validate=POSITIVE_FIELD
+    )
+    rate = environs.ma.fields.Float(load_default=10.0, error_messages=must_be("a number"), validate=POSITIVE_FIELD)
+    iam_permissions_boundary = environs.ma.fields.String(load_default="", error_messages=must_be("a string"))
+
+    @environs.ma.validates_schema
+    def the_main_account_is_orgdns_s_own(self, account, **_):
+        if account["name"] == "main" and account["role_arn"]:
+            raise environs.ValidationError("the name main is the main account's (the one with an empty role_arn)")
 
 
 def aws_accounts(value):
@@ -217,34 +241,15 @@ def _aws_account(number, entry):
     if not isinstance(entry, dict):
         raise ImproperlyConfigured(f'{where} must be an object like {{"name": "eu-1", "role_arn": ...}}, not {entry!r}')
     where += f" ({entry['name']!r})" if isinstance(entry.get("name"), str) else ""
-    unknown = sorted(set(entry) - set(AWS_ACCOUNT_FIELDS))
-    if unknown:
-        raise ImproperlyConfigured(
-            f"{where}: unknown field {', '.join(unknown)} (known: {', '.join(AWS_ACCOUNT_FIELDS)})"
-        )
-    account = {**AWS_ACCOUNT_DEFAULTS, **entry}
-    for field, kind in AWS_ACCOUNT_FIELDS.items():
-        value = account.get(field)
-        wanted = {str: "a string", int: "a whole number", float: "a number"}[kind]
-        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
-            raise ImproperlyConfigured(f"{where}: {field} must be {wanted}, not {value!r}")
-        if kind is not str and value <= 0:
-            raise ImproperlyConfigured(f"{where}: {field} must be more than 0, not {value}")
-    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?", account["name"]):
-        raise ImproperlyConfigured(
-            f"{where}: name must be 1 to 32 lowercase letters, digits and inner hyphens, not {account['name']!r}"
-        )
-    if account["role_arn"] and not re.fullmatch(
-        r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", account["role_arn"]
-    ):
-        raise ImproperlyConfigured(
-            f"{where}: role_arn must be an IAM role ARN like arn:aws:iam::123456789012:role/orgdns, or empty for "
-            f"orgdns's own account, not {account['role_arn']!r}"
-        )
-    if account["name"] == "main" and account["role_arn"]:
-        raise ImproperlyConfigured(f"{where}: the name main is the main account's (the one with an empty role_arn)")
-    account["rate"] = float(account["rate"])
-    return account
+    try:
+        return AwsAccount().load(entry)
+    except environs.ValidationError as error:
+        field, (said, *_) = next(iter(error.normalized_messages().items()))
+    if field == "_schema":
+        raise ImproperlyConfigured(f"{where}: {said}")
+    if field not in AwsAccount().fields:
+        raise ImproperlyConfigured(f"{where}: unknown field {field} (known: {', '.join(AwsAccount().fields)})")
+    raise ImproperlyConfigured(f"{where}: {field} {said}, not {entry.get(field)!r}")
 
 
 def proxy_ssl_header(value):
@@ -438,7 +443,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG or not (STATIC_ROOT / "staticfiles.json").exists()  # not collected: the sources
 
 # Security headers. No inline script or style anywhere: CSP allows only our own origin.
-SECURE_CSP = {
+SECURE_CSP: dict[str, list[str]] = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF],

@@ -60,7 +60,7 @@ def zone_records(zone: HostedZone) -> list[ZoneRecord]:
             ttl=rs.get("TTL"),
             values=[r["Value"] for r in rs.get("ResourceRecords", [])] or [_alias(rs)],
             owner_id=owners.get((rs["Name"], rs["Type"])),
-            cluster=clusters.get(owners.get((rs["Name"], rs["Type"]))),
+            cluster=clusters.get(owners.get((rs["Name"], rs["Type"])) or ""),
         )
         for rs in record_sets
     ]
