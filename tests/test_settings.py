@@ -56,6 +56,13 @@ def test_the_documented_production_example_passes_check_deploy(tmp_path):
     assert shown.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https') 31536000 True 43200 True True False", (
         shown.stderr
     )
+    database = run_django(
+        example,
+        "-c",
+        "import django; django.setup(); from django.conf import settings as s; d = s.DATABASES['default']; "
+        "print(d['OPTIONS']['sslmode'], d['OPTIONS']['sslrootcert'], d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])",
+    )
+    assert database.stdout.strip() == "verify-full /run/secrets/db-ca.pem 60 True", database.stderr
 
 
 def test_without_debug_it_refuses_to_start_without_a_secret_key():
