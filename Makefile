@@ -37,7 +37,7 @@ test: lint check-pythons
 	$(PY) -m pytest
 
 # The house's style, in seconds and without servers: lint, format, one-way imports (pyproject.toml [tool.importlinter]),
-# types (the clients fully; pyproject.toml [tool.mypy]), and the docs site (mkdocs.yml) built with strict link checking
+# types (mypy with django-stubs; pyproject.toml [tool.mypy]), and the docs site (mkdocs.yml) built with strict link checking
 # into a throwaway directory.
 lint: venv
 	$(VENV)/bin/ruff check .

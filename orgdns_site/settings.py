@@ -4,16 +4,16 @@ import hashlib
 import ipaddress
 import json
 import logging
-import math
-import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
+import dj_database_url
+import environs
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
@@ -22,23 +22,33 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # Templates and static files ship inside the package (the wheel carries them).
 PACKAGE_DIR = Path(__file__).resolve().parent
 
+# Every setting is parsed (by environs) and checked here, once, as the process starts: a bad value stops it with
+# ImproperlyConfigured naming the variable and what it must be, never a failure later at use. Any NAME may instead be
+# read from the file NAME_FILE names (secrets mounted as files), its surrounding whitespace stripped.
+ENVIRONMENT = environs.FileAwareEnv(strip_whitespace=True)
+
 
 def env(name, default=""):
-    """A setting from NAME, or from the file named by NAME_FILE (for secrets)."""
-    path = os.environ.get(f"{name}_FILE")
-    if path:
-        return Path(path).read_text().strip()
-    return os.environ.get(name, default)
+    """NAME as text: the one reader every other one goes through."""
+    return parsed(ENVIRONMENT.str, name, default, "readable text")
 
 
-# Every setting is parsed and checked here, once, as the process starts: a bad value stops it with
-# ImproperlyConfigured naming the variable and what it must be, never a failure later at use.
+def parsed(read, name, default, wanted, rule=None, **options):
+    """NAME through `read` (ENVIRONMENT.int, .float, …); a value it refuses, or one `rule` does not hold for, stops the
+    start: "NAME must be <wanted>, not <the value>"."""
+    try:
+        value = read(name, default, **options)
+    except environs.EnvValidationError:
+        raise ImproperlyConfigured(f"{name} must be {wanted}, not {ENVIRONMENT.str(name)!r}") from None
+    except ValueError as error:  # NAME_FILE names no readable file
+        raise ImproperlyConfigured(str(error)) from None
+    return checked(name, value, rule)
 
 
 @dataclass(frozen=True)
 class Rule:
     says: str  # what the value must be, as the error says it: "must be more than 0"
-    holds: Callable[[object], bool]
+    holds: Any  # value -> bool
 
 
 POSITIVE = Rule("must be more than 0", lambda value: value > 0)
@@ -56,45 +66,25 @@ def checked(name, value, rule):
     return value
 
 
-BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+# The one parser of each kind of value.
 
 
 def envbool(name, default):
-    value = env(name, str(default))
-    if value.lower() not in BOOLEANS and value != "":
-        raise ImproperlyConfigured(f"{name} must be 1, true, yes or on, or 0, false, no or off; not {value!r}")
-    return BOOLEANS.get(value.lower(), False)
+    # an empty value is off, as it always was
+    falsy = {*environs.ma.fields.Boolean.falsy, ""}
+    return parsed(ENVIRONMENT.bool, name, default, "1, true, yes or on, or 0, false, no or off", falsy=falsy)
 
 
 def envint(name, default, rule=None):
-    value = env(name, str(default))
-    try:
-        number = int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
-    return checked(name, number, rule)
+    return parsed(ENVIRONMENT.int, name, default, "a whole number", rule)
 
 
 def envfloat(name, default, rule=None):
-    value = env(name, str(default))
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):
-        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}")
-    return checked(name, number, rule)
+    return parsed(ENVIRONMENT.float, name, float(default), "a number", rule)
 
 
 def envdecimal(name, default, rule=None):
-    value = env(name, default)
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        number = Decimal("NaN")
-    if not number.is_finite():
-        raise ImproperlyConfigured(f"{name} must be a decimal number such as 0.50, not {value!r}")
-    return checked(name, number, rule)
+    return parsed(ENVIRONMENT.decimal, name, Decimal(default), "a decimal number such as 0.50", rule)
 
 
 def envseconds(name, default, rule=NOT_NEGATIVE):
@@ -102,18 +92,13 @@ def envseconds(name, default, rule=NOT_NEGATIVE):
 
 
 def envchoice(name, default, choices):
-    value = env(name, default)
-    if value not in choices:
-        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}; not {value!r}")
-    return value
+    wanted = f"one of {', '.join(choices)}"
+    return parsed(ENVIRONMENT.str, name, default, wanted, validate=environs.validate.OneOf(choices))
 
 
 def envmatch(name, default, pattern, wanted):
     """A text setting that must match the regular expression `pattern` (wholly); `wanted` says what it must be."""
-    value = env(name, default)
-    if not re.fullmatch(pattern, value):
-        raise ImproperlyConfigured(f"{name} must be {wanted}, not {value!r}")
-    return value
+    return parsed(ENVIRONMENT.str, name, default, wanted, validate=environs.validate.Regexp(rf"(?:{pattern})\Z"))
 
 
 def envurl(name, default, schemes, *, optional=False):
@@ -128,7 +113,7 @@ def envurl(name, default, schemes, *, optional=False):
     if parts is None or parts.scheme not in schemes or not (parts.hostname or parts.scheme == "unix"):
         examples = " or ".join(f"{scheme}://…" for scheme in schemes)
         raise ImproperlyConfigured(
-            f"{name} must be a URL like {examples}{', or empty' if optional else ''}; not {value!r}"
+            f"{name} must be a URL like {examples}{', or empty' if optional else ''}, not {value!r}"
         )
     return value
 
@@ -142,6 +127,24 @@ def envlist(name, default, parse, wanted):
         except ValueError:
             raise ImproperlyConfigured(f"{name}: {item!r} is not {wanted}") from None
     return [parse(item) for item in items]
+
+
+def envdatabase(name, default, *, connect_timeout, max_age, health_checks):
+    """A database URL (sqlite:///path or postgres://user:password@host:port/name?option=value&…): its query options
+    (sslmode, sslrootcert, options=-c …, connect_timeout …) go to the driver as they are. The error never repeats the
+    URL, which may hold a password."""
+    url = env(name, default)
+    scheme = url.partition(":")[0]
+    if scheme not in ("sqlite", "postgres", "postgresql"):
+        raise ImproperlyConfigured(f"{name}: unsupported scheme {scheme!r} (use sqlite:/// or postgres://)")
+    try:
+        database = dj_database_url.parse(url, conn_max_age=max_age, conn_health_checks=health_checks)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a URL like postgres://user:password@host:5432/name") from None
+    if scheme != "sqlite":
+        # a server that does not answer fails a request (and /readyz) in seconds, not after TCP's minutes
+        database.setdefault("OPTIONS", {}).setdefault("connect_timeout", connect_timeout)
+    return database
 
 
 def whole_seconds(item):
@@ -171,29 +174,45 @@ def deployment_id_from(base_domain):
     return slug
 
 
-def networks(value):
-    """`10.0.0.0/8,::1/128` → [IPv4Network('10.0.0.0/8'), IPv6Network('::1/128')]."""
-    try:
-        return [ipaddress.ip_network(item.strip()) for item in value.split(",") if item.strip()]
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"ORGDNS_CLUSTER_PERMITTED_NETWORKS: {exc}") from None
+POSITIVE_FIELD = environs.validate.Range(min=0, min_inclusive=False, error="must be more than 0")
 
 
-AWS_ACCOUNT_FIELDS = {
-    "name": str,
-    "role_arn": str,
-    "zone_quota": int,
-    "iam_user_quota": int,
-    "rate": float,
-    "iam_permissions_boundary": str,
-}
-AWS_ACCOUNT_DEFAULTS = {
-    "role_arn": "",
-    "zone_quota": 500,
-    "iam_user_quota": 5000,
-    "rate": 10.0,
-    "iam_permissions_boundary": "",
-}
+def must_be(wanted):
+    """A JSON field's errors, as the settings say them."""
+    return {"invalid": f"must be {wanted}", "required": f"must be {wanted}"}
+
+
+class AwsAccount(environs.ma.Schema):
+    """An entry of ORGDNS_AWS_ACCOUNTS (docs/aws-accounts.md); every error says what the field must be."""
+
+    name = environs.ma.fields.String(
+        required=True,
+        error_messages=must_be("a string"),
+        validate=environs.validate.Regexp(
+            r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?\Z", error="must be 1 to 32 lowercase letters, digits and inner hyphens"
+        ),
+    )
+    role_arn = environs.ma.fields.String(
+        load_default="",
+        error_messages=must_be("a string"),
+        validate=environs.validate.Regexp(
+            r"(arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512})?\Z",
+            error="must be an IAM role ARN like arn:aws:iam::123456789012:role/orgdns, or empty for orgdns's own account",
+        ),
+    )
+    zone_quota = environs.ma.fields.Integer(
+        strict=True, load_default=500, error_messages=must_be("a whole number"), validate=POSITIVE_FIELD
+    )
+    iam_user_quota = environs.ma.fields.Integer(
+        strict=True, load_default=5000, error_messages=must_be("a whole number"), validate=POSITIVE_FIELD
+    )
+    rate = environs.ma.fields.Float(load_default=10.0, error_messages=must_be("a number"), validate=POSITIVE_FIELD)
+    iam_permissions_boundary = environs.ma.fields.String(load_default="", error_messages=must_be("a string"))
+
+    @environs.ma.validates_schema
+    def the_main_account_is_orgdns_s_own(self, account, **_):
+        if account["name"] == "main" and account["role_arn"]:
+            raise environs.ValidationError("the name main is the main account's (the one with an empty role_arn)")
 
 
 def aws_accounts(value):
@@ -222,52 +241,15 @@ def _aws_account(number, entry):
     if not isinstance(entry, dict):
         raise ImproperlyConfigured(f'{where} must be an object like {{"name": "eu-1", "role_arn": ...}}, not {entry!r}')
     where += f" ({entry['name']!r})" if isinstance(entry.get("name"), str) else ""
-    unknown = sorted(set(entry) - set(AWS_ACCOUNT_FIELDS))
-    if unknown:
-        raise ImproperlyConfigured(
-            f"{where}: unknown field {', '.join(unknown)} (known: {', '.join(AWS_ACCOUNT_FIELDS)})"
-        )
-    account = {**AWS_ACCOUNT_DEFAULTS, **entry}
-    for field, kind in AWS_ACCOUNT_FIELDS.items():
-        value = account.get(field)
-        wanted = {str: "a string", int: "a whole number", float: "a number"}[kind]
-        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
-            raise ImproperlyConfigured(f"{where}: {field} must be {wanted}, not {value!r}")
-        if kind is not str and value <= 0:
-            raise ImproperlyConfigured(f"{where}: {field} must be more than 0, not {value}")
-    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?", account["name"]):
-        raise ImproperlyConfigured(
-            f"{where}: name must be 1 to 32 lowercase letters, digits and inner hyphens, not {account['name']!r}"
-        )
-    if account["role_arn"] and not re.fullmatch(
-        r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", account["role_arn"]
-    ):
-        raise ImproperlyConfigured(
-            f"{where}: role_arn must be an IAM role ARN like arn:aws:iam::123456789012:role/orgdns, or empty for "
-            f"orgdns's own account, not {account['role_arn']!r}"
-        )
-    if account["name"] == "main" and account["role_arn"]:
-        raise ImproperlyConfigured(f"{where}: the name main is the main account's (the one with an empty role_arn)")
-    account["rate"] = float(account["rate"])
-    return account
-
-
-def database_from_url(url):
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path[1:]) or DATA_DIR / "db.sqlite3"}
-    if parts.scheme in ("postgres", "postgresql"):
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(parts.path[1:]),
-            "USER": unquote(parts.username or ""),
-            "PASSWORD": unquote(parts.password or ""),
-            "HOST": parts.hostname or "",
-            "PORT": parts.port or "",
-            # a server that does not answer fails a request (and /readyz) in seconds, not after TCP's minutes
-            "OPTIONS": {"connect_timeout": DATABASE_CONNECT_TIMEOUT},
-        }
-    raise ImproperlyConfigured(f"DATABASE_URL: unsupported scheme {parts.scheme!r} (use sqlite:/// or postgres://)")
+    try:
+        return AwsAccount().load(entry)
+    except environs.ValidationError as error:
+        field, (said, *_) = next(iter(error.normalized_messages().items()))
+    if field == "_schema":
+        raise ImproperlyConfigured(f"{where}: {said}")
+    if field not in AwsAccount().fields:
+        raise ImproperlyConfigured(f"{where}: unknown field {field} (known: {', '.join(AwsAccount().fields)})")
+    raise ImproperlyConfigured(f"{where}: {field} {said}, not {entry.get(field)!r}")
 
 
 def proxy_ssl_header(value):
@@ -341,8 +323,8 @@ if not SECRET_KEY:
             "development machine"
         )
     SECRET_KEY = "dev-only-insecure-key"
-ALLOWED_HOSTS = env("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
-CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver", str, "a host name")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "", str, "an origin")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -396,7 +378,19 @@ TEMPLATES = [
 ]
 
 DATABASE_CONNECT_TIMEOUT = envint("DATABASE_CONNECT_TIMEOUT", 5, POSITIVE)  # seconds (PostgreSQL)
-DATABASES = {"default": database_from_url(env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"))}
+# Seconds a connection stays open for the next request of its thread (0: closed after each request), and whether a
+# kept connection is checked before it is used again (a restarted server then costs no failed request).
+DATABASE_CONN_MAX_AGE = envint("DATABASE_CONN_MAX_AGE", 0, NOT_NEGATIVE)
+DATABASE_CONN_HEALTH_CHECKS = envbool("DATABASE_CONN_HEALTH_CHECKS", False)
+DATABASES = {
+    "default": envdatabase(
+        "DATABASE_URL",
+        f"sqlite:///{DATA_DIR / 'db.sqlite3'}",
+        connect_timeout=DATABASE_CONNECT_TIMEOUT,
+        max_age=DATABASE_CONN_MAX_AGE,
+        health_checks=DATABASE_CONN_HEALTH_CHECKS,
+    )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -449,7 +443,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG or not (STATIC_ROOT / "staticfiles.json").exists()  # not collected: the sources
 
 # Security headers. No inline script or style anywhere: CSP allows only our own origin.
-SECURE_CSP = {
+SECURE_CSP: dict[str, list[str]] = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF],
@@ -487,14 +481,13 @@ ORGDNS_OIDC_GROUP_MAP = group_table(env("ORGDNS_OIDC_GROUP_MAP", ""))
 ORGDNS_OIDC_TIMEOUT = envfloat("ORGDNS_OIDC_TIMEOUT", 2, between(0.1, 2.5))
 ORGDNS_OIDC_CLOCK_SKEW = envint("ORGDNS_OIDC_CLOCK_SKEW", 60, between(0, 300))  # seconds allowed on exp, iat, nbf
 ORGDNS_OIDC_DISCOVERY_TTL = envint("ORGDNS_OIDC_DISCOVERY_TTL", 3600, POSITIVE)  # seconds discovery is kept
-ORGDNS_OIDC_DOWN_RETRY = envint(
-    "ORGDNS_OIDC_DOWN_RETRY", 30, NOT_NEGATIVE
-)  # seconds an unreachable provider is not tried
+# seconds an unreachable provider is not tried
+ORGDNS_OIDC_DOWN_RETRY = envint("ORGDNS_OIDC_DOWN_RETRY", 30, NOT_NEGATIVE)
 if ORGDNS_OIDC_ISSUER:  # logging out may end in the provider's end_session_endpoint, which form-action must allow
     SECURE_CSP["form-action"].append("{0.scheme}://{0.netloc}".format(urlsplit(ORGDNS_OIDC_ISSUER)))
 # Local passwords: off for everyone but the break-glass accounts (comma-separated user names) when the provider is on.
 ORGDNS_LOCAL_LOGIN = envbool("ORGDNS_LOCAL_LOGIN", True)
-ORGDNS_BREAK_GLASS_USERS = [name.strip() for name in env("ORGDNS_BREAK_GLASS_USERS", "").split(",") if name.strip()]
+ORGDNS_BREAK_GLASS_USERS = envlist("ORGDNS_BREAK_GLASS_USERS", "", str, "a user name")
 if not (ORGDNS_LOCAL_LOGIN or ORGDNS_OIDC_ISSUER or ORGDNS_BREAK_GLASS_USERS):
     raise ImproperlyConfigured(
         "ORGDNS_LOCAL_LOGIN is off and there is neither ORGDNS_OIDC_ISSUER nor ORGDNS_BREAK_GLASS_USERS: nobody could "
@@ -580,17 +573,15 @@ ORGDNS_DEPLOYMENT_ID = envmatch(
     "1 to 40 lowercase letters, digits and inner hyphens, such as prod-eu",
 )
 # Organization names never given out (shell-style patterns): <name>.<base domain> would pass for the platform's own.
-ORGDNS_RESERVED_NAMES = [
-    pattern.strip()
-    for pattern in env(
-        "ORGDNS_RESERVED_NAMES",
-        "www,api,app,apps,admin,administrator,root,mail,email,smtp,imap,pop,pop3,mx,webmail,autodiscover,autoconfig,"
-        "ftp,sftp,ns*,dns,_*,hostmaster,postmaster,webmaster,abuse,security,support,help,status,login,auth,sso,oauth,"
-        "id,account,accounts,billing,dashboard,console,portal,static,assets,cdn,media,vpn,git,registry,docs,blog,"
-        "internal,localhost,wpad,isatap,orgdns",
-    ).split(",")
-    if pattern.strip()
-]
+ORGDNS_RESERVED_NAMES = envlist(
+    "ORGDNS_RESERVED_NAMES",
+    "www,api,app,apps,admin,administrator,root,mail,email,smtp,imap,pop,pop3,mx,webmail,autodiscover,autoconfig,"
+    "ftp,sftp,ns*,dns,_*,hostmaster,postmaster,webmaster,abuse,security,support,help,status,login,auth,sso,oauth,"
+    "id,account,accounts,billing,dashboard,console,portal,static,assets,cdn,media,vpn,git,registry,docs,blog,"
+    "internal,localhost,wpad,isatap,orgdns",
+    str,
+    "a name pattern",
+)
 # The ARN of a managed policy that caps every IAM user orgdns creates (docs/security-model.md); empty: none.
 ORGDNS_IAM_PERMISSIONS_BOUNDARY = envmatch(
     "ORGDNS_IAM_PERMISSIONS_BOUNDARY",
@@ -600,18 +591,14 @@ ORGDNS_IAM_PERMISSIONS_BOUNDARY = envmatch(
 )
 # Route53 throttles per account (a bucket refilled at 10 requests/s, burst 50), for every caller together.
 ORGDNS_ROUTE53_ACCOUNT_RATE = envfloat("ORGDNS_ROUTE53_ACCOUNT_RATE", 10.0, POSITIVE)  # requests/second of the account
-ORGDNS_ROUTE53_FLEET_SHARE = envfloat(
-    "ORGDNS_ROUTE53_FLEET_SHARE", 0.6, FRACTION
-)  # of it, for every tenant's ExternalDNS
-ORGDNS_ROUTE53_SHARE = envfloat(
-    "ORGDNS_ROUTE53_SHARE", 0.3, FRACTION
-)  # of it, for orgdns's workers (the rest: console, scripts)
-ORGDNS_ROUTE53_RATE = envfloat(
-    "ORGDNS_ROUTE53_RATE", ORGDNS_ROUTE53_ACCOUNT_RATE * ORGDNS_ROUTE53_SHARE, POSITIVE
-)  # requests/s, all workers
-ORGDNS_ROUTE53_BURST = envint(
-    "ORGDNS_ROUTE53_BURST", max(1, int(50 * ORGDNS_ROUTE53_SHARE)), POSITIVE
-)  # requests at once, all workers
+# of it, for every tenant's ExternalDNS
+ORGDNS_ROUTE53_FLEET_SHARE = envfloat("ORGDNS_ROUTE53_FLEET_SHARE", 0.6, FRACTION)
+# of it, for orgdns's workers (the rest: console, scripts)
+ORGDNS_ROUTE53_SHARE = envfloat("ORGDNS_ROUTE53_SHARE", 0.3, FRACTION)
+# requests/s, all workers
+ORGDNS_ROUTE53_RATE = envfloat("ORGDNS_ROUTE53_RATE", ORGDNS_ROUTE53_ACCOUNT_RATE * ORGDNS_ROUTE53_SHARE, POSITIVE)
+# requests at once, all workers
+ORGDNS_ROUTE53_BURST = envint("ORGDNS_ROUTE53_BURST", max(1, int(50 * ORGDNS_ROUTE53_SHARE)), POSITIVE)
 if ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE > 1:
     raise ImproperlyConfigured("ORGDNS_ROUTE53_FLEET_SHARE + ORGDNS_ROUTE53_SHARE must not exceed 1")
 # The account's quotas (AWS's defaults; ask AWS for more) and when the Route53 budget page and the home page warn: a
@@ -624,9 +611,8 @@ ORGDNS_ROUTE53_MEASURE_MINUTES = envint("ORGDNS_ROUTE53_MEASURE_MINUTES", 15, be
 # (the role orgdns assumes there; empty: orgdns's own account), "zone_quota", "iam_user_quota", "rate",
 # "iam_permissions_boundary"}. Empty: one account, orgdns's own, named "main", with the settings above.
 ORGDNS_AWS_ACCOUNTS = aws_accounts(env("ORGDNS_AWS_ACCOUNTS", ""))
-ORGDNS_AWS_ROLE_SESSION_SECONDS = envint(
-    "ORGDNS_AWS_ROLE_SESSION_SECONDS", 3600, between(900, 43200)
-)  # lifetime of assumed-role credentials (STS allows 15 min to 12 h)
+# lifetime of assumed-role credentials (STS allows 15 min to 12 h)
+ORGDNS_AWS_ROLE_SESSION_SECONDS = envint("ORGDNS_AWS_ROLE_SESSION_SECONDS", 3600, between(900, 43200))
 ORGDNS_RETRY_ATTEMPTS = envint("ORGDNS_RETRY_ATTEMPTS", 6, POSITIVE)  # per remote call, for transient errors
 ORGDNS_RETRY_BASE_DELAY = envfloat("ORGDNS_RETRY_BASE_DELAY", 0.5, NOT_NEGATIVE)  # seconds, doubles each attempt
 ORGDNS_JOB_RETRY_INTERVALS = envlist(
@@ -634,18 +620,16 @@ ORGDNS_JOB_RETRY_INTERVALS = envlist(
 )
 # A job holds its organization's lock as a lease it renews: a killed job's lock frees within ORGDNS_ORG_LOCK_LEASE.
 ORGDNS_ORG_LOCK_LEASE = envfloat("ORGDNS_ORG_LOCK_LEASE", 30, POSITIVE)  # seconds
-ORGDNS_ORG_LOCK_WAIT = envfloat(
-    "ORGDNS_ORG_LOCK_WAIT", 600, NOT_NEGATIVE
-)  # seconds a job waits for it, then retries later
+# seconds a job waits for it, then retries later
+ORGDNS_ORG_LOCK_WAIT = envfloat("ORGDNS_ORG_LOCK_WAIT", 600, NOT_NEGATIVE)
 # A running job renews its heartbeat every INTERVAL; the sweep calls a job dead once it is older than TTL.
 ORGDNS_HEARTBEAT_INTERVAL = envfloat("ORGDNS_HEARTBEAT_INTERVAL", 5, POSITIVE)  # seconds
 ORGDNS_HEARTBEAT_TTL = envfloat("ORGDNS_HEARTBEAT_TTL", 20, POSITIVE)  # seconds
 # The heartbeat renews the heartbeat and the lock lease: it must come before either runs out.
 check_order("ORGDNS_HEARTBEAT_INTERVAL", ORGDNS_HEARTBEAT_INTERVAL, "ORGDNS_HEARTBEAT_TTL", ORGDNS_HEARTBEAT_TTL)
 check_order("ORGDNS_HEARTBEAT_INTERVAL", ORGDNS_HEARTBEAT_INTERVAL, "ORGDNS_ORG_LOCK_LEASE", ORGDNS_ORG_LOCK_LEASE)
-ORGDNS_MAX_KEY_AGE_DAYS = envint(
-    "ORGDNS_MAX_KEY_AGE_DAYS", 90, POSITIVE
-)  # rotate_credentials rotates access keys older than this
+# rotate_credentials rotates access keys older than this
+ORGDNS_MAX_KEY_AGE_DAYS = envint("ORGDNS_MAX_KEY_AGE_DAYS", 90, POSITIVE)
 # seconds a deregistration or offboarding waits for the running jobs that could put something back (then it retries)
 ORGDNS_WAIT_FOR_JOBS_TIMEOUT = envint("ORGDNS_WAIT_FOR_JOBS_TIMEOUT", 300, POSITIVE)
 
@@ -653,15 +637,12 @@ ORGDNS_WAIT_FOR_JOBS_TIMEOUT = envint("ORGDNS_WAIT_FOR_JOBS_TIMEOUT", 300, POSIT
 ORGDNS_GC_YOUNG_MARGIN = envseconds("ORGDNS_GC_YOUNG_MARGIN", 15 * 60)  # delete young zones by 12 h minus this
 ORGDNS_GC_FINAL_WINDOW = envseconds("ORGDNS_GC_FINAL_WINDOW", 60 * 60)  # delete paid zones this long before month end
 ORGDNS_GC_RETRY_AFTER = envseconds("ORGDNS_GC_RETRY_AFTER", 10 * 60)  # the GC resumes a failed teardown after this
-ORGDNS_ZONE_PRICE_FIRST = envdecimal(
-    "ORGDNS_ZONE_PRICE_FIRST", "0.50", NOT_NEGATIVE
-)  # USD per zone-month, first zones of the account
-ORGDNS_ZONE_PRICE_AFTER = envdecimal(
-    "ORGDNS_ZONE_PRICE_AFTER", "0.10", NOT_NEGATIVE
-)  # USD per zone-month beyond the tier
-ORGDNS_ZONE_PRICE_TIER = envint(
-    "ORGDNS_ZONE_PRICE_TIER", 25, NOT_NEGATIVE
-)  # zones charged at the first price each month
+# USD per zone-month, first zones of the account
+ORGDNS_ZONE_PRICE_FIRST = envdecimal("ORGDNS_ZONE_PRICE_FIRST", "0.50", NOT_NEGATIVE)
+# USD per zone-month beyond the tier
+ORGDNS_ZONE_PRICE_AFTER = envdecimal("ORGDNS_ZONE_PRICE_AFTER", "0.10", NOT_NEGATIVE)
+# zones charged at the first price each month
+ORGDNS_ZONE_PRICE_TIER = envint("ORGDNS_ZONE_PRICE_TIER", 25, NOT_NEGATIVE)
 
 AWS_ENDPOINT_URL = envurl("AWS_ENDPOINT_URL", "", ("http", "https"), optional=True)  # empty: real AWS
 AWS_REGION = envmatch("AWS_DEFAULT_REGION", "us-east-1", r"[a-z]{2}(-[a-z]+)+-\d+", "an AWS region such as us-east-1")
@@ -687,24 +668,21 @@ EXTERNALDNS_MEMORY_LIMIT = envmatch(
     r"(\d+(\.\d+)?([eE]\d+|[KMGTPE]i|[kMGTPE])?)?",
     "a Kubernetes quantity such as 512Mi, or empty",
 )  # empty: no limit
-EXTERNALDNS_ROLLOUT_TIMEOUT = envint(
-    "EXTERNALDNS_ROLLOUT_TIMEOUT", 180, POSITIVE
-)  # seconds for ExternalDNS to become available
+# seconds for ExternalDNS to become available
+EXTERNALDNS_ROLLOUT_TIMEOUT = envint("EXTERNALDNS_ROLLOUT_TIMEOUT", 180, POSITIVE)
 EXTERNALDNS_STOP_TIMEOUT = envint("EXTERNALDNS_STOP_TIMEOUT", 120, POSITIVE)  # seconds for its pods and namespace to go
 # ExternalDNS's resync interval is chosen between these so that the fleet stays within ORGDNS_ROUTE53_FLEET_SHARE,
 # planning for this many record sets per zone and changes per cluster and hour (provisioning/rules/budget.py).
 EXTERNALDNS_MIN_INTERVAL = envint("EXTERNALDNS_MIN_INTERVAL", 60, POSITIVE)  # seconds
-EXTERNALDNS_MAX_INTERVAL = envint(
-    "EXTERNALDNS_MAX_INTERVAL", 3600, POSITIVE
-)  # seconds; a record changed by hand is put back by then
+# seconds; a record changed by hand is put back by then
+EXTERNALDNS_MAX_INTERVAL = envint("EXTERNALDNS_MAX_INTERVAL", 3600, POSITIVE)
 if EXTERNALDNS_MIN_INTERVAL > EXTERNALDNS_MAX_INTERVAL:
     raise ImproperlyConfigured(
         f"EXTERNALDNS_MIN_INTERVAL ({EXTERNALDNS_MIN_INTERVAL}) must not exceed EXTERNALDNS_MAX_INTERVAL "
         f"({EXTERNALDNS_MAX_INTERVAL})"
     )
-EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = envint(
-    "EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL", 45, POSITIVE
-)  # a change reaches Route53 within this + a sync
+# a change reaches Route53 within this + a sync
+EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL = envint("EXTERNALDNS_MIN_EVENT_SYNC_INTERVAL", 45, POSITIVE)
 EXTERNALDNS_PLAN_RECORDS = envint("EXTERNALDNS_PLAN_RECORDS", 300, POSITIVE)
 EXTERNALDNS_PLAN_CHANGES_PER_HOUR = envfloat("EXTERNALDNS_PLAN_CHANGES_PER_HOUR", 6.0, NOT_NEGATIVE)
 # When the fleet's size calls for a resync interval off by more than this fraction from the one a ready cluster runs,
@@ -714,9 +692,8 @@ EXTERNALDNS_RERENDER_THRESHOLD = envfloat("EXTERNALDNS_RERENDER_THRESHOLD", 0.2,
 EXTERNALDNS_RERENDERS_AT_ONCE = envint("EXTERNALDNS_RERENDERS_AT_ONCE", 10, NOT_NEGATIVE)
 KUBE_REQUEST_TIMEOUT = envint("KUBE_REQUEST_TIMEOUT", 15, POSITIVE)
 VAULT_TIMEOUT = envfloat("VAULT_TIMEOUT", 10, POSITIVE)  # seconds per Vault call in jobs
-ORGDNS_REQUEST_VAULT_TIMEOUT = envfloat(
-    "ORGDNS_REQUEST_VAULT_TIMEOUT", 4, POSITIVE
-)  # in a request (two tries), then a clear error
+# in a request (two tries), then a clear error
+ORGDNS_REQUEST_VAULT_TIMEOUT = envfloat("ORGDNS_REQUEST_VAULT_TIMEOUT", 4, POSITIVE)
 # Abuse limits (docs/security.md): operations one organization may have queued or running at once (a user's
 # request beyond it is refused: 429 from the API, a form error on pages), and live API tokens per user.
 ORGDNS_ORG_OPERATION_LIMIT = envint("ORGDNS_ORG_OPERATION_LIMIT", 20, POSITIVE)
@@ -724,15 +701,16 @@ ORGDNS_API_TOKENS_PER_USER = envint("ORGDNS_API_TOKENS_PER_USER", 10, POSITIVE)
 # A Vault write a request gave up on may land later: the sweep destroys it (no registration owns it) at every run for
 # this long after the write was recorded, then forgets it (`reconcile` removes what lands later still).
 ORGDNS_PENDING_WRITE_WATCH = envseconds("ORGDNS_PENDING_WRITE_WATCH", 15 * 60, POSITIVE)
-ORGDNS_HEALTH_CHECK_WORKERS = envint(
-    "ORGDNS_HEALTH_CHECK_WORKERS", 8, POSITIVE
-)  # clusters check_externaldns reads at once
+# clusters check_externaldns reads at once
+ORGDNS_HEALTH_CHECK_WORKERS = envint("ORGDNS_HEALTH_CHECK_WORKERS", 8, POSITIVE)
 # Registration checks a cluster with one quick request, a few times a minute per user at most.
 ORGDNS_PROBE_TIMEOUT = envfloat("ORGDNS_PROBE_TIMEOUT", 5, POSITIVE)  # seconds, for all its calls together
 ORGDNS_PROBES_PER_MINUTE = envfloat("ORGDNS_PROBES_PER_MINUTE", 6, POSITIVE)
 ORGDNS_PROBE_BURST = envint("ORGDNS_PROBE_BURST", 5, POSITIVE)
 # Networks where a cluster API may be even though orgdns refuses them otherwise (loopback, link-local, metadata).
-ORGDNS_CLUSTER_PERMITTED_NETWORKS = networks(env("ORGDNS_CLUSTER_PERMITTED_NETWORKS", ""))
+ORGDNS_CLUSTER_PERMITTED_NETWORKS = envlist(
+    "ORGDNS_CLUSTER_PERMITTED_NETWORKS", "", ipaddress.ip_network, "a network such as 10.0.0.0/8, with no host bits set"
+)
 # The largest answer read from a cluster API (streamed: a longer one is cut off and refused), in bytes.
 ORGDNS_CLUSTER_MAX_RESPONSE_BYTES = envint("ORGDNS_CLUSTER_MAX_RESPONSE_BYTES", 1024 * 1024, POSITIVE)
 # The largest request body accepted, by its Content-Length, before any of it is read (a kubeconfig is 256 KiB at most).
@@ -743,18 +721,15 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = ORGDNS_MAX_REQUEST_BYTES  # an upload that passes 
 # TLS certificates (per-organization CA in Vault)
 ORGDNS_TLS_CA_DAYS = envint("ORGDNS_TLS_CA_DAYS", 3650, POSITIVE)  # validity of a new organization CA
 ORGDNS_TLS_CERT_DAYS = envint("ORGDNS_TLS_CERT_DAYS", 90, POSITIVE)  # validity of issued and renewed certificates
-ORGDNS_TLS_RENEW_AT = envfloat(
-    "ORGDNS_TLS_RENEW_AT", 2 / 3, FRACTION
-)  # renew once this fraction of the lifetime has passed
+# renew once this fraction of the lifetime has passed
+ORGDNS_TLS_RENEW_AT = envfloat("ORGDNS_TLS_RENEW_AT", 2 / 3, FRACTION)
 ORGDNS_TLS_MAX_NAMES = envint("ORGDNS_TLS_MAX_NAMES", 20, POSITIVE)  # DNS names per certificate
 
 # The REST API (/api/v1/) and its personal tokens
-ORGDNS_API_TOKEN_MAX_DAYS = envint(
-    "ORGDNS_API_TOKEN_MAX_DAYS", 365, POSITIVE
-)  # longest validity of a personal API token
-ORGDNS_API_RATE = envfloat(
-    "ORGDNS_API_RATE", 10.0, POSITIVE
-)  # requests/second per token (or session user), across web processes
+# longest validity of a personal API token
+ORGDNS_API_TOKEN_MAX_DAYS = envint("ORGDNS_API_TOKEN_MAX_DAYS", 365, POSITIVE)
+# requests/second per token (or session user), across web processes
+ORGDNS_API_RATE = envfloat("ORGDNS_API_RATE", 10.0, POSITIVE)
 ORGDNS_API_BURST = envint("ORGDNS_API_BURST", 30, POSITIVE)  # requests a token may make at once before the rate applies
 
 # /metrics (Prometheus): allowed with `Authorization: Bearer <ORGDNS_METRICS_TOKEN>` or from ORGDNS_METRICS_NETWORKS

@@ -1,3 +1,5 @@
+from typing import TYPE_CHECKING, cast
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -113,7 +115,8 @@ class MembershipForm(forms.ModelForm):
                 self.fields[name].disabled = True
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         organization, user, role = data.get("organization"), data.get("user"), data.get("role")
         if not self.checked_by_formset and organization and user and role:
             check_members_may_change(organization)
@@ -148,7 +151,13 @@ def check_members_may_change(organization):
         raise ValidationError(f"{organization} is {organization.state}: its members stay as they are.")
 
 
-class MembershipWrites:
+if TYPE_CHECKING:  # what the mixin below reaches through super(): a ModelAdmin's or an InlineModelAdmin's permissions
+    PermissionsBase = admin.ModelAdmin
+else:
+    PermissionsBase = object
+
+
+class MembershipWrites(PermissionsBase):
     """Adding, changing and removing members in the admin: support staff only (the permission act_in_any_organization
     besides the model's), through the members page's services (the last-owner rule, the audit trail)."""
 
@@ -198,10 +207,14 @@ class OrganizationAdminForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["aws_account"].choices = [("", "—"), *((a.name, a.name) for a in accounts.configured())]
+        cast(forms.ChoiceField, self.fields["aws_account"]).choices = [
+            ("", "—"),
+            *((a.name, a.name) for a in accounts.configured()),
+        ]
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.instance.pk is None and data.get("name") and not self.errors:
             organizations.check_zone_name_is_free(Organization(name=data["name"]))
         if self.instance.pk is not None and "aws_account" in self.changed_data:
@@ -255,7 +268,7 @@ class MembershipAdmin(MembershipWrites, AuditedAdmin):
     def get_deleted_objects(self, objs, request):
         """Removing an organization's last owner is refused as Django refuses deleting a protected row: listed."""
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
-        removed = {}
+        removed: dict[Organization, dict[int, str | None]] = {}
         for membership in objs:
             removed.setdefault(membership.organization, {})[membership.user_id] = None
         for organization, roles in removed.items():
@@ -446,7 +459,7 @@ class CertificateInstallationInline(admin.TabularInline):
     extra = 0
     can_delete = False
     readonly_fields = ["cluster", "namespace", "secret_name", "state", "message", "installed_serial", "installed_at"]
-    fields = readonly_fields
+    fields = tuple(readonly_fields)
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -1,5 +1,6 @@
 import re
 import secrets
+from typing import cast
 
 from django import forms
 from django.conf import settings
@@ -49,7 +50,8 @@ class RegisterClusterForm(forms.Form):
     context = forms.CharField(required=False, help_text="Kubeconfig context to use (default: its current context).")
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         upload = data.get("kubeconfig")
         data["connection"] = clusters.cluster_connection(
             api_server=data.get("api_server", ""),
@@ -92,7 +94,9 @@ class IssueCertificateForm(TargetFields):
 
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["clusters"].queryset = certificates.installable_clusters(organization)
+        cast(forms.ModelMultipleChoiceField, self.fields["clusters"]).queryset = certificates.installable_clusters(
+            organization
+        )
         self.fields["namespace"].required = self.fields["secret_name"].required = False
         self.fields["dns_names"].help_text = (
             f"One per line (or separated by spaces or commas), each {organization.zone_name} or ending in "
@@ -100,7 +104,8 @@ class IssueCertificateForm(TargetFields):
         )
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         chosen = data.get("clusters") or []
         if chosen and not (data.get("namespace") and data.get("secret_name")):
             raise ValidationError("Give the namespace and Secret name to install the certificate into.")
@@ -115,7 +120,7 @@ class InstallCertificateForm(TargetFields):
 
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["cluster"].queryset = certificates.installable_clusters(organization)
+        cast(forms.ModelChoiceField, self.fields["cluster"]).queryset = certificates.installable_clusters(organization)
 
 
 class ApiTokenForm(forms.Form):
@@ -141,6 +146,7 @@ class ApiTokenForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["form_key"].initial = secrets.token_hex(16)
-        self.fields["organizations"].queryset = access.organizations_for(user).order_by("name")
+        organizations = cast(forms.ModelMultipleChoiceField, self.fields["organizations"])
+        organizations.queryset = access.organizations_for(user).order_by("name")
         allowed = [days for days in api_tokens.LIFETIMES if days <= settings.ORGDNS_API_TOKEN_MAX_DAYS]
-        self.fields["days"].choices = [(days, f"{days} days") for days in allowed]
+        cast(forms.TypedChoiceField, self.fields["days"]).choices = [(days, f"{days} days") for days in allowed]

@@ -450,7 +450,7 @@ class Certificate(models.Model):
     @property
     def renewal_at(self):
         """When the cron renews it: after ORGDNS_TLS_RENEW_AT of its lifetime. None before it is issued."""
-        if self.not_after is None:
+        if self.not_before is None or self.not_after is None:
             return None
         return self.not_before + (self.not_after - self.not_before) * settings.ORGDNS_TLS_RENEW_AT
 

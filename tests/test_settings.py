@@ -10,6 +10,7 @@ import sys
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -55,6 +56,13 @@ def test_the_documented_production_example_passes_check_deploy(tmp_path):
     assert shown.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https') 31536000 True 43200 True True False", (
         shown.stderr
     )
+    database = run_django(
+        example,
+        "-c",
+        "import django; django.setup(); from django.conf import settings as s; d = s.DATABASES['default']; "
+        "print(d['OPTIONS']['sslmode'], d['OPTIONS']['sslrootcert'], d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])",
+    )
+    assert database.stdout.strip() == "verify-full /run/secrets/db-ca.pem 60 True", database.stderr
 
 
 def test_without_debug_it_refuses_to_start_without_a_secret_key():
@@ -141,7 +149,7 @@ def load_settings(monkeypatch, **environment):
         (
             "SECURE_SSL_REDIRECT",
             "ture",
-            "SECURE_SSL_REDIRECT must be 1, true, yes or on, or 0, false, no or off; not 'ture'",
+            "SECURE_SSL_REDIRECT must be 1, true, yes or on, or 0, false, no or off, not 'ture'",
         ),
         # lists
         ("ORGDNS_JOB_RETRY_INTERVALS", "30,2m", "ORGDNS_JOB_RETRY_INTERVALS: '2m' is not a whole number of seconds"),
@@ -150,19 +158,19 @@ def load_settings(monkeypatch, **environment):
         (
             "ORGDNS_CLUSTER_PERMITTED_NETWORKS",
             "10.0.0.1/8",
-            "ORGDNS_CLUSTER_PERMITTED_NETWORKS: 10.0.0.1/8 has host bits",
+            "ORGDNS_CLUSTER_PERMITTED_NETWORKS: '10.0.0.1/8' is not a network such as 10.0.0.0/8, with no host bits set",
         ),
         # one of a few
         (
             "EXTERNALDNS_POLICY",
             "delete",
-            "EXTERNALDNS_POLICY must be one of sync, upsert-only, create-only; not 'delete'",
+            "EXTERNALDNS_POLICY must be one of sync, upsert-only, create-only, not 'delete'",
         ),
         ("LOG_LEVEL", "verbose", "LOG_LEVEL must be one of CRITICAL, FATAL, ERROR, WARN, WARNING, INFO, DEBUG, NOTSET"),
         # addresses of servers
-        ("REDIS_URL", "127.0.0.1:6379", "REDIS_URL must be a URL like redis://… or rediss://… or unix://…; not"),
-        ("VAULT_ADDR", "vault.internal:8200", "VAULT_ADDR must be a URL like http://… or https://…; not"),
-        ("VAULT_ADDR", "https://vault.internal:82000", "VAULT_ADDR must be a URL like http://… or https://…; not"),
+        ("REDIS_URL", "127.0.0.1:6379", "REDIS_URL must be a URL like redis://… or rediss://… or unix://…, not"),
+        ("VAULT_ADDR", "vault.internal:8200", "VAULT_ADDR must be a URL like http://… or https://…, not"),
+        ("VAULT_ADDR", "https://vault.internal:82000", "VAULT_ADDR must be a URL like http://… or https://…, not"),
         ("AWS_ENDPOINT_URL", "localhost:5000", "AWS_ENDPOINT_URL must be a URL like http://… or https://…, or empty"),
         ("DATABASE_URL", "mysql://db/orgdns", "DATABASE_URL: unsupported scheme 'mysql'"),
         ("ORGDNS_WEB_BIND", "8000", "ORGDNS_WEB_BIND must be host:port or unix:/path, not '8000'"),
@@ -265,3 +273,41 @@ def test_the_deployment_id_defaults_to_one_derived_from_the_base_domain(monkeypa
     derived = load_settings(monkeypatch, ORGDNS_BASE_DOMAIN=base_domain)["ORGDNS_DEPLOYMENT_ID"]
     assert derived.startswith(deployment_id) and len(derived) <= 40
     assert load_settings(monkeypatch, ORGDNS_DEPLOYMENT_ID="prod-eu")["ORGDNS_DEPLOYMENT_ID"] == "prod-eu"
+
+
+def test_the_database_url_keeps_its_options_and_the_connections_their_age(tmp_path):
+    """The query options of DATABASE_URL reach PostgreSQL as written (the suite's own server); the URL may come from a
+    file; DATABASE_CONN_MAX_AGE and DATABASE_CONN_HEALTH_CHECKS set Django's CONN_MAX_AGE and CONN_HEALTH_CHECKS."""
+    server = urlsplit(os.environ["DATABASE_URL"])
+    url_file = tmp_path / "database-url"
+    url_file.write_text(
+        f"postgres://{server.netloc}/postgres?sslmode=disable&application_name=orgdns-settings-test"
+        "&options=-c%20statement_timeout%3D4321&connect_timeout=3\n"
+    )
+    shown = run_django(
+        {"DEBUG": "1", "DATABASE_URL_FILE": str(url_file), "DATABASE_CONN_MAX_AGE": "60"},
+        "-c",
+        "import django; django.setup(); from django.db import connection as c; d = c.settings_dict; "
+        "print(d['OPTIONS']['sslmode'], d['OPTIONS']['connect_timeout'], d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS']); "
+        "cursor = c.cursor(); cursor.execute('SHOW statement_timeout'); print(cursor.fetchone()[0]); "
+        "cursor.execute('SHOW application_name'); print(cursor.fetchone()[0])",
+    )
+    assert shown.stdout.split("\n")[:3] == ["disable 3 60 False", "4321ms", "orgdns-settings-test"], shown.stderr
+
+    # an option the driver refuses is not dropped on the way: the connection fails naming it
+    refused = run_django(
+        {"DEBUG": "1", "DATABASE_URL": f"postgres://{server.netloc}/postgres?sslmode=verify-full"},
+        "-c",
+        "import django; django.setup(); from django.db import connection; connection.ensure_connection()",
+    )
+    assert refused.returncode != 0 and ("SSL" in refused.stderr or "sslmode" in refused.stderr), refused.stderr
+
+
+def test_the_database_settings_are_checked_without_repeating_the_password(monkeypatch):
+    with pytest.raises(ImproperlyConfigured) as refused:
+        load_settings(monkeypatch, DATABASE_URL="postgres://orgdns:s3cret@db.internal:5432x/orgdns")
+    assert "DATABASE_URL must be a URL like postgres://" in str(refused.value) and "s3cret" not in str(refused.value)
+    monkeypatch.undo()
+    loaded = load_settings(monkeypatch, DATABASE_CONN_HEALTH_CHECKS="on", DATABASE_CONN_MAX_AGE="30")
+    assert loaded["DATABASES"]["default"]["CONN_MAX_AGE"] == 30 and loaded["DATABASES"]["default"]["CONN_HEALTH_CHECKS"]
+    assert loaded["DATABASES"]["default"]["OPTIONS"]["connect_timeout"] == loaded["DATABASE_CONNECT_TIMEOUT"]

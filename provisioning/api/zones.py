@@ -37,7 +37,7 @@ def get_zone(request, org: OrgName):
     if zone is None:
         raise Http404(f"{organization.name} has no hosted zone: it is made when its first cluster is registered.")
     status = zone_gc.zone_status(organization, timezone.now())
-    zone.garbage_collection = status and {
+    zone.garbage_collection = status and {  # type: ignore[attr-defined]  # for the response schema
         "action": status.action,
         "reason": status.reason,
         "not_before": status.not_before,

@@ -18,7 +18,7 @@ from ..models import AuditEvent, Organization
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
     from django.db.models import Model
 
 _context: contextvars.ContextVar[Context | None] = contextvars.ContextVar("orgdns_audit", default=None)
@@ -29,7 +29,7 @@ CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 class Context:
     source: str
     request_id: str  # always ours: a client cannot make its actions pass for another request's
-    actor: AbstractBaseUser | None = None  # a user (possibly lazy), or None for the system
+    actor: User | None = None  # a user (possibly lazy), or None for the system
     client_request_id: str = ""  # the id the client (or its proxy) gave the request, if it is a sane token
 
 
@@ -44,7 +44,7 @@ def client_request_id(proposed: str | None) -> str:
 
 @contextmanager
 def acting(
-    source: str, actor: AbstractBaseUser | None = None, request_id: str | None = None, client_request_id: str = ""
+    source: str, actor: User | None = None, request_id: str | None = None, client_request_id: str = ""
 ) -> Iterator[Context | None]:
     token = _context.set(Context(source, request_id or new_request_id(), actor, client_request_id))
     try:
@@ -53,7 +53,7 @@ def acting(
         _context.reset(token)
 
 
-def act_as(actor: AbstractBaseUser) -> None:
+def act_as(actor: User) -> None:
     """The request was authenticated by other means than the session (an API token): later records name actor."""
     _context.set(replace(current(), actor=actor))
 
@@ -69,7 +69,7 @@ def record(
     organization: Organization | None = None,
     outcome: str = AuditEvent.Outcome.OK,
     detail: str = "",
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     staff_only: bool = False,
 ) -> AuditEvent:
     """staff_only: recorded as an event of no organization (only staff see those), whatever obj's organization."""
@@ -83,7 +83,7 @@ def record(
         source=context.source,
         action=action,
         organization=None if staff_only else organization or _organization_of(obj),
-        object_type=obj._meta.model_name if obj is not None else "",
+        object_type=(obj._meta.model_name or "") if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
         object_repr=str(obj)[:200] if obj is not None else "",
         request_id=context.request_id,

@@ -72,7 +72,9 @@ class Header:
 def form_class(spec):
     """The form that validates a list's query parameters: q, one field per filter, and sort."""
     search = forms.TextInput(attrs={"type": "search"})
-    fields = {"q": forms.CharField(label="Search", required=False, max_length=200, widget=search)}
+    fields: dict[str, forms.Field] = {
+        "q": forms.CharField(label="Search", required=False, max_length=200, widget=search)
+    }
     for item in spec.filters:
         if item.choices:
             fields[item.name] = forms.ChoiceField(

@@ -37,7 +37,12 @@ ORGANIZATIONS = ListSpec(
     search=("name",),
     default_sort="name",
     filters=(
-        Filter("health", "Health", ORGANIZATION_HEALTH.get, (("error", "Clusters in error"), ("none", "No clusters"))),
+        Filter(
+            "health",
+            "Health",
+            ORGANIZATION_HEALTH.__getitem__,
+            (("error", "Clusters in error"), ("none", "No clusters")),
+        ),
     ),
 )
 

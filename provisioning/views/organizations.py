@@ -1,6 +1,7 @@
 """Organization pages: home, an organization, its members and its zone."""
 
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -39,12 +40,12 @@ def home(request):
     rows = organizations.organization_rows(request.user).annotate(
         expiring=organizations.count_per_organization(Certificate, expiring)
     )
-    shown = list(rows[:HOME_ORGANIZATIONS])
+    shown: list[Any] = list(rows[:HOME_ORGANIZATIONS])  # each gets its zone and GC plan below, for the template
     gc = {entry.zone.organization_id: entry for entry in zone_gc.plan(now, organizations=shown)}
     for org in shown:
         org.zone = org.live_zones[0] if org.live_zones else None
         org.gc = gc.get(org.pk)
-    attention = {
+    attention: dict[str, Any] = {
         "clusters": Cluster.objects.filter(
             Q(state=Cluster.State.ERROR) | externaldns_health.FAILING, organization__in=visible
         ).select_related("organization")[:10],

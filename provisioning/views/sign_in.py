@@ -85,8 +85,8 @@ def provider_callback(request):
     except sign_in.SignInFailed as failure:
         return failed(request, failure)
     except IntegrityError:  # the same person's first sign-in, twice at once: the other one made the user
-        failure = sign_in.SignInFailed("Signing in did not finish: start again.", "concurrent first sign-in")
-        return failed(request, failure)
+        concurrent = sign_in.SignInFailed("Signing in did not finish: start again.", "concurrent first sign-in")
+        return failed(request, concurrent)
     login(request, user, backend=sign_in.IDENTITY_PROVIDER_BACKEND)
     return redirect(sign_in.safe_next(request, next_url) or settings.LOGIN_REDIRECT_URL)
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from provisioning.clients import tls
-from provisioning.models import Certificate, CertificateInstallation, Cluster, Organization, past_renewal_point
+from provisioning.models import (
+    Certificate,
+    CertificateInstallation,
+    CertificateQuerySet,
+    Cluster,
+    Organization,
+    past_renewal_point,
+)
 from provisioning.rules.validators import certificate_dns_names, validate_certificate_namespace, validate_secret_name
 from provisioning.services import audit
 from provisioning.services.backends import Backends
@@ -24,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from datetime import datetime
 
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
     from django.db.models import QuerySet
 
     from provisioning.models import Operation
@@ -32,13 +39,13 @@ if TYPE_CHECKING:
 UNREACHABLE_CLUSTER_STATES = (Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED)
 
 
-def with_installations(certificates: QuerySet[Certificate]) -> QuerySet[Certificate]:
+def with_installations(certificates: CertificateQuerySet) -> CertificateQuerySet:
     return certificates.select_related("organization").prefetch_related("installations__cluster")
 
 
 def current(certificate: Certificate) -> Certificate:
     """The certificate as it is now, with where it is installed."""
-    return with_installations(Certificate.objects).get(pk=certificate.pk)
+    return with_installations(Certificate.objects.all()).get(pk=certificate.pk)
 
 
 def certificates_of(organization: Organization, state: str | None = None) -> QuerySet[Certificate]:
@@ -64,7 +71,7 @@ def issue_certificate(
     organization: Organization,
     names: Iterable[str],
     targets: Iterable[tuple[Cluster, str, str]] = (),
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> tuple[Certificate, Operation]:
     """Save a certificate for names and queue the job that issues it and installs it into targets.
 
@@ -85,7 +92,7 @@ def issue_certificate(
 
 
 def install_certificate(
-    certificate: Certificate, cluster: Cluster, namespace: str, secret_name: str, user: AbstractBaseUser | None = None
+    certificate: Certificate, cluster: Cluster, namespace: str, secret_name: str, user: User | None = None
 ) -> Operation:
     """Queue installing the certificate as Secret namespace/secret_name in cluster (again, if it is there already)."""
     target = clean_target(certificate.organization, cluster, namespace, secret_name)
@@ -101,7 +108,7 @@ def install_certificate(
         )
 
 
-def renew_certificate(certificate: Certificate, user: AbstractBaseUser | None = None) -> Operation:
+def renew_certificate(certificate: Certificate, user: User | None = None) -> Operation:
     """Queue a new key and certificate, installed everywhere the old one is. Also retries a failed issue."""
     with transaction.atomic():
         claim(certificate, Certificate.SETTLED, Certificate.State.RENEWING)  # Certificate.can_renew
@@ -110,7 +117,7 @@ def renew_certificate(certificate: Certificate, user: AbstractBaseUser | None = 
         )
 
 
-def delete_certificate(certificate: Certificate, user: AbstractBaseUser | None = None) -> Operation:
+def delete_certificate(certificate: Certificate, user: User | None = None) -> Operation:
     """Queue removing the certificate's Secrets from the clusters and its key and certificate from Vault."""
     with transaction.atomic():
         claim(certificate, Certificate.SETTLED, Certificate.State.DELETING)  # Certificate.can_delete
@@ -136,7 +143,7 @@ def add_installation(
     certificate: Certificate, cluster: Cluster, namespace: str, secret_name: str
 ) -> CertificateInstallation:
     """A pending installation; refused if another certificate already goes into that Secret."""
-    where = {"cluster": cluster, "namespace": namespace, "secret_name": secret_name}
+    where: dict[str, Any] = {"cluster": cluster, "namespace": namespace, "secret_name": secret_name}
     try:
         with transaction.atomic():
             installation, _ = CertificateInstallation.objects.update_or_create(
@@ -199,7 +206,7 @@ def ca_needs_reissue(organization: Organization) -> bool:
 
 
 def reissue_ca(
-    organization: Organization, user: AbstractBaseUser | None = None
+    organization: Organization, user: User | None = None
 ) -> tuple[list[Operation], list[tuple[Certificate, str]]]:
     """A new CA for the organization in place of its current one, and a renewal queued for each of its certificates
     (so each is signed by the new CA and installed with it). Returns (renewals, certificates skipped with the reason)."""

@@ -30,7 +30,7 @@ from provisioning.services.operations.running import require_room_for_operation,
 from provisioning.services.organizations import rules as offboarding_rules
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
     from django.db.models import QuerySet
 
     from provisioning.models import Operation, Organization
@@ -66,7 +66,7 @@ def latest_operation(cluster: Cluster) -> Operation | None:
 
 
 def register_cluster(
-    organization: Organization, name: str, connection: ClusterConnection, user: AbstractBaseUser | None = None
+    organization: Organization, name: str, connection: ClusterConnection, user: User | None = None
 ) -> tuple[Cluster, Operation]:
     """Check that we can reach the cluster, store its credentials in Vault and queue the register job.
 
@@ -87,11 +87,11 @@ def register_cluster(
 
 
 def _register_cluster(
-    organization: Organization, name: str, connection: ClusterConnection, user: AbstractBaseUser | None
+    organization: Organization, name: str, connection: ClusterConnection, user: User | None
 ) -> tuple[Cluster, Operation]:
     offboarding_rules.require_active(organization)
     Cluster(organization=organization, name=name).clean_fields(exclude=["api_server", "owner_id"])
-    longest = Cluster._meta.get_field("api_server").max_length
+    longest = Cluster._meta.get_field("api_server").max_length or 0
     if len(connection.server) > longest:
         raise ValidationError(
             f"The API server URL is {len(connection.server)} characters; at most {longest} are allowed."
@@ -206,7 +206,7 @@ def probe_cluster(connection: ClusterConnection) -> Probe:
     return Probe(uid, check.excess_text())
 
 
-def replace_token(cluster: Cluster, connection: ClusterConnection, user: AbstractBaseUser | None = None) -> Operation:
+def replace_token(cluster: Cluster, connection: ClusterConnection, user: User | None = None) -> Operation:
     """Give orgdns a new connection to a registered cluster (the same one: its kube-system UID), checked like a
     registration; then provision it again with it. For a cluster registered before the bootstrap manifest, this moves
     it to least privilege once its admin applied the bootstrap."""
@@ -239,7 +239,7 @@ def replace_token(cluster: Cluster, connection: ClusterConnection, user: Abstrac
     return retry_registration(cluster, user)
 
 
-def retry_registration(cluster: Cluster, user: AbstractBaseUser | None = None) -> Operation:
+def retry_registration(cluster: Cluster, user: User | None = None) -> Operation:
     """Run the register job again: it converges from wherever the last attempt stopped."""
     with transaction.atomic():
         offboarding_rules.require_active(cluster.organization)
@@ -254,7 +254,7 @@ def retry_registration(cluster: Cluster, user: AbstractBaseUser | None = None) -
         return start_operation(REGISTER, cluster.organization, cluster, user)
 
 
-def deregister_cluster(cluster: Cluster, user: AbstractBaseUser | None = None) -> Operation:
+def deregister_cluster(cluster: Cluster, user: User | None = None) -> Operation:
     """Queue the deregister job; refused while the cluster is still being provisioned (that job could deploy
     ExternalDNS again after the deregistration removed it)."""
     if cluster.registration_unfinished():
@@ -275,7 +275,7 @@ def deregister_cluster(cluster: Cluster, user: AbstractBaseUser | None = None) -
         return start_operation(DEREGISTER, cluster.organization, cluster, user)
 
 
-def forget_cluster(cluster: Cluster, user: AbstractBaseUser | None = None) -> Operation:
+def forget_cluster(cluster: Cluster, user: User | None = None) -> Operation:
     """For a cluster that is gone for good (unreachable, or our token revoked), so that deregistering it failed:
     drop its credentials and deregister without reaching it. Its records are still deleted from the zone, and the
     organization's access key is rotated at once, so that an ExternalDNS left running there stops working."""
@@ -294,10 +294,12 @@ def forget_cluster(cluster: Cluster, user: AbstractBaseUser | None = None) -> Op
 
 @REGISTER.retried_by
 @RERENDER_EXTERNALDNS.retried_by
-def _retry_registration(operation: Operation, user: AbstractBaseUser | None) -> Operation:
+def _retry_registration(operation: Operation, user: User | None) -> Operation:
+    assert operation.cluster is not None  # the kinds that retry so are a cluster's
     return retry_registration(operation.cluster, user)
 
 
 @DEREGISTER.retried_by
-def _retry_deregistration(operation: Operation, user: AbstractBaseUser | None) -> Operation:
+def _retry_deregistration(operation: Operation, user: User | None) -> Operation:
+    assert operation.cluster is not None  # the kinds that retry so are a cluster's
     return deregister_cluster(operation.cluster, user)

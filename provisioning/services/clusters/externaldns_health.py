@@ -90,8 +90,7 @@ def record(cluster: Cluster, finding: Finding, now: datetime) -> str:
     observation = finding.observation
     health: str
     if observation is None:
-        # Without django-stubs mypy reads a choice given with its label as the (value, label) tuple.
-        health, problem = Health.UNKNOWN, finding.unreachable  # type: ignore[assignment]
+        health, problem = Health.UNKNOWN, finding.unreachable
     else:
         problem = externaldns.health_problem(observation, now.timestamp())
         health = Health.FAILING if problem else Health.OK

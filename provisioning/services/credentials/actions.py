@@ -17,14 +17,14 @@ if TYPE_CHECKING:
     from datetime import datetime, timedelta
     from typing import Any
 
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
     from django.db.models import QuerySet
 
     from provisioning.models import Membership
 
 
 def request_rotation(
-    organization: Organization, reason: str, user: AbstractBaseUser | None = None, new_key: bool = True
+    organization: Organization, reason: str, user: User | None = None, new_key: bool = True
 ) -> Operation | None:
     """Queue a rotation of the organization's access key; None if it has none yet.
 
@@ -47,7 +47,7 @@ def rotate_after_member_left(sender: type[Membership], instance: Membership, **k
     request_rotation(organization, f"{instance.user.get_username()} was removed from {organization.name}")
 
 
-def rotate_now(organization: Organization, user: AbstractBaseUser) -> Operation:
+def rotate_now(organization: Organization, user: User) -> Operation:
     """A person's request (the page, the API); ValidationError if the organization has no key yet."""
     operation = request_rotation(organization, f"by {user.get_username()}", user)
     if operation is None:
@@ -58,7 +58,7 @@ def rotate_now(organization: Organization, user: AbstractBaseUser) -> Operation:
 
 
 @ROTATE_CREDENTIALS.retried_by
-def resume_rotation(operation: Operation, user: AbstractBaseUser | None = None) -> Operation:
+def resume_rotation(operation: Operation, user: User | None = None) -> Operation:
     """Retry a failed rotation: it finishes what its request asked for."""
     resumed = request_rotation(operation.organization, f"retry of operation {operation.pk}", user, new_key=False)
     if resumed is None:

@@ -146,7 +146,7 @@ class DatabaseCollector:
         gauge = GaugeMetricFamily(
             "orgdns_operations", "Operations (background jobs) by kind and state.", labels=["kind", "state"]
         )
-        counts = _counts(Operation.objects, "kind", "state")
+        counts = _counts(Operation.objects.all(), "kind", "state")
         for kind in operation_kinds.values():
             for state in Operation.State.values:
                 gauge.add_metric([kind, state], counts.get((kind, state), 0))
@@ -154,7 +154,7 @@ class DatabaseCollector:
 
     def _clusters(self) -> GaugeMetricFamily:
         gauge = GaugeMetricFamily("orgdns_clusters", "Clusters by state.", labels=["state"])
-        counts = _counts(Cluster.objects, "state")
+        counts = _counts(Cluster.objects.all(), "state")
         for state in Cluster.State.values:
             gauge.add_metric([state], counts.get((state,), 0))
         return gauge
@@ -247,7 +247,7 @@ class DatabaseCollector:
         for organization, name, health, checked_at, synced_at, restart_count in rows:
             key = [organization, name]
             healthy.add_metric(key, int(health == Cluster.Health.OK))
-            checked.add_metric(key, checked_at.timestamp())
+            checked.add_metric(key, checked_at.timestamp())  # type: ignore[union-attr]  # None excluded above
             if synced_at:
                 last_sync.add_metric(key, synced_at.timestamp())
             if restart_count is not None:

@@ -36,11 +36,11 @@ _RENEW = (
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
-def heartbeat_key(operation_id: int | str) -> str:
+def heartbeat_key(operation_id: uuid.UUID | str) -> str:
     return f"orgdns:heartbeat:operation:{operation_id}"
 
 
-def is_alive(operation_id: int | str) -> bool:
+def is_alive(operation_id: uuid.UUID | str) -> bool:
     """Whether a job is running this operation now (its heartbeat has not expired)."""
     return bool(redis().exists(heartbeat_key(operation_id)))
 
@@ -86,7 +86,7 @@ class Keepalive:
     """A thread renewing, every ORGDNS_HEARTBEAT_INTERVAL, the heartbeat of a running operation (if given) and the
     leases held meanwhile."""
 
-    def __init__(self, operation_id: int | None = None) -> None:
+    def __init__(self, operation_id: uuid.UUID | None = None) -> None:
         self.redis = redis()
         self.key = heartbeat_key(operation_id) if operation_id else None
         self.leases: list[Lease] = []

@@ -32,8 +32,9 @@ from provisioning.services.operations import leases
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
+    from uuid import UUID
 
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
     from django.db.models import QuerySet
     from redis import Redis
 
@@ -47,7 +48,7 @@ def start_operation(
     kind: OperationKind,
     organization: Organization,
     cluster: Cluster | None = None,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     certificate: Certificate | None = None,
 ) -> Operation:
     """Save the operation and queue its job once the surrounding transaction commits. A user's is refused
@@ -236,7 +237,7 @@ def classify(exc: BaseException) -> tuple[bool, str]:
     return False, INTERNAL_ERROR
 
 
-def run(operation_id: int | str) -> str:
+def run(operation_id: UUID | str) -> str:
     """Run the handler for this operation's kind and record how it ended.
 
     A transient failure is re-raised so RQ retries the job while retries are left; a permanent one, or the last
@@ -292,7 +293,7 @@ def _run(operation: Operation) -> str:
         return Operation.State.SUCCEEDED
 
 
-def abandoned(operation_id: int | str, will_retry: bool) -> None:
+def abandoned(operation_id: UUID | str, will_retry: bool) -> None:
     """The worker running the job died (RQ found it abandoned, or the sweep did): the operation must not stay
     "running" forever."""
     operation = Operation.objects.select_related("organization", "cluster", "certificate", "created_by").get(
@@ -353,7 +354,7 @@ def describe(operation: Operation) -> str:
     return f"{operation.get_kind_display().lower()} {operation.target} (operation {operation.pk})"
 
 
-def retry_operation(operation: Operation, user: AbstractBaseUser | None = None) -> Operation:
+def retry_operation(operation: Operation, user: User | None = None) -> Operation:
     """Start a failed operation again, through the action that started it (and its state checks)."""
     retry = operation_kinds.get(operation.kind).retry
     if operation.state != Operation.State.FAILED or retry is None:

@@ -20,17 +20,17 @@ from provisioning.services.backends import Backends
 from provisioning.services.zones.setup import describe_record_sets, foreign_records, parent_records
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
     from django.db.models import Model, QuerySet
 
 
 def count_per_organization(model: type[Model], condition: Q) -> Coalesce:
     """Per organization row: how many of its `model` rows meet condition (a subquery, so only the shown page pays)."""
-    matching = model.objects.filter(condition, organization=OuterRef("pk")).order_by().values("organization")
+    matching = model._default_manager.filter(condition, organization=OuterRef("pk")).order_by().values("organization")
     return Coalesce(Subquery(matching.annotate(n=Count("pk")).values("n")), 0)
 
 
-def organization_rows(user: AbstractBaseUser) -> QuerySet[Organization]:
+def organization_rows(user: User) -> QuerySet[Organization]:
     """The user's organizations with their role in each, their live zone and cluster counts (live, ready, failing)."""
     return (
         organizations_for(user)
@@ -52,7 +52,7 @@ def get_membership(organization: Organization, username: str) -> Membership:
     return get_object_or_404(organization.memberships.select_related("user"), user__username=username)
 
 
-def create_organization(name: str, owner: AbstractBaseUser | None = None) -> Organization:
+def create_organization(name: str, owner: User | None = None) -> Organization:
     """A new organization (with its owner). ValidationError, with nothing saved, if the name is not valid, is taken,
     or its zone name is already in use in the parent zone."""
     organization = Organization(name=name)
@@ -107,7 +107,7 @@ def set_member(organization: Organization, username: str, role: str) -> Membersh
 
 def put_membership(
     organization: Organization,
-    user: AbstractBaseUser,
+    user: User,
     role: str,
     source: str,
     current: Membership | None,
@@ -151,7 +151,7 @@ def raise_from_directory(membership: Membership) -> None:
     )
 
 
-def _refuse_losing_last_owner(organization: Organization, user: AbstractBaseUser) -> None:
+def _refuse_losing_last_owner(organization: Organization, user: User) -> None:
     owners = Membership.objects.select_for_update().filter(organization=organization, role=Membership.Role.OWNER)
     if not owners.exclude(user=user).exists():
         raise ValidationError(_last_owner(user, organization))
@@ -174,5 +174,5 @@ def check_owners_after(organization: Organization, roles: dict[int, str | None])
         raise ValidationError(_last_owner(leaving, organization))
 
 
-def _last_owner(user: AbstractBaseUser, organization: Organization) -> str:
+def _last_owner(user: User, organization: Organization) -> str:
     return f"{user.get_username()} is the last owner of {organization.name}: make someone else owner first."

@@ -19,14 +19,12 @@ from provisioning.services.operations.running import start_operation
 from provisioning.services.organizations import offboarding_jobs
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
 
 
-def offboard_organization(
-    organization: Organization, confirmation: str | None, user: AbstractBaseUser | None = None
-) -> Operation:
+def offboard_organization(organization: Organization, confirmation: str | None, user: User | None = None) -> Operation:
     """Queue the offboarding of the organization; confirmation must be its name. Starts it again if the last attempt
     failed. ValidationError, with nothing changed, otherwise."""
     confirm(organization, confirmation)

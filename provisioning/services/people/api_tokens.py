@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from datetime import datetime
 
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
     from django.db.models import QuerySet
 
     from provisioning.models import Organization
@@ -51,17 +51,17 @@ def token_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def tokens_of(user: AbstractBaseUser) -> QuerySet[ApiToken]:
+def tokens_of(user: User) -> QuerySet[ApiToken]:
     return user.api_tokens.all()
 
 
-def live_tokens_of(user: AbstractBaseUser, now: datetime | None = None) -> QuerySet[ApiToken]:
+def live_tokens_of(user: User, now: datetime | None = None) -> QuerySet[ApiToken]:
     """The user's tokens that still work (neither revoked nor expired): those ORGDNS_API_TOKENS_PER_USER counts."""
     return user.api_tokens.filter(revoked_at=None, expires_at__gt=now or timezone.now())
 
 
 def create_token(
-    user: AbstractBaseUser,
+    user: User,
     name: str,
     days: int,
     form_key: str = "",
@@ -138,7 +138,7 @@ def scope_request(token: ApiToken, method: str) -> None:
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
-def revoke_token(user: AbstractBaseUser, pk: int) -> ApiToken:
+def revoke_token(user: User, pk: int) -> ApiToken:
     """Revoke one of the user's own tokens (another user's is not found)."""
     with transaction.atomic():
         token = get_object_or_404(ApiToken.objects.select_for_update(), user=user, pk=pk)
@@ -150,7 +150,7 @@ def revoke_token(user: AbstractBaseUser, pk: int) -> ApiToken:
     return token
 
 
-def revoke_by_staff(token: ApiToken, user: AbstractBaseUser) -> None:
+def revoke_by_staff(token: ApiToken, user: User) -> None:
     """Support's revocation of anyone's token (a leaked one, say)."""
     if token.revoked_at is None:
         ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=timezone.now())

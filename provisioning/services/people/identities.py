@@ -29,7 +29,7 @@ from provisioning.services.organizations.actions import put_membership, remove_m
 from provisioning.services.people.sign_in import SignInFailed, provider_name
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def groups_of(claims: dict[str, Any]) -> list[str]:
 
 
 @transaction.atomic
-def signed_in_user(claims: dict[str, Any]) -> AbstractBaseUser:
+def signed_in_user(claims: dict[str, Any]) -> User:
     """The user the verified claims name (made at the first sign-in), with name, e-mail, memberships and staff
     flags brought up to date. SignInFailed if a needed claim is missing or the user is deactivated."""
     issuer = settings.ORGDNS_OIDC_ISSUER
@@ -161,7 +161,7 @@ def sync_site_roles(user: Any, groups: list[str]) -> None:
         audit.record("user.site_roles", user, detail=f"{user.get_username()}: {was} → {now} (directory groups)")
 
 
-def sync_memberships(user: AbstractBaseUser, groups: list[str]) -> None:
+def sync_memberships(user: User, groups: list[str]) -> None:
     """Make the user's directory memberships what the groups give: added, changed, removed."""
     roles, _ = grants(groups)
     current = {

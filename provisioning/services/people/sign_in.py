@@ -32,7 +32,7 @@ from provisioning.models import AuditEvent
 from provisioning.services import audit
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
     from django.http import HttpRequest
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,9 @@ class IdentityProviderBackend(ModelBackend):
     """The backend of sessions begun at the identity provider: it checks no password (authenticate() finds nobody);
     sign_in.finish() has verified the person and names this backend when it logs them in."""
 
-    def authenticate(self, request: HttpRequest | None, **credentials: Any) -> None:
+    def authenticate(
+        self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **credentials: Any
+    ) -> None:
         return None
 
 
@@ -273,8 +275,9 @@ def throttle_name() -> str:
 def provider_sign_in_locked(request: HttpRequest) -> bool:
     credentials = {"username": throttle_name()}
     if AxesProxyHandler.is_locked(request, credentials):
-        request.axes_locked_out = True  # AxesMiddleware answers with the lockout page
-        request.axes_credentials = credentials
+        # AxesMiddleware answers with the lockout page (attributes of axes's own, which HttpRequest does not declare)
+        request.axes_locked_out = True  # type: ignore[attr-defined]
+        request.axes_credentials = credentials  # type: ignore[attr-defined]
         return True
     return False
 
@@ -289,7 +292,7 @@ def record_failure(request: HttpRequest, failure: SignInFailed) -> None:
 
 
 # The audit trail of sign-ins, both paths (connected to Django's signals in apps.py).
-def audit_login(sender: Any, request: HttpRequest, user: AbstractBaseUser, **kwargs: Any) -> None:
+def audit_login(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
     if not audit.current().request_id:
         return  # not a sign-in through a page (a script's or a test's force_login): nobody signed in
     backend = request.session.get(BACKEND_SESSION_KEY) if request is not None else None
@@ -306,12 +309,12 @@ def audit_failed_login(
         audit.record("login.failed", None, outcome=AuditEvent.Outcome.FAILED, detail=detail)
 
 
-def stamp_session(sender: Any, request: HttpRequest, user: AbstractBaseUser, **kwargs: Any) -> None:
+def stamp_session(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
     """When the session's sign-in was: SessionMaxAgeMiddleware ends it ORGDNS_SESSION_MAX_AGE later."""
     if request is not None and hasattr(request, "session"):
         request.session[SIGNED_IN_AT_KEY] = time.time()
 
 
-def audit_logout(sender: Any, request: HttpRequest, user: AbstractBaseUser | None, **kwargs: Any) -> None:
+def audit_logout(sender: Any, request: HttpRequest, user: User | None, **kwargs: Any) -> None:
     if user is not None:
         audit.record("logout", user, actor=user)

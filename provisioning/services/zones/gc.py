@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
 from django.db import transaction
@@ -24,8 +24,9 @@ from provisioning.services.zones.ledger import record_charges
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
     from django.db.models import QuerySet
+    from django_stubs_ext import WithAnnotations
 
     from provisioning.models import Organization
 
@@ -77,7 +78,16 @@ def plan(now: datetime, organizations: Iterable[Organization] | None = None) -> 
     return [_plan_zone(zone, now) for zone in zones]
 
 
-def _plan_zone(zone: HostedZone, now: datetime) -> PlannedZone:
+class LastTeardown(TypedDict):
+    """What plan() annotates each zone with."""
+
+    in_use: bool
+    teardown_state: str | None
+    teardown_finished_at: datetime | None
+    teardown_error: str | None
+
+
+def _plan_zone(zone: WithAnnotations[HostedZone, LastTeardown], now: datetime) -> PlannedZone:
     created = billed_from(zone)
     age = now - created
     if zone.state == HostedZone.State.ACTIVE:
@@ -106,7 +116,7 @@ def apply(planned: Iterable[PlannedZone], now: datetime) -> None:
     record_charges(now)
 
 
-def delete_now(zone: HostedZone, user: AbstractBaseUser) -> tuple[zone_claims.Outcome, Operation | None]:
+def delete_now(zone: HostedZone, user: User) -> tuple[zone_claims.Outcome, Operation | None]:
     """Support staff's "delete this zone": the same claim as the GC's, or a new attempt at a stopped teardown."""
     if zone.state == HostedZone.State.DELETING:
         return resume_teardown(zone, user=user)
@@ -128,9 +138,7 @@ def teardowns_of(organization: Organization | int | OuterRef) -> QuerySet[Operat
     return Operation.objects.filter(organization=organization, kind=DELETE_ZONE).order_by("-created_at")
 
 
-def claim_for_deletion(
-    zone: HostedZone, user: AbstractBaseUser | None = None
-) -> tuple[zone_claims.Outcome, Operation | None]:
+def claim_for_deletion(zone: HostedZone, user: User | None = None) -> tuple[zone_claims.Outcome, Operation | None]:
     """Claim an unused active zone and queue its teardown, atomically. Returns (Outcome, operation or None).
 
     A cluster registered meanwhile cannot lose the zone: its row is committed before its job runs, so
@@ -149,7 +157,7 @@ def claim_for_deletion(
 
 
 def resume_teardown(
-    zone: HostedZone, user: AbstractBaseUser | None = None, last_finished_before: datetime | None = None
+    zone: HostedZone, user: User | None = None, last_finished_before: datetime | None = None
 ) -> tuple[zone_claims.Outcome, Operation | None]:
     """Queue a new teardown for a zone stuck in DELETING, unless one is queued or running (or, given
     `last_finished_before`, the last one ended after it). Returns (Outcome, operation or None)."""
@@ -158,7 +166,8 @@ def resume_teardown(
             return zone_claims.Outcome.TAKEN, None
         last = teardowns_of(zone.organization_id).first()
         if last is not None and (
-            last.state in zone_claims.UNFINISHED or (last_finished_before and last.finished_at > last_finished_before)
+            last.state in zone_claims.UNFINISHED
+            or (last_finished_before and last.finished_at and last.finished_at > last_finished_before)
         ):
             return zone_claims.Outcome.TAKEN, None
         return zone_claims.Outcome.QUEUED, start_operation(DELETE_ZONE, zone.organization, user=user)

@@ -128,7 +128,7 @@ def record_page(zone: HostedZone, start: RecordPosition | None = None, size: int
             ttl=rs.get("TTL"),
             values=[r["Value"] for r in rs.get("ResourceRecords", [])] or [_alias(rs)],
             owner_id=owners.get((rs["Name"], rs["Type"])),
-            cluster=clusters.get(owners.get((rs["Name"], rs["Type"]))),
+            cluster=clusters.get(owners.get((rs["Name"], rs["Type"])) or ""),
         )
         for rs in record_sets
     ]
