@@ -38,8 +38,8 @@ def main():
             django.setup()
             import django_rq
             from django.core.management import call_command
-            from rq import SimpleWorker
 
+            from orgdns_site.workers import SimpleWorker
             from provisioning.clients.kube import ClusterConnection
             from provisioning.models import Operation
             from provisioning.services.clusters import actions as clusters

@@ -54,8 +54,8 @@ def main():
             import django_rq
             from django.conf import settings
             from django.core.management import call_command
-            from rq import SimpleWorker
 
+            from orgdns_site.workers import SimpleWorker
             from provisioning.clients.kube import ClusterConnection
             from provisioning.models import Operation
             from provisioning.services.clusters import actions as clusters

@@ -518,6 +518,8 @@ def redis_url_with_timeouts(url, seconds):
 ORGDNS_READY_TIMEOUT = envfloat("ORGDNS_READY_TIMEOUT", 2, POSITIVE)
 RQ_QUEUES = {"default": {"URL": redis_url_with_timeouts(REDIS_URL, REDIS_TIMEOUT), "DEFAULT_TIMEOUT": 900}}
 RQ_SHOW_ADMIN_LINK = False
+# rq's worker without a minute's wait when it stops (orgdns_site/workers.py).
+RQ = {"WORKER_CLASS": "orgdns_site.workers.Worker"}
 
 LOGGING = {
     "version": 1,

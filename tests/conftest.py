@@ -18,12 +18,12 @@ import hvac
 import pytest
 from botocore.awsrequest import AWSResponse
 from django.conf import settings
-from rq import SimpleWorker
 
 from devstack.cluster import ClusterFarm
 from devstack.directory import start_slapd
 from devstack.policies import scoped_vault_token
 from devstack.processes import free_port, port_open, start_bao, start_moto, stop
+from orgdns_site.workers import SimpleWorker
 from provisioning.models import Membership, Organization
 from provisioning.services import backends
 from tests.instants import INSTANTS
