@@ -10,6 +10,70 @@ from provisioning.rules.validators import validate_cluster_name, validate_org_na
 
 from . import operation_kinds
 
+# Who may see or change what: the only rules, as queryset methods (`Cluster.objects.for_user(user, CHANGE)`) and
+# Organization.allows. The pages, the API and the admin look objects up through them and answer 404 (not visible) or
+# 403 (visible, not allowed); see provisioning/scoping.py.
+VIEW = "view"  # see it: staff see every organization, others those they belong to
+CHANGE = "change"  # change its clusters, certificates, zone: owners and members of an active organization
+MANAGE_MEMBERS = "manage_members"  # owners of an active organization
+OFFBOARD = "offboard"  # delete it (again, if that failed): owners, until it is offboarded
+ACTIONS = (VIEW, CHANGE, MANAGE_MEMBERS, OFFBOARD)
+
+ACT_IN_ANY_ORGANIZATION = "provisioning.act_in_any_organization"
+TOKEN_ORGANIZATIONS = "_orgdns_token_organizations"
+
+
+def token_organizations(user):
+    """The organizations the API token the user authenticated with is limited to; None: not limited (or a session)."""
+    return getattr(user, TOKEN_ORGANIZATIONS, None)
+
+
+def limit_to_token(user, organization_ids):
+    """For this request, the user acts through a token limited to these organizations (None: not limited)."""
+    setattr(user, TOKEN_ORGANIZATIONS, organization_ids)
+
+
+def acts_in_any_organization(user):
+    """Support staff who may change what they see: staff with the permission (superusers have every permission).
+    Other staff only look."""
+    return user.is_staff and user.has_perm(ACT_IN_ANY_ORGANIZATION)
+
+
+def can_create_organizations(user):
+    """Staff with the permission; not through a token limited to some organizations."""
+    return user.is_staff and user.has_perm("provisioning.add_organization") and token_organizations(user) is None
+
+
+class OrganizationQuerySet(models.QuerySet):
+    def for_user(self, user, action=VIEW):
+        """The organizations in which the user may do action (VIEW, CHANGE, MANAGE_MEMBERS, OFFBOARD). Through an API
+        token limited to named organizations, only those of them."""
+        if action not in ACTIONS:
+            raise ValueError(f"Unknown action {action!r}: one of {', '.join(ACTIONS)}.")
+        visible = (
+            self if user.is_staff else self.filter(pk__in=Membership.objects.filter(user=user).values("organization"))
+        )
+        limited_to = token_organizations(user)
+        if limited_to is not None:
+            visible = visible.filter(pk__in=limited_to)
+        if action == VIEW:
+            return visible
+        if action == OFFBOARD:
+            allowed = visible.exclude(state=Organization.State.OFFBOARDED)
+        else:
+            allowed = visible.filter(state=Organization.State.ACTIVE)
+        if acts_in_any_organization(user):
+            return allowed
+        roles = (Membership.Role.OWNER, Membership.Role.MEMBER) if action == CHANGE else (Membership.Role.OWNER,)
+        return allowed.filter(pk__in=Membership.objects.filter(user=user, role__in=roles).values("organization"))
+
+
+class OrganizationScopedQuerySet(models.QuerySet):
+    """Rows that belong to an organization: the user sees (changes) those of the organizations they see (change)."""
+
+    def for_user(self, user, action=VIEW):
+        return self.filter(organization__in=Organization.objects.for_user(user, action))
+
 
 class Organization(models.Model):
     """Offboarded organizations stay as a tombstone that holds their audit trail and cost ledger, and their name."""
@@ -31,6 +95,8 @@ class Organization(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     offboarded_at = models.DateTimeField(null=True, blank=True)
 
+    objects = OrganizationQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         permissions = [("act_in_any_organization", "Can act in every organization (support; other staff only look)")]
@@ -45,6 +111,10 @@ class Organization(models.Model):
     @property
     def zone_name(self):
         return f"{self.name}.{settings.ORGDNS_BASE_DOMAIN}"
+
+    def allows(self, user, action):
+        """Whether the user may do action (VIEW, CHANGE, MANAGE_MEMBERS, OFFBOARD) in this organization."""
+        return Organization.objects.for_user(user, action).filter(pk=self.pk).exists()
 
 
 class Membership(models.Model):
@@ -66,6 +136,8 @@ class Membership(models.Model):
         default=Source.HAND,
         help_text="directory: made from the identity provider's groups at sign-in, and changed only there.",
     )
+
+    objects = OrganizationScopedQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "organization"], name="one_membership_per_user_and_org")]
@@ -95,7 +167,7 @@ class ExternalIdentity(models.Model):
 LIVE_ZONE = ~Q(state="deleted")
 
 
-class HostedZoneQuerySet(models.QuerySet):
+class HostedZoneQuerySet(OrganizationScopedQuerySet):
     def live(self):
         return self.filter(LIVE_ZONE)
 
@@ -197,7 +269,7 @@ class ZoneCharge(models.Model):
 LIVE_CLUSTER = ~Q(state="deregistered")
 
 
-class ClusterQuerySet(models.QuerySet):
+class ClusterQuerySet(OrganizationScopedQuerySet):
     def live(self):
         return self.filter(LIVE_CLUSTER)
 
@@ -343,6 +415,8 @@ class Operation(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = OrganizationScopedQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
 
@@ -386,7 +460,7 @@ def past_renewal_point(now):
     return Q(LessThanOrEqual(renewal_point(), now))
 
 
-class CertificateQuerySet(models.QuerySet):
+class CertificateQuerySet(OrganizationScopedQuerySet):
     def live(self):
         """Not deleted (rows are kept after deletion)."""
         return self.exclude(state="deleted")
@@ -508,6 +582,17 @@ class CertificateInstallation(models.Model):
         return f"{self.cluster.name}/{self.namespace}/{self.secret_name}"
 
 
+class AuditEventQuerySet(OrganizationScopedQuerySet):
+    def for_user(self, user, action=VIEW):
+        """The events of the user's organizations; staff also see those of no organization (system, deleted ones,
+        refusals across organizations), unless through a token limited to some organizations. Nobody changes them."""
+        if action != VIEW:
+            return self.none()
+        if user.is_staff and token_organizations(user) is None:
+            return self
+        return super().for_user(user, action)
+
+
 class AuditEvent(models.Model):
     """Who did what to which object, when, from which request, and how it ended. Never holds a secret."""
 
@@ -540,6 +625,8 @@ class AuditEvent(models.Model):
     )
     outcome = models.CharField(max_length=7, choices=Outcome.choices, default=Outcome.OK)
     detail = models.TextField(blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -4,11 +4,12 @@ from django.http import Http404, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
-from provisioning.services import access
+from provisioning import scoping
 from provisioning.services.credentials import actions as key_rotation
 from provisioning.services.zones import gc as zone_gc
 from provisioning.services.zones import records as zones
 
+from ..models import CHANGE
 from . import schemas
 from .pagination import page_of, paginate
 from .params import OrgName
@@ -26,7 +27,7 @@ class RecordPageParams(Schema):
 @router.get("/organizations/{org}/zone", response={200: schemas.Zone, 404: Problem})
 def get_zone(request, org: OrgName):
     """The organization's zone (404 if it has none, or only deleted ones) and what the zone GC will do with it."""
-    organization = access.get_org_for_user(request.user, org)
+    organization = scoping.organization(request, org)
     zone = zones.live_zone(organization)
     if zone is None:
         raise Http404(f"{organization.name} has no hosted zone: it is made when its first cluster is registered.")
@@ -45,7 +46,7 @@ def get_zone(request, org: OrgName):
 def rotate_key(request, response: HttpResponse, org: OrgName):
     """Replace the zone's access key: the new key runs in every cluster of the organization before the old one is
     deleted (409 if the organization has no key yet)."""
-    organization = access.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
+    organization = scoping.organization(request, org, CHANGE)
     return queue(response, key_rotation.rotate_now, organization, request.user)
 
 
@@ -54,8 +55,11 @@ def rotate_key(request, response: HttpResponse, org: OrgName):
 )
 def list_zone_records(request, org: OrgName, params: Query[RecordPageParams]):
     """The zone's record sets as Route53 has them (read at most every 30 s), with the cluster that owns each."""
-    organization = access.get_org_for_user(request.user, org)
-    records = zones.zone_records(zones.get_active_zone(organization))
+    organization = scoping.organization(request, org)
+    zone = zones.active_zone(organization)
+    if zone is None:
+        raise Http404(f"{organization.name} has no zone in Route53 (yet).")
+    records = zones.zone_records(zone)
     return paginate(request, records, params, prepare=lambda page: [_record(r) for r in page])
 
 
