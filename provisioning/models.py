@@ -855,6 +855,14 @@ class AuditEvent(models.Model):
         )
 
 
+class ApiTokenQuerySet(models.QuerySet):
+    def for_user(self, user, action=VIEW):
+        """A person's own tokens, to see and to revoke (support revoke anyone's in the admin)."""
+        if action not in (VIEW, CHANGE):
+            raise ValueError(f"Unknown action {action!r} for API tokens: view or change.")
+        return self.filter(user=user)
+
+
 class ApiToken(models.Model):
     """A personal API token. It acts as its user, with the user's organizations and roles as they are at each
     request, within its scope (read-only, named organizations). Only a SHA-256 hash of the token is kept: the token
@@ -884,6 +892,8 @@ class ApiToken(models.Model):
         related_name="+",
         help_text="The only organizations it may reach (among its user's); none named: all of its user's.",
     )
+
+    objects = ApiTokenQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -15,6 +15,7 @@ from provisioning.models import (
     MANAGE_MEMBERS,
     OFFBOARD,
     VIEW,
+    ApiToken,
     AuditEvent,
     Certificate,
     Cluster,
@@ -24,6 +25,7 @@ from provisioning.models import (
     Organization,
     limit_to_token,
 )
+from provisioning.services.people import api_tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -102,6 +104,16 @@ def test_a_token_limited_to_some_organizations_reaches_only_those(world):
     assert names(Cluster.objects.for_user(world.support, CHANGE)) == ["globex"]
     limit_to_token(world.alice, frozenset({world.globex.pk}))  # not hers: the limit adds nothing
     assert names(Cluster.objects.for_user(world.alice)) == []
+
+
+def test_api_tokens_are_their_owners_alone(world):
+    token, _ = api_tokens.create_token(world.alice, "ci", 30)
+    for persona, sees in (("alice", True), ("bob", False), ("sam", False), ("support", False)):
+        for action in (VIEW, CHANGE):
+            assert (token in ApiToken.objects.for_user(getattr(world, persona), action)) is sees, (persona, action)
+    with pytest.raises(ApiToken.DoesNotExist):
+        api_tokens.revoke_token(world.bob, token.pk)
+    assert api_tokens.revoke_token(world.alice, token.pk).revoked_at is not None
 
 
 def test_audit_events_of_no_organization_are_staff_only_and_nobody_changes_events(world):

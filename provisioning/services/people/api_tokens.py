@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from provisioning.models import ApiToken, Organization, limit_to_token
+from provisioning.models import CHANGE, ApiToken, Organization, limit_to_token
 from provisioning.services import audit
 from provisioning.services.backends import api_rate_limiter
 
@@ -50,7 +50,7 @@ def token_hash(raw: str) -> str:
 
 
 def tokens_of(user: AbstractBaseUser) -> QuerySet[ApiToken]:
-    return user.api_tokens.all()
+    return ApiToken.objects.for_user(user)
 
 
 def live_tokens_of(user: AbstractBaseUser, now: datetime | None = None) -> QuerySet[ApiToken]:
@@ -142,7 +142,7 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 def revoke_token(user: AbstractBaseUser, pk: int) -> ApiToken:
     """Revoke one of the user's own tokens (another user's is not found: ApiToken.DoesNotExist)."""
     with transaction.atomic():
-        token = ApiToken.objects.select_for_update().get(user=user, pk=pk)
+        token = ApiToken.objects.for_user(user, CHANGE).select_for_update().get(pk=pk)
         if token.revoked_at is not None:
             raise ValidationError(f"Token {token} is already revoked.")
         token.revoked_at = timezone.now()
