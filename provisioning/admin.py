@@ -7,7 +7,7 @@ from django.utils import timezone
 from django_rq.admin import QueueAdmin
 from django_rq.models import Dashboard
 
-from provisioning.services import access, audit
+from provisioning.services import audit
 from provisioning.services.aws_accounts import assignment as accounts
 from provisioning.services.certificates import actions as certificates
 from provisioning.services.clusters import actions as clusters
@@ -30,6 +30,7 @@ from .models import (
     Operation,
     Organization,
     ZoneCharge,
+    acts_in_any_organization,
 )
 
 # Fields whose values no audit entry shows (it says they changed).
@@ -86,7 +87,7 @@ class AuditedAdmin(admin.ModelAdmin):
 
     def has_act_permission(self, request):
         """Actions that change remote things (the job path): support staff only, whatever their model permissions."""
-        return access.acts_in_any_organization(request.user)
+        return acts_in_any_organization(request.user)
 
     def run_action(self, request, queryset, action, done):
         """Call a service action on each selected object; report each outcome."""
@@ -162,7 +163,7 @@ class MembershipWrites(PermissionsBase):
     besides the model's), through the members page's services (the last-owner rule, the audit trail)."""
 
     def may_write(self, request):
-        return access.acts_in_any_organization(request.user)
+        return acts_in_any_organization(request.user)
 
     def has_add_permission(self, request, *args):
         return super().has_add_permission(request, *args) and self.may_write(request)

@@ -12,7 +12,6 @@ from provisioning.rules.validators import (
     validate_org_name,
     validate_secret_name,
 )
-from provisioning.services import access
 from provisioning.services.certificates import actions as certificates
 from provisioning.services.clusters import actions as clusters
 from provisioning.services.people import api_tokens
@@ -147,6 +146,6 @@ class ApiTokenForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["form_key"].initial = secrets.token_hex(16)
         organizations = cast(forms.ModelMultipleChoiceField, self.fields["organizations"])
-        organizations.queryset = access.organizations_for(user).order_by("name")
+        organizations.queryset = Organization.objects.for_user(user).order_by("name")
         allowed = [days for days in api_tokens.LIFETIMES if days <= settings.ORGDNS_API_TOKEN_MAX_DAYS]
         cast(forms.TypedChoiceField, self.fields["days"]).choices = [(days, f"{days} days") for days in allowed]

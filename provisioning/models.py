@@ -11,6 +11,84 @@ from provisioning.rules.validators import validate_cluster_name, validate_org_na
 from . import operation_kinds
 
 
+def transition(instance, from_states, to_state, **fields):
+    """Move instance's row to to_state (with fields) if it is in one of from_states, in one conditional UPDATE: of
+    two racing transitions, one wins. The instance follows (but for expressions, such as F() + 1). Whether it
+    happened: False, nothing changed."""
+    moved = type(instance).objects.filter(pk=instance.pk, state__in=from_states).update(state=to_state, **fields)
+    if moved:
+        instance.state = to_state
+        for name, value in fields.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(instance, name, value)
+    return bool(moved)
+
+
+# Who may see or change what: the only rules, as queryset methods (`Cluster.objects.for_user(user, CHANGE)`) and
+# Organization.allows. The pages, the API and the admin look objects up through them and answer 404 (not visible) or
+# 403 (visible, not allowed); see provisioning/scoping.py.
+VIEW = "view"  # see it: staff see every organization, others those they belong to
+CHANGE = "change"  # change its clusters, certificates, zone: owners and members of an active organization
+MANAGE_MEMBERS = "manage_members"  # owners of an active organization
+OFFBOARD = "offboard"  # delete it (again, if that failed): owners, until it is offboarded
+ACTIONS = (VIEW, CHANGE, MANAGE_MEMBERS, OFFBOARD)
+
+ACT_IN_ANY_ORGANIZATION = "provisioning.act_in_any_organization"
+TOKEN_ORGANIZATIONS = "_orgdns_token_organizations"
+
+
+def token_organizations(user):
+    """The organizations the API token the user authenticated with is limited to; None: not limited (or a session)."""
+    return getattr(user, TOKEN_ORGANIZATIONS, None)
+
+
+def limit_to_token(user, organization_ids):
+    """For this request, the user acts through a token limited to these organizations (None: not limited)."""
+    setattr(user, TOKEN_ORGANIZATIONS, organization_ids)
+
+
+def acts_in_any_organization(user):
+    """Support staff who may change what they see: staff with the permission (superusers have every permission).
+    Other staff only look."""
+    return user.is_staff and user.has_perm(ACT_IN_ANY_ORGANIZATION)
+
+
+def can_create_organizations(user):
+    """Staff with the permission; not through a token limited to some organizations."""
+    return user.is_staff and user.has_perm("provisioning.add_organization") and token_organizations(user) is None
+
+
+class OrganizationQuerySet(models.QuerySet):
+    def for_user(self, user, action=VIEW):
+        """The organizations in which the user may do action (VIEW, CHANGE, MANAGE_MEMBERS, OFFBOARD). Through an API
+        token limited to named organizations, only those of them."""
+        if action not in ACTIONS:
+            raise ValueError(f"Unknown action {action!r}: one of {', '.join(ACTIONS)}.")
+        visible = (
+            self if user.is_staff else self.filter(pk__in=Membership.objects.filter(user=user).values("organization"))
+        )
+        limited_to = token_organizations(user)
+        if limited_to is not None:
+            visible = visible.filter(pk__in=limited_to)
+        if action == VIEW:
+            return visible
+        if action == OFFBOARD:
+            allowed = visible.exclude(state=Organization.State.OFFBOARDED)
+        else:
+            allowed = visible.filter(state=Organization.State.ACTIVE)
+        if acts_in_any_organization(user):
+            return allowed
+        roles = (Membership.Role.OWNER, Membership.Role.MEMBER) if action == CHANGE else (Membership.Role.OWNER,)
+        return allowed.filter(pk__in=Membership.objects.filter(user=user, role__in=roles).values("organization"))
+
+
+class OrganizationScopedQuerySet(models.QuerySet):
+    """Rows that belong to an organization: the user sees (changes) those of the organizations they see (change)."""
+
+    def for_user(self, user, action=VIEW):
+        return self.filter(organization__in=Organization.objects.for_user(user, action))
+
+
 class Organization(models.Model):
     """Offboarded organizations stay as a tombstone that holds their audit trail and cost ledger, and their name."""
 
@@ -31,6 +109,8 @@ class Organization(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     offboarded_at = models.DateTimeField(null=True, blank=True)
 
+    objects = OrganizationQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         permissions = [("act_in_any_organization", "Can act in every organization (support; other staff only look)")]
@@ -45,6 +125,18 @@ class Organization(models.Model):
     @property
     def zone_name(self):
         return f"{self.name}.{settings.ORGDNS_BASE_DOMAIN}"
+
+    def start_offboarding(self):
+        """ACTIVE (or OFFBOARDING, again after a failure) → OFFBOARDING: nothing new starts in it."""
+        return transition(self, (self.State.ACTIVE, self.State.OFFBOARDING), self.State.OFFBOARDING)
+
+    def finish_offboarding(self):
+        """OFFBOARDING → OFFBOARDED: only its audit trail and cost ledger remain."""
+        return transition(self, (self.State.OFFBOARDING,), self.State.OFFBOARDED, offboarded_at=timezone.now())
+
+    def allows(self, user, action):
+        """Whether the user may do action (VIEW, CHANGE, MANAGE_MEMBERS, OFFBOARD) in this organization."""
+        return Organization.objects.for_user(user, action).filter(pk=self.pk).exists()
 
 
 class Membership(models.Model):
@@ -66,6 +158,8 @@ class Membership(models.Model):
         default=Source.HAND,
         help_text="directory: made from the identity provider's groups at sign-in, and changed only there.",
     )
+
+    objects = OrganizationScopedQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "organization"], name="one_membership_per_user_and_org")]
@@ -95,7 +189,7 @@ class ExternalIdentity(models.Model):
 LIVE_ZONE = ~Q(state="deleted")
 
 
-class HostedZoneQuerySet(models.QuerySet):
+class HostedZoneQuerySet(OrganizationScopedQuerySet):
     def live(self):
         return self.filter(LIVE_ZONE)
 
@@ -170,6 +264,55 @@ class HostedZone(models.Model):
         """Whether its access key is in use, so that it can be rotated."""
         return self.state == self.State.ACTIVE and bool(self.access_key_id)
 
+    # Its deletion, each step conditional and atomic (the GC, the teardown job and register jobs race for it):
+    # ACTIVE --claim--> DELETING (unstarted) --start_teardown--> DELETING (started) --mark_deleted--> DELETED.
+    # An unstarted claim is released back to ACTIVE when a cluster turns up: by the claim's own re-check, by the
+    # teardown before it starts, or by a register job that finds the zone claimed (it reclaims it). Once started, a
+    # register job waits for the teardown to finish and then creates a fresh zone.
+
+    def confirm_in_route53(self):
+        """Route53 has the zone (created or adopted: zone_id, name_servers and aws_created_at are set on the
+        instance): CREATING (or ACTIVE) → ACTIVE, so that the GC sees every zone that may cost money. A zone not saved
+        yet (adopted by the reconciler) is saved so."""
+        if self.pk is None:
+            self.state = self.State.ACTIVE
+            self.save()
+            return True
+        return transition(
+            self,
+            (self.State.CREATING, self.State.ACTIVE),
+            self.State.ACTIVE,
+            zone_id=self.zone_id,
+            name_servers=self.name_servers,
+            aws_created_at=self.aws_created_at,
+        )
+
+    def claim_for_deletion(self):
+        """ACTIVE → DELETING (unstarted). False if it is not active (another GC run or worker got there first)."""
+        return transition(self, (self.State.ACTIVE,), self.State.DELETING)
+
+    def release_unstarted(self):
+        """Give an unstarted claim back (DELETING → ACTIVE). False if the teardown has started (or it is no claim)."""
+        moved = HostedZone.objects.filter(pk=self.pk, state=self.State.DELETING, teardown_started_at=None).update(
+            state=self.State.ACTIVE
+        )
+        if moved:
+            self.state = self.State.ACTIVE
+        return bool(moved)
+
+    def start_teardown(self, now):
+        """Pass the point of no return (DELETING stays, started). False if a cluster reclaimed the zone first."""
+        moved = HostedZone.objects.filter(pk=self.pk, state=self.State.DELETING, teardown_started_at=None).update(
+            teardown_started_at=now
+        )
+        if moved:
+            self.teardown_started_at = now
+        return bool(moved)
+
+    def mark_deleted(self, now):
+        """DELETING → DELETED: Route53, IAM and Vault have nothing of it any more; the row stays."""
+        return transition(self, (self.State.DELETING,), self.State.DELETED, deleted_at=now)
+
 
 class ZoneCharge(models.Model):
     """The cost ledger: one row per zone and month, charged by Route53 or saved by deleting the zone in time."""
@@ -197,7 +340,7 @@ class ZoneCharge(models.Model):
 LIVE_CLUSTER = ~Q(state="deregistered")
 
 
-class ClusterQuerySet(models.QuerySet):
+class ClusterQuerySet(OrganizationScopedQuerySet):
     def live(self):
         return self.filter(LIVE_CLUSTER)
 
@@ -213,6 +356,9 @@ class Cluster(models.Model):
 
     # The states from which it may be provisioned again, or deregistered: no job works on it.
     SETTLED = (State.READY, State.ERROR)
+    # The states a register job may find it in and provision it from.
+    PROVISIONABLE = (State.PENDING, State.PROVISIONING, State.ERROR, State.READY)
+    LIVE = (State.PENDING, State.PROVISIONING, State.READY, State.ERROR, State.DEREGISTERING)
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="clusters")
     name = models.CharField(max_length=40, validators=[validate_cluster_name])
@@ -310,6 +456,41 @@ class Cluster(models.Model):
     def can_deregister(self):
         return self.state in self.SETTLED and not self.registration_unfinished()
 
+    # Its lifecycle. The request side claims a settled cluster for a job (queue_*), so that one job at a time works
+    # on it; the jobs move it on. Each returns whether it happened.
+
+    def queue_provisioning(self):
+        """READY or ERROR → PENDING, for a register job."""
+        return transition(self, self.SETTLED, self.State.PENDING, message="queued for provisioning")
+
+    def queue_deregistration(self):
+        """READY or ERROR → DEREGISTERING, for a deregister job."""
+        return transition(self, self.SETTLED, self.State.DEREGISTERING, message="queued for deregistration")
+
+    def start_provisioning(self):
+        """→ PROVISIONING, from any state a register job may find it in (not being deregistered, nor deregistered)."""
+        return transition(self, self.PROVISIONABLE, self.State.PROVISIONING, message="")
+
+    def finish_provisioning(self, message):
+        """PROVISIONING → READY (not if it was deregistered meanwhile)."""
+        return transition(self, (self.State.PROVISIONING,), self.State.READY, message=message)
+
+    def fail_provisioning(self, message):
+        """→ ERROR after a failed register job (one being deregistered meanwhile is left to that)."""
+        return transition(self, self.PROVISIONABLE, self.State.ERROR, message=message)
+
+    def start_deregistration(self):
+        """→ DEREGISTERING, from any live state: the deregister job (or the offboarding) takes it over."""
+        return transition(self, self.LIVE, self.State.DEREGISTERING, message="")
+
+    def finish_deregistration(self):
+        """DEREGISTERING → DEREGISTERED: its name and its use of the zone are free."""
+        return transition(self, (self.State.DEREGISTERING,), self.State.DEREGISTERED, message="deregistered")
+
+    def fail_deregistration(self, message):
+        """→ ERROR after a failed deregistration (a deregistered cluster stays deregistered)."""
+        return transition(self, self.LIVE, self.State.ERROR, message=f"deregistration failed: {message}")
+
 
 class Operation(models.Model):
     """One background job. Its id is the RQ job id; the row, not RQ, is what pages show."""
@@ -322,6 +503,8 @@ class Operation(models.Model):
         FAILED = "failed"
 
     FINISHED = (State.SUCCEEDED, State.FAILED)
+    UNFINISHED = (State.QUEUED, State.RUNNING, State.RETRYING)
+    WAITING = (State.QUEUED, State.RETRYING)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=20, choices=operation_kinds.choices)  # declared by each job module
@@ -343,6 +526,8 @@ class Operation(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = OrganizationScopedQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
 
@@ -352,6 +537,44 @@ class Operation(models.Model):
     @property
     def finished(self):
         return self.state in self.FINISHED
+
+    # Its lifecycle: QUEUED → RUNNING (→ RETRYING → RUNNING ...) → SUCCEEDED or FAILED. A finished row stays finished:
+    # each transition is conditional, so a job that runs after its operation was cancelled or failed does nothing.
+
+    def start(self):
+        """A job starts (again) on it: → RUNNING, one attempt more."""
+        return transition(
+            self, self.UNFINISHED, self.State.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""
+        )
+
+    def will_retry(self, message, **fields):
+        """→ RETRYING: its job runs again (RQ's retry, or the sweep's)."""
+        return transition(self, self.UNFINISHED, self.State.RETRYING, error=message, **fields)
+
+    def succeed(self, remote_calls):
+        return transition(
+            self,
+            self.UNFINISHED,
+            self.State.SUCCEEDED,
+            progress=100,
+            step="done",
+            finished_at=timezone.now(),
+            remote_calls=remote_calls,
+        )
+
+    def fail(self, message, remote_calls):
+        return transition(
+            self,
+            self.UNFINISHED,
+            self.State.FAILED,
+            error=message,
+            finished_at=timezone.now(),
+            remote_calls=remote_calls,
+        )
+
+    def cancel(self, message):
+        """QUEUED or RETRYING → FAILED, saying why (a running one is not cancelled)."""
+        return transition(self, self.WAITING, self.State.FAILED, error=message, finished_at=timezone.now())
 
     @property
     def target(self):
@@ -386,7 +609,7 @@ def past_renewal_point(now):
     return Q(LessThanOrEqual(renewal_point(), now))
 
 
-class CertificateQuerySet(models.QuerySet):
+class CertificateQuerySet(OrganizationScopedQuerySet):
     def live(self):
         """Not deleted (rows are kept after deletion)."""
         return self.exclude(state="deleted")
@@ -405,6 +628,9 @@ class Certificate(models.Model):
         ERROR = "error"
 
     BUSY = (State.ISSUING, State.RENEWING, State.INSTALLING, State.DELETING)
+    # The states a job that issues or installs it may leave it in: all but its deletion's.
+    NOT_DELETING = (State.ISSUING, State.ACTIVE, State.RENEWING, State.INSTALLING, State.ERROR)
+    LIVE = (*NOT_DELETING, State.DELETING)
     # The states from which it may be renewed (a failed issue: issued again) or deleted.
     SETTLED = (State.ACTIVE, State.ERROR)
 
@@ -434,6 +660,39 @@ class Certificate(models.Model):
     @property
     def busy(self):
         return self.state in self.BUSY
+
+    # Its lifecycle: the request side claims it for a job (start_*: one job at a time), the job settles it.
+
+    def start_installation(self):
+        """ACTIVE → INSTALLING (Certificate.can_install)."""
+        return transition(self, (self.State.ACTIVE,), self.State.INSTALLING, message="")
+
+    def start_renewal(self):
+        """ACTIVE or ERROR → RENEWING (Certificate.can_renew; a failed issue is issued again)."""
+        return transition(self, self.SETTLED, self.State.RENEWING, message="")
+
+    def start_deletion(self):
+        """ACTIVE or ERROR → DELETING (Certificate.can_delete)."""
+        return transition(self, self.SETTLED, self.State.DELETING, message="")
+
+    def settle_installed(self):
+        """→ ACTIVE: issued and installed everywhere it should be (not if it is being deleted, or deleted)."""
+        return transition(self, self.NOT_DELETING, self.State.ACTIVE, message="")
+
+    def settle_failed(self, message):
+        """After a failed issue, renewal or installation: still usable (ACTIVE) if it was issued once, else ERROR
+        (not if it is being deleted, or deleted)."""
+        issued = Certificate.objects.filter(pk=self.pk).exclude(serial="").exists()
+        return transition(self, self.NOT_DELETING, self.State.ACTIVE if issued else self.State.ERROR, message=message)
+
+    def mark_deleted(self):
+        """→ DELETED, from any live state (its deletion, or its organization's offboarding): out of the clusters and
+        out of Vault; the row stays."""
+        return transition(self, self.LIVE, self.State.DELETED, deleted_at=timezone.now(), message="")
+
+    def fail_deletion(self, message):
+        """→ ERROR after a failed deletion (a deleted certificate stays deleted)."""
+        return transition(self, self.LIVE, self.State.ERROR, message=f"deletion failed: {message}")
 
     @property
     def can_renew(self):
@@ -507,6 +766,49 @@ class CertificateInstallation(models.Model):
     def __str__(self):
         return f"{self.cluster.name}/{self.namespace}/{self.secret_name}"
 
+    @classmethod
+    def request(cls, certificate, cluster, namespace, secret_name):
+        """The installation of certificate as Secret namespace/secret_name in cluster, PENDING (again, if it is
+        there already)."""
+        installation, _ = cls.objects.update_or_create(
+            certificate=certificate,
+            cluster=cluster,
+            namespace=namespace,
+            secret_name=secret_name,
+            defaults={"state": cls.State.PENDING, "message": ""},
+        )
+        return installation
+
+    # From any state: one job at a time works on its certificate, which holds the claim.
+
+    def mark_installed(self, serial, now):
+        """The Secret holds the certificate of this serial."""
+        return transition(
+            self,
+            tuple(self.State),
+            self.State.INSTALLED,
+            installed_serial=serial,
+            installed_at=now,
+            message="",
+        )
+
+    def mark_failed(self, message):
+        return transition(self, tuple(self.State), self.State.FAILED, message=message)
+
+    def start_removal(self):
+        return transition(self, tuple(self.State), self.State.REMOVING)
+
+
+class AuditEventQuerySet(OrganizationScopedQuerySet):
+    def for_user(self, user, action=VIEW):
+        """The events of the user's organizations; staff also see those of no organization (system, deleted ones,
+        refusals across organizations), unless through a token limited to some organizations. Nobody changes them."""
+        if action != VIEW:
+            return self.none()
+        if user.is_staff and token_organizations(user) is None:
+            return self
+        return super().for_user(user, action)
+
 
 class AuditEvent(models.Model):
     """Who did what to which object, when, from which request, and how it ended. Never holds a secret."""
@@ -541,6 +843,8 @@ class AuditEvent(models.Model):
     outcome = models.CharField(max_length=7, choices=Outcome.choices, default=Outcome.OK)
     detail = models.TextField(blank=True)
 
+    objects = AuditEventQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object")]
@@ -549,6 +853,14 @@ class AuditEvent(models.Model):
         return (
             f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.object_repr} ({self.outcome})"
         )
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def for_user(self, user, action=VIEW):
+        """A person's own tokens, to see and to revoke (support revoke anyone's in the admin)."""
+        if action not in (VIEW, CHANGE):
+            raise ValueError(f"Unknown action {action!r} for API tokens: view or change.")
+        return self.filter(user=user)
 
 
 class ApiToken(models.Model):
@@ -580,6 +892,8 @@ class ApiToken(models.Model):
         related_name="+",
         help_text="The only organizations it may reach (among its user's); none named: all of its user's.",
     )
+
+    objects = ApiTokenQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

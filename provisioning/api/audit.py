@@ -3,7 +3,6 @@
 from ninja import Query, Router
 
 from ..models import AuditEvent
-from ..services import access
 from . import schemas
 from .pagination import PageParams, page_of, paginate
 from .params import text_query
@@ -25,7 +24,7 @@ def list_audit_events(
     client_request_id: str = text_query("The X-Request-ID the acting request was sent with."),
 ):
     """Events of your organizations (staff: all), newest first. `action` matches a prefix (e.g. `register.`)."""
-    rows = access.audit_events_for(request.user).select_related("organization")
+    rows = AuditEvent.objects.for_user(request.user).select_related("organization")
     exact = {
         "organization__name": organization,
         "outcome": outcome,

@@ -3,10 +3,10 @@
 from django.http import Http404, HttpResponse
 from ninja import Query, Router
 
-from provisioning.services import access
+from provisioning import scoping
 from provisioning.services.certificates import actions as certificates
 
-from ..models import Certificate
+from ..models import CHANGE, Certificate
 from . import schemas
 from .pagination import PageParams, page_of, paginate
 from .params import Id, OrgName
@@ -22,7 +22,7 @@ PEM = {"content": {"application/x-pem-file": {"schema": {"type": "string"}}}, "d
 @router.get("/organizations/{org}/certificates", response={200: page_of(schemas.Certificate), 404: Problem})
 def list_certificates(request, org: OrgName, params: Query[PageParams], state: CertificateState | None = None):
     """The organization's certificates, newest first; deleted ones only when state=deleted asks for them."""
-    organization = access.get_org_for_user(request.user, org)
+    organization = scoping.organization(request, org)
     return paginate(request, certificates.certificates_of(organization, state), params)
 
 
@@ -33,7 +33,7 @@ def list_certificates(request, org: OrgName, params: Query[PageParams], state: C
 def issue_certificate(request, response: HttpResponse, org: OrgName, body: schemas.NewCertificate):
     """Queue issuing a certificate for names in the organization's zone (wildcards allowed), and installing it as a
     kubernetes.io/tls Secret in each `install` target."""
-    organization = access.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
+    organization = scoping.organization(request, org, CHANGE)
     with refused(422):
         targets = [
             (certificates.get_installable_cluster(organization, t.cluster), t.namespace, t.secret_name)
@@ -50,7 +50,7 @@ def issue_certificate(request, response: HttpResponse, org: OrgName, body: schem
 )
 def download_ca_certificate(request, org: OrgName):
     """The organization CA's certificate, to trust its certificates with (its key never leaves Vault)."""
-    organization = access.get_org_for_user(request.user, org)
+    organization = scoping.organization(request, org)
     pem = certificates.ca_certificate_pem(organization)
     if pem is None:
         raise Http404(f"{organization.name} has no CA yet: it is made with its first certificate.")
@@ -59,7 +59,7 @@ def download_ca_certificate(request, org: OrgName):
 
 @router.get("/organizations/{org}/certificates/{certificate_id}", response={200: schemas.Certificate, 404: Problem})
 def get_certificate(request, org: OrgName, certificate_id: Id):
-    return certificates.current(access.get_certificate_for_user(request.user, org, certificate_id))
+    return certificates.current(scoping.certificate(request, org, certificate_id))
 
 
 @router.get(
@@ -69,7 +69,7 @@ def get_certificate(request, org: OrgName, certificate_id: Id):
 )
 def download_certificate(request, org: OrgName, certificate_id: Id):
     """The certificate (never its key)."""
-    certificate = access.get_certificate_for_user(request.user, org, certificate_id)
+    certificate = scoping.certificate(request, org, certificate_id)
     pem = certificates.certificate_pem(certificate)
     if pem is None:
         raise Http404("This certificate is not issued, or was deleted.")
@@ -88,9 +88,7 @@ def pem_response(pem, filename):
 )
 def install_certificate(request, response: HttpResponse, org: OrgName, certificate_id: Id, body: schemas.Target):
     """Queue installing the certificate as a Secret in one more cluster (or again where it is)."""
-    certificate = access.get_writable_certificate_for_user(
-        request.user, org, certificate_id, f"{request.method} {request.path}"
-    )
+    certificate = scoping.certificate(request, org, certificate_id, CHANGE)
     with refused(422):
         cluster = certificates.get_installable_cluster(certificate.organization, body.cluster)
     with refused(409):
@@ -106,9 +104,7 @@ def install_certificate(request, response: HttpResponse, org: OrgName, certifica
 )
 def renew_certificate(request, response: HttpResponse, org: OrgName, certificate_id: Id):
     """Queue a new key and certificate, installed everywhere the old one is (also retries a failed issue)."""
-    certificate = access.get_writable_certificate_for_user(
-        request.user, org, certificate_id, f"{request.method} {request.path}"
-    )
+    certificate = scoping.certificate(request, org, certificate_id, CHANGE)
     return queue(response, certificates.renew_certificate, certificate, request.user)
 
 
@@ -118,7 +114,5 @@ def renew_certificate(request, response: HttpResponse, org: OrgName, certificate
 )
 def delete_certificate(request, response: HttpResponse, org: OrgName, certificate_id: Id):
     """Queue removing the certificate's Secrets from the clusters and its material from Vault."""
-    certificate = access.get_writable_certificate_for_user(
-        request.user, org, certificate_id, f"{request.method} {request.path}"
-    )
+    certificate = scoping.certificate(request, org, certificate_id, CHANGE)
     return queue(response, certificates.delete_certificate, certificate, request.user)

@@ -3,12 +3,12 @@
 from django.http import HttpResponse
 from ninja import Query, Router
 
-from provisioning.services import access
+from provisioning import scoping
 from provisioning.services.clusters import actions as clusters
 from provisioning.services.clusters import least_privilege
 
 from ..clients import externaldns
-from ..models import Cluster
+from ..models import CHANGE, Cluster
 from . import schemas
 from .pagination import PageParams, page_of, paginate
 from .params import Id, OrgName
@@ -28,7 +28,7 @@ def with_latest_operation(cluster):
 @router.get("/organizations/{org}/clusters", response={200: page_of(schemas.Cluster), 404: Problem})
 def list_clusters(request, org: OrgName, params: Query[PageParams], state: ClusterState | None = None):
     """The organization's clusters by name; deregistered ones only when state=deregistered asks for them."""
-    organization = access.get_org_for_user(request.user, org)
+    organization = scoping.organization(request, org)
     return paginate(request, clusters.clusters_of(organization, state), params)
 
 
@@ -48,14 +48,14 @@ def bootstrap_of(organization, cluster=None):
 def cluster_bootstrap(request, org: OrgName):
     """The bootstrap manifest to apply (as the cluster's admin) before registering a cluster: it creates ExternalDNS's
     namespace and RBAC and orgdns's ServiceAccount, whose token registration takes."""
-    return bootstrap_of(access.get_org_for_user(request.user, org))
+    return bootstrap_of(scoping.organization(request, org))
 
 
 @router.get("/organizations/{org}/clusters/{cluster_id}/bootstrap", response={200: schemas.Bootstrap, 404: Problem})
 def registered_cluster_bootstrap(request, org: OrgName, cluster_id: Id):
     """The bootstrap manifest of a registered cluster (to re-apply after drift, or to move a cluster registered before
     it)."""
-    cluster = access.get_cluster_for_user(request.user, org, cluster_id)
+    cluster = scoping.cluster(request, org, cluster_id)
     return bootstrap_of(cluster.organization, cluster)
 
 
@@ -66,7 +66,7 @@ def registered_cluster_bootstrap(request, org: OrgName, cluster_id: Id):
 def register_cluster(request, response: HttpResponse, org: OrgName, body: schemas.NewCluster):
     """Check that orgdns can reach the cluster with these credentials, keep them in Vault and queue the job that
     provisions the zone, the credentials and ExternalDNS. Follow the operation until it has finished."""
-    organization = access.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
+    organization = scoping.organization(request, org, CHANGE)
     with refused(422):
         connection = clusters.cluster_connection(
             api_server=body.api_server,
@@ -81,7 +81,7 @@ def register_cluster(request, response: HttpResponse, org: OrgName, body: schema
 
 @router.get("/organizations/{org}/clusters/{cluster_id}", response={200: schemas.ClusterDetail, 404: Problem})
 def get_cluster(request, org: OrgName, cluster_id: Id):
-    return with_latest_operation(access.get_cluster_for_user(request.user, org, cluster_id))
+    return with_latest_operation(scoping.cluster(request, org, cluster_id))
 
 
 @router.post(
@@ -90,7 +90,7 @@ def get_cluster(request, org: OrgName, cluster_id: Id):
 )
 def reprovision_cluster(request, response: HttpResponse, org: OrgName, cluster_id: Id):
     """Run provisioning again (a ready cluster, or one in error): every step converges from where it stands."""
-    cluster = access.get_writable_cluster_for_user(request.user, org, cluster_id, f"{request.method} {request.path}")
+    cluster = scoping.cluster(request, org, cluster_id, CHANGE)
     return queue(response, clusters.retry_registration, cluster, request.user)
 
 
@@ -101,5 +101,5 @@ def reprovision_cluster(request, response: HttpResponse, org: OrgName, cluster_i
 def deregister_cluster(request, response: HttpResponse, org: OrgName, cluster_id: Id):
     """Queue the deregistration: ExternalDNS leaves the cluster, its records leave the zone, its credentials leave
     Vault. The cluster stays listed as deregistered."""
-    cluster = access.get_writable_cluster_for_user(request.user, org, cluster_id, f"{request.method} {request.path}")
+    cluster = scoping.cluster(request, org, cluster_id, CHANGE)
     return queue(response, clusters.deregister_cluster, cluster, request.user)

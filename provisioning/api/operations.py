@@ -5,11 +5,11 @@ from uuid import UUID
 from django.http import HttpResponse
 from ninja import Path, Query, Router
 
-from provisioning.services import access
+from provisioning import scoping
 from provisioning.services.operations import running as operations
 
 from .. import operation_kinds
-from ..models import Operation
+from ..models import CHANGE, Operation
 from . import schemas
 from .pagination import PageParams, page_of, paginate
 from .params import text_query
@@ -31,7 +31,7 @@ def list_operations(
     kind: OperationKind | None = None,
 ):
     """Operations of your organizations (staff: all), newest first."""
-    rows = access.visible(Operation, request.user).select_related("organization", "cluster", "created_by")
+    rows = Operation.objects.for_user(request.user).select_related("organization", "cluster", "created_by")
     if organization:
         rows = rows.filter(organization__name=organization)
     if state:
@@ -44,7 +44,7 @@ def list_operations(
 @router.get("/operations/{operation_id}", response={200: schemas.OperationDetail, 404: Problem})
 def get_operation(request, operation_id: Path[UUID]):
     """Poll this until `finished`: then `state` is succeeded or failed (with `error`)."""
-    return access.get_operation_for_user(request.user, operation_id)
+    return scoping.operation(request, operation_id)
 
 
 @router.post(
@@ -52,5 +52,5 @@ def get_operation(request, operation_id: Path[UUID]):
 )
 def retry_operation(request, response: HttpResponse, operation_id: Path[UUID]):
     """Start a failed cluster operation again; answers the new operation."""
-    operation = access.get_writable_operation_for_user(request.user, operation_id, f"{request.method} {request.path}")
+    operation = scoping.operation(request, operation_id, CHANGE)
     return queue(response, operations.retry_operation, operation, request.user)

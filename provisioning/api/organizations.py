@@ -1,12 +1,14 @@
 """Organizations and their members."""
 
 from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Status
 
-from provisioning.services import access
+from provisioning import scoping
 from provisioning.services.organizations import actions as organizations
 from provisioning.services.organizations import offboarding
 
+from ..models import CHANGE, MANAGE_MEMBERS, OFFBOARD
 from . import schemas
 from .pagination import PageParams, page_of, paginate
 from .params import OrgName, Username, text_query
@@ -16,19 +18,19 @@ from .responses import accepted
 router = Router(tags=["organizations"])
 
 
-def organization_row(user, name):
+def organization_row(request, name):
     """The organization as the lists show it (role, zone, cluster counts), if the user may see it."""
-    organization = access.get_org_for_user(user, name)
-    row = organizations.organization_rows(user).filter(pk=organization.pk).first()
+    organization = scoping.organization(request, name)
+    row = organizations.organization_rows(request.user).filter(pk=organization.pk).first()
     if row is None:
         raise Http404
     return row
 
 
-def detail(user, name):
-    row = organization_row(user, name)
-    row.can_write = access.can_write(user, row)
-    row.can_manage_members = access.can_manage_members(user, row)
+def detail(request, name):
+    row = organization_row(request, name)
+    row.can_write = row.allows(request.user, CHANGE)
+    row.can_manage_members = row.allows(request.user, MANAGE_MEMBERS)
     return row
 
 
@@ -44,15 +46,15 @@ def list_organizations(
 @router.post("/organizations", response={201: schemas.OrganizationDetail, 403: Problem, 422: Problem})
 def create_organization(request, body: schemas.NewOrganization):
     """Support staff only: a new organization, owned by you."""
-    access.require_organization_creation(request.user)
+    scoping.require_organization_creation(request)
     with refused(422):
         organization = organizations.create_organization(body.name, owner=request.user)
-    return Status(201, detail(request.user, organization.name))
+    return Status(201, detail(request, organization.name))
 
 
 @router.get("/organizations/{org}", response={200: schemas.OrganizationDetail, 404: Problem})
 def get_organization(request, org: OrgName):
-    return detail(request.user, org)
+    return detail(request, org)
 
 
 @router.post(
@@ -64,7 +66,7 @@ def offboard_organization(request, response: HttpResponse, org: OrgName, body: s
     operations, waits for its running ones, deregisters its clusters, deletes its certificates, CA and AWS
     credentials and removes its members; the GC deletes its zone when that costs least. Its audit trail and cost
     ledger remain, and its name stays taken. Again after a failure: resumes it."""
-    organization = access.get_org_to_offboard(request.user, org, f"{request.method} {request.path}")
+    organization = scoping.organization(request, org, OFFBOARD)
     with refused(422):
         offboarding.confirm(organization, body.confirmation)
     with refused(409):
@@ -74,7 +76,7 @@ def offboard_organization(request, response: HttpResponse, org: OrgName, body: s
 
 @router.get("/organizations/{org}/members", response={200: page_of(schemas.Member), 404: Problem})
 def list_members(request, org: OrgName, params: Query[PageParams]):
-    organization = access.get_org_for_user(request.user, org)
+    organization = scoping.organization(request, org)
     return paginate(request, organizations.memberships_of(organization), params)
 
 
@@ -83,7 +85,7 @@ def list_members(request, org: OrgName, params: Query[PageParams]):
 )
 def set_member(request, org: OrgName, username: Username, body: schemas.MemberRole):
     """Owners only: add an existing user to the organization with this role, or change their role."""
-    organization = access.get_org_for_member_management(request.user, org)
+    organization = scoping.organization(request, org, MANAGE_MEMBERS)
     with refused(422):
         return organizations.set_member(organization, username, body.role)
 
@@ -93,8 +95,8 @@ def set_member(request, org: OrgName, username: Username, body: schemas.MemberRo
 )
 def remove_member(request, org: OrgName, username: Username):
     """Owners only. The last owner cannot be removed."""
-    organization = access.get_org_for_member_management(request.user, org)
-    membership = organizations.get_membership(organization, username)
+    organization = scoping.organization(request, org, MANAGE_MEMBERS)
+    membership = get_object_or_404(organization.memberships, user__username=username)
     with refused(409):
         organizations.remove_member(organization, membership.pk)
     return Status(204, None)

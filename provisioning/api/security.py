@@ -3,6 +3,7 @@
 import threading
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from ninja.errors import AuthenticationError, HttpError
 from ninja.security.base import AuthBase
 from ninja.throttling import BaseThrottle
@@ -32,7 +33,9 @@ class TokenAuth(AuthBase):
             raise AuthenticationError() from None
         request.user = token.user
         audit.act_as(token.user)
-        api_tokens.scope_request(token, request.method)
+        if not api_tokens.may_serve(token, request.method):
+            raise PermissionDenied(f"The API token {token.prefix}… is read-only: it cannot change anything.")
+        api_tokens.scope_request(token)
         return token
 
 

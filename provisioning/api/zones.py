@@ -4,12 +4,13 @@ from django.http import Http404, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
+from provisioning import scoping
 from provisioning.clients.aws import MAX_LIST_RECORDS
-from provisioning.services import access
 from provisioning.services.credentials import actions as key_rotation
 from provisioning.services.zones import gc as zone_gc
 from provisioning.services.zones import records as zones
 
+from ..models import CHANGE
 from . import schemas
 from .params import OrgName
 from .problems import Problem
@@ -32,7 +33,7 @@ class RecordPageParams(Schema):
 @router.get("/organizations/{org}/zone", response={200: schemas.Zone, 404: Problem})
 def get_zone(request, org: OrgName):
     """The organization's zone (404 if it has none, or only deleted ones) and what the zone GC will do with it."""
-    organization = access.get_org_for_user(request.user, org)
+    organization = scoping.organization(request, org)
     zone = zones.live_zone(organization)
     if zone is None:
         raise Http404(f"{organization.name} has no hosted zone: it is made when its first cluster is registered.")
@@ -51,7 +52,7 @@ def get_zone(request, org: OrgName):
 def rotate_key(request, response: HttpResponse, org: OrgName):
     """Replace the zone's access key: the new key runs in every cluster of the organization before the old one is
     deleted (409 if the organization has no key yet)."""
-    organization = access.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
+    organization = scoping.organization(request, org, CHANGE)
     return queue(response, key_rotation.rotate_now, organization, request.user)
 
 
@@ -62,8 +63,10 @@ def rotate_key(request, response: HttpResponse, org: OrgName):
 def list_zone_records(request, org: OrgName, params: Query[RecordPageParams]):
     """One page of the zone's record sets as Route53 has them (each page read at most every 30 s), with the cluster
     that owns each; `next` links the following page (Route53 pages by position, so there is no page count)."""
-    organization = access.get_org_for_user(request.user, org)
-    zone = zones.get_active_zone(organization)
+    organization = scoping.organization(request, org)
+    zone = zones.active_zone(organization)
+    if zone is None:
+        raise Http404(f"{organization.name} has no zone in Route53 (yet).")
     start = zones.position(zone, params.start_name, params.start_type, params.start_identifier)  # 422 if it is not one
     page = zones.record_page(zone, start, params.page_size)
     return {"items": [_record(r) for r in page.records], "next": page.following and _url(request, page.following)}

@@ -6,27 +6,28 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from provisioning.services import access
+from provisioning import scoping
 from provisioning.services.certificates import actions as certificates
 from provisioning.services.clusters import least_privilege
 
 from ..clients.errors import ProviderError
 from ..forms import InstallCertificateForm, IssueCertificateForm
+from ..models import CHANGE
 from .operations import HTMX_STOP_POLLING
 
 
 def organization_certificate_list(request, org):
-    org = access.get_org_for_user(request.user, org)
+    org = scoping.organization(request, org)
     context = {
         "org": org,
         "certificates": certificates.certificates_of(org),
-        "can_write": access.can_write(request.user, org),
+        "can_write": org.allows(request.user, CHANGE),
     }
     return render(request, "provisioning/certificate_list.html", context)
 
 
 def certificate_issue(request, org):
-    org = access.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
+    org = scoping.organization(request, org, CHANGE)
     form = IssueCertificateForm(request.POST or None, organization=org)
     if form.is_valid():
         data = form.cleaned_data
@@ -47,7 +48,7 @@ def _detail_context(request, certificate):
         "org": certificate.organization,
         "certificate": certificate,
         "installations": certificate.installations.select_related("cluster"),
-        "can_write": access.can_write(request.user, certificate.organization),
+        "can_write": certificate.organization.allows(request.user, CHANGE),
         "operation": operation,
         "operations": certificate.operations.select_related("organization", "cluster")[:10],
         "polling": certificate.busy or (operation is not None and not operation.finished),
@@ -55,13 +56,13 @@ def _detail_context(request, certificate):
 
 
 def certificate_detail(request, org, pk):
-    certificate = access.get_certificate_for_user(request.user, org, pk)
+    certificate = scoping.certificate(request, org, pk)
     return render(request, "provisioning/certificate_detail.html", _detail_context(request, certificate))
 
 
 def certificate_summary(request, org, pk):
     """The live part of the certificate page; answering 286 tells htmx to stop polling once nothing is under way."""
-    certificate = access.get_certificate_for_user(request.user, org, pk)
+    certificate = scoping.certificate(request, org, pk)
     context = _detail_context(request, certificate)
     response = render(request, "provisioning/certificate_detail.html#summary", context)
     if not context["polling"]:
@@ -70,7 +71,7 @@ def certificate_summary(request, org, pk):
 
 
 def certificate_install(request, org, pk):
-    certificate = access.get_writable_certificate_for_user(request.user, org, pk, f"{request.method} {request.path}")
+    certificate = scoping.certificate(request, org, pk, CHANGE)
     form = InstallCertificateForm(request.POST or None, organization=certificate.organization, initial=request.GET)
     if form.is_valid():
         data = form.cleaned_data
@@ -94,7 +95,7 @@ def certificate_install(request, org, pk):
 
 
 def _certificate_action(request, org, pk, action, success):
-    certificate = access.get_writable_certificate_for_user(request.user, org, pk, f"{request.method} {request.path}")
+    certificate = scoping.certificate(request, org, pk, CHANGE)
     try:
         action(certificate, request.user)
     except ValidationError as exc:
@@ -130,7 +131,7 @@ def _pem_response(read, filename, missing):
 
 
 def ca_download(request, org):
-    org = access.get_org_for_user(request.user, org)
+    org = scoping.organization(request, org)
     return _pem_response(
         lambda: certificates.ca_certificate_pem(org),
         f"{org.name}-ca.crt",
@@ -139,7 +140,7 @@ def ca_download(request, org):
 
 
 def certificate_download(request, org, pk):
-    certificate = access.get_certificate_for_user(request.user, org, pk)
+    certificate = scoping.certificate(request, org, pk)
     return _pem_response(
         lambda: certificates.certificate_pem(certificate),
         f"{certificate.organization.name}-certificate-{certificate.pk}.crt",

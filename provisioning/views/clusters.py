@@ -7,16 +7,17 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from provisioning.services import access
+from provisioning import scoping
 from provisioning.services.clusters import actions as clusters
 from provisioning.services.clusters import least_privilege
 
 from ..forms import RegisterClusterForm, ReplaceTokenForm
+from ..models import CHANGE
 
 
 @sensitive_post_parameters("token", "kubeconfig")
 def cluster_register(request, org):
-    org = access.get_writable_org_for_user(request.user, org, f"{request.method} {request.path}")
+    org = scoping.organization(request, org, CHANGE)
     form = RegisterClusterForm(request.POST or None, request.FILES or None)
     if form.is_valid():
         try:
@@ -43,12 +44,12 @@ def setup_context(org, cluster=None):
 
 def cluster_bootstrap(request, org):
     """The bootstrap manifest, as a file to apply."""
-    org = access.get_org_for_user(request.user, org)
+    org = scoping.organization(request, org)
     return _yaml_download(least_privilege.bootstrap_yaml(org))
 
 
 def registered_cluster_bootstrap(request, org, pk):
-    cluster = access.get_cluster_for_user(request.user, org, pk)
+    cluster = scoping.cluster(request, org, pk)
     return _yaml_download(least_privilege.bootstrap_yaml(cluster.organization, cluster))
 
 
@@ -59,13 +60,13 @@ def _yaml_download(text):
 
 
 def cluster_detail(request, org, pk):
-    cluster = access.get_cluster_for_user(request.user, org, pk)
+    cluster = scoping.cluster(request, org, pk)
     context = {
         "org": cluster.organization,
         "cluster": cluster,
         "operation": cluster.operations.first(),
         "operations": cluster.operations.select_related("organization")[:10],
-        "can_write": access.can_write(request.user, cluster.organization),
+        "can_write": cluster.organization.allows(request.user, CHANGE),
         "token_excess": [part for part in cluster.token_excess.split("; ") if part],
         "setup_drift": cluster.setup_drift.splitlines(),
         "replace_token_form": ReplaceTokenForm(),
@@ -88,7 +89,7 @@ def cluster_deregister(request, org, pk):
 @sensitive_post_parameters("token", "kubeconfig")
 @require_POST
 def cluster_replace_token(request, org, pk):
-    cluster = access.get_writable_cluster_for_user(request.user, org, pk, f"{request.method} {request.path}")
+    cluster = scoping.cluster(request, org, pk, CHANGE)
     form = ReplaceTokenForm(request.POST, request.FILES)
     if form.is_valid():
         try:
@@ -108,7 +109,7 @@ def cluster_reprovision(request, org, pk):
 
 
 def _cluster_action(request, org, pk, action, success):
-    cluster = access.get_writable_cluster_for_user(request.user, org, pk, f"{request.method} {request.path}")
+    cluster = scoping.cluster(request, org, pk, CHANGE)
     try:
         action(cluster, request.user)
     except ValidationError as exc:

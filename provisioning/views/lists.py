@@ -5,7 +5,6 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from provisioning.services import access
 from provisioning.services.organizations import actions as organizations
 from provisioning.views.list_spec import Column, Filter, ListSpec, render_list
 
@@ -49,7 +48,7 @@ ORGANIZATIONS = ListSpec(
 CLUSTERS = ListSpec(
     name="cluster",
     title="Clusters",
-    queryset=lambda user: access.visible(Cluster, user).select_related("organization"),
+    queryset=lambda user: Cluster.objects.for_user(user).select_related("organization"),
     columns=(
         Column("Cluster", "name"),
         Column("Organization", "organization", "organization__name"),
@@ -65,7 +64,7 @@ CLUSTERS = ListSpec(
 ZONES = ListSpec(
     name="zone",
     title="Hosted zones",
-    queryset=lambda user: access.visible(HostedZone, user).select_related("organization"),
+    queryset=lambda user: HostedZone.objects.for_user(user).select_related("organization"),
     columns=(
         Column("Zone", "name"),
         Column("Organization", "organization", "organization__name"),
@@ -92,7 +91,7 @@ ZONES = ListSpec(
 OPERATIONS = ListSpec(
     name="operation",
     title="Operations",
-    queryset=lambda user: access.visible(Operation, user).select_related("organization", "cluster", "certificate"),
+    queryset=lambda user: Operation.objects.for_user(user).select_related("organization", "cluster", "certificate"),
     columns=(
         Column("Operation", "kind"),
         Column("Organization", "organization", "organization__name"),
@@ -121,7 +120,7 @@ CERTIFICATES = ListSpec(
     name="certificate",
     title="Certificates",
     queryset=lambda user: (
-        access.visible(Certificate, user).select_related("organization").prefetch_related("installations__cluster")
+        Certificate.objects.for_user(user).select_related("organization").prefetch_related("installations__cluster")
     ),
     columns=(
         Column("Names"),
@@ -154,7 +153,7 @@ def object_condition(value):
 AUDIT = ListSpec(
     name="audit",
     title="Audit log",
-    queryset=lambda user: access.audit_events_for(user).select_related("organization"),
+    queryset=lambda user: AuditEvent.objects.for_user(user).select_related("organization"),
     columns=(
         Column("When", "when", "created_at"),
         Column("Who", "actor", "actor_name"),

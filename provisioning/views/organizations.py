@@ -9,12 +9,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from provisioning.services import access
+from provisioning import scoping
 from provisioning.services.aws_accounts import route53_budget
 from provisioning.services.clusters import externaldns_health
 from provisioning.services.credentials import actions as key_rotation
@@ -26,7 +26,17 @@ from provisioning.services.zones import records as zones
 
 from ..clients.errors import ProviderError
 from ..forms import MemberForm, OffboardForm, OrganizationForm
-from ..models import Certificate, Cluster, Operation, past_renewal_point
+from ..models import (
+    CHANGE,
+    MANAGE_MEMBERS,
+    OFFBOARD,
+    Certificate,
+    Cluster,
+    Membership,
+    Operation,
+    can_create_organizations,
+    past_renewal_point,
+)
 
 HOME_ORGANIZATIONS = 25
 
@@ -35,7 +45,6 @@ def home(request):
     """Health at a glance of the first organizations (the list page has them all), what needs attention, and
     recent operations."""
     now = timezone.now()
-    visible = access.organizations_for(request.user)
     expiring = past_renewal_point(now) & ~Q(state__in=[Certificate.State.DELETED, Certificate.State.DELETING])
     rows = organizations.organization_rows(request.user).annotate(
         expiring=organizations.count_per_organization(Certificate, expiring)
@@ -46,15 +55,14 @@ def home(request):
         org.zone = org.live_zones[0] if org.live_zones else None
         org.gc = gc.get(org.pk)
     attention: dict[str, Any] = {
-        "clusters": Cluster.objects.filter(
-            Q(state=Cluster.State.ERROR) | externaldns_health.FAILING, organization__in=visible
-        ).select_related("organization")[:10],
-        "operations": Operation.objects.filter(
-            organization__in=visible, state=Operation.State.FAILED, finished_at__gte=now - timedelta(days=1)
-        ).select_related("organization", "cluster", "certificate")[:10],
-        "certificates": Certificate.objects.filter(
-            expiring | Q(state=Certificate.State.ERROR), organization__in=visible
-        )
+        "clusters": Cluster.objects.for_user(request.user)
+        .filter(Q(state=Cluster.State.ERROR) | externaldns_health.FAILING)
+        .select_related("organization")[:10],
+        "operations": Operation.objects.for_user(request.user)
+        .filter(state=Operation.State.FAILED, finished_at__gte=now - timedelta(days=1))
+        .select_related("organization", "cluster", "certificate")[:10],
+        "certificates": Certificate.objects.for_user(request.user)
+        .filter(expiring | Q(state=Certificate.State.ERROR))
         .select_related("organization")
         .order_by("not_after", "pk")[:10],
     }
@@ -66,14 +74,14 @@ def home(request):
         "attention": attention,
         "needs_attention": any(attention.values()),
         "attention_threshold": settings.ORGDNS_BUDGET_ATTENTION,
-        "operations": Operation.objects.filter(organization__in=visible).select_related("organization", "cluster")[:10],
-        "can_create_organizations": access.can_create_organizations(request.user),
+        "operations": Operation.objects.for_user(request.user).select_related("organization", "cluster")[:10],
+        "can_create_organizations": can_create_organizations(request.user),
     }
     return render(request, "provisioning/home.html", context)
 
 
 def organization_create(request):
-    access.require_organization_creation(request.user)
+    scoping.require_organization_creation(request)
     form = OrganizationForm(request.POST or None)
     if form.is_valid():
         try:
@@ -87,7 +95,7 @@ def organization_create(request):
 
 
 def organization_detail(request, org):
-    org = access.get_org_for_user(request.user, org)
+    org = scoping.organization(request, org)
     zone = zones.live_zone(org)
     context = {
         "org": org,
@@ -95,16 +103,16 @@ def organization_detail(request, org):
         "gc": zone_gc.zone_status(org, timezone.now()) if zone else None,
         "clusters": org.clusters.live(),
         "operations": org.operations.select_related("cluster")[:10],
-        "can_write": access.can_write(request.user, org),
+        "can_write": org.allows(request.user, CHANGE),
         "key_age_limit": settings.ORGDNS_MAX_KEY_AGE_DAYS,
-        "can_offboard": access.can_offboard(request.user, org),
+        "can_offboard": org.allows(request.user, OFFBOARD),
     }
     return render(request, "provisioning/organization_detail.html", context)
 
 
 def organization_offboard(request, org):
     """Delete the organization: typed confirmation, then the offboarding operation's page."""
-    org = access.get_org_to_offboard(request.user, org, f"{request.method} {request.path}")
+    org = scoping.organization(request, org, OFFBOARD)
     form = OffboardForm(request.POST or None)
     if form.is_valid():
         try:
@@ -125,11 +133,11 @@ def organization_offboard(request, org):
 
 
 def members(request, org):
-    org = access.get_org_for_user(request.user, org)
-    can_manage = access.can_manage_members(request.user, org)
+    org = scoping.organization(request, org)
+    can_manage = org.allows(request.user, MANAGE_MEMBERS)
     form = MemberForm(request.POST or None)
     if request.method == "POST":
-        access.require_member_management(request.user, org)
+        scoping.require(request, org, MANAGE_MEMBERS)
         if form.is_valid():
             try:
                 membership = organizations.set_member(org, form.cleaned_data["username"], form.cleaned_data["role"])
@@ -149,9 +157,11 @@ def members(request, org):
 
 @require_POST
 def member_remove(request, org, pk):
-    org = access.get_org_for_member_management(request.user, org)
+    org = scoping.organization(request, org, MANAGE_MEMBERS)
     try:
         membership = organizations.remove_member(org, pk)
+    except Membership.DoesNotExist:
+        raise Http404("No membership matches the given query.") from None
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
     else:
@@ -161,7 +171,7 @@ def member_remove(request, org, pk):
 
 @require_POST
 def rotate_key(request, org):
-    org = access.get_writable_org_for_user(request.user, org, "rotate the access key")
+    org = scoping.organization(request, org, CHANGE)
     try:
         operation = key_rotation.rotate_now(org, request.user)
     except ValidationError as exc:
@@ -174,7 +184,7 @@ def rotate_key(request, org):
 
 
 def zone_detail(request, org):
-    org = access.get_org_for_user(request.user, org)
+    org = scoping.organization(request, org)
     zone = zones.live_zone(org)
     return render(request, "provisioning/zone_detail.html", {"org": org, "zone": zone})
 
@@ -182,8 +192,10 @@ def zone_detail(request, org):
 def zone_records(request, org):
     """One page of the zone's records read from Route53 (loaded into the zone page by htmx): the first, or the one
     starting at ?name=&type=(&identifier=) that the previous page links to; ?from= is its first row's number."""
-    org = access.get_org_for_user(request.user, org)
-    zone = zones.get_active_zone(org)
+    org = scoping.organization(request, org)
+    zone = zones.active_zone(org)
+    if zone is None:
+        raise Http404(f"{org.name} has no zone in Route53 (yet).")
     try:
         start = zones.position(zone, request.GET.get("name"), request.GET.get("type"), request.GET.get("identifier"))
     except ValidationError as exc:

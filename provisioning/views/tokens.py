@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -11,6 +12,7 @@ from django.views.decorators.http import require_POST
 from provisioning.services.people import api_tokens
 
 from ..forms import ApiTokenForm
+from ..models import ApiToken
 
 
 @never_cache
@@ -48,6 +50,8 @@ def token_list(request):
 def token_revoke(request, pk):
     try:
         token = api_tokens.revoke_token(request.user, pk)
+    except ApiToken.DoesNotExist:
+        raise Http404("No API token of yours matches the given query.") from None
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
     else:

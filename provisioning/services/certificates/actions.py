@@ -28,7 +28,7 @@ from provisioning.services.operations.running import start_operation
 from provisioning.services.organizations import rules as offboarding_rules
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from datetime import datetime
 
     from django.contrib.auth.models import User
@@ -97,7 +97,7 @@ def install_certificate(
     """Queue installing the certificate as Secret namespace/secret_name in cluster (again, if it is there already)."""
     target = clean_target(certificate.organization, cluster, namespace, secret_name)
     with transaction.atomic():
-        claim(certificate, [Certificate.State.ACTIVE], Certificate.State.INSTALLING)  # Certificate.can_install
+        claim(certificate, certificate.start_installation, [Certificate.State.ACTIVE])  # Certificate.can_install
         add_installation(certificate, *target)
         return start_operation(
             certificate_jobs.INSTALL_CERTIFICATE,
@@ -111,7 +111,7 @@ def install_certificate(
 def renew_certificate(certificate: Certificate, user: User | None = None) -> Operation:
     """Queue a new key and certificate, installed everywhere the old one is. Also retries a failed issue."""
     with transaction.atomic():
-        claim(certificate, Certificate.SETTLED, Certificate.State.RENEWING)  # Certificate.can_renew
+        claim(certificate, certificate.start_renewal, Certificate.SETTLED)  # Certificate.can_renew
         return start_operation(
             certificate_jobs.RENEW_CERTIFICATE, certificate.organization, user=user, certificate=certificate
         )
@@ -120,7 +120,7 @@ def renew_certificate(certificate: Certificate, user: User | None = None) -> Ope
 def delete_certificate(certificate: Certificate, user: User | None = None) -> Operation:
     """Queue removing the certificate's Secrets from the clusters and its key and certificate from Vault."""
     with transaction.atomic():
-        claim(certificate, Certificate.SETTLED, Certificate.State.DELETING)  # Certificate.can_delete
+        claim(certificate, certificate.start_deletion, Certificate.SETTLED)  # Certificate.can_delete
         return start_operation(
             certificate_jobs.DELETE_CERTIFICATE, certificate.organization, user=user, certificate=certificate
         )
@@ -146,11 +146,7 @@ def add_installation(
     where: dict[str, Any] = {"cluster": cluster, "namespace": namespace, "secret_name": secret_name}
     try:
         with transaction.atomic():
-            installation, _ = CertificateInstallation.objects.update_or_create(
-                certificate=certificate,
-                **where,
-                defaults={"state": CertificateInstallation.State.PENDING, "message": ""},
-            )
+            installation = CertificateInstallation.request(certificate, **where)
     except IntegrityError:
         holder = CertificateInstallation.objects.filter(**where).select_related("certificate").first()
         raise ValidationError(
@@ -160,10 +156,11 @@ def add_installation(
     return installation
 
 
-def claim(certificate: Certificate, from_states: Iterable[str], to_state: str) -> None:
-    """Move the certificate to to_state if it is in one of from_states, so one job at a time works on it."""
+def claim(certificate: Certificate, start: Callable[[], bool], from_states: Iterable[str]) -> None:
+    """Start (a transition of the certificate that leaves from_states), so one job at a time works on it;
+    ValidationError if it is in none of them."""
     offboarding_rules.require_active(certificate.organization)
-    if not Certificate.objects.filter(pk=certificate.pk, state__in=from_states).update(state=to_state, message=""):
+    if not start():
         current = Certificate.objects.values_list("state", flat=True).get(pk=certificate.pk)
         raise ValidationError(
             f"Certificate {certificate} is {current}; this needs it to be {' or '.join(from_states)}."

@@ -127,16 +127,11 @@ def install_everywhere(certificate: Certificate, vault: Vault, backends: Backend
         )
         with cluster_api(installation.cluster, vault, backends) as kube:
             outcome = put_secret(kube, installation, secret, str(certificate.pk), progress)
-        CertificateInstallation.objects.filter(pk=installation.pk).update(
-            state=CertificateInstallation.State.INSTALLED,
-            installed_serial=serial,
-            installed_at=timezone.now(),
-            message="",
-        )
+        installation.mark_installed(serial, timezone.now())
         progress.log(f"{installation}: Secret {outcome}, serial {serial}")
 
     for_each_installation(certificate, install_one, progress)
-    Certificate.objects.filter(pk=certificate.pk).update(state=Certificate.State.ACTIVE, message="")
+    certificate.settle_installed()
 
 
 def put_secret(
@@ -195,14 +190,12 @@ def remove_certificate(certificate: Certificate, vault: Vault, backends: Backend
     certificate.installations.filter(cluster__state=Cluster.State.DEREGISTERED).delete()
     progress.step(f"Deleting the key and certificate of {certificate} from Vault", 80)
     vault.destroy(material_path(vault, certificate))
-    Certificate.objects.filter(pk=certificate.pk).update(
-        state=Certificate.State.DELETED, deleted_at=timezone.now(), message=""
-    )
+    certificate.mark_deleted()
 
 
 def remove_secret(kube: KubeCluster, installation: CertificateInstallation, progress: Progress) -> None:
     """Delete the installation's Secret if it still holds its certificate, then the installation."""
-    CertificateInstallation.objects.filter(pk=installation.pk).update(state=CertificateInstallation.State.REMOVING)
+    installation.start_removal()
     current = kube.get("Secret", installation.secret_name, installation.namespace)
     if current is None:
         progress.log(f"{installation}: Secret already gone")
@@ -249,9 +242,7 @@ def for_each_installation(
         try:
             action(installation)
         except ProviderError as exc:
-            CertificateInstallation.objects.filter(pk=installation.pk).update(
-                state=CertificateInstallation.State.FAILED, message=exc.message
-            )
+            installation.mark_failed(exc.message)
             progress.log(f"{installation}: failed: {exc.message}")
             failures.append((installation, exc))
     if failures:
@@ -274,17 +265,11 @@ def cluster_api(cluster: Cluster, vault: Vault, backends: Backends) -> Iterator[
 
 def mark_failed(operation: Operation, message: str) -> None:
     """After a failed issue, renewal or installation: still usable if it was issued once."""
-    issued = Certificate.objects.filter(pk=operation.certificate_id).exclude(serial="").exists()
-    Certificate.objects.filter(pk=operation.certificate_id).update(
-        state=Certificate.State.ACTIVE if issued else Certificate.State.ERROR,
-        message=f"{operation.get_kind_display()} failed: {message}",
-    )
+    operation.certificate.settle_failed(f"{operation.get_kind_display()} failed: {message}")
 
 
 def mark_delete_failed(operation: Operation, message: str) -> None:
-    Certificate.objects.filter(pk=operation.certificate_id).update(
-        state=Certificate.State.ERROR, message=f"deletion failed: {message}"
-    )
+    operation.certificate.fail_deletion(message)
 
 
 ISSUE_CERTIFICATE = OperationKind(

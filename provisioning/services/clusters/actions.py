@@ -244,10 +244,7 @@ def retry_registration(cluster: Cluster, user: User | None = None) -> Operation:
     with transaction.atomic():
         offboarding_rules.require_active(cluster.organization)
         # The states Cluster.can_retry_registration allows (the page asks it).
-        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=Cluster.SETTLED).update(
-            state=Cluster.State.PENDING, message="queued for provisioning"
-        )
-        if not claimed:
+        if not cluster.queue_provisioning():
             raise ValidationError(
                 f"Cluster {cluster.name} is {cluster.state}: only a ready or failed cluster can be provisioned again."
             )
@@ -264,10 +261,7 @@ def deregister_cluster(cluster: Cluster, user: User | None = None) -> Operation:
     with transaction.atomic():
         offboarding_rules.require_active(cluster.organization)
         # With registration_unfinished above, what Cluster.can_deregister allows (the page asks it).
-        claimed = Cluster.objects.filter(pk=cluster.pk, state__in=Cluster.SETTLED).update(
-            state=Cluster.State.DEREGISTERING, message="queued for deregistration"
-        )
-        if not claimed:
+        if not cluster.queue_deregistration():
             state = Cluster.objects.get(pk=cluster.pk).state
             if state in (Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED):
                 raise ValidationError(f"Cluster {cluster.name} is already being deregistered.")

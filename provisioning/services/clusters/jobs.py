@@ -25,16 +25,12 @@ if TYPE_CHECKING:
     from provisioning.services.backends import Backends
     from provisioning.services.operations.running import Progress
 
-PROVISIONABLE = (Cluster.State.PENDING, Cluster.State.PROVISIONING, Cluster.State.ERROR, Cluster.State.READY)
-
 
 def register(operation: Operation, progress: Progress, backends: Backends) -> None:
     cluster = operation.cluster
     org = cluster.organization
     offboarding_rules.refuse_in_job(org)
-    if not Cluster.objects.filter(pk=cluster.pk, state__in=PROVISIONABLE).update(
-        state=Cluster.State.PROVISIONING, message=""
-    ):
+    if not cluster.start_provisioning():
         raise ProviderError(
             f"cluster {cluster.name} is {Cluster.objects.get(pk=cluster.pk).state}: nothing to provision",
             service="orgdns",
@@ -59,15 +55,11 @@ def register(operation: Operation, progress: Progress, backends: Backends) -> No
     message = f"ExternalDNS publishes *.{zone.name} from this cluster"
     if repaired:
         message += f"; repaired what had been changed by hand: {', '.join(repaired)}"
-    Cluster.objects.filter(pk=cluster.pk, state=Cluster.State.PROVISIONING).update(
-        state=Cluster.State.READY, message=message
-    )
+    cluster.finish_provisioning(message)
 
 
 def mark_register_failed(operation: Operation, message: str) -> None:
-    Cluster.objects.filter(pk=operation.cluster_id, state__in=PROVISIONABLE).update(
-        state=Cluster.State.ERROR, message=message
-    )
+    operation.cluster.fail_provisioning(message)
 
 
 def rerender_externaldns(operation: Operation, progress: Progress, backends: Backends) -> None:
@@ -91,7 +83,7 @@ def deregister(cluster: Cluster, progress: Progress, backends: Backends) -> None
 
     From DEREGISTERING on, no certificate job starts installing into the cluster; one already running may, so it is
     waited for before our Secrets are removed."""
-    Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.DEREGISTERING, message="")
+    cluster.start_deregistration()
     wait_for(
         lambda: Operation.objects.filter(
             organization=cluster.organization_id, state=Operation.State.RUNNING, certificate__isnull=False
@@ -122,13 +114,11 @@ def deregister(cluster: Cluster, progress: Progress, backends: Backends) -> None
 
     progress.step("Deleting the cluster's credentials from Vault", 90)
     vault.destroy(cluster_secret_path(vault, cluster))
-    Cluster.objects.filter(pk=cluster.pk).update(state=Cluster.State.DEREGISTERED, message="deregistered")
+    cluster.finish_deregistration()
 
 
 def mark_deregister_failed(operation: Operation, message: str) -> None:
-    Cluster.objects.filter(pk=operation.cluster_id).update(
-        state=Cluster.State.ERROR, message=f"deregistration failed: {message}"
-    )
+    operation.cluster.fail_deregistration(message)
 
 
 def settle_unconfirmed_zones(backends: Backends, now: datetime, grace: timedelta) -> list[tuple[HostedZone, str]]:
@@ -152,8 +142,7 @@ def settle_unconfirmed_zones(backends: Backends, now: datetime, grace: timedelta
                 settled.append((zone, "row removed: Route53 has no such zone"))
                 continue
             adopt_zone(zone, found, route53, NoProgress())
-            zone.state = HostedZone.State.ACTIVE
-            zone.save(update_fields=["zone_id", "name_servers", "aws_created_at", "state"])
+            zone.confirm_in_route53()
             settled.append((zone, f"adopted {zone.zone_id}; the GC decides when it goes"))
     return settled
 

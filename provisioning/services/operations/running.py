@@ -163,7 +163,7 @@ def _forget_job(operation: Operation, connection: Redis) -> None:
 
 
 def _retrying(operation: Operation, message: str) -> None:
-    Operation.objects.filter(pk=operation.pk).update(state=Operation.State.RETRYING, error=message)
+    operation.will_retry(message)
     Progress(operation).log(message)
 
 
@@ -253,10 +253,10 @@ def run(operation_id: UUID | str) -> str:
 
 
 def _run(operation: Operation) -> str:
+    if not operation.start():
+        operation.refresh_from_db(fields=["state"])
+        return operation.state  # finished meanwhile (cancelled, failed by the sweep): nothing to run
     with metrics.timed_job(operation.kind) as timing, leases.Keepalive(operation.pk) as keepalive:
-        Operation.objects.filter(pk=operation.pk).update(
-            state=Operation.State.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""
-        )
         kind = operation_kinds.get(operation.kind)
         progress = Progress(operation)
         progress.keepalive = keepalive
@@ -274,9 +274,7 @@ def _run(operation: Operation) -> str:
             job = get_current_job()
             if transient and job is not None and job.retries_left:
                 progress.log(f"temporary failure, will retry: {message}")
-                Operation.objects.filter(pk=operation.pk).update(
-                    state=Operation.State.RETRYING, error=message, remote_calls=calls()
-                )
+                operation.will_retry(message, remote_calls=calls())
                 timing.outcome = Operation.State.RETRYING
                 raise
             _fail(operation, progress, message, calls())
@@ -284,9 +282,7 @@ def _run(operation: Operation) -> str:
             return Operation.State.FAILED
         finally:
             leases.running_job.reset(running)
-        Operation.objects.filter(pk=operation.pk).update(
-            state=Operation.State.SUCCEEDED, progress=100, step="done", finished_at=timezone.now(), remote_calls=calls()
-        )
+        operation.succeed(calls())
         progress.log("done")
         _audit_outcome(operation, AuditEvent.Outcome.OK)
         timing.outcome = Operation.State.SUCCEEDED
@@ -303,7 +299,7 @@ def abandoned(operation_id: UUID | str, will_retry: bool) -> None:
         return
     if will_retry:
         message = "the worker running this job stopped before it finished; it runs again shortly"
-        Operation.objects.filter(pk=operation.pk).update(state=Operation.State.RETRYING, error=message)
+        operation.will_retry(message)
         Progress(operation).log(message)
         return
     with audit.acting(AuditEvent.Source.JOB, actor=operation.created_by, request_id=operation.request_id):
@@ -313,9 +309,8 @@ def abandoned(operation_id: UUID | str, will_retry: bool) -> None:
 
 def _fail(operation: Operation, progress: Progress, message: str, remote_calls: dict[str, int]) -> None:
     progress.log(f"failed: {message}")
-    Operation.objects.filter(pk=operation.pk).update(
-        state=Operation.State.FAILED, error=message, finished_at=timezone.now(), remote_calls=remote_calls
-    )
+    if not operation.fail(message, remote_calls):
+        return  # finished meanwhile: whoever finished it settled its target
     operation_kinds.get(operation.kind).on_failure(operation, message)
     _audit_outcome(operation, AuditEvent.Outcome.FAILED, message)
 

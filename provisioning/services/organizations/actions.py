@@ -1,4 +1,4 @@
-"""Organizations: creating them, their members, their rows on the pages (who may see or change them: access.py)."""
+"""Organizations: creating them, their members, their rows on the pages (who may see or change them: the models' for_user)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.db.models.functions import Coalesce
-from django.shortcuts import get_object_or_404
 
 from provisioning.clients.errors import ProviderError
 from provisioning.models import LIVE_CLUSTER, Cluster, HostedZone, Membership, Organization
 from provisioning.services import audit
-from provisioning.services.access import organizations_for
 from provisioning.services.backends import Backends
 from provisioning.services.zones.setup import describe_record_sets, foreign_records, parent_records
 
@@ -33,7 +31,7 @@ def count_per_organization(model: type[Model], condition: Q) -> Coalesce:
 def organization_rows(user: User) -> QuerySet[Organization]:
     """The user's organizations with their role in each, their live zone and cluster counts (live, ready, failing)."""
     return (
-        organizations_for(user)
+        Organization.objects.for_user(user)
         .annotate(
             role=Subquery(Membership.objects.filter(organization=OuterRef("pk"), user=user.pk).values("role")[:1]),
             live=count_per_organization(Cluster, LIVE_CLUSTER),
@@ -46,10 +44,6 @@ def organization_rows(user: User) -> QuerySet[Organization]:
 
 def memberships_of(organization: Organization) -> QuerySet[Membership]:
     return organization.memberships.select_related("user").order_by("user__username")
-
-
-def get_membership(organization: Organization, username: str) -> Membership:
-    return get_object_or_404(organization.memberships.select_related("user"), user__username=username)
 
 
 def create_organization(name: str, owner: User | None = None) -> Organization:
@@ -124,8 +118,9 @@ def put_membership(
 
 @transaction.atomic
 def remove_member(organization: Organization, membership_id: int) -> Membership:
-    """Remove a membership by hand (not one that comes from the directory's groups)."""
-    membership = get_object_or_404(Membership.objects.select_for_update(), organization=organization, pk=membership_id)
+    """Remove a membership by hand (not one that comes from the directory's groups); Membership.DoesNotExist if the
+    organization has no such membership."""
+    membership = Membership.objects.select_for_update().get(organization=organization, pk=membership_id)
     if membership.source == Membership.Source.DIRECTORY:
         raise_from_directory(membership)
     if membership.role == Membership.Role.OWNER:

@@ -35,7 +35,7 @@ def offboard_organization(organization: Organization, confirmation: str | None, 
         unfinished = running_offboarding(current)
         if unfinished is not None:
             raise ValidationError(f"{current.name} is already being offboarded (operation {unfinished.pk}).")
-        Organization.objects.filter(pk=current.pk).update(state=Organization.State.OFFBOARDING)
+        current.start_offboarding()
         offboarding_jobs.cancel_waiting_operations(current)
         return start_operation(offboarding_jobs.OFFBOARD, current, user=user)
 

@@ -70,7 +70,7 @@ def offboard(operation: Operation, progress: Progress, backends: Backends) -> No
                 "member.remove", membership, organization=org, detail=f"{membership.user.get_username()}: offboarded"
             )
             membership.delete()
-        Organization.objects.filter(pk=org.pk).update(state=Organization.State.OFFBOARDED, offboarded_at=timezone.now())
+        org.finish_offboarding()
         audit.record("organization.offboarded", org, detail="only its audit trail and cost ledger remain")
 
 
@@ -91,10 +91,7 @@ def cancel_waiting_operations(organization: Organization) -> list[Operation]:
     )
     cancelled = []
     for operation in waiting:
-        ended = Operation.objects.filter(
-            pk=operation.pk, state__in=[Operation.State.QUEUED, Operation.State.RETRYING]
-        ).update(state=Operation.State.FAILED, error=CANCELLED, finished_at=timezone.now())
-        if ended:
+        if operation.cancel(CANCELLED):
             cancelled.append(operation)
             audit.record(f"{operation.kind}.cancelled", operation, organization=organization, detail=CANCELLED)
             transaction.on_commit(lambda pk=str(operation.pk): cancel_job(pk))

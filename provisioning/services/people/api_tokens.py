@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from provisioning.models import ApiToken
-from provisioning.services import access, audit
+from provisioning.models import CHANGE, ApiToken, Organization, limit_to_token
+from provisioning.services import audit
 from provisioning.services.backends import api_rate_limiter
 
 if TYPE_CHECKING:
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
     from django.db.models import QuerySet
 
-    from provisioning.models import Organization
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +50,7 @@ def token_hash(raw: str) -> str:
 
 
 def tokens_of(user: User) -> QuerySet[ApiToken]:
-    return user.api_tokens.all()
+    return ApiToken.objects.for_user(user)
 
 
 def live_tokens_of(user: User, now: datetime | None = None) -> QuerySet[ApiToken]:
@@ -82,7 +80,7 @@ def create_token(
         raise ValidationError(f"A token is valid for 1 to {settings.ORGDNS_API_TOKEN_MAX_DAYS} days.")
     organizations = list(organizations)
     reachable = set(
-        access.organizations_for(user).filter(pk__in=[o.pk for o in organizations]).values_list("pk", flat=True)
+        Organization.objects.for_user(user).filter(pk__in=[o.pk for o in organizations]).values_list("pk", flat=True)
     )
     if foreign := sorted(o.name for o in organizations if o.pk not in reachable):
         raise ValidationError(f"A token can only be limited to your own organizations, not {', '.join(foreign)}.")
@@ -126,22 +124,25 @@ def describe_scope(token: ApiToken) -> str:
     return f"{'read-only' if token.read_only else 'read and write'}, {where}"
 
 
-def scope_request(token: ApiToken, method: str) -> None:
-    """Apply the token's scope to the request it authenticates: PermissionDenied for a change through a read-only
-    token; a token limited to named organizations sees only those (services.access)."""
-    if token.read_only and method not in SAFE_METHODS:
-        raise PermissionDenied(f"The API token {token.prefix}… is read-only: it cannot change anything.")
+def may_serve(token: ApiToken, method: str) -> bool:
+    """Whether the token may make a request of this method: a read-only token only reads."""
+    return not token.read_only or method in SAFE_METHODS
+
+
+def scope_request(token: ApiToken) -> None:
+    """Apply the token's scope to the request it authenticates: a token limited to named organizations sees only
+    those (Organization.objects.for_user)."""
     limited = frozenset(token.organizations.values_list("pk", flat=True))
-    access.limit_to_token(token.user, limited or None)
+    limit_to_token(token.user, limited or None)
 
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def revoke_token(user: User, pk: int) -> ApiToken:
-    """Revoke one of the user's own tokens (another user's is not found)."""
+    """Revoke one of the user's own tokens (another user's is not found: ApiToken.DoesNotExist)."""
     with transaction.atomic():
-        token = get_object_or_404(ApiToken.objects.select_for_update(), user=user, pk=pk)
+        token = ApiToken.objects.for_user(user, CHANGE).select_for_update().get(pk=pk)
         if token.revoked_at is not None:
             raise ValidationError(f"Token {token} is already revoked.")
         token.revoked_at = timezone.now()

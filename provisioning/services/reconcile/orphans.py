@@ -279,8 +279,7 @@ def _remove_zone(orphan: Orphan, org: Organization | None, backends: Backends) -
             aws_account=org.aws_account,  # type: ignore[union-attr]
         )
         adopt_zone(zone, found, route53, NoProgress())
-        zone.state = HostedZone.State.ACTIVE
-        zone.save()
+        zone.confirm_in_route53()
         return f"adopted as {org.name}'s zone (created {zone.aws_created_at:%Y-%m-%d %H:%M} UTC); the GC decides when it goes"  # type: ignore[union-attr]
     records = records_to_delete(zone_id, orphan.name, route53)
     if records is None:

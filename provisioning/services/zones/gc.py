@@ -146,9 +146,7 @@ def claim_for_deletion(zone: HostedZone, user: User | None = None) -> tuple[zone
     before its point of no return), or its register job finds the unstarted claim and takes the zone back.
     """
     with transaction.atomic():
-        if not HostedZone.objects.filter(pk=zone.pk, state=HostedZone.State.ACTIVE).update(
-            state=HostedZone.State.DELETING
-        ):
+        if not zone.claim_for_deletion():
             return zone_claims.Outcome.TAKEN, None
         if zone_claims.clusters_using(zone.organization_id).exists():
             transaction.set_rollback(True)

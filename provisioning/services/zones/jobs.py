@@ -55,10 +55,10 @@ def delete_zone(operation: Operation, progress: Progress, backends: Backends) ->
 def _begin(zone: HostedZone, progress: Progress) -> bool:
     """Re-check usage inside the claim, then pass the point of no return. False if the zone is kept."""
     if zone_claims.clusters_using(zone.organization_id).exists():
-        zone_claims.release_unstarted(zone)
+        zone.release_unstarted()
         progress.log("a cluster was registered since the zone was queued for deletion: the zone is kept")
         return False
-    if not zone_claims.start_teardown(zone, timezone.now()):
+    if not zone.start_teardown(timezone.now()):
         progress.log("a cluster reclaimed the zone since it was queued for deletion: the zone is kept")
         return False
     return True
@@ -134,7 +134,7 @@ def records_to_delete(zone_id: str, zone_name: str, route53: Route53) -> list[Re
 
 def _mark_deleted(zone: HostedZone) -> None:
     with transaction.atomic():
-        HostedZone.objects.filter(pk=zone.pk).update(state=HostedZone.State.DELETED, deleted_at=timezone.now())
+        zone.mark_deleted(timezone.now())
         ZoneCharge.objects.bulk_create(final_ledger(zone), ignore_conflicts=True)
 
 
@@ -145,7 +145,7 @@ def mark_teardown_failed(operation: Operation, message: str) -> None:
     """
     zone = HostedZone.objects.filter(organization=operation.organization, state=HostedZone.State.DELETING).first()
     if zone is not None:
-        zone_claims.release_unstarted(zone)
+        zone.release_unstarted()
 
 
 DELETE_ZONE = OperationKind("delete_zone", "Delete hosted zone", run=delete_zone, on_failure=mark_teardown_failed)

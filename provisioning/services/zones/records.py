@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404
 
 from provisioning.clients import externaldns
 from provisioning.clients.aws import MAX_LIST_RECORDS, RecordPosition
@@ -73,9 +72,9 @@ def live_zone(organization: Organization) -> HostedZone | None:
     return organization.zones.live().first()
 
 
-def get_active_zone(organization: Organization) -> HostedZone:
-    """The organization's zone if Route53 has it (404 otherwise): the one whose records can be read."""
-    return get_object_or_404(organization.zones, state=HostedZone.State.ACTIVE)
+def active_zone(organization: Organization) -> HostedZone | None:
+    """The organization's zone if Route53 has it: the one whose records can be read."""
+    return organization.zones.filter(state=HostedZone.State.ACTIVE).first()
 
 
 def position(

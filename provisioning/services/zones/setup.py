@@ -15,7 +15,6 @@ from provisioning.clients.errors import ProviderError
 from provisioning.models import HostedZone
 from provisioning.rules.validators import iam_user_name
 from provisioning.services.credentials.vault_paths import aws_secret_path
-from provisioning.services.zones.claims import release_unstarted
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -52,13 +51,12 @@ def legacy_tags(org: Organization) -> dict[str, str]:
 def ensure_zone(org: Organization, backends: Backends, progress: Progress | NoProgress) -> HostedZone:
     zone = HostedZone.objects.live().filter(organization=org).first()
     if zone and zone.state == HostedZone.State.DELETING:
-        if not release_unstarted(zone):
+        if not zone.release_unstarted():
             raise ProviderError(
                 f"zone {zone.name} is being deleted; a new one is created once that finishes (will retry)",
                 service="route53",
                 permanent=False,
             )
-        zone.state = HostedZone.State.ACTIVE
         progress.log(f"zone {zone.name} was queued for deletion as unused: kept for this cluster instead")
     delegate = bool(settings.ORGDNS_PARENT_ZONE_ID) and not (zone and zone.delegated)
     if zone and zone.state == HostedZone.State.ACTIVE and zone.zone_id and not delegate:
@@ -85,8 +83,7 @@ def ensure_zone(org: Organization, backends: Backends, progress: Progress | NoPr
         else:
             adopt_zone(zone, found, route53, progress)
         # Active from here on, whatever happens next: the GC sees (and can collect) every zone that exists in Route53.
-        zone.state = HostedZone.State.ACTIVE
-        zone.save(update_fields=["zone_id", "name_servers", "aws_created_at", "state"])
+        zone.confirm_in_route53()
 
     if delegate:
         delegate_zone(zone, backends.parent_zone_route53(), progress)
