@@ -259,6 +259,7 @@ def test_the_documented_policies_let_orgdns_assume_the_role_and_nobody_else(sett
     )
 
 
+@pytest.mark.integration
 def test_the_assumed_roles_credentials_are_reused_until_shortly_before_they_expire(personas, two_accounts):
     account = accounts.named("second")
     first = Backends().for_account(account)
@@ -378,6 +379,7 @@ def test_the_price_tier_counts_each_accounts_zones(personas, two_accounts, setti
     assert prices == {"acme": Decimal("0.50"), "globex": Decimal("0.50"), "initech": Decimal("0.10")}
 
 
+@pytest.mark.integration
 def test_the_budget_page_shows_every_account_with_its_own_figures(client, personas, two_accounts):
     two_accounts(main_zones=1)
     live_zone(personas.acme, "main")

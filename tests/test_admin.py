@@ -87,6 +87,7 @@ def test_admin_changes_are_audited_and_names_that_others_depend_on_are_read_only
     assert (event.source, event.actor_name, event.organization) == ("admin", "sam", personas.acme)
 
 
+@pytest.mark.integration
 def test_the_admin_and_its_job_dashboard_are_refused_to_others(client, personas):
     client.force_login(personas.alice)
     assert client.get(reverse("admin:provisioning_cluster_changelist")).status_code == 302  # to the admin login
@@ -133,6 +134,7 @@ def test_a_cluster_gone_for_good_can_be_forgotten(support, personas, ready_clust
     assert keys == [zone.access_key_id] and old_key not in keys
 
 
+@pytest.mark.integration
 def test_support_rotates_a_zones_key(support, personas, cluster_rows):
     zone = cluster_rows.organization.zones.get()
     assert "key rotation queued" in act(support, "hostedzone", "rotate_access_key", [zone.pk]).content.decode()

@@ -51,6 +51,7 @@ CLUSTER_CASES = [(state, False) for state in Cluster.State.values] + [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("state, registering", CLUSTER_CASES)
 def test_the_cluster_page_offers_what_the_services_accept(client, personas, state, registering):
     cluster = make_cluster(personas.acme, state)
@@ -87,6 +88,7 @@ def retry_cases():
     yield "install_certificate", Operation.State.FAILED, False, Cluster.State.READY
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind, state, followed, cluster_state", list(retry_cases()))
 def test_the_operation_page_offers_retry_exactly_when_the_service_retries(
     client, personas, kind, state, followed, cluster_state
@@ -197,6 +199,7 @@ def test_a_live_zone_is_one_not_deleted(personas):
         assert [zone.name for zone in personas.acme.zones.live()] == ["current"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("state", [s for s in HostedZone.State.values if s != HostedZone.State.DELETED])
 @pytest.mark.parametrize("access_key_id", ["", "AKIAEXAMPLE"])
 def test_the_organization_page_offers_a_key_rotation_exactly_when_there_is_a_key_to_rotate(

@@ -145,6 +145,7 @@ def test_last_use_is_recorded_without_a_write_per_request(client, personas, djan
         api_tokens.authenticate(raw)
 
 
+@pytest.mark.integration
 def test_each_token_has_its_own_rate_limit(client, personas, settings):
     settings.ORGDNS_API_RATE = 0.01
     settings.ORGDNS_API_BURST = 3

@@ -52,6 +52,7 @@ def route53_requests(count):
     return backends.stats.calls["route53"]
 
 
+@pytest.mark.integration
 def test_the_page_shows_the_accounts_budget_quotas_and_intervals_to_staff(client, personas):
     zones("acme", "globex", deleted=["initech"])
     plan = accounts.budget_of(accounts.main())
@@ -107,6 +108,7 @@ def attention(client, page="home"):
     return "Route53 budget</span>" in body if page == "home" else 'state-error">above 80 %' in body
 
 
+@pytest.mark.integration
 def test_an_account_needs_attention_above_80_percent_of_a_quota_or_budget_and_not_at_it(client, personas, settings):
     client.force_login(personas.sam)
     # Hosted zones: 4 of 5 is 80 %, not above; the fifth is.

@@ -323,6 +323,7 @@ def test_one_secret_holds_one_certificate(personas, acme_cluster):
     assert Certificate.objects.count() == 1
 
 
+@pytest.mark.integration
 def test_one_job_at_a_time_per_certificate(personas):
     certificate, _ = issue(personas.acme, ["www.acme.orgdns.test"])
     certificates.renew_certificate(certificate)

@@ -30,6 +30,7 @@ class ClusterFailingAtBootstrap(LocalCluster):
         raise RuntimeError("bootstrap failed")
 
 
+@pytest.mark.integration
 def test_a_cluster_start_that_fails_stops_the_processes_it_started(tmp_path):
     etcd = Etcd(tmp_path, open(tmp_path / "etcd.log", "w"))
     try:
@@ -52,6 +53,7 @@ def test_a_cluster_start_that_fails_stops_the_processes_it_started(tmp_path):
         etcd.stop()
 
 
+@pytest.mark.integration
 def test_children_of_a_devstack_process_killed_hard_die_with_it():
     parent = subprocess.Popen(
         [

@@ -70,6 +70,7 @@ def report(**figures):
             file.write(json.dumps(figures) + "\n")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_registering_a_hostile_api_through_the_form_answers_within_the_deadline(
     attack, personas, hostile_api, client, settings
@@ -90,6 +91,7 @@ def test_registering_a_hostile_api_through_the_form_answers_within_the_deadline(
     assert hostile_api.target_accepted == 0  # the redirect was not followed
 
 
+@pytest.mark.integration
 def test_the_health_check_of_a_hostile_cluster_is_bounded_and_says_why(personas, hostile_api, settings):
     settings.KUBE_REQUEST_TIMEOUT = DEADLINE
     cluster = Cluster.objects.create(
@@ -119,6 +121,7 @@ def test_the_health_check_of_a_hostile_cluster_is_bounded_and_says_why(personas,
         assert cluster.externaldns_problem.startswith("cannot check: ") and told in cluster.externaldns_problem, attack
 
 
+@pytest.mark.integration
 def test_a_connection_kept_from_an_earlier_call_is_bounded_by_the_next_calls_deadline(hostile_api):
     kube = KubeCluster(
         ClusterConnection(hostile_api.url, "t", hostile_api.ca_pem),
@@ -185,6 +188,7 @@ def web_process(tmp_path):
     web.stop()
 
 
+@pytest.mark.integration
 def test_the_web_process_memory_stays_bounded_against_a_hostile_api(personas, hostile_api, web_process):
     web_process.sign_in("alice", "pw-alice")
     path = reverse("cluster-register", args=["acme"])
@@ -222,6 +226,7 @@ def answer_to_head(port, head):
     return answer.decode()
 
 
+@pytest.mark.integration
 def test_a_request_body_past_the_limit_is_refused_before_it_is_read(personas, web_process):
     """413 comes back while not one byte of the (claimed) 50 MB body has been sent."""
     path = reverse("cluster-register", args=["acme"])
@@ -259,6 +264,7 @@ KUBECONFIG_WITH_A_NEWLINE_IN_THE_TOKEN = yaml.safe_dump(
 )
 
 
+@pytest.mark.integration
 def test_a_token_with_a_trailing_newline_is_a_clear_error_in_the_form_and_the_api(personas, client):
     client.force_login(personas.alice)
     kubeconfig = SimpleUploadedFile("kubeconfig.yaml", KUBECONFIG_WITH_A_NEWLINE_IN_THE_TOKEN.encode())

@@ -27,7 +27,7 @@ from tests.conftest import wait_until
 from tests.test_externaldns import a_records
 
 # Building the image (the first time on a machine, or after the lock file changed) takes minutes.
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.integration]
 
 
 @pytest.fixture(scope="session")

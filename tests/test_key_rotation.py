@@ -352,6 +352,7 @@ def test_removing_a_member_queues_a_rotation_at_once(personas, django_capture_on
     assert not Operation.objects.filter(organization=noname).exists()
 
 
+@pytest.mark.integration
 @pytest.mark.django_db
 def test_forgetting_a_cluster_queues_a_rotation_at_once(personas):
     keyed_zone(personas.acme, None)

@@ -111,6 +111,7 @@ def test_the_iam_policy_allows_every_call_of_a_full_flow_and_users_get_the_bound
             assert names_allowed(record_name_patterns(policy), names), names
 
 
+@pytest.mark.integration
 def test_orgdns_vault_token_holds_its_policy_only(stack):
     """The token every test gives orgdns (tests/conftest.py) is made from docs/policies/orgdns-vault.hcl."""
     client = hvac.Client(url=stack.vault_url, token=settings.VAULT_TOKEN)

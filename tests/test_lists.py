@@ -238,6 +238,7 @@ def test_the_filter_form_updates_the_results_in_place(client, world):
     assert '<input type="hidden" name="sort" value="-name" form="list-filters"' in results(body)
 
 
+@pytest.mark.integration
 def test_home_shows_the_first_organizations_and_links_to_the_list(client, world):
     Organization.objects.bulk_create([Organization(name=f"org{i:02}") for i in range(HOME_ORGANIZATIONS)])
     client.force_login(world.sam)

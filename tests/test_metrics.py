@@ -135,6 +135,7 @@ def test_a_worker_process_jobs_are_counted(scrape, personas, cluster_api):
     }  # nothing lost or doubled
 
 
+@pytest.mark.integration
 def test_ended_processes_are_folded_without_losing_counts(scrape, settings):
     counting = (
         "from provisioning.services import metrics; "

@@ -265,6 +265,7 @@ def test_members_do_not_see_the_delete_button(client, personas):
     assert client.get(reverse("organization-offboard", args=["acme"])).status_code == 403
 
 
+@pytest.mark.integration
 def test_offboarding_twice_is_refused_and_a_failed_one_is_resumed(personas):
     operation = offboarding.offboard_organization(personas.acme, "acme")
     with pytest.raises(ValidationError, match="acme is already being offboarded"):
@@ -278,6 +279,7 @@ def test_offboarding_twice_is_refused_and_a_failed_one_is_resumed(personas):
         offboarding.offboard_organization(personas.acme, "acme")
 
 
+@pytest.mark.integration
 def test_the_command_offboards_and_refuses_an_unknown_name(personas):
     out = io.StringIO()
     call_command("offboard_organization", "acme", stdout=out)
@@ -299,6 +301,7 @@ def test_a_job_queued_before_the_offboarding_refuses_to_run(personas, cluster_ap
     assert not HostedZone.objects.exists() and cluster_api.namespaces() == []
 
 
+@pytest.mark.integration
 def test_the_api_offboards_with_the_typed_name(client, personas):
     from provisioning.services.people import api_tokens
 

@@ -46,6 +46,7 @@ def start(kind, organization, user):
         return start_operation(kind, organization, user=user)
 
 
+@pytest.mark.integration
 def test_a_declared_kind_runs_and_is_shown_and_audited(frobnicate, personas, client):
     operation = start(frobnicate.kind, personas.acme, personas.alice)
     run_jobs()
@@ -62,6 +63,7 @@ def test_a_declared_kind_runs_and_is_shown_and_audited(frobnicate, personas, cli
     assert "Frobnicate things" in client.get(f"/operations/{operation.pk}/").content.decode()
 
 
+@pytest.mark.integration
 def test_a_declared_kind_fails_calls_its_on_failure_and_is_retried(frobnicate, personas, client):
     frobnicate.broken = True
     failed = start(frobnicate.kind, personas.acme, personas.alice)

@@ -21,6 +21,8 @@ from django.conf import settings
 
 from devstack.processes import free_port, wait_for_http
 
+pytestmark = pytest.mark.integration  # processes of their own (web, collectstatic, a fresh venv) on the real servers
+
 ROOT = Path(settings.BASE_DIR)
 LOCK = ROOT / "requirements.lock"
 

@@ -125,6 +125,7 @@ def test_every_network_failure_gets_the_same_message_quickly(personas, cluster_a
     assert not Cluster.objects.exists()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "status,body",
     [(200, b"<html>hello</html>"), (200, b"{}"), (200, b"[1, 2]"), (404, b"not found")],
@@ -163,6 +164,7 @@ def test_each_user_has_a_budget_of_probes(personas, make_cluster_api, settings):
     assert refused.outcome == AuditEvent.Outcome.REFUSED and "Too many cluster registrations" in refused.detail
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "server,kind",
     [
@@ -198,6 +200,7 @@ def test_the_permitted_networks_setting_allows_loopback_and_jobs_follow_it(perso
     assert cluster_api.objects("deployments") == []
 
 
+@pytest.mark.integration
 def test_a_name_is_checked_against_the_certificate_though_its_address_is_what_is_connected_to(personas, https_server):
     https_server.answer.update(body=b'{"gitVersion": "v1.32.0"}')
     by_address = https_server.connection

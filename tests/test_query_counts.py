@@ -168,6 +168,7 @@ def query_counts(client, urls, headers=None):
     return counts
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("persona", ["sam", "member"])
 def test_queries_do_not_grow_with_the_data(client, personas, django_user_model, persona):
     user = personas.sam if persona == "sam" else django_user_model.objects.create_user("member")

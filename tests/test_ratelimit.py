@@ -24,6 +24,7 @@ print(json.dumps(granted))
 """
 
 
+@pytest.mark.integration
 def test_two_processes_share_one_budget():
     url = django_rq.get_connection("default").connection_pool.connection_kwargs
     redis_url = f"redis://{url.get('host', '127.0.0.1')}:{url.get('port', 6379)}/{url.get('db', 0)}"
@@ -47,6 +48,7 @@ def test_rate_must_be_positive():
         RedisRateLimiter(django_rq.get_connection("default"), "k", rate=0)
 
 
+@pytest.mark.integration
 def test_orgdns_route53_calls_take_only_its_share_a_burst_then_the_rate(settings):
     from provisioning.services.backends import Backends
 

@@ -15,6 +15,8 @@ from django.conf import settings
 from devstack.processes import free_port, wait_for_http
 from tests.conftest import PrivateRedis, manage_env
 
+pytestmark = pytest.mark.integration  # processes of their own (web, collectstatic, a fresh venv) on the real servers
+
 READY_TIMEOUT = 1  # seconds (ORGDNS_READY_TIMEOUT and DATABASE_CONNECT_TIMEOUT of the web process)
 
 

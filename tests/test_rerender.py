@@ -86,6 +86,7 @@ def test_adding_and_removing_a_cluster_re_renders_the_other_within_the_budget(
     assert interval_arg(first_api) == alone.args()[0]
 
 
+@pytest.mark.integration
 def test_re_renders_are_bounded_and_the_most_overspending_go_first(personas):
     plan = accounts.budget_of(accounts.main())
     (unknown,) = make_clusters(personas.acme, 1, prefix="unknown")
@@ -113,6 +114,7 @@ def test_re_renders_are_bounded_and_the_most_overspending_go_first(personas):
     assert not Operation.objects.filter(cluster=close).exists()
 
 
+@pytest.mark.integration
 def test_a_re_render_leaves_a_cluster_that_is_no_longer_ready_alone(personas):
     (cluster,) = make_clusters(personas.acme, 1, prefix="leaving")
     assert route53_budget.queue_rerender(cluster)

@@ -44,6 +44,7 @@ def test_every_cron_line_of_the_docs_is_on_the_schedule():
     assert commands["reconcile"].arguments(dry_run=False) == ("--apply",)
 
 
+@pytest.mark.integration
 def test_two_schedulers_at_once_queue_each_due_command_once():
     connection = django_rq.get_connection("default")
     queue = django_rq.get_queue(schedule.QUEUE)
@@ -84,6 +85,7 @@ def test_settings_turn_commands_off_or_into_dry_runs(settings):
         schedule.entries()
 
 
+@pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_a_due_command_runs_on_a_worker():
     connection = django_rq.get_connection("default")
@@ -117,6 +119,7 @@ def test_the_scheduled_health_check_runs_on_a_worker_and_the_cluster_page_shows_
     assert "not checked yet" not in client.get(page).content.decode()
 
 
+@pytest.mark.integration
 def test_the_scheduler_process_stops_on_sigterm():
     process = subprocess.Popen(
         [sys.executable, "-m", "orgdns_site.cli", "scheduler"],
@@ -134,6 +137,7 @@ def test_the_scheduler_process_stops_on_sigterm():
     assert "stop requested" in output and "shutdown complete" in output
 
 
+@pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_told_to_stop_finishes_its_job_first():
     queue = django_rq.get_queue("default")

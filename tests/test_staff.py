@@ -151,6 +151,7 @@ def test_admin_actions_need_the_permission_too(client, personas, acme):
     assert Operation.objects.filter(kind="deregister").count() == 1
 
 
+@pytest.mark.integration
 def test_only_staff_see_the_route53_budget_and_its_link(client, personas):
     url = reverse("route53-budget")
     for persona in (personas.alice, personas.charlie):

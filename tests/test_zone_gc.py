@@ -582,6 +582,7 @@ def test_json_describes_every_zone(planned_zones):
     assert globex["outcome"] is None and globex["operation"] is None
 
 
+@pytest.mark.integration
 def test_a_real_run_queues_the_teardowns_as_jobs(planned_zones):
     instant = planned_zones
     with instant.travel():
@@ -747,6 +748,7 @@ def test_the_billing_page_needs_a_login(client, ledger):
     assert response.status_code == 302 and response["Location"].startswith("/login/")
 
 
+@pytest.mark.integration
 def test_the_organization_page_shows_its_zones_gc_state(client, personas, ledger):
     def organization_page(user, org):
         with ledger.travel():  # sessions expire by the clock too
@@ -774,6 +776,7 @@ def admin_user(django_user_model):
     return django_user_model.objects.create_superuser("root", password="pw-root")
 
 
+@pytest.mark.integration
 def test_support_staff_delete_an_unused_zone_from_the_admin(client, personas, ledger, admin_user):
     acme = HostedZone.objects.get(organization=personas.acme, state=HostedZone.State.ACTIVE)
     globex = HostedZone.objects.get(organization=personas.globex)
