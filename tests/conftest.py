@@ -157,7 +157,7 @@ def stack(request):
         db = settings.DATABASES["default"]
         DATABASE_TIER_GUARD.allowed = {(str(db["HOST"]), str(db["PORT"]))}
         # The API's per-token rate limit is counted in Redis on every request: not applied in this tier (the
-        # integration tier proves it against Redis: tests/test_ratelimit.py).
+        # integration tier proves it against Redis: tests/api/test_ratelimit.py).
         request.getfixturevalue("monkeypatch").setattr(api_tokens, "rate_limit_wait", lambda identity: 0.0)
         DATABASE_TIER_GUARD.test = request.node.nodeid
         try:

@@ -8,9 +8,9 @@ from provisioning.models import AuditEvent, Cluster, Operation
 from provisioning.services.backends import vault_root
 from provisioning.services.clusters import actions as clusters
 from provisioning.services.people import api_tokens
+from tests.clusters.test_deregister import _upsert, owned_records, write
 from tests.conftest import VAULT_ROOT_TOKEN, run_jobs
 from tests.factories import register
-from tests.test_deregister import _upsert, owned_records, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

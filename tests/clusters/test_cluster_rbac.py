@@ -16,9 +16,9 @@ from provisioning.services.certificates import actions as certificates
 from provisioning.services.clusters import actions as clusters
 from provisioning.services.clusters import externaldns_health
 from provisioning.services.credentials.vault_paths import read_connection
+from tests.clusters.test_externaldns import a_records
 from tests.conftest import run_jobs, wait_until
 from tests.factories import register
-from tests.test_externaldns import a_records
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

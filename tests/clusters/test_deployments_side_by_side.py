@@ -87,7 +87,7 @@ def test_two_deployments_sharing_an_account_and_a_vault_never_touch_each_others_
     root_a, root_b = vault_root(), f"{settings.VAULT_PREFIX}/staging"
 
     provision("acme")
-    staging.run("from tests.test_deployments_side_by_side import provision; provision('initech')")
+    staging.run("from tests.clusters.test_deployments_side_by_side import provision; provision('initech')")
 
     found = resources(aws, vault)
     a, b = of("a", found, root_a), of("b", found, root_b)

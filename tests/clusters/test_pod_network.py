@@ -148,7 +148,7 @@ sys.stdin.read()
 
 @pytest.mark.parametrize("end", ["SIGKILL", "exit"])
 def test_what_a_devstack_made_is_removed_when_it_ends_even_killed(end, tmp_path):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with socket.create_server(("127.0.0.1", 0)) as listener:
         owner = subprocess.Popen(
             [sys.executable, "-c", GUARDED.format(root=root, port=listener.getsockname()[1])],

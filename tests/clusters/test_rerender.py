@@ -12,10 +12,10 @@ from provisioning.rules import budget
 from provisioning.services.aws_accounts import assignment as accounts
 from provisioning.services.aws_accounts import route53_budget
 from provisioning.services.clusters import actions as clusters
+from tests.clusters.test_externaldns import deployed_args
 from tests.conftest import run_jobs
 from tests.factories import register
-from tests.test_budget_page import clusters as make_clusters
-from tests.test_externaldns import deployed_args
+from tests.pages.test_budget_page import clusters as make_clusters
 
 pytestmark = pytest.mark.django_db(transaction=True)
 RERENDER = "rerender_externaldns"

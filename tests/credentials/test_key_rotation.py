@@ -20,7 +20,7 @@ from provisioning.services.operations import running as operations
 from provisioning.services.organizations import actions as organizations
 from tests.conftest import run_jobs, start_worker_process, wait_until
 from tests.instants import INSTANTS
-from tests.test_faults import kill_worker
+from tests.operations.test_faults import kill_worker
 
 USER = "orgdns-acme"
 transactional = pytest.mark.django_db(transaction=True)

@@ -21,7 +21,7 @@ from provisioning.services.clusters import actions as clusters
 from provisioning.services.operations.leases import organization_lock
 from provisioning.services.zones.setup import CREATED_AT_TAG
 from tests.conftest import run_jobs, vault_tree, wait_until
-from tests.test_faults import frozen
+from tests.operations.test_faults import frozen
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

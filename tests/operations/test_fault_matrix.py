@@ -24,7 +24,7 @@ from provisioning.services.clusters import actions as clusters
 from provisioning.services.zones import gc as zone_gc
 from tests.conftest import manage_command, manage_env, run_jobs, vault_tree, wait_until
 from tests.factories import register
-from tests.test_faults import children_of, frozen
+from tests.operations.test_faults import children_of, frozen
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

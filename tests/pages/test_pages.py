@@ -89,7 +89,7 @@ def test_viewers_cannot_act(client, personas, acme_cluster):
 
 
 def test_only_staff_create_organizations(client, personas):
-    from tests.test_staff import grant
+    from tests.pages.test_staff import grant
 
     client.force_login(personas.alice)
     assert client.post(reverse("organization-create"), {"name": "initech"}).status_code == 403

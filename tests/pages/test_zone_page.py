@@ -4,9 +4,9 @@ import pytest
 from django.urls import reverse
 
 from provisioning.services.clusters import actions as clusters
+from tests.clusters.test_deregister import _upsert, owned_records, write
 from tests.conftest import run_jobs
 from tests.factories import registered_rows
-from tests.test_deregister import _upsert, owned_records, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

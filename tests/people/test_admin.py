@@ -104,8 +104,8 @@ def test_the_admin_and_its_job_dashboard_are_refused_to_others(client, personas)
 def test_a_cluster_gone_for_good_can_be_forgotten(support, personas, ready_cluster, cluster_api, aws, vault):
     from django.conf import settings
 
+    from tests.clusters.test_deregister import owned_records, write
     from tests.conftest import vault_tree
-    from tests.test_deregister import owned_records, write
 
     zone = ready_cluster.organization.zones.get()
     old_key = zone.access_key_id

@@ -8,7 +8,7 @@ from django.urls import reverse
 from provisioning.admin import audited_values
 from provisioning.models import ApiToken, AuditEvent, Cluster, Membership
 from provisioning.services.people import api_tokens
-from tests.test_staff import grant
+from tests.pages.test_staff import grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -60,7 +60,7 @@ def test_member_changes_and_new_organizations_are_recorded(client, personas):
     client.post(reverse("members", args=["acme"]), {"username": "charlie", "role": "member"})
     details = list(AuditEvent.objects.filter(action="member.set").order_by("id").values_list("detail", flat=True))
     assert details == ["charlie: added as viewer", "charlie: viewer → member"]
-    from tests.test_staff import grant
+    from tests.pages.test_staff import grant
 
     client.force_login(grant(personas.sam, "add_organization"))
     client.post(reverse("organization-create"), {"name": "initech"})

@@ -66,7 +66,7 @@ def test_other_organizations_members_are_not_found(client, personas):
 
 
 def test_support_staff_manage_any_organization_other_staff_only_look(client, personas):
-    from tests.test_staff import grant
+    from tests.pages.test_staff import grant
 
     client.force_login(personas.sam)
     assert client.get(reverse("members", args=["globex"])).status_code == 200

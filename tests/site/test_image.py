@@ -23,8 +23,8 @@ from devstack.image import CONTAINERS, IMAGE, build_image, podman, podman_run_co
 from devstack.processes import free_port, wait_for_http
 from provisioning.models import Cluster, HostedZone
 from provisioning.services.people import api_tokens
+from tests.clusters.test_externaldns import a_records
 from tests.conftest import wait_until
-from tests.test_externaldns import a_records
 
 # Building the image (the first time on a machine, or after the lock file changed) takes minutes.
 pytestmark = [pytest.mark.timeout(1800), pytest.mark.integration]

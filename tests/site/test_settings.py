@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-CONFIGURATION = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+CONFIGURATION = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def production_example():

@@ -114,7 +114,7 @@ def test_the_default_is_one_main_account_from_the_other_settings(settings):
 
 
 def test_orgdns_refuses_to_start_with_a_bad_account_naming_it():
-    from tests.test_settings import run_django
+    from tests.site.test_settings import run_django
 
     bad = json.dumps([{"name": "main"}, {"name": "eu-2", "role_arn": SECOND_ROLE, "zone_quota": -5}])
     result = run_django({"DEBUG": "1", "ORGDNS_AWS_ACCOUNTS": bad}, "manage.py", "check")
@@ -424,7 +424,7 @@ def route53_budget_figures():
 def test_reconcile_finds_and_removes_orphans_in_every_account_and_never_adopts_across(
     personas, two_accounts, aws, second
 ):
-    from tests.test_reconcile import make_user, make_zone, our_tags, reconcile
+    from tests.credentials.test_reconcile import make_user, make_zone, our_tags, reconcile
 
     paid_at = timezone.now() - timedelta(days=1)
     live_zone(personas.acme, "main")  # acme is in main: a zone of acme's in second is deleted, never adopted

@@ -187,7 +187,7 @@ def test_the_teardown_deletes_only_our_delegation(personas, cluster_api, aws, se
 
 
 def test_organization_creation_is_refused_when_the_parent_zone_has_the_name(personas, aws, settings, client):
-    from tests.test_staff import grant
+    from tests.pages.test_staff import grant
 
     parent = parent_zone(aws, settings)
     put_record(aws, parent, "initech.orgdns.test", "A", ["192.0.2.1"])
@@ -239,7 +239,7 @@ def test_the_reserved_names_are_a_setting(settings):
 
 
 def test_a_duplicate_name_is_a_form_error_not_a_server_error(personas, client):
-    from tests.test_staff import grant
+    from tests.pages.test_staff import grant
 
     client.force_login(grant(personas.sam, "add_organization"))
     response = client.post(reverse("organization-create"), {"name": "acme"})
