@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/faults.py [pytest -k expression]
 
-Runs tests/test_fault_matrix.py — a real worker and the sweep under a supervisor, moto, OpenBao, Redis, PostgreSQL and
+Runs tests/operations/test_fault_matrix.py — a real worker and the sweep under a supervisor, moto, OpenBao, Redis, PostgreSQL and
 a real cluster (Redis and PostgreSQL as `make test` starts them) — with work horses SIGKILLed at each step of
 registration, certificate issue, deregistration and zone deletion, servers frozen, and Redis restarted empty; then
 prints what each case came to, and how long after a work horse's death its job ran again.
@@ -24,7 +24,16 @@ def main():
         report = Path(tmp) / "faults.jsonl"
         selection = ["-k", sys.argv[1]] if len(sys.argv) > 1 else []
         subprocess.call(
-            [sys.executable, "-m", "pytest", "tests/test_fault_matrix.py", "-q", "-p", "no:cacheprovider", *selection],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "tests/operations/test_fault_matrix.py",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                *selection,
+            ],
             cwd=ROOT,
             env={**os.environ, "ORGDNS_FAULT_REPORT": str(report)},
         )

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/hostile_cluster.py
 
-Runs tests/test_hostile_cluster.py's web-process test — `manage.py runserver` (as the demo runs it) signed in as a
+Runs tests/clusters/test_hostile_cluster.py's web-process test — `manage.py runserver` (as the demo runs it) signed in as a
 member, registering through the form, three times per attack, a TLS server that streams an endless /version, declares
 a 10 GB body, drips one byte every 50 ms (in the body, or in the headers), or nests JSON 400,000 levels deep — with
 ORGDNS_PROBE_TIMEOUT=2; then prints, per attack, the time of the last registration, the web process's resident memory
@@ -63,7 +63,15 @@ def main():
         report = Path(tmp) / "hostile.jsonl"
         subprocess.call(
             [
-                *(sys.executable, "-m", "pytest", "tests/test_hostile_cluster.py", "-q", "-p", "no:cacheprovider"),
+                *(
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "tests/clusters/test_hostile_cluster.py",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                ),
                 *("-p", "no:playwright", "-k", "memory_stays_bounded"),
             ],
             cwd=ROOT,

@@ -78,7 +78,7 @@ def visible_or_404(request: HttpRequest, objects: QuerySet[Any], **lookup: Any) 
     """The object if the user may see it; else 404, and if it is another organization's, an audit record of the
     refusal (so that support see who reached for what is not theirs)."""
     user = user_of(request)
-    found = cast(Any, objects).for_user(user).filter(**lookup).first()
+    found = cast("Any", objects).for_user(user).filter(**lookup).first()
     if found is None:
         target = objects.filter(**{k: v for k, v in lookup.items() if k != "organization__name"}).first()
         owner = target if isinstance(target, Organization) else getattr(target, "organization", None)

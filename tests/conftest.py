@@ -11,6 +11,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import boto3
 import django_rq
@@ -26,6 +27,7 @@ from devstack.processes import free_port, port_open, start_bao, start_moto, stop
 from orgdns_site.workers import SimpleWorker
 from provisioning.models import Membership, Organization
 from provisioning.services import backends
+from provisioning.services.people import api_tokens
 from tests.instants import INSTANTS
 
 VAULT_ROOT_TOKEN = "orgdns-test-root-token"
@@ -49,21 +51,36 @@ def directory(tmp_path_factory):
     running.stop()
 
 
-# The fast tier (`make check`): the tests under tests/unit/, marked `fast`. They use no server and no database.
+# Three tiers (docs/development.md), decided by what each test uses, so that none lands in the wrong one unnoticed:
+# - fast (`make check`): the tests under tests/unit/, marked `fast`. No server and no database.
+# - database (`make check-db`): every other test that uses none of INTEGRATION_FIXTURES and is not marked
+#   `integration`: PostgreSQL only. Reaching for anything else over the network (moto, OpenBao, Redis, a cluster)
+#   fails at once (DatabaseTierGuard).
+# - integration (`make check-integration`): the real servers, for what crosses a boundary: the tests using one of
+#   INTEGRATION_FIXTURES, or marked `integration` (those that reach a server without one: workers, subprocesses...).
 UNIT_TESTS = Path(__file__).parent / "unit"
-SERVERS_AND_DATABASE = {
-    *("servers", "aws", "vault", "aws_faults", "cluster_farm", "private_redis", "live_server", "directory"),
-    *("db", "transactional_db"),
+INTEGRATION_FIXTURES = {
+    *("servers", "aws", "vault", "aws_faults", "cluster_farm", "cluster_api", "make_cluster_api", "private_redis"),
+    *("live_server", "directory", "dex"),
 }
+DATABASE = {"db", "transactional_db", "django_db_setup"}
+
+
+def tier_of(item):
+    if item.path.is_relative_to(UNIT_TESTS) or item.get_closest_marker("fast"):
+        return "fast"
+    if item.get_closest_marker("integration") or INTEGRATION_FIXTURES.intersection(item.fixturenames):
+        return "integration"
+    return "database"
 
 
 def pytest_collection_modifyitems(config, items):
     refused = []
     for item in items:
-        if item.path.is_relative_to(UNIT_TESTS):
-            item.add_marker(pytest.mark.fast)
-        if item.get_closest_marker("fast"):
-            uses = SERVERS_AND_DATABASE.intersection(item.fixturenames)
+        tier = tier_of(item)
+        item.add_marker(tier)
+        if tier == "fast":
+            uses = (INTEGRATION_FIXTURES | DATABASE).intersection(item.fixturenames)
             if item.get_closest_marker("django_db"):
                 uses.add("django_db")
             if uses or not item.path.is_relative_to(UNIT_TESTS):
@@ -72,12 +89,83 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError("fast tests live in tests/unit/ and use no server nor database:\n" + "\n".join(refused))
 
 
+class ReachedForAServer(BaseException):
+    """A database-tier test opened a network connection. A BaseException: clients that catch Exception and retry
+    (botocore, redis, hvac) let it through, so the test fails at once with this message."""
+
+
+class DatabaseTierGuard:
+    """While a database-tier test runs, every network connection made from Python is refused (PostgreSQL's is made by
+    libpq, below Python, and the database's own address is let through in case a driver resolves it here)."""
+
+    def __init__(self):
+        self.test = None  # the node id of the database-tier test running, else None
+        self.allowed = set()
+        sys.addaudithook(self.audit)
+
+    def audit(self, event, args):
+        if self.test is None or event not in ("socket.connect", "socket.getaddrinfo"):
+            return
+        address = args[1] if event == "socket.connect" else args[:2]
+        if isinstance(address, tuple) and len(address) >= 2 and (str(address[0]), str(address[1])) in self.allowed:
+            return
+        test, self.test = self.test, None  # once: the failure's own reporting may use the network
+        raise ReachedForAServer(
+            f"{test} is a database-tier test (PostgreSQL only) but reached for {self.what(address)}. A test that "
+            "crosses to moto, OpenBao, Redis or a cluster belongs to the integration tier: use the server's fixture "
+            "(aws, vault, cluster_api, private_redis, ...) or mark it @pytest.mark.integration."
+        )
+
+    @staticmethod
+    def what(address):
+        if not isinstance(address, tuple):
+            return f"the socket {address!r}"
+        host, port = str(address[0]), address[1]
+        named = {"aws.invalid": "AWS (moto)", "vault.invalid": "Vault (OpenBao)", "redis.invalid": "Redis"}
+        if host in named:
+            return named[host]
+        if str(port) == str(urlsplit(settings.REDIS_URL).port or 6379):
+            return f"Redis ({host}:{port})"
+        return f"a server at {host}:{port}"
+
+
+DATABASE_TIER_GUARD = DatabaseTierGuard()
+# Where a database-tier test's AWS, Vault and Redis are: nowhere (.invalid names never resolve).
+NOWHERE = {
+    "AWS_ENDPOINT_URL": "http://aws.invalid",
+    "VAULT_ADDR": "http://vault.invalid:8200",
+    "VAULT_TOKEN": "no-vault-in-the-database-tier",
+    "VAULT_PREFIX": "orgdns-test-nowhere",
+    "ORGDNS_PARENT_ZONE_ID": "",
+}
+
+
 @pytest.fixture(autouse=True)
 def stack(request):
-    """Each test but the fast ones gets an empty AWS account, its own Vault prefix, an empty Redis database and no AWS
-    fault hooks."""
-    if request.node.get_closest_marker("fast"):
+    """Each integration test gets an empty AWS account, its own Vault prefix, an empty Redis database and no AWS
+    fault hooks; a database-tier test gets backends pointing nowhere and the guard; a fast test nothing."""
+    tier = tier_of(request.node)
+    if tier == "fast":
         yield None
+        return
+    if tier == "database":
+        saved = {name: getattr(settings, name) for name in NOWHERE}
+        for name, value in NOWHERE.items():
+            setattr(settings, name, value)
+        backends.aws_session.cache_clear()
+        backends.role_credentials.cache_clear()
+        db = settings.DATABASES["default"]
+        DATABASE_TIER_GUARD.allowed = {(str(db["HOST"]), str(db["PORT"]))}
+        # The API's per-token rate limit is counted in Redis on every request: not applied in this tier (the
+        # integration tier proves it against Redis: tests/api/test_ratelimit.py).
+        request.getfixturevalue("monkeypatch").setattr(api_tokens, "rate_limit_wait", lambda identity: 0.0)
+        DATABASE_TIER_GUARD.test = request.node.nodeid
+        try:
+            yield None
+        finally:
+            DATABASE_TIER_GUARD.test = None
+            for name, value in saved.items():
+                setattr(settings, name, value)
         return
     servers = request.getfixturevalue("servers")
     urllib.request.urlopen(urllib.request.Request(f"{servers.moto_url}/moto-api/reset", method="POST"))

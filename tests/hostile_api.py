@@ -1,12 +1,12 @@
 """A hostile peer where a cluster API should be: a TLS server whose every answer is an attack on the reader. Not an
-imitation of Kubernetes (only GET /version gets an answer worth the name); see tests/test_hostile_cluster.py."""
+imitation of Kubernetes (only GET /version gets an answer worth the name); see tests/clusters/test_hostile_cluster.py."""
 
 import socket
 import ssl
 import threading
 import time
 
-from tests.test_probe import self_signed
+from tests.clusters.test_probe import self_signed
 
 CHUNK = b"x" * 65536
 

@@ -21,12 +21,14 @@ def claim_redis_database(host="127.0.0.1", port=6379, candidates=range(2, 13)):
     raise RuntimeError("every Redis test database is claimed by another run: wait, or clear orgdns:test-run:* keys")
 
 
-# `make check` runs the fast tier (tests/unit/) with ORGDNS_TEST_TIER=fast: no server is needed, none is reachable.
-# (.invalid names never resolve: a fast test that reaches for Redis, AWS or Vault fails at once.)
-if os.environ.get("ORGDNS_TEST_TIER") == "fast":
+# `make check` runs the fast tier (tests/unit/) with ORGDNS_TEST_TIER=fast: no server is needed, none is reachable;
+# `make check-db` the database tier with ORGDNS_TEST_TIER=database: PostgreSQL only (tests/conftest.py guards the rest).
+# (.invalid names never resolve: a test that reaches for Redis, AWS or Vault fails at once.)
+if os.environ.get("ORGDNS_TEST_TIER") in ("fast", "database"):
     os.environ["REDIS_URL"] = "redis://redis.invalid:6379/0"
     os.environ["AWS_ENDPOINT_URL"] = "http://aws.invalid"
     os.environ["VAULT_ADDR"] = "http://vault.invalid:8200"
+if os.environ.get("ORGDNS_TEST_TIER") == "fast":
     os.environ["DATABASE_URL"] = "postgres://postgres@postgres.invalid:5432/postgres"
 # The throwaway PostgreSQL cluster devstack/require-services.sh starts, unless DATABASE_URL names another server.
 os.environ.setdefault(

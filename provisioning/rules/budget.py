@@ -29,7 +29,7 @@ SYNC_TIME = 1  # seconds a sync of a small zone takes, reading nothing (measured
 # orgdns's own Route53 calls (provisioning/clients/aws.py, provisioning/services/*):
 # the first registration of an organization (its job, with a parent zone): ListHostedZonesByName, CreateHostedZone,
 # ChangeTagsForResource, ListResourceRecordSets of the parent twice (the check for foreign records, the delegation's),
-# ChangeResourceRecordSets (the delegation); tests/test_register_flow.py counts them. Creating the organization reads
+# ChangeResourceRecordSets (the delegation); tests/clusters/test_register_flow.py counts them. Creating the organization reads
 # the parent once more. Later clusters of the organization make none.
 FIRST_REGISTRATION_CALLS = 6
 MAX_CHANGE_RECORDS = 1000  # values per ChangeResourceRecordSets

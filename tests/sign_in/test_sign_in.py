@@ -316,6 +316,7 @@ def silent_provider(settings):
     sign_in.forget_provider()
 
 
+@pytest.mark.integration
 def test_provider_down_answers_within_5_s_and_break_glass_still_signs_in(silent_provider, settings):
     settings.ORGDNS_LOCAL_LOGIN = False
     settings.ORGDNS_BREAK_GLASS_USERS = ["admin"]

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from provisioning.services.people import identities
-from tests.test_settings import load_settings
+from tests.site.test_settings import load_settings
 
 OIDC = {"ORGDNS_OIDC_ISSUER": "https://idp.example/realms/corp", "ORGDNS_OIDC_CLIENT_ID": "orgdns"}
 

@@ -196,7 +196,7 @@ def test_an_account_holds_far_more_clusters_with_the_new_flags():
 
 
 def test_orgdns_own_calls():
-    assert budget.teardown_calls(450, values=1350) == 2 + 2 + 2 + 1  # tests/test_zone_gc.py's teardown
+    assert budget.teardown_calls(450, values=1350) == 2 + 2 + 2 + 1  # tests/zones/test_zone_gc.py's teardown
     assert budget.teardown_calls(2, values=0, delegated=False) == 1 + 1
     assert budget.deregistration_calls(300, owned=20) == 1 + 1
     assert budget.orgdns_calls_per_hour(first_registrations=10, zone_page_views=100, records=600) == 60 + 200

@@ -1,5 +1,5 @@
 """The least-privilege policies of docs/policies/ refuse what orgdns never needs; the docs include them rather than
-copy them. (That they allow a full flow is tested against real calls in tests/test_least_privilege.py.)"""
+copy them. (That they allow a full flow is tested against real calls in tests/clusters/test_least_privilege.py.)"""
 
 import json
 import re
