@@ -112,8 +112,9 @@ def envurl(name, default, schemes, *, optional=False):
         parts = None
     if parts is None or parts.scheme not in schemes or not (parts.hostname or parts.scheme == "unix"):
         examples = " or ".join(f"{scheme}://…" for scheme in schemes)
+        shown = re.sub(r"[^/@]*@", "…@", value, count=1)  # never the password a URL may hold
         raise ImproperlyConfigured(
-            f"{name} must be a URL like {examples}{', or empty' if optional else ''}, not {value!r}"
+            f"{name} must be a URL like {examples}{', or empty' if optional else ''}, not {shown!r}"
         )
     return value
 
