@@ -86,7 +86,8 @@ def running_stack():
         root_token = secrets.token_urlsafe(24)
         bao, vault_url = start_bao(PORTS["vault"], root_token, log=open(logs / "openbao.log", "w"))
         children.append(bao)
-        vault_token = scoped_vault_token(vault_url, root_token, "secret", "orgdns")  # the README's policy, not root
+        # a token of the Vault policy of docs/security-model.md, not root
+        vault_token = scoped_vault_token(vault_url, root_token, "secret", "orgdns")
         directory = start_slapd(
             fresh_directory(SANDBOX / "directory"), PORTS["ldap"], log=open(logs / "slapd.log", "w")
         )
