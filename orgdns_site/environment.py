@@ -5,6 +5,7 @@ import hashlib
 import ipaddress
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -15,9 +16,9 @@ import dj_database_url
 import environs
 from django.core.exceptions import ImproperlyConfigured
 
-# Every setting is parsed (by environs) and checked as the process starts (orgdns_site/settings.py): a bad value stops it with
-# ImproperlyConfigured naming the variable and what it must be, never a failure later at use. Any NAME may instead be
-# read from the file NAME_FILE names (secrets mounted as files), its surrounding whitespace stripped.
+# Every setting is parsed (by environs) and checked as the process starts (orgdns_site/settings.py): a bad value stops
+# it with ImproperlyConfigured naming the variable and what it must be, never a failure later at use. Any NAME may
+# instead be read from the file NAME_FILE names (secrets mounted as files), its surrounding whitespace stripped.
 ENVIRONMENT = environs.FileAwareEnv(strip_whitespace=True)
 
 
@@ -41,7 +42,7 @@ def parsed(read, name, default, wanted, rule=None, **options):
 @dataclass(frozen=True)
 class Rule:
     says: str  # what the value must be, as the error says it: "must be more than 0"
-    holds: Any  # value -> bool
+    holds: Callable[[Any], bool]
 
 
 POSITIVE = Rule("must be more than 0", lambda value: value > 0)
