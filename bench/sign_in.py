@@ -85,7 +85,7 @@ def main():
         from django.conf import settings
         from django.core.management import call_command
 
-        from orgdns_site.settings import group_pattern
+        from orgdns_site.environment import group_pattern
         from provisioning.models import Organization
         from provisioning.services.people import sign_in
 

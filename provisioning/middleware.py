@@ -60,7 +60,7 @@ class RequestSizeLimitMiddleware:
         if request.path.startswith("/api/"):
             body = {"type": "about:blank", "title": "Content Too Large", "status": 413, "detail": detail}
             body |= {"instance": request.path, "errors": []}
-            response = JsonResponse(body, status=413, content_type="application/problem+json")
+            response: HttpResponse = JsonResponse(body, status=413, content_type="application/problem+json")
         else:
             response = HttpResponse(detail, status=413, content_type="text/plain; charset=utf-8")
         response["Content-Length"] = len(response.content)

@@ -45,10 +45,11 @@ def client_request_id(proposed: str | None) -> str:
 @contextmanager
 def acting(
     source: str, actor: User | None = None, request_id: str | None = None, client_request_id: str = ""
-) -> Iterator[Context | None]:
-    token = _context.set(Context(source, request_id or new_request_id(), actor, client_request_id))
+) -> Iterator[Context]:
+    context = Context(source, request_id or new_request_id(), actor, client_request_id)
+    token = _context.set(context)
     try:
-        yield _context.get()
+        yield context
     finally:
         _context.reset(token)
 

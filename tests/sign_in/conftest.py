@@ -35,7 +35,7 @@ def use_provider(settings, dex):
 
 
 def settings_pattern(value):
-    from orgdns_site.settings import group_pattern
+    from orgdns_site.environment import group_pattern
 
     return group_pattern(value)
 

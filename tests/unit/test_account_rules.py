@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from orgdns_site.settings import aws_accounts
+from orgdns_site.environment import aws_accounts
 from provisioning.rules import budget
 
 SECOND_ROLE = "arn:aws:iam::222222222222:role/orgdns-provisioner"

@@ -1,5 +1,6 @@
 """docs/configuration.md and the code read the same environment variables: every variable read in
-orgdns_site/settings.py (env("X"), envint("X", …), …) or with os.environ in orgdns_site/ and provisioning/ is in one of
+orgdns_site/settings.py (env("X"), envint("X", …), … of orgdns_site/environment.py) or with os.environ in
+orgdns_site/ and provisioning/ is in one of
 its tables, every variable in its tables is read, and a default written in the code is the one documented."""
 
 import ast
@@ -9,13 +10,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "configuration.md"
 SETTINGS = ROOT / "orgdns_site" / "settings.py"
+READERS = ROOT / "orgdns_site" / "environment.py"
 
 # Documented but read by a library, not by our code (boto3's credential chain).
 READ_BY_LIBRARIES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 
 def settings_readers(tree):
-    """The functions of settings.py that read a variable: env(name, …) and every env*(name, …) built on it."""
+    """The functions of environment.py that read a variable: env(name, …) and every env*(name, …) built on it."""
     return {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("env")}
 
 
@@ -52,8 +54,7 @@ def variables_read(path, readers=frozenset()):
 
 
 def variables_in_code():
-    tree = ast.parse(SETTINGS.read_text())
-    read = variables_read(SETTINGS, settings_readers(tree))
+    read = variables_read(SETTINGS, settings_readers(ast.parse(READERS.read_text())))
     for package in ("orgdns_site", "provisioning"):
         for path in sorted((ROOT / package).rglob("*.py")):
             if "migrations" not in path.parts and path != SETTINGS:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from devstack.policies import assume_roles_policy, boundary_policy, role_trust_policy
-from orgdns_site.settings import aws_accounts
+from orgdns_site.environment import aws_accounts
 from provisioning.clients.aws import RoleCredentials
 from provisioning.clients.errors import ProviderError
 from provisioning.models import Cluster, HostedZone, Operation, Organization, ZoneCharge
