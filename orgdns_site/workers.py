@@ -7,26 +7,30 @@ end of a burst) then hangs for up to a minute. Busy processes lose that race oft
 unsubscribe reply always ends the thread.
 """
 
+from typing import Any
+
 from rq import SimpleWorker as RqSimpleWorker
 from rq import Worker as RqWorker
 
 
-class PromptUnsubscribe:
-    pubsub = None
-    pubsub_thread = None
-
-    def unsubscribe(self):
-        if self.pubsub_thread:
-            self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
-            self.pubsub_thread.stop(timeout=0)  # the flag first, without waiting
-            self.pubsub.unsubscribe()  # its reply wakes the thread, which now ends
-            self.pubsub_thread.join(timeout=1)
-            self.pubsub.close()
+def unsubscribe_promptly(worker: Any) -> None:
+    if worker.pubsub_thread:
+        worker.log.info("Worker %s: unsubscribing from channel %s", worker.name, worker.pubsub_channel_name)
+        worker.pubsub_thread.stop(timeout=0)  # the flag first, without waiting
+        worker.pubsub.unsubscribe()  # its reply wakes the thread, which now ends
+        worker.pubsub_thread.join(timeout=1)
+        worker.pubsub.close()
 
 
-class Worker(PromptUnsubscribe, RqWorker):
+class Worker(RqWorker):
     """`orgdns worker` / `manage.py rqworker`: each job in a forked work horse."""
 
+    def unsubscribe(self) -> None:
+        unsubscribe_promptly(self)
 
-class SimpleWorker(PromptUnsubscribe, RqSimpleWorker):
+
+class SimpleWorker(RqSimpleWorker):
     """Jobs run in the worker's own process (the tests' run_jobs, and a burst run by hand)."""
+
+    def unsubscribe(self) -> None:
+        unsubscribe_promptly(self)
