@@ -203,6 +203,9 @@ class RerenderExternalDNS(RegisterCluster):
 
 
 class DeregisterCluster(OperationKind):
+    """Queued from the cluster page, the API, the admin and forget_cluster, through enqueue (with its checks); the
+    work is tear_down_cluster, which offboarding also runs for each cluster."""
+
     name = "deregister"
     label = "Deregister cluster"
     target = Cluster
