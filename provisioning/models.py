@@ -420,10 +420,10 @@ class Certificate(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
+    objects = CertificateQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
-
-    objects = CertificateQuerySet.as_manager()
 
     def __str__(self):
         more = f" (+{len(self.dns_names) - 1})" if len(self.dns_names) > 1 else ""
