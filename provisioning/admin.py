@@ -11,6 +11,7 @@ from provisioning.services import audit
 from provisioning.services.aws_accounts import assignment as accounts
 from provisioning.services.certificates import actions as certificates
 from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import DeregisterCluster, RegisterCluster
 from provisioning.services.credentials import actions as key_rotation
 from provisioning.services.operations import running as operations
 from provisioning.services.organizations import actions as organizations
@@ -415,13 +416,13 @@ class ClusterAdmin(AuditedAdmin):
     @admin.action(description="Re-run provisioning (zone, credentials, ExternalDNS)", permissions=["act"])
     def reprovision(self, request, queryset):
         self.run_action(
-            request, queryset.select_related("organization"), clusters.retry_registration, "provisioning queued"
+            request, queryset.select_related("organization"), RegisterCluster.enqueue_again, "provisioning queued"
         )
 
     @admin.action(description="Deregister (remove ExternalDNS and the cluster's records)", permissions=["act"])
     def deregister(self, request, queryset):
         self.run_action(
-            request, queryset.select_related("organization"), clusters.deregister_cluster, "deregistration queued"
+            request, queryset.select_related("organization"), DeregisterCluster.enqueue, "deregistration queued"
         )
 
     @admin.action(

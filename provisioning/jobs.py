@@ -1,23 +1,6 @@
-"""RQ entry points: plain functions taking primary keys. Importing this module declares every operation kind."""
+"""What jobs queued by orgdns before operation kinds were classes name (the job's function is stored in Redis as a
+dotted path): kept so that an upgrade runs them. orgdns queues provisioning.services.operations.running.run itself
+now; remove this module in the release after."""
 
-from rq.exceptions import AbandonedJobError
-
-# Each declares its operation kinds (the layout move of aade7b9 had left only the first: a fresh worker, and the API's
-# schema, did not know the kind "offboard").
-from provisioning.services.certificates import jobs as certificate_jobs  # noqa: F401
-from provisioning.services.clusters import jobs as cluster_jobs  # noqa: F401
-from provisioning.services.credentials import jobs as credential_jobs  # noqa: F401
-from provisioning.services.operations import running as operations
-from provisioning.services.organizations import offboarding_jobs  # noqa: F401
-from provisioning.services.zones import jobs as zone_jobs  # noqa: F401
-
-
-def run_operation(operation_id):
-    return operations.run(operation_id)
-
-
-def job_abandoned(job, connection, exc_type, exc_value, traceback):
-    """RQ's failure callback. Failures raised by run_operation are recorded by it already; this handles the job
-    whose worker died, which RQ finds abandoned later."""
-    if issubclass(exc_type, AbandonedJobError):
-        operations.abandoned(job.id, will_retry=bool(job.retries_left))
+from provisioning.services.operations.running import job_failed as job_abandoned  # noqa: F401
+from provisioning.services.operations.running import run as run_operation  # noqa: F401

@@ -507,7 +507,7 @@ class Operation(models.Model):
     WAITING = (State.QUEUED, State.RETRYING)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    kind = models.CharField(max_length=20, choices=operation_kinds.choices)  # declared by each job module
+    kind = models.CharField(max_length=20, choices=operation_kinds.choices)  # the kinds: operation_kinds
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="operations")
     cluster = models.ForeignKey(Cluster, null=True, blank=True, on_delete=models.PROTECT, related_name="operations")
     certificate = models.ForeignKey(
@@ -592,9 +592,7 @@ class Operation(models.Model):
     @property
     def can_retry(self):
         """Failed, of a kind that declares how it is retried, and not followed by another."""
-        return (
-            self.state == self.State.FAILED and operation_kinds.get(self.kind).retry is not None and not self.followed
-        )
+        return self.state == self.State.FAILED and operation_kinds.get(self.kind).retryable and not self.followed
 
 
 def renewal_point():

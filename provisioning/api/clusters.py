@@ -6,6 +6,7 @@ from ninja import Query, Router
 from provisioning import scoping
 from provisioning.services.clusters import actions as clusters
 from provisioning.services.clusters import least_privilege
+from provisioning.services.clusters.jobs import DeregisterCluster, RegisterCluster
 
 from ..clients import externaldns
 from ..models import CHANGE, Cluster
@@ -91,7 +92,7 @@ def get_cluster(request, org: OrgName, cluster_id: Id):
 def reprovision_cluster(request, response: HttpResponse, org: OrgName, cluster_id: Id):
     """Run provisioning again (a ready cluster, or one in error): every step converges from where it stands."""
     cluster = scoping.cluster(request, org, cluster_id, CHANGE)
-    return queue(response, clusters.retry_registration, cluster, request.user)
+    return queue(response, RegisterCluster.enqueue_again, cluster, request.user)
 
 
 @router.delete(
@@ -102,4 +103,4 @@ def deregister_cluster(request, response: HttpResponse, org: OrgName, cluster_id
     """Queue the deregistration: ExternalDNS leaves the cluster, its records leave the zone, its credentials leave
     Vault. The cluster stays listed as deregistered."""
     cluster = scoping.cluster(request, org, cluster_id, CHANGE)
-    return queue(response, clusters.deregister_cluster, cluster, request.user)
+    return queue(response, DeregisterCluster.enqueue, cluster, request.user)

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from provisioning import scoping
 from provisioning.services.clusters import actions as clusters
 from provisioning.services.clusters import least_privilege
+from provisioning.services.clusters.jobs import DeregisterCluster, RegisterCluster
 
 from ..forms import RegisterClusterForm, ReplaceTokenForm
 from ..models import CHANGE
@@ -81,7 +82,7 @@ def cluster_deregister(request, org, pk):
         request,
         org,
         pk,
-        clusters.deregister_cluster,
+        DeregisterCluster.enqueue,
         "Deregistering {}: ExternalDNS and its records are being removed.",
     )
 
@@ -105,7 +106,7 @@ def cluster_replace_token(request, org, pk):
 
 @require_POST
 def cluster_reprovision(request, org, pk):
-    return _cluster_action(request, org, pk, clusters.retry_registration, "Provisioning {} again.")
+    return _cluster_action(request, org, pk, RegisterCluster.enqueue_again, "Provisioning {} again.")
 
 
 def _cluster_action(request, org, pk, action, success):

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from provisioning.models import ApiToken, AuditEvent, Cluster, HostedZone, Membership, Operation
-from provisioning.services.certificates.jobs import ISSUE_CERTIFICATE
+from provisioning.services.certificates.jobs import IssueCertificate
 from provisioning.services.people import api_tokens
 from provisioning.services.zones import gc as zone_gc
 
@@ -166,7 +166,7 @@ def test_a_user_has_at_most_the_cap_of_working_tokens(client, personas, settings
 
 def fill_operations(organization, count):
     for _ in range(count):
-        Operation.objects.create(kind=ISSUE_CERTIFICATE, organization=organization, state=Operation.State.QUEUED)
+        Operation.objects.create(kind=IssueCertificate.name, organization=organization, state=Operation.State.QUEUED)
 
 
 def test_the_api_answers_429_once_an_organization_has_as_many_operations_as_allowed(client, personas, settings):

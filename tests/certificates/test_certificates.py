@@ -19,7 +19,7 @@ from provisioning.clients import tls
 from provisioning.models import AuditEvent, Certificate, CertificateInstallation, Cluster, Operation
 from provisioning.services.backends import Backends, vault_root
 from provisioning.services.certificates import actions as certificates
-from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import DeregisterCluster
 from tests.conftest import run_jobs, vault_tree
 from tests.factories import register
 
@@ -293,7 +293,7 @@ def test_deregistering_a_cluster_removes_the_certificates_installed_there(
     certificate, _ = issue(
         personas.acme, ["www.acme.orgdns.test"], [(acme_cluster, "web", "www-tls"), (other, "web", "www-tls")]
     )
-    deregistration = clusters.deregister_cluster(acme_cluster)
+    deregistration = DeregisterCluster.enqueue(acme_cluster)
     run_jobs()
     deregistration.refresh_from_db()
     assert deregistration.state == Operation.State.SUCCEEDED, deregistration.error

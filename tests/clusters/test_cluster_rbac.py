@@ -15,6 +15,7 @@ from provisioning.services import backends
 from provisioning.services.certificates import actions as certificates
 from provisioning.services.clusters import actions as clusters
 from provisioning.services.clusters import externaldns_health
+from provisioning.services.clusters.jobs import DeregisterCluster, RegisterCluster
 from provisioning.services.credentials.vault_paths import read_connection
 from tests.clusters.test_externaldns import a_records
 from tests.conftest import run_jobs, wait_until
@@ -100,7 +101,7 @@ def test_a_bootstrap_token_does_the_whole_job_and_nothing_dangerous(personas, cl
     assert not may("create", "deployments", "apps", NS, "another")
 
     # Deregistration removes what orgdns created; the bootstrap stays the tenant's.
-    clusters.deregister_cluster(cluster)
+    DeregisterCluster.enqueue(cluster)
     run_jobs()
     cluster.refresh_from_db()
     assert cluster.state == Cluster.State.DEREGISTERED, cluster.message
@@ -180,7 +181,7 @@ def test_provisioning_without_externaldns_namespace_fails_saying_to_apply_the_bo
     cluster = register(personas.acme, "prod", cluster_api)
     cluster_api.cluster.api("DELETE", f"/api/v1/namespaces/{NS}")
     wait_until(lambda: cluster_api.cluster.api("GET", f"/api/v1/namespaces/{NS}") is None, timeout=90)
-    clusters.retry_registration(cluster)
+    RegisterCluster.enqueue_again(cluster)
     run_jobs()
     cluster.refresh_from_db()
     assert cluster.state == Cluster.State.ERROR
@@ -196,7 +197,7 @@ def test_a_cluster_registered_before_the_bootstrap_keeps_working_and_moves_with_
     Cluster.objects.filter(pk=cluster.pk).update(legacy_rbac=True)
     cluster_api.cluster.api("DELETE", f"/api/v1/namespaces/{NS}/services/external-dns")
     cluster.refresh_from_db()
-    clusters.retry_registration(cluster)
+    RegisterCluster.enqueue_again(cluster)
     run_jobs()
     cluster.refresh_from_db()
     assert cluster.state == Cluster.State.READY, cluster.message

@@ -5,6 +5,7 @@ from django.conf import settings
 
 from provisioning.models import Cluster, HostedZone, Operation
 from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import DeregisterCluster
 from tests.conftest import run_jobs, vault_tree
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,7 +64,7 @@ def test_deregister_removes_externaldns_and_only_this_clusters_records(personas,
     write(aws, zone.zone_id, owned_records(two.owner_id, zone.name, 20, "web"))
     write(aws, zone.zone_id, [_upsert(f"manual.{zone.name}", "CNAME", "example.org")])
 
-    operation = clusters.deregister_cluster(one)
+    operation = DeregisterCluster.enqueue(one)
     run_jobs()
     operation.refresh_from_db()
     one.refresh_from_db()
@@ -99,7 +100,7 @@ def test_deregister_removes_externaldns_and_only_this_clusters_records(personas,
 def test_a_deregistered_name_can_be_registered_again(personas, cluster_api):
     first, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
     run_jobs()
-    clusters.deregister_cluster(first)
+    DeregisterCluster.enqueue(first)
     run_jobs()
     again, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
     run_jobs()
@@ -110,21 +111,21 @@ def test_a_deregistered_name_can_be_registered_again(personas, cluster_api):
 def test_deregistering_twice_is_refused(personas, cluster_api):
     cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
     run_jobs()
-    clusters.deregister_cluster(cluster)
+    DeregisterCluster.enqueue(cluster)
     with pytest.raises(Exception, match="already being deregistered"):
-        clusters.deregister_cluster(cluster)
+        DeregisterCluster.enqueue(cluster)
     assert Operation.objects.filter(kind="deregister").count() == 1
 
 
 def test_deregistering_while_provisioning_is_refused_and_a_stale_register_job_does_nothing(personas, cluster_api):
     cluster, register_op = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
     with pytest.raises(Exception, match="still being provisioned"):
-        clusters.deregister_cluster(cluster)
+        DeregisterCluster.enqueue(cluster)
     run_jobs()
-    clusters.deregister_cluster(cluster)
+    DeregisterCluster.enqueue(cluster)
     run_jobs()
     # A register job that comes late (an RQ retry, a re-queued job) must not bring ExternalDNS back.
-    from provisioning.jobs import run_operation
+    from provisioning.services.operations.running import run as run_operation
 
     stale = Operation.objects.create(kind="register", organization=personas.acme, cluster=cluster)
     assert run_operation(str(stale.pk)) == Operation.State.FAILED
@@ -153,7 +154,7 @@ def test_objects_that_are_not_ours_are_never_replaced_or_deleted(personas, clust
     (service,) = cluster_api.objects("services", "external-dns")
     assert service["metadata"]["labels"]["team"] == "platform"
 
-    clusters.deregister_cluster(Cluster.objects.get(pk=cluster.pk))
+    DeregisterCluster.enqueue(Cluster.objects.get(pk=cluster.pk))
     run_jobs()
     (service,) = cluster_api.objects("services", "external-dns")
     assert service["metadata"]["labels"]["team"] == "platform"

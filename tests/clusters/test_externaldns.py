@@ -11,6 +11,7 @@ from provisioning.rules import budget
 from provisioning.services.aws_accounts import assignment as accounts
 from provisioning.services.clusters import actions as clusters
 from provisioning.services.clusters import externaldns as externaldns_deploy
+from provisioning.services.clusters.jobs import DeregisterCluster, RegisterCluster
 from tests.conftest import run_jobs, wait_until
 from tests.factories import attempt_registration, register
 
@@ -55,7 +56,7 @@ def test_services_ingresses_and_the_apex_are_published_and_removed_with_the_clus
     assert {(rs["Name"], rs["Type"]) for rs in owned} == {(n, "A") for n in expected} | {(n, "TXT") for n in markers}
     assert not any("globex" in rs["Name"] for rs in record_sets(aws, zone.zone_id))
 
-    clusters.deregister_cluster(cluster)
+    DeregisterCluster.enqueue(cluster)
     run_jobs()
     cluster.refresh_from_db()
     assert cluster.state == Cluster.State.DEREGISTERED, cluster.message
@@ -159,7 +160,7 @@ def test_a_deployment_edited_by_hand_is_repaired_by_reprovisioning(personas, clu
         content_type="application/strategic-merge-patch+json",
     )
 
-    clusters.retry_registration(cluster)
+    RegisterCluster.enqueue_again(cluster)
     run_jobs()
     cluster.refresh_from_db()
     assert cluster.state == Cluster.State.READY
@@ -218,7 +219,7 @@ def test_a_cluster_belongs_to_one_organization_whatever_url_it_is_registered_wit
         assert "acme" not in refused.value.messages[0] and "prod" not in refused.value.messages[0]
     assert Cluster.objects.count() == 1
 
-    clusters.deregister_cluster(cluster)
+    DeregisterCluster.enqueue(cluster)
     run_jobs()
     again = register(personas.globex, "edge", cluster_api)  # once deregistered, it can go elsewhere
     assert again.state == Cluster.State.READY

@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from provisioning.clients import externaldns
 from provisioning.models import Cluster
-from provisioning.services.clusters import actions as clusters
 from provisioning.services.clusters import externaldns_health
+from provisioning.services.clusters.jobs import RegisterCluster
 from provisioning.services.metrics import export as metrics_export
 from tests.conftest import run_jobs, wait_until
 from tests.factories import register
@@ -94,7 +94,7 @@ def test_an_externaldns_that_loses_its_key_shows_as_failing_and_recovers_when_pr
     )
     assert metric("orgdns_externaldns_healthy", organization="acme", cluster="prod") == 0
 
-    clusters.retry_registration(cluster)  # provisioning puts the Secret back
+    RegisterCluster.enqueue_again(cluster)  # provisioning puts the Secret back
     run_jobs()
     check_command()
     cluster.refresh_from_db()

@@ -17,6 +17,7 @@ from provisioning.models import HostedZone, Operation
 from provisioning.services import backends
 from provisioning.services.certificates import actions as certificates
 from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import DeregisterCluster
 from provisioning.services.credentials import actions as key_rotation
 from provisioning.services.zones import gc as zone_gc
 from tests.conftest import VAULT_ROOT_TOKEN, run_jobs
@@ -77,7 +78,7 @@ def test_the_iam_policy_allows_every_call_of_a_full_flow_and_users_get_the_bound
     key_rotation.request_rotation(personas.acme, "the least-privilege flow")
     run_jobs()
     call_command("reconcile", "--apply", "--grace", "0", stdout=StringIO())
-    clusters.deregister_cluster(cluster)
+    DeregisterCluster.enqueue(cluster)
     run_jobs()
     zone_gc.delete_now(HostedZone.objects.get(), None)
     run_jobs()

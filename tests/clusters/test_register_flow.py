@@ -9,7 +9,7 @@ from moto.iam.access_control import IAMPolicy, PermissionResult
 from provisioning.clients.externaldns import EXTERNALDNS_CLUSTER_ROLE
 from provisioning.models import Cluster, HostedZone, Operation
 from provisioning.rules import budget
-from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import RegisterCluster
 from tests.conftest import run_jobs, vault_tree
 from tests.factories import attempt_registration
 
@@ -122,7 +122,7 @@ def test_rerunning_a_finished_job_changes_nothing(personas, cluster_api, aws, va
     deploy_before = deployment(cluster_api)["metadata"]["resourceVersion"]
 
     rerun = Operation.objects.create(kind="register", organization=personas.acme, cluster=cluster)
-    from provisioning.jobs import run_operation
+    from provisioning.services.operations.running import run as run_operation
 
     assert run_operation(str(rerun.pk)) == Operation.State.SUCCEEDED
     rerun.refresh_from_db()
@@ -198,7 +198,7 @@ def test_a_failed_delegation_leaves_a_zone_the_gc_can_see_and_a_rerun_delegates(
     zone = HostedZone.objects.get()
     assert zone.state == HostedZone.State.ACTIVE and zone.zone_id and not zone.delegated
 
-    clusters.retry_registration(cluster)
+    RegisterCluster.enqueue_again(cluster)
     run_jobs()
     zone.refresh_from_db()
     assert zone.delegated

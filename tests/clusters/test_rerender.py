@@ -11,7 +11,7 @@ from provisioning.models import Cluster, Operation
 from provisioning.rules import budget
 from provisioning.services.aws_accounts import assignment as accounts
 from provisioning.services.aws_accounts import route53_budget
-from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import DeregisterCluster
 from tests.clusters.test_externaldns import deployed_args
 from tests.conftest import run_jobs
 from tests.factories import register
@@ -75,7 +75,7 @@ def test_adding_and_removing_a_cluster_re_renders_the_other_within_the_budget(
     client.force_login(personas.sam)
     assert "Re-render ExternalDNS" in client.get(f"/orgs/acme/clusters/{first.pk}/").content.decode()
 
-    clusters.deregister_cluster(second)
+    DeregisterCluster.enqueue(second)
     run_jobs()
     alone = budget.externaldns_flags(1, 2, first.owner_id, plan)
     assert (

@@ -15,6 +15,7 @@ from provisioning.clients import externaldns
 from provisioning.models import Cluster, HostedZone, Membership, Operation, Organization
 from provisioning.services.backends import vault_root
 from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import RegisterCluster
 from provisioning.services.credentials import actions as key_rotation
 from provisioning.services.operations import leases
 from provisioning.services.operations import running as operations
@@ -168,7 +169,7 @@ def test_a_registration_during_a_rotation_keeps_the_previous_key(personas, two_c
     new = vault_key(vault)["access_key_id"]
     assert HostedZone.objects.get().access_key_id == old
 
-    clusters.retry_registration(Cluster.objects.get(name="one"))
+    RegisterCluster.enqueue_again(Cluster.objects.get(name="one"))
     run_jobs()
     assert iam_keys(aws) == sorted([old, new])
     assert running_key_ids(two_clusters["one"]) == [new]

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from provisioning.services.backends import vault_root
 from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import DeregisterCluster
 from tests.conftest import VAULT_ROOT_TOKEN, run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,7 +44,7 @@ def test_secrets_appear_nowhere_but_vault_and_the_cluster(
     failing, _ = clusters.register_cluster(personas.acme, "flaky", refusing.connection, personas.alice)
     refusing.revoke_token()  # the second cluster now refuses us: a failure path with an error message
     run_jobs()
-    clusters.deregister_cluster(cluster)
+    DeregisterCluster.enqueue(cluster)
     run_jobs()
 
     aws_secret = vault.secrets.kv.v2.read_secret_version(

@@ -80,9 +80,7 @@ def test_a_job_rq_retries_after_its_work_horse_died_says_so(personas, cluster_ap
     cluster, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
     queue = django_rq.get_queue("default")
     Job.fetch(str(operation.pk), connection=queue.connection).delete()
-    queue.enqueue_in(
-        timedelta(seconds=30), "provisioning.jobs.run_operation", str(operation.pk), job_id=str(operation.pk)
-    )
+    queue.enqueue_in(timedelta(seconds=30), operations.run, str(operation.pk), job_id=str(operation.pk))
     Operation.objects.filter(pk=operation.pk).update(state=Operation.State.RUNNING, attempts=1)  # no heartbeat: dead
 
     call_command("sweep_operations", "--grace", "0", stdout=StringIO())

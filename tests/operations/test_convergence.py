@@ -8,6 +8,7 @@ from django.conf import settings
 from provisioning.models import Cluster, HostedZone, Operation
 from provisioning.services.backends import vault_root
 from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import RegisterCluster
 from tests.conftest import run_jobs, vault_tree
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,7 +56,7 @@ def test_job_dying_after_a_step_converges_when_rerun(service, operation, persona
     assert cluster.state == Cluster.State.ERROR
 
     aws_faults.heal()
-    second = clusters.retry_registration(cluster)
+    second = RegisterCluster.enqueue_again(cluster)
     run_jobs()
     second.refresh_from_db()
     assert second.state == Operation.State.SUCCEEDED, second.error
@@ -71,7 +72,7 @@ def test_job_dying_while_deploying_converges_when_rerun(personas, cluster_api, a
     assert first.state == Operation.State.FAILED
     assert "answered 503" in first.error
 
-    clusters.retry_registration(cluster)
+    RegisterCluster.enqueue_again(cluster)
     run_jobs()
     assert_converged(aws, vault, cluster_api)
 
@@ -84,7 +85,7 @@ def test_key_created_but_never_stored_is_deleted_not_leaked(personas, cluster_ap
     lost = aws.iam.list_access_keys(UserName="orgdns-acme")["AccessKeyMetadata"][0]["AccessKeyId"]
 
     aws_faults.heal()
-    clusters.retry_registration(cluster)
+    RegisterCluster.enqueue_again(cluster)
     run_jobs()
     keys = [k["AccessKeyId"] for k in aws.iam.list_access_keys(UserName="orgdns-acme")["AccessKeyMetadata"]]
     assert len(keys) == 1 and lost not in keys

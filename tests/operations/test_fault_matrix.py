@@ -21,6 +21,7 @@ from provisioning.models import Certificate, Cluster, HostedZone, Operation
 from provisioning.services.backends import vault_root
 from provisioning.services.certificates import actions as certificates
 from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import DeregisterCluster
 from provisioning.services.zones import gc as zone_gc
 from tests.conftest import manage_command, manage_env, run_jobs, vault_tree, wait_until
 from tests.factories import register
@@ -178,12 +179,12 @@ def start_issue(personas, api):
 
 def start_deregister(personas, api):
     cluster = register(personas.acme, "prod", api)
-    return clusters.deregister_cluster(cluster)
+    return DeregisterCluster.enqueue(cluster)
 
 
 def start_delete_zone(personas, api):
     cluster = register(personas.acme, "prod", api)
-    clusters.deregister_cluster(cluster)
+    DeregisterCluster.enqueue(cluster)
     run_jobs()
     now = timezone.now()
     zone_gc.apply(zone_gc.plan(now), now)  # a young unused zone: deleted at once

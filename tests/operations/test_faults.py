@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from provisioning.models import Cluster, HostedZone, Operation
 from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import DeregisterCluster, RegisterCluster
 from provisioning.services.operations import leases
 from provisioning.services.operations.leases import organization_lock
 from provisioning.services.zones import gc as zone_gc
@@ -141,7 +142,7 @@ def test_a_zone_whose_tagging_failed_keeps_its_creation_time(personas, cluster_a
     assert abs(zone.aws_created_at - asked_at) < timedelta(seconds=30)  # but what billing needs was recorded first
 
     aws_faults.heal()
-    clusters.retry_registration(cluster)
+    RegisterCluster.enqueue_again(cluster)
     run_jobs()
     zone.refresh_from_db()
     assert operation_state(cluster.operations.first()) == Operation.State.SUCCEEDED
@@ -160,7 +161,7 @@ def test_a_zone_left_unconfirmed_by_a_dead_job_is_adopted_and_collected(personas
     cluster, _ = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
     run_jobs()
     aws_faults.heal()
-    clusters.deregister_cluster(Cluster.objects.get(pk=cluster.pk))  # the user gives up instead of retrying
+    DeregisterCluster.enqueue(Cluster.objects.get(pk=cluster.pk))  # the user gives up instead of retrying
     run_jobs()
     zone = HostedZone.objects.get(organization=personas.acme)
     assert zone.state == HostedZone.State.CREATING

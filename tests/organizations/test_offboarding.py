@@ -26,6 +26,7 @@ from provisioning.models import (
 from provisioning.services.backends import Backends, vault_root
 from provisioning.services.certificates import actions as certificates
 from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import DeregisterCluster
 from provisioning.services.operations.leases import organization_lock
 from provisioning.services.organizations import actions as organizations
 from provisioning.services.organizations import offboarding
@@ -201,7 +202,7 @@ def test_deregistering_waits_for_a_running_certificate_job_and_leaves_no_secret(
             )
             workers.append(start_worker_process("--max-idle-time", "60"))
             wait_until(lambda: Operation.objects.get(pk=issuing.pk).state == Operation.State.RUNNING)
-            deregistration = clusters.deregister_cluster(cluster)
+            deregistration = DeregisterCluster.enqueue(cluster)
             workers.append(start_worker_process("--max-idle-time", "60"))
             wait_until(
                 lambda: Operation.objects.get(pk=deregistration.pk).step.startswith("Waiting for issue certificate")

@@ -11,7 +11,7 @@ from django.utils import timezone
 from provisioning.models import Certificate, Cluster, HostedZone, Operation, past_renewal_point
 from provisioning.services.backends import Backends
 from provisioning.services.certificates import actions as certificates
-from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import DeregisterCluster, RegisterCluster
 from provisioning.services.credentials import actions as key_rotation
 from provisioning.services.credentials.vault_paths import cluster_secret_path
 from provisioning.services.operations import running as operations
@@ -64,9 +64,9 @@ def test_the_cluster_page_offers_what_the_services_accept(client, personas, stat
     assert offers_deregister == cluster.can_deregister
     assert offers_reprovision == cluster.can_retry_registration
 
-    assert accepted(clusters.deregister_cluster, Cluster.objects.get(pk=cluster.pk)) == offers_deregister
+    assert accepted(DeregisterCluster.enqueue, Cluster.objects.get(pk=cluster.pk)) == offers_deregister
     Cluster.objects.filter(pk=cluster.pk).update(state=state)
-    assert accepted(clusters.retry_registration, Cluster.objects.get(pk=cluster.pk)) == offers_reprovision
+    assert accepted(RegisterCluster.enqueue_again, Cluster.objects.get(pk=cluster.pk)) == offers_reprovision
 
 
 def test_a_cluster_being_provisioned_is_not_offered_deregistration(client, personas):
@@ -76,7 +76,7 @@ def test_a_cluster_being_provisioned_is_not_offered_deregistration(client, perso
     page = client.get(reverse("cluster", args=["acme", cluster.pk])).content.decode()
     assert "Deregister</button>" not in page
     with pytest.raises(ValidationError, match="still being provisioned"):
-        clusters.deregister_cluster(cluster)
+        DeregisterCluster.enqueue(cluster)
 
 
 def retry_cases():

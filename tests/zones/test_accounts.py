@@ -22,6 +22,7 @@ from provisioning.services import backends
 from provisioning.services.aws_accounts import assignment as accounts
 from provisioning.services.backends import Backends
 from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import DeregisterCluster
 from provisioning.services.zones import billing_overview
 from provisioning.services.zones import gc as zone_gc
 from provisioning.services.zones import ledger as zone_ledger
@@ -335,7 +336,7 @@ def test_a_cluster_registered_in_the_second_account_end_to_end(
     assert ("web.globex.orgdns.test.", "A", ["203.0.113.20"]) in [(r.name, r.type, r.values) for r in shown]
 
     # Deregistered: its records go from the zone in the second account; then the GC deletes the zone there.
-    clusters.deregister_cluster(Cluster.objects.get(pk=cluster.pk))
+    DeregisterCluster.enqueue(Cluster.objects.get(pk=cluster.pk))
     run_jobs()
     assert {
         r["Type"] for r in second.route53.list_resource_record_sets(HostedZoneId=zone.zone_id)["ResourceRecordSets"]

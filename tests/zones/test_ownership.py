@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from provisioning.models import Cluster, HostedZone, Operation, Organization
-from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import DeregisterCluster
 from provisioning.services.organizations import actions as organizations
 from provisioning.services.zones import gc as zone_gc
 from tests.conftest import run_jobs
@@ -171,7 +171,7 @@ def test_our_delegation_to_an_earlier_zone_is_replaced(personas, cluster_api, aw
 def test_the_teardown_deletes_only_our_delegation(personas, cluster_api, aws, settings):
     parent = parent_zone(aws, settings)
     cluster, _ = attempt_registration(personas.acme, "prod", cluster_api)
-    clusters.deregister_cluster(cluster)
+    DeregisterCluster.enqueue(cluster)
     run_jobs()
     # Someone pointed the name elsewhere since: that record is theirs now.
     put_record(aws, parent, "acme.orgdns.test", "NS", FOREIGN_NS)

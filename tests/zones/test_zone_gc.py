@@ -15,12 +15,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from provisioning.jobs import run_operation
 from provisioning.models import AuditEvent, Cluster, HostedZone, Operation, Organization, ZoneCharge
 from provisioning.rules import billing
 from provisioning.services.backends import Backends, vault_root
 from provisioning.services.clusters import actions as clusters
+from provisioning.services.clusters.jobs import DeregisterCluster, RegisterCluster
 from provisioning.services.operations.leases import organization_lock
+from provisioning.services.operations.running import run as run_operation
 from provisioning.services.zones import billing_overview
 from provisioning.services.zones import gc as zone_gc
 from provisioning.services.zones import ledger as zone_ledger
@@ -35,7 +36,7 @@ VALUES_PER_SET = 3  # 1,350 resource records: more than one change batch (1,000)
 
 
 def deregister(cluster):
-    clusters.deregister_cluster(cluster)
+    DeregisterCluster.enqueue(cluster)
     run_jobs()
 
 
@@ -295,7 +296,7 @@ def test_a_cluster_registered_during_a_stopped_teardown_waits_for_a_fresh_zone(
     aws_faults.heal()
     gc(timezone.now() + settings.ORGDNS_GC_RETRY_AFTER)
     run_jobs()
-    clusters.retry_registration(cluster)
+    RegisterCluster.enqueue_again(cluster)
     run_jobs()
     cluster.refresh_from_db()
     assert cluster.state == Cluster.State.READY

@@ -18,8 +18,7 @@ from provisioning.rules import budget
 from provisioning.services.aws_accounts import assignment as accounts
 from provisioning.services.aws_accounts import route53_usage
 from provisioning.services.clusters.externaldns import account_zones, fleet_interval
-from provisioning.services.clusters.jobs import RERENDER_EXTERNALDNS
-from provisioning.services.operations.running import start_operation
+from provisioning.services.clusters.jobs import RerenderExternalDNS
 
 UNFINISHED = [Operation.State.QUEUED, Operation.State.RUNNING, Operation.State.RETRYING]
 
@@ -161,7 +160,7 @@ def rerender_stale(limit: int | None = None, dry_run: bool = False) -> tuple[lis
     or running at once: each restarts an ExternalDNS, which reads the account's zones and its zone's records again.
     Returns (the re-renders queued, or planned with dry_run; how many stale clusters are left for a later run)."""
     limit = settings.EXTERNALDNS_RERENDERS_AT_ONCE if limit is None else limit
-    busy = Operation.objects.filter(kind=RERENDER_EXTERNALDNS, state__in=UNFINISHED).count()
+    busy = Operation.objects.filter(kind=RerenderExternalDNS.name, state__in=UNFINISHED).count()
     stale = stale_clusters()
     room = max(0, limit - busy)
     clusters = Cluster.objects.select_related("organization").in_bulk([r.cluster_id for r in stale[:room]])
@@ -183,5 +182,5 @@ def queue_rerender(cluster: Cluster) -> bool:
         )
         if not idle.exists():
             return False
-        start_operation(RERENDER_EXTERNALDNS, cluster.organization, cluster)
+        RerenderExternalDNS.enqueue(cluster)
         return True

@@ -24,7 +24,6 @@ from provisioning.services.certificates import jobs as certificate_jobs
 from provisioning.services.certificates.jobs import ca_path, make_ca, material_path
 from provisioning.services.clusters import least_privilege
 from provisioning.services.operations.leases import organization_lock
-from provisioning.services.operations.running import start_operation
 from provisioning.services.organizations import rules as offboarding_rules
 
 if TYPE_CHECKING:
@@ -85,9 +84,7 @@ def issue_certificate(
         certificate = Certificate.objects.create(organization=organization, dns_names=names, created_by=user)
         for target in targets:
             add_installation(certificate, *target)
-        operation = start_operation(
-            certificate_jobs.ISSUE_CERTIFICATE, organization, user=user, certificate=certificate
-        )
+        operation = certificate_jobs.IssueCertificate.enqueue(certificate, user)
     return certificate, operation
 
 
@@ -99,31 +96,21 @@ def install_certificate(
     with transaction.atomic():
         claim(certificate, certificate.start_installation, [Certificate.State.ACTIVE])  # Certificate.can_install
         add_installation(certificate, *target)
-        return start_operation(
-            certificate_jobs.INSTALL_CERTIFICATE,
-            certificate.organization,
-            cluster=cluster,
-            user=user,
-            certificate=certificate,
-        )
+        return certificate_jobs.InstallCertificate.enqueue(certificate, user, cluster=cluster)
 
 
 def renew_certificate(certificate: Certificate, user: User | None = None) -> Operation:
     """Queue a new key and certificate, installed everywhere the old one is. Also retries a failed issue."""
     with transaction.atomic():
         claim(certificate, certificate.start_renewal, Certificate.SETTLED)  # Certificate.can_renew
-        return start_operation(
-            certificate_jobs.RENEW_CERTIFICATE, certificate.organization, user=user, certificate=certificate
-        )
+        return certificate_jobs.RenewCertificate.enqueue(certificate, user)
 
 
 def delete_certificate(certificate: Certificate, user: User | None = None) -> Operation:
     """Queue removing the certificate's Secrets from the clusters and its key and certificate from Vault."""
     with transaction.atomic():
         claim(certificate, certificate.start_deletion, Certificate.SETTLED)  # Certificate.can_delete
-        return start_operation(
-            certificate_jobs.DELETE_CERTIFICATE, certificate.organization, user=user, certificate=certificate
-        )
+        return certificate_jobs.DeleteCertificate.enqueue(certificate, user)
 
 
 def clean_target(

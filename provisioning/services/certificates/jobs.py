@@ -12,7 +12,6 @@ from provisioning.clients import kube as kube_client
 from provisioning.clients import tls
 from provisioning.clients.errors import ProviderError
 from provisioning.models import Certificate, CertificateInstallation, Cluster
-from provisioning.operation_kinds import OperationKind
 from provisioning.services.clusters import least_privilege
 from provisioning.services.credentials.vault_paths import (
     ca_path,
@@ -21,6 +20,7 @@ from provisioning.services.credentials.vault_paths import (
     read_connection,
     usable_connection,
 )
+from provisioning.services.operations.kinds import OperationKind
 from provisioning.services.operations.leases import organization_lock
 from provisioning.services.organizations import rules as offboarding_rules
 
@@ -272,13 +272,44 @@ def mark_delete_failed(operation: Operation, message: str) -> None:
     operation.certificate.fail_deletion(message)
 
 
-ISSUE_CERTIFICATE = OperationKind(
-    "issue_certificate", "Issue certificate", run=issue_and_install, on_failure=mark_failed
-)
-RENEW_CERTIFICATE = OperationKind(
-    "renew_certificate", "Renew certificate", run=issue_and_install, on_failure=mark_failed
-)
-INSTALL_CERTIFICATE = OperationKind("install_certificate", "Install certificate", run=install, on_failure=mark_failed)
-DELETE_CERTIFICATE = OperationKind(
-    "delete_certificate", "Delete certificate", run=delete, on_failure=mark_delete_failed
-)
+class IssueCertificate(OperationKind):
+    name = "issue_certificate"
+    label = "Issue certificate"
+    target = Certificate
+
+    def run(self, operation: Operation, progress: Progress, backends: Backends) -> None:
+        issue_and_install(operation, progress, backends)
+
+    def on_failure(self, operation: Operation, message: str) -> None:
+        mark_failed(operation, message)
+
+
+class RenewCertificate(IssueCertificate):
+    name = "renew_certificate"
+    label = "Renew certificate"
+
+
+class InstallCertificate(OperationKind):
+    """Queued with the cluster it installs into: InstallCertificate.enqueue(certificate, user, cluster=cluster)."""
+
+    name = "install_certificate"
+    label = "Install certificate"
+    target = Certificate
+
+    def run(self, operation: Operation, progress: Progress, backends: Backends) -> None:
+        install(operation, progress, backends)
+
+    def on_failure(self, operation: Operation, message: str) -> None:
+        mark_failed(operation, message)
+
+
+class DeleteCertificate(OperationKind):
+    name = "delete_certificate"
+    label = "Delete certificate"
+    target = Certificate
+
+    def run(self, operation: Operation, progress: Progress, backends: Backends) -> None:
+        delete(operation, progress, backends)
+
+    def on_failure(self, operation: Operation, message: str) -> None:
+        mark_delete_failed(operation, message)

@@ -1,4 +1,5 @@
-"""Registering and deregistering clusters: validate, keep credentials in Vault, queue the job."""
+"""Registering clusters: validate, keep credentials in Vault, queue the job (deregistering and provisioning again:
+DeregisterCluster.enqueue and RegisterCluster.enqueue_again, in jobs)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ from provisioning.models import AuditEvent, Cluster
 from provisioning.services import audit
 from provisioning.services.backends import Backends, probe_rate_limiter
 from provisioning.services.clusters import least_privilege
-from provisioning.services.clusters.jobs import DEREGISTER, REGISTER, RERENDER_EXTERNALDNS
+from provisioning.services.clusters.jobs import DeregisterCluster, RegisterCluster
 from provisioning.services.credentials import actions as key_rotation
 from provisioning.services.credentials import pending_writes
 from provisioning.services.credentials.vault_paths import cluster_secret_path
-from provisioning.services.operations.running import require_room_for_operation, start_operation
+from provisioning.services.operations.running import require_room_for_operation
 from provisioning.services.organizations import rules as offboarding_rules
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def _register_cluster(
     if Cluster.objects.live().filter(organization=organization, name=name).exists():
         raise ValidationError(f"{organization.name} already has a cluster named {name!r}.")
     if user is not None:
-        with transaction.atomic():  # before reaching the cluster; start_operation checks again
+        with transaction.atomic():  # before reaching the cluster; enqueue checks again
             require_room_for_operation(organization)
         try:
             wait = probe_rate_limiter(user).try_acquire()
@@ -144,7 +145,7 @@ def _register_cluster(
             with transaction.atomic():
                 offboarding_rules.require_active(organization)
                 cluster.save()
-                operation = start_operation(REGISTER, organization, cluster, user)
+                operation = RegisterCluster.enqueue(cluster, user)
                 pending_writes.forget(pending)
         except ValidationError:
             vault.destroy(path)
@@ -236,37 +237,7 @@ def replace_token(cluster: Cluster, connection: ClusterConnection, user: User | 
         actor=user,
         detail="with excess: " + probe.token_excess if probe.token_excess else "least privilege",
     )
-    return retry_registration(cluster, user)
-
-
-def retry_registration(cluster: Cluster, user: User | None = None) -> Operation:
-    """Run the register job again: it converges from wherever the last attempt stopped."""
-    with transaction.atomic():
-        offboarding_rules.require_active(cluster.organization)
-        # The states Cluster.can_retry_registration allows (the page asks it).
-        if not cluster.queue_provisioning():
-            raise ValidationError(
-                f"Cluster {cluster.name} is {cluster.state}: only a ready or failed cluster can be provisioned again."
-            )
-        return start_operation(REGISTER, cluster.organization, cluster, user)
-
-
-def deregister_cluster(cluster: Cluster, user: User | None = None) -> Operation:
-    """Queue the deregister job; refused while the cluster is still being provisioned (that job could deploy
-    ExternalDNS again after the deregistration removed it)."""
-    if cluster.registration_unfinished():
-        raise ValidationError(
-            f"Cluster {cluster.name} is still being provisioned: deregister it once that has finished."
-        )
-    with transaction.atomic():
-        offboarding_rules.require_active(cluster.organization)
-        # With registration_unfinished above, what Cluster.can_deregister allows (the page asks it).
-        if not cluster.queue_deregistration():
-            state = Cluster.objects.get(pk=cluster.pk).state
-            if state in (Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED):
-                raise ValidationError(f"Cluster {cluster.name} is already being deregistered.")
-            raise ValidationError(f"Cluster {cluster.name} is {state}: deregister it once provisioning has finished.")
-        return start_operation(DEREGISTER, cluster.organization, cluster, user)
+    return RegisterCluster.enqueue_again(cluster, user)
 
 
 def forget_cluster(cluster: Cluster, user: User | None = None) -> Operation:
@@ -281,19 +252,6 @@ def forget_cluster(cluster: Cluster, user: User | None = None) -> Operation:
     audit.record(
         "cluster.forget", cluster, actor=user, detail="credentials dropped; ExternalDNS is not removed from it"
     )
-    operation = deregister_cluster(cluster, user)
+    operation = DeregisterCluster.enqueue(cluster, user)
     key_rotation.request_rotation(cluster.organization, f"cluster {cluster.name} was forgotten", user)
     return operation
-
-
-@REGISTER.retried_by
-@RERENDER_EXTERNALDNS.retried_by
-def _retry_registration(operation: Operation, user: User | None) -> Operation:
-    assert operation.cluster is not None  # the kinds that retry so are a cluster's
-    return retry_registration(operation.cluster, user)
-
-
-@DEREGISTER.retried_by
-def _retry_deregistration(operation: Operation, user: User | None) -> Operation:
-    assert operation.cluster is not None  # the kinds that retry so are a cluster's
-    return deregister_cluster(operation.cluster, user)

@@ -1,19 +1,22 @@
-"""The cluster jobs (docs/clusters.md): register (zone, credentials, ExternalDNS), re-render ExternalDNS, deregister.
-Every step converges when re-run."""
+"""The cluster kinds (docs/clusters.md): RegisterCluster (zone, credentials, ExternalDNS), RerenderExternalDNS,
+DeregisterCluster. Every step converges when re-run."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
 from provisioning.clients import externaldns
 from provisioning.clients.errors import ProviderError
 from provisioning.models import Cluster, HostedZone, Operation
-from provisioning.operation_kinds import OperationKind
 from provisioning.rules.validators import iam_user_name
 from provisioning.services.aws_accounts import assignment as accounts
 from provisioning.services.certificates import jobs as certificate_jobs
 from provisioning.services.clusters.externaldns import deploy_externaldns, remove_externaldns
 from provisioning.services.credentials.vault_paths import cluster_secret_path, read_connection, usable_connection
+from provisioning.services.operations.kinds import OperationKind
 from provisioning.services.operations.leases import organization_lock
 from provisioning.services.operations.running import wait_for
 from provisioning.services.organizations import rules as offboarding_rules
@@ -21,6 +24,8 @@ from provisioning.services.zones.setup import NoProgress, adopt_zone, check_owne
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
+
+    from django.contrib.auth.models import User
 
     from provisioning.services.backends import Backends
     from provisioning.services.operations.running import Progress
@@ -73,11 +78,7 @@ def rerender_externaldns(operation: Operation, progress: Progress, backends: Bac
     register(operation, progress, backends)
 
 
-def deregister_job(operation: Operation, progress: Progress, backends: Backends) -> None:
-    deregister(operation.cluster, progress, backends)
-
-
-def deregister(cluster: Cluster, progress: Progress, backends: Backends) -> None:
+def tear_down_cluster(cluster: Cluster, progress: Progress, backends: Backends) -> None:
     """Certificates first (while the cluster's credentials are still in Vault), then ExternalDNS and the records it
     owns, then the cluster's credentials.
 
@@ -128,7 +129,7 @@ def settle_unconfirmed_zones(backends: Backends, now: datetime, grace: timedelta
     settled = []
     unconfirmed = HostedZone.objects.filter(state=HostedZone.State.CREATING, created_at__lt=now - grace)
     for zone in unconfirmed.select_related("organization"):
-        registering = Operation.objects.filter(organization=zone.organization, kind=REGISTER)
+        registering = Operation.objects.filter(organization=zone.organization, kind=RegisterCluster.name)
         if registering.exclude(state__in=Operation.FINISHED).exists():
             continue
         with organization_lock(zone.organization):
@@ -147,8 +148,81 @@ def settle_unconfirmed_zones(backends: Backends, now: datetime, grace: timedelta
     return settled
 
 
-REGISTER = OperationKind("register", "Register cluster", run=register, on_failure=mark_register_failed)
-RERENDER_EXTERNALDNS = OperationKind(
-    "rerender_externaldns", "Re-render ExternalDNS", run=rerender_externaldns, on_failure=mark_register_failed
-)
-DEREGISTER = OperationKind("deregister", "Deregister cluster", run=deregister_job, on_failure=mark_deregister_failed)
+class RegisterCluster(OperationKind):
+    """Queued with the cluster's row (clusters.actions.register_cluster); enqueue_again provisions it again."""
+
+    name = "register"
+    label = "Register cluster"
+    target = Cluster
+
+    def run(self, operation: Operation, progress: Progress, backends: Backends) -> None:
+        register(operation, progress, backends)
+
+    def on_failure(self, operation: Operation, message: str) -> None:
+        mark_register_failed(operation, message)
+
+    def retry(self, operation: Operation, user: User | None) -> Operation:
+        return RegisterCluster.enqueue_again(operation.cluster, user)
+
+    @classmethod
+    def enqueue_again(cls, cluster: Cluster, user: User | None = None) -> Operation:
+        """Run the register job again: it converges from wherever the last attempt stopped."""
+        with transaction.atomic():
+            offboarding_rules.require_active(cluster.organization)
+            # The states Cluster.can_retry_registration allows (the page asks it).
+            if not cluster.queue_provisioning():
+                raise ValidationError(
+                    f"Cluster {cluster.name} is {cluster.state}: only a ready or failed cluster can be provisioned "
+                    "again."
+                )
+            return cls.enqueue(cluster, user)
+
+
+class RerenderExternalDNS(RegisterCluster):
+    """Queued by the Route53 budget when the fleet's ExternalDNS flags change; retried as a registration."""
+
+    name = "rerender_externaldns"
+    label = "Re-render ExternalDNS"
+
+    def run(self, operation: Operation, progress: Progress, backends: Backends) -> None:
+        rerender_externaldns(operation, progress, backends)
+
+
+class DeregisterCluster(OperationKind):
+    """Queued from the cluster page, the API, the admin and forget_cluster, through enqueue (with its checks); the
+    work is tear_down_cluster, which offboarding also runs for each cluster."""
+
+    name = "deregister"
+    label = "Deregister cluster"
+    target = Cluster
+
+    @classmethod
+    def enqueue(  # type: ignore[override]  # a cluster's kind: its target is a cluster
+        cls, cluster: Cluster, user: User | None = None, *, reason: str = ""
+    ) -> Operation:
+        """Queue the deregistration; refused while the cluster is still being provisioned (that job could deploy
+        ExternalDNS again after the deregistration removed it)."""
+        if cluster.registration_unfinished():
+            raise ValidationError(
+                f"Cluster {cluster.name} is still being provisioned: deregister it once that has finished."
+            )
+        with transaction.atomic():
+            offboarding_rules.require_active(cluster.organization)
+            # With registration_unfinished above, what Cluster.can_deregister allows (the page asks it).
+            if not cluster.queue_deregistration():
+                state = Cluster.objects.get(pk=cluster.pk).state
+                if state in (Cluster.State.DEREGISTERING, Cluster.State.DEREGISTERED):
+                    raise ValidationError(f"Cluster {cluster.name} is already being deregistered.")
+                raise ValidationError(
+                    f"Cluster {cluster.name} is {state}: deregister it once provisioning has finished."
+                )
+            return super().enqueue(cluster, user, reason=reason)
+
+    def run(self, operation: Operation, progress: Progress, backends: Backends) -> None:
+        tear_down_cluster(operation.cluster, progress, backends)
+
+    def on_failure(self, operation: Operation, message: str) -> None:
+        mark_deregister_failed(operation, message)
+
+    def retry(self, operation: Operation, user: User | None) -> Operation:
+        return DeregisterCluster.enqueue(operation.cluster, user)

@@ -1,5 +1,5 @@
-"""Asking for a rotation of an organization's access key (the job is key_rotation_jobs): from a person, the cron's
-maximum age, a member removed, a cluster forgotten."""
+"""Asking for a rotation of an organization's access key (the kind is jobs.RotateCredentials): from a person, the
+cron's maximum age, a member removed, a cluster forgotten."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 
 from provisioning.models import HostedZone, Operation, Organization
-from provisioning.services.credentials.jobs import ROTATE_CREDENTIALS, credentials_zone
-from provisioning.services.operations.running import Progress, start_operation
+from provisioning.services.credentials.jobs import RotateCredentials, credentials_zone
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
@@ -35,9 +34,7 @@ def request_rotation(
     with transaction.atomic():
         if new_key:
             HostedZone.objects.filter(pk=zone.pk).update(rotations_requested=F("rotations_requested") + 1)
-        operation = start_operation(ROTATE_CREDENTIALS, organization, user=user)
-        Progress(operation).log(f"asked for: {reason}")
-    return operation
+        return RotateCredentials.enqueue(organization, user, reason=reason)
 
 
 def rotate_after_member_left(sender: type[Membership], instance: Membership, **kwargs: Any) -> None:
@@ -57,19 +54,10 @@ def rotate_now(organization: Organization, user: User) -> Operation:
     return operation
 
 
-@ROTATE_CREDENTIALS.retried_by
-def resume_rotation(operation: Operation, user: User | None = None) -> Operation:
-    """Retry a failed rotation: it finishes what its request asked for."""
-    resumed = request_rotation(operation.organization, f"retry of operation {operation.pk}", user, new_key=False)
-    if resumed is None:
-        raise ValidationError(f"{operation.organization.name} has no access key any more: nothing to rotate.")
-    return resumed
-
-
 def zones_due(now: datetime, max_age: timedelta) -> QuerySet[HostedZone]:
     """The zones whose key is older than max_age, or whose rotation is under way or was asked for and not done, and
     for which no rotation is queued or running."""
-    unfinished = Operation.objects.filter(kind=ROTATE_CREDENTIALS, organization=OuterRef("organization")).exclude(
+    unfinished = Operation.objects.filter(kind=RotateCredentials.name, organization=OuterRef("organization")).exclude(
         state__in=Operation.FINISHED
     )
     return (

@@ -24,16 +24,17 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from provisioning.clients import externaldns
 from provisioning.clients.errors import ProviderError
-from provisioning.models import Cluster, HostedZone, Operation
-from provisioning.operation_kinds import OperationKind
+from provisioning.models import Cluster, HostedZone, Operation, Organization
 from provisioning.rules.validators import iam_user_name
 from provisioning.services.aws_accounts import assignment as accounts
 from provisioning.services.clusters import jobs as cluster_jobs
 from provisioning.services.clusters.externaldns import deploy_externaldns
 from provisioning.services.credentials.vault_paths import aws_secret_path, cluster_secret_path, usable_connection
+from provisioning.services.operations.kinds import OperationKind
 from provisioning.services.operations.leases import organization_lock
 from provisioning.services.zones.setup import check_iam_user, mirror_key, new_key_record
 
@@ -41,9 +42,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
+    from django.contrib.auth.models import User
+
     from provisioning.clients.kube import ClusterConnection
     from provisioning.clients.vault import Vault
-    from provisioning.models import Organization
     from provisioning.services.backends import Backends
     from provisioning.services.operations.running import Progress
 
@@ -151,7 +153,7 @@ def finish(zone: HostedZone, stored: dict[str, Any], vault: Vault, backends: Bac
         return
     previous = current["previous_access_key_id"]
     registering = (
-        Operation.objects.filter(organization=zone.organization, kind=cluster_jobs.REGISTER)
+        Operation.objects.filter(organization=zone.organization, kind=cluster_jobs.RegisterCluster.name)
         .exclude(state__in=Operation.FINISHED)
         .select_related("cluster")
         .first()
@@ -236,10 +238,20 @@ def confirm_pods(cluster: Cluster, connection: ClusterConnection, checksum: str,
         raise ProviderError(f"{problem} (will retry)", service="kubernetes", permanent=False)
 
 
-def mark_rotation_failed(operation: Operation, message: str) -> None:
-    """Nothing to undo: the previous key stays until a later run finishes the rotation (the cron resumes it)."""
+class RotateCredentials(OperationKind):
+    """Queued by credentials.actions.request_rotation. A failure leaves nothing to undo: the previous key stays until a
+    later run finishes the rotation (the cron resumes it)."""
 
+    name = "rotate_credentials"
+    label = "Rotate access key"
+    target = Organization
 
-ROTATE_CREDENTIALS = OperationKind(
-    "rotate_credentials", "Rotate access key", run=rotate_credentials, on_failure=mark_rotation_failed
-)
+    def run(self, operation: Operation, progress: Progress, backends: Backends) -> None:
+        rotate_credentials(operation, progress, backends)
+
+    def retry(self, operation: Operation, user: User | None) -> Operation:
+        """Finish what the failed one's request asked for (no new key of its own)."""
+        organization = Organization.objects.get(pk=operation.organization_id)
+        if credentials_zone(organization) is None or not organization.active:  # offboarding deletes the key
+            raise ValidationError(f"{organization.name} has no access key any more: nothing to rotate.")
+        return self.enqueue(organization, user, reason=f"retry of operation {operation.pk}")

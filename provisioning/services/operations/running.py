@@ -1,5 +1,6 @@
-"""Background operations: a database row per job, enqueued on commit, progress written while it runs, run by the
-function its kind names (provisioning.operation_kinds), found again by the sweep when its job was lost."""
+"""Background operations: a database row per job, enqueued on commit, progress written while it runs, run by its
+kind's class (kinds.py, found by the name the row stores in provisioning.operation_kinds), found again by the sweep
+when its job was lost."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq import Callback, Queue, Retry, get_current_job
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import AbandonedJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from provisioning import operation_kinds
@@ -39,26 +40,27 @@ if TYPE_CHECKING:
     from redis import Redis
 
     from provisioning.models import Certificate, Cluster
-    from provisioning.operation_kinds import OperationKind
+    from provisioning.services.operations.kinds import OperationKind
 
 log = logging.getLogger(__name__)
 
 
 def start_operation(
-    kind: OperationKind,
+    kind: type[OperationKind],
     organization: Organization,
     cluster: Cluster | None = None,
     user: User | None = None,
     certificate: Certificate | None = None,
 ) -> Operation:
-    """Save the operation and queue its job once the surrounding transaction commits. A user's is refused
+    """Save the operation and queue its job once the surrounding transaction commits (what kind.enqueue does). A
+    user's is refused
     (TooManyOperations) while the organization has ORGDNS_ORG_OPERATION_LIMIT operations queued or running; what orgdns
     starts itself (the GC, the sweep) is not."""
     with transaction.atomic():
         if user is not None:
             require_room_for_operation(organization)
         operation = Operation.objects.create(
-            kind=kind,
+            kind=kind.name,
             organization=organization,
             cluster=cluster,
             certificate=certificate,
@@ -66,7 +68,11 @@ def start_operation(
             request_id=audit.current().request_id,
         )
     audit.record(
-        f"{kind}.queued", operation.target, organization=organization, actor=user, detail=f"operation {operation.pk}"
+        f"{kind.name}.queued",
+        operation.target,
+        organization=organization,
+        actor=user,
+        detail=f"operation {operation.pk}",
     )
     transaction.on_commit(lambda: enqueue_after_commit(operation))
     return operation
@@ -101,19 +107,28 @@ def enqueue_after_commit(operation: Operation) -> None:
 
 
 def enqueue(operation: Operation) -> None:
-    """Queue the job that runs the operation, with the retries left of its budget (ORGDNS_JOB_RETRY_INTERVALS)."""
-    intervals = settings.ORGDNS_JOB_RETRY_INTERVALS[operation.attempts :]
+    """Queue the job that runs the operation (run, below), with the retries left of its kind's budget."""
+    intervals = operation_kinds.get(operation.kind).retry_intervals()[operation.attempts :]
     django_rq.get_queue("default", commit_mode="auto").enqueue_call(
-        "provisioning.jobs.run_operation",
+        run,
         args=(str(operation.pk),),
         job_id=str(operation.pk),
         retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-        on_failure=Callback("provisioning.jobs.job_abandoned"),
+        on_failure=Callback(job_failed),
     )
 
 
-def max_runs() -> int:
-    return 1 + len(settings.ORGDNS_JOB_RETRY_INTERVALS)
+def job_failed(
+    job: Job, connection: Redis, exc_type: type[BaseException], exc_value: object, traceback: object
+) -> None:
+    """RQ's failure callback. Failures raised by run are recorded by it already; this handles the job whose worker
+    died, which RQ finds abandoned later."""
+    if issubclass(exc_type, AbandonedJobError):
+        abandoned(job.id, will_retry=bool(job.retries_left))
+
+
+def max_runs(operation: Operation) -> int:
+    return 1 + len(operation_kinds.get(operation.kind).retry_intervals())
 
 
 WAITING = (JobStatus.QUEUED, JobStatus.DEFERRED)
@@ -144,7 +159,7 @@ def sweep(now: datetime, grace: timedelta) -> tuple[list[Operation], list[Operat
         operation.refresh_from_db()
         if operation.finished or leases.is_alive(operation.pk) or _job_pending(operation, connection, grace):
             continue
-        if operation.attempts < max_runs():
+        if operation.attempts < max_runs(operation):
             if operation.attempts:
                 _retrying(operation, "the worker running this job stopped before it finished; it runs again now")
             _forget_job(operation, connection)
@@ -257,7 +272,7 @@ def _run(operation: Operation) -> str:
         operation.refresh_from_db(fields=["state"])
         return operation.state  # finished meanwhile (cancelled, failed by the sweep): nothing to run
     with metrics.timed_job(operation.kind) as timing, leases.Keepalive(operation.pk) as keepalive:
-        kind = operation_kinds.get(operation.kind)
+        kind = operation_kinds.get(operation.kind)()
         progress = Progress(operation)
         progress.keepalive = keepalive
         backends = Backends(on_retry=progress.retrying)
@@ -311,7 +326,7 @@ def _fail(operation: Operation, progress: Progress, message: str, remote_calls: 
     progress.log(f"failed: {message}")
     if not operation.fail(message, remote_calls):
         return  # finished meanwhile: whoever finished it settled its target
-    operation_kinds.get(operation.kind).on_failure(operation, message)
+    operation_kinds.get(operation.kind)().on_failure(operation, message)
     _audit_outcome(operation, AuditEvent.Outcome.FAILED, message)
 
 
@@ -350,10 +365,10 @@ def describe(operation: Operation) -> str:
 
 
 def retry_operation(operation: Operation, user: User | None = None) -> Operation:
-    """Start a failed operation again, through the action that started it (and its state checks)."""
-    retry = operation_kinds.get(operation.kind).retry
-    if operation.state != Operation.State.FAILED or retry is None:
+    """Start a failed operation again, as its kind says (with the checks of what started it)."""
+    kind = operation_kinds.get(operation.kind)
+    if operation.state != Operation.State.FAILED or not kind.retryable:
         raise ValidationError("Only a failed cluster operation or key rotation can be retried.")
     if operation.followed:
         raise ValidationError("This operation was already followed by another one: see the cluster's latest operation.")
-    return retry(operation, user)
+    return kind().retry(operation, user)

@@ -15,7 +15,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from provisioning.models import Operation, Organization
-from provisioning.services.operations.running import start_operation
 from provisioning.services.organizations import offboarding_jobs
 
 if TYPE_CHECKING:
@@ -37,12 +36,16 @@ def offboard_organization(organization: Organization, confirmation: str | None, 
             raise ValidationError(f"{current.name} is already being offboarded (operation {unfinished.pk}).")
         current.start_offboarding()
         offboarding_jobs.cancel_waiting_operations(current)
-        return start_operation(offboarding_jobs.OFFBOARD, current, user=user)
+        return offboarding_jobs.OffboardOrganization.enqueue(current, user)
 
 
 def running_offboarding(organization: Organization) -> Operation | None:
     """The organization's offboarding operation that has not finished, if any."""
-    return organization.operations.filter(kind=offboarding_jobs.OFFBOARD).exclude(state__in=Operation.FINISHED).first()
+    return (
+        organization.operations.filter(kind=offboarding_jobs.OffboardOrganization.name)
+        .exclude(state__in=Operation.FINISHED)
+        .first()
+    )
 
 
 def confirm(organization: Organization, confirmation: str | None) -> None:

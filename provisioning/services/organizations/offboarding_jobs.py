@@ -13,17 +13,17 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
 from provisioning.models import Membership, Operation, Organization
-from provisioning.operation_kinds import OperationKind
 from provisioning.services import audit
 from provisioning.services.aws_accounts import assignment as accounts
 from provisioning.services.certificates import jobs as certificate_jobs
-from provisioning.services.clusters.jobs import deregister
+from provisioning.services.clusters.jobs import tear_down_cluster
 from provisioning.services.credentials.vault_paths import aws_secret_path, ca_path
+from provisioning.services.operations.kinds import OperationKind
 from provisioning.services.operations.leases import organization_lock
 from provisioning.services.operations.running import describe, wait_for
 from provisioning.services.zones import gc as zone_gc
 from provisioning.services.zones import jobs as zone_jobs
-from provisioning.services.zones.jobs import DELETE_ZONE
+from provisioning.services.zones.jobs import DeleteZone
 
 if TYPE_CHECKING:
     from provisioning.services.backends import Backends
@@ -47,7 +47,7 @@ def offboard(operation: Operation, progress: Progress, backends: Backends) -> No
     clusters = list(org.clusters.live().order_by("name"))
     for number, cluster in enumerate(clusters):
         progress.step(f"Deregistering cluster {cluster.name}", 10 + 50 * number // len(clusters))
-        deregister(cluster, progress, backends)
+        tear_down_cluster(cluster, progress, backends)
 
     vault = backends.vault()
     for certificate in org.certificates.live().select_related("organization"):
@@ -74,11 +74,16 @@ def offboard(operation: Operation, progress: Progress, backends: Backends) -> No
         audit.record("organization.offboarded", org, detail="only its audit trail and cost ledger remain")
 
 
-def offboard_failed(operation: Operation, message: str) -> None:
-    """The organization stays `offboarding` (nothing new starts in it); offboarding it again resumes the job."""
+class OffboardOrganization(OperationKind):
+    """Queued by offboarding.offboard_organization. A failure leaves the organization `offboarding` (nothing new starts
+    in it); offboarding it again resumes the job."""
 
+    name = "offboard"
+    label = "Offboard organization"
+    target = Organization
 
-OFFBOARD = OperationKind("offboard", "Offboard organization", run=offboard, on_failure=offboard_failed)
+    def run(self, operation: Operation, progress: Progress, backends: Backends) -> None:
+        offboard(operation, progress, backends)
 
 
 def cancel_waiting_operations(organization: Organization) -> list[Operation]:
@@ -86,7 +91,10 @@ def cancel_waiting_operations(organization: Organization) -> list[Operation]:
     offboarding waits for those). Returns them."""
     waiting = list(
         organization.operations.filter(state__in=[Operation.State.QUEUED, Operation.State.RETRYING]).exclude(
-            kind__in=(OFFBOARD, DELETE_ZONE)  # the GC's teardown of the zone is what offboarding hands it to
+            kind__in=(
+                OffboardOrganization.name,
+                DeleteZone.name,
+            )  # the GC's teardown of the zone is what offboarding hands it to
         )
     )
     cancelled = []

@@ -16,9 +16,8 @@ from django.db.models import Exists, OuterRef, Subquery
 
 from provisioning.models import HostedZone, Operation
 from provisioning.rules import billing
-from provisioning.services.operations.running import start_operation
 from provisioning.services.zones import claims as zone_claims
-from provisioning.services.zones.jobs import DELETE_ZONE
+from provisioning.services.zones.jobs import DeleteZone
 from provisioning.services.zones.ledger import record_charges
 
 if TYPE_CHECKING:
@@ -135,7 +134,7 @@ def zone_status(organization: Organization, now: datetime) -> PlannedZone | None
 
 
 def teardowns_of(organization: Organization | int | OuterRef) -> QuerySet[Operation]:
-    return Operation.objects.filter(organization=organization, kind=DELETE_ZONE).order_by("-created_at")
+    return Operation.objects.filter(organization=organization, kind=DeleteZone.name).order_by("-created_at")
 
 
 def claim_for_deletion(zone: HostedZone, user: User | None = None) -> tuple[zone_claims.Outcome, Operation | None]:
@@ -151,7 +150,7 @@ def claim_for_deletion(zone: HostedZone, user: User | None = None) -> tuple[zone
         if zone_claims.clusters_using(zone.organization_id).exists():
             transaction.set_rollback(True)
             return zone_claims.Outcome.IN_USE, None
-        return zone_claims.Outcome.QUEUED, start_operation(DELETE_ZONE, zone.organization, user=user)
+        return zone_claims.Outcome.QUEUED, DeleteZone.enqueue(zone.organization, user)
 
 
 def resume_teardown(
@@ -168,4 +167,4 @@ def resume_teardown(
             or (last_finished_before and last.finished_at and last.finished_at > last_finished_before)
         ):
             return zone_claims.Outcome.TAKEN, None
-        return zone_claims.Outcome.QUEUED, start_operation(DELETE_ZONE, zone.organization, user=user)
+        return zone_claims.Outcome.QUEUED, DeleteZone.enqueue(zone.organization, user)

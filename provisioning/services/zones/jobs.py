@@ -9,11 +9,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from provisioning.clients.errors import ProviderError
-from provisioning.models import HostedZone, ZoneCharge
-from provisioning.operation_kinds import OperationKind
+from provisioning.models import HostedZone, Organization, ZoneCharge
 from provisioning.rules.validators import iam_user_name
 from provisioning.services.aws_accounts import assignment as accounts
 from provisioning.services.credentials.vault_paths import aws_secret_path
+from provisioning.services.operations.kinds import OperationKind
 from provisioning.services.operations.leases import organization_lock
 from provisioning.services.zones import claims as zone_claims
 from provisioning.services.zones.ledger import final_ledger
@@ -21,7 +21,7 @@ from provisioning.services.zones.setup import is_our_delegation, tagged_as_ours
 
 if TYPE_CHECKING:
     from provisioning.clients.aws import IAM, RecordSet, Route53
-    from provisioning.models import Operation, Organization
+    from provisioning.models import Operation
     from provisioning.services.backends import Backends
     from provisioning.services.operations.running import Progress
 
@@ -148,4 +148,15 @@ def mark_teardown_failed(operation: Operation, message: str) -> None:
         zone.release_unstarted()
 
 
-DELETE_ZONE = OperationKind("delete_zone", "Delete hosted zone", run=delete_zone, on_failure=mark_teardown_failed)
+class DeleteZone(OperationKind):
+    """Queued by the GC (zones.gc) or by support, for the organization whose zone it tears down."""
+
+    name = "delete_zone"
+    label = "Delete hosted zone"
+    target = Organization
+
+    def run(self, operation: Operation, progress: Progress, backends: Backends) -> None:
+        delete_zone(operation, progress, backends)
+
+    def on_failure(self, operation: Operation, message: str) -> None:
+        mark_teardown_failed(operation, message)
