@@ -3,7 +3,11 @@
 from rq.exceptions import AbandonedJobError
 
 from provisioning.services.certificates import jobs as certificate_jobs  # noqa: F401  (each declares its operation kinds)
+from provisioning.services.clusters import jobs as cluster_jobs  # noqa: F401
+from provisioning.services.credentials import jobs as credential_jobs  # noqa: F401
 from provisioning.services.operations import running as operations
+from provisioning.services.organizations import offboarding_jobs  # noqa: F401
+from provisioning.services.zones import jobs as zone_jobs  # noqa: F401
 
 
 def run_operation(operation_id):

@@ -2,7 +2,6 @@
 
 from ninja import Query, Router
 
-from ..models import AuditEvent
 from ..services import access
 from . import schemas
 from .pagination import PageParams, page_of, paginate
@@ -17,8 +16,8 @@ def list_audit_events(
     params: Query[PageParams],
     organization: str = text_query("An organization's name."),
     action: str = text_query("A prefix of the action, e.g. register. or certificate."),
-    outcome: schemas.Literal[tuple(AuditEvent.Outcome.values)] | None = None,
-    source: schemas.Literal[tuple(AuditEvent.Source.values)] | None = None,
+    outcome: schemas.AuditOutcome | None = None,
+    source: schemas.AuditSource | None = None,
     object_type: str = text_query("cluster, certificate, organization, hostedzone, membership, apitoken…"),
     object_id: str = text_query("The object's id (with object_type)."),
     request_id: str = text_query("orgdns's id of the request that acted (the X-Request-ID of its answer)."),
