@@ -344,7 +344,7 @@ class Operation(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-pk"]  # pk: one order for operations made in the same instant
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.cluster or self.organization} ({self.state})"
@@ -417,13 +417,21 @@ class Certificate(models.Model):
     not_before = models.DateTimeField(null=True, blank=True)
     not_after = models.DateTimeField(null=True, blank=True)
     issued_at = models.DateTimeField(null=True, blank=True, help_text="When the current key and certificate were made.")
+    issued_by = models.ForeignKey(
+        "Operation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The operation that made the current key and certificate (a retried job reuses them).",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-pk"]
 
     objects = CertificateQuerySet.as_manager()
 

@@ -125,7 +125,7 @@ def zone_status(organization: Organization, now: datetime) -> PlannedZone | None
 
 
 def teardowns_of(organization: Organization | int | OuterRef) -> QuerySet[Operation]:
-    return Operation.objects.filter(organization=organization, kind=DELETE_ZONE).order_by("-created_at")
+    return Operation.objects.filter(organization=organization, kind=DELETE_ZONE).order_by("-created_at", "-pk")
 
 
 def claim_for_deletion(
