@@ -4,7 +4,7 @@ import io
 import json
 import re
 import subprocess
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 
 import pytest
@@ -740,7 +740,8 @@ def scheduled_acme(instant):
     deadline = deadline_of(instant)
     if instant.at < deadline:
         stamp = f"{deadline:%Y-%m-%d %H:%M} UTC"
-        return stamp, f"unused, but this month is paid: kept for reuse until {stamp}"
+        when = f'<time datetime="{deadline.astimezone(UTC).isoformat().replace("+00:00", "Z")}">{stamp}</time>'
+        return when, f"unused, but this month is paid: kept for reuse until {stamp}"
     renewal = f"{instant.next_month:%Y-%m-%d %H:%M} UTC"
     return "at the next GC run", f"unused, and next month&#x27;s charge starts at {renewal}"
 
