@@ -73,7 +73,10 @@ def seed(orgs, clusters_per_org):
         [User(username=f"owner{i:05}", password="!") for i in range(orgs)], batch_size=BATCH
     )
     Membership.objects.bulk_create(
-        [Membership(user=u, organization=o, role=Membership.Role.OWNER) for u, o in zip(owners, organizations)],
+        [
+            Membership(user=u, organization=o, role=Membership.Role.OWNER)
+            for u, o in zip(owners, organizations, strict=True)
+        ],
         batch_size=BATCH,
     )
     HostedZone.objects.bulk_create(

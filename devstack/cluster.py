@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 from devstack import podnet
 from devstack.faultproxy import FaultProxy
 from devstack.podrunner import ExternalDNSRunner
-from devstack.processes import die_with_parent, free_port, stop
+from devstack.processes import free_port, stop
 from provisioning.clients import externaldns
 from provisioning.clients.kube import ClusterConnection
 
@@ -99,7 +99,6 @@ class Etcd:
             ],
             stdout=log,
             stderr=log,
-            preexec_fn=die_with_parent,
         )
         podnet.guard(pid=self.process.pid)  # killed even if we are
         try:
@@ -485,7 +484,7 @@ class LocalCluster:
 
     def _spawn(self, component, command):
         log = open(self.logs / f"{self.name}-{component}.log", "w")
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         podnet.guard(pid=process.pid)  # killed even if we are
         return process
 

@@ -93,6 +93,7 @@ class FaultProxy:
                         self.upstream = None
                         if attempt == 2:
                             raise
+                return None
 
             def _reply(self, status, data, content_type="application/json"):
                 self.send_response(status)

@@ -17,6 +17,7 @@ devstack it was told about (guard()), and the next start removes what a dead pro
 Run as a script it is the forwarder (`forward PORT=SOCKET...`) or the guard (`guard PID`); stdlib only.
 """
 
+import contextlib
 import ipaddress
 import itertools
 import os
@@ -161,10 +162,8 @@ def host_link(namespace):
 def remove_namespace(name):
     """Kill what runs in it, remove its veth pair (its host route goes with it) and delete it."""
     for pid in _run("ip", "netns", "pids", name, check=False).stdout.split():
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 5  # SIGKILLed processes leave the namespace once reaped
     while _run("ip", "netns", "pids", name, check=False).stdout.split() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -264,10 +263,8 @@ def relay(a, b):
         except OSError:
             pass
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 sink.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
 
     other = threading.Thread(target=pump, args=(b, a), daemon=True)
     other.start()
@@ -315,10 +312,8 @@ def _guard_process(owner):
     for pid, started in processes.items():
         if started is not None and _start_time(pid) == started:  # still that process, not a reused pid
             for kill in (os.kill, os.killpg):
-                try:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
                     kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
     for name in namespaces(owner):
         remove_namespace(name)
     for path in paths:

@@ -23,7 +23,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from devstack import podnet
-from devstack.processes import die_with_parent
 
 SELECTOR = "app.kubernetes.io/name=external-dns"
 DEFAULT_HTTP_PORT = 7979  # ExternalDNS's default --metrics-address
@@ -154,7 +153,6 @@ class ExternalDNSRunner:
             stdout=open(state.log_path, "ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=die_with_parent,
         )
         state.started_at = _now()
         state.waiting = None

@@ -1,6 +1,6 @@
 """Start the local stand-ins for AWS (moto) and Vault (OpenBao) as child processes."""
 
-import ctypes
+import contextlib
 import os
 import secrets
 import shutil
@@ -46,20 +46,6 @@ def wait_for_http(url, process=None, timeout=30):
     raise RuntimeError(f"nothing answered at {url} within {timeout}s")
 
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def die_with_parent():
-    """Popen's preexec_fn: the child is killed when the devstack process that started it dies, even by SIGKILL or the
-    OOM killer, so nothing it started outlives it. (Linux: the signal comes when the thread that spawned the child
-    ends; the devstack spawns from threads that outlive their children.)"""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 def _executable(name):
     path = BIN / name
     return str(path) if path.exists() else shutil.which(name) or name
@@ -70,7 +56,6 @@ def start_moto(port, log=subprocess.DEVNULL):
         [_executable("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
         stderr=log,
-        preexec_fn=die_with_parent,
     )
     podnet.guard(pid=process.pid)  # killed even if we are
     url = f"http://127.0.0.1:{port}"
@@ -95,7 +80,6 @@ def start_bao(port, token, log=subprocess.DEVNULL):
         stdout=log,
         stderr=log,
         env=env,
-        preexec_fn=die_with_parent,
     )
     podnet.guard(pid=process.pid)  # killed even if we are
     url = f"http://127.0.0.1:{port}"
@@ -169,7 +153,6 @@ class Supervisor:
             stdout=open(log_path, "a"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=die_with_parent,
         )
         podnet.guard(pid=process.pid)  # it and its group killed even if we are
         return process
@@ -177,10 +160,8 @@ class Supervisor:
     @staticmethod
     def _end_group(process):
         """Kill what the process left in its process group (an RQ worker's scheduler process outlives a SIGKILL)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def _watch(self):
         while not self._stopping.wait(self.poll_seconds):

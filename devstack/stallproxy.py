@@ -6,6 +6,7 @@ import http.client
 import socket
 import threading
 
+from .podnet import relay
 from .processes import free_port
 
 
@@ -73,19 +74,5 @@ class StallProxy:
             client.close()
             return
         upstream.settimeout(None)
-
-        def pump(source, sink):
-            try:
-                while chunk := source.recv(65536):
-                    sink.sendall(chunk)
-            except OSError:
-                pass
-            finally:
-                for end in (sink, source):
-                    try:
-                        end.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-        threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
-        pump(client, upstream)
+        with client, upstream:
+            relay(client, upstream)

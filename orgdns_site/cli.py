@@ -29,6 +29,7 @@ def main(argv=None):
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(["orgdns", *argv])
+    return None
 
 
 def web(args):

@@ -430,10 +430,10 @@ class Certificate(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
+    objects = CertificateQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-pk"]
-
-    objects = CertificateQuerySet.as_manager()
 
     def __str__(self):
         more = f" (+{len(self.dns_names) - 1})" if len(self.dns_names) > 1 else ""

@@ -14,7 +14,9 @@ def claim_redis_database(host="127.0.0.1", port=6379, candidates=range(2, 13)):
     for db in candidates:
         key = f"orgdns:test-run:redis-db:{db}"
         if registry.set(key, os.getpid(), nx=True, ex=6 * 3600):
-            atexit.register(lambda: registry.delete(key) if registry.get(key) == str(os.getpid()).encode() else None)
+            atexit.register(
+                lambda key=key: registry.delete(key) if registry.get(key) == str(os.getpid()).encode() else None
+            )
             return f"redis://{host}:{port}/{db}"
     raise RuntimeError("every Redis test database is claimed by another run: wait, or clear orgdns:test-run:* keys")
 

@@ -127,7 +127,7 @@ def test_two_deployments_sharing_an_account_and_a_vault_never_touch_each_others_
     # Each provisions again, then B offboards its organization: A's things stay.
     zone_setup.ensure_zone(Organization.objects.get(name="acme"), Backends(), zone_setup.NoProgress())
     staging.run(
-        "from provisioning.models import Organization; from provisioning.services import zone_setup; "
+        "from provisioning.models import Organization; from provisioning.services.zones import setup as zone_setup; "
         "from provisioning.services.backends import Backends; "
         "zone_setup.ensure_zone(Organization.objects.get(name='initech'), Backends(), zone_setup.NoProgress())"
     )

@@ -6,6 +6,7 @@ import threading
 import pytest
 from django.conf import settings
 
+from devstack.podnet import relay
 from provisioning.models import Cluster, HostedZone, Operation
 from provisioning.services.clusters import actions as clusters
 from tests.conftest import run_jobs
@@ -125,22 +126,12 @@ class FlakyProxy:
                 client.close()
                 continue
             upstream = socket.create_connection(self.target)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._relay, args=(client, upstream), daemon=True).start()
 
     @staticmethod
-    def _pipe(source, sink):
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+    def _relay(client, upstream):
+        with client, upstream:
+            relay(client, upstream)
 
     def close(self):
         self.listener.close()

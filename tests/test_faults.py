@@ -1,6 +1,7 @@
 """Faults of the real processes orgdns depends on — a worker killed mid-job, Redis, Vault and AWS frozen — and what
 a user sees meanwhile: every operation converges once the fault is gone, nothing is left behind or duplicated."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -40,10 +41,8 @@ def start_worker():
 def kill_worker(process):
     """SIGKILL the worker and its work horse (which RQ puts in a process group of its own)."""
     for horse in children_of(process.pid):
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it has just ended
             os.kill(horse, signal.SIGKILL)
-        except ProcessLookupError:  # it has just ended
-            pass
     process.kill()
     process.wait()
 

@@ -4,6 +4,7 @@ step converges when the rotation runs again; IAM never holds a third key."""
 import base64
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -46,7 +47,7 @@ def running_key_ids(cluster_api):
     found = []
     for state in list(cluster_api.runner.pods.values()):
         if state.process is not None and state.process.poll() is None:
-            environ = open(f"/proc/{state.process.pid}/environ", "rb").read().split(b"\0")
+            environ = Path(f"/proc/{state.process.pid}/environ").read_bytes().split(b"\0")
             found += [line.split(b"=", 1)[1].decode() for line in environ if line.startswith(b"AWS_ACCESS_KEY_ID=")]
     return found
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from provisioning.models import Certificate, Cluster, HostedZone, Operation, Organization
-from provisioning.views.list_pages import PAGE_SIZE
+from provisioning.views.list_spec import PAGE_SIZE
 from provisioning.views.organizations import HOME_ORGANIZATIONS
 
 pytestmark = pytest.mark.django_db

@@ -137,7 +137,7 @@ def test_a_worker_process_jobs_are_counted(scrape, personas, cluster_api):
 
 def test_ended_processes_are_folded_without_losing_counts(scrape, settings):
     counting = (
-        "from provisioning.services import metrics; "
+        "from provisioning.services.metrics import counters as metrics; "
         "metrics.REMOTE_CALLS.labels('route53', 'Folded').inc(3); metrics.JOB_DURATION.labels('register', 'folded').observe(2)"
     )
     for _ in range(3):

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -169,7 +170,7 @@ def test_what_a_devstack_made_is_removed_when_it_ends_even_killed(end, tmp_path)
             os.kill(int(pid), 0)
         except ProcessLookupError:
             return False
-        status = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         return status != "Z"
 
     wait_until(lambda: name not in podnet.namespaces(), timeout=15)

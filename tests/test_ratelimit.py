@@ -1,5 +1,6 @@
 """The Route53 rate limit is one budget shared by every worker process (Redis token bucket)."""
 
+import itertools
 import json
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def test_two_processes_share_one_budget():
     ]
     grants = sorted(t for p in processes for t in json.loads(p.communicate(timeout=60)[0]))
     assert len(grants) == 2 * per_process
-    gaps = [b - a for a, b in zip(grants, grants[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(grants)]
     # Never more than one request per 1/rate seconds, whichever process asks (a little slack for clock reads).
     assert min(gaps) >= 1 / rate - 0.02, gaps
 

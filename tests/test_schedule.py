@@ -55,7 +55,7 @@ def test_two_schedulers_at_once_queue_each_due_command_once():
         start = threading.Barrier(2)
         enqueued = {}
 
-        def run(scheduler):
+        def run(scheduler, start=start, enqueued=enqueued):
             start.wait()
             enqueued[scheduler.name] = scheduler.enqueue_jobs()
 

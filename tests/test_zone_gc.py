@@ -416,7 +416,7 @@ def gc_process():
 
 def finish(*processes):
     outputs = [p.communicate(timeout=240) for p in processes]
-    for process, (_, err) in zip(processes, outputs):
+    for process, (_, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err
     return [out for out, _ in outputs]
 

@@ -1,6 +1,7 @@
 """A Kubernetes cluster reached with a server URL, its CA and a bearer token."""
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -781,10 +782,8 @@ class _CallDeadline:
 
 
 def _shut_down(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):

@@ -1,5 +1,6 @@
 """Secrets in Vault (KV v2), every path under one prefix, one subtree per organization."""
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -95,7 +96,7 @@ class Vault:
         folders = [path.strip("/")]
         while folders:
             folder = folders.pop()
-            for key in self._call("list", lambda: keys(folder)):
+            for key in self._call("list", lambda folder=folder: keys(folder)):
                 (folders if key.endswith("/") else found).append(f"{folder}/{key.rstrip('/')}")
         return sorted(found)
 
@@ -118,9 +119,7 @@ class Vault:
         """Delete the secret with every version and its metadata."""
 
         def destroy() -> None:
-            try:
+            with contextlib.suppress(hvac.exceptions.InvalidPath):
                 self.kv.delete_metadata_and_all_versions(path=path, mount_point=self.mount)
-            except hvac.exceptions.InvalidPath:
-                pass
 
         self._call("destroy", destroy)

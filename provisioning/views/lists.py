@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from provisioning.services import access
 from provisioning.services.organizations import actions as organizations
-from provisioning.views.list_pages import Column, Filter, ListSpec, render_list
+from provisioning.views.list_spec import Column, Filter, ListSpec, render_list
 
 from .. import operation_kinds
 from ..models import AuditEvent, Certificate, Cluster, HostedZone, Operation

@@ -103,7 +103,7 @@ def test_flags_render_as_externaldns_durations():
         "--min-event-sync-interval=45s",
     ]
     assert TODAY.args() == ["--interval=1m"]
-    assert externaldns.PLAIN_RESYNC == TODAY.args()  # an ExternalDNS without chosen flags runs as before the budget
+    assert TODAY.args() == externaldns.PLAIN_RESYNC  # an ExternalDNS without chosen flags runs as before the budget
 
 
 @pytest.mark.parametrize("clusters", [1, 10, 100, 300, 500, 1000, 1500])

@@ -39,9 +39,13 @@ def variables_read(path, readers=frozenset()):
                 or (function.attr == "getenv" and getattr(function.value, "id", None) == "os")
             ):
                 name = node.args[0].value
-        elif isinstance(node, ast.Subscript) and is_os_environ(node.value) and isinstance(node.slice, ast.Constant):
-            if isinstance(node.ctx, ast.Load):
-                name = node.slice.value
+        elif (
+            isinstance(node, ast.Subscript)
+            and is_os_environ(node.value)
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.ctx, ast.Load)
+        ):
+            name = node.slice.value
         if isinstance(name, str):
             found[name] = default
     return found

@@ -38,9 +38,11 @@ def handshake(cluster, server_hostname):
     thread = threading.Thread(target=serve)
     thread.start()
     try:
-        with socket.create_connection(listener.getsockname(), timeout=10) as raw:
-            with client_context.wrap_socket(raw, server_hostname=server_hostname) as tls:
-                return tls.getpeercert()
+        with (
+            socket.create_connection(listener.getsockname(), timeout=10) as raw,
+            client_context.wrap_socket(raw, server_hostname=server_hostname) as tls,
+        ):
+            return tls.getpeercert()
     finally:
         thread.join(10)
         listener.close()

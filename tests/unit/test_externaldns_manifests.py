@@ -80,7 +80,7 @@ def test_the_metrics_service_is_the_one_the_role_lets_orgdns_proxy_to():
     service = by_kind(manifests(CONFIG, "A", "s"))["Service"]
     (port,) = service["spec"]["ports"]
     assert (service["metadata"]["name"], port["name"], port["port"]) == ("external-dns", "http", 7979)
-    assert externaldns.METRICS_PROXY_NAME == f"http:{service['metadata']['name']}:{port['port']}"
+    assert f"http:{service['metadata']['name']}:{port['port']}" == externaldns.METRICS_PROXY_NAME
     (proxy,) = [rule for rule in externaldns.orgdns_rules() if rule["resources"] == ["services/proxy"]]
     assert proxy == {
         "apiGroups": [""],

@@ -4,6 +4,7 @@ a retried one each time, as AWS's bucket counts them; ExternalDNS's requests are
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -28,10 +29,8 @@ def count_request(account: str, now: float | None = None) -> None:
     pipeline = redis().pipeline()
     pipeline.incr(key)
     pipeline.expire(key, KEPT)
-    try:
+    with contextlib.suppress(RedisError):  # a count missed, not a call failed
         pipeline.execute()
-    except RedisError:  # a count missed, not a call failed
-        pass
 
 
 def recent_requests(account: str, minutes: int, now: float | None = None) -> tuple[int, float]:

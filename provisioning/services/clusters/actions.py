@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import time
@@ -131,10 +132,10 @@ def _register_cluster(
         try:
             vault.write(path, connection.as_secret())
         except ProviderError:
-            try:  # the write may have landed although it timed out, or land later: the sweep destroys it
+            with contextlib.suppress(
+                ProviderError
+            ):  # the write may have landed although it timed out, or land later: the sweep destroys it
                 vault.destroy(path)
-            except ProviderError:
-                pass
             raise ValidationError(
                 "Vault, where orgdns keeps the cluster's credentials, is not answering: the cluster was not "
                 "registered and nothing was saved. Try again in a minute."

@@ -7,6 +7,7 @@ kills a job (SIGKILL, OOM, a lost machine, a frozen process) also ends what it h
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -77,10 +78,8 @@ class Lease:
             self.lost = True
 
     def release(self) -> None:
-        try:
+        with contextlib.suppress(RedisError):  # it expires by itself
             self.redis.eval(_RELEASE, 1, self.key, self.token)
-        except RedisError:
-            pass  # it expires by itself
 
 
 class Keepalive:
@@ -103,10 +102,8 @@ class Keepalive:
         self._stop.set()
         self._thread.join()
         if self.key:
-            try:
+            with contextlib.suppress(RedisError):  # it expires by itself
                 self.redis.delete(self.key)
-            except RedisError:
-                pass  # it expires by itself
 
     def _run(self) -> None:
         while not self._stop.wait(settings.ORGDNS_HEARTBEAT_INTERVAL):
@@ -114,10 +111,8 @@ class Keepalive:
 
     def _beat(self) -> None:
         if self.key:
-            try:
+            with contextlib.suppress(RedisError):  # the sweep waits out a short Redis outage before it calls a job dead
                 self.redis.set(self.key, "1", px=int(settings.ORGDNS_HEARTBEAT_TTL * 1000))
-            except RedisError:
-                pass  # the sweep waits out a short Redis outage before it calls a job dead
         for lease in list(self.leases):
             lease.renew()
 

@@ -3,6 +3,7 @@ function its kind names (provisioning.operation_kinds), found again by the sweep
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import timedelta
@@ -156,10 +157,8 @@ def sweep(now: datetime, grace: timedelta) -> tuple[list[Operation], list[Operat
 
 def _forget_job(operation: Operation, connection: Redis) -> None:
     """Remove what RQ still keeps of the operation's earlier job (its registries), so a new one can take its id."""
-    try:
+    with contextlib.suppress(NoSuchJobError):
         Job.fetch(str(operation.pk), connection=connection).delete()
-    except NoSuchJobError:
-        pass
 
 
 def _retrying(operation: Operation, message: str) -> None:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from django.db.models import Model, QuerySet
 
 
-def count_per_organization(model: type[Model], condition: Q = Q()) -> Coalesce:
+def count_per_organization(model: type[Model], condition: Q) -> Coalesce:
     """Per organization row: how many of its `model` rows meet condition (a subquery, so only the shown page pays)."""
     matching = model.objects.filter(condition, organization=OuterRef("pk")).order_by().values("organization")
     return Coalesce(Subquery(matching.annotate(n=Count("pk")).values("n")), 0)

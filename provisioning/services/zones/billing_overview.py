@@ -78,7 +78,9 @@ def billing_overview(organizations: QuerySet[Organization], now: datetime) -> Bi
     for charges in by_account.values():
         charged = [c for c in charges if c.kind == ZoneCharge.Kind.CHARGED]
         avoided = [c for c in charges if c.kind != ZoneCharge.Kind.CHARGED]
-        priced += [PricedCharge(c, p) for c, p in zip(charged + avoided, billing.zone_prices(len(charges)))]
+        priced += [
+            PricedCharge(c, p) for c, p in zip(charged + avoided, billing.zone_prices(len(charges)), strict=True)
+        ]
     priced.sort(key=lambda p: (not p.recorded, p.charge.recorded_at or now, p.charge.pk or 0))
     mine = [p for p in priced if p.charge.zone.organization_id in visible]
     return BillingOverview(

@@ -4,9 +4,9 @@ One view function (`render_list`) and one template (`provisioning/list.html`) se
 adds its rows and its empty state as the partials `row` and `empty` of `provisioning/lists/<name>.html`.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Callable
 
 from django import forms
 from django.core.paginator import Paginator
