@@ -1,6 +1,7 @@
 """Secrets in Vault (KV v2), every path under one prefix, one subtree per organization."""
 
 import contextlib
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -96,7 +97,7 @@ class Vault:
         folders = [path.strip("/")]
         while folders:
             folder = folders.pop()
-            for key in self._call("list", lambda folder=folder: keys(folder)):
+            for key in self._call("list", functools.partial(keys, folder)):
                 (folders if key.endswith("/") else found).append(f"{folder}/{key.rstrip('/')}")
         return sorted(found)
 
