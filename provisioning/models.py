@@ -529,7 +529,7 @@ class Operation(models.Model):
     objects = OrganizationScopedQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-pk"]  # pk: one order for operations made in the same instant
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.cluster or self.organization} ({self.state})"
@@ -641,6 +641,14 @@ class Certificate(models.Model):
     not_before = models.DateTimeField(null=True, blank=True)
     not_after = models.DateTimeField(null=True, blank=True)
     issued_at = models.DateTimeField(null=True, blank=True, help_text="When the current key and certificate were made.")
+    issued_by = models.ForeignKey(
+        "Operation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The operation that made the current key and certificate (a retried job reuses them).",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -649,7 +657,7 @@ class Certificate(models.Model):
     objects = CertificateQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-pk"]
 
     def __str__(self):
         more = f" (+{len(self.dns_names) - 1})" if len(self.dns_names) > 1 else ""

@@ -6,7 +6,7 @@ from ninja import Query, Router
 from provisioning import scoping
 from provisioning.services.certificates import actions as certificates
 
-from ..models import CHANGE, Certificate
+from ..models import CHANGE
 from . import schemas
 from .pagination import PageParams, page_of, paginate
 from .params import Id, OrgName
@@ -15,12 +15,11 @@ from .responses import accepted, queue
 
 router = Router(tags=["certificates"])
 
-CertificateState = schemas.Literal[tuple(Certificate.State.values)]
 PEM = {"content": {"application/x-pem-file": {"schema": {"type": "string"}}}, "description": "PEM"}
 
 
 @router.get("/organizations/{org}/certificates", response={200: page_of(schemas.Certificate), 404: Problem})
-def list_certificates(request, org: OrgName, params: Query[PageParams], state: CertificateState | None = None):
+def list_certificates(request, org: OrgName, params: Query[PageParams], state: schemas.CertificateState | None = None):
     """The organization's certificates, newest first; deleted ones only when state=deleted asks for them."""
     organization = scoping.organization(request, org)
     return paginate(request, certificates.certificates_of(organization, state), params)

@@ -9,7 +9,7 @@ from provisioning.services.clusters import least_privilege
 from provisioning.services.clusters.jobs import DeregisterCluster, RegisterCluster
 
 from ..clients import externaldns
-from ..models import CHANGE, Cluster
+from ..models import CHANGE
 from . import schemas
 from .pagination import PageParams, page_of, paginate
 from .params import Id, OrgName
@@ -18,8 +18,6 @@ from .responses import accepted, queue
 
 router = Router(tags=["clusters"])
 
-ClusterState = schemas.Literal[tuple(Cluster.State.values)]
-
 
 def with_latest_operation(cluster):
     cluster.latest_operation = clusters.latest_operation(cluster)
@@ -27,7 +25,7 @@ def with_latest_operation(cluster):
 
 
 @router.get("/organizations/{org}/clusters", response={200: page_of(schemas.Cluster), 404: Problem})
-def list_clusters(request, org: OrgName, params: Query[PageParams], state: ClusterState | None = None):
+def list_clusters(request, org: OrgName, params: Query[PageParams], state: schemas.ClusterState | None = None):
     """The organization's clusters by name; deregistered ones only when state=deregistered asks for them."""
     organization = scoping.organization(request, org)
     return paginate(request, clusters.clusters_of(organization, state), params)

@@ -8,7 +8,6 @@ from ninja import Path, Query, Router
 from provisioning import scoping
 from provisioning.services.operations import running as operations
 
-from .. import operation_kinds
 from ..models import CHANGE, Operation
 from . import schemas
 from .pagination import PageParams, page_of, paginate
@@ -18,17 +17,14 @@ from .responses import queue
 
 router = Router(tags=["operations"])
 
-OperationState = schemas.Literal[tuple(Operation.State.values)]
-OperationKind = schemas.Literal[tuple(operation_kinds.values())]
-
 
 @router.get("/operations", response=page_of(schemas.Operation))
 def list_operations(
     request,
     params: Query[PageParams],
     organization: str = text_query("An organization's name."),
-    state: OperationState | None = None,
-    kind: OperationKind | None = None,
+    state: schemas.OperationState | None = None,
+    kind: schemas.OperationKind | None = None,
 ):
     """Operations of your organizations (staff: all), newest first."""
     rows = Operation.objects.for_user(request.user).select_related("organization", "cluster", "created_by")

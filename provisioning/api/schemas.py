@@ -1,7 +1,9 @@
 """What the API takes and gives. Outputs hold public facts only: no secret is a field of any of them."""
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import Annotated
 from uuid import UUID
 
 from ninja import Field, Schema
@@ -14,7 +16,28 @@ from provisioning.rules import validators
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=253)]
 Name = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=150)]
 LongText = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=256 * 1024)]
-Role = Literal[tuple(models.Membership.Role.values)]
+
+
+def named_enum(name: str, values: Iterable[str]) -> type[StrEnum]:
+    """An enum the OpenAPI schema holds once, as the component `name`, that every field and parameter of it refers
+    to (an inline enum makes generated clients name it after its field, which collides with other schemas)."""
+    return StrEnum(name, [(value.upper() or "NONE", value) for value in values])  # type: ignore[return-value]
+
+
+# Every enum of the API, each a component of the schema (tests/test_api_schema.py checks that no other is inline).
+Role = named_enum("Role", models.Membership.Role.values)
+MembershipSource = named_enum("MembershipSource", models.Membership.Source.values)
+OrganizationState = named_enum("OrganizationState", models.Organization.State.values)
+ZoneState = named_enum("ZoneState", models.HostedZone.State.values)
+ClusterState = named_enum("ClusterState", models.Cluster.State.values)
+ClusterHealth = named_enum("ClusterHealth", models.Cluster.Health.values)
+OperationKind = named_enum("OperationKind", operation_kinds.values())
+OperationState = named_enum("OperationState", models.Operation.State.values)
+CertificateState = named_enum("CertificateState", models.Certificate.State.values)
+CertificateExpiry = named_enum("CertificateExpiry", ["", "valid", "expiring", "expired"])
+AuditSource = named_enum("AuditSource", models.AuditEvent.Source.values)
+AuditOutcome = named_enum("AuditOutcome", models.AuditEvent.Outcome.values)
+AuthenticatedBy = named_enum("AuthenticatedBy", ["token", "session"])
 
 
 class Link(Schema):
@@ -25,20 +48,22 @@ class Link(Schema):
 class Me(Schema):
     username: str
     is_staff: bool
-    authenticated_by: Literal["token", "session"]
+    authenticated_by: AuthenticatedBy
     token_name: str | None = None
     token_expires_at: datetime | None = None
 
 
 class ZoneSummary(Schema):
     name: str
-    state: Literal[tuple(models.HostedZone.State.values)]
+    state: ZoneState
     zone_id: str
 
 
 class Organization(Schema):
     name: str
-    state: str = Field(description="active, offboarding (being deleted: nothing can be changed) or offboarded.")
+    state: OrganizationState = Field(
+        description="active, offboarding (being deleted: nothing can be changed) or offboarded."
+    )
     created_at: datetime
     role: Role | None = Field(None, description="Your role in it (none: you see it as staff).")
     zone: ZoneSummary | None = Field(None, description="Its hosted zone, unless it has none or it was deleted.")
@@ -84,7 +109,7 @@ class NewOrganization(Schema):
 class Member(Schema):
     username: str
     role: Role
-    source: Literal[tuple(models.Membership.Source.values)] = Field(
+    source: MembershipSource = Field(
         description="directory: given by the identity provider's groups at sign-in, changed only there (the API "
         "refuses to); hand: added by an owner."
     )
@@ -106,7 +131,7 @@ class GarbageCollection(Schema):
 
 class Zone(Schema):
     name: str
-    state: Literal[tuple(models.HostedZone.State.values)]
+    state: ZoneState
     zone_id: str
     name_servers: list[str]
     delegated: bool
@@ -140,12 +165,12 @@ class ZoneRecordPage(Schema):
 
 class OperationSummary(Schema):
     id: UUID
-    kind: Literal[tuple(operation_kinds.values())]
-    state: Literal[tuple(models.Operation.State.values)]
+    kind: OperationKind
+    state: OperationState
 
 
 class ExternalDNSHealth(Schema):
-    health: Literal[tuple(models.Cluster.Health.values)] = Field(
+    health: ClusterHealth = Field(
         description="ok; failing (problem says why); unknown: the check could not read the cluster (problem says why)."
     )
     problem: str
@@ -162,7 +187,7 @@ class Cluster(Schema):
     organization: str
     api_server: str
     owner_id: str = Field(description="ExternalDNS --txt-owner-id of this cluster.")
-    state: Literal[tuple(models.Cluster.State.values)]
+    state: ClusterState
     message: str
     registered_by: str | None
     created_at: datetime
@@ -244,11 +269,11 @@ class NewCluster(Schema):
 
 class Operation(Schema):
     id: UUID
-    kind: Literal[tuple(operation_kinds.values())]
+    kind: OperationKind
     organization: str
     cluster: Link | None
     certificate_id: int | None
-    state: Literal[tuple(models.Operation.State.values)]
+    state: OperationState
     finished: bool
     step: str
     progress: int = Field(description="Percent done.")
@@ -306,11 +331,9 @@ class Certificate(Schema):
     id: int
     organization: str
     dns_names: list[str]
-    state: Literal[tuple(models.Certificate.State.values)]
+    state: CertificateState
     message: str
-    expiry: Literal["", "valid", "expiring", "expired"] = Field(
-        description="expiring: past its renewal time; empty before it is issued."
-    )
+    expiry: CertificateExpiry = Field(description="expiring: past its renewal time; empty before it is issued.")
     serial: str
     fingerprint_sha256: str
     not_before: datetime | None
@@ -348,7 +371,7 @@ class AuditEvent(Schema):
     id: int
     created_at: datetime
     actor: str
-    source: Literal[tuple(models.AuditEvent.Source.values)]
+    source: AuditSource
     action: str
     organization: str | None
     object_type: str
@@ -356,7 +379,7 @@ class AuditEvent(Schema):
     object_repr: str
     request_id: str = Field(description="orgdns's id of the request that acted (the X-Request-ID of its answer).")
     client_request_id: str = Field(description="The X-Request-ID that request came with, if it was a sane token.")
-    outcome: Literal[tuple(models.AuditEvent.Outcome.values)]
+    outcome: AuditOutcome
     detail: str
 
     @staticmethod

@@ -284,6 +284,43 @@ def test_a_retried_job_installs_what_it_issued_without_issuing_again(
     assert metadata["data"]["current_version"] == 1
 
 
+def test_a_renewal_issues_anew_whatever_the_clocks_of_the_worker_and_the_web(personas, acme_cluster, vault):
+    """Which operation issued the key and certificate is stored: the job does not compare its own clock (issued_at)
+    with the web's (the operation's created_at). Here the worker that issued the first one ran an hour ahead."""
+    certificate, _ = issue(personas.acme, ["www.acme.orgdns.test"], [(acme_cluster, "web", "www-tls")])
+    first_serial = certificate.serial
+    Certificate.objects.filter(pk=certificate.pk).update(issued_at=timezone.now() + datetime.timedelta(hours=1))
+    renewal = certificates.renew_certificate(Certificate.objects.get(pk=certificate.pk))
+    run_jobs()
+    renewal.refresh_from_db()
+    certificate.refresh_from_db()
+    assert renewal.state == Operation.State.SUCCEEDED, renewal.error
+    assert certificate.serial != first_serial and certificate.issued_by_id == renewal.pk
+    assert "already issued" not in renewal.log
+
+
+def test_a_retried_job_reuses_what_it_issued_when_the_web_clock_runs_ahead(
+    personas, acme_cluster, cluster_api, vault, settings
+):
+    settings.ORGDNS_RETRY_ATTEMPTS = 1
+    settings.ORGDNS_JOB_RETRY_INTERVALS = [0]
+    certificate, operation = certificates.issue_certificate(
+        personas.acme, ["www.acme.orgdns.test"], [(acme_cluster, "web", "www-tls")]
+    )
+    # The web that made the operation runs an hour ahead of the worker that issues.
+    Operation.objects.filter(pk=operation.pk).update(created_at=timezone.now() + datetime.timedelta(hours=1))
+    cluster_api.fail_next(1)
+    run_jobs()
+    operation.refresh_from_db()
+    certificate.refresh_from_db()
+    assert operation.state == Operation.State.SUCCEEDED and operation.attempts == 2, operation.error
+    assert "was already issued by this operation" in operation.log
+    metadata = vault.secrets.kv.v2.read_secret_metadata(
+        path=f"{vault_root()}/orgs/acme/tls/certs/{certificate.pk}", mount_point="secret"
+    )
+    assert metadata["data"]["current_version"] == 1
+
+
 def test_deregistering_a_cluster_removes_the_certificates_installed_there(
     personas, acme_cluster, cluster_api, make_cluster_api
 ):

@@ -1,7 +1,7 @@
 """List pages: scoping, search, filters, sorting, pagination, htmx partials and empty states."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
@@ -261,3 +261,25 @@ def test_the_organization_page_links_to_all_its_operations(client, world):
     body = client.get(reverse("organization", args=["acme"])).content.decode()
     assert f'href="{reverse("operation-list")}?org=acme"' in body
     assert row_links(page(client, "operation-list", org="acme")) == ["Register cluster", "Register cluster"]
+
+
+def test_every_time_shown_is_in_utc_and_says_so_whatever_the_servers_time_zone(client, world, settings):
+    """Lists, details and the GC and billing pages all show UTC, marked "UTC", in a <time> with the instant."""
+    settings.TIME_ZONE = "America/New_York"  # 12:34 UTC is 08:34 there in July
+    instant = datetime(2026, 7, 1, 12, 34, 56, tzinfo=UTC)
+    HostedZone.objects.update(created_at=instant)
+    Organization.objects.update(created_at=instant)
+    operation = Operation.objects.filter(organization__name="acme").first()
+    Operation.objects.filter(pk=operation.pk).update(created_at=instant)
+    certificate = Certificate.objects.get(organization__name="acme")
+    Certificate.objects.filter(pk=certificate.pk).update(not_before=instant, not_after=instant + timedelta(days=90))
+    shown = '<time datetime="2026-07-01T12:34:56Z">2026-07-01 12:34 UTC</time>'
+
+    client.force_login(world.sam)
+    assert shown in page(client, "zone-list")
+    assert '<time datetime="2026-07-01T12:34:56Z">2026-07-01 UTC</time>' in page(client, "organization-list")
+    assert shown in client.get(reverse("operation", args=[operation.pk])).content.decode()
+    detail = client.get(reverse("certificate", args=["acme", certificate.pk])).content.decode()
+    assert shown in detail and '<time datetime="2026-09-29T12:34:56Z">2026-09-29 12:34 UTC</time>' in detail
+    everything = "".join(page(client, name) for name in LISTS)
+    assert "08:34" not in everything + detail

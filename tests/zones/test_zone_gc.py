@@ -4,7 +4,7 @@ import io
 import json
 import re
 import subprocess
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 
 import pytest
@@ -695,6 +695,35 @@ def test_prices_are_ranked_account_wide_and_savings_valued_at_the_margin(instant
     assert acme_only.avoided == []
 
 
+def test_a_new_month_shows_its_charges_before_the_gc_has_recorded_them(instant, personas, client):
+    """The GC last ran in the month before: the page shows this month's charge from the zones themselves, priced
+    and ranked as the GC will record it, and the total does not change when the GC records it."""
+    now = instant.at
+    acme = live_zone(personas.acme, now - timedelta(days=40))
+    globex = live_zone(personas.globex, now - timedelta(days=35), cluster=True)
+    live_zone(Organization.objects.create(name="young"), now - timedelta(hours=2))  # free for its first 12 hours
+    zone_ledger.record_charges(instant.month - timedelta(hours=1))  # the GC's last run, in the month before
+    assert not ZoneCharge.objects.filter(month=instant.month.date()).exists()
+
+    before = billing_overview.billing_overview(Organization.objects.all(), now)
+    assert [(c.charge.zone, c.price, c.recorded) for c in before.charged] == [
+        (acme, Decimal("0.50"), False),
+        (globex, Decimal("0.50"), False),
+    ]
+    assert before.charged_total == Decimal("1.00")
+    with instant.travel():
+        client.force_login(personas.alice)
+        page = client.get(reverse("billing")).content.decode()
+    assert "<strong>$0.50</strong> for 1 zone" in page and "recorded in the ledger at the GC's next run" in page
+
+    zone_ledger.record_charges(now)
+    after = billing_overview.billing_overview(Organization.objects.all(), now)
+    assert [(c.charge.zone, c.price, c.recorded) for c in after.charged] == [
+        (acme, Decimal("0.50"), True),
+        (globex, Decimal("0.50"), True),
+    ]
+
+
 @pytest.fixture
 def ledger(instant, personas):
     """At the instant, acme: a paid zone nobody uses and a young deletion avoided; globex: a paid zone in use."""
@@ -713,7 +742,8 @@ def scheduled_acme(instant):
     deadline = deadline_of(instant)
     if instant.at < deadline:
         stamp = f"{deadline:%Y-%m-%d %H:%M} UTC"
-        return stamp, f"unused, but this month is paid: kept for reuse until {stamp}"
+        when = f'<time datetime="{deadline.astimezone(UTC).isoformat().replace("+00:00", "Z")}">{stamp}</time>'
+        return when, f"unused, but this month is paid: kept for reuse until {stamp}"
     renewal = f"{instant.next_month:%Y-%m-%d %H:%M} UTC"
     return "at the next GC run", f"unused, and next month&#x27;s charge starts at {renewal}"
 

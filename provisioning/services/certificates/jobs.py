@@ -40,13 +40,15 @@ def issue_and_install(operation: Operation, progress: Progress, backends: Backen
     certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
     offboarding_rules.refuse_in_job(certificate.organization)
     vault = backends.vault()
-    if certificate.issued_at and certificate.issued_at >= operation.created_at:
+    # Which operation issued it is a stored fact; comparing issued_at (the worker's clock) with the operation's
+    # created_at (the web's) is not one.
+    if certificate.issued_by_id == operation.pk:
         progress.log(f"serial {certificate.serial} was already issued by this operation")
     else:
         progress.step(f"Ensuring the {certificate.organization.name} CA", 10)
         ca = ensure_ca(certificate.organization, vault, progress)
         progress.step(f"Issuing a certificate for {', '.join(certificate.dns_names)}", 30)
-        issue(certificate, ca, vault, progress)
+        issue(certificate, ca, vault, progress, operation)
     install_everywhere(certificate, vault, backends, progress)
 
 
@@ -77,7 +79,7 @@ def make_ca(org: Organization, vault: Vault) -> tls.KeyPair:
     return ca
 
 
-def issue(certificate: Certificate, ca: tls.KeyPair, vault: Vault, progress: Progress) -> None:
+def issue(certificate: Certificate, ca: tls.KeyPair, vault: Vault, progress: Progress, operation: Operation) -> None:
     pair = tls.issue_server_certificate(
         ca, certificate.dns_names, certificate.organization.name, settings.ORGDNS_TLS_CERT_DAYS
     )
@@ -92,6 +94,7 @@ def issue(certificate: Certificate, ca: tls.KeyPair, vault: Vault, progress: Pro
         not_before=info.not_before,
         not_after=info.not_after,
         issued_at=timezone.now(),
+        issued_by=operation,
     )
     progress.log(f"issued serial {info.serial}, valid until {info.not_after:%Y-%m-%d %H:%M} UTC")
 

@@ -19,7 +19,9 @@ BATCH = 5000  # rows deleted per statement: no long lock on a large table
 
 
 def _latest_operation_of(field: str) -> Subquery:
-    return Subquery(Operation.objects.filter(**{field: OuterRef(field)}).order_by("-created_at").values("pk")[:1])
+    return Subquery(
+        Operation.objects.filter(**{field: OuterRef(field)}).order_by("-created_at", "-pk").values("pk")[:1]
+    )
 
 
 def prunable(now: datetime) -> dict[str, QuerySet]:

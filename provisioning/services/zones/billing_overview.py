@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from provisioning.models import ZoneCharge
 from provisioning.rules import billing
 from provisioning.services.aws_accounts import assignment as accounts
+from provisioning.services.zones import ledger as zone_ledger
 from provisioning.services.zones.gc import plan
 
 if TYPE_CHECKING:
@@ -24,8 +25,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class PricedCharge:
-    charge: ZoneCharge
+    charge: ZoneCharge  # unsaved for a charge of this month that the GC has not recorded yet
     price: Decimal
+
+    @property
+    def recorded(self) -> bool:
+        return self.charge.pk is not None
 
 
 @dataclass
@@ -50,7 +55,8 @@ class BillingOverview:
 
 
 def billing_overview(organizations: QuerySet[Organization], now: datetime) -> BillingOverview:
-    """This month's ledger and schedule for these organizations' zones.
+    """This month's ledger and schedule for these organizations' zones. The month's charges not recorded yet (a new
+    month before the GC's first run) come from the zones themselves, after the recorded ones.
 
     Route53's price tiers count every zone of an AWS account, so prices are ranked within each account (the zone's);
     an avoided charge is valued at what it would have added to its account's bill for the month.
@@ -60,6 +66,11 @@ def billing_overview(organizations: QuerySet[Organization], now: datetime) -> Bi
     ledger = list(
         ZoneCharge.objects.filter(month=month).select_related("zone__organization").order_by("recorded_at", "pk")
     )
+    # What the month charges is a fact of the zone rows, whether or not the GC has run since the month began.
+    ledger += [
+        ZoneCharge(zone=zone, month=month, kind=ZoneCharge.Kind.CHARGED)
+        for zone in zone_ledger.unrecorded_charges(now).select_related("organization")
+    ]
     by_account = defaultdict(list)
     for charge in ledger:
         by_account[charge.zone.aws_account or accounts.main().name].append(charge)
@@ -70,7 +81,7 @@ def billing_overview(organizations: QuerySet[Organization], now: datetime) -> Bi
         priced += [
             PricedCharge(c, p) for c, p in zip(charged + avoided, billing.zone_prices(len(charges)), strict=True)
         ]
-    priced.sort(key=lambda p: (p.charge.recorded_at, p.charge.pk))
+    priced.sort(key=lambda p: (not p.recorded, p.charge.recorded_at or now, p.charge.pk or 0))
     mine = [p for p in priced if p.charge.zone.organization_id in visible]
     return BillingOverview(
         month=month,

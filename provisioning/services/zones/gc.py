@@ -134,7 +134,7 @@ def zone_status(organization: Organization, now: datetime) -> PlannedZone | None
 
 
 def teardowns_of(organization: Organization | int | OuterRef) -> QuerySet[Operation]:
-    return Operation.objects.filter(organization=organization, kind=DeleteZone.name).order_by("-created_at")
+    return Operation.objects.filter(organization=organization, kind=DeleteZone.name).order_by("-created_at", "-pk")
 
 
 def claim_for_deletion(zone: HostedZone, user: User | None = None) -> tuple[zone_claims.Outcome, Operation | None]:

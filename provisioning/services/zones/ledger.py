@@ -10,19 +10,25 @@ from provisioning.rules import billing
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from django.db.models import QuerySet
 
-def record_charges(now: datetime) -> None:
-    """Add the months Route53 has charged the zones that still exist for, each once, oldest zone first."""
-    due = (
+
+def unrecorded_charges(now: datetime) -> QuerySet[HostedZone]:
+    """The zones that still exist and that Route53 has charged for the month of `now`, without a row for it yet
+    (the GC records them at its next run), oldest zone first."""
+    return (
         HostedZone.objects.live()
         .filter(route53_deleted_at=None, aws_created_at__lte=now - billing.FREE_PERIOD)
         .exclude(charges__month=billing.month_start(now).date())
-        .only("pk", "aws_created_at")
         .order_by("aws_created_at", "pk")
     )
+
+
+def record_charges(now: datetime) -> None:
+    """Add the months Route53 has charged the zones that still exist for, each once, oldest zone first."""
     rows = [
         ZoneCharge(zone=zone, month=month, kind=ZoneCharge.Kind.CHARGED)
-        for zone in due
+        for zone in unrecorded_charges(now).only("pk", "aws_created_at")
         for month in billing.charged_months(zone.aws_created_at, now)
     ]
     ZoneCharge.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
