@@ -572,6 +572,20 @@ class Operation(models.Model):
             remote_calls=remote_calls,
         )
 
+    @property
+    def target_cluster(self) -> Cluster:
+        """The cluster of an operation of a cluster's kind (which always has one)."""
+        if self.cluster is None:
+            raise ValueError(f"operation {self.pk} ({self.kind}) has no cluster")
+        return self.cluster
+
+    @property
+    def target_certificate(self) -> "Certificate":
+        """The certificate of an operation of a certificate's kind (which always has one)."""
+        if self.certificate is None:
+            raise ValueError(f"operation {self.pk} ({self.kind}) has no certificate")
+        return self.certificate
+
     def cancel(self, message):
         """QUEUED or RETRYING → FAILED, saying why (a running one is not cancelled)."""
         return transition(self, self.WAITING, self.State.FAILED, error=message, finished_at=timezone.now())

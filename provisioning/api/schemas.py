@@ -24,7 +24,7 @@ def named_enum(name: str, values: Iterable[str]) -> type[StrEnum]:
     return StrEnum(name, [(value.upper() or "NONE", value) for value in values])  # type: ignore[return-value]
 
 
-# Every enum of the API, each a component of the schema (tests/test_api_schema.py checks that no other is inline).
+# Every enum of the API, each a component of the schema (tests/api/test_api_schema.py checks that no other is inline).
 Role = named_enum("Role", models.Membership.Role.values)
 MembershipSource = named_enum("MembershipSource", models.Membership.Source.values)
 OrganizationState = named_enum("OrganizationState", models.Organization.State.values)

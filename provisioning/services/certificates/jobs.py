@@ -35,9 +35,14 @@ if TYPE_CHECKING:
     from provisioning.services.operations.running import Progress
 
 
+def fresh_certificate(operation: Operation) -> Certificate:
+    """The operation's certificate as the database has it now."""
+    return Certificate.objects.select_related("organization").get(pk=operation.target_certificate.pk)
+
+
 def issue_and_install(operation: Operation, progress: Progress, backends: Backends) -> None:
     """ISSUE and RENEW: a new key and certificate (once per operation, so a retried job reuses them), then install."""
-    certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
+    certificate = fresh_certificate(operation)
     offboarding_rules.refuse_in_job(certificate.organization)
     vault = backends.vault()
     # Which operation issued it is a stored fact; comparing issued_at (the worker's clock) with the operation's
@@ -53,7 +58,7 @@ def issue_and_install(operation: Operation, progress: Progress, backends: Backen
 
 
 def install(operation: Operation, progress: Progress, backends: Backends) -> None:
-    certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
+    certificate = fresh_certificate(operation)
     offboarding_rules.refuse_in_job(certificate.organization)
     install_everywhere(certificate, backends.vault(), backends, progress)
 
@@ -175,7 +180,7 @@ def put_secret(
 
 
 def delete(operation: Operation, progress: Progress, backends: Backends) -> None:
-    certificate = Certificate.objects.select_related("organization").get(pk=operation.certificate_id)
+    certificate = fresh_certificate(operation)
     remove_certificate(certificate, backends.vault(), backends, progress)
 
 
@@ -268,11 +273,11 @@ def cluster_api(cluster: Cluster, vault: Vault, backends: Backends) -> Iterator[
 
 def mark_failed(operation: Operation, message: str) -> None:
     """After a failed issue, renewal or installation: still usable if it was issued once."""
-    operation.certificate.settle_failed(f"{operation.get_kind_display()} failed: {message}")
+    operation.target_certificate.settle_failed(f"{operation.get_kind_display()} failed: {message}")
 
 
 def mark_delete_failed(operation: Operation, message: str) -> None:
-    operation.certificate.fail_deletion(message)
+    operation.target_certificate.fail_deletion(message)
 
 
 class IssueCertificate(OperationKind):

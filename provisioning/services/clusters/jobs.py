@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 def register(operation: Operation, progress: Progress, backends: Backends) -> None:
-    cluster = operation.cluster
+    cluster = operation.target_cluster
     org = cluster.organization
     offboarding_rules.refuse_in_job(org)
     if not cluster.start_provisioning():
@@ -64,14 +64,14 @@ def register(operation: Operation, progress: Progress, backends: Backends) -> No
 
 
 def mark_register_failed(operation: Operation, message: str) -> None:
-    operation.cluster.fail_provisioning(message)
+    operation.target_cluster.fail_provisioning(message)
 
 
 def rerender_externaldns(operation: Operation, progress: Progress, backends: Backends) -> None:
     """The register job again, which deploys ExternalDNS with the flags the fleet calls for now. For a provisioned
     cluster it sends Route53 nothing and changes only what differs: the Deployment's args, which restarts ExternalDNS.
     A cluster that is no longer ready (being deregistered, say) is left alone."""
-    state = Cluster.objects.values_list("state", flat=True).get(pk=operation.cluster_id)
+    state = Cluster.objects.values_list("state", flat=True).get(pk=operation.target_cluster.pk)
     if state != Cluster.State.READY:
         progress.log(f"the cluster is {state} now: nothing to re-render")
         return
@@ -119,7 +119,7 @@ def tear_down_cluster(cluster: Cluster, progress: Progress, backends: Backends) 
 
 
 def mark_deregister_failed(operation: Operation, message: str) -> None:
-    operation.cluster.fail_deregistration(message)
+    operation.target_cluster.fail_deregistration(message)
 
 
 def settle_unconfirmed_zones(backends: Backends, now: datetime, grace: timedelta) -> list[tuple[HostedZone, str]]:
@@ -162,7 +162,7 @@ class RegisterCluster(OperationKind):
         mark_register_failed(operation, message)
 
     def retry(self, operation: Operation, user: User | None) -> Operation:
-        return RegisterCluster.enqueue_again(operation.cluster, user)
+        return RegisterCluster.enqueue_again(operation.target_cluster, user)
 
     @classmethod
     def enqueue_again(cls, cluster: Cluster, user: User | None = None) -> Operation:
@@ -219,10 +219,10 @@ class DeregisterCluster(OperationKind):
             return super().enqueue(cluster, user, reason=reason)
 
     def run(self, operation: Operation, progress: Progress, backends: Backends) -> None:
-        tear_down_cluster(operation.cluster, progress, backends)
+        tear_down_cluster(operation.target_cluster, progress, backends)
 
     def on_failure(self, operation: Operation, message: str) -> None:
         mark_deregister_failed(operation, message)
 
     def retry(self, operation: Operation, user: User | None) -> Operation:
-        return DeregisterCluster.enqueue(operation.cluster, user)
+        return DeregisterCluster.enqueue(operation.target_cluster, user)

@@ -160,7 +160,7 @@ def finish(zone: HostedZone, stored: dict[str, Any], vault: Vault, backends: Bac
     )
     if registering is not None:
         raise ProviderError(
-            f"cluster {registering.cluster.name} is being provisioned and may deploy access key {previous}: the "
+            f"cluster {registering.target_cluster.name} is being provisioned and may deploy access key {previous}: the "
             f"rotation keeps that key until it has finished (will retry)",
             service="orgdns",
             permanent=False,

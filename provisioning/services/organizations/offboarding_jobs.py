@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING
 
@@ -102,7 +103,7 @@ def cancel_waiting_operations(organization: Organization) -> list[Operation]:
         if operation.cancel(CANCELLED):
             cancelled.append(operation)
             audit.record(f"{operation.kind}.cancelled", operation, organization=organization, detail=CANCELLED)
-            transaction.on_commit(lambda pk=str(operation.pk): cancel_job(pk))
+            transaction.on_commit(functools.partial(cancel_job, str(operation.pk)))
     return cancelled
 
 
