@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -95,8 +96,9 @@ class ReachedForAServer(BaseException):
 
 
 class DatabaseTierGuard:
-    """While a database-tier test runs, every network connection made from Python is refused (PostgreSQL's is made by
-    libpq, below Python, and the database's own address is let through in case a driver resolves it here)."""
+    """While a database-tier test runs, every network connection made from Python by the test's thread is refused
+    (PostgreSQL's is made by libpq, below Python, and the database's own address is let through in case a driver
+    resolves it here). Other threads are let be: session fixtures of the integration tier run threads of their own."""
 
     def __init__(self):
         self.test = None  # the node id of the database-tier test running, else None
@@ -106,6 +108,8 @@ class DatabaseTierGuard:
     def audit(self, event, args):
         if self.test is None or event not in ("socket.connect", "socket.getaddrinfo"):
             return
+        if threading.current_thread() is not threading.main_thread():
+            return  # a session fixture's thread (a cluster's pod runner, say): not the test's doing
         address = args[1] if event == "socket.connect" else args[:2]
         if isinstance(address, tuple) and len(address) >= 2 and (str(address[0]), str(address[1])) in self.allowed:
             return
