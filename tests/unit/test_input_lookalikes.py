@@ -54,7 +54,10 @@ def has_poison(text):
 
 # name -> (a strategy of valid values, the check: raises a clear error for a bad value)
 VALIDATORS = {
-    "organization name": (ASCII_DNS.filter(lambda v: v not in ("www", "api")), validators.validate_org_name),
+    "organization name": (
+        ASCII_DNS.filter(lambda v: not validators.is_reserved_org_name(v)),
+        validators.validate_org_name,
+    ),
     "cluster name": (ASCII_DNS, validators.validate_cluster_name),
     "namespace": (ASCII_DNS, validators.validate_namespace_name),
     "certificate namespace": (ASCII_DNS.map(lambda v: f"app-{v}"), validators.validate_certificate_namespace),
