@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -20,7 +21,7 @@ from provisioning.services.operations import leases
 from provisioning.services.operations.leases import organization_lock
 from provisioning.services.zones import gc as zone_gc
 from provisioning.services.zones.setup import CREATED_AT_TAG
-from tests.conftest import run_jobs, start_manage_process, wait_until
+from tests.conftest import manage_command, manage_env, run_jobs, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,8 +36,14 @@ def frozen(process):
         process.send_signal(signal.SIGCONT)
 
 
-def start_worker():
-    return start_manage_process("rqworker", "default", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_worker(**env):
+    return subprocess.Popen(
+        manage_command("rqworker", "default"),
+        cwd=settings.BASE_DIR,
+        env=manage_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def kill_worker(process):
@@ -94,7 +101,8 @@ def test_a_job_waiting_for_its_organization_says_so_then_runs(personas, cluster_
 def test_a_job_whose_worker_is_killed_runs_again_after_its_lock_frees(personas, cluster_api, servers, aws, settings):
     settings.ORGDNS_JOB_RETRY_INTERVALS = [1]
     _, operation = clusters.register_cluster(personas.acme, "prod", cluster_api.connection)
-    worker = start_worker()
+    # A lock lease long enough that the next worker (seconds to start) surely finds the dead run's lock still held.
+    worker = start_worker(ORGDNS_ORG_LOCK_LEASE="30")
     try:
         with frozen(servers.moto):  # the job hangs in Route53, inside the organization lock
             wait_until(lambda: Operation.objects.get(pk=operation.pk).step.startswith("Checking that what orgdns"))
@@ -102,7 +110,7 @@ def test_a_job_whose_worker_is_killed_runs_again_after_its_lock_frees(personas, 
         wait_until(lambda: not leases.is_alive(operation.pk), timeout=30)
         call_command("sweep_operations", "--grace", "0")
         assert operation_state(operation) == Operation.State.RETRYING
-        worker = start_worker()
+        worker = start_worker(ORGDNS_ORG_LOCK_LEASE="30")
         # The dead job's lease has not expired yet: the new run says what it waits for.
         wait_until(lambda: "waiting for another operation" in Operation.objects.get(pk=operation.pk).log, timeout=30)
         wait_until(lambda: operation_state(operation) in Operation.FINISHED, timeout=180)
