@@ -56,7 +56,7 @@ def test_prune_deletes_what_is_past_its_retention_and_keeps_the_rest(settings):
     old_failed = made_at(now - 91 * DAY, lambda: operation_row(cluster, state=Operation.State.FAILED, log="x" * 1000))
     latest_of_cluster = made_at(now - 90 * DAY + DAY, lambda: operation_row(cluster))  # younger than 90 days
     only_of_other = made_at(now - 200 * DAY, lambda: operation_row(other))  # its cluster's latest: its page shows it
-    old_but_running = made_at(now - 200 * DAY, lambda: operation_row(other, state=Operation.State.RUNNING))
+    old_but_running = made_at(now - 201 * DAY, lambda: operation_row(other, state=Operation.State.RUNNING))
     old_audit = made_at(now - 401 * DAY, lambda: audit_entry("old"))
     young_audit = made_at(now - 399 * DAY, lambda: audit_entry("young"))
     expired_long_ago = token(user, "expiredlongago", expires_at=now - 31 * DAY)
