@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from devstack import podnet
 from devstack.processes import free_port, port_open, stop, wait_for_http
 
 BASE_DN = "dc=orgdns,dc=example"
@@ -155,6 +156,7 @@ def start_slapd(workdir, port=None, log=subprocess.DEVNULL):
     process = subprocess.Popen(
         [slapd_executable(), "-f", str(config), "-h", f"{url}/", "-d", "0"], stdout=log, stderr=log
     )
+    podnet.guard(pid=process.pid)  # killed even if we are
     deadline = time.monotonic() + 20
     while not port_open("127.0.0.1", port):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -240,6 +242,7 @@ def start_dex(directory, workdir, redirect_uris, port=None, client_id="orgdns", 
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     path.chmod(0o600)
     process = subprocess.Popen([str(dex_binary()), "serve", str(path)], stdout=log, stderr=log)
+    podnet.guard(pid=process.pid)  # killed even if we are
     try:
         wait_for_http(f"{issuer}/.well-known/openid-configuration", process, timeout=30)
     except RuntimeError:
