@@ -100,4 +100,4 @@ screenshots: venv
 	$(PY) -m devstack.screenshots
 
 clean:
-	rm -rf $(VENV) .venv-3.* dist .sandbox .pytest_cache .mypy_cache .import_linter_cache orgdns.egg-info
+	rm -rf $(VENV) .venv-3.* build dist .sandbox .pytest_cache .mypy_cache .import_linter_cache orgdns.egg-info
