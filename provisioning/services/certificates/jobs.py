@@ -276,10 +276,6 @@ def mark_failed(operation: Operation, message: str) -> None:
     operation.target_certificate.settle_failed(f"{operation.get_kind_display()} failed: {message}")
 
 
-def mark_delete_failed(operation: Operation, message: str) -> None:
-    operation.target_certificate.fail_deletion(message)
-
-
 class IssueCertificate(OperationKind):
     name = "issue_certificate"
     label = "Issue certificate"
@@ -320,4 +316,4 @@ class DeleteCertificate(OperationKind):
         delete(operation, progress, backends)
 
     def on_failure(self, operation: Operation, message: str) -> None:
-        mark_delete_failed(operation, message)
+        operation.target_certificate.fail_deletion(message)

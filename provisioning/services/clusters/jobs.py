@@ -63,10 +63,6 @@ def register(operation: Operation, progress: Progress, backends: Backends) -> No
     cluster.finish_provisioning(message)
 
 
-def mark_register_failed(operation: Operation, message: str) -> None:
-    operation.target_cluster.fail_provisioning(message)
-
-
 def rerender_externaldns(operation: Operation, progress: Progress, backends: Backends) -> None:
     """The register job again, which deploys ExternalDNS with the flags the fleet calls for now. For a provisioned
     cluster it sends Route53 nothing and changes only what differs: the Deployment's args, which restarts ExternalDNS.
@@ -118,10 +114,6 @@ def tear_down_cluster(cluster: Cluster, progress: Progress, backends: Backends) 
     cluster.finish_deregistration()
 
 
-def mark_deregister_failed(operation: Operation, message: str) -> None:
-    operation.target_cluster.fail_deregistration(message)
-
-
 def settle_unconfirmed_zones(backends: Backends, now: datetime, grace: timedelta) -> list[tuple[HostedZone, str]]:
     """Zones whose creation was asked of Route53 but never confirmed (the job stopped, or the answer was lost) and
     that no job is finishing: adopted if Route53 has them, so that the GC sees every zone that may cost money, and
@@ -159,7 +151,7 @@ class RegisterCluster(OperationKind):
         register(operation, progress, backends)
 
     def on_failure(self, operation: Operation, message: str) -> None:
-        mark_register_failed(operation, message)
+        operation.target_cluster.fail_provisioning(message)
 
     def retry(self, operation: Operation, user: User | None) -> Operation:
         return RegisterCluster.enqueue_again(operation.target_cluster, user)
@@ -222,7 +214,7 @@ class DeregisterCluster(OperationKind):
         tear_down_cluster(operation.target_cluster, progress, backends)
 
     def on_failure(self, operation: Operation, message: str) -> None:
-        mark_deregister_failed(operation, message)
+        operation.target_cluster.fail_deregistration(message)
 
     def retry(self, operation: Operation, user: User | None) -> Operation:
         return DeregisterCluster.enqueue(operation.target_cluster, user)
