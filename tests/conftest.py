@@ -256,9 +256,9 @@ def start_worker_process(*options):
     return start_manage_process("rqworker", *options, "default", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def start_manage_process(*args, **popen):
-    """`manage.py <args>` in its own process, on the test database and the test's servers."""
-    return subprocess.Popen(manage_command(*args), cwd=settings.BASE_DIR, env=manage_env(), **popen)
+def start_manage_process(*args, env=None, **popen):
+    """`manage.py <args>` in its own process, on the test database and the test's servers (plus env)."""
+    return subprocess.Popen(manage_command(*args), cwd=settings.BASE_DIR, env=manage_env(**(env or {})), **popen)
 
 
 def manage_command(*args):

@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -21,7 +20,7 @@ from provisioning.services.operations import leases
 from provisioning.services.operations.leases import organization_lock
 from provisioning.services.zones import gc as zone_gc
 from provisioning.services.zones.setup import CREATED_AT_TAG
-from tests.conftest import manage_command, manage_env, run_jobs, wait_until
+from tests.conftest import run_jobs, start_manage_process, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,13 +36,7 @@ def frozen(process):
 
 
 def start_worker(**env):
-    return subprocess.Popen(
-        manage_command("rqworker", "default"),
-        cwd=settings.BASE_DIR,
-        env=manage_env(**env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return start_manage_process("rqworker", "default", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def kill_worker(process):
